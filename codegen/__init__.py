@@ -1,0 +1,1 @@
+"""Code generators and model builders (installed as edgec.codegen)."""

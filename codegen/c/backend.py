@@ -1,0 +1,268 @@
+"""The C backend: renders an IR graph and its memory plan into a self-contained C99 library.
+
+Output files (PREFIX is a sanitised C identifier):
+  PREFIX.h            public API: arena size, tensor table, run/infer functions
+  PREFIX.c            one static function per layer, the run function, the tensor tables
+  PREFIX_weights.c/.h every constant as a `const` array (.rodata / flash)
+  edgec_*.h           shared kernel headers the layers need (copied from runtime/)
+  CMakeLists.txt, PREFIX.mk   drop-in build files for firmware and application builds
+
+Each layer's body comes from its op's template (`OpDef.c_template_for`) rendered with the
+op's `c_params`; the backend provides the signature, the pointers into the arena, and a
+comment naming the source node. Identifiers never come from model names (see naming.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from ... import __version__
+from ...ir import Graph, Node, Value
+from ...ops import get_op
+from ...ops.base import ConstArray
+from ..c.carray import c_initializer, c_scalar
+from .naming import c_identifier, c_string, comment_text
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+RUNTIME_DIR = Path(__file__).parent / "runtime"
+DTYPE_CODES = {
+    "float32": 1, "uint8": 2, "int8": 3, "uint16": 4, "int16": 5, "int32": 6, "int64": 7,
+    "bool": 9, "float16": 10, "float64": 11,
+}
+
+
+def index_expr(strides) -> str:
+    """`i0 * 32u + i1` style index expression for loop counters i0, i1, ... and strides."""
+    terms = []
+    for d, s in enumerate(strides):
+        if s == 0:
+            continue
+        terms.append(f"i{d}" if s == 1 else f"i{d} * {s}u")
+    return " + ".join(terms) if terms else "0"
+
+
+def make_env() -> jinja2.Environment:
+    """The Jinja environment for C templates (StrictUndefined: a typo is an error)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.globals.update(index_expr=index_expr, c_scalar=c_scalar, comment=comment_text)
+    env.filters["comment"] = comment_text
+    env.filters["cstr"] = c_string
+    return env
+
+
+@dataclass
+class CTensor:
+    """A tensor as a template sees it. Reading `.ref` marks a constant as needed."""
+
+    value: Value | None
+    ident: str
+    ctype: str
+    shape: tuple
+    is_const: bool
+    _used: set = field(default_factory=set, repr=False)
+
+    @property
+    def ref(self) -> str:
+        """The C expression naming the tensor's first element's array."""
+        self._used.add(self.ident)
+        return self.ident
+
+    @property
+    def numel(self) -> int:
+        """Number of elements."""
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def data(self) -> np.ndarray | None:
+        """Constant data (None for activations)."""
+        return self.value.data if self.value is not None else None
+
+    @property
+    def name(self) -> str:
+        """The IR name, escaped for comments."""
+        return comment_text(self.value.name if self.value is not None else self.ident)
+
+
+@dataclass
+class Layer:
+    """One rendered layer function."""
+
+    fn: str
+    node: Node
+    params: list[str]
+    args: list[str]
+    body: str
+    comment: str
+
+
+class CBackend:
+    """Renders a graph for one target; `generate` returns {file name: text}."""
+
+    def __init__(self, target, prefix: str = "model"):
+        self.target = target
+        self.prefix = c_identifier(prefix)
+        self.env = make_env()
+
+    # ------------------------------------------------------------------ constants
+    def _collect_constants(self, g: Graph) -> dict[int, CTensor]:
+        consts: dict[int, CTensor] = {}
+        used: set = set()
+        for node in g.nodes:
+            for v in node.inputs:
+                if v is not None and v.is_const and id(v) not in consts:
+                    ident = f"{self.prefix}_k{len(consts)}"
+                    consts[id(v)] = CTensor(v, ident, v.dtype.ctype, v.shape, True, used)
+        self._const_used = used
+        return consts
+
+    # ------------------------------------------------------------------ layers
+    def _render_layer(self, index: int, node: Node, consts, plan, extra_arrays) -> Layer:
+        opdef = get_op(node.op)
+        fn = f"layer_{index:03d}_{c_identifier(node.op, 'op')}"
+        params: list[str] = []
+        args: list[str] = []
+        act_ident: dict[int, str] = {}
+        offsets = plan.offsets
+
+        def ranges_of(v: Value):
+            return offsets[plan.storage_of(v.name)], plan.sizes[v.name]
+
+        act_values = []
+        for v in list(node.inputs) + list(node.outputs):
+            if v is not None and not v.is_const and id(v) not in act_ident:
+                act_ident[id(v)] = "PENDING"
+                act_values.append(v)
+        spans = {id(v): ranges_of(v) for v in act_values}
+
+        def is_restrict(v: Value) -> bool:
+            a0, an = spans[id(v)]
+            for w in act_values:
+                if w is v:
+                    continue
+                b0, bn = spans[id(w)]
+                if a0 < b0 + bn and b0 < a0 + an:
+                    return False
+            return True
+
+        n_in = n_out = 0
+        out_ids = {id(v) for v in node.outputs}
+        for v in act_values:
+            is_out = id(v) in out_ids
+            ident = f"y{n_out}" if is_out else f"x{n_in}"
+            n_out += is_out
+            n_in += not is_out
+            act_ident[id(v)] = ident
+            qual = "" if is_out else "const "
+            rq = "restrict " if is_restrict(v) else ""
+            params.append(f"{qual}{v.dtype.ctype} *{rq}{ident}")
+            off = offsets[plan.storage_of(v.name)]
+            args.append(f"({qual}{v.dtype.ctype} *)(arena + {off}u)")
+
+        def tensor(v: Value | None):
+            if v is None:
+                return None
+            if v.is_const:
+                return consts[id(v)]
+            return CTensor(v, act_ident[id(v)], v.dtype.ctype, v.shape, False)
+
+        ins = [tensor(v) for v in node.inputs if v is not None]
+        all_ins = [tensor(v) for v in node.inputs]
+        outs = [tensor(v) for v in node.outputs]
+        p = dict(opdef.c_params(node, self.target))
+        for key, val in list(p.items()):
+            if isinstance(val, ConstArray):
+                ident = f"{self.prefix}_{fn.replace('layer_', 'l')}_{c_identifier(val.hint, 'k')}"
+                data = np.ascontiguousarray(val.data)
+                extra_arrays.append((ident, data, f"{comment_text(node.name)}: {val.hint}"))
+                p[key] = ident
+        template = self.env.get_template(opdef.c_template_for(node, self.target))
+        body = template.render(
+            node=node, attrs=node.attrs, ins=ins, all_ins=all_ins, outs=outs, p=p,
+            target=self.target,
+        )
+        body = "\n".join(line.rstrip() for line in body.strip("\n").splitlines() if line.strip())
+        shapes_in = ", ".join(str(v.type) for v in node.inputs if v is not None and not v.is_const)
+        comment = (f"{node.op} '{comment_text(node.name)}': {node.output.type if len(node.outputs) == 1 else ''}"
+                   f" <- {shapes_in}")
+        return Layer(fn, node, params, args, body, comment)
+
+    # ------------------------------------------------------------------ tables
+    def _io_table(self, g: Graph, values: list[Value], names: list[str], plan) -> list[dict]:
+        rows = []
+        for v, name in zip(values, names):
+            rows.append({
+                "name": name, "name_c": c_string(name), "comment": comment_text(name),
+                "ctype": v.dtype.ctype, "dtype": v.dtype.value,
+                "dtype_code": DTYPE_CODES[v.dtype.value], "shape": list(v.shape),
+                "rank": len(v.shape), "numel": v.type.numel, "bytes": v.type.nbytes,
+                "offset": plan.offsets[plan.storage_of(v.name)],
+            })
+        return rows
+
+    def generate(self, g: Graph, plan, model_name: str = "model", extra_meta: dict | None = None
+                 ) -> dict[str, str]:
+        """Render every file of the C library for `g` planned by `plan`."""
+        consts = self._collect_constants(g)
+        extra_arrays: list[tuple[str, np.ndarray, str]] = []
+        layers = [self._render_layer(i, n, consts, plan, extra_arrays)
+                  for i, n in enumerate(g.nodes)]
+        runtime = sorted({h for n in g.nodes for h in getattr(get_op(n.op), "c_runtime", ())})
+        weights = []
+        for ct in consts.values():
+            if ct.ident in self._const_used:
+                data = ct.value.data
+                weights.append({
+                    "ident": ct.ident, "ctype": ct.ctype, "count": max(data.size, 1),
+                    "init": c_initializer(data), "comment": f"{ct.name} {ct.value.type}",
+                    "bytes": data.nbytes,
+                })
+        for ident, data, comment in extra_arrays:
+            from ...ir import DType
+            weights.append({
+                "ident": ident, "ctype": DType.from_numpy(data.dtype).ctype,
+                "count": max(data.size, 1), "init": c_initializer(data), "comment": comment,
+                "bytes": data.nbytes,
+            })
+        in_names = g.meta.get("input_names") or [v.name for v in g.inputs]
+        out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
+        ctx = {
+            "prefix": self.prefix,
+            "PREFIX": self.prefix.upper(),
+            "version": __version__,
+            "model_comment": comment_text(model_name),
+            "target": self.target,
+            "layers": layers,
+            "weights": weights,
+            "weights_bytes": sum(w["bytes"] for w in weights),
+            "runtime": runtime,
+            "arena_bytes": plan.arena_bytes,
+            "arena_align": plan.alignment,
+            "inputs": self._io_table(g, g.inputs, in_names, plan),
+            "outputs": self._io_table(g, g.outputs, out_names, plan),
+            "meta": extra_meta or {},
+        }
+        files = {
+            f"{self.prefix}.h": self.env.get_template("model.h.j2").render(ctx),
+            f"{self.prefix}.c": self.env.get_template("model.c.j2").render(ctx),
+            f"{self.prefix}_weights.h": self.env.get_template("weights.h.j2").render(ctx),
+            f"{self.prefix}_weights.c": self.env.get_template("weights.c.j2").render(ctx),
+            "CMakeLists.txt": self.env.get_template("CMakeLists.txt.j2").render(ctx),
+            f"{self.prefix}.mk": self.env.get_template("model.mk.j2").render(ctx),
+            "edgec_harness.c": self.env.get_template("harness.c.j2").render(ctx),
+        }
+        for name in runtime:
+            files[name] = (RUNTIME_DIR / name).read_text()
+        self.weights_bytes = ctx["weights_bytes"]
+        return files

@@ -1,0 +1,170 @@
+"""The compile driver: frontend -> passes (the target's pipeline) -> memory plan -> backend.
+
+Everything the CLI does goes through `compile_model` and `write_output`, so the library can be
+used without the CLI. The output directory is written completely or not at all: files go to a
+temporary sibling directory that replaces the destination in one rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .errors import EdgecError
+from .frontend.onnx import load_onnx
+from .ir import Graph
+from .ops import get_op
+from .targets import Target, get_target
+
+
+@dataclass
+class CompileOptions:
+    """What `edgec compile` can be told."""
+
+    target: str = "generic-fp32"
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    prefix: str | None = None
+    verify_each: bool = False
+    dump_ir: Path | None = None
+    disabled_passes: tuple[str, ...] = ()
+
+
+@dataclass
+class CompileResult:
+    """The compiled model: the final IR, its memory plan, the files and the report."""
+
+    graph: Graph
+    plan: object
+    files: dict[str, str]
+    report: dict
+    target: Target
+    source_graph: Graph | None = None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (the model hash recorded in reports and goldens)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def run_pipeline(g: Graph, target: Target, options: CompileOptions) -> Graph:
+    """Apply the target's pass pipeline to `g` (in place) and return it."""
+    from .passes import PassManager
+
+    pm = PassManager(
+        list(target.pipeline),
+        verify_each=options.verify_each,
+        dump_dir=options.dump_ir,
+        disabled=set(options.disabled_passes),
+    )
+    return pm.run(g)
+
+
+def build_report(g: Graph, plan, target: Target, weights_bytes: int, extra: dict) -> dict:
+    """The report.json content (documented in docs/report.md)."""
+    ops = Counter(n.op for n in g.nodes)
+    macs = sum(get_op(n.op).macs(n) for n in g.nodes)
+    params = sum(v.data.size for v in g.constants if v.uses and v.dtype.is_float
+                 or v.uses and v.dtype.value in ("int8", "uint8"))
+    in_names = g.meta.get("input_names") or [v.name for v in g.inputs]
+    out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
+
+    def io(values, names):
+        return [{"name": n, "shape": list(v.shape), "dtype": v.dtype.value}
+                for v, n in zip(values, names)]
+
+    report = {
+        "edgec_version": __version__,
+        "target": target.name,
+        "precision": target.precision,
+        "ops": dict(sorted(ops.items())),
+        "kernels": len(g.nodes),
+        "macs": int(macs),
+        "params": int(params),
+        "weights_bytes": int(weights_bytes),
+        "arena_bytes": int(plan.arena_bytes),
+        "arena_lower_bound_bytes": int(plan.arena_lower_bound_bytes),
+        "naive_bytes": int(plan.naive_bytes),
+        "arena_alignment": int(plan.alignment),
+        "memory_strategy": plan.strategy,
+        "inputs": io(g.inputs, in_names),
+        "outputs": io(g.outputs, out_names),
+        "tensors": [
+            {"name": name, "offset": plan.offsets[plan.storage_of(name)],
+             "bytes": plan.sizes[name], "first_step": plan.lifetimes[name][0],
+             "last_step": plan.lifetimes[name][1]}
+            for name in plan.offsets
+        ],
+    }
+    report.update(extra)
+    return report
+
+
+def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
+                  extra_report: dict | None = None) -> CompileResult:
+    """Compile an already imported graph for `options.target`."""
+    from .codegen.c.backend import CBackend
+    from .passes.memory_plan import plan_memory
+
+    target = get_target(options.target)
+    source = g.clone()
+    g = run_pipeline(g, target, options)
+    g.verify()
+    plan = plan_memory(g, target.alignment)
+    prefix = options.prefix or model_name
+    backend = CBackend(target, prefix)
+    files = backend.generate(g, plan, model_name=model_name)
+    report = build_report(g, plan, target, backend.weights_bytes, dict(extra_report or {}))
+    report["prefix"] = backend.prefix
+    files["report.json"] = json.dumps(report, indent=2, sort_keys=False) + "\n"
+    return CompileResult(g, plan, files, report, target, source)
+
+
+def compile_model(model_path: str | os.PathLike, options: CompileOptions) -> CompileResult:
+    """Load an ONNX file and compile it for `options.target`."""
+    get_target(options.target)  # fail fast on an unknown target, before reading the model
+    g = load_onnx(model_path, options.input_shapes)
+    extra = {"model": Path(model_path).name, "model_sha256": file_sha256(model_path)}
+    return compile_graph(g, options, model_name=Path(model_path).stem, extra_report=extra)
+
+
+def write_output(files: dict[str, str], outdir: str | os.PathLike) -> Path:
+    """Write `files` into `outdir` atomically: the directory appears complete or not at all.
+
+    An existing `outdir` is replaced only when it looks like an earlier edgec output (holds a
+    report.json) or is empty; anything else is refused rather than deleted.
+    """
+    out = Path(outdir)
+    if out.exists() and not out.is_dir():
+        raise EdgecError(f"output path '{out}' exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / "report.json").exists():
+        raise EdgecError(
+            f"output directory '{out}' is not empty and was not written by edgec; "
+            "choose another -o or empty it"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for name, text in files.items():
+            (tmp / name).write_text(text)
+        if out.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, trash / "old")
+            os.replace(tmp, out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

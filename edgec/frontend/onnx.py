@@ -1,0 +1,307 @@
+"""ONNX -> edgec IR.
+
+Steps: load the file (external-data weights resolved next to it), check the opset, fix every
+input's shape (from the file or `--input-shape`), clean up and sort with onnx-graphsurgeon,
+then import node by node. Each node is brought to canonical form by its registry entry
+(`import_onnx`), typed by `infer`, and folded to a constant on the spot when all of its inputs
+are constant (or, like Shape, when it needs only static shapes). Shape arithmetic exported by
+PyTorch or Paddle therefore disappears at import time once the input sizes are known.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from ..errors import ModelLoadError, ShapeError, UnsupportedError
+from ..ir import DType, Graph, Node, TensorType
+from ..ops import get_op, has_op
+
+MIN_OPSET = 11
+# Ops evaluated from static shapes alone: they never need their input's data.
+SHAPE_ONLY_OPS = {"Shape", "Size"}
+
+
+def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]]:
+    """Parse `NAME=1x3x224x224` strings (several may be given, or comma-separated)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for spec in specs or []:
+        for item in spec.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            name, sep, dims = item.rpartition("=")
+            try:
+                if not sep:
+                    raise ValueError
+                shape = tuple(int(d) for d in dims.lower().split("x")) if dims else ()
+                if any(d <= 0 for d in shape):
+                    raise ValueError
+            except ValueError:
+                raise ShapeError(
+                    f"bad --input-shape '{item}': write NAME=DxDx...D with positive sizes, "
+                    "e.g. input=1x3x224x224"
+                ) from None
+            shapes[name] = shape
+    return shapes
+
+
+def load_model_proto(path: str | os.PathLike) -> onnx.ModelProto:
+    """Read an ONNX file with its external data; ModelLoadError on any problem."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelLoadError(f"model file '{p}' does not exist")
+    if p.is_dir():
+        raise ModelLoadError(f"'{p}' is a directory; give the path of an .onnx file")
+    if p.stat().st_size == 0:
+        raise ModelLoadError(f"'{p}' is empty; give an ONNX model file")
+    try:
+        model = onnx.load(str(p), load_external_data=False)
+    except Exception as e:  # protobuf raises several types for damaged files
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ModelLoadError(
+            f"'{p}' is not a readable ONNX model (truncated or not ONNX: {reason}); "
+            "re-export it or check the download"
+        ) from None
+    if model.ir_version <= 0 or not model.HasField("graph") or not model.opset_import:
+        raise ModelLoadError(
+            f"'{p}' is not an ONNX model (no graph or opset found); re-export it or check the file"
+        )
+    try:
+        onnx.load_external_data_for_model(model, str(p.parent))
+    except Exception as e:
+        raise ModelLoadError(
+            f"'{p}': cannot load its external weight data ({str(e).splitlines()[0]}); "
+            "keep the weight files next to the model"
+        ) from None
+    return model
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    """The version of the default ONNX domain the model imports."""
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return 0
+
+
+def _upgrade_opset(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
+    from onnx import version_converter
+
+    try:
+        return version_converter.convert_version(model, 13)
+    except Exception:
+        raise UnsupportedError(
+            f"{where} uses ONNX opset {default_opset(model)}; edgec needs opset {MIN_OPSET} or "
+            "newer and could not convert it; re-export with a newer opset"
+        ) from None
+
+
+def _value_info_dims(vi) -> list:
+    tt = vi.type.tensor_type
+    if not tt.HasField("shape"):
+        return []
+    dims = []
+    for d in tt.shape.dim:
+        if d.HasField("dim_value") and d.dim_value > 0:
+            dims.append(int(d.dim_value))
+        else:
+            dims.append(d.dim_param or "?")
+    return dims
+
+
+def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> None:
+    init_names = {t.name for t in model.graph.initializer}
+    real_inputs = [vi for vi in model.graph.input if vi.name not in init_names]
+    names = [vi.name for vi in real_inputs]
+    for name in shapes:
+        if name not in names:
+            raise ShapeError(
+                f"--input-shape names '{name}', which is not a model input "
+                f"(inputs: {', '.join(names)})"
+            )
+    dynamic = []
+    for vi in real_inputs:
+        tt = vi.type.tensor_type
+        dims = _value_info_dims(vi)
+        if vi.name in shapes:
+            want = shapes[vi.name]
+            if tt.HasField("shape") and len(dims) != len(want):
+                raise ShapeError(
+                    f"--input-shape {vi.name}: rank {len(want)} given but the model input has "
+                    f"rank {len(dims)} ({'x'.join(map(str, dims))})"
+                )
+            for d, w in zip(dims, want):
+                if isinstance(d, int) and d != w:
+                    raise ShapeError(
+                        f"--input-shape {vi.name}={'x'.join(map(str, want))} does not match the "
+                        f"model's fixed shape {'x'.join(map(str, dims))}"
+                    )
+            del tt.shape.dim[:]
+            for w in want:
+                tt.shape.dim.add().dim_value = w
+        elif not tt.HasField("shape") or any(not isinstance(d, int) for d in dims):
+            shown = "x".join(str(d) for d in dims) if tt.HasField("shape") else "unknown"
+            dynamic.append(f"{vi.name} [{shown}]")
+    if dynamic:
+        example = real_inputs[0].name
+        raise ShapeError(
+            f"dynamic input shape in {', '.join(dynamic)}; give sizes with --input-shape, "
+            f"e.g. --input-shape {example}=1x3x224x224"
+        )
+
+
+def _attr_value(value, node_desc: str):
+    import onnx_graphsurgeon as gs
+
+    if isinstance(value, gs.Constant):
+        return np.asarray(value.values)
+    if isinstance(value, gs.Tensor):
+        raise UnsupportedError(f"{node_desc}: tensor attribute without data is not supported")
+    if isinstance(value, gs.Graph) or (
+        isinstance(value, (list, tuple)) and value and isinstance(value[0], gs.Graph)
+    ):
+        raise UnsupportedError(f"{node_desc}: control flow (subgraph attributes) is not supported")
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def _check_supported(gs_graph) -> None:
+    missing: dict[str, list[str]] = {}
+    for n in gs_graph.nodes:
+        default_domain = n.domain in (None, "", "ai.onnx")
+        key = n.op if default_domain else f"{n.domain}.{n.op}"
+        if not default_domain or not has_op(n.op):
+            missing.setdefault(key, []).append(n.name or "<unnamed>")
+    if missing:
+        parts = []
+        for op in sorted(missing):
+            nodes = missing[op]
+            shown = ", ".join(f"'{x}'" for x in nodes[:3]) + (" ..." if len(nodes) > 3 else "")
+            parts.append(f"{op} (node{'s' if len(nodes) > 1 else ''} {shown})")
+        raise UnsupportedError(
+            "unsupported operators: " + "; ".join(parts) + "; run 'edgec ops' for the list"
+        )
+
+
+def import_model(
+    model: onnx.ModelProto,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+    name: str = "model",
+) -> Graph:
+    """Convert an in-memory ONNX model to an IR graph with static shapes."""
+    import onnx_graphsurgeon as gs
+
+    model = onnx.ModelProto.FromString(model.SerializeToString()) if input_shapes else model
+    if default_opset(model) < MIN_OPSET:
+        model = _upgrade_opset(model, f"model '{name}'")
+    _fix_input_shapes(model, dict(input_shapes or {}))
+    opset = default_opset(model)
+    try:
+        gsg = gs.import_onnx(model)
+    except Exception as e:
+        raise ModelLoadError(f"cannot read the graph of '{name}': {e}") from None
+    gsg.cleanup(remove_unused_graph_inputs=False).toposort()
+    _check_supported(gsg)
+
+    g = Graph(name)
+    env = {}  # gs tensor name -> IR value
+
+    def lookup(t):
+        if t is None or t.name == "":
+            return None
+        if t.name in env:
+            return env[t.name]
+        if isinstance(t, gs.Constant):
+            v = g.const(np.asarray(t.values), t.name)
+            env[t.name] = v
+            return v
+        raise ShapeError(f"tensor '{t.name}' is used before it is produced (graph not sorted)")
+
+    for t in gsg.inputs:
+        if isinstance(t, gs.Constant):
+            continue
+        if t.dtype is None or t.shape is None:
+            raise ShapeError(f"input '{t.name}' has no type or shape in the model")
+        dtype = _ir_dtype(t.dtype, f"input '{t.name}'")
+        env[t.name] = g.add_input(t.name, TensorType(tuple(int(d) for d in t.shape), dtype))
+
+    for gn in gsg.nodes:
+        desc = f"{gn.op} node '{gn.name}'"
+        opdef = get_op(gn.op)
+        node = Node(gn.op, g.unique_node_name(gn.name or gn.op.lower()))
+        node.attrs = {k: _attr_value(v, desc) for k, v in gn.attrs.items()}
+        node.inputs = [lookup(t) for t in gn.inputs]
+        try:
+            opdef.import_onnx(node, opset)
+            node.attrs = opdef.normalize_attrs(node.attrs)
+        except UnsupportedError as e:
+            msg = str(e)
+            raise UnsupportedError(msg if gn.name in msg else f"{desc}: {msg}") from None
+        out_names = [t.name for t in gn.outputs]
+        types = opdef.infer(node)
+        for extra in gn.outputs[len(types):]:
+            if extra.name and (extra.outputs or extra in gsg.outputs):
+                raise UnsupportedError(f"{desc}: its optional output '{extra.name}' is not supported")
+        out_names = out_names[: len(types)]
+        present = [v for v in node.inputs if v is not None]
+        if gn.op in SHAPE_ONLY_OPS or all(v.is_const for v in present):
+            datas = [None if v is None else v.data for v in node.inputs]
+            if gn.op in SHAPE_ONLY_OPS:
+                datas = [None if v is None else np.broadcast_to(np.zeros((), v.dtype.np), v.shape)
+                         for v in node.inputs]
+            results = opdef.reference(node, *datas)
+            node.inputs = []
+            for oname, data, t in zip(out_names, results, types):
+                if oname:
+                    arr = np.asarray(data).astype(t.dtype.np).reshape(t.shape)
+                    env[oname] = g.add_value(oname, t, arr)
+            continue
+        if opdef.fold_only:
+            raise UnsupportedError(
+                f"{desc}: {gn.op} is supported only when it folds to a constant, but it depends "
+                "on input data"
+            )
+        g.adopt_node(node, types, out_names)
+        for oname, v in zip(out_names, node.outputs):
+            if oname:
+                env[oname] = v
+
+    for t in gsg.outputs:
+        v = lookup(t)
+        if v is None:
+            raise ShapeError(f"graph output '{t.name}' is never produced")
+        if v.is_const or v in g.inputs or v in g.outputs:
+            # The C code must still write every output: copy through an Identity node.
+            node = Node("Identity", g.unique_node_name("output_copy"))
+            node.inputs = [v]
+            g.adopt_node(node, [v.type], [t.name + "_out"])
+            v = node.output
+        g.outputs.append(v)
+    g.meta["input_names"] = [v.name for v in g.inputs]
+    g.meta["output_names"] = [t.name for t in gsg.outputs]
+    g.meta["opset"] = opset
+    g.remove_dead()
+    return g
+
+
+def _ir_dtype(np_dtype, where: str) -> DType:
+    try:
+        return DType.from_numpy(np_dtype)
+    except TypeError:
+        raise UnsupportedError(f"{where}: element type {np.dtype(np_dtype).name} is not supported")
+
+
+def load_onnx(
+    path: str | os.PathLike, input_shapes: dict[str, tuple[int, ...]] | None = None
+) -> Graph:
+    """Load an ONNX file into an IR graph (see `import_model`)."""
+    model = load_model_proto(path)
+    stem = Path(path).stem
+    return import_model(model, input_shapes, name=stem)

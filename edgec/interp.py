@@ -1,0 +1,75 @@
+"""Reference interpreter: runs an IR graph with each op's numpy `reference` facet.
+
+It is the definition of what a compiled model must compute (fp32 within tolerance; int8
+bit for bit), and it powers `edgec run`, constant folding and calibration.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .errors import DataError
+from .ir import Graph
+from .ops import get_op
+
+
+def check_inputs(g: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Validate and convert user inputs (by graph input name) to the graph's types."""
+    out = {}
+    for v in g.inputs:
+        if v.name not in feeds:
+            raise DataError(
+                f"input '{v.name}' is missing from the given inputs "
+                f"(given: {', '.join(sorted(feeds)) or 'none'})"
+            )
+        arr = np.asarray(feeds[v.name])
+        if tuple(arr.shape) != v.shape:
+            raise DataError(
+                f"input '{v.name}' has shape {'x'.join(map(str, arr.shape))} but the model "
+                f"expects {'x'.join(map(str, v.shape))}"
+            )
+        out[v.name] = np.ascontiguousarray(arr.astype(v.dtype.np, copy=False))
+    return out
+
+
+def run_graph(
+    g: Graph,
+    feeds: dict[str, np.ndarray],
+    observer: Callable[[str, np.ndarray], None] | None = None,
+    keep_all: bool = False,
+) -> dict[str, np.ndarray]:
+    """Execute `g`; returns outputs by public output name (every value with `keep_all`).
+
+    `observer(value_name, array)` is called for every node output (calibration, per-layer
+    debugging).
+    """
+    env: dict[str, np.ndarray] = dict(check_inputs(g, feeds))
+    remaining = {}
+    if not keep_all:
+        for node in g.nodes:
+            for v in node.inputs:
+                if v is not None and not v.is_const:
+                    remaining[v.name] = remaining.get(v.name, 0) + 1
+    out_names = {v.name for v in g.outputs}
+    for node in g.nodes:
+        args = [None if v is None else (v.data if v.is_const else env[v.name]) for v in node.inputs]
+        results = get_op(node.op).reference(node, *args)
+        for v, r in zip(node.outputs, results):
+            arr = np.asarray(r)
+            if arr.shape != v.shape or arr.dtype != v.dtype.np:
+                arr = arr.astype(v.dtype.np).reshape(v.shape)
+            env[v.name] = arr
+            if observer is not None:
+                observer(v.name, arr)
+        if not keep_all:
+            for v in node.inputs:
+                if v is not None and not v.is_const:
+                    remaining[v.name] -= 1
+                    if remaining[v.name] == 0 and v.name not in out_names:
+                        env.pop(v.name, None)
+    if keep_all:
+        return env
+    names = g.meta.get("output_names") or [v.name for v in g.outputs]
+    return {name: env[v.name] for name, v in zip(names, g.outputs)}

@@ -1,0 +1,369 @@
+"""The edgec IR graph: values, nodes and a graph whose use-def links maintain themselves.
+
+Every tensor is a `Value` with a static `TensorType`. A value is either a graph input, a
+constant (`data` set, no producer) or the output of exactly one `Node`. Each value keeps the
+list of (node, input index) pairs that read it; that list is updated whenever a node's inputs
+are assigned, so passes never patch use lists by hand (the torch.fx habit). `Node.meta` and
+`Value.meta` are scratch space for passes and analyses.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Iterable, Sequence
+
+import networkx as nx
+import numpy as np
+
+from .types import DType, QuantParams, TensorType
+
+
+class IRError(Exception):
+    """An inconsistency inside the IR (a bug in edgec or in a pass, not in the user's model)."""
+
+
+class Value:
+    """A tensor: graph input, constant (initializer) or node output."""
+
+    def __init__(self, name: str, type: TensorType, data: np.ndarray | None = None):
+        self.name = name
+        self.type = type
+        self.data = data
+        self.producer: Node | None = None
+        self.uses: list[tuple[Node, int]] = []
+        self.quant: QuantParams | None = None
+        self.meta: dict = {}
+
+    @property
+    def is_const(self) -> bool:
+        """True for constants (initializers, folded values)."""
+        return self.data is not None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The static shape."""
+        return self.type.shape
+
+    @property
+    def dtype(self) -> DType:
+        """The element type."""
+        return self.type.dtype
+
+    @property
+    def users(self) -> list["Node"]:
+        """Distinct nodes reading this value, in order of first use."""
+        seen: dict[int, Node] = {}
+        for node, _ in self.uses:
+            seen.setdefault(id(node), node)
+        return list(seen.values())
+
+    def __repr__(self) -> str:
+        return f"Value({self.name!r}, {self.type})"
+
+
+class Node:
+    """One operation. Assign `inputs` (or call `set_input`) to rewire: uses update themselves."""
+
+    def __init__(self, op: str, name: str, attrs: dict | None = None, domain: str = ""):
+        self.op = op
+        self.name = name
+        self.domain = domain
+        self.attrs: dict = dict(attrs or {})
+        self._inputs: list[Value | None] = []
+        self.outputs: list[Value] = []
+        self.meta: dict = {}
+
+    @property
+    def inputs(self) -> tuple[Value | None, ...]:
+        """Input values; None marks an omitted optional input."""
+        return tuple(self._inputs)
+
+    @inputs.setter
+    def inputs(self, values: Sequence[Value | None]) -> None:
+        for i, v in enumerate(self._inputs):
+            if v is not None:
+                v.uses.remove((self, i))
+        self._inputs = list(values)
+        for i, v in enumerate(self._inputs):
+            if v is not None:
+                v.uses.append((self, i))
+
+    def set_input(self, index: int, value: Value | None) -> None:
+        """Replace one input, keeping use lists exact."""
+        old = self._inputs[index]
+        if old is not None:
+            old.uses.remove((self, index))
+        self._inputs[index] = value
+        if value is not None:
+            value.uses.append((self, index))
+
+    def input(self, index: int) -> Value | None:
+        """The input at `index`, or None when it is omitted or absent."""
+        return self._inputs[index] if index < len(self._inputs) else None
+
+    @property
+    def output(self) -> Value:
+        """The single output (raises when the node has several)."""
+        if len(self.outputs) != 1:
+            raise IRError(f"node {self.name} has {len(self.outputs)} outputs")
+        return self.outputs[0]
+
+    def __repr__(self) -> str:
+        return f"Node({self.op}, {self.name!r})"
+
+
+class Graph:
+    """A dataflow graph in a valid execution order (`nodes`), with named inputs and outputs."""
+
+    def __init__(self, name: str = "model"):
+        self.name = name
+        self.inputs: list[Value] = []
+        self.outputs: list[Value] = []
+        self.nodes: list[Node] = []
+        self.values: dict[str, Value] = {}
+        self.meta: dict = {}
+        self._node_names: set[str] = set()
+
+    # ----------------------------------------------------------------- construction
+    def unique_value_name(self, hint: str) -> str:
+        """`hint`, or `hint_1`, `hint_2`... whichever is not yet a value name."""
+        hint = hint or "v"
+        if hint not in self.values:
+            return hint
+        for i in itertools.count(1):
+            cand = f"{hint}_{i}"
+            if cand not in self.values:
+                return cand
+        raise AssertionError("unreachable")
+
+    def unique_node_name(self, hint: str) -> str:
+        """`hint`, or a suffixed variant that no node uses yet."""
+        hint = hint or "node"
+        if hint not in self._node_names:
+            return hint
+        for i in itertools.count(1):
+            cand = f"{hint}_{i}"
+            if cand not in self._node_names:
+                return cand
+        raise AssertionError("unreachable")
+
+    def add_value(self, name: str, type: TensorType, data: np.ndarray | None = None) -> Value:
+        """Create a value with a fresh name derived from `name`."""
+        v = Value(self.unique_value_name(name), type, data)
+        self.values[v.name] = v
+        return v
+
+    def add_input(self, name: str, type: TensorType) -> Value:
+        """Create a graph input."""
+        v = self.add_value(name, type)
+        self.inputs.append(v)
+        return v
+
+    def const(self, data, name: str = "const") -> Value:
+        """Create a constant value holding a copy of `data`."""
+        arr = np.array(data)
+        if arr.dtype == np.float64:
+            arr = arr.astype(np.float32)
+        return self.add_value(name, TensorType(arr.shape, DType.from_numpy(arr.dtype)), arr)
+
+    def add_node(
+        self,
+        op: str,
+        inputs: Sequence[Value | None],
+        output_types: Sequence[TensorType] | None = None,
+        attrs: dict | None = None,
+        name: str | None = None,
+        output_names: Sequence[str] | None = None,
+        before: Node | None = None,
+    ) -> Node:
+        """Append (or insert before `before`) a node; output types are inferred when omitted.
+
+        Attributes are checked and completed with defaults by the op's registry entry.
+        """
+        from ..ops import get_op  # local import: ops depend on this module
+
+        opdef = get_op(op)
+        node = Node(op, self.unique_node_name(name or op.lower()), opdef.normalize_attrs(attrs or {}))
+        self._node_names.add(node.name)
+        node.inputs = list(inputs)
+        if output_types is None:
+            output_types = opdef.infer(node)
+        names = list(output_names or [])
+        for i, t in enumerate(output_types):
+            hint = names[i] if i < len(names) else f"{node.name}_out{i}" if i else node.name
+            v = self.add_value(hint, t)
+            v.producer = node
+            node.outputs.append(v)
+        if before is None:
+            self.nodes.append(node)
+        else:
+            self.nodes.insert(self.nodes.index(before), node)
+        return node
+
+    def adopt_node(
+        self,
+        node: Node,
+        output_types: Sequence[TensorType],
+        output_names: Sequence[str] | None = None,
+        before: Node | None = None,
+    ) -> Node:
+        """Add a node built outside the graph (inputs already set), creating its outputs."""
+        node.name = self.unique_node_name(node.name)
+        self._node_names.add(node.name)
+        names = list(output_names or [])
+        for i, t in enumerate(output_types):
+            hint = names[i] if i < len(names) and names[i] else f"{node.name}_out{i}"
+            v = self.add_value(hint, t)
+            v.producer = node
+            node.outputs.append(v)
+        if before is None:
+            self.nodes.append(node)
+        else:
+            self.nodes.insert(self.nodes.index(before), node)
+        return node
+
+    # ----------------------------------------------------------------- mutation
+    def remove_node(self, node: Node) -> None:
+        """Remove a node whose outputs have no users (refuses otherwise, like torch.fx)."""
+        for v in node.outputs:
+            if v.uses or v in self.outputs:
+                raise IRError(f"cannot remove {node.name}: output {v.name} is still used")
+        node.inputs = []
+        self.nodes.remove(node)
+        self._node_names.discard(node.name)
+        for v in node.outputs:
+            self.values.pop(v.name, None)
+            v.producer = None
+
+    def replace_all_uses(self, old: Value, new: Value) -> None:
+        """Make every reader of `old` (graph outputs included) read `new` instead."""
+        if old is new:
+            return
+        for node, idx in list(old.uses):
+            node.set_input(idx, new)
+        self.outputs = [new if v is old else v for v in self.outputs]
+
+    def replace_output_keep_name(self, old: Value, new: Value) -> None:
+        """Replace graph output `old` by `new`, handing over the public name of `old`."""
+        self.replace_all_uses(old, new)
+        if old.producer is None or not old.uses:
+            public = old.name
+            self.values.pop(public, None)
+            old.name = self.unique_value_name(public + "_dead")
+            self.values[old.name] = old
+            self.rename_value(new, public)
+
+    def rename_value(self, v: Value, name: str) -> None:
+        """Give `v` a new name (which must be free)."""
+        if name in self.values and self.values[name] is not v:
+            raise IRError(f"value name {name} is taken")
+        self.values.pop(v.name, None)
+        v.name = name
+        self.values[name] = v
+
+    def remove_dead(self) -> int:
+        """Drop nodes and constants that no graph output depends on; returns nodes removed."""
+        removed = 0
+        changed = True
+        while changed:
+            changed = False
+            for node in reversed(list(self.nodes)):
+                if all(not v.uses and v not in self.outputs for v in node.outputs):
+                    self.remove_node(node)
+                    removed += 1
+                    changed = True
+        live = set(map(id, self.inputs)) | set(map(id, self.outputs))
+        for name, v in list(self.values.items()):
+            if v.is_const and not v.uses and id(v) not in live:
+                del self.values[name]
+        return removed
+
+    # ----------------------------------------------------------------- queries
+    @property
+    def constants(self) -> list[Value]:
+        """Constant values, in name order."""
+        return sorted((v for v in self.values.values() if v.is_const), key=lambda v: v.name)
+
+    def to_networkx(self) -> nx.DiGraph:
+        """A DiGraph over nodes (by index in `nodes`) with an edge per producer->consumer."""
+        g = nx.DiGraph()
+        index = {id(n): i for i, n in enumerate(self.nodes)}
+        g.add_nodes_from(range(len(self.nodes)))
+        for i, n in enumerate(self.nodes):
+            for v in n.inputs:
+                if v is not None and v.producer is not None and id(v.producer) in index:
+                    g.add_edge(index[id(v.producer)], i)
+        return g
+
+    def toposort(self) -> None:
+        """Reorder `nodes` topologically, keeping the current order wherever it is legal."""
+        g = self.to_networkx()
+        try:
+            order = list(nx.lexicographical_topological_sort(g, key=lambda i: i))
+        except nx.NetworkXUnfeasible:
+            raise IRError("the graph has a cycle") from None
+        self.nodes = [self.nodes[i] for i in order]
+
+    def clone(self) -> "Graph":
+        """A deep copy (constants included), for Before/After comparisons."""
+        return copy.deepcopy(self)
+
+    def verify(self) -> None:
+        """Check structural invariants and that every node's types match its op's inference.
+
+        Raises IRError naming the first problem found.
+        """
+        from ..ops import get_op
+
+        for name, v in self.values.items():
+            if v.name != name:
+                raise IRError(f"value table key {name} names value {v.name}")
+        defined: set[int] = {id(v) for v in self.inputs}
+        defined |= {id(v) for v in self.values.values() if v.is_const}
+        seen_nodes: set[str] = set()
+        expected_uses: dict[int, list] = {}
+        for node in self.nodes:
+            if node.name in seen_nodes:
+                raise IRError(f"duplicate node name {node.name}")
+            seen_nodes.add(node.name)
+            for i, v in enumerate(node.inputs):
+                if v is None:
+                    continue
+                if id(v) not in defined:
+                    raise IRError(f"{node.name} input {i} ({v.name}) is used before definition")
+                if self.values.get(v.name) is not v:
+                    raise IRError(f"{node.name} input {v.name} is not in the value table")
+                expected_uses.setdefault(id(v), []).append((node, i))
+            for v in node.outputs:
+                if v.producer is not node:
+                    raise IRError(f"{v.name} does not name {node.name} as its producer")
+                if v.is_const:
+                    raise IRError(f"node output {v.name} carries constant data")
+                if self.values.get(v.name) is not v:
+                    raise IRError(f"{node.name} output {v.name} is not in the value table")
+                defined.add(id(v))
+            opdef = get_op(node.op)
+            opdef.check_attrs(node)
+            inferred = opdef.infer(node)
+            if len(inferred) != len(node.outputs):
+                raise IRError(f"{node.name}: {node.op} infers {len(inferred)} outputs")
+            for v, t in zip(node.outputs, inferred):
+                if v.type != t:
+                    raise IRError(f"{node.name}: {v.name} is {v.type} but {node.op} infers {t}")
+        for v in self.values.values():
+            want = sorted(((n.name, i) for n, i in expected_uses.get(id(v), [])))
+            have = sorted(((n.name, i) for n, i in v.uses))
+            if want != have:
+                raise IRError(f"use list of {v.name} is stale: {have} != {want}")
+        for v in self.outputs:
+            if id(v) not in defined:
+                raise IRError(f"graph output {v.name} is never defined")
+
+    def producers_of(self, values: Iterable[Value]) -> list[Node]:
+        """The distinct producing nodes of `values` (constants and inputs have none)."""
+        out: list[Node] = []
+        for v in values:
+            if v is not None and v.producer is not None and v.producer not in out:
+                out.append(v.producer)
+        return out

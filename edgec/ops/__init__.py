@@ -1,0 +1,15 @@
+"""Operator registry. Importing this package registers every op module in it."""
+
+import importlib
+import pkgutil
+
+from .base import Attr, OpDef, PruneRule, QuantRule
+from .registry import all_ops, get_op, has_op, register_op
+
+_SKIP = {"base", "registry", "common", "epilogue"}
+
+for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if _mod not in _SKIP:
+        importlib.import_module(f"{__name__}.{_mod}")
+
+__all__ = ["Attr", "OpDef", "PruneRule", "QuantRule", "all_ops", "get_op", "has_op", "register_op"]

@@ -1,0 +1,243 @@
+"""The op registry: every operator is defined once, with all of its facets.
+
+A registry entry (`OpDef` subclass, registered with `@register_op("Name")`) carries:
+
+- `attrs`: the attribute schema (kind, default, allowed values), used to validate nodes;
+- `import_onnx`: turns an ONNX node's attributes and inputs into the IR's canonical form
+  (constant shape-like inputs become attributes, opset differences are absorbed here);
+- `infer`: static output types from input types (and constant data where needed);
+- `reference`: numpy semantics, used by the reference interpreter and constant folding;
+- the C facet: `c_template` (a Jinja template under codegen/c/templates) plus `c_params`;
+  ops that only ever fold to constants set `fold_only = True` instead;
+- `quant` and `prune`: how int8 quantisation and channel pruning treat the op;
+- `macs`: multiply-accumulates, for reports and benchmarks.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..ir.graph import IRError, Node, Value
+from ..ir.types import DType, TensorType
+
+_REQUIRED = object()
+
+
+class QuantRule(enum.Enum):
+    """How the int8 quantisation pass treats an op."""
+
+    FLOAT_ONLY = "float-only"  # stays in float; dequantise before, quantise after
+    SAME_AS_INPUT = "same-as-input"  # output keeps the input's scale (relu, max pool, views)
+    REQUANTIZE = "requantize"  # output gets its own calibrated scale (conv, add, avg pool)
+    LOOKUP = "lookup"  # a 256-entry table on int8 (sigmoid, tanh, hardswish...)
+
+
+class PruneRule(enum.Enum):
+    """How structured channel pruning flows through an op."""
+
+    BLOCK = "block"  # channels cannot be removed across this op
+    PASSTHROUGH = "passthrough"  # channel i of the output is channel i of the input
+    PRODUCER = "producer"  # owns output channels (conv, gemm): pruning starts here
+    CONCAT = "concat"  # output channels are the inputs' channels side by side
+
+
+@dataclass(frozen=True)
+class Attr:
+    """Schema of one attribute: kind is int, float, str, ints, floats, strs or tensor."""
+
+    kind: str
+    default: Any = _REQUIRED
+    choices: tuple | None = None
+
+    @property
+    def required(self) -> bool:
+        """True when the attribute has no default."""
+        return self.default is _REQUIRED
+
+
+def _coerce(kind: str, value):
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return float(value)
+    if kind == "str":
+        return value.decode() if isinstance(value, bytes) else str(value)
+    if kind == "ints":
+        return [int(v) for v in value]
+    if kind == "floats":
+        return [float(v) for v in value]
+    if kind == "strs":
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in value]
+    if kind == "tensor":
+        return np.asarray(value)
+    if kind == "any":
+        return value
+    raise IRError(f"unknown attribute kind {kind}")
+
+
+@dataclass
+class ConstArray:
+    """A compile-time array an op's C facet wants emitted (e.g. weights packed for a kernel)."""
+
+    data: np.ndarray
+    hint: str = "k"
+
+
+class OpDef:
+    """Base class of registry entries. Subclasses override the facets they need."""
+
+    name: str = ""
+    attrs: dict[str, Attr] = {}
+    quant: QuantRule = QuantRule.FLOAT_ONLY
+    prune: PruneRule = PruneRule.BLOCK
+    fold_only: bool = False
+    c_template: str | None = None
+    # Ops whose layout the channels-last pass may change; see passes/layout_nhwc.py.
+    spatial: bool = False
+
+    # --------------------------------------------------------------- attributes
+    def normalize_attrs(self, attrs: dict) -> dict:
+        """Validate `attrs` against the schema and fill defaults; raises UnsupportedError."""
+        out = {}
+        for key, value in attrs.items():
+            spec = self.attrs.get(key)
+            if spec is None:
+                raise UnsupportedError(
+                    f"{self.name}: attribute '{key}' is not supported by edgec"
+                )
+            if value is None and spec.default is None:
+                out[key] = None
+                continue
+            try:
+                out[key] = _coerce(spec.kind, value)
+            except (TypeError, ValueError):
+                raise UnsupportedError(f"{self.name}: attribute '{key}' has a bad value") from None
+            if spec.choices is not None and out[key] not in spec.choices:
+                raise UnsupportedError(
+                    f"{self.name}: {key}={out[key]!r} is not supported "
+                    f"(supported: {', '.join(map(repr, spec.choices))})"
+                )
+        for key, spec in self.attrs.items():
+            if key not in out:
+                if spec.required:
+                    raise UnsupportedError(f"{self.name}: required attribute '{key}' is missing")
+                default = spec.default
+                out[key] = list(default) if isinstance(default, (list, tuple)) else default
+        return out
+
+    def check_attrs(self, node: Node) -> None:
+        """Raise IRError when a node's attributes do not follow the schema."""
+        try:
+            normalized = self.normalize_attrs(node.attrs)
+        except UnsupportedError as e:
+            raise IRError(f"{node.name}: {e}") from None
+        if set(normalized) != set(node.attrs):
+            missing = sorted(set(normalized) - set(node.attrs))
+            raise IRError(f"{node.name}: attributes {missing} were not normalised")
+
+    # --------------------------------------------------------------- facets
+    def import_onnx(self, node: Node, opset: int) -> None:
+        """Bring a freshly imported ONNX node into canonical IR form (in place).
+
+        The default accepts the node as is. Overrides move constant inputs into attributes
+        (`self.take_const_input`) and absorb differences between opsets.
+        """
+
+    def infer(self, node: Node) -> list[TensorType]:
+        """Output types of `node` from its input types and attributes."""
+        raise NotImplementedError(f"{self.name} lacks shape inference")
+
+    def reference(self, node: Node, *inputs: np.ndarray) -> tuple[np.ndarray, ...]:
+        """numpy semantics: the definition of what the op computes."""
+        raise NotImplementedError(f"{self.name} lacks a reference implementation")
+
+    def c_template_for(self, node: Node, target) -> str:
+        """The template that emits `node` for `target` (kernels may differ per ISA)."""
+        if self.c_template is None:
+            raise UnsupportedError(f"{self.name} node '{node.name}' has no C implementation")
+        return self.c_template
+
+    def c_params(self, node: Node, target) -> dict:
+        """Extra values for the op's C template (loop bounds, strides, packed constants).
+
+        Values of type `ConstArray` become const globals; the template sees their C names.
+        """
+        return {}
+
+    def macs(self, node: Node) -> int:
+        """Multiply-accumulate operations of one execution (0 for data movement)."""
+        return 0
+
+    # --------------------------------------------------------------- helpers
+    @staticmethod
+    def const_input(node: Node, index: int, what: str) -> np.ndarray | None:
+        """The data of constant input `index`, None if omitted; error when it is computed."""
+        v = node.input(index)
+        if v is None:
+            return None
+        if not v.is_const:
+            raise UnsupportedError(
+                f"{node.op} node '{node.name}': input '{what}' must be a compile-time constant "
+                "(fix the input shapes with --input-shape so that it folds)"
+            )
+        return v.data
+
+    def take_const_input(self, node: Node, index: int, attr: str, kind: str = "ints") -> None:
+        """Move constant input `index` into attribute `attr` and drop it from the inputs."""
+        data = self.const_input(node, index, attr)
+        if data is not None:
+            node.attrs[attr] = _coerce(kind, data.reshape(-1).tolist())
+        ins = list(node.inputs)
+        if index < len(ins):
+            ins[index] = None
+            while ins and ins[-1] is None:
+                ins.pop()
+        node.inputs = ins
+
+
+def in_type(node: Node, index: int = 0) -> TensorType:
+    """Type of input `index` of `node`."""
+    v: Value | None = node.input(index)
+    if v is None:
+        raise IRError(f"{node.name}: input {index} is missing")
+    return v.type
+
+
+def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """numpy/ONNX multidirectional broadcasting; raises ShapeError when shapes conflict."""
+    from ..errors import ShapeError
+
+    try:
+        return tuple(int(d) for d in np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise ShapeError(f"shapes {' and '.join(map(str, shapes))} do not broadcast") from None
+
+
+def normalize_axis(axis: int, rank: int, node: Node | None = None) -> int:
+    """Map a possibly negative axis into [0, rank)."""
+    from ..errors import ShapeError
+
+    a = axis + rank if axis < 0 else axis
+    if not 0 <= a < max(rank, 1):
+        where = f" in {node.op} node '{node.name}'" if node is not None else ""
+        raise ShapeError(f"axis {axis} is out of range for rank {rank}{where}")
+    return a
+
+
+__all__ = [
+    "Attr",
+    "ConstArray",
+    "DType",
+    "OpDef",
+    "PruneRule",
+    "QuantRule",
+    "TensorType",
+    "broadcast_shapes",
+    "in_type",
+    "normalize_axis",
+]

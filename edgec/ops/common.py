@@ -1,0 +1,68 @@
+"""Helpers shared by op definitions: broadcasting plans, strides, dtype checks."""
+
+from __future__ import annotations
+
+from ..errors import UnsupportedError
+from ..ir import DType, Node
+
+
+def row_major_strides(shape: tuple[int, ...]) -> list[int]:
+    """Element strides of a dense row-major tensor."""
+    strides = [1] * len(shape)
+    for i in range(len(shape) - 2, -1, -1):
+        strides[i] = strides[i + 1] * shape[i + 1]
+    return strides
+
+
+def broadcast_plan(out_shape: tuple[int, ...], in_shapes: list[tuple[int, ...]]):
+    """Loop nest for an n-ary broadcast: (dims, per-input element strides).
+
+    Inputs are right-aligned against the output; a broadcast dimension has stride 0.
+    Adjacent dimensions that every operand treats alike are merged, so the common cases
+    (same shape; per-channel vector on channels-last data) become one or two loops.
+    """
+    rank = len(out_shape)
+    full = []
+    for shape in in_shapes:
+        padded = (1,) * (rank - len(shape)) + tuple(shape)
+        strides = row_major_strides(padded)
+        full.append([0 if padded[d] == 1 and out_shape[d] != 1 else strides[d]
+                     for d in range(rank)])
+    dims: list[int] = []
+    strides_out: list[list[int]] = [[] for _ in in_shapes]
+    for d in range(rank):
+        if out_shape[d] == 1:
+            continue
+        if dims:
+            mergeable = all(
+                (s[d] == 0 and so[-1] == 0) or (s[d] != 0 and so[-1] == s[d] * out_shape[d])
+                for s, so in zip(full, strides_out)
+            )
+            if mergeable:
+                dims[-1] *= out_shape[d]
+                for s, so in zip(full, strides_out):
+                    so[-1] = s[d]
+                continue
+        dims.append(out_shape[d])
+        for s, so in zip(full, strides_out):
+            so.append(s[d])
+    if not dims:
+        dims = [1]
+        strides_out = [[0] for _ in in_shapes]
+    return dims, strides_out
+
+
+def require_dtypes(node: Node, allowed: set[DType], indices=(0,)) -> None:
+    """UnsupportedError unless the listed inputs have one of the allowed element types."""
+    for i in indices:
+        v = node.input(i)
+        if v is not None and v.dtype not in allowed:
+            names = ", ".join(sorted(d.value for d in allowed))
+            raise UnsupportedError(
+                f"{node.op} node '{node.name}': element type {v.dtype.value} is not supported "
+                f"(supported: {names})"
+            )
+
+
+FLOATS = {DType.FLOAT32}
+NUMERIC = {DType.FLOAT32, DType.INT8, DType.UINT8, DType.INT16, DType.INT32, DType.INT64}

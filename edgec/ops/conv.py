@@ -1,0 +1,231 @@
+"""Conv: N-d convolution (grouped, depthwise, dilated, strided, every auto_pad).
+
+IR canonical form: explicit `pads` (auto_pad resolved at import), `kernel_shape`, `strides`,
+`dilations` always present; weights stay in ONNX order [M, C/group, k...]; `layout` says
+whether activations are channels-first (as imported) or channels-last (after the layout
+pass); `activation` names a fused epilogue (see epilogue.py). C kernels exist for the
+channels-last layout with 1 or 2 spatial dims; weights are repacked at compile time:
+depthwise as [kh, kw, C], everything else as [group][kh, kw, C/group, M/group] so that the
+innermost loop runs over contiguous output channels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..errors import ShapeError, UnsupportedError
+from ..ir import Node, TensorType
+from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type
+from .common import FLOATS, require_dtypes
+from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np, epilogue_c
+from .registry import register_op
+
+LAYOUTS = ("NCHW", "NHWC")
+
+
+def resolve_auto_pad(auto_pad: str, in_sizes, kernel, strides, dilations) -> list[int]:
+    """Explicit [begin..., end...] pads for SAME_UPPER / SAME_LOWER / VALID."""
+    begins, ends = [], []
+    for size, k, s, d in zip(in_sizes, kernel, strides, dilations):
+        if auto_pad == "VALID":
+            begins.append(0)
+            ends.append(0)
+            continue
+        out = -(-size // s)
+        total = max((out - 1) * s + d * (k - 1) + 1 - size, 0)
+        small, big = total // 2, total - total // 2
+        if auto_pad == "SAME_UPPER":
+            begins.append(small)
+            ends.append(big)
+        else:
+            begins.append(big)
+            ends.append(small)
+    return begins + ends
+
+
+def conv_out_size(size: int, k: int, s: int, d: int, pb: int, pe: int) -> int:
+    """Output length along one spatial axis."""
+    return (size + pb + pe - d * (k - 1) - 1) // s + 1
+
+
+def spatial_shape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
+    """The spatial dims of an activation shape in `layout`."""
+    return tuple(shape[2:]) if layout == "NCHW" else tuple(shape[1:-1])
+
+
+def channels(shape: tuple[int, ...], layout: str) -> int:
+    """The channel count of an activation shape in `layout`."""
+    return shape[1] if layout == "NCHW" else shape[-1]
+
+
+def make_shape(n: int, c: int, spatial, layout: str) -> tuple[int, ...]:
+    """Compose an activation shape from batch, channels and spatial dims."""
+    return (n, c, *spatial) if layout == "NCHW" else (n, *spatial, c)
+
+
+def to_nchw(x: np.ndarray, layout: str) -> np.ndarray:
+    """View a channels-last array as channels-first (no-op for NCHW)."""
+    if layout == "NCHW":
+        return x
+    return np.moveaxis(x, -1, 1)
+
+
+def from_nchw(x: np.ndarray, layout: str) -> np.ndarray:
+    """Inverse of `to_nchw`."""
+    if layout == "NCHW":
+        return x
+    return np.ascontiguousarray(np.moveaxis(x, 1, -1))
+
+
+def conv_nchw(x, w, b, strides, dilations, pads, group) -> np.ndarray:
+    """Reference N-d grouped convolution on channels-first data (float64 accumulation)."""
+    nsp = x.ndim - 2
+    n, c = x.shape[:2]
+    m = w.shape[0]
+    k = w.shape[2:]
+    pad_width = [(0, 0), (0, 0)] + [(pads[i], pads[i + nsp]) for i in range(nsp)]
+    xp = np.pad(x.astype(np.float64), pad_width)
+    win = [d * (kk - 1) + 1 for kk, d in zip(k, dilations)]
+    views = sliding_window_view(xp, win, axis=tuple(range(2, 2 + nsp)))
+    index = (slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides)
+    index += tuple(slice(None, None, d) for d in dilations)
+    views = views[index]  # [N, C, out..., k...]
+    cg, mg = c // group, m // group
+    views = views.reshape(n, group, cg, *views.shape[2:])
+    wg = w.astype(np.float64).reshape(group, mg, cg, *k)
+    sp = "hwd"[:nsp]
+    ks = "ijk"[:nsp]
+    y = np.einsum(f"ngc{sp}{ks},gmc{ks}->ngm{sp}", views, wg, optimize=True)
+    y = y.reshape(n, m, *y.shape[3:])
+    if b is not None:
+        y = y + b.astype(np.float64).reshape(1, m, *([1] * nsp))
+    return y
+
+
+@register_op("Conv")
+class Conv(OpDef):
+    """ONNX Conv (+ fused bias, residual and activation epilogue in the IR)."""
+
+    attrs = {
+        "auto_pad": Attr("str", "NOTSET", ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")),
+        "dilations": Attr("ints", ()),
+        "group": Attr("int", 1),
+        "kernel_shape": Attr("ints", ()),
+        "pads": Attr("ints", ()),
+        "strides": Attr("ints", ()),
+        "layout": Attr("str", "NCHW", LAYOUTS),
+        **EPILOGUE_ATTRS,
+    }
+    quant = QuantRule.REQUANTIZE
+    prune = PruneRule.PRODUCER
+    spatial = True
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        require_dtypes(node, FLOATS, (0, 1))
+        x, w = in_type(node, 0), in_type(node, 1)
+        a = node.attrs
+        if x.rank < 3 or w.rank != x.rank:
+            raise ShapeError(f"Conv node '{node.name}': input rank {x.rank} and weight rank "
+                             f"{w.rank} do not form a convolution")
+        nsp = x.rank - 2
+        a.setdefault("kernel_shape", list(w.shape[2:]))
+        a["strides"] = list(a.get("strides") or [1] * nsp)
+        a["dilations"] = list(a.get("dilations") or [1] * nsp)
+        auto_pad = a.get("auto_pad", "NOTSET")
+        auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+        if auto_pad not in ("NOTSET", ""):
+            a["pads"] = resolve_auto_pad(auto_pad, x.shape[2:], a["kernel_shape"],
+                                         a["strides"], a["dilations"])
+        a["auto_pad"] = "NOTSET"
+        a["pads"] = list(a.get("pads") or [0] * (2 * nsp))
+
+    def infer(self, node: Node) -> list[TensorType]:
+        x, w = in_type(node, 0), in_type(node, 1)
+        a = node.attrs
+        layout = a["layout"]
+        nsp = x.rank - 2
+        spatial = spatial_shape(x.shape, layout)
+        pads = a["pads"]
+        group = a["group"]
+        c = channels(x.shape, layout)
+        if w.shape[1] * group != c or w.shape[0] % group:
+            raise ShapeError(
+                f"Conv node '{node.name}': weight {w.shape} does not fit {c} input channels "
+                f"in {group} group(s)"
+            )
+        out_sp = [
+            conv_out_size(spatial[i], a["kernel_shape"][i], a["strides"][i], a["dilations"][i],
+                          pads[i], pads[i + nsp])
+            for i in range(nsp)
+        ]
+        if any(o <= 0 for o in out_sp):
+            raise ShapeError(f"Conv node '{node.name}': output would be empty ({out_sp})")
+        return [TensorType(make_shape(x.shape[0], w.shape[0], out_sp, layout), x.dtype)]
+
+    def reference(self, node: Node, x, w, b=None, residual=None):
+        a = node.attrs
+        layout = a["layout"]
+        y = conv_nchw(to_nchw(x, layout), w, b, a["strides"], a["dilations"], a["pads"],
+                      a["group"])
+        y = from_nchw(y, layout)
+        y = apply_epilogue_np(y, node, residual, channel_axis=1 if layout == "NCHW" else -1)
+        return (y.astype(x.dtype),)
+
+    def macs(self, node: Node) -> int:
+        w = in_type(node, 1)
+        out = node.output.type
+        return out.numel * int(np.prod(w.shape[1:]))
+
+    def c_template_for(self, node: Node, target) -> str:
+        a = node.attrs
+        if a["layout"] != "NHWC":
+            raise UnsupportedError(f"Conv node '{node.name}': C kernels need channels-last data")
+        if len(a["kernel_shape"]) > 2:
+            raise UnsupportedError(f"Conv node '{node.name}': 3-D convolution has no C kernel")
+        if self.is_depthwise(node):
+            return "ops/conv_depthwise.c.j2"
+        return "ops/conv.c.j2"
+
+    @staticmethod
+    def is_depthwise(node: Node) -> bool:
+        """One input channel per group and one output channel per input channel."""
+        w = in_type(node, 1)
+        return node.attrs["group"] > 1 and w.shape[1] == 1 and w.shape[0] == node.attrs["group"]
+
+    def c_params(self, node: Node, target) -> dict:
+        a = node.attrs
+        x, w = in_type(node, 0), node.input(1)
+        wd = self.const_input(node, 1, "W")
+        nsp = x.rank - 2
+        # Treat 1-D convolution as 2-D with height 1.
+        k = ([1] if nsp == 1 else []) + list(a["kernel_shape"])
+        s = ([1] if nsp == 1 else []) + list(a["strides"])
+        d = ([1] if nsp == 1 else []) + list(a["dilations"])
+        pads = a["pads"]
+        pb = ([0] if nsp == 1 else []) + list(pads[:nsp])
+        in_sp = ([1] if nsp == 1 else []) + list(x.shape[1:-1])
+        out_sp = ([1] if nsp == 1 else []) + list(node.output.shape[1:-1])
+        group = a["group"]
+        m = w.shape[0]
+        c = x.shape[-1]
+        w4 = wd.reshape(m, c // group, k[0], k[1])
+        if self.is_depthwise(node):
+            packed = np.transpose(w4[:, 0], (1, 2, 0))  # [kh, kw, C]
+        else:
+            packed = w4.reshape(group, m // group, c // group, k[0], k[1])
+            packed = np.transpose(packed, (0, 3, 4, 2, 1))  # [g, kh, kw, cg, mg]
+        bias = node.input(2)
+        extra = {}
+        if a["activation"] == "prelu":
+            extra["prelu_slope"] = ConstArray(np.asarray(a["act_slope"], np.float32), "slope")
+        return {
+            **extra,
+            "N": x.shape[0], "H": in_sp[0], "W": in_sp[1], "C": c,
+            "OH": out_sp[0], "OW": out_sp[1], "M": m,
+            "KH": k[0], "KW": k[1], "SH": s[0], "SW": s[1], "DH": d[0], "DW": d[1],
+            "PT": pb[0], "PL": pb[1], "G": group, "CG": c // group, "MG": m // group,
+            "weights": ConstArray(np.ascontiguousarray(packed, dtype=np.float32), "w_packed"),
+            "has_bias": bias is not None,
+            "epilogue": epilogue_c(node, "acc", channel="m", slope_name="act_slope_arr"),
+        }

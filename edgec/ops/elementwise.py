@@ -1,0 +1,351 @@
+"""Elementwise ops: unary math and activations, binary and variadic arithmetic.
+
+Each op is one row of a table (tinygrad's habit): numpy semantics plus one C expression over
+the operands `a`, `b`, `c` (element type `T`), rendered by the shared template
+`ops/elementwise.c.j2` with a broadcasting loop nest. Attribute values are substituted into the
+expression as exact literals. `<tgmath.h>` makes the math functions follow the element type.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..ir import DType, Node, TensorType
+from .base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
+from .common import FLOATS, NUMERIC, broadcast_plan, require_dtypes, row_major_strides
+from .registry import register_op
+
+from math import erf as _erf_scalar  # numpy has no erf
+
+
+def _erf(x):
+    return np.vectorize(_erf_scalar, otypes=[np.float64])(x).astype(x.dtype)
+
+
+def _flit(x: float) -> str:
+    """An exact float literal of the element type T."""
+    x = float(x)
+    if np.isinf(x):
+        return "INFINITY" if x > 0 else "(-INFINITY)"
+    return f"(T){float(np.float32(x))!r}"
+
+
+class ElementwiseOp(OpDef):
+    """Common facets of elementwise ops; subclasses give `np_fn` and `c_expr`."""
+
+    c_template = "ops/elementwise.c.j2"
+    prune = PruneRule.PASSTHROUGH
+    dtypes = FLOATS
+    arity = 1
+
+    def np_fn(self, node: Node, *xs):
+        raise NotImplementedError
+
+    def c_expr(self, node: Node) -> str:
+        raise NotImplementedError
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        require_dtypes(node, self.dtypes, range(len(node.inputs)))
+
+    def out_dtype(self, node: Node) -> DType:
+        return in_type(node, 0).dtype
+
+    def infer(self, node: Node) -> list[TensorType]:
+        shapes = [v.shape for v in node.inputs if v is not None]
+        return [TensorType(broadcast_shapes(*shapes), self.out_dtype(node))]
+
+    def reference(self, node: Node, *xs):
+        out_t = self.infer(node)[0]
+        with np.errstate(all="ignore"):
+            y = self.np_fn(node, *[x for x in xs if x is not None])
+        return (np.broadcast_to(np.asarray(y), out_t.shape).astype(out_t.dtype.np),)
+
+    def c_params(self, node: Node, target) -> dict:
+        ins = [v for v in node.inputs if v is not None]
+        dims, strides = broadcast_plan(node.output.shape, [v.shape for v in ins])
+        ctype = self.compute_dtype(node).ctype
+        expr = self.c_expr(node).replace("(T)", f"({ctype})")
+        return {
+            "dims": dims,
+            "in_strides": strides,
+            "out_strides": row_major_strides(tuple(dims)),
+            "operands": self.operand_names(node),
+            "expr": expr,
+        }
+
+    def compute_dtype(self, node: Node) -> DType:
+        """The element type the expression computes in (the first data input's)."""
+        return in_type(node, 0).dtype
+
+    def operand_names(self, node: Node) -> list[str]:
+        """C names of the operands inside the expression."""
+        return ["a", "b", "c"][: len([v for v in node.inputs if v is not None])]
+
+
+# ------------------------------------------------------------------------------ unary ops
+class UnaryOp(ElementwiseOp):
+    """y = f(x) elementwise."""
+
+    quant = QuantRule.LOOKUP
+
+
+def _unary(name: str, np_fn, c_expr: str, attrs=None, dtypes=FLOATS, quant=QuantRule.LOOKUP):
+    """Register a unary op from a numpy function and a C expression over `a` (and attrs)."""
+    attr_spec = dict(attrs or {})
+
+    @register_op(name)
+    class _Op(UnaryOp):
+        __doc__ = f"ONNX {name}, elementwise."
+        attrs = attr_spec
+
+        def np_fn(self, node, x):
+            return np_fn(x, node.attrs)
+
+        def c_expr(self, node):
+            expr = c_expr
+            for key, value in node.attrs.items():
+                expr = expr.replace("{" + key + "}", _flit(value))
+            return expr
+
+    _Op.dtypes = dtypes
+    _Op.quant = quant
+    _Op.__name__ = f"{name}Op"
+    return _Op
+
+
+_unary("Relu", lambda x, a: np.maximum(x, 0), "(a > (T)0 ? a : (T)0)", dtypes=NUMERIC,
+       quant=QuantRule.SAME_AS_INPUT)
+_unary("Sigmoid", lambda x, a: 1.0 / (1.0 + np.exp(-x)), "((T)1 / ((T)1 + exp(-a)))")
+_unary("Tanh", lambda x, a: np.tanh(x), "tanh(a)")
+_unary("Exp", lambda x, a: np.exp(x), "exp(a)")
+_unary("Log", lambda x, a: np.log(x), "log(a)")
+_unary("Sqrt", lambda x, a: np.sqrt(x), "sqrt(a)")
+_unary("Reciprocal", lambda x, a: 1.0 / x, "((T)1 / a)")
+_unary("Neg", lambda x, a: -x, "(-a)", dtypes=NUMERIC, quant=QuantRule.REQUANTIZE)
+_unary("Abs", lambda x, a: np.abs(x), "(a < (T)0 ? -a : a)", dtypes=NUMERIC,
+       quant=QuantRule.REQUANTIZE)
+_unary("Erf", lambda x, a: _erf(x), "erf(a)")
+_unary("Floor", lambda x, a: np.floor(x), "floor(a)")
+_unary("Ceil", lambda x, a: np.ceil(x), "ceil(a)")
+_unary("Sin", lambda x, a: np.sin(x), "sin(a)")
+_unary("Cos", lambda x, a: np.cos(x), "cos(a)")
+_unary("Softplus", lambda x, a: np.log1p(np.exp(x)), "log1p(exp(a))")
+_unary("Softsign", lambda x, a: x / (1 + np.abs(x)), "(a / ((T)1 + fabs(a)))")
+_unary(
+    "LeakyRelu",
+    lambda x, a: np.where(x >= 0, x, x * np.float32(a["alpha"])),
+    "(a >= (T)0 ? a : a * {alpha})",
+    {"alpha": Attr("float", 0.01)},
+)
+_unary(
+    "Elu",
+    lambda x, a: np.where(x >= 0, x, np.float32(a["alpha"]) * (np.exp(x) - 1)),
+    "(a >= (T)0 ? a : {alpha} * (exp(a) - (T)1))",
+    {"alpha": Attr("float", 1.0)},
+)
+_unary(
+    "Selu",
+    lambda x, a: np.where(
+        x > 0, np.float32(a["gamma"]) * x,
+        np.float32(a["gamma"]) * (np.float32(a["alpha"]) * np.exp(x) - np.float32(a["alpha"]))),
+    "(a > (T)0 ? {gamma} * a : {gamma} * ({alpha} * exp(a) - {alpha}))",
+    {"alpha": Attr("float", 1.67326319217681884765625),
+     "gamma": Attr("float", 1.05070102214813232421875)},
+)
+_unary(
+    "HardSigmoid",
+    lambda x, a: np.clip(np.float32(a["alpha"]) * x + np.float32(a["beta"]), 0, 1),
+    "fmax((T)0, fmin((T)1, {alpha} * a + {beta}))",
+    {"alpha": Attr("float", 0.2), "beta": Attr("float", 0.5)},
+)
+_unary(
+    "HardSwish",
+    lambda x, a: x * np.clip(x * np.float32(1 / 6) + np.float32(0.5), 0, 1),
+    "(a * fmax((T)0, fmin((T)1, a * (T)0.16666667163372039795 + (T)0.5)))",
+)
+_unary(
+    "ThresholdedRelu",
+    lambda x, a: np.where(x > np.float32(a["alpha"]), x, 0),
+    "(a > {alpha} ? a : (T)0)",
+    {"alpha": Attr("float", 1.0)},
+)
+
+
+@register_op("Clip")
+class Clip(UnaryOp):
+    """ONNX Clip: y = min(max(x, min), max); bounds are constant (attributes in the IR)."""
+
+    attrs = {"min": Attr("float", float("-inf")), "max": Attr("float", float("inf"))}
+    quant = QuantRule.SAME_AS_INPUT
+    dtypes = NUMERIC
+
+    def import_onnx(self, node, opset):
+        super().import_onnx(node, opset)
+        if len(node.inputs) > 1 or opset >= 11:
+            for index, key in ((1, "min"), (2, "max")):
+                data = self.const_input(node, index, key)
+                if data is not None:
+                    node.attrs[key] = float(np.asarray(data).reshape(-1)[0])
+            node.inputs = node.inputs[:1]
+
+    def np_fn(self, node, x):
+        lo, hi = node.attrs["min"], node.attrs["max"]
+        if x.dtype.kind in "iu":
+            info = np.iinfo(x.dtype)
+            lo, hi = max(lo, info.min), min(hi, info.max)
+        return np.minimum(np.maximum(x, x.dtype.type(lo)), x.dtype.type(hi))
+
+    def c_expr(self, node):
+        t = node.input(0).dtype
+        lo, hi = node.attrs["min"], node.attrs["max"]
+        if t.is_float:
+            lit = _flit
+        else:
+            info = np.iinfo(t.np)
+            lo, hi = max(lo, info.min), min(hi, info.max)
+            lit = lambda v: f"(T){int(v)}"  # noqa: E731
+        lo_txt = f"(a < {lit(lo)} ? {lit(lo)} : a)" if np.isfinite(lo) else "a"
+        if np.isfinite(hi):  # min(max(a, lo), hi), exactly as ONNX composes them
+            return f"({lo_txt} > {lit(hi)} ? {lit(hi)} : {lo_txt})"
+        return lo_txt
+
+
+@register_op("Identity")
+class Identity(UnaryOp):
+    """ONNX Identity (also the copy that writes a constant or an input to a graph output)."""
+
+    quant = QuantRule.SAME_AS_INPUT
+    dtypes = set(DType)
+
+    def np_fn(self, node, x):
+        return x
+
+    def c_expr(self, node):
+        return "a"
+
+
+@register_op("Dropout")
+class Dropout(Identity):
+    """ONNX Dropout in inference mode: the identity (its mask output is not supported)."""
+
+    attrs = {"seed": Attr("int", 0), "ratio": Attr("float", 0.5)}
+
+    def import_onnx(self, node, opset):
+        for index in (1, 2):
+            data = self.const_input(node, index, "training_mode" if index == 2 else "ratio")
+            if index == 2 and data is not None and bool(np.asarray(data).reshape(-1)[0]):
+                raise UnsupportedError(f"Dropout node '{node.name}': training mode is not supported")
+        node.inputs = node.inputs[:1]
+
+
+# ------------------------------------------------------------------------------ binary ops
+class BinaryOp(ElementwiseOp):
+    """y = f(a, b) with multidirectional broadcasting."""
+
+    arity = 2
+    quant = QuantRule.REQUANTIZE
+
+
+def _binary(name, np_fn, c_expr, dtypes=NUMERIC, quant=QuantRule.REQUANTIZE, out=None):
+    @register_op(name)
+    class _Op(BinaryOp):
+        __doc__ = f"ONNX {name} with broadcasting."
+
+        def np_fn(self, node, a, b):
+            return np_fn(a, b)
+
+        def c_expr(self, node):
+            return c_expr
+
+        def out_dtype(self, node):
+            return out if out is not None else in_type(node, 0).dtype
+
+    _Op.dtypes = dtypes
+    _Op.quant = quant
+    _Op.__name__ = f"{name}Op"
+    return _Op
+
+
+def _int_div(a, b):
+    if a.dtype.kind in "iu":
+        return np.trunc(a / b).astype(a.dtype)
+    return a / b
+
+
+_binary("Add", lambda a, b: a + b, "(a + b)")
+_binary("Sub", lambda a, b: a - b, "(a - b)")
+_binary("Mul", lambda a, b: a * b, "(a * b)")
+_binary("Div", _int_div, "(a / b)")
+_binary("Pow", lambda a, b: np.power(a, b), "pow(a, b)", dtypes=FLOATS, quant=QuantRule.FLOAT_ONLY)
+_binary("PRelu", lambda a, b: np.where(a < 0, a * b, a), "(a < (T)0 ? a * b : a)", dtypes=FLOATS)
+_binary("Equal", lambda a, b: a == b, "(a == b)", quant=QuantRule.FLOAT_ONLY, out=DType.BOOL)
+_binary("Less", lambda a, b: a < b, "(a < b)", quant=QuantRule.FLOAT_ONLY, out=DType.BOOL)
+_binary("Greater", lambda a, b: a > b, "(a > b)", quant=QuantRule.FLOAT_ONLY, out=DType.BOOL)
+
+
+# ------------------------------------------------------------------------------ variadic ops
+class VariadicOp(ElementwiseOp):
+    """Max/Min/Sum/Mean over any number of broadcast inputs."""
+
+    dtypes = NUMERIC
+    quant = QuantRule.REQUANTIZE
+    fold = None
+    combine = ""
+
+    def np_fn(self, node, *xs):
+        acc = xs[0]
+        for x in xs[1:]:
+            acc = self.fold(acc, x)
+        if self.name == "Mean":
+            acc = acc / len(xs)
+        return acc
+
+    def operand_names(self, node):
+        return [f"a{i}" for i in range(len([v for v in node.inputs if v is not None]))]
+
+    def c_expr(self, node):
+        names = self.operand_names(node)
+        expr = names[0]
+        for n in names[1:]:
+            expr = self.combine.replace("X", expr).replace("Y", n)
+        if self.name == "Mean":
+            expr = f"({expr}) / (T){len(names)}"
+        return expr
+
+
+for _name, _fold, _combine in (
+    ("Max", np.maximum, "(X > Y ? X : Y)"),
+    ("Min", np.minimum, "(X < Y ? X : Y)"),
+    ("Sum", np.add, "(X + Y)"),
+    ("Mean", np.add, "(X + Y)"),
+):
+    register_op(_name)(type(f"{_name}Op", (VariadicOp,), {
+        "__doc__": f"ONNX {_name} over broadcast inputs.",
+        "fold": staticmethod(_fold), "combine": _combine}))
+
+
+@register_op("Where")
+class Where(ElementwiseOp):
+    """ONNX Where: y = cond ? a : b, with broadcasting."""
+
+    arity = 3
+    dtypes = set(DType)
+
+    def import_onnx(self, node, opset):
+        require_dtypes(node, {DType.BOOL}, (0,))
+
+    def out_dtype(self, node):
+        return in_type(node, 1).dtype
+
+    def compute_dtype(self, node):
+        return in_type(node, 1).dtype
+
+    def operand_names(self, node):
+        return ["a0", "a1", "a2"]
+
+    def np_fn(self, node, c, a, b):
+        return np.where(c, a, b)
+
+    def c_expr(self, node):
+        return "(a0 ? a1 : a2)"

@@ -1,0 +1,168 @@
+"""Gemm and MatMul.
+
+Gemm is canonicalised at import so that the C kernel sees y = A' * B' + C with alpha and
+beta folded into constant B and C where possible. With a constant B the weights are packed
+at compile time as [K, N] (row k holds every output column), so the inner loop of the
+portable kernel runs over contiguous output columns. MatMul follows numpy's matmul
+(batch broadcasting, 1-D promotion).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..ir import Node, TensorType
+from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
+from .common import FLOATS, require_dtypes
+from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np, epilogue_c
+from .registry import register_op
+
+
+@register_op("Gemm")
+class Gemm(OpDef):
+    """ONNX Gemm: y = alpha * A' * B' + beta * C (+ fused residual and activation)."""
+
+    attrs = {
+        "alpha": Attr("float", 1.0),
+        "beta": Attr("float", 1.0),
+        "transA": Attr("int", 0, (0, 1)),
+        "transB": Attr("int", 0, (0, 1)),
+        **EPILOGUE_ATTRS,
+    }
+    quant = QuantRule.REQUANTIZE
+    prune = PruneRule.PRODUCER
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        require_dtypes(node, FLOATS, (0, 1))
+
+    def _dims(self, node: Node):
+        a, b = in_type(node, 0), in_type(node, 1)
+        if a.rank != 2 or b.rank != 2:
+            raise ShapeError(f"Gemm node '{node.name}': A and B must be 2-D, got {a} and {b}")
+        m, k = a.shape[::-1] if node.attrs["transA"] else a.shape
+        kb, n = b.shape[::-1] if node.attrs["transB"] else b.shape
+        if k != kb:
+            raise ShapeError(f"Gemm node '{node.name}': inner dimensions {k} and {kb} differ")
+        return m, k, n
+
+    def infer(self, node: Node) -> list[TensorType]:
+        m, _, n = self._dims(node)
+        c = node.input(2)
+        if c is not None:
+            broadcast_shapes((m, n), c.shape)
+        return [TensorType((m, n), in_type(node, 0).dtype)]
+
+    def reference(self, node: Node, a, b, c=None, residual=None):
+        at = node.attrs
+        a64 = a.astype(np.float64).T if at["transA"] else a.astype(np.float64)
+        b64 = b.astype(np.float64).T if at["transB"] else b.astype(np.float64)
+        y = at["alpha"] * (a64 @ b64)
+        if c is not None:
+            y = y + at["beta"] * c.astype(np.float64)
+        y = apply_epilogue_np(y, node, residual, channel_axis=-1)
+        return (y.astype(a.dtype),)
+
+    def macs(self, node: Node) -> int:
+        m, k, n = self._dims(node)
+        return m * k * n
+
+    def c_template_for(self, node: Node, target) -> str:
+        return "ops/gemm.c.j2"
+
+    def c_params(self, node: Node, target) -> dict:
+        at = node.attrs
+        m, k, n = self._dims(node)
+        b = node.input(1)
+        p = {"M": m, "K": k, "N": n, "transA": at["transA"], "alpha_lit": f"{at['alpha']!r}f"}
+        if b.is_const:
+            bk = b.data.T if at["transB"] else b.data
+            p["b_packed"] = ConstArray(
+                np.ascontiguousarray(np.float32(at["alpha"]) * bk.astype(np.float32)), "b_kn")
+            p["b_const"] = True
+        else:
+            p["b_const"] = False
+            p["transB"] = at["transB"]
+        c = node.input(2)
+        if c is not None:
+            cb = np.broadcast_to(c.data, (m, n)) if c.is_const else None
+            if cb is not None and np.all(cb == cb[:1]):
+                p["bias_row"] = ConstArray(np.float32(at["beta"]) * cb[0].astype(np.float32), "bias")
+            elif cb is not None:
+                p["bias_full"] = ConstArray(np.float32(at["beta"]) * cb.astype(np.float32), "bias")
+            else:
+                raise ShapeError(f"Gemm node '{node.name}': a computed C input is not supported")
+        if at["activation"] == "prelu":
+            p["prelu_slope"] = ConstArray(np.asarray(at["act_slope"], np.float32), "slope")
+        p["epilogue"] = epilogue_c(node, "acc", channel="m", slope_name="act_slope_arr")
+        return p
+
+
+@register_op("MatMul")
+class MatMul(OpDef):
+    """ONNX MatMul (numpy matmul semantics)."""
+
+    attrs = dict(EPILOGUE_ATTRS)
+    quant = QuantRule.REQUANTIZE
+    prune = PruneRule.PRODUCER
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        require_dtypes(node, FLOATS, (0, 1))
+
+    @staticmethod
+    def shapes(node: Node):
+        """(batch shape, M, K, N, a batch shape, b batch shape) of the product."""
+        a, b = in_type(node, 0).shape, in_type(node, 1).shape
+        if not a or not b:
+            raise ShapeError(f"MatMul node '{node.name}': scalars are not allowed")
+        a2 = (1,) + a if len(a) == 1 else a
+        b2 = b + (1,) if len(b) == 1 else b
+        if a2[-1] != b2[-2]:
+            raise ShapeError(f"MatMul node '{node.name}': inner dimensions {a2[-1]} and "
+                             f"{b2[-2]} differ")
+        batch = broadcast_shapes(a2[:-2], b2[:-2])
+        return batch, a2[-2], a2[-1], b2[-1], a2[:-2], b2[:-2]
+
+    def infer(self, node: Node) -> list[TensorType]:
+        a, b = in_type(node, 0).shape, in_type(node, 1).shape
+        batch, m, _, n, _, _ = self.shapes(node)
+        out = list(batch) + ([m] if len(a) > 1 else []) + ([n] if len(b) > 1 else [])
+        return [TensorType(tuple(out), in_type(node, 0).dtype)]
+
+    def reference(self, node: Node, a, b, residual=None):
+        y = np.matmul(a.astype(np.float64), b.astype(np.float64))
+        y = apply_epilogue_np(y, node, residual, channel_axis=-1)
+        return (y.astype(a.dtype),)
+
+    def macs(self, node: Node) -> int:
+        batch, m, k, n, _, _ = self.shapes(node)
+        return int(np.prod(batch, dtype=np.int64)) * m * k * n
+
+    def c_template_for(self, node: Node, target) -> str:
+        return "ops/matmul.c.j2"
+
+    def c_params(self, node: Node, target) -> dict:
+        batch, m, k, n, abatch, bbatch = self.shapes(node)
+        rank = len(batch)
+        abatch = (1,) * (rank - len(abatch)) + tuple(abatch)
+        bbatch = (1,) * (rank - len(bbatch)) + tuple(bbatch)
+
+        def batch_offsets(bshape, mat_size):
+            # Element offset of each output batch's matrix inside the operand.
+            offs = []
+            for idx in np.ndindex(*batch) if batch else [()]:
+                flat = 0
+                for d, i in enumerate(idx):
+                    flat = flat * bshape[d] + (i if bshape[d] != 1 else 0)
+                offs.append(flat * mat_size)
+            return offs
+
+        a_offs = batch_offsets(abatch, m * k)
+        b_offs = batch_offsets(bbatch, k * n)
+        p = {"M": m, "K": k, "N": n, "B": len(a_offs)}
+        p["a_offsets"] = ConstArray(np.asarray(a_offs, np.int32), "a_off")
+        p["b_offsets"] = ConstArray(np.asarray(b_offs, np.int32), "b_off")
+        if node.attrs["activation"] == "prelu":
+            p["prelu_slope"] = ConstArray(np.asarray(node.attrs["act_slope"], np.float32), "slope")
+        p["epilogue"] = epilogue_c(node, "acc", channel="m", slope_name="act_slope_arr")
+        return p

@@ -1,0 +1,171 @@
+"""Ops that only change how a dense buffer is indexed: Reshape, Flatten, Squeeze, Unsqueeze.
+
+In C they are a copy (or nothing, when the memory planner makes the output a view of the
+input: see passes/memory_plan.py). Constant shape/axes inputs become attributes at import.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..ir import Node, TensorType
+from .base import Attr, OpDef, PruneRule, QuantRule, in_type, normalize_axis
+from .registry import register_op
+
+
+class ViewOp(OpDef):
+    """Common facets: same data, new shape."""
+
+    c_template = "ops/copy.c.j2"
+    quant = QuantRule.SAME_AS_INPUT
+    prune = PruneRule.BLOCK
+    is_view = True
+
+    def out_shape(self, node: Node) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def infer(self, node: Node) -> list[TensorType]:
+        x = in_type(node, 0)
+        shape = self.out_shape(node)
+        if int(np.prod(shape, dtype=np.int64)) != x.numel:
+            raise ShapeError(f"{node.op} node '{node.name}': cannot view {x.shape} as {shape}")
+        return [TensorType(shape, x.dtype)]
+
+    def reference(self, node: Node, x, *rest):
+        return (np.reshape(x, self.out_shape(node)),)
+
+
+@register_op("Reshape")
+class Reshape(ViewOp):
+    """ONNX Reshape with a constant target shape (0 copies, -1 infers)."""
+
+    attrs = {"shape": Attr("ints"), "allowzero": Attr("int", 0)}
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        self.take_const_input(node, 1, "shape")
+
+    def out_shape(self, node: Node) -> tuple[int, ...]:
+        x = in_type(node, 0)
+        want = list(node.attrs["shape"])
+        if not node.attrs["allowzero"]:
+            want = [x.shape[i] if d == 0 else d for i, d in enumerate(want)]
+        if want.count(-1) > 1:
+            raise ShapeError(f"Reshape node '{node.name}': more than one -1 in {want}")
+        if -1 in want:
+            known = int(np.prod([d for d in want if d != -1], dtype=np.int64))
+            if known == 0 or x.numel % known:
+                raise ShapeError(f"Reshape node '{node.name}': cannot reshape {x.shape} to {want}")
+            want[want.index(-1)] = x.numel // known
+        return tuple(want)
+
+
+@register_op("Flatten")
+class Flatten(ViewOp):
+    """ONNX Flatten: 2-D view [prod(dims[:axis]), prod(dims[axis:])]."""
+
+    attrs = {"axis": Attr("int", 1)}
+
+    def out_shape(self, node: Node) -> tuple[int, ...]:
+        x = in_type(node, 0)
+        axis = node.attrs["axis"]
+        axis = axis + x.rank if axis < 0 else axis
+        if not 0 <= axis <= x.rank:
+            raise ShapeError(f"Flatten node '{node.name}': axis {axis} out of range")
+        return (int(np.prod(x.shape[:axis], dtype=np.int64)),
+                int(np.prod(x.shape[axis:], dtype=np.int64)))
+
+
+@register_op("Squeeze")
+class Squeeze(ViewOp):
+    """ONNX Squeeze (axes as attribute; all size-1 dims when absent)."""
+
+    attrs = {"axes": Attr("ints", None)}
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        if len(node.inputs) > 1:
+            self.take_const_input(node, 1, "axes")
+
+    def out_shape(self, node: Node) -> tuple[int, ...]:
+        x = in_type(node, 0)
+        axes = node.attrs["axes"]
+        if axes is None:
+            return tuple(d for d in x.shape if d != 1)
+        axes = {normalize_axis(a, x.rank, node) for a in axes}
+        for a in axes:
+            if x.shape[a] != 1:
+                raise ShapeError(f"Squeeze node '{node.name}': dimension {a} is {x.shape[a]}, not 1")
+        return tuple(d for i, d in enumerate(x.shape) if i not in axes)
+
+
+@register_op("Unsqueeze")
+class Unsqueeze(ViewOp):
+    """ONNX Unsqueeze (axes as attribute)."""
+
+    attrs = {"axes": Attr("ints")}
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        if len(node.inputs) > 1:
+            self.take_const_input(node, 1, "axes")
+
+    def out_shape(self, node: Node) -> tuple[int, ...]:
+        x = in_type(node, 0)
+        rank = x.rank + len(node.attrs["axes"])
+        axes = sorted(normalize_axis(a, rank, node) for a in node.attrs["axes"])
+        shape = list(x.shape)
+        for a in axes:
+            shape.insert(a, 1)
+        return tuple(shape)
+
+
+@register_op("Transpose")
+class Transpose(OpDef):
+    """ONNX Transpose: a strided copy (rendered by the elementwise template)."""
+
+    attrs = {"perm": Attr("ints", None)}
+    c_template = "ops/elementwise.c.j2"
+    quant = QuantRule.SAME_AS_INPUT
+
+    def perm(self, node: Node) -> list[int]:
+        """The permutation (reversal when the attribute is absent)."""
+        rank = in_type(node, 0).rank
+        perm = node.attrs["perm"]
+        perm = list(range(rank))[::-1] if perm is None else [normalize_axis(p, rank) for p in perm]
+        if sorted(perm) != list(range(rank)):
+            raise ShapeError(f"Transpose node '{node.name}': {perm} is not a permutation")
+        return perm
+
+    def infer(self, node: Node) -> list[TensorType]:
+        x = in_type(node, 0)
+        return [TensorType(tuple(x.shape[p] for p in self.perm(node)), x.dtype)]
+
+    def reference(self, node: Node, x):
+        return (np.ascontiguousarray(np.transpose(x, self.perm(node))),)
+
+    def c_params(self, node: Node, target) -> dict:
+        x = in_type(node, 0)
+        perm = self.perm(node)
+        out_shape = node.output.shape
+        in_strides = [1] * x.rank
+        for i in range(x.rank - 2, -1, -1):
+            in_strides[i] = in_strides[i + 1] * x.shape[i + 1]
+        # Loop over output dims (dropping size-1 ones), merging runs that stay contiguous.
+        dims, strides = [], []
+        for d in range(len(out_shape)):
+            if out_shape[d] == 1:
+                continue
+            s = in_strides[perm[d]]
+            if dims and strides[-1] == s * out_shape[d]:
+                dims[-1] *= out_shape[d]
+                strides[-1] = s
+            else:
+                dims.append(out_shape[d])
+                strides.append(s)
+        if not dims:
+            dims, strides = [1], [0]
+        out_strides = [1] * len(dims)
+        for i in range(len(dims) - 2, -1, -1):
+            out_strides[i] = out_strides[i + 1] * dims[i + 1]
+        return {"dims": dims, "in_strides": [strides], "out_strides": out_strides,
+                "operands": ["a"], "expr": "a"}
+

@@ -1,0 +1,228 @@
+"""`edgec verify`: compile, build with the target's toolchain, run, compare with a reference.
+
+The fp32 reference is onnxruntime on the original ONNX file. Error measures per output:
+  max_abs_err = max |c - r|
+  max_rel_err = max_abs_err / max |r|   (relative to the output's scale, so that values near
+                                         zero do not turn rounding noise into huge ratios)
+  snr_db      = 10 log10( sum r^2 / sum (c - r)^2 )   (inf when identical)
+An output passes when max_rel_err <= rtol (default 1e-4).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+from .ir import Graph
+
+DEFAULT_RTOL = 1e-4
+
+
+def random_inputs(g: Graph, seed: int = 0, batch_shapes: dict | None = None) -> dict[str, np.ndarray]:
+    """Seeded inputs at real scale: N(0, 1) for floats, small integers otherwise."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    names = g.meta.get("input_names") or [v.name for v in g.inputs]
+    for name, v in zip(names, g.inputs):
+        shape = (batch_shapes or {}).get(name, v.shape)
+        if v.dtype.is_float:
+            out[name] = rng.standard_normal(shape).astype(v.dtype.np)
+        elif v.dtype.value == "bool":
+            out[name] = rng.integers(0, 2, shape).astype(np.bool_)
+        else:
+            out[name] = rng.integers(0, 10, shape).astype(v.dtype.np)
+    return out
+
+
+def load_inputs(path: str | Path, g: Graph) -> dict[str, np.ndarray]:
+    """Read inputs from .npz (keys = input names) or .npy (single-input models)."""
+    p = Path(path)
+    names = g.meta.get("input_names") or [v.name for v in g.inputs]
+    if not p.exists():
+        raise DataError(f"inputs file '{p}' does not exist")
+    try:
+        data = np.load(p, allow_pickle=False)
+    except Exception as e:
+        raise DataError(f"cannot read inputs file '{p}': {str(e).splitlines()[0]}; "
+                        "give an .npz with one array per input name (or .npy for one input)") from None
+    if isinstance(data, np.ndarray):
+        if len(names) != 1:
+            raise DataError(f"'{p}' holds one array but the model has {len(names)} inputs; "
+                            "use an .npz keyed by input name")
+        return {names[0]: data}
+    arrays = {k: data[k] for k in data.files}
+    if len(names) == 1 and names[0] not in arrays and len(arrays) == 1:
+        return {names[0]: next(iter(arrays.values()))}
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise DataError(f"'{p}' lacks input(s) {', '.join(missing)} (it holds: "
+                        f"{', '.join(arrays) or 'nothing'})")
+    return {n: arrays[n] for n in names}
+
+
+def split_batches(g: Graph, feeds: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Cut inputs whose leading axis exceeds the model's batch into model-sized samples."""
+    names = g.meta.get("input_names") or [v.name for v in g.inputs]
+    counts = set()
+    for name, v in zip(names, g.inputs):
+        arr = feeds[name]
+        if tuple(arr.shape) == v.shape:
+            counts.add(1)
+            continue
+        if not v.shape or arr.ndim != len(v.shape) or tuple(arr.shape[1:]) != v.shape[1:] \
+                or arr.shape[0] % v.shape[0]:
+            raise DataError(
+                f"input '{name}' has shape {'x'.join(map(str, arr.shape))} but the model "
+                f"expects {'x'.join(map(str, v.shape))} (or a multiple of its leading axis)"
+            )
+        counts.add(arr.shape[0] // v.shape[0])
+    if len(counts) > 1:
+        raise DataError("inputs hold different numbers of samples")
+    n = counts.pop() if counts else 1
+    if n == 1:
+        return [{name: feeds[name] for name in names}]
+    samples = []
+    for i in range(n):
+        sample = {}
+        for name, v in zip(names, g.inputs):
+            b = v.shape[0]
+            arr = feeds[name]
+            sample[name] = arr if tuple(arr.shape) == v.shape else arr[i * b:(i + 1) * b]
+        samples.append(sample)
+    return samples
+
+
+def onnxruntime_outputs(model_path: str | Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run the original model in onnxruntime (1 thread, all optimisations)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    res = sess.run(names, feeds)
+    return dict(zip(names, res))
+
+
+@dataclass
+class OutputComparison:
+    """Error measures of one output."""
+
+    name: str
+    max_abs_err: float
+    max_rel_err: float
+    snr_db: float
+    ok: bool
+    mismatched: int = 0
+    numel: int = 0
+
+    def as_dict(self) -> dict:
+        """JSON form (infinite SNR as a large finite number is avoided: null)."""
+        snr = None if math.isinf(self.snr_db) else round(self.snr_db, 3)
+        return {"name": self.name, "max_abs_err": self.max_abs_err,
+                "max_rel_err": self.max_rel_err, "snr_db": snr, "ok": self.ok}
+
+
+def compare(name: str, got: np.ndarray, ref: np.ndarray, rtol: float = DEFAULT_RTOL,
+            exact: bool = False) -> OutputComparison:
+    """Compare one output against its reference."""
+    if got.shape != ref.shape:
+        got = got.reshape(ref.shape) if got.size == ref.size else got
+    if got.shape != ref.shape:
+        return OutputComparison(name, math.inf, math.inf, -math.inf, False, ref.size, ref.size)
+    if ref.dtype.kind == "b" or got.dtype.kind == "b":
+        ref, got = ref.astype(np.int64), got.astype(np.int64)
+    r = ref.astype(np.float64)
+    c = got.astype(np.float64)
+    both_nan = np.isnan(r) & np.isnan(c)
+    same_inf = np.isinf(r) & (r == c)
+    diff = np.where(both_nan | same_inf, 0.0, np.abs(c - r))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    max_abs = float(diff.max()) if diff.size else 0.0
+    finite_r = r[np.isfinite(r)]
+    scale = float(np.abs(finite_r).max()) if finite_r.size else 0.0
+    max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else math.inf)
+    noise = float(np.sum(np.where(np.isfinite(diff), diff, 0.0) ** 2))
+    signal = float(np.sum(finite_r ** 2))
+    if noise == 0:
+        snr = math.inf
+    elif signal == 0:
+        snr = -math.inf
+    else:
+        snr = 10 * math.log10(signal / noise)
+    mismatched = int(np.count_nonzero(diff))
+    ok = mismatched == 0 if exact else max_rel <= rtol
+    return OutputComparison(name, max_abs, max_rel, snr, ok, mismatched, int(ref.size))
+
+
+@dataclass
+class VerifyResult:
+    """Everything `edgec verify` reports."""
+
+    target: str
+    ok: bool
+    outputs: list[OutputComparison]
+    samples: int = 1
+    compiled_outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    report: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """The documented --json object."""
+        return {"target": self.target, "ok": self.ok, "samples": self.samples,
+                "outputs": [o.as_dict() for o in self.outputs]}
+
+
+def run_compiled(result, feeds_list: list[dict[str, np.ndarray]], workdir: Path,
+                 sanitize: bool = False, cc: str | None = None) -> list[dict[str, np.ndarray]]:
+    """Write, build and run a CompileResult on each sample; outputs by public name."""
+    from . import toolchain
+    from .compiler import write_output
+
+    out_dir = write_output(result.files, workdir / "out")
+    exe = toolchain.build(out_dir, result.target, sanitize=sanitize, cc=cc)
+    g = result.graph
+    in_names = g.meta.get("input_names") or [v.name for v in g.inputs]
+    out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
+    specs = [(v.shape, v.dtype.np) for v in g.outputs]
+    results = []
+    for feeds in feeds_list:
+        ins = [np.ascontiguousarray(np.asarray(feeds[n]).astype(v.dtype.np))
+               for n, v in zip(in_names, g.inputs)]
+        outs, _ = toolchain.run(exe, result.target, ins, specs)
+        results.append(dict(zip(out_names, outs)))
+    return results
+
+
+def verify_model(model_path: str | Path, options, inputs_path: str | None = None,
+                 seed: int = 0, rtol: float = DEFAULT_RTOL, sanitize: bool = False,
+                 cc: str | None = None) -> VerifyResult:
+    """Compile `model_path` for options.target, run it and compare with onnxruntime."""
+    from .compiler import compile_model
+
+    result = compile_model(model_path, options)
+    g = result.source_graph
+    feeds = load_inputs(inputs_path, g) if inputs_path else random_inputs(g, seed)
+    samples = split_batches(g, feeds)
+    with tempfile.TemporaryDirectory(prefix="edgec-verify-") as tmp:
+        compiled = run_compiled(result, samples, Path(tmp), sanitize=sanitize, cc=cc)
+    refs = [onnxruntime_outputs(model_path, s) for s in samples]
+    out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
+    comparisons = []
+    stacked = {}
+    for name in out_names:
+        got = np.concatenate([c[name] for c in compiled]) if len(compiled) > 1 \
+            else compiled[0][name]
+        ref = np.concatenate([np.asarray(r[name]) for r in refs]) if len(refs) > 1 \
+            else np.asarray(refs[0][name])
+        stacked[name] = got
+        comparisons.append(compare(name, got, ref.reshape(got.shape) if ref.size == got.size
+                                   else ref, rtol))
+    ok = all(c.ok for c in comparisons)
+    return VerifyResult(result.target.name, ok, comparisons, len(samples), stacked, result.report)

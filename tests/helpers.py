@@ -1,0 +1,100 @@
+"""Shared test helpers: build ONNX models in memory, compile them with edgec, run the C, and
+compare against independent references (onnxruntime, onnx.reference)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from edgec.compiler import CompileOptions, compile_graph
+from edgec.frontend.onnx import import_model
+from edgec.verify import compare, run_compiled
+
+REPO = Path(__file__).resolve().parents[1]
+ZOO_DIR = REPO / "golden" / "models"
+
+NP_TO_ONNX = {
+    np.dtype("float32"): TensorProto.FLOAT,
+    np.dtype("float64"): TensorProto.DOUBLE,
+    np.dtype("int64"): TensorProto.INT64,
+    np.dtype("int32"): TensorProto.INT32,
+    np.dtype("int8"): TensorProto.INT8,
+    np.dtype("uint8"): TensorProto.UINT8,
+    np.dtype("bool"): TensorProto.BOOL,
+}
+
+
+def make_model(nodes, inputs: dict, outputs: dict, initializers: dict | None = None,
+               opset: int = 17, name: str = "test") -> onnx.ModelProto:
+    """A model from onnx.helper nodes; inputs/outputs map name -> (dtype, shape)."""
+    ins = [helper.make_tensor_value_info(n, NP_TO_ONNX[np.dtype(d)], s)
+           for n, (d, s) in inputs.items()]
+    outs = [helper.make_tensor_value_info(n, NP_TO_ONNX[np.dtype(d)], s)
+            for n, (d, s) in outputs.items()]
+    inits = [numpy_helper.from_array(np.asarray(a), n) for n, a in (initializers or {}).items()]
+    graph = helper.make_graph(nodes, name, ins, outs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model
+
+
+def ort_run(model: onnx.ModelProto | str | Path, feeds: dict) -> dict:
+    """onnxruntime outputs by name (1 thread)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    src = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+    sess = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, feeds)))
+
+
+def compile_model_proto(model: onnx.ModelProto, target: str = "generic-fp32",
+                        input_shapes: dict | None = None, **opts):
+    """Compile an in-memory model with edgec; returns the CompileResult."""
+    g = import_model(model, input_shapes, name="test")
+    return compile_graph(g, CompileOptions(target=target, **opts), model_name="test")
+
+
+def run_c(model: onnx.ModelProto, feeds: dict, target: str = "generic-fp32",
+          sanitize: bool = False, cc: str | None = None, input_shapes: dict | None = None,
+          **opts) -> dict:
+    """Compile, build and run the generated C once; outputs by name."""
+    result = compile_model_proto(model, target, input_shapes, **opts)
+    with tempfile.TemporaryDirectory(prefix="edgec-test-") as tmp:
+        return run_compiled(result, [feeds], Path(tmp), sanitize=sanitize, cc=cc)[0]
+
+
+def check_against_ort(model: onnx.ModelProto, feeds: dict, target: str = "generic-fp32",
+                      rtol: float = 1e-4, sanitize: bool = False, cc: str | None = None,
+                      **opts) -> dict:
+    """Assert the generated C matches onnxruntime within rtol; returns edgec's outputs."""
+    got = run_c(model, feeds, target, sanitize=sanitize, cc=cc, **opts)
+    ref = ort_run(model, feeds)
+    for name, r in ref.items():
+        c = compare(name, got[name], np.asarray(r), rtol)
+        assert c.ok, f"{name}: max_rel_err {c.max_rel_err:.3g} (abs {c.max_abs_err:.3g})"
+    return got
+
+
+def have(tool: str) -> bool:
+    """True when an executable is on PATH."""
+    return shutil.which(tool) is not None
+
+
+def ensure_zoo() -> Path:
+    """Build the zoo models with tools/make_models.py unless they are already present."""
+    needed = ["mobilenetv2.onnx", "resnet8.onnx", "dscnn.onnx", "digits_cnn.onnx"]
+    if not all((ZOO_DIR / n).exists() for n in needed):
+        subprocess.run([sys.executable, str(REPO / "tools" / "make_models.py"), "--out",
+                        str(ZOO_DIR)], check=True)
+    return ZOO_DIR

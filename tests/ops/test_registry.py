@@ -1,0 +1,50 @@
+"""Every registered op carries every facet; the registry refuses duplicates."""
+
+import pytest
+
+from edgec.ops import OpDef, all_ops, register_op
+from edgec.ops.base import PruneRule, QuantRule
+
+
+def _overrides(op, name):
+    return getattr(type(op), name) is not getattr(OpDef, name)
+
+
+@pytest.mark.parametrize("name", sorted(all_ops()))
+def test_op_has_every_facet(name):
+    op = all_ops()[name]
+    assert op.name == name
+    assert (type(op).__doc__ or "").strip(), f"{name} lacks a docstring"
+    assert isinstance(op.attrs, dict)
+    assert _overrides(op, "infer"), f"{name} lacks shape inference"
+    assert _overrides(op, "reference"), f"{name} lacks a reference implementation"
+    has_c = op.c_template is not None or _overrides(op, "c_template_for")
+    assert has_c or op.fold_only, f"{name} lacks a C facet and is not fold-only"
+    assert isinstance(op.quant, QuantRule)
+    assert isinstance(op.prune, PruneRule)
+
+
+def test_templates_of_every_op_exist():
+    from edgec.codegen.c.backend import TEMPLATE_DIR
+
+    for name, op in all_ops().items():
+        if op.c_template is not None:
+            assert (TEMPLATE_DIR / op.c_template).exists(), f"{name}: {op.c_template} missing"
+
+
+def test_duplicate_registration_is_refused():
+    with pytest.raises(ValueError, match="registered twice"):
+        @register_op("Relu")
+        class Again(OpDef):
+            """dup"""
+
+
+def test_required_ops_are_registered():
+    required = """Conv ConvTranspose Gemm MatMul Add Sub Mul Div Pow Sqrt Exp Log Neg Abs Max Min
+    Relu Clip LeakyRelu PRelu Sigmoid Tanh HardSigmoid HardSwish Erf MaxPool AveragePool
+    GlobalAveragePool GlobalMaxPool BatchNormalization InstanceNormalization LayerNormalization
+    Concat Split Slice Reshape Flatten Squeeze Unsqueeze Transpose Pad Resize Upsample Softmax
+    LogSoftmax ReduceMean ReduceMax ReduceSum ArgMax Gather Identity Dropout Shape
+    ConstantOfShape Range Cast Equal Where""".split()
+    missing = [op for op in required if op not in all_ops()]
+    assert not missing, f"not registered yet: {missing}"
