@@ -9,7 +9,9 @@ Algorithm:
    - an elementwise op whose non-constant operands are all the same Transpose T(p) (each read
      only there) is computed before the transpose instead; constant operands are permuted at
      compile time;
-   - Concat of Transposes T(p) is a Concat on axis p[axis] followed by T(p).
+   - Concat of Transposes T(p) is a Concat on axis p[axis] followed by T(p);
+   - any other op whose `sink_transpose` facet (edgec/ops/base.py) gives attributes for the
+     permuted layout (Pad, Slice, Softmax, reductions...) is computed before the transpose.
    What remains are Transposes at the graph's inputs and outputs, or before ops that need a
    particular layout (e.g. Flatten of a feature map); those that move only size-1 dimensions
    become Reshapes in canonicalize.
@@ -157,7 +159,31 @@ def sink_through_concat(g: Graph, node: Node) -> bool:
     return True
 
 
-RULES = [compose_transposes, sink_through_elementwise, sink_through_concat]
+def sink_through_layout_agnostic(g: Graph, node: Node) -> bool:
+    """op(T(x, p), ...) -> T(op'(x, ...), p) for ops whose `sink_transpose` facet allows it."""
+    if node.op in ("Transpose", "Concat") or isinstance(get_op(node.op), ElementwiseOp):
+        return False
+    x = node.input(0)
+    t = x.producer if x is not None else None
+    if t is None or t.op != "Transpose" or len(x.uses) != 1 or x in g.outputs:
+        return False
+    perm = _perm(t)
+    attrs = get_op(node.op).sink_transpose(node, perm)
+    if attrs is None:
+        return False
+    if any(len(v.shape) != len(perm) for v in node.outputs):
+        return False
+    inner = g.add_node(node.op, [t.input(0), *node.inputs[1:]], attrs=attrs, name=node.name,
+                       before=node)
+    for old, new in zip(node.outputs, inner.outputs):
+        tr = g.add_node("Transpose", [new], attrs={"perm": perm}, name=f"{node.name}_t",
+                        before=node)
+        g.replace_all_uses(old, tr.output)
+    return True
+
+
+RULES = [compose_transposes, sink_through_elementwise, sink_through_concat,
+         sink_through_layout_agnostic]
 
 
 @register_pass("layout-nhwc")

@@ -173,6 +173,16 @@ class OpDef:
         """Multiply-accumulate operations of one execution (0 for data movement)."""
         return 0
 
+    def sink_transpose(self, node: Node, perm: list[int]) -> dict | None:
+        """Layout facet: let a Transpose on input 0 move below this op.
+
+        Input 0 of `node` is Transpose(x, perm). Return the attributes of a node of the same
+        op that, applied to x (other inputs unchanged), gives outputs whose Transpose by
+        `perm` equals the current outputs; or None when that is impossible (the default).
+        Only ops whose outputs have the rank of input 0 may return attributes.
+        """
+        return None
+
     # --------------------------------------------------------------- helpers
     @staticmethod
     def const_input(node: Node, index: int, what: str) -> np.ndarray | None:
