@@ -13,6 +13,12 @@ from .errors import TargetError
 # Pass pipelines (names registered in edgec.passes).
 FP32_PIPELINE = (
     "canonicalize",
+    "fold-batchnorm",
+    "matmul-to-gemm",
+    "fold-scale-shift",
+    "fuse-residual",
+    "fuse-activation",
+    "canonicalize",
     "layout-nhwc",
     "canonicalize",
 )

@@ -54,9 +54,13 @@ def switch_to_channels_last(g: Graph) -> bool:
         rank = len(x.shape)
         if rank < 3:
             continue
-        t_in = g.add_node("Transpose", [x], attrs={"perm": _to_last(rank)},
-                          name=f"{node.name}_to_nhwc", before=node)
-        node.set_input(0, t_in.output)
+        for index in opdef.layout_inputs:
+            v = node.input(index)
+            if v is None:
+                continue
+            t_in = g.add_node("Transpose", [v], attrs={"perm": _to_last(rank)},
+                              name=f"{node.name}_to_nhwc", before=node)
+            node.set_input(index, t_in.output)
         node.attrs["layout"] = "NHWC"
         old_outs = list(node.outputs)
         for y in old_outs:

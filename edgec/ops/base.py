@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UnsupportedError
+from ..errors import ConstantInputRequired, UnsupportedError
 from ..ir.graph import IRError, Node, Value
 from ..ir.types import DType, TensorType
 
@@ -99,6 +99,8 @@ class OpDef:
     c_template: str | None = None
     # Ops whose layout the channels-last pass may change; see passes/layout_nhwc.py.
     spatial: bool = False
+    # Inputs of a spatial op that are activations in the op's layout (data, residual...).
+    layout_inputs: tuple[int, ...] = (0,)
 
     # --------------------------------------------------------------- attributes
     def normalize_attrs(self, attrs: dict) -> dict:
@@ -191,9 +193,10 @@ class OpDef:
         if v is None:
             return None
         if not v.is_const:
-            raise UnsupportedError(
+            raise ConstantInputRequired(
                 f"{node.op} node '{node.name}': input '{what}' must be a compile-time constant "
-                "(fix the input shapes with --input-shape so that it folds)"
+                "(fix the input shapes with --input-shape so that it folds)",
+                value_name=v.name,
             )
         return v.data
 

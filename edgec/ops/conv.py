@@ -120,6 +120,7 @@ class Conv(OpDef):
     quant = QuantRule.REQUANTIZE
     prune = PruneRule.PRODUCER
     spatial = True
+    layout_inputs = (0, 3)  # data and the fused residual follow the activation layout
 
     def import_onnx(self, node: Node, opset: int) -> None:
         require_dtypes(node, FLOATS, (0, 1))
