@@ -25,8 +25,9 @@ def test_hand_worked_rounding():
     # The doubling high multiply rounds ties upwards: 1.5 -> 2 but -1.5 -> -1.
     assert qmath.multiply_by_quantized_multiplier(3, q, s) == 2
     assert qmath.multiply_by_quantized_multiplier(-3, q, s) == -1
-    q, s = qmath.quantize_multiplier(0.25)  # handled by the right shift: 5 / 4 = 1.25 -> 1
-    assert qmath.multiply_by_quantized_multiplier(5, q, s) == 1
+    q, s = qmath.quantize_multiplier(0.25)
+    # Double rounding, as in TFLite: 5 * 0.5 = 2.5 -> 3 in the high multiply, then 3 / 2 -> 2.
+    assert qmath.multiply_by_quantized_multiplier(5, q, s) == 2
     assert qmath.multiply_by_quantized_multiplier(-6, q, s) == -2  # -1.5 -> -2 (away from 0)
     assert qmath.rounding_divide_by_pot(-5, 1) == -3 and qmath.rounding_divide_by_pot(5, 1) == 3
     assert qmath.saturating_rounding_doubling_high_mul(qmath.INT32_MIN, qmath.INT32_MIN) \
