@@ -1,0 +1,281 @@
+"""Data-movement ops driven by index tables: Pad, Gather, GatherElements.
+
+Pad: the output is split into a contiguous tail of dimensions that are not padded (a "row",
+copied with memcpy) and the dimensions in front of it, which are padded or cropped. For each
+of those a compile-time table maps every output coordinate to its input coordinate (-1 for
+the constant fill in mode "constant"), which handles constant, edge, reflect and wrap padding
+and negative pads (cropping, applied before padding as onnxruntime does) uniformly. The
+innermost padded dimension copies its interior with one memcpy and only walks the table at
+the borders.
+
+Gather / GatherElements: constant indices are normalised (negative -> from the end) into a
+table at compile time; runtime indices are read, normalised and clamped into range in C (out
+of range is an error in ONNX; the C clamps instead of reading outside the tensor).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError, UnsupportedError
+from ..ir import Node, TensorType
+from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type, normalize_axis
+from .common import row_major_strides
+from .registry import register_op
+from .shape_ops import (
+    DATA_DTYPES,
+    INDEX_DTYPES,
+    affine_index,
+    permute_per_axis,
+    require_dtypes_unless_folded,
+)
+
+PAD_MODES = ("constant", "reflect", "edge", "wrap")
+
+
+def _index_table(values: np.ndarray, hint: str) -> ConstArray:
+    """A compile-time index table, int32 unless the values need int64."""
+    values = np.asarray(values, dtype=np.int64).reshape(-1)
+    small = values.size == 0 or (values.min() >= -(2**31) and values.max() < 2**31)
+    return ConstArray(values.astype(np.int32 if small else np.int64), hint)
+
+
+# ------------------------------------------------------------------------------ Pad
+@register_op("Pad")
+class Pad(OpDef):
+    """ONNX Pad (constant, reflect, edge, wrap; negative pads crop). IR: `pads` for every
+    axis ([begin..., end...]), the fill `value`, and `mode`."""
+
+    attrs = {"pads": Attr("ints"), "mode": Attr("str", "constant", PAD_MODES),
+             "value": Attr("float", 0.0)}
+    c_template = "ops/pad.c.j2"
+    quant = QuantRule.SAME_AS_INPUT
+    prune = PruneRule.BLOCK
+    dtypes = DATA_DTYPES
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        require_dtypes_unless_folded(node, self.dtypes, (0,))
+        rank = in_type(node, 0).rank
+        a = node.attrs
+        mode = a.get("mode", "constant")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        if mode not in PAD_MODES:
+            raise UnsupportedError(f"Pad node '{node.name}': mode '{mode}' is not supported")
+        axes = None
+        if len(node.inputs) > 1:  # opset 11+: pads, constant_value, axes are inputs
+            pads = self.const_input(node, 1, "pads")
+            value = self.const_input(node, 2, "constant_value")
+            axes = self.const_input(node, 3, "axes")
+            node.inputs = node.inputs[:1]
+            a["value"] = 0.0 if value is None or value.size == 0 else float(value.reshape(-1)[0])
+        else:
+            pads = a.get("pads")
+        if pads is None:
+            raise ShapeError(f"Pad node '{node.name}' has no pads")
+        pads = [int(p) for p in np.asarray(pads).reshape(-1)]
+        axes = list(range(rank)) if axes is None else [
+            normalize_axis(int(ax), rank, node) for ax in np.asarray(axes).reshape(-1)]
+        if len(pads) != 2 * len(axes) or len(set(axes)) != len(axes):
+            raise ShapeError(f"Pad node '{node.name}': {len(pads)} pads do not fit axes {axes}")
+        full = [0] * (2 * rank)
+        for i, ax in enumerate(axes):
+            full[ax], full[rank + ax] = pads[i], pads[len(axes) + i]
+        a["pads"] = full
+
+    def _widths(self, node: Node) -> list[tuple[int, int, int, int]]:
+        """Per axis: (crop begin, crop end, pad begin, pad end), all non-negative."""
+        shape = in_type(node, 0).shape
+        pads = node.attrs["pads"]
+        rank = len(shape)
+        if len(pads) != 2 * rank:
+            raise ShapeError(f"Pad node '{node.name}': {len(pads)} pads for rank {rank}")
+        out = []
+        for d, n in enumerate(shape):
+            pb, pe = pads[d], pads[rank + d]
+            cb, ce = max(-pb, 0), max(-pe, 0)
+            if cb + ce > n:
+                raise ShapeError(f"Pad node '{node.name}': pads {pb}, {pe} crop more than "
+                                 f"dimension {d} ({n})")
+            if node.attrs["mode"] != "constant" and n - cb - ce == 0 and (pb > 0 or pe > 0):
+                raise ShapeError(f"Pad node '{node.name}': mode '{node.attrs['mode']}' cannot "
+                                 f"pad the empty dimension {d}")
+            out.append((cb, ce, max(pb, 0), max(pe, 0)))
+        return out
+
+    def infer(self, node: Node) -> list[TensorType]:
+        x = in_type(node, 0)
+        shape = tuple(n - cb - ce + pb + pe
+                      for n, (cb, ce, pb, pe) in zip(x.shape, self._widths(node)))
+        return [TensorType(shape, x.dtype)]
+
+    def reference(self, node: Node, x, *rest):
+        widths = self._widths(node)
+        cropped = x[tuple(slice(cb, n - ce) for n, (cb, ce, _, _) in zip(x.shape, widths))]
+        pad_width = [(pb, pe) for _, _, pb, pe in widths]
+        mode = node.attrs["mode"]
+        if mode == "constant":
+            value = np.array(node.attrs["value"]).astype(x.dtype)
+            return (np.pad(cropped, pad_width, mode="constant", constant_values=value),)
+        return (np.pad(cropped, pad_width, mode=mode),)
+
+    def sink_transpose(self, node: Node, perm: list[int]) -> dict | None:
+        rank = len(perm)
+        pads = node.attrs["pads"]
+        return {**node.attrs, "pads": permute_per_axis(pads[:rank], perm)
+                + permute_per_axis(pads[rank:], perm)}
+
+    def source_maps(self, node: Node) -> list[np.ndarray]:
+        """Per axis, the input coordinate of every output coordinate (-1: constant fill)."""
+        shape = in_type(node, 0).shape
+        mode = node.attrs["mode"]
+        maps = []
+        for n, (cb, ce, pb, pe) in zip(shape, self._widths(node)):
+            kept = np.arange(cb, n - ce, dtype=np.int64)
+            if mode == "constant":
+                maps.append(np.pad(kept, (pb, pe), constant_values=-1))
+            else:
+                maps.append(np.pad(kept, (pb, pe), mode=mode))
+        return maps
+
+    def c_params(self, node: Node, target) -> dict:
+        x = in_type(node, 0)
+        out = node.output.shape
+        widths = self._widths(node)
+        maps = self.source_maps(node)
+        identity = [w == (0, 0, 0, 0) for w in widths]
+        k = len(out)
+        while k > 0 and identity[k - 1]:
+            k -= 1
+        row = int(np.prod(out[k:], dtype=np.int64))
+        value = node.attrs["value"]
+        params = {"empty": node.output.type.numel == 0, "copy_all": k == 0, "row": row,
+                  "value": value if x.dtype.is_float else int(value)}
+        if params["empty"] or k == 0:
+            return params
+        in_strides = row_major_strides(x.shape)
+        outer_sizes = list(out[: k - 1])
+        dst_strides = row_major_strides(tuple(outer_sizes) + (out[k - 1] * row,))[:-1]
+        outer = []
+        for d in range(k - 1):
+            if not identity[d]:
+                params[f"table{d}"] = _index_table(maps[d], f"pad_map{d}")
+            outer.append({"size": out[d], "stride": in_strides[d], "mapped": not identity[d]})
+        cb, ce, pb, _ = widths[k - 1]
+        params.update(
+            outer=outer,
+            dst_index=affine_index(0, dst_strides),
+            inner_size=out[k - 1], inner_begin=pb, inner_count=x.shape[k - 1] - cb - ce,
+            inner_src=cb, constant=node.attrs["mode"] == "constant",
+        )
+        if out[k - 1] > params["inner_count"]:  # the innermost padded dimension has borders
+            params["inner_table"] = _index_table(maps[k - 1], f"pad_map{k - 1}")
+        return params
+
+
+# ------------------------------------------------------------------------------ Gather
+class GatherBase(OpDef):
+    """Common facets: data of any data type, int32/int64 indices (constant or runtime)."""
+
+    attrs = {"axis": Attr("int", 0)}
+    quant = QuantRule.SAME_AS_INPUT
+    prune = PruneRule.BLOCK
+    dtypes = DATA_DTYPES
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        require_dtypes_unless_folded(node, self.dtypes, (0,))
+        require_dtypes_unless_folded(node, INDEX_DTYPES, (1,))
+        x = in_type(node, 0)
+        axis = normalize_axis(int(node.attrs.get("axis", 0)), x.rank, node)
+        node.attrs["axis"] = axis
+        idx = node.input(1)
+        if idx is not None and idx.is_const and idx.data.size:
+            dim = x.shape[axis]
+            if idx.data.min() < -dim or idx.data.max() >= dim:
+                raise ShapeError(f"{node.op} node '{node.name}': indices "
+                                 f"[{idx.data.min()}, {idx.data.max()}] are out of range for "
+                                 f"dimension {axis} of size {dim}")
+
+    def normalized_indices(self, node: Node) -> np.ndarray | None:
+        """Constant indices with negative values counted from the end (None at runtime)."""
+        idx = node.input(1)
+        if not idx.is_const:
+            return None
+        dim = in_type(node, 0).shape[node.attrs["axis"]]
+        data = idx.data.astype(np.int64)
+        return np.where(data < 0, data + dim, data)
+
+
+@register_op("Gather")
+class Gather(GatherBase):
+    """ONNX Gather: slices of `data` along `axis` picked by `indices` (scalar indices drop
+    the axis)."""
+
+    c_template = "ops/gather.c.j2"
+
+    def infer(self, node: Node) -> list[TensorType]:
+        x, idx = in_type(node, 0), in_type(node, 1)
+        axis = normalize_axis(node.attrs["axis"], x.rank, node)
+        return [TensorType(x.shape[:axis] + idx.shape + x.shape[axis + 1:], x.dtype)]
+
+    def reference(self, node: Node, x, indices):
+        return (np.take(x, np.asarray(indices, dtype=np.int64), axis=node.attrs["axis"]),)
+
+    def sink_transpose(self, node: Node, perm: list[int]) -> dict | None:
+        if in_type(node, 1).rank != 1:
+            return None
+        return {"axis": perm[node.attrs["axis"]]}
+
+    def c_params(self, node: Node, target) -> dict:
+        x = in_type(node, 0)
+        axis = node.attrs["axis"]
+        table = self.normalized_indices(node)
+        params = {
+            "outer": int(np.prod(x.shape[:axis], dtype=np.int64)),
+            "dim": x.shape[axis],
+            "count": in_type(node, 1).numel,
+            "inner": int(np.prod(x.shape[axis + 1:], dtype=np.int64)),
+            "empty": node.output.type.numel == 0,
+        }
+        if table is not None:
+            params["table"] = _index_table(table, "indices")
+        return params
+
+
+@register_op("GatherElements")
+class GatherElements(GatherBase):
+    """ONNX GatherElements: y[i..., j, k...] = data[i..., indices[i..., j, k...], k...]."""
+
+    c_template = "ops/gather_elements.c.j2"
+
+    def infer(self, node: Node) -> list[TensorType]:
+        x, idx = in_type(node, 0), in_type(node, 1)
+        axis = normalize_axis(node.attrs["axis"], x.rank, node)
+        if idx.rank != x.rank or any(
+                idx.shape[d] > x.shape[d] for d in range(x.rank) if d != axis):
+            raise ShapeError(f"GatherElements node '{node.name}': indices {idx.shape} do not "
+                             f"fit data {x.shape}")
+        return [TensorType(idx.shape, x.dtype)]
+
+    def reference(self, node: Node, x, indices):
+        axis = node.attrs["axis"]
+        idx = np.asarray(indices, dtype=np.int64)
+        idx = np.where(idx < 0, idx + x.shape[axis], idx)
+        return (np.take_along_axis(x, idx, axis=axis),)
+
+    def c_params(self, node: Node, target) -> dict:
+        x, idx = in_type(node, 0), in_type(node, 1)
+        axis = node.attrs["axis"]
+        data_strides = row_major_strides(x.shape)
+        loop_strides = [0 if d == axis else s for d, s in enumerate(data_strides)]
+        table = self.normalized_indices(node)
+        params = {
+            "dims": list(idx.shape),
+            "src_index": affine_index(0, loop_strides),
+            "dst_index": affine_index(0, row_major_strides(idx.shape)),
+            "axis_stride": data_strides[axis],
+            "dim": x.shape[axis],
+            "empty": idx.numel == 0,
+        }
+        if table is not None:
+            params["table"] = _index_table(table, "indices")
+        return params

@@ -1,0 +1,546 @@
+"""Data-movement ops that are strided copies: Concat, Split, Slice, Expand, Tile,
+DepthToSpace, SpaceToDepth; and Cast (an elementwise conversion).
+
+Every one of the copy ops moves "boxes" of elements: nested loops with constant element
+strides over an input (a stride of 0 repeats, a negative stride walks backwards) writing to
+an output. `copy_box` turns (dims, source strides, destination strides) into the smallest loop
+nest: size-1 dimensions are dropped, dimensions that stay contiguous on both sides are merged,
+and an innermost run that is contiguous on both sides becomes one memcpy. All of them render
+with the shared template ops/strided_copy.c.j2. Constant shape-like inputs (split sizes, slice
+bounds, expand shape, tile repeats) become attributes at import.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError, UnsupportedError
+from ..ir import DType, Node, TensorType
+from .base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type, normalize_axis
+from .common import require_dtypes, row_major_strides
+from .conv import LAYOUTS, from_nchw, to_nchw
+from .elementwise import ElementwiseOp
+from .registry import register_op
+
+# Element types the data-movement kernels handle (the C is generic over `ctype`).
+DATA_DTYPES = {DType.FLOAT32, DType.INT8, DType.UINT8, DType.INT16, DType.INT32, DType.INT64,
+               DType.BOOL}
+INDEX_DTYPES = {DType.INT32, DType.INT64}
+STRIDED_COPY = "ops/strided_copy.c.j2"
+
+
+# ------------------------------------------------------------------------------ helpers
+def require_dtypes_unless_folded(node: Node, allowed: set[DType], indices=(0,)) -> None:
+    """Like `require_dtypes`, but accept anything when every input is constant (it folds)."""
+    if all(v is None or v.is_const for v in node.inputs):
+        return
+    require_dtypes(node, allowed, indices)
+
+
+def affine_index(base: int, strides) -> str:
+    """C index `base + i0 * s0 - i1 * s1 ...` over loop counters i0, i1, ... in size_t.
+
+    Negative strides are subtracted after every positive term; unsigned arithmetic wraps, so
+    the value is exact whenever the true index is in range.
+    """
+    terms = [f"{base}u"] if base else []
+    terms += [f"i{d}" if s == 1 else f"i{d} * {s}u" for d, s in enumerate(strides) if s > 0]
+    text = " + ".join(terms) or "0"
+    for d, s in enumerate(strides):
+        if s < 0:
+            text += f" - i{d}" if s == -1 else f" - i{d} * {-s}u"
+    return text
+
+
+def copy_box(src: int, dst: int, dims, src_strides, dst_strides, src_offset: int = 0,
+             dst_offset: int = 0) -> dict | None:
+    """One box of a strided copy as the template wants it (None when it moves nothing).
+
+    `src` indexes the op's inputs, `dst` its outputs; strides and offsets count elements.
+    """
+    if any(n == 0 for n in dims):
+        return None
+    merged: list[list[int]] = []
+    for n, s, t in zip(dims, src_strides, dst_strides):
+        if n == 1:
+            continue
+        if merged and merged[-1][1] == s * n and merged[-1][2] == t * n:
+            merged[-1] = [merged[-1][0] * n, s, t]
+        else:
+            merged.append([n, s, t])
+    run = 1
+    if merged and merged[-1][1] == 1 and merged[-1][2] == 1:
+        run = merged.pop()[0]
+    return {
+        "src": src, "dst": dst, "dims": [m[0] for m in merged], "run": run,
+        "src_index": affine_index(src_offset, [m[1] for m in merged]),
+        "dst_index": affine_index(dst_offset, [m[2] for m in merged]),
+    }
+
+
+def copy_params(boxes, n_inputs: int, n_outputs: int) -> dict:
+    """c_params of the strided-copy template; remembers which tensors no box touches."""
+    boxes = [b for b in boxes if b is not None]
+    return {
+        "boxes": boxes,
+        "idle_inputs": [i for i in range(n_inputs) if all(b["src"] != i for b in boxes)],
+        "idle_outputs": [i for i in range(n_outputs) if all(b["dst"] != i for b in boxes)],
+    }
+
+
+def permute_per_axis(values, perm: list[int]) -> list:
+    """Per-axis values of Transpose(x, perm) re-indexed for x: out[perm[i]] = values[i]."""
+    out = list(values)
+    for i, p in enumerate(perm):
+        out[p] = values[i]
+    return out
+
+
+class CopyOp(OpDef):
+    """Common facets of the strided-copy ops."""
+
+    c_template = STRIDED_COPY
+    quant = QuantRule.SAME_AS_INPUT
+    prune = PruneRule.BLOCK
+    dtypes = DATA_DTYPES
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        require_dtypes_unless_folded(node, self.dtypes, (0,))
+
+
+# ------------------------------------------------------------------------------ Concat
+@register_op("Concat")
+class Concat(CopyOp):
+    """ONNX Concat along any axis; constant inputs are copied from their weight arrays."""
+
+    attrs = {"axis": Attr("int")}
+    quant = QuantRule.REQUANTIZE
+    prune = PruneRule.CONCAT
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        ins = [v for v in node.inputs if v is not None]
+        if not ins:
+            raise ShapeError(f"Concat node '{node.name}' has no inputs")
+        require_dtypes_unless_folded(node, self.dtypes, range(len(node.inputs)))
+        node.inputs = ins
+        node.attrs["axis"] = normalize_axis(int(node.attrs.get("axis", 0)), ins[0].type.rank, node)
+
+    def infer(self, node: Node) -> list[TensorType]:
+        ins = [v.type for v in node.inputs if v is not None]
+        rank = ins[0].rank
+        axis = normalize_axis(node.attrs["axis"], rank, node)
+        shape = list(ins[0].shape)
+        for t in ins[1:]:
+            if t.rank != rank or t.dtype != ins[0].dtype or any(
+                    t.shape[d] != shape[d] for d in range(rank) if d != axis):
+                raise ShapeError(f"Concat node '{node.name}': input {t} does not fit "
+                                 f"{ins[0]} along axis {axis}")
+            shape[axis] += t.shape[axis]
+        return [TensorType(tuple(shape), ins[0].dtype)]
+
+    def reference(self, node: Node, *xs):
+        return (np.concatenate([x for x in xs if x is not None], axis=node.attrs["axis"]),)
+
+    def c_params(self, node: Node, target) -> dict:
+        shape = node.output.shape
+        axis = normalize_axis(node.attrs["axis"], len(shape), node)
+        outer = int(np.prod(shape[:axis], dtype=np.int64))
+        inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
+        total = shape[axis] * inner
+        boxes, offset = [], 0
+        for k, v in enumerate(node.inputs):
+            n = v.shape[axis] * inner
+            boxes.append(copy_box(k, 0, [outer, n], [n, 1], [total, 1], 0, offset))
+            offset += n
+        return copy_params(boxes, len(node.inputs), 1)
+
+
+# ------------------------------------------------------------------------------ Split
+def split_sizes(node: Node, dim: int, n_outputs: int) -> list[int]:
+    """Equal chunks of ceil(dim / n); the last one takes what is left (ONNX opset 18)."""
+    if n_outputs <= 0:
+        raise ShapeError(f"Split node '{node.name}': cannot split into {n_outputs} outputs")
+    chunk = -(-dim // n_outputs)
+    sizes = [chunk] * (n_outputs - 1) + [dim - chunk * (n_outputs - 1)]
+    if sizes[-1] < 0:
+        raise ShapeError(f"Split node '{node.name}': {dim} elements do not split into "
+                         f"{n_outputs} chunks of {chunk}")
+    return sizes
+
+
+@register_op("Split")
+class Split(CopyOp):
+    """ONNX Split (split sizes resolved at import from the attribute, input or num_outputs)."""
+
+    attrs = {"axis": Attr("int", 0), "split": Attr("ints")}
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        super().import_onnx(node, opset)
+        x = in_type(node, 0)
+        axis = normalize_axis(int(node.attrs.get("axis", 0)), x.rank, node)
+        node.attrs["axis"] = axis
+        sizes = node.attrs.get("split")
+        if sizes is None and node.input(1) is not None:
+            sizes = self.const_input(node, 1, "split").reshape(-1).tolist()
+        num_outputs = node.attrs.pop("num_outputs", None)
+        n_out = node.meta.get("onnx_num_outputs") or num_outputs
+        if sizes is None or len(sizes) == 0:
+            if not n_out:
+                raise UnsupportedError(f"Split node '{node.name}': the number of outputs is "
+                                       "unknown")
+            sizes = split_sizes(node, x.shape[axis], int(num_outputs or n_out))
+        node.attrs["split"] = [int(s) for s in sizes]
+        node.inputs = node.inputs[:1]
+
+    def infer(self, node: Node) -> list[TensorType]:
+        x = in_type(node, 0)
+        axis = normalize_axis(node.attrs["axis"], x.rank, node)
+        sizes = node.attrs["split"]
+        if sum(sizes) != x.shape[axis] or any(s < 0 for s in sizes):
+            raise ShapeError(f"Split node '{node.name}': sizes {sizes} do not add up to "
+                             f"dimension {axis} of {x.shape}")
+        out = []
+        for s in sizes:
+            shape = list(x.shape)
+            shape[axis] = s
+            out.append(TensorType(tuple(shape), x.dtype))
+        return out
+
+    def reference(self, node: Node, x, *rest):
+        bounds = np.cumsum(node.attrs["split"])[:-1]
+        return tuple(np.split(x, bounds, axis=node.attrs["axis"]))
+
+    def sink_transpose(self, node: Node, perm: list[int]) -> dict | None:
+        return {"axis": perm[node.attrs["axis"]], "split": list(node.attrs["split"])}
+
+    def c_params(self, node: Node, target) -> dict:
+        shape = in_type(node, 0).shape
+        axis = normalize_axis(node.attrs["axis"], len(shape), node)
+        outer = int(np.prod(shape[:axis], dtype=np.int64))
+        inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
+        total = shape[axis] * inner
+        boxes, offset = [], 0
+        for k, size in enumerate(node.attrs["split"]):
+            n = size * inner
+            boxes.append(copy_box(0, k, [outer, n], [total, 1], [n, 1], offset, 0))
+            offset += n
+        return copy_params(boxes, 1, len(node.outputs))
+
+
+# ------------------------------------------------------------------------------ Slice
+@register_op("Slice")
+class Slice(CopyOp):
+    """ONNX Slice with constant starts/ends/axes/steps (attributes in the IR; axes explicit,
+    non-negative and distinct). Bounds clamp like Python slices, which is the ONNX rule."""
+
+    attrs = {"starts": Attr("ints"), "ends": Attr("ints"), "axes": Attr("ints"),
+             "steps": Attr("ints")}
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        super().import_onnx(node, opset)
+        rank = in_type(node, 0).rank
+        a = node.attrs
+        if len(node.inputs) > 1:  # opset 10+: everything is an input
+            for index, key in ((1, "starts"), (2, "ends"), (3, "axes"), (4, "steps")):
+                data = self.const_input(node, index, key)
+                if data is not None:
+                    a[key] = [int(v) for v in np.asarray(data).reshape(-1)]
+            node.inputs = node.inputs[:1]
+        starts, ends = list(a.get("starts", [])), list(a.get("ends", []))
+        axes = list(a.get("axes") or range(len(starts)))
+        steps = list(a.get("steps") or [1] * len(starts))
+        if not len(starts) == len(ends) == len(axes) == len(steps):
+            raise ShapeError(f"Slice node '{node.name}': starts, ends, axes and steps differ "
+                             "in length")
+        axes = [normalize_axis(ax, rank, node) for ax in axes]
+        if len(set(axes)) != len(axes):
+            raise ShapeError(f"Slice node '{node.name}': axes {axes} repeat an axis")
+        if 0 in steps:
+            raise ShapeError(f"Slice node '{node.name}': a step of 0 is not allowed")
+        a.update(starts=starts, ends=ends, axes=axes, steps=steps)
+
+    def _bounds(self, node: Node) -> list[tuple[int, int, int]]:
+        """(start, stop, step) per axis of the input, clamped into range."""
+        shape = in_type(node, 0).shape
+        bounds = [(0, n, 1) for n in shape]
+        a = node.attrs
+        for s, e, ax, st in zip(a["starts"], a["ends"], a["axes"], a["steps"]):
+            bounds[ax] = slice(s, e, st).indices(shape[ax])
+        return bounds
+
+    def infer(self, node: Node) -> list[TensorType]:
+        x = in_type(node, 0)
+        if any(not 0 <= ax < x.rank for ax in node.attrs["axes"]):
+            raise ShapeError(f"Slice node '{node.name}': axes {node.attrs['axes']} do not fit "
+                             f"rank {x.rank}")
+        shape = tuple(len(range(*b)) for b in self._bounds(node))
+        return [TensorType(shape, x.dtype)]
+
+    def reference(self, node: Node, x, *rest):
+        return (x[tuple(slice(*b) for b in self._bounds(node))],)
+
+    def sink_transpose(self, node: Node, perm: list[int]) -> dict | None:
+        return {**node.attrs, "axes": [perm[ax] for ax in node.attrs["axes"]]}
+
+    def c_params(self, node: Node, target) -> dict:
+        strides = row_major_strides(in_type(node, 0).shape)
+        bounds = self._bounds(node)
+        offset = sum(b[0] * s for b, s in zip(bounds, strides))
+        out = node.output.shape
+        box = copy_box(0, 0, out, [b[2] * s for b, s in zip(bounds, strides)],
+                       row_major_strides(out), offset)
+        return copy_params([box], 1, 1)
+
+
+# ------------------------------------------------------------------------------ Expand, Tile
+@register_op("Expand")
+class Expand(CopyOp):
+    """ONNX Expand to a constant shape (bidirectional broadcasting)."""
+
+    attrs = {"shape": Attr("ints")}
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        super().import_onnx(node, opset)
+        self.take_const_input(node, 1, "shape")
+
+    def infer(self, node: Node) -> list[TensorType]:
+        x = in_type(node, 0)
+        return [TensorType(broadcast_shapes(x.shape, tuple(node.attrs["shape"])), x.dtype)]
+
+    def reference(self, node: Node, x, *rest):
+        shape = broadcast_shapes(x.shape, tuple(node.attrs["shape"]))
+        return (np.ascontiguousarray(np.broadcast_to(x, shape)),)
+
+    def sink_transpose(self, node: Node, perm: list[int]) -> dict | None:
+        if len(node.attrs["shape"]) != len(perm):
+            return None
+        return {"shape": permute_per_axis(node.attrs["shape"], perm)}
+
+    def c_params(self, node: Node, target) -> dict:
+        out = node.output.shape
+        x = in_type(node, 0).shape
+        padded = (1,) * (len(out) - len(x)) + tuple(x)
+        src = [0 if n == 1 else s for n, s in zip(padded, row_major_strides(padded))]
+        return copy_params([copy_box(0, 0, out, src, row_major_strides(out))], 1, 1)
+
+
+@register_op("Tile")
+class Tile(CopyOp):
+    """ONNX Tile with constant repeats."""
+
+    attrs = {"repeats": Attr("ints")}
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        super().import_onnx(node, opset)
+        self.take_const_input(node, 1, "repeats")
+
+    def infer(self, node: Node) -> list[TensorType]:
+        x = in_type(node, 0)
+        reps = node.attrs["repeats"]
+        if len(reps) != x.rank or any(r < 0 for r in reps):
+            raise ShapeError(f"Tile node '{node.name}': repeats {reps} do not fit rank {x.rank}")
+        return [TensorType(tuple(n * r for n, r in zip(x.shape, reps)), x.dtype)]
+
+    def reference(self, node: Node, x, *rest):
+        return (np.tile(x, node.attrs["repeats"]),)
+
+    def sink_transpose(self, node: Node, perm: list[int]) -> dict | None:
+        return {"repeats": permute_per_axis(node.attrs["repeats"], perm)}
+
+    def c_params(self, node: Node, target) -> dict:
+        # Output viewed as [r0, d0, r1, d1, ...]: the repeat dimensions have source stride 0.
+        x = in_type(node, 0).shape
+        dims, src = [], []
+        for n, r, s in zip(x, node.attrs["repeats"], row_major_strides(x)):
+            dims += [r, n]
+            src += [0, s]
+        return copy_params([copy_box(0, 0, dims, src, row_major_strides(tuple(dims)))], 1, 1)
+
+
+# ------------------------------------------------------------------------------ DepthToSpace
+class BlockRearrange(CopyOp):
+    """Common facets of DepthToSpace and SpaceToDepth (rank-4, spatial, NHWC kernels)."""
+
+    spatial = True
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        super().import_onnx(node, opset)
+        if in_type(node, 0).rank != 4:
+            raise UnsupportedError(f"{node.op} node '{node.name}': only 4-D input is supported")
+        if int(node.attrs.get("blocksize", 0)) < 1:
+            raise ShapeError(f"{node.op} node '{node.name}': blocksize must be positive")
+
+    def c_template_for(self, node: Node, target) -> str:
+        if node.attrs["layout"] != "NHWC":
+            raise UnsupportedError(f"{node.op} node '{node.name}': C kernels need "
+                                   "channels-last data")
+        return STRIDED_COPY
+
+    @staticmethod
+    def nhwc_dims(node: Node) -> tuple[int, int, int, int]:
+        """N, H, W, C of the input in channels-last order."""
+        shape = in_type(node, 0).shape
+        if node.attrs["layout"] == "NCHW":
+            n, c, h, w = shape
+        else:
+            n, h, w, c = shape
+        return n, h, w, c
+
+    @staticmethod
+    def in_layout(shape_nchw, layout: str) -> tuple[int, ...]:
+        """An NCHW shape in `layout`."""
+        n, c, h, w = shape_nchw
+        return (n, c, h, w) if layout == "NCHW" else (n, h, w, c)
+
+
+@register_op("DepthToSpace")
+class DepthToSpace(BlockRearrange):
+    """ONNX DepthToSpace (DCR and CRD modes): channel blocks become spatial blocks."""
+
+    attrs = {"blocksize": Attr("int"), "mode": Attr("str", "DCR", ("DCR", "CRD")),
+             "layout": Attr("str", "NCHW", LAYOUTS)}
+
+    def infer(self, node: Node) -> list[TensorType]:
+        n, h, w, c = self.nhwc_dims(node)
+        b = node.attrs["blocksize"]
+        if c % (b * b):
+            raise ShapeError(f"DepthToSpace node '{node.name}': {c} channels are not a "
+                             f"multiple of blocksize^2 = {b * b}")
+        shape = self.in_layout((n, c // (b * b), h * b, w * b), node.attrs["layout"])
+        return [TensorType(shape, in_type(node, 0).dtype)]
+
+    def reference(self, node: Node, x):
+        layout, b = node.attrs["layout"], node.attrs["blocksize"]
+        x = to_nchw(x, layout)
+        n, c, h, w = x.shape
+        if node.attrs["mode"] == "DCR":
+            y = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+        else:
+            y = x.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
+        return (from_nchw(np.ascontiguousarray(y.reshape(n, c // (b * b), h * b, w * b)),
+                          layout),)
+
+    def c_params(self, node: Node, target) -> dict:
+        # Output [N, H, bh, W, bw, C'] row-major; input channel (bh*b + bw)*C' + c (DCR) or
+        # c*b*b + bh*b + bw (CRD).
+        n, h, w, c = self.nhwc_dims(node)
+        b = node.attrs["blocksize"]
+        co = c // (b * b)
+        dims = [n, h, b, w, b, co]
+        if node.attrs["mode"] == "DCR":
+            src = [h * w * c, w * c, b * co, c, co, 1]
+        else:
+            src = [h * w * c, w * c, b, c, 1, b * b]
+        return copy_params([copy_box(0, 0, dims, src, row_major_strides(tuple(dims)))], 1, 1)
+
+
+@register_op("SpaceToDepth")
+class SpaceToDepth(BlockRearrange):
+    """ONNX SpaceToDepth: b x b spatial blocks become channels, block-major (DCR, the
+    default) or channel-major (CRD, opset 25)."""
+
+    attrs = {"blocksize": Attr("int"), "mode": Attr("str", "DCR", ("DCR", "CRD")),
+             "layout": Attr("str", "NCHW", LAYOUTS)}
+
+    def infer(self, node: Node) -> list[TensorType]:
+        n, h, w, c = self.nhwc_dims(node)
+        b = node.attrs["blocksize"]
+        if h % b or w % b:
+            raise ShapeError(f"SpaceToDepth node '{node.name}': spatial size {h}x{w} is not a "
+                             f"multiple of blocksize {b}")
+        shape = self.in_layout((n, c * b * b, h // b, w // b), node.attrs["layout"])
+        return [TensorType(shape, in_type(node, 0).dtype)]
+
+    def reference(self, node: Node, x):
+        layout, b = node.attrs["layout"], node.attrs["blocksize"]
+        x = to_nchw(x, layout)
+        n, c, h, w = x.shape
+        order = (0, 3, 5, 1, 2, 4) if node.attrs["mode"] == "DCR" else (0, 1, 3, 5, 2, 4)
+        y = x.reshape(n, c, h // b, b, w // b, b).transpose(order)
+        return (from_nchw(np.ascontiguousarray(y.reshape(n, c * b * b, h // b, w // b)),
+                          layout),)
+
+    def c_params(self, node: Node, target) -> dict:
+        # Output [N, H/b, W/b, bh, bw, C] (DCR) or [N, H/b, W/b, C, bh, bw] (CRD) row-major
+        # reads input pixel (h*b + bh, w*b + bw), channel c.
+        n, h, w, c = self.nhwc_dims(node)
+        b = node.attrs["blocksize"]
+        if node.attrs["mode"] == "DCR":
+            dims = [n, h // b, w // b, b, b, c]
+            src = [h * w * c, b * w * c, b * c, w * c, c, 1]
+        else:
+            dims = [n, h // b, w // b, c, b, b]
+            src = [h * w * c, b * w * c, b * c, 1, w * c, c]
+        return copy_params([copy_box(0, 0, dims, src, row_major_strides(tuple(dims)))], 1, 1)
+
+
+# ------------------------------------------------------------------------------ Cast
+# ONNX TensorProto element type codes edgec can name (others are reported by number).
+ONNX_DTYPE_CODES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32",
+                    7: "int64", 8: "string", 9: "bool", 10: "float16", 11: "float64",
+                    12: "uint32", 13: "uint64", 16: "bfloat16"}
+CAST_DTYPES = DATA_DTYPES
+INT64_LIMIT = 2.0 ** 63
+
+
+def cast_np(x: np.ndarray, to: np.dtype) -> np.ndarray:
+    """numpy cast with C-defined float->int: truncate, NaN -> 0, saturate to int64, wrap."""
+    to = np.dtype(to)
+    if x.dtype.kind != "f" or to.kind not in "iu":
+        return x.astype(to)
+    with np.errstate(invalid="ignore"):
+        t = np.trunc(x.astype(np.float64))
+        t = np.where(np.isnan(t), 0.0, t)
+        big, small = t >= INT64_LIMIT, t < -INT64_LIMIT
+        y = np.where(big | small, 0.0, t).astype(np.int64)
+    y = np.where(big, np.iinfo(np.int64).max, np.where(small, np.iinfo(np.int64).min, y))
+    return y.astype(to)
+
+
+@register_op("Cast")
+class Cast(ElementwiseOp):
+    """ONNX Cast between float32, int8/16/32/64, uint8 and bool (`to` is a dtype name in the
+    IR). Float->int truncates toward zero (NaN -> 0; beyond int64 saturates; narrower types
+    wrap like numpy); anything->bool is "nonzero"."""
+
+    attrs = {"to": Attr("str", choices=tuple(d.value for d in DType)),
+             "saturate": Attr("int", 1)}
+    quant = QuantRule.FLOAT_ONLY
+    dtypes = CAST_DTYPES
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        to = node.attrs.get("to")
+        if isinstance(to, (int, np.integer)):
+            name = ONNX_DTYPE_CODES.get(int(to), f"code {int(to)}")
+            if name not in {d.value for d in DType}:
+                raise UnsupportedError(f"Cast node '{node.name}': cast to {name} is not "
+                                       "supported")
+            node.attrs["to"] = name
+        x = node.input(0)
+        if x is not None and not x.is_const:
+            require_dtypes(node, self.dtypes, (0,))
+            if DType(node.attrs["to"]) not in self.dtypes:
+                raise UnsupportedError(f"Cast node '{node.name}': cast to {node.attrs['to']} "
+                                       "is not supported")
+
+    def out_dtype(self, node: Node) -> DType:
+        return DType(node.attrs["to"])
+
+    def infer(self, node: Node) -> list[TensorType]:
+        return [TensorType(in_type(node, 0).shape, self.out_dtype(node))]
+
+    def reference(self, node: Node, x):
+        return (cast_np(np.asarray(x), self.out_dtype(node).np),)
+
+    def sink_transpose(self, node: Node, perm: list[int]) -> dict | None:
+        return dict(node.attrs)
+
+    def c_expr(self, node: Node) -> str:
+        src, dst = in_type(node, 0).dtype, self.out_dtype(node)
+        if dst == DType.BOOL:
+            return "(a != 0.0f)" if src.is_float else "(a != 0)"
+        if src.is_float and not dst.is_float:
+            # (int64_t) of NaN or of a value beyond int64 is undefined in C: handle them first.
+            return ("(a != a ? (int64_t)0 : a >= 9223372036854775808.0f ? INT64_MAX : "
+                    "a < -9223372036854775808.0f ? INT64_MIN : (int64_t)a)")
+        return "a"
