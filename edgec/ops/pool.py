@@ -1,0 +1,353 @@
+"""Pooling: MaxPool, AveragePool, LpPool and their global forms.
+
+IR canonical form: auto_pad is resolved at import into explicit `pads` (auto_pad becomes
+NOTSET, ceil_mode 0: with SAME/VALID padding both rounding modes give the same size), and
+`kernel_shape`, `strides`, `dilations`, `pads` are always present.
+
+Window geometry along one axis (size L, kernel k, stride s, dilation d, pads pb/pe): the
+window of output o covers input positions o*s - pb + j*d for j < k. Out-of-range taps are
+skipped; an average divides by the taps inside [0, L) (count_include_pad=0) or inside
+[-pb, L + pe) (count_include_pad=1): explicit pads count, the ceil_mode overhang never does.
+With ceil_mode the last window must start inside the input or the left padding
+((out - 1) * s < L + pb), otherwise it is dropped. `window_counts` gives those divisors per
+axis; an N-d window's divisor is their product.
+
+C kernels exist for channels-last data with 1 to 3 spatial dims; they loop over output
+pixels and window taps with the channel loop innermost. Global pools flatten the spatial
+dims, so they have a kernel for any rank.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..errors import ShapeError, UnsupportedError
+from ..ir import DType, Node, TensorType
+from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type
+from .common import FLOATS, require_dtypes
+from .conv import LAYOUTS, channels, from_nchw, make_shape, resolve_auto_pad, spatial_shape, to_nchw
+from .registry import register_op
+
+AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
+
+
+def pool_out_size(size: int, k: int, s: int, d: int, pb: int, pe: int, ceil_mode: int) -> int:
+    """Output length along one axis, with ONNX's ceil_mode rule for the last window."""
+    span = size + pb + pe - d * (k - 1) - 1
+    if span < 0:
+        return 0
+    out = -(-span // s) + 1 if ceil_mode else span // s + 1
+    if ceil_mode and (out - 1) * s >= size + pb:
+        out -= 1
+    return out
+
+
+def window_counts(size: int, k: int, s: int, d: int, pb: int, pe: int, out: int,
+                  include_pad: bool) -> np.ndarray:
+    """Per output position: how many taps an average divides by along this axis."""
+    lo, hi = (-pb, size + pe) if include_pad else (0, size)
+    pos = np.arange(out)[:, None] * s - pb + np.arange(k)[None, :] * d
+    return np.count_nonzero((pos >= lo) & (pos < hi), axis=1)
+
+
+def lowest_value(dtype: np.dtype):
+    """The smallest finite value of `dtype` (the start of a running maximum)."""
+    dtype = np.dtype(dtype)
+    return np.finfo(dtype).min if dtype.kind == "f" else np.iinfo(dtype).min
+
+
+def pool_nchw(x: np.ndarray, kind: str, attrs: dict) -> np.ndarray:
+    """Reference pooling on channels-first data; kind is 'max', 'avg' or 'lp'."""
+    nsp = x.ndim - 2
+    kernel, strides, dilations = attrs["kernel_shape"], attrs["strides"], attrs["dilations"]
+    pads = attrs["pads"]
+    include_pad = bool(attrs.get("count_include_pad", 0))
+    pad_value = lowest_value(x.dtype) if kind == "max" else 0
+    xw = x.astype(np.float64) if kind != "max" else x
+    pad_width, counts = [(0, 0), (0, 0)], []
+    for i in range(nsp):
+        size, k, s, d = x.shape[2 + i], kernel[i], strides[i], dilations[i]
+        pb, pe = pads[i], pads[i + nsp]
+        out = pool_out_size(size, k, s, d, pb, pe, attrs["ceil_mode"])
+        needed = (out - 1) * s + d * (k - 1) + 1  # padded length the windows read
+        keep = max(min(size, needed - pb), 0)  # floor mode may leave trailing input unread
+        xw = np.take(xw, np.arange(keep), axis=2 + i)
+        pad_width.append((pb, needed - pb - keep))
+        counts.append(window_counts(size, k, s, d, pb, pe, out, include_pad))
+    xp = np.pad(xw, pad_width, constant_values=pad_value)
+    win = [d * (k - 1) + 1 for k, d in zip(kernel, dilations)]
+    views = sliding_window_view(xp, win, axis=tuple(range(2, 2 + nsp)))
+    index = (slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides)
+    views = views[index + tuple(slice(None, None, d) for d in dilations)]
+    taps = tuple(range(2 + nsp, 2 + 2 * nsp))
+    if kind == "max":
+        return views.max(axis=taps)
+    if kind == "lp":
+        p = attrs["p"]
+        return (np.abs(views) ** p).sum(axis=taps) ** (1.0 / p)
+    divisor = counts[0].astype(np.float64)
+    for c in counts[1:]:
+        divisor = np.multiply.outer(divisor, c)
+    return views.sum(axis=taps) / np.maximum(divisor, 1)
+
+
+class PoolOp(OpDef):
+    """Common facets of windowed pools (MaxPool, AveragePool, LpPool)."""
+
+    kind = "max"
+    c_template = "ops/pool.c.j2"
+    prune = PruneRule.PASSTHROUGH
+    spatial = True
+    dtypes = FLOATS
+    base_attrs = {
+        "auto_pad": Attr("str", "NOTSET", AUTO_PADS),
+        "ceil_mode": Attr("int", 0, (0, 1)),
+        "dilations": Attr("ints", ()),
+        "kernel_shape": Attr("ints"),
+        "pads": Attr("ints", ()),
+        "strides": Attr("ints", ()),
+        "layout": Attr("str", "NCHW", LAYOUTS),
+    }
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        require_dtypes(node, self.dtypes)
+        x, a = in_type(node, 0), node.attrs
+        nsp = x.rank - 2
+        kernel = list(a.get("kernel_shape") or [])
+        if nsp < 1 or len(kernel) != nsp:
+            raise ShapeError(f"{node.op} node '{node.name}': kernel_shape {kernel} does not fit "
+                             f"input rank {x.rank}")
+        a["strides"] = list(a.get("strides") or [1] * nsp)
+        a["dilations"] = list(a.get("dilations") or [1] * nsp)
+        auto_pad = a.get("auto_pad", "NOTSET") or "NOTSET"
+        if auto_pad != "NOTSET":
+            a["pads"] = resolve_auto_pad(auto_pad, x.shape[2:], kernel, a["strides"],
+                                         a["dilations"])
+            a["ceil_mode"] = 0
+        a["auto_pad"] = "NOTSET"
+        a["pads"] = list(a.get("pads") or [0] * (2 * nsp))
+
+    def out_spatial(self, node: Node) -> list[int]:
+        """Output spatial sizes."""
+        x, a = in_type(node, 0), node.attrs
+        sp = spatial_shape(x.shape, a["layout"])
+        nsp = len(sp)
+        if any(len(a[k]) != nsp for k in ("kernel_shape", "strides", "dilations")) \
+                or len(a["pads"]) != 2 * nsp:
+            raise ShapeError(f"{node.op} node '{node.name}': attributes do not fit {nsp} "
+                             "spatial dims")
+        return [pool_out_size(sp[i], a["kernel_shape"][i], a["strides"][i], a["dilations"][i],
+                              a["pads"][i], a["pads"][i + nsp], a["ceil_mode"])
+                for i in range(nsp)]
+
+    def infer(self, node: Node) -> list[TensorType]:
+        x = in_type(node, 0)
+        layout = node.attrs["layout"]
+        out_sp = self.out_spatial(node)
+        if any(o <= 0 for o in out_sp):
+            raise ShapeError(f"{node.op} node '{node.name}': output would be empty ({out_sp})")
+        return [TensorType(make_shape(x.shape[0], channels(x.shape, layout), out_sp, layout),
+                           x.dtype)]
+
+    def reference(self, node: Node, x):
+        layout = node.attrs["layout"]
+        y = pool_nchw(to_nchw(x, layout), self.kind, node.attrs)
+        return (from_nchw(y, layout).astype(x.dtype),)
+
+    def c_template_for(self, node: Node, target) -> str:
+        if node.attrs["layout"] != "NHWC":
+            raise UnsupportedError(f"{node.op} node '{node.name}': C kernels need channels-last "
+                                   "data")
+        if len(node.attrs["kernel_shape"]) > 3:
+            raise UnsupportedError(f"{node.op} node '{node.name}': pooling over more than 3 "
+                                   "spatial dims has no C kernel")
+        return self.c_template
+
+    def c_params(self, node: Node, target) -> dict:
+        a = node.attrs
+        x, y = in_type(node, 0), node.output.type
+        in_sp, out_sp = x.shape[1:-1], y.shape[1:-1]
+        nsp = len(in_sp)
+        include = bool(a.get("count_include_pad", 0))
+        axes, counts = [], []
+        out_pixel, in_pixel = "n", "n"
+        for i, name in enumerate("dhw"[3 - nsp:]):
+            k, s, d = a["kernel_shape"][i], a["strides"][i], a["dilations"][i]
+            pb, pe = a["pads"][i], a["pads"][i + nsp]
+            axes.append({
+                "name": name, "size": in_sp[i], "out": out_sp[i], "k": k, "s": s, "d": d,
+                "pad": pb,
+                # Bounds checks only where some tap can leave the input: below (padding
+                # before) needs a signed index, above (padding after, ceil_mode) does not.
+                "check_below": pb > 0,
+                "check_above": (out_sp[i] - 1) * s + (k - 1) * d - pb >= in_sp[i],
+            })
+            counts.append(np.maximum(window_counts(in_sp[i], k, s, d, pb, pe, out_sp[i],
+                                                   include), 1))
+            out_pixel = f"({out_pixel} * {out_sp[i]}u + o{name})"
+            index = f"(size_t)i{name}" if pb > 0 else f"i{name}"
+            in_pixel = f"({in_pixel} * {in_sp[i]}u + {index})"
+        p = {"kind": self.kind, "N": x.shape[0], "C": x.shape[-1], "axes": axes,
+             "out_pixel": out_pixel, "in_pixel": in_pixel}
+        if self.kind == "max":
+            p["init"] = _c_literal(lowest_value(x.dtype.np), x.dtype)
+            return p
+        p["init"] = "0.0f"
+        if self.kind == "lp":
+            p["lp"] = _lp_exprs(a["p"])
+        elif all(np.all(c == c[0]) for c in counts):
+            p["uniform_inv"] = _c_literal(1.0 / int(np.prod([c[0] for c in counts])),
+                                          DType.FLOAT32)
+        else:
+            for ax, c in zip(axes, counts):
+                p[f"count_{ax['name']}"] = ConstArray(c.astype(np.int32), f"count_{ax['name']}")
+        return p
+
+
+def _c_literal(value, dtype: DType) -> str:
+    """An exact C literal of `value` in element type `dtype`."""
+    if dtype.is_float:
+        return f"{float(np.float32(value)):#.9g}f"  # 9 digits round-trip a float32
+    return str(int(value)) if int(value) > -(2**31) else f"({int(value) + 1} - 1)"
+
+
+def _lp_exprs(p: int) -> dict:
+    """C expressions of an Lp pool: the per-tap term of `v` and the final root of `acc`."""
+    # Explicit float functions: newlib's <tgmath.h> cannot expand a generic pow.
+    if p == 1:
+        return {"term": "fabsf(v)", "root": "acc"}
+    if p == 2:
+        return {"term": "v * v", "root": "sqrtf(acc)"}
+    exponent, root = _c_literal(p, DType.FLOAT32), _c_literal(1.0 / p, DType.FLOAT32)
+    return {"term": f"powf(fabsf(v), {exponent})", "root": f"powf(acc, {root})"}
+
+
+@register_op("MaxPool")
+class MaxPool(PoolOp):
+    """ONNX MaxPool (every auto_pad, dilations, ceil_mode); the Indices output is unsupported."""
+
+    attrs = {**PoolOp.base_attrs, "storage_order": Attr("int", 0, (0, 1))}
+    quant = QuantRule.SAME_AS_INPUT
+    kind = "max"
+    dtypes = FLOATS | {DType.INT8, DType.UINT8}
+
+
+@register_op("AveragePool")
+class AveragePool(PoolOp):
+    """ONNX AveragePool (count_include_pad, ceil_mode, dilations, every auto_pad)."""
+
+    attrs = {**PoolOp.base_attrs, "count_include_pad": Attr("int", 0, (0, 1))}
+    quant = QuantRule.REQUANTIZE
+    kind = "avg"
+
+    def macs(self, node: Node) -> int:
+        return node.output.type.numel * int(np.prod(node.attrs["kernel_shape"]))
+
+
+@register_op("LpPool")
+class LpPool(PoolOp):
+    """ONNX LpPool: (sum over the window of |x|^p)^(1/p); padding contributes zeros."""
+
+    attrs = {**PoolOp.base_attrs, "p": Attr("int", 2)}
+    quant = QuantRule.FLOAT_ONLY
+    kind = "lp"
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        super().import_onnx(node, opset)
+        if int(node.attrs.get("p", 2)) < 1:
+            raise UnsupportedError(f"LpPool node '{node.name}': p must be at least 1")
+
+    def macs(self, node: Node) -> int:
+        return node.output.type.numel * int(np.prod(node.attrs["kernel_shape"]))
+
+
+# ------------------------------------------------------------------------------ global pools
+class GlobalPoolOp(OpDef):
+    """Common facets of global pools: one value per (n, c) over all spatial positions."""
+
+    kind = "max"
+    c_template = "ops/global_pool.c.j2"
+    prune = PruneRule.PASSTHROUGH
+    spatial = True
+    dtypes = FLOATS
+    attrs = {"layout": Attr("str", "NCHW", LAYOUTS)}
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        require_dtypes(node, self.dtypes)
+        if in_type(node, 0).rank < 3:
+            raise ShapeError(f"{node.op} node '{node.name}': input needs spatial dimensions")
+
+    def infer(self, node: Node) -> list[TensorType]:
+        x, layout = in_type(node, 0), node.attrs["layout"]
+        nsp = len(spatial_shape(x.shape, layout))
+        return [TensorType(make_shape(x.shape[0], channels(x.shape, layout), [1] * nsp, layout),
+                           x.dtype)]
+
+    def reference(self, node: Node, x):
+        layout = node.attrs["layout"]
+        xc = to_nchw(x, layout)
+        axes = tuple(range(2, x.ndim))
+        if self.kind == "max":
+            y = xc.max(axis=axes, keepdims=True)
+        elif self.kind == "avg":
+            y = xc.astype(np.float64).mean(axis=axes, keepdims=True)
+        else:
+            p = node.attrs["p"]
+            y = (np.abs(xc.astype(np.float64)) ** p).sum(axis=axes, keepdims=True) ** (1.0 / p)
+        return (from_nchw(y, layout).astype(x.dtype),)
+
+    def c_template_for(self, node: Node, target) -> str:
+        if node.attrs["layout"] != "NHWC":
+            raise UnsupportedError(f"{node.op} node '{node.name}': C kernels need channels-last "
+                                   "data")
+        return self.c_template
+
+    def c_params(self, node: Node, target) -> dict:
+        x = in_type(node, 0)
+        hw = int(np.prod(x.shape[1:-1]))
+        p = {"kind": self.kind, "N": x.shape[0], "HW": hw, "C": x.shape[-1]}
+        if self.kind == "max":
+            p["init"] = _c_literal(lowest_value(x.dtype.np), x.dtype)
+        else:
+            p["init"] = "0.0f"
+            p["inv_hw"] = _c_literal(1.0 / hw, DType.FLOAT32)
+        if self.kind == "lp":
+            p["lp"] = _lp_exprs(node.attrs["p"])
+        return p
+
+    def macs(self, node: Node) -> int:
+        return 0 if self.kind == "max" else in_type(node, 0).numel
+
+
+@register_op("GlobalMaxPool")
+class GlobalMaxPool(GlobalPoolOp):
+    """ONNX GlobalMaxPool: the maximum over every spatial position (also on int8 data)."""
+
+    quant = QuantRule.SAME_AS_INPUT
+    kind = "max"
+    dtypes = FLOATS | {DType.INT8, DType.UINT8}
+
+
+@register_op("GlobalAveragePool")
+class GlobalAveragePool(GlobalPoolOp):
+    """ONNX GlobalAveragePool: the mean over every spatial position."""
+
+    quant = QuantRule.REQUANTIZE
+    kind = "avg"
+    dtypes = FLOATS
+
+
+@register_op("GlobalLpPool")
+class GlobalLpPool(GlobalPoolOp):
+    """ONNX GlobalLpPool: the Lp norm over every spatial position."""
+
+    attrs = {**GlobalPoolOp.attrs, "p": Attr("int", 2)}
+    quant = QuantRule.FLOAT_ONLY
+    kind = "lp"
+    dtypes = FLOATS
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        super().import_onnx(node, opset)
+        if int(node.attrs.get("p", 2)) < 1:
+            raise UnsupportedError(f"GlobalLpPool node '{node.name}': p must be at least 1")
