@@ -1,0 +1,328 @@
+"""Reductions: ReduceMean/Max/Min/Sum/Prod/SumSquare/L1/L2/LogSum/LogSumExp, ArgMax, ArgMin.
+
+IR canonical form: `axes` lists the reduced axes (sorted, non-negative) and `keepdims` says
+whether they stay as size-1 dims. Opset differences (axes as attribute or as constant input,
+`noop_with_empty_axes`, empty axes meaning "all") are resolved at import. `axes == []` means
+"reduce over no axis": every output element reduces the one-element set {x}, which is exactly
+ONNX's noop_with_empty_axes behaviour (ReduceSumSquare gives x*x, ReduceL1 gives |x|...).
+
+The C kernels see the input through a *reduction plan* (`reduction_plan`): size-1 dims are
+dropped and adjacent dims that are both kept or both reduced are merged, leaving a loop nest
+over kept dims (the output, dense and in order) and one over reduced dims. Each op is a row of
+a table: accumulator start value, update statement and final expression. The math
+functions are the explicit float ones (expf, logf...): these ops are float32-only, and
+newlib's <tgmath.h> cannot expand exp() for arm-none-eabi.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..ir import DType, Node, TensorType
+from .base import Attr, OpDef, QuantRule, in_type, normalize_axis
+from .common import FLOATS, NUMERIC, require_dtypes, row_major_strides
+from .registry import register_op
+
+# C limits per element type: the start value of Max (lowest) and Min (highest).
+C_LIMITS = {
+    "float": ("(-INFINITY)", "INFINITY"),
+    "double": ("(-INFINITY)", "INFINITY"),
+    "int8_t": ("INT8_MIN", "INT8_MAX"),
+    "uint8_t": ("0", "UINT8_MAX"),
+    "int16_t": ("INT16_MIN", "INT16_MAX"),
+    "int32_t": ("INT32_MIN", "INT32_MAX"),
+    "int64_t": ("INT64_MIN", "INT64_MAX"),
+}
+
+
+# ------------------------------------------------------------------------------ loop plans
+def reduction_plan(shape: tuple[int, ...], axes) -> dict:
+    """Loop nests for reducing `shape` over `axes` (see the module docstring).
+
+    Returns {"kept": [{"n", "s"}...], "red": [{"n", "s"}...], "kept_out": [strides]}: loop
+    sizes and input element strides of the kept and reduced nests (outermost first), and the
+    output strides of the kept nest (the output is dense over the kept dims, in order).
+    """
+    axes = set(axes)
+    strides = row_major_strides(tuple(shape))
+    groups: list[list] = []  # [reduced?, size, innermost stride]
+    for d, n in enumerate(shape):
+        if n == 1:
+            continue
+        red = d in axes
+        if groups and groups[-1][0] == red and groups[-1][2] == n * strides[d]:
+            groups[-1][1] *= n
+            groups[-1][2] = strides[d]
+        else:
+            groups.append([red, n, strides[d]])
+    kept = [{"n": n, "s": s} for red, n, s in groups if not red]
+    red = [{"n": n, "s": s} for red, n, s in groups if red]
+    if not kept:
+        kept = [{"n": 1, "s": 0}]
+    kept_out = row_major_strides(tuple(k["n"] for k in kept))
+    return {"kept": kept, "red": red, "kept_out": kept_out}
+
+
+def reduced_shape(shape: tuple[int, ...], axes, keepdims: int) -> tuple[int, ...]:
+    """The output shape of reducing `shape` over `axes`."""
+    if keepdims:
+        return tuple(1 if d in axes else n for d, n in enumerate(shape))
+    return tuple(n for d, n in enumerate(shape) if d not in axes)
+
+
+def canonical_axes(node: Node, axes, rank: int) -> list[int]:
+    """Sorted, de-duplicated, non-negative axes; ShapeError naming the node when out of range."""
+    return sorted({normalize_axis(int(a), rank, node) for a in axes})
+
+
+# ------------------------------------------------------------------------------ Reduce*
+@dataclass(frozen=True)
+class Recipe:
+    """How one reduction is computed in C: `acc` starts at `init` ("lo"/"hi" = type limits),
+    `step` folds element `v` into it, `finish` turns it into the output ({n} = count)."""
+
+    init: str
+    step: str
+    finish: str = "acc"
+
+
+class ReduceOp(OpDef):
+    """Common facets of the Reduce* ops; subclasses give `np_reduce` and `recipe`."""
+
+    attrs = {"axes": Attr("ints"), "keepdims": Attr("int", 1, (0, 1))}
+    dtypes = FLOATS
+    recipe = Recipe("0", "acc += v;")
+    # Opset from which `axes` is an input instead of an attribute.
+    axes_input_since = 18
+    # Row-vector kernel (accumulators in the output row) is possible: one accumulator of
+    # the element type per output element.
+    vector_ok = True
+    # Integer inputs accumulate in uint64_t (wrap-around like numpy, never undefined).
+    int_wraps = False
+
+    def np_reduce(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        raise NotImplementedError
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        require_dtypes(node, self.dtypes)
+        rank = in_type(node, 0).rank
+        a = node.attrs
+        noop = int(a.pop("noop_with_empty_axes", 0))
+        axes = a.pop("axes", None)
+        if opset >= self.axes_input_since or len(node.inputs) > 1:
+            data = self.const_input(node, 1, "axes")
+            if data is not None:
+                axes = data.reshape(-1).tolist()
+        node.inputs = node.inputs[:1]
+        if axes is None or len(axes) == 0:
+            axes = [] if noop else list(range(rank))
+        a["axes"] = canonical_axes(node, axes, rank)
+        a["keepdims"] = int(a.get("keepdims", 1))
+
+    def infer(self, node: Node) -> list[TensorType]:
+        x = in_type(node, 0)
+        axes = node.attrs["axes"]
+        if any(not 0 <= d < max(x.rank, 1) for d in axes):
+            raise ShapeError(f"{node.op} node '{node.name}': axes {axes} out of range for "
+                             f"rank {x.rank}")
+        return [TensorType(reduced_shape(x.shape, axes, node.attrs["keepdims"]), x.dtype)]
+
+    def reference(self, node: Node, x, *rest):
+        axes = tuple(node.attrs["axes"])
+        wide = x.astype(np.float64) if x.dtype.kind == "f" else x
+        with np.errstate(all="ignore"):
+            y = self.np_reduce(wide, axes)
+        y = np.asarray(y).astype(x.dtype)
+        return (y.reshape(self.infer(node)[0].shape),)
+
+    def macs(self, node: Node) -> int:
+        return in_type(node, 0).numel
+
+    def sink_transpose(self, node: Node, perm: list[int]) -> dict | None:
+        if not node.attrs["keepdims"]:
+            return None
+        return {"axes": sorted(perm[a] for a in node.attrs["axes"]), "keepdims": 1}
+
+    def keep_reduced_dims(self, node: Node) -> dict | None:
+        return None if node.attrs["keepdims"] else {**node.attrs, "keepdims": 1}
+
+    # --------------------------------------------------------------- C facet
+    c_template = "ops/reduce.c.j2"
+
+    def acc_ctype(self, dtype: DType) -> str:
+        """C type of the accumulator (integer sums and products wrap in uint64_t)."""
+        return "uint64_t" if self.int_wraps and not dtype.is_float else dtype.ctype
+
+    def c_params(self, node: Node, target) -> dict:
+        x = in_type(node, 0)
+        plan = reduction_plan(x.shape, node.attrs["axes"])
+        ctype = x.dtype.ctype
+        acc = self.acc_ctype(x.dtype)
+        count = int(np.prod([x.shape[a] for a in node.attrs["axes"]], dtype=np.int64))
+        lo, hi = C_LIMITS.get(ctype, ("0", "1"))
+        r = self.recipe
+        init = {"lo": lo, "hi": hi}.get(r.init, r.init)
+        if init in ("0", "1") and acc in ("float", "double"):
+            init += ".0f" if acc == "float" else ".0"
+        finish = r.finish.format(n=f"{count}.0f" if acc == "float" else str(count))
+        last_kept = bool(plan["kept"]) and plan["kept"][-1]["s"] == 1 and plan["kept"][-1]["n"] > 1
+        vector = (self.vector_ok and acc == ctype and bool(plan["red"]) and last_kept
+                  and count > 0)
+        if count == 0:  # an empty reduced dim: every output is the value of the empty set
+            empty_value = "(-INFINITY)" if self.name == "ReduceLogSumExp" else finish
+            return {**plan, "acc": acc, "init": init, "empty_value": empty_value,
+                    "vector": False, "count": 0, "out_empty": node.output.type.numel == 0}
+        return {**plan, "acc": acc, "init": init, "step": r.step, "finish": finish,
+                "vector": vector, "count": count, "out_empty": node.output.type.numel == 0}
+
+
+def _reduce_op(name: str, np_reduce, recipe: Recipe, dtypes=FLOATS,
+               quant: QuantRule = QuantRule.FLOAT_ONLY, axes_input_since: int = 18,
+               int_wraps: bool = False):
+    """Register a Reduce* op from its numpy form and its C recipe."""
+
+    @register_op(name)
+    class _Op(ReduceOp):
+        __doc__ = (f"ONNX {name} over `axes` (canonical: sorted non-negative axes, keepdims; "
+                   "axes=[] reduces over no axis).")
+
+        def np_reduce(self, x, axes):
+            return np_reduce(x, axes)
+
+    _Op.recipe = recipe
+    _Op.dtypes = dtypes
+    _Op.quant = quant
+    _Op.axes_input_since = axes_input_since
+    _Op.int_wraps = int_wraps
+    _Op.__name__ = f"{name}Op"
+    return _Op
+
+
+def _int_wrap_sum(x, axes):
+    return np.sum(x, axis=axes, dtype=x.dtype) if x.dtype.kind in "iu" else np.sum(x, axis=axes)
+
+
+def _int_wrap_prod(x, axes):
+    return np.prod(x, axis=axes, dtype=x.dtype) if x.dtype.kind in "iu" else np.prod(x, axis=axes)
+
+
+def _reduce_max(x, axes):
+    if x.size == 0:
+        low = -np.inf if x.dtype.kind == "f" else (0 if x.dtype == bool else np.iinfo(x.dtype).min)
+        return np.full(reduced_shape(x.shape, axes, 1), low, dtype=x.dtype)
+    return np.max(x, axis=axes, keepdims=True)
+
+
+def _reduce_min(x, axes):
+    if x.size == 0:
+        high = np.inf if x.dtype.kind == "f" else (1 if x.dtype == bool else np.iinfo(x.dtype).max)
+        return np.full(reduced_shape(x.shape, axes, 1), high, dtype=x.dtype)
+    return np.min(x, axis=axes, keepdims=True)
+
+
+def _log_sum_exp(x, axes):
+    if x.size == 0:
+        return np.full(reduced_shape(x.shape, axes, 1), -np.inf)
+    m = np.max(x, axis=axes, keepdims=True)
+    safe_m = np.where(np.isfinite(m), m, 0.0)
+    return np.log(np.sum(np.exp(x - safe_m), axis=axes, keepdims=True)) + safe_m
+
+
+MINMAX_DTYPES = NUMERIC | {DType.BOOL}
+INT_SUM_DTYPES = {DType.FLOAT32, DType.INT32, DType.INT64}
+
+_reduce_op("ReduceMax", _reduce_max, Recipe("lo", "acc = v > acc ? v : acc;"),
+           MINMAX_DTYPES, QuantRule.SAME_AS_INPUT)
+_reduce_op("ReduceMin", _reduce_min, Recipe("hi", "acc = v < acc ? v : acc;"),
+           MINMAX_DTYPES, QuantRule.SAME_AS_INPUT)
+_reduce_op("ReduceSum", _int_wrap_sum, Recipe("0", "acc += v;"), INT_SUM_DTYPES,
+           axes_input_since=13, int_wraps=True)
+_reduce_op("ReduceMean", lambda x, a: np.mean(x, axis=a), Recipe("0", "acc += v;", "acc / {n}"),
+           quant=QuantRule.REQUANTIZE)
+_reduce_op("ReduceProd", _int_wrap_prod, Recipe("1", "acc *= v;"), INT_SUM_DTYPES,
+           int_wraps=True)
+_reduce_op("ReduceSumSquare", lambda x, a: np.sum(x * x, axis=a), Recipe("0", "acc += v * v;"))
+_reduce_op("ReduceL1", lambda x, a: np.sum(np.abs(x), axis=a), Recipe("0", "acc += fabsf(v);"))
+_reduce_op("ReduceL2", lambda x, a: np.sqrt(np.sum(x * x, axis=a)),
+           Recipe("0", "acc += v * v;", "sqrtf(acc)"))
+_reduce_op("ReduceLogSum", lambda x, a: np.log(np.sum(x, axis=a)),
+           Recipe("0", "acc += v;", "logf(acc)"))
+_LSE = _reduce_op("ReduceLogSumExp", _log_sum_exp, Recipe("0", "acc += expf(v - mx);"))
+# Two passes (max, then sum of exp(v - max)): no single accumulator per element.
+_LSE.vector_ok = False
+
+
+# ------------------------------------------------------------------------------ ArgMax/ArgMin
+class ArgOp(OpDef):
+    """Common facets of ArgMax/ArgMin: int64 index of the extreme value along `axis`."""
+
+    attrs = {
+        "axis": Attr("int", 0),
+        "keepdims": Attr("int", 1, (0, 1)),
+        "select_last_index": Attr("int", 0, (0, 1)),
+    }
+    dtypes = NUMERIC
+    quant = QuantRule.FLOAT_ONLY  # the output is an index, not a quantisable value
+    c_template = "ops/argmax.c.j2"
+    better = ">"
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        require_dtypes(node, self.dtypes)
+        x = in_type(node, 0)
+        node.attrs["axis"] = normalize_axis(int(node.attrs.get("axis", 0)), x.rank, node)
+
+    def infer(self, node: Node) -> list[TensorType]:
+        x = in_type(node, 0)
+        axis = node.attrs["axis"]
+        if not 0 <= axis < x.rank:
+            raise ShapeError(f"{node.op} node '{node.name}': axis {axis} out of range")
+        if x.shape[axis] == 0:
+            raise ShapeError(f"{node.op} node '{node.name}': axis {axis} is empty")
+        return [TensorType(reduced_shape(x.shape, [axis], node.attrs["keepdims"]), DType.INT64)]
+
+    def reference(self, node: Node, x):
+        axis = node.attrs["axis"]
+        pick = np.argmax if self.better == ">" else np.argmin
+        if node.attrs["select_last_index"]:
+            n = x.shape[axis]
+            idx = n - 1 - pick(np.flip(x, axis), axis=axis)
+        else:
+            idx = pick(x, axis=axis)
+        return (np.asarray(idx, np.int64).reshape(self.infer(node)[0].shape),)
+
+    def sink_transpose(self, node: Node, perm: list[int]) -> dict | None:
+        if not node.attrs["keepdims"]:
+            return None
+        return {**node.attrs, "axis": perm[node.attrs["axis"]]}
+
+    def keep_reduced_dims(self, node: Node) -> dict | None:
+        return None if node.attrs["keepdims"] else {**node.attrs, "keepdims": 1}
+
+    def macs(self, node: Node) -> int:
+        return in_type(node, 0).numel
+
+    def c_params(self, node: Node, target) -> dict:
+        x = in_type(node, 0)
+        axis = node.attrs["axis"]
+        outer = int(np.prod(x.shape[:axis], dtype=np.int64))
+        inner = int(np.prod(x.shape[axis + 1:], dtype=np.int64))
+        op = self.better + ("=" if node.attrs["select_last_index"] else "")
+        return {"outer": outer, "inner": inner, "n": x.shape[axis], "cmp": op,
+                "out_empty": node.output.type.numel == 0}
+
+
+@register_op("ArgMax")
+class ArgMax(ArgOp):
+    """ONNX ArgMax (first or last index of the maximum along `axis`)."""
+
+    better = ">"
+
+
+@register_op("ArgMin")
+class ArgMin(ArgOp):
+    """ONNX ArgMin (first or last index of the minimum along `axis`)."""
+
+    better = "<"
