@@ -1,0 +1,121 @@
+"""The model zoo end to end: every model compiles, builds and matches onnxruntime; the digits
+CNN keeps its accuracy through the generated C; the committed files regenerate byte for byte.
+
+Models come from tools/make_models.py (see docs/zoo.md); MobileNetV2 is built on first use.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import REPO, ZOO_DIR
+
+from edgec.compiler import CompileOptions
+from edgec.verify import verify_model
+
+TOOL = REPO / "tools" / "make_models.py"
+SMALL = ["resnet8", "dscnn", "digits_cnn"]
+MODELS = [*SMALL, pytest.param("mobilenetv2", marks=pytest.mark.slow)]
+TARGETS = ["generic-fp32", "x86_64-fp32"]
+RTOL = 1e-4
+COMMITTED_FILES = ["resnet8.onnx", "dscnn.onnx", "digits_cnn.onnx", "digits_test.npz",
+                   "digits_calib.npz"]
+
+
+@functools.cache
+def load_tool():
+    """tools/make_models.py as a module (for its constants and accuracy helper)."""
+    spec = importlib.util.spec_from_file_location("make_models", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def describe(res) -> str:
+    """One line per output with its errors, for assertion messages."""
+    return "; ".join(f"{o.name}: max_rel_err {o.max_rel_err:.3g}, abs {o.max_abs_err:.3g}"
+                     for o in res.outputs)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("model", MODELS)
+def test_zoo_model_matches_onnxruntime(zoo_dir, model, target):
+    res = verify_model(zoo_dir / f"{model}.onnx", CompileOptions(target=target), rtol=RTOL)
+    assert res.ok, describe(res)
+    assert all(o.max_rel_err <= RTOL for o in res.outputs), describe(res)
+
+
+def test_small_zoo_model_under_sanitizers(zoo_dir):
+    res = verify_model(zoo_dir / "dscnn.onnx", CompileOptions(target="generic-fp32"),
+                       rtol=RTOL, sanitize=True, seed=3)
+    assert res.ok, describe(res)
+
+
+def test_small_zoo_model_with_clang(zoo_dir):
+    res = verify_model(zoo_dir / "resnet8.onnx", CompileOptions(target="generic-fp32"),
+                       rtol=RTOL, cc="clang", seed=4)
+    assert res.ok, describe(res)
+
+
+def test_digits_accuracy_through_generated_c(zoo_dir):
+    data_path = zoo_dir / "digits_test.npz"
+    data = np.load(data_path)
+    x, y = data["x"], data["y"]
+    assert x.dtype == np.float32 and x.shape[1:] == (1, 8, 8) and y.dtype == np.int64
+    res = verify_model(zoo_dir / "digits_cnn.onnx", CompileOptions(target="generic-fp32"),
+                       inputs_path=str(data_path), rtol=RTOL)
+    assert res.ok, describe(res)
+    assert res.samples == len(y)
+    logits = res.compiled_outputs["logits"].reshape(len(y), -1)
+    c_accuracy = 100.0 * float(np.mean(np.argmax(logits, 1) == y))
+    ort_accuracy = load_tool().onnxruntime_accuracy(zoo_dir / "digits_cnn.onnx", x, y)
+    assert abs(c_accuracy - ort_accuracy) <= 0.5, (c_accuracy, ort_accuracy)
+    assert c_accuracy >= 95.0
+
+
+def test_digits_data_files(zoo_dir):
+    test = np.load(zoo_dir / "digits_test.npz")
+    calib = np.load(zoo_dir / "digits_calib.npz")
+    assert sorted(test.files) == ["x", "y"] and sorted(calib.files) == ["x", "y"]
+    assert len(test["y"]) == 540  # 30% of sklearn's 1797 digits
+    for arrays in (test, calib):
+        assert arrays["x"].dtype == np.float32 and arrays["y"].dtype == np.int64
+        assert 0.0 <= arrays["x"].min() and arrays["x"].max() <= 1.0
+    # The calibration data comes from the training split: no test sample is in it.
+    test_rows = {row.tobytes() for row in test["x"].reshape(len(test["x"]), -1)}
+    leaked = sum(row.tobytes() in test_rows for row in calib["x"].reshape(len(calib["x"]), -1))
+    assert leaked <= 2  # sklearn's digits holds a few exact duplicate images
+
+
+def test_committed_models_regenerate_byte_identical(tmp_path):
+    subprocess.run([sys.executable, str(TOOL), "--out", str(tmp_path), "--only",
+                    "resnet8,dscnn,digits_cnn"], check=True, capture_output=True)
+    for name in COMMITTED_FILES:
+        assert sha256(tmp_path / name) == sha256(ZOO_DIR / name), f"{name} differs"
+
+
+@pytest.mark.slow
+def test_mobilenetv2_matches_recorded_hash(zoo_dir):
+    want = load_tool().EXPECTED_SHA256["mobilenetv2.onnx"]
+    assert sha256(zoo_dir / "mobilenetv2.onnx") == want
+
+
+def test_zoo_doc_records_current_hashes():
+    doc = (REPO / "docs" / "zoo.md").read_text()
+    for name in COMMITTED_FILES:
+        assert f"{sha256(ZOO_DIR / name)}  {name}" in doc, f"docs/zoo.md: stale hash of {name}"
+    want = load_tool().EXPECTED_SHA256["mobilenetv2.onnx"]
+    assert f"{want}  mobilenetv2.onnx" in doc
