@@ -1,40 +1,53 @@
 """Static memory planning: every activation gets a fixed offset in one arena.
 
-Algorithm (first version, TFLM's greedy-by-size): compute each activation's lifetime over the
-execution order (first step that writes it, last step that reads it; graph inputs are live from
-the start, graph outputs to the end). Visit buffers from largest to smallest and place each at
-the lowest aligned offset where it overlaps no already-placed buffer whose lifetime intersects
-its own. The arena is the highest end offset.
+The plan is made in four steps, one module each:
 
-`arena_lower_bound_bytes` is the largest sum of sizes live at one step: no plan of this schedule
-can use less.
+1. schedule (memory_schedule.py): reorder `g.nodes` to the topological order with the
+   smallest peak of live bytes (exact dynamic program for small graphs, beam search for
+   large ones, under a time budget). Optional: `plan_memory(..., schedule=False)`.
+2. liveness (memory_liveness.py): each activation's lifetime over that order; views and
+   Identity alias their input's buffer, elementwise ops write in place into an input that
+   dies at them. The result is a set of storage groups (buffers) with lifetimes.
+3. offsets (memory_offsets.py): pack the buffers; greedy-by-size (TFLite Micro's planner)
+   and stronger strategies (greedy by breadth/conflict/lifetime, best fit, exact branch and
+   bound for small graphs, random restarts, hill climbing). The smallest arena wins and its
+   strategy is recorded in `MemoryPlan.strategy`.
+4. this module assembles the `MemoryPlan` and holds the O(n^2) checker the tests run over
+   every plan (`check_no_overlap`).
+
+`arena_lower_bound_bytes` is the largest total of aligned buffer bytes live at one step of
+the chosen schedule, after aliasing and in-place decisions: no packing of these buffers can
+be smaller. `naive_bytes` is what giving every activation its own buffer would cost.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..ir import Graph, Value
+from ..ir import Graph
+from .memory_liveness import activation_values, align_up, analyse_liveness
+from .memory_offsets import Buffer, pack_buffers
+from .memory_schedule import DEFAULT_TIME_BUDGET, apply_schedule, schedule_for_memory
 
-
-@dataclass
-class Buffer:
-    """One activation to place: its size and inclusive lifetime in execution steps."""
-
-    name: str
-    size: int
-    first: int
-    last: int
-    offset: int = -1
-
-    def overlaps_in_time(self, other: "Buffer") -> bool:
-        """True when both buffers are live at some common step."""
-        return self.first <= other.last and other.first <= self.last
+__all__ = [
+    "Buffer",
+    "MemoryPlan",
+    "activation_values",
+    "align_up",
+    "check_no_overlap",
+    "plan_memory",
+]
 
 
 @dataclass
 class MemoryPlan:
-    """Where each activation lives in the arena, and how good the plan is."""
+    """Where each activation lives in the arena, and how good the plan is.
+
+    `offsets`, `sizes` and `lifetimes` have an entry for every activation (aliased values
+    carry the offset of the buffer they share). `aliases` maps a value to the value whose
+    buffer it shares (`alias_kinds` says "view" or "in-place"); `storage_of` follows the chain
+    to the buffer's root value. `live_bytes[s]` is the total of buffers live at step s.
+    """
 
     offsets: dict[str, int]
     sizes: dict[str, int]
@@ -46,6 +59,10 @@ class MemoryPlan:
     strategy: str = "greedy-by-size"
     aliases: dict[str, str] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    alias_kinds: dict[str, str] = field(default_factory=dict)
+    live_bytes: list[int] = field(default_factory=list)
+    schedule_strategy: str = "original"
+    buffers: list[Buffer] = field(default_factory=list)
 
     def storage_of(self, name: str) -> str:
         """The buffer that holds value `name` (itself, or the value it is a view of)."""
@@ -54,90 +71,100 @@ class MemoryPlan:
         return name
 
 
-def align_up(n: int, alignment: int) -> int:
-    """`n` rounded up to a multiple of `alignment`."""
-    return (n + alignment - 1) // alignment * alignment
+def plan_memory(g: Graph, alignment: int = 16, schedule: bool = True,
+                views: bool = True, in_place: bool = True,
+                strategies: tuple[str, ...] | None = None,
+                time_budget: float = DEFAULT_TIME_BUDGET) -> MemoryPlan:
+    """Schedule `g` for memory (reordering `g.nodes` unless schedule=False) and plan its arena.
 
-
-def activation_values(g: Graph) -> list[Value]:
-    """Every non-constant value the generated code must store: inputs, then node outputs."""
-    seen: dict[int, Value] = {}
-    for v in g.inputs:
-        seen[id(v)] = v
-    for node in g.nodes:
-        for v in node.outputs:
-            seen[id(v)] = v
-    return list(seen.values())
-
-
-def lifetimes(g: Graph) -> dict[str, tuple[int, int]]:
-    """Inclusive (first, last) execution step of each activation; inputs start at step 0."""
-    last_step = max(len(g.nodes) - 1, 0)
-    life: dict[str, list[int]] = {v.name: [0, 0] for v in g.inputs}
-    for step, node in enumerate(g.nodes):
-        for v in node.inputs:
-            if v is not None and v.name in life:
-                life[v.name][1] = max(life[v.name][1], step)
-        for v in node.outputs:
-            life[v.name] = [step, step]
-    for v in g.outputs:
-        if v.name in life:
-            life[v.name][1] = last_step
-    return {k: (a, b) for k, (a, b) in life.items()}
-
-
-def lower_bound_bytes(buffers: list[Buffer], alignment: int) -> int:
-    """The largest total of aligned sizes live at any one step."""
-    if not buffers:
-        return 0
-    steps = max(b.last for b in buffers) + 1
-    live = [0] * steps
-    for b in buffers:
-        for s in range(b.first, b.last + 1):
-            live[s] += align_up(b.size, alignment)
-    return max(live)
-
-
-def greedy_by_size(buffers: list[Buffer], alignment: int) -> int:
-    """Place buffers largest first at the lowest free offset; returns the arena size."""
-    placed: list[Buffer] = []
-    order = sorted(buffers, key=lambda b: (-b.size, b.first, b.name))
-    for buf in order:
-        conflicts = sorted(
-            (p for p in placed if p.overlaps_in_time(buf)), key=lambda p: p.offset
-        )
-        offset = 0
-        for p in conflicts:
-            if offset + buf.size <= p.offset:
-                break
-            offset = max(offset, align_up(p.offset + p.size, alignment))
-        buf.offset = offset
-        placed.append(buf)
-    return max((align_up(b.offset + b.size, alignment) for b in buffers), default=0)
-
-
-def check_no_overlap(buffers: list[Buffer]) -> None:
-    """O(n^2) safety check used by tests: buffers live together never share bytes."""
-    for i, a in enumerate(buffers):
-        for b in buffers[i + 1 :]:
-            if a.overlaps_in_time(b) and a.size and b.size:
-                if a.offset < b.offset + b.size and b.offset < a.offset + a.size:
-                    raise AssertionError(f"buffers {a.name} and {b.name} overlap")
-
-
-def plan_memory(g: Graph, alignment: int = 16) -> MemoryPlan:
-    """Plan the arena for `g` in its current node order."""
-    life = lifetimes(g)
+    `strategies` restricts the offset strategies (see memory_offsets.py); `time_budget` is
+    the wall-time cap in seconds of the scheduling search and of the offset search each.
+    """
+    schedule_strategy = "original"
+    if schedule and len(g.nodes) > 1:
+        result = schedule_for_memory(g, alignment, time_budget)
+        apply_schedule(g, result)
+        schedule_strategy = result.strategy
+    live = analyse_liveness(g, alignment, views=views, in_place=in_place)
+    buffers = [Buffer(root, live.group_bytes[root], *live.group_lifetimes[root])
+               for root in live.groups]
+    packed = pack_buffers(buffers, strategies, time_budget)
+    group_offset = {b.name: b.offset for b in buffers}
     values = activation_values(g)
-    buffers = [Buffer(v.name, v.type.nbytes, *life[v.name]) for v in values]
-    arena = greedy_by_size(buffers, alignment)
-    check_no_overlap(buffers)
-    return MemoryPlan(
-        offsets={b.name: b.offset for b in buffers},
-        sizes={b.name: b.size for b in buffers},
-        lifetimes=life,
-        arena_bytes=max(arena, alignment),
+    plan = MemoryPlan(
+        offsets={v.name: group_offset[live.storage_of(v.name)] for v in values},
+        sizes={v.name: v.type.nbytes for v in values},
+        lifetimes=dict(live.lifetimes),
+        arena_bytes=max(packed.arena, alignment),
         alignment=alignment,
-        arena_lower_bound_bytes=lower_bound_bytes(buffers, alignment),
-        naive_bytes=sum(align_up(b.size, alignment) for b in buffers),
+        arena_lower_bound_bytes=live.peak_bytes,
+        naive_bytes=sum(align_up(v.type.nbytes, alignment) for v in values),
+        strategy=packed.strategy,
+        aliases=dict(live.aliases),
+        alias_kinds=dict(live.alias_kinds),
+        live_bytes=list(live.live_bytes),
+        schedule_strategy=schedule_strategy,
+        buffers=buffers,
+        meta={"strategies_tried": packed.tried, "schedule": [n.name for n in g.nodes]},
     )
+    return plan
+
+
+def _content_root(plan: MemoryPlan, name: str) -> str:
+    """The value whose bytes `name` shows: follow view aliases only (not in-place ones)."""
+    while plan.alias_kinds.get(name) == "view":
+        name = plan.aliases[name]
+    return name
+
+
+def check_no_overlap(plan: MemoryPlan | list[Buffer]) -> None:
+    """O(n^2) safety check used by tests; AssertionError naming the first violation.
+
+    For a list of buffers: buffers live at a common step never share bytes. For a plan,
+    every pair of activations: if both are live at a common step and their bytes overlap,
+    they must share a buffer, and unless one is a view of the other (same content), the
+    earlier one's last step must be the later one's first (an in-place overwrite). Offsets
+    must be aligned and every value must fit in the arena.
+    """
+    if isinstance(plan, list):
+        for i, a in enumerate(plan):
+            for b in plan[i + 1:]:
+                if a.overlaps_in_time(b) and a.size and b.size and \
+                        a.offset < b.offset + b.size and b.offset < a.offset + a.size:
+                    raise AssertionError(f"buffers {a.name} and {b.name} overlap")
+        return
+    names = list(plan.offsets)
+    content_life: dict[str, tuple[int, int]] = {}
+    for name in names:
+        root = _content_root(plan, name)
+        first, last = plan.lifetimes[name]
+        old = content_life.get(root, (first, last))
+        content_life[root] = (min(old[0], first), max(old[1], last))
+    for name in names:
+        off, size = plan.offsets[name], plan.sizes[name]
+        if off % plan.alignment:
+            raise AssertionError(f"{name} at offset {off} is not {plan.alignment}-aligned")
+        if off < 0 or off + size > plan.arena_bytes:
+            raise AssertionError(f"{name} [{off}, {off + size}) is outside the arena")
+        if plan.offsets[plan.storage_of(name)] != off:
+            raise AssertionError(f"{name} is not at the offset of its buffer")
+    for i, a in enumerate(names):
+        a0, an = plan.offsets[a], plan.sizes[a]
+        af, al = plan.lifetimes[a]
+        for b in names[i + 1:]:
+            b0, bn = plan.offsets[b], plan.sizes[b]
+            bf, bl = plan.lifetimes[b]
+            if not (af <= bl and bf <= al) or not an or not bn:
+                continue
+            if not (a0 < b0 + bn and b0 < a0 + an):
+                continue
+            if plan.storage_of(a) != plan.storage_of(b):
+                raise AssertionError(f"{a} and {b} are live together and overlap "
+                                     f"([{a0}, {a0 + an}) and [{b0}, {b0 + bn}))")
+            ra, rb = _content_root(plan, a), _content_root(plan, b)
+            if ra == rb:
+                continue
+            (xf, xl), (yf, yl) = content_life[ra], content_life[rb]
+            if not (xl <= yf or yl <= xf):
+                raise AssertionError(f"{a} and {b} share a buffer but their contents are "
+                                     f"live together (steps {xf}-{xl} and {yf}-{yl})")

@@ -1,0 +1,177 @@
+"""Liveness of activations over a schedule, and which activations may share one buffer.
+
+Steps are positions in the node order (`g.nodes`). A value is live from the step that writes
+it (step 0 for graph inputs, which the caller writes before the run) to the last step that
+reads it; graph outputs stay live to the last step. The inputs and the outputs of one step
+are live together, so a layer never writes over what it reads unless the plan says so.
+
+Two kinds of sharing turn several values into one *storage group* (one buffer in the arena):
+
+- views: the output of Reshape/Flatten/Squeeze/Unsqueeze (ops with `is_view = True`),
+  Identity and Dropout is the same bytes as the input, so it is an alias of the input's
+  buffer. Always legal: a view is only read, and the group stays live while any member is.
+- in-place: an elementwise op (an `ElementwiseOp` subclass, or any op whose registry entry
+  has an `in_place_inputs(node)` hook listing input indices) whose output has the size and
+  element type of an input may write into that input's buffer when the input's whole group
+  (the input, its views, everything already sharing its buffer) is last read by this very
+  node and holds no graph output. The elementwise template reads every operand of an element
+  before it writes that element, at the same index, so the overwrite is safe. Graph inputs
+  may be overwritten too: the run consumes its inputs (the harness and `*_infer` refill
+  them before every run), exactly as a plan that reuses a dead input's bytes already does.
+
+A group's lifetime is the union of its members' lifetimes (a contiguous interval, since each
+member starts where another ends); its size is the aligned size of its largest member (all
+members have the same size). `live_bytes[s]` is the total of the groups live at step s: the
+lower bound of any arena for this schedule (`arena_lower_bound_bytes`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..ir import Graph, Node, Value
+from ..ops import get_op
+from ..ops.elementwise import ElementwiseOp, Identity
+
+
+def align_up(n: int, alignment: int) -> int:
+    """`n` rounded up to a multiple of `alignment`."""
+    return (n + alignment - 1) // alignment * alignment
+
+
+def activation_values(g: Graph) -> list[Value]:
+    """Every non-constant value the generated code must store: inputs, then node outputs."""
+    seen: dict[int, Value] = {}
+    for v in g.inputs:
+        seen[id(v)] = v
+    for node in g.nodes:
+        for v in node.outputs:
+            seen[id(v)] = v
+    return list(seen.values())
+
+
+def view_source(node: Node) -> Value | None:
+    """The input whose buffer `node`'s output may alias as a view (None: needs its own)."""
+    if len(node.outputs) != 1:
+        return None
+    opdef = get_op(node.op)
+    if not (getattr(opdef, "is_view", False) or isinstance(opdef, Identity)):
+        return None
+    x, y = node.input(0), node.output
+    if x is None or x.is_const or x.type.nbytes != y.type.nbytes or x.dtype != y.dtype:
+        return None
+    return x
+
+
+def in_place_inputs(node: Node) -> list[int]:
+    """Input indices whose buffer `node` may overwrite with its output (when they die here)."""
+    if len(node.outputs) != 1 or view_source(node) is not None:
+        return []
+    opdef = get_op(node.op)
+    hook = getattr(opdef, "in_place_inputs", None)
+    if hook is not None:
+        indices = list(hook(node))
+    elif isinstance(opdef, ElementwiseOp):
+        indices = list(range(len(node.inputs)))
+    else:
+        return []
+    y = node.output
+    keep = []
+    for i in indices:
+        x = node.input(i)
+        if x is None or x.is_const or x.dtype != y.dtype or x.type.numel != y.type.numel:
+            continue
+        keep.append(i)
+    return keep
+
+
+def value_lifetimes(g: Graph, nodes: list[Node] | None = None) -> dict[str, tuple[int, int]]:
+    """Inclusive (first, last) step of every activation for the node order `nodes`."""
+    nodes = g.nodes if nodes is None else nodes
+    last_step = max(len(nodes) - 1, 0)
+    life: dict[str, list[int]] = {v.name: [0, 0] for v in g.inputs}
+    for step, node in enumerate(nodes):
+        for v in node.inputs:
+            if v is not None and v.name in life:
+                life[v.name][1] = max(life[v.name][1], step)
+        for v in node.outputs:
+            life[v.name] = [step, step]
+    for v in g.outputs:
+        if v.name in life:
+            life[v.name][1] = last_step
+    return {k: (a, b) for k, (a, b) in life.items()}
+
+
+@dataclass
+class Liveness:
+    """Lifetimes and buffer sharing for one node order."""
+
+    steps: int
+    lifetimes: dict[str, tuple[int, int]]
+    nbytes: dict[str, int]
+    aliases: dict[str, str] = field(default_factory=dict)
+    alias_kinds: dict[str, str] = field(default_factory=dict)
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    group_lifetimes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    group_bytes: dict[str, int] = field(default_factory=dict)
+    live_bytes: list[int] = field(default_factory=list)
+
+    def storage_of(self, name: str) -> str:
+        """The group (root value name) whose buffer holds `name`."""
+        while name in self.aliases:
+            name = self.aliases[name]
+        return name
+
+    @property
+    def peak_bytes(self) -> int:
+        """The largest total of live group bytes at one step."""
+        return max(self.live_bytes, default=0)
+
+
+def analyse_liveness(g: Graph, alignment: int = 16, nodes: list[Node] | None = None,
+                     views: bool = True, in_place: bool = True) -> Liveness:
+    """Lifetimes, aliases (views, in-place) and per-step live bytes of `g` in order `nodes`."""
+    nodes = g.nodes if nodes is None else nodes
+    values = [v for v in activation_values(g)]
+    lifetimes = value_lifetimes(g, nodes)
+    live = Liveness(steps=max(len(nodes), 1), lifetimes=lifetimes,
+                    nbytes={v.name: v.type.nbytes for v in values})
+    output_names = {v.name for v in g.outputs}
+
+    if views:
+        for node in nodes:
+            x = view_source(node)
+            if x is not None:
+                live.aliases[node.output.name] = x.name
+                live.alias_kinds[node.output.name] = "view"
+
+    members: dict[str, list[str]] = {}
+    for v in values:
+        members.setdefault(live.storage_of(v.name), []).append(v.name)
+    group_last = {r: max(lifetimes[m][1] for m in ms) for r, ms in members.items()}
+    group_is_output = {r: any(m in output_names for m in ms) for r, ms in members.items()}
+
+    if in_place:
+        for step, node in enumerate(nodes):
+            y = node.outputs[0] if node.outputs else None
+            for i in in_place_inputs(node):
+                root = live.storage_of(node.input(i).name)
+                if group_is_output[root] or group_last[root] != step or y.name in live.aliases:
+                    continue
+                live.aliases[y.name] = node.input(i).name
+                live.alias_kinds[y.name] = "in-place"
+                members[root].extend(members.pop(y.name))
+                group_last[root] = max(group_last[root], group_last.pop(y.name))
+                group_is_output[root] |= group_is_output.pop(y.name)
+                break
+
+    for root, ms in members.items():
+        live.groups[root] = ms
+        live.group_lifetimes[root] = (min(lifetimes[m][0] for m in ms),
+                                      max(lifetimes[m][1] for m in ms))
+        live.group_bytes[root] = align_up(max(live.nbytes[m] for m in ms), alignment)
+    live.live_bytes = [0] * live.steps
+    for root, (first, last) in live.group_lifetimes.items():
+        for s in range(first, last + 1):
+            live.live_bytes[s] += live.group_bytes[root]
+    return live
