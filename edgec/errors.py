@@ -18,6 +18,18 @@ class UnsupportedError(EdgecError):
     """The model uses an operator, attribute or data type edgec cannot compile."""
 
 
+class ConstantInputRequired(UnsupportedError):
+    """An op needs an input at compile time (a shape, axes, weights) but it is computed.
+
+    `value_name` names the IR value that would have to be constant (tools such as the
+    conformance runner bind it to known data and compile again).
+    """
+
+    def __init__(self, message: str, value_name: str | None = None):
+        super().__init__(message)
+        self.value_name = value_name
+
+
 class ShapeError(EdgecError):
     """A dynamic dimension without a size, or shapes that do not fit together."""
 

@@ -11,7 +11,9 @@ Algorithm:
      compile time;
    - Concat of Transposes T(p) is a Concat on axis p[axis] followed by T(p);
    - any other op whose `sink_transpose` facet (edgec/ops/base.py) gives attributes for the
-     permuted layout (Pad, Slice, Softmax, reductions...) is computed before the transpose.
+     permuted layout (Pad, Slice, Softmax, reductions...) is computed before the transpose;
+   - a reduction with keepdims=0 (facet `keep_reduced_dims`) becomes keepdims=1 + Reshape,
+     so that the previous rule applies to it.
    What remains are Transposes at the graph's inputs and outputs, or before ops that need a
    particular layout (e.g. Flatten of a feature map); those that move only size-1 dimensions
    become Reshapes in canonicalize.
@@ -186,8 +188,27 @@ def sink_through_layout_agnostic(g: Graph, node: Node) -> bool:
     return True
 
 
+def keep_dims_below_transpose(g: Graph, node: Node) -> bool:
+    """R(T(x), keepdims=0) -> Reshape(R(T(x), keepdims=1)) for reductions (facet
+    `keep_reduced_dims`), so that the Transpose can then sink through R and cancel."""
+    x = node.input(0)
+    t = x.producer if x is not None else None
+    if t is None or t.op != "Transpose" or len(x.uses) != 1 or x in g.outputs:
+        return False
+    if len(node.outputs) != 1:
+        return False
+    attrs = get_op(node.op).keep_reduced_dims(node)
+    if attrs is None:
+        return False
+    inner = g.add_node(node.op, list(node.inputs), attrs=attrs, name=node.name, before=node)
+    squeeze = g.add_node("Reshape", [inner.output], attrs={"shape": list(node.output.shape)},
+                         name=f"{node.name}_squeeze", before=node)
+    g.replace_all_uses(node.output, squeeze.output)
+    return True
+
+
 RULES = [compose_transposes, sink_through_elementwise, sink_through_concat,
-         sink_through_layout_agnostic]
+         sink_through_layout_agnostic, keep_dims_below_transpose]
 
 
 @register_pass("layout-nhwc")

@@ -14,6 +14,7 @@ comment naming the source node. Identifiers never come from model names (see nam
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,8 +46,12 @@ def index_expr(strides) -> str:
     return " + ".join(terms) if terms else "0"
 
 
+@functools.lru_cache(maxsize=1)
 def make_env() -> jinja2.Environment:
-    """The Jinja environment for C templates (StrictUndefined: a typo is an error)."""
+    """The Jinja environment for C templates (StrictUndefined: a typo is an error).
+
+    One shared environment, so each template is parsed once per process, not per compile.
+    """
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
         undefined=jinja2.StrictUndefined,
@@ -105,6 +110,7 @@ class Layer:
     args: list[str]
     body: str
     comment: str
+    index: int = 0
 
 
 class CBackend:
@@ -137,7 +143,8 @@ class CBackend:
         offsets = plan.offsets
 
         def ranges_of(v: Value):
-            return offsets[plan.storage_of(v.name)], plan.sizes[v.name]
+            # An empty tensor still counts as one byte: its pointer may equal another's.
+            return offsets[plan.storage_of(v.name)], max(plan.sizes[v.name], 1)
 
         act_values = []
         for v in list(node.inputs) + list(node.outputs):
@@ -180,6 +187,9 @@ class CBackend:
         ins = [tensor(v) for v in node.inputs if v is not None]
         all_ins = [tensor(v) for v in node.inputs]
         outs = [tensor(v) for v in node.outputs]
+        # The template first: c_template_for refuses nodes a kernel cannot handle (3-D, NCHW)
+        # before c_params has to make sense of them.
+        template = self.env.get_template(opdef.c_template_for(node, self.target))
         p = dict(opdef.c_params(node, self.target))
         for key, val in list(p.items()):
             if isinstance(val, ConstArray):
@@ -187,7 +197,6 @@ class CBackend:
                 data = np.ascontiguousarray(val.data)
                 extra_arrays.append((ident, data, f"{comment_text(node.name)}: {val.hint}"))
                 p[key] = ident
-        template = self.env.get_template(opdef.c_template_for(node, self.target))
         body = template.render(
             node=node, attrs=node.attrs, ins=ins, all_ins=all_ins, outs=outs, p=p,
             target=self.target,
@@ -197,6 +206,18 @@ class CBackend:
         comment = (f"{node.op} '{comment_text(node.name)}': {node.output.type if len(node.outputs) == 1 else ''}"
                    f" <- {shapes_in}")
         return Layer(fn, node, params, args, body, comment)
+
+    @staticmethod
+    def is_elided_view(node: Node, plan) -> bool:
+        """A view whose output the planner made an alias of its input emits no code."""
+        opdef = get_op(node.op)
+        if not (getattr(opdef, "is_view", False) or node.op in ("Identity", "Dropout")):
+            return False
+        kinds = getattr(plan, "alias_kinds", {})
+        x = node.input(0)
+        return x is not None and not x.is_const and all(
+            kinds.get(v.name) == "view" and plan.storage_of(v.name) == plan.storage_of(x.name)
+            for v in node.outputs)
 
     # ------------------------------------------------------------------ tables
     def _io_table(self, g: Graph, values: list[Value], names: list[str], plan) -> list[dict]:
@@ -216,8 +237,14 @@ class CBackend:
         """Render every file of the C library for `g` planned by `plan`."""
         consts = self._collect_constants(g)
         extra_arrays: list[tuple[str, np.ndarray, str]] = []
-        layers = [self._render_layer(i, n, consts, plan, extra_arrays)
-                  for i, n in enumerate(g.nodes)]
+        layers = []
+        for i, n in enumerate(g.nodes):
+            if self.is_elided_view(n, plan):
+                continue
+            layer = self._render_layer(i, n, consts, plan, extra_arrays)
+            layer.index = i
+            layers.append(layer)
+        self.kernel_count = len(layers)
         runtime = sorted({h for n in g.nodes for h in getattr(get_op(n.op), "c_runtime", ())})
         weights = []
         for ct in consts.values():

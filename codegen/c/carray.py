@@ -41,7 +41,14 @@ def c_initializer(arr: np.ndarray) -> str:
     arr = np.asarray(arr)
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8)
-    tokens = _float_tokens(arr) if arr.dtype.kind == "f" else _int_tokens(arr)
+    if arr.dtype == np.float16:  # stored as uint16_t: emit the IEEE half bits
+        arr = arr.view(np.uint16)
+    if arr.dtype == np.float64:
+        tokens = [c_scalar(x, "double") for x in arr.reshape(-1).tolist()]
+    elif arr.dtype.kind == "f":
+        tokens = _float_tokens(arr)
+    else:
+        tokens = _int_tokens(arr)
     if not tokens:
         tokens = ["0"]
     lines = [", ".join(tokens[i : i + _PER_LINE]) for i in range(0, len(tokens), _PER_LINE)]
@@ -56,8 +63,9 @@ def c_scalar(x, ctype: str = "float") -> str:
             return "NAN"
         if np.isinf(x):
             return "INFINITY" if x > 0 else "(-INFINITY)"
-        text = "%#.9g" % x
-        return text + ("f" if ctype == "float" else "")
+        if ctype == "double":
+            return "%#.17g" % x  # 17 significant digits round-trip every double
+        return ("%#.9g" % x) + "f"
     if ctype == "int64_t":
         return f"INT64_C({int(x)})"
     return str(int(x))

@@ -37,7 +37,9 @@ def comment_text(text: str, max_len: int = 80) -> str:
     for ch in str(text):
         code = ord(ch)
         out.append(ch if 32 <= code < 127 else "?")
-    safe = "".join(out).replace("*/", "* /").replace("/*", "/ *").replace("??", "?-?")
+    safe = "".join(out).replace("*/", "* /").replace("/*", "/ *")
+    while "??" in safe:  # one pass leaves "??" behind in runs such as "?????"
+        safe = safe.replace("??", "?-?")
     safe = safe.replace("\\", "/")
     if len(safe) > max_len:
         safe = safe[: max_len - 3] + "..."

@@ -16,13 +16,16 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..errors import ModelLoadError, ShapeError, UnsupportedError
+from ..errors import EdgecError, ModelLoadError, ShapeError, UnsupportedError
 from ..ir import DType, Graph, Node, TensorType
 from ..ops import get_op, has_op
 
 MIN_OPSET = 11
 # Ops evaluated from static shapes alone: they never need their input's data.
 SHAPE_ONLY_OPS = {"Shape", "Size"}
+# Ops kept as nodes even when their inputs are constant: int8 targets read quantised weights
+# through them (passes/import_qdq.py); canonicalize folds them for float targets.
+KEEP_AT_IMPORT = {"DequantizeLinear"}
 
 
 def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]]:
@@ -92,12 +95,41 @@ def _upgrade_opset(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
     from onnx import version_converter
 
     try:
-        return version_converter.convert_version(model, 13)
+        converted = version_converter.convert_version(model, 13)
     except Exception:
         raise UnsupportedError(
             f"{where} uses ONNX opset {default_opset(model)}; edgec needs opset {MIN_OPSET} or "
             "newer and could not convert it; re-export with a newer opset"
         ) from None
+    _keep_legacy_resize_semantics(model, converted)
+    return converted
+
+
+def _keep_legacy_resize_semantics(old: onnx.ModelProto, new: onnx.ModelProto) -> None:
+    """Upsample and Resize-10 map coordinates asymmetrically (x_out / scale) and round down
+    (up when shrinking, as onnxruntime does); the version converter turns them into
+    Resize-13 nodes with the half_pixel default, which changes linear results. Restore it."""
+    consts = {t.name: onnx.numpy_helper.to_array(t) for t in old.graph.initializer}
+    for n in old.graph.node:
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
+            consts[n.output[0]] = onnx.numpy_helper.to_array(n.attribute[0].t)
+    legacy = {}
+    for n in old.graph.node:
+        if n.op_type in ("Upsample", "Resize"):
+            scales = [a.floats for a in n.attribute if a.name == "scales"]
+            data = consts.get(n.input[1]) if len(n.input) > 1 else None
+            values = list(scales[0]) if scales else ([] if data is None else data.ravel().tolist())
+            shrinks = bool(values) and all(s <= 1 for s in values) and any(s < 1 for s in values)
+            legacy[n.output[0]] = "ceil" if shrinks else "floor"
+    for n in new.graph.node:
+        if n.op_type == "Resize" and n.output[0] in legacy:
+            present = {a.name for a in n.attribute}
+            if "coordinate_transformation_mode" not in present:
+                n.attribute.append(onnx.helper.make_attribute(
+                    "coordinate_transformation_mode", "asymmetric"))
+            if "nearest_mode" not in present:
+                n.attribute.append(onnx.helper.make_attribute(
+                    "nearest_mode", legacy[n.output[0]]))
 
 
 def _value_info_dims(vi) -> list:
@@ -106,7 +138,7 @@ def _value_info_dims(vi) -> list:
         return []
     dims = []
     for d in tt.shape.dim:
-        if d.HasField("dim_value") and d.dim_value > 0:
+        if d.HasField("dim_value") and d.dim_value >= 0:  # 0 is a static, empty dimension
             dims.append(int(d.dim_value))
         else:
             dims.append(d.dim_param or "?")
@@ -124,6 +156,7 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]
                 f"(inputs: {', '.join(names)})"
             )
     dynamic = []
+    example = ""
     for vi in real_inputs:
         tt = vi.type.tensor_type
         dims = _value_info_dims(vi)
@@ -146,11 +179,14 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]
         elif not tt.HasField("shape") or any(not isinstance(d, int) for d in dims):
             shown = "x".join(str(d) for d in dims) if tt.HasField("shape") else "unknown"
             dynamic.append(f"{vi.name} [{shown}]")
+            if len(dynamic) == 1:  # the example keeps the fixed dims, batch 1
+                example = "x".join(str(d) if isinstance(d, int) else "1" if i == 0 else f"<{d}>"
+                                   for i, d in enumerate(dims)) or "DxD..."
+                example = f"{vi.name}={example}"
     if dynamic:
-        example = real_inputs[0].name
         raise ShapeError(
             f"dynamic input shape in {', '.join(dynamic)}; give sizes with --input-shape, "
-            f"e.g. --input-shape {example}=1x3x224x224"
+            f"e.g. --input-shape {example}"
         )
 
 
@@ -190,6 +226,38 @@ def _check_supported(gs_graph) -> None:
         )
 
 
+def _name_the_node(e: EdgecError, desc: str, onnx_name: str, node: Node) -> None:
+    """Make an op's error message name the node as the model does (in place)."""
+    msg = str(e)
+    if onnx_name and f"'{onnx_name}'" in msg:
+        return
+    ir_ref = f"{node.op} node '{node.name}'"
+    e.args = (msg.replace(ir_ref, desc, 1) if ir_ref in msg else f"{desc}: {msg}",)
+
+
+def _check_arity(gn, opset: int, desc: str) -> None:
+    """ModelLoadError when a default-domain node has fewer or more inputs than its ONNX schema
+    allows (the importers would otherwise fail somewhere deep inside)."""
+    if gn.domain not in (None, "", "ai.onnx"):
+        return
+    try:
+        schema = onnx.defs.get_schema(gn.op, opset, "")
+    except Exception:  # no schema at this opset: the op's own import decides
+        return
+    given = len(gn.inputs)
+    single = onnx.defs.OpSchema.FormalParameterOption.Single
+    required = [i for i, p in enumerate(schema.inputs) if p.option == single]
+    missing = [i for i in required if i >= given or not gn.inputs[i].name]
+    if missing or given > schema.max_input:
+        need = (f"{schema.min_input}" if schema.min_input == schema.max_input else
+                f"{schema.min_input} to {schema.max_input}" if schema.max_input < 2**31 - 1
+                else f"at least {schema.min_input}")
+        raise ModelLoadError(
+            f"{desc} has {given} input(s) but ONNX {gn.op}-{schema.since_version} takes {need}; "
+            "the model is invalid"
+        )
+
+
 def import_model(
     model: onnx.ModelProto,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
@@ -203,11 +271,27 @@ def import_model(
         model = _upgrade_opset(model, f"model '{name}'")
     _fix_input_shapes(model, dict(input_shapes or {}))
     opset = default_opset(model)
+    if opset > onnx.defs.onnx_opset_version():
+        raise UnsupportedError(
+            f"model '{name}' uses ONNX opset {opset}, newer than this edgec knows "
+            f"({onnx.defs.onnx_opset_version()}); re-export with an older opset"
+        )
+    if not model.graph.output:
+        raise ModelLoadError(f"model '{name}' declares no graph outputs; nothing to compile")
+    # onnx-graphsurgeon logs on stdout (warnings about element types, a line before it raises
+    # on a cycle...); edgec reports every problem itself as one error line: silence it.
+    gs.logger.G_LOGGER.severity = gs.logger.G_LOGGER.CRITICAL + 10
     try:
         gsg = gs.import_onnx(model)
     except Exception as e:
         raise ModelLoadError(f"cannot read the graph of '{name}': {e}") from None
-    gsg.cleanup(remove_unused_graph_inputs=False).toposort()
+    try:
+        gsg.cleanup(remove_unused_graph_inputs=False).toposort()
+    except Exception:
+        raise ModelLoadError(
+            f"the graph of '{name}' has a cycle or several tensors with the same name; "
+            "the model is invalid (onnx.checker.check_model shows details)"
+        ) from None
     _check_supported(gsg)
 
     g = Graph(name)
@@ -233,25 +317,35 @@ def import_model(
         env[t.name] = g.add_input(t.name, TensorType(tuple(int(d) for d in t.shape), dtype))
 
     for gn in gsg.nodes:
-        desc = f"{gn.op} node '{gn.name}'"
         opdef = get_op(gn.op)
         node = Node(gn.op, g.unique_node_name(gn.name or gn.op.lower()))
+        desc = f"{gn.op} node '{node.name}'"
+        if not gn.name:  # say which node is meant: the model has no name for it
+            first_output = gn.outputs[0].name if gn.outputs else ""
+            desc += f" (unnamed in the model) with output '{first_output}'"
+        _check_arity(gn, opset, desc)
         node.attrs = {k: _attr_value(v, desc) for k, v in gn.attrs.items()}
         node.inputs = [lookup(t) for t in gn.inputs]
+        node.meta["onnx_num_outputs"] = len(gn.outputs)  # Split needs it before inference
         try:
             opdef.import_onnx(node, opset)
             node.attrs = opdef.normalize_attrs(node.attrs)
         except UnsupportedError as e:
-            msg = str(e)
-            raise UnsupportedError(msg if gn.name in msg else f"{desc}: {msg}") from None
+            _name_the_node(e, desc, gn.name, node)  # keeps the subclass (and its fields)
+            raise e from None
         out_names = [t.name for t in gn.outputs]
-        types = opdef.infer(node)
+        try:
+            types = opdef.infer(node)
+        except EdgecError as e:
+            _name_the_node(e, desc, gn.name, node)
+            raise e from None
         for extra in gn.outputs[len(types):]:
             if extra.name and (extra.outputs or extra in gsg.outputs):
                 raise UnsupportedError(f"{desc}: its optional output '{extra.name}' is not supported")
         out_names = out_names[: len(types)]
         present = [v for v in node.inputs if v is not None]
-        if gn.op in SHAPE_ONLY_OPS or all(v.is_const for v in present):
+        if gn.op in SHAPE_ONLY_OPS or (all(v.is_const for v in present)
+                                       and gn.op not in KEEP_AT_IMPORT):
             datas = [None if v is None else v.data for v in node.inputs]
             if gn.op in SHAPE_ONLY_OPS:
                 datas = [None if v is None else np.broadcast_to(np.zeros((), v.dtype.np), v.shape)
@@ -295,7 +389,13 @@ def _ir_dtype(np_dtype, where: str) -> DType:
     try:
         return DType.from_numpy(np_dtype)
     except TypeError:
-        raise UnsupportedError(f"{where}: element type {np.dtype(np_dtype).name} is not supported")
+        pass
+    try:
+        name = np.dtype(np_dtype).name
+    except TypeError:  # onnx-graphsurgeon keeps ONNX codes it cannot map (bfloat16, float8...)
+        name = onnx.TensorProto.DataType.Name(int(np_dtype)).lower() \
+            if isinstance(np_dtype, int) else str(np_dtype)
+    raise UnsupportedError(f"{where}: element type {name} is not supported")
 
 
 def load_onnx(

@@ -306,8 +306,40 @@ class Graph:
         self.nodes = [self.nodes[i] for i in order]
 
     def clone(self) -> "Graph":
-        """A deep copy (constants included), for Before/After comparisons."""
-        return copy.deepcopy(self)
+        """A deep copy (constants included), for Before/After comparisons.
+
+        Built value by value and node by node: `copy.deepcopy` of the graph would recurse
+        along the use-def chain and overflow the stack on graphs of a few hundred nodes.
+        """
+        values: dict[int, Value] = {}
+        for v in [*self.values.values(), *self.inputs, *self.outputs,
+                  *(v for n in self.nodes for v in (*n.inputs, *n.outputs))]:
+            if v is not None:
+                values.setdefault(id(v), v)
+        memo: dict[int, object] = {}  # old object id -> copy, shared by every deepcopy below
+        for key, v in values.items():
+            memo[key] = Value(v.name, v.type, None if v.data is None else v.data.copy())
+        for n in self.nodes:
+            memo[id(n)] = Node(n.op, n.name, None, n.domain)
+        for key, v in values.items():
+            memo[key].quant = copy.deepcopy(v.quant, memo)
+            memo[key].meta = copy.deepcopy(v.meta, memo)
+        g = Graph(self.name)
+        for n in self.nodes:
+            new = memo[id(n)]
+            new.attrs = copy.deepcopy(n.attrs, memo)
+            new.meta = copy.deepcopy(n.meta, memo)
+            new.inputs = [None if v is None else memo[id(v)] for v in n.inputs]
+            new.outputs = [memo[id(v)] for v in n.outputs]
+            for v in new.outputs:
+                v.producer = new
+            g.nodes.append(new)
+        g.values = {name: memo[id(v)] for name, v in self.values.items()}
+        g.inputs = [memo[id(v)] for v in self.inputs]
+        g.outputs = [memo[id(v)] for v in self.outputs]
+        g.meta = copy.deepcopy(self.meta, memo)
+        g._node_names = set(self._node_names)
+        return g
 
     def verify(self) -> None:
         """Check structural invariants and that every node's types match its op's inference.

@@ -175,6 +175,10 @@ class OpDef:
         """Multiply-accumulate operations of one execution (0 for data movement)."""
         return 0
 
+    def quant_rule(self, node: Node) -> QuantRule:
+        """The quantisation rule of this node (`quant` unless it depends on attributes)."""
+        return self.quant
+
     def sink_transpose(self, node: Node, perm: list[int]) -> dict | None:
         """Layout facet: let a Transpose on input 0 move below this op.
 
@@ -183,6 +187,12 @@ class OpDef:
         `perm` equals the current outputs; or None when that is impossible (the default).
         Only ops whose outputs have the rank of input 0 may return attributes.
         """
+        return None
+
+    def keep_reduced_dims(self, node: Node) -> dict | None:
+        """Layout facet of rank-reducing ops (reductions with keepdims=0): the attributes of
+        the same op keeping the reduced dims as size 1, so that a Reshape to this node's
+        output shape is equivalent; None when there is no such form (the default)."""
         return None
 
     # --------------------------------------------------------------- helpers

@@ -16,6 +16,7 @@ class FoldOnly(OpDef):
     """Common facet: no C kernel, the frontend folds the op to a constant."""
 
     fold_only = True
+    dtypes = set(DType)  # folded in numpy: any element type edgec can store
 
 
 @register_op("Constant")

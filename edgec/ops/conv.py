@@ -115,15 +115,19 @@ class Conv(OpDef):
         "pads": Attr("ints", ()),
         "strides": Attr("ints", ()),
         "layout": Attr("str", "NCHW", LAYOUTS),
+        # Layout of input 0 when it differs from `layout` (the first layer reading the
+        # model's channels-first input directly, instead of a separate transpose kernel).
+        "input_layout": Attr("str", "", ("", "NCHW")),
         **EPILOGUE_ATTRS,
     }
     quant = QuantRule.REQUANTIZE
     prune = PruneRule.PRODUCER
+    dtypes = FLOATS
     spatial = True
     layout_inputs = (0, 3)  # data and the fused residual follow the activation layout
 
     def import_onnx(self, node: Node, opset: int) -> None:
-        require_dtypes(node, FLOATS, (0, 1))
+        require_dtypes(node, self.dtypes, range(len(node.inputs)))
         x, w = in_type(node, 0), in_type(node, 1)
         a = node.attrs
         if x.rank < 3 or w.rank != x.rank:
@@ -145,11 +149,12 @@ class Conv(OpDef):
         x, w = in_type(node, 0), in_type(node, 1)
         a = node.attrs
         layout = a["layout"]
+        x_layout = a.get("input_layout") or layout
         nsp = x.rank - 2
-        spatial = spatial_shape(x.shape, layout)
+        spatial = spatial_shape(x.shape, x_layout)
         pads = a["pads"]
         group = a["group"]
-        c = channels(x.shape, layout)
+        c = channels(x.shape, x_layout)
         if w.shape[1] * group != c or w.shape[0] % group:
             raise ShapeError(
                 f"Conv node '{node.name}': weight {w.shape} does not fit {c} input channels "
@@ -167,7 +172,8 @@ class Conv(OpDef):
     def reference(self, node: Node, x, w, b=None, residual=None):
         a = node.attrs
         layout = a["layout"]
-        y = conv_nchw(to_nchw(x, layout), w, b, a["strides"], a["dilations"], a["pads"],
+        x_layout = a.get("input_layout") or layout
+        y = conv_nchw(to_nchw(x, x_layout), w, b, a["strides"], a["dilations"], a["pads"],
                       a["group"])
         y = from_nchw(y, layout)
         y = apply_epilogue_np(y, node, residual, channel_axis=1 if layout == "NCHW" else -1)
@@ -184,7 +190,7 @@ class Conv(OpDef):
             raise UnsupportedError(f"Conv node '{node.name}': C kernels need channels-last data")
         if len(a["kernel_shape"]) > 2:
             raise UnsupportedError(f"Conv node '{node.name}': 3-D convolution has no C kernel")
-        if self.is_depthwise(node):
+        if self.is_depthwise(node) and not a.get("input_layout"):
             return "ops/conv_depthwise.c.j2"
         return "ops/conv.c.j2"
 
@@ -205,13 +211,14 @@ class Conv(OpDef):
         d = ([1] if nsp == 1 else []) + list(a["dilations"])
         pads = a["pads"]
         pb = ([0] if nsp == 1 else []) + list(pads[:nsp])
-        in_sp = ([1] if nsp == 1 else []) + list(x.shape[1:-1])
+        x_nchw = a.get("input_layout") == "NCHW"
+        in_sp = ([1] if nsp == 1 else []) + list(x.shape[2:] if x_nchw else x.shape[1:-1])
         out_sp = ([1] if nsp == 1 else []) + list(node.output.shape[1:-1])
         group = a["group"]
         m = w.shape[0]
-        c = x.shape[-1]
+        c = x.shape[1] if x_nchw else x.shape[-1]
         w4 = wd.reshape(m, c // group, k[0], k[1])
-        if self.is_depthwise(node):
+        if self.is_depthwise(node) and not x_nchw:
             packed = np.transpose(w4[:, 0], (1, 2, 0))  # [kh, kw, C]
         else:
             packed = w4.reshape(group, m // group, c // group, k[0], k[1])
@@ -228,5 +235,6 @@ class Conv(OpDef):
             "PT": pb[0], "PL": pb[1], "G": group, "CG": c // group, "MG": m // group,
             "weights": ConstArray(np.ascontiguousarray(packed, dtype=np.float32), "w_packed"),
             "has_bias": bias is not None,
+            "x_nchw": x_nchw,
             "epilogue": epilogue_c(node, "acc", channel="m", slope_name="act_slope_arr"),
         }

@@ -3,10 +3,14 @@
 Each op is one row of a table (tinygrad's habit): numpy semantics plus one C expression over
 the operands `a`, `b`, `c` (element type `T`), rendered by the shared template
 `ops/elementwise.c.j2` with a broadcasting loop nest. Attribute values are substituted into the
-expression as exact literals. `<tgmath.h>` makes the math functions follow the element type.
+expression as exact literals. Expressions name the double-precision math functions; for
+float32 they are rewritten to the `f`-suffixed C99 functions (no <tgmath.h>: newlib's cannot
+expand them for Cortex-M).
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -29,6 +33,10 @@ def _flit(x: float) -> str:
     if np.isinf(x):
         return "INFINITY" if x > 0 else "(-INFINITY)"
     return f"(T){float(np.float32(x))!r}"
+
+
+_FLOAT_MATH = re.compile(
+    r"\b(exp|log|log1p|sqrt|tanh|erf|floor|ceil|sin|cos|fabs|fmax|fmin|pow|round|nearbyint)\(")
 
 
 class ElementwiseOp(OpDef):
@@ -63,9 +71,11 @@ class ElementwiseOp(OpDef):
 
     def c_params(self, node: Node, target) -> dict:
         ins = [v for v in node.inputs if v is not None]
-        dims, strides = broadcast_plan(node.output.shape, [v.shape for v in ins])
+        dims, strides = broadcast_plan(node.outputs[0].shape, [v.shape for v in ins])
         ctype = self.compute_dtype(node).ctype
         expr = self.c_expr(node).replace("(T)", f"({ctype})")
+        if ctype == "float":
+            expr = _FLOAT_MATH.sub(lambda m: m.group(1) + "f(", expr)
         return {
             "dims": dims,
             "in_strides": strides,
@@ -193,7 +203,8 @@ class Clip(UnaryOp):
         lo, hi = node.attrs["min"], node.attrs["max"]
         if x.dtype.kind in "iu":
             info = np.iinfo(x.dtype)
-            lo, hi = max(lo, info.min), min(hi, info.max)
+            lo = min(max(lo, info.min), info.max)
+            hi = min(max(hi, info.min), info.max)
         return np.minimum(np.maximum(x, x.dtype.type(lo)), x.dtype.type(hi))
 
     def c_expr(self, node):
@@ -201,12 +212,17 @@ class Clip(UnaryOp):
         lo, hi = node.attrs["min"], node.attrs["max"]
         if t.is_float:
             lit = _flit
+            has_lo, has_hi = bool(np.isfinite(lo)), bool(np.isfinite(hi))
         else:
+            # A bound at or beyond the type's range is no bound (and comparing against it
+            # would draw -Wtype-limits).
             info = np.iinfo(t.np)
-            lo, hi = max(lo, info.min), min(hi, info.max)
+            has_lo, has_hi = lo > info.min, hi < info.max
+            lo = min(max(lo, info.min), info.max)
+            hi = min(max(hi, info.min), info.max)
             lit = lambda v: f"(T){int(v)}"  # noqa: E731
-        lo_txt = f"(a < {lit(lo)} ? {lit(lo)} : a)" if np.isfinite(lo) else "a"
-        if np.isfinite(hi):  # min(max(a, lo), hi), exactly as ONNX composes them
+        lo_txt = f"(a < {lit(lo)} ? {lit(lo)} : a)" if has_lo else "a"
+        if has_hi:  # min(max(a, lo), hi), exactly as ONNX composes them
             return f"({lo_txt} > {lit(hi)} ? {lit(hi)} : {lo_txt})"
         return lo_txt
 
@@ -227,16 +243,37 @@ class Identity(UnaryOp):
 
 @register_op("Dropout")
 class Dropout(Identity):
-    """ONNX Dropout in inference mode: the identity (its mask output is not supported)."""
+    """ONNX Dropout at inference: the identity; the optional mask output is all true.
 
-    attrs = {"seed": Attr("int", 0), "ratio": Attr("float", 0.5)}
+    Training mode is accepted only with ratio 0, where it is the identity too (with a positive
+    ratio the output is random). `with_mask` records whether the node has the mask output.
+    """
+
+    attrs = {"seed": Attr("int", 0), "ratio": Attr("float", 0.5),
+             "with_mask": Attr("int", 0, (0, 1))}
 
     def import_onnx(self, node, opset):
-        for index in (1, 2):
-            data = self.const_input(node, index, "training_mode" if index == 2 else "ratio")
-            if index == 2 and data is not None and bool(np.asarray(data).reshape(-1)[0]):
-                raise UnsupportedError(f"Dropout node '{node.name}': training mode is not supported")
+        training = self.const_input(node, 2, "training_mode")
+        if training is not None and bool(np.asarray(training).reshape(-1)[0]):
+            ratio = self.const_input(node, 1, "ratio")
+            ratio = node.attrs.get("ratio", 0.5) if ratio is None else ratio.reshape(-1)[0]
+            if float(ratio) != 0.0:
+                raise UnsupportedError(f"Dropout node '{node.name}': training mode with a "
+                                       "non-zero ratio is random and not supported")
+        node.attrs["with_mask"] = int(node.meta.get("onnx_num_outputs", 1) > 1)
         node.inputs = node.inputs[:1]
+
+    def infer(self, node):
+        x = in_type(node, 0)
+        mask = [TensorType(x.shape, DType.BOOL)] if node.attrs["with_mask"] else []
+        return [x, *mask]
+
+    def reference(self, node, x):
+        mask = (np.ones(x.shape, np.bool_),) if node.attrs["with_mask"] else ()
+        return (x, *mask)
+
+    def c_template_for(self, node, target):
+        return "ops/dropout.c.j2" if node.attrs["with_mask"] else self.c_template
 
 
 # ------------------------------------------------------------------------------ binary ops
@@ -277,9 +314,32 @@ _binary("Add", lambda a, b: a + b, "(a + b)")
 _binary("Sub", lambda a, b: a - b, "(a - b)")
 _binary("Mul", lambda a, b: a * b, "(a * b)")
 _binary("Div", _int_div, "(a / b)")
-_binary("Pow", lambda a, b: np.power(a, b), "pow(a, b)", dtypes=FLOATS, quant=QuantRule.FLOAT_ONLY)
+
+
+@register_op("Pow")
+class Pow(BinaryOp):
+    """ONNX Pow: y = a ** b; the exponent may have another numeric type, y has a's type.
+
+    float base: pow in the base type; integer base: pow in double, truncated to the type.
+    """
+
+    dtypes = NUMERIC
+    quant = QuantRule.FLOAT_ONLY
+
+    def np_fn(self, node, a, b):
+        if a.dtype.kind == "f":
+            return np.power(a, b.astype(a.dtype))
+        return np.trunc(np.power(a.astype(np.float64), b.astype(np.float64)))
+
+    def c_expr(self, node):
+        if in_type(node, 0).dtype.is_float:
+            return "pow(a, (T)b)"
+        return "pow((double)a, (double)b)"
+
+
 _binary("PRelu", lambda a, b: np.where(a < 0, a * b, a), "(a < (T)0 ? a * b : a)", dtypes=FLOATS)
-_binary("Equal", lambda a, b: a == b, "(a == b)", quant=QuantRule.FLOAT_ONLY, out=DType.BOOL)
+_binary("Equal", lambda a, b: a == b, "(a == b)", dtypes=NUMERIC | {DType.BOOL},
+        quant=QuantRule.FLOAT_ONLY, out=DType.BOOL)
 _binary("Less", lambda a, b: a < b, "(a < b)", quant=QuantRule.FLOAT_ONLY, out=DType.BOOL)
 _binary("Greater", lambda a, b: a > b, "(a > b)", quant=QuantRule.FLOAT_ONLY, out=DType.BOOL)
 

@@ -28,16 +28,25 @@ class Gemm(OpDef):
         "beta": Attr("float", 1.0),
         "transA": Attr("int", 0, (0, 1)),
         "transB": Attr("int", 0, (0, 1)),
+        # "mean": A is a channels-last feature map [N, spatial..., K] averaged over its
+        # spatial dims on the fly (GlobalAveragePool fused into the classifier head).
+        "input_pool": Attr("str", "none", ("none", "mean")),
         **EPILOGUE_ATTRS,
     }
     quant = QuantRule.REQUANTIZE
     prune = PruneRule.PRODUCER
+    dtypes = FLOATS
 
     def import_onnx(self, node: Node, opset: int) -> None:
-        require_dtypes(node, FLOATS, (0, 1))
+        require_dtypes(node, self.dtypes, range(len(node.inputs)))
 
     def _dims(self, node: Node):
         a, b = in_type(node, 0), in_type(node, 1)
+        if node.attrs.get("input_pool", "none") == "mean":
+            if a.rank < 3 or node.attrs["transA"]:
+                raise ShapeError(f"Gemm node '{node.name}': a pooled input must be a "
+                                 "channels-last feature map")
+            a = TensorType((a.shape[0], a.shape[-1]), a.dtype)
         if a.rank != 2 or b.rank != 2:
             raise ShapeError(f"Gemm node '{node.name}': A and B must be 2-D, got {a} and {b}")
         m, k = a.shape[::-1] if node.attrs["transA"] else a.shape
@@ -55,6 +64,8 @@ class Gemm(OpDef):
 
     def reference(self, node: Node, a, b, c=None, residual=None):
         at = node.attrs
+        if at.get("input_pool", "none") == "mean":
+            a = a.astype(np.float64).mean(axis=tuple(range(1, a.ndim - 1)))
         a64 = a.astype(np.float64).T if at["transA"] else a.astype(np.float64)
         b64 = b.astype(np.float64).T if at["transB"] else b.astype(np.float64)
         y = at["alpha"] * (a64 @ b64)
@@ -65,7 +76,8 @@ class Gemm(OpDef):
 
     def macs(self, node: Node) -> int:
         m, k, n = self._dims(node)
-        return m * k * n
+        pooled = in_type(node, 0).numel if node.attrs.get("input_pool", "none") == "mean" else 0
+        return m * k * n + pooled
 
     def c_template_for(self, node: Node, target) -> str:
         return "ops/gemm.c.j2"
@@ -75,6 +87,10 @@ class Gemm(OpDef):
         m, k, n = self._dims(node)
         b = node.input(1)
         p = {"M": m, "K": k, "N": n, "transA": at["transA"], "alpha_lit": f"{at['alpha']!r}f"}
+        if at.get("input_pool", "none") == "mean":
+            count = in_type(node, 0).numel // (m * k)
+            p["pool_count"] = count
+            p["pool_scale"] = f"{float(np.float32(1.0 / count))!r}f"
         if b.is_const:
             bk = b.data.T if at["transB"] else b.data
             p["b_packed"] = ConstArray(
@@ -84,14 +100,22 @@ class Gemm(OpDef):
             p["b_const"] = False
             p["transB"] = at["transB"]
         c = node.input(2)
-        if c is not None:
-            cb = np.broadcast_to(c.data, (m, n)) if c.is_const else None
-            if cb is not None and np.all(cb == cb[:1]):
-                p["bias_row"] = ConstArray(np.float32(at["beta"]) * cb[0].astype(np.float32), "bias")
-            elif cb is not None:
-                p["bias_full"] = ConstArray(np.float32(at["beta"]) * cb.astype(np.float32), "bias")
+        if c is not None and c.is_const:
+            cb = np.float32(at["beta"]) * np.broadcast_to(c.data, (m, n)).astype(np.float32)
+            if np.all(cb == cb[:1]):
+                p["bias_row"] = ConstArray(np.ascontiguousarray(cb[0]), "bias")
             else:
-                raise ShapeError(f"Gemm node '{node.name}': a computed C input is not supported")
+                p["bias_full"] = ConstArray(np.ascontiguousarray(cb), "bias")
+        elif c is not None:
+            # A computed C broadcast to [M, N]: a size-1 dimension is not indexed.
+            rows, cols = (1,) * (2 - len(c.shape)) + tuple(c.shape)
+            terms = []
+            if rows != 1:
+                terms.append("i" if cols == 1 else f"i * {cols}u")
+            if cols != 1:
+                terms.append("m")
+            p["bias_index"] = " + ".join(terms) or "0"
+            p["beta_lit"] = f"{float(np.float32(at['beta']))!r}f"
         if at["activation"] == "prelu":
             p["prelu_slope"] = ConstArray(np.asarray(at["act_slope"], np.float32), "slope")
         p["epilogue"] = epilogue_c(node, "acc", channel="m", slope_name="act_slope_arr")
@@ -105,9 +129,10 @@ class MatMul(OpDef):
     attrs = dict(EPILOGUE_ATTRS)
     quant = QuantRule.REQUANTIZE
     prune = PruneRule.PRODUCER
+    dtypes = FLOATS
 
     def import_onnx(self, node: Node, opset: int) -> None:
-        require_dtypes(node, FLOATS, (0, 1))
+        require_dtypes(node, self.dtypes, range(len(node.inputs)))
 
     @staticmethod
     def shapes(node: Node):

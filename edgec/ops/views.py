@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
-from ..ir import Node, TensorType
+from ..ir import DType, Node, TensorType
 from .base import Attr, OpDef, PruneRule, QuantRule, in_type, normalize_axis
 from .registry import register_op
 
@@ -21,6 +21,7 @@ class ViewOp(OpDef):
     quant = QuantRule.SAME_AS_INPUT
     prune = PruneRule.BLOCK
     is_view = True
+    dtypes = set(DType)  # a byte copy works for every element type
 
     def out_shape(self, node: Node) -> tuple[int, ...]:
         raise NotImplementedError
@@ -94,7 +95,8 @@ class Squeeze(ViewOp):
         axes = {normalize_axis(a, x.rank, node) for a in axes}
         for a in axes:
             if x.shape[a] != 1:
-                raise ShapeError(f"Squeeze node '{node.name}': dimension {a} is {x.shape[a]}, not 1")
+                raise ShapeError(f"Squeeze node '{node.name}': dimension {a} is "
+                                 f"{x.shape[a]}, not 1")
         return tuple(d for i, d in enumerate(x.shape) if i not in axes)
 
 
@@ -125,6 +127,7 @@ class Transpose(OpDef):
     attrs = {"perm": Attr("ints", None)}
     c_template = "ops/elementwise.c.j2"
     quant = QuantRule.SAME_AS_INPUT
+    dtypes = set(DType)
 
     def perm(self, node: Node) -> list[int]:
         """The permutation (reversal when the attribute is absent)."""

@@ -111,3 +111,60 @@ def test_scale_varying_over_space_is_not_folded():
                        {"w": _w(6, 3, 1, 1), "s": _w(1, 1, 4, 4)})
     g = run_passes(model, ["fold-scale-shift"])
     assert ops_of(g) == ["Conv", "Mul"]
+
+
+def test_explicit_zero_pad_folds_into_conv():
+    nodes = [helper.make_node("Pad", ["x", "pads"], ["p"], mode="constant"),
+             helper.make_node("Conv", ["p", "w", "b"], ["y"])]
+    model = make_model(nodes, {"x": ("float32", (1, 3, 6, 6))}, {"y": ("float32", (1, 4, 7, 5))},
+                       {"pads": np.array([0, 0, 1, 0, 0, 0, 2, 1], np.int64),
+                        "w": _w(4, 3, 3, 3), "b": _w(4)}, opset=13)
+    g = run_passes(model, ["fold-pad"])
+    assert ops_of(g) == ["Conv"] and g.nodes[0].attrs["pads"] == [1, 0, 2, 1]
+    check_against_ort(model, {"x": RNG.standard_normal((1, 3, 6, 6)).astype(np.float32)})
+
+
+def test_reflect_pad_or_channel_pad_is_not_folded():
+    for mode, pads in (("reflect", [0, 0, 1, 1, 0, 0, 1, 1]), ("constant", [0, 1, 0, 0, 0, 0, 0, 0])):
+        cin = 3 + (1 if pads[1] else 0)
+        nodes = [helper.make_node("Pad", ["x", "pads"], ["p"], mode=mode),
+                 helper.make_node("Conv", ["p", "w"], ["y"])]
+        out_hw = 6 if pads[2] else 4
+        model = make_model(nodes, {"x": ("float32", (1, 3, 6, 6))},
+                           {"y": ("float32", (1, 4, out_hw, out_hw))},
+                           {"pads": np.array(pads, np.int64), "w": _w(4, cin, 3, 3)}, opset=13)
+        g = run_passes(model, ["fold-pad"])
+        assert ops_of(g) == ["Pad", "Conv"]
+
+
+def test_stem_conv_reads_nchw_input_and_head_pool_fuses_into_gemm():
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+             helper.make_node("Flatten", ["p"], ["f"]),
+             helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], transB=1)]
+    model = make_model(nodes, {"x": ("float32", (1, 3, 9, 9))}, {"y": ("float32", (1, 5))},
+                       {"w": _w(8, 3, 3, 3), "b": _w(8), "fw": _w(5, 8), "fb": _w(5)})
+    from helpers import compile_model_proto
+    res = compile_model_proto(model)
+    assert ops_of(res.graph) == ["Conv", "Gemm"]
+    assert res.graph.nodes[0].attrs["input_layout"] == "NCHW"
+    assert res.graph.nodes[1].attrs["input_pool"] == "mean"
+    assert res.report["kernels"] == 2
+    x = RNG.standard_normal((1, 3, 9, 9)).astype(np.float32)
+    check_against_ort(model, {"x": x}, sanitize=True)
+    check_against_ort(model, {"x": x}, target="x86_64-fp32")
+
+
+def test_views_aliased_by_the_planner_emit_no_kernel():
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("Reshape", ["r", "shape"], ["v"]),
+             helper.make_node("Sigmoid", ["v"], ["y"])]
+    model = make_model(nodes, {"x": ("float32", (2, 6))}, {"y": ("float32", (3, 4))},
+                       {"shape": np.array([3, 4], np.int64)})
+    from helpers import compile_model_proto
+    res = compile_model_proto(model)
+    assert res.report["kernels"] == 2
+    run_body = res.files["test.c"].split("int test_run")[1].split("int test_infer")[0]
+    assert "reshape" not in run_body and "memcpy" not in run_body
+    check_against_ort(model, {"x": RNG.standard_normal((2, 6)).astype(np.float32)})
