@@ -1,0 +1,469 @@
+"""edgec's internal int8 ops (TFLite int8 scheme), produced by the quantize pass.
+
+Scheme: activations int8 asymmetric per tensor (real = scale * (q - zero_point)); weights
+int8 symmetric per output channel (zero point 0, range [-127, 127]); bias int32 with scale
+x_scale * w_scale[m]. Requantisation uses a 32-bit fixed-point multiplier and a shift
+(edgec/qmath.py defines the bits; `multiplier`/`shift` attributes hold one value per output
+channel, or one for the whole tensor): y = clamp(MBQM(acc, multiplier, shift) + y_zero_point,
+act_min, act_max), where act_min/act_max carry the fused activation (relu: act_min = y_zp).
+
+The `reference` of every op here is integer numpy and is the definition of the bits: the C
+kernels (templates codegen/c/templates/ops/q*.c.j2) reproduce it exactly on every compiler
+and optimisation level (all arithmetic is integer). Float attributes (x_scale, y_scale,
+w_scale, a_scale...) are metadata for export and reports; no kernel reads them.
+
+Helpers for the quantize pass (`requant_attrs`, `qadd_attrs`, `qmul_attrs`,
+`average_pool_attrs`, `lookup_table`, `activation_range`) compute the integer attributes from
+scales the way TFLite does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import qmath
+from ..errors import ShapeError
+from ..ir import DType, Node, TensorType
+from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
+from .common import broadcast_plan, row_major_strides
+from .conv import LAYOUTS, from_nchw, to_nchw
+from .elementwise import ElementwiseOp
+from .quant_common import (
+    CONV_TEMPLATES,
+    conv_acc_nchw,
+    conv_geometry,
+    conv_infer,
+    conv_kernel_kind,
+    conv_kernel_params,
+    fixed_epilogue,
+    flatten_epilogue,
+    gemm_kernel_params,
+    internal_op_import,
+    quantize_multiplier_list,
+    requantize_fixed,
+    require_int8,
+)
+from .registry import get_op, register_op
+
+INT8 = {DType.INT8}
+INT8_BIAS = {DType.INT8, DType.INT32}
+QMIN, QMAX = -128, 127
+
+# Requantisation of an accumulator to the output (fixed point, TFLite rounding).
+REQUANT_ATTRS = {
+    "y_zero_point": Attr("int", 0),
+    "multiplier": Attr("ints"),  # Q0.31 mantissas, one per output channel or one in all
+    "shift": Attr("ints"),  # power-of-two exponents (qmath.quantize_multiplier)
+    "act_min": Attr("int", QMIN),  # clamp of the fused activation, in output integers
+    "act_max": Attr("int", QMAX),
+}
+# Float metadata: for export and reports only, never read by a kernel.
+SCALE_ATTRS = {"x_scale": Attr("float", 0.0), "y_scale": Attr("float", 0.0)}
+CONV_GEOMETRY_ATTRS = {
+    "dilations": Attr("ints", ()),
+    "group": Attr("int", 1),
+    "kernel_shape": Attr("ints", ()),
+    "pads": Attr("ints", ()),
+    "strides": Attr("ints", ()),
+    "layout": Attr("str", "NCHW", LAYOUTS),
+}
+
+
+# ------------------------------------------------------------------------------ helpers
+def requant_attrs(real_multipliers) -> dict:
+    """{"multiplier": [...], "shift": [...]} for real multipliers (e.g. sx * sw[m] / sy)."""
+    mult, shift = quantize_multiplier_list(real_multipliers)
+    return {"multiplier": mult, "shift": shift}
+
+
+def activation_range(activation: str, y_scale: float, y_zero_point: int, alpha: float = 0.0,
+                     beta: float = 0.0) -> tuple[int, int]:
+    """(act_min, act_max) of a fused relu / clip (bounds alpha, beta) on the int8 output."""
+    lo, hi = QMIN, QMAX
+    if activation == "relu":
+        lo = max(lo, y_zero_point)
+    elif activation == "clip":
+        q = qmath.quantize_float(np.array([alpha, beta], np.float32), y_scale, y_zero_point)
+        lo, hi = max(lo, int(q[0])), min(hi, int(q[1]))
+    elif activation != "none":
+        raise ValueError(f"activation {activation} is not an integer clamp")
+    return lo, hi
+
+
+def qadd_attrs(a_scale: float, b_scale: float, y_scale: float, left_shift: int = 20) -> dict:
+    """QAdd's integer multipliers, as TFLite prepares int8 ADD (twice the larger input scale)."""
+    twice_max = 2.0 * max(a_scale, b_scale)
+    am, ash = quantize_multiplier_list([a_scale / twice_max])
+    bm, bsh = quantize_multiplier_list([b_scale / twice_max])
+    ym, ysh = quantize_multiplier_list([twice_max / ((1 << left_shift) * y_scale)])
+    return {"left_shift": left_shift, "a_multiplier": am[0], "a_shift": ash[0],
+            "b_multiplier": bm[0], "b_shift": bsh[0], "multiplier": ym[0], "shift": ysh[0],
+            "a_scale": a_scale, "b_scale": b_scale, "y_scale": y_scale}
+
+
+def qmul_attrs(a_scale: float, b_scale: float, y_scale: float) -> dict:
+    """QMul's output multiplier: a_scale * b_scale / y_scale."""
+    m, s = quantize_multiplier_list([a_scale * b_scale / y_scale])
+    return {"multiplier": m[0], "shift": s[0], "a_scale": a_scale, "b_scale": b_scale,
+            "y_scale": y_scale}
+
+
+def average_pool_attrs(x_scale: float, y_scale: float, max_count: int) -> dict:
+    """Multipliers x_scale / (y_scale * count) for count = 1..max_count (QAveragePool)."""
+    mult, shift = quantize_multiplier_list(
+        [x_scale / (y_scale * c) for c in range(1, max_count + 1)])
+    return {"mode": "requantize", "multiplier": mult, "shift": shift,
+            "x_scale": x_scale, "y_scale": y_scale}
+
+
+def lookup_table(fn, x_scale: float, x_zero_point: int, y_scale: float, y_zero_point: int
+                 ) -> list[int]:
+    """table[q + 128] = quantize(fn(dequantize(q))) for every int8 q; fn maps float32 arrays."""
+    q = np.arange(QMIN, QMAX + 1)
+    x = qmath.dequantize(q, x_scale, x_zero_point)
+    with np.errstate(all="ignore"):
+        y = np.asarray(fn(x), dtype=np.float32)
+    return [int(v) for v in qmath.quantize_float(y, y_scale, y_zero_point)]
+
+
+def lookup_table_for_op(op: str, attrs: dict, x_scale: float, x_zero_point: int,
+                        y_scale: float, y_zero_point: int) -> list[int]:
+    """The QLookup table of a unary float op of the registry (Sigmoid, Tanh, LeakyRelu...)."""
+    from ..ir import Graph
+
+    g = Graph("lookup")
+    x = g.add_input("x", TensorType((256,), DType.FLOAT32))
+    node = g.add_node(op, [x], attrs=attrs)
+    return lookup_table(lambda v: get_op(op).reference(node, v)[0], x_scale, x_zero_point,
+                        y_scale, y_zero_point)
+
+
+def _requant_fixed_attrs(node: Node) -> tuple[list[int], list[int]]:
+    a = node.attrs
+    if len(a["multiplier"]) != len(a["shift"]):
+        raise ShapeError(f"{node.op} node '{node.name}': multiplier and shift differ in length")
+    return a["multiplier"], a["shift"]
+
+
+class QuantizedOp(OpDef):
+    """Common facets of the internal int8 ops."""
+
+    quant = QuantRule.REQUANTIZE
+    c_runtime = ("edgec_qmath.h", "edgec_qkernels.h")
+    dtypes = INT8
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        internal_op_import(node)
+
+
+# ------------------------------------------------------------------------------ QConv
+@register_op("QConv")
+class QConv(QuantizedOp):
+    """int8 convolution: inputs [x int8, w int8 const [M, C/group, k...], bias int32 const].
+
+    acc[m] = bias[m] + sum (x - x_zero_point) * w[m] (padding reads x_zero_point, i.e. real
+    zero); y = clamp(MBQM(acc, multiplier[m], shift[m]) + y_zero_point, act_min, act_max).
+    Geometry attributes as Conv (empty lists mean the ONNX defaults). Kernels: pointwise,
+    depthwise and general, channels-last.
+    """
+
+    attrs = {**CONV_GEOMETRY_ATTRS, "x_zero_point": Attr("int", 0), **REQUANT_ATTRS,
+             **SCALE_ATTRS, "w_scale": Attr("floats", ())}
+    prune = PruneRule.PRODUCER
+    spatial = True
+    dtypes = INT8_BIAS
+
+    def infer(self, node: Node) -> list[TensorType]:
+        require_int8(node, (0, 1))
+        w = in_type(node, 1)
+        bias = node.input(2)
+        if bias is not None and (bias.dtype != DType.INT32 or bias.type.numel != w.shape[0]):
+            raise ShapeError(f"QConv node '{node.name}': bias must be int32 [{w.shape[0]}]")
+        if len(node.attrs["multiplier"]) not in (1, w.shape[0]):
+            raise ShapeError(f"QConv node '{node.name}': need 1 or {w.shape[0]} multipliers")
+        return [conv_infer(node, in_type(node, 0), w.shape, DType.INT8)]
+
+    def reference(self, node: Node, x, w, bias=None):
+        a = node.attrs
+        geo = conv_geometry(node, w.shape)
+        xs = to_nchw(x, geo["layout"]).astype(np.int64) - a["x_zero_point"]
+        acc = conv_acc_nchw(xs, w.astype(np.int64), bias, geo)
+        mult, shift = _requant_fixed_attrs(node)
+        y = requantize_fixed(acc, mult, shift, a["y_zero_point"], a["act_min"], a["act_max"],
+                             axis=1)
+        return (from_nchw(y.astype(np.int8), geo["layout"]),)
+
+    def macs(self, node: Node) -> int:
+        return node.output.type.numel * int(np.prod(in_type(node, 1).shape[1:]))
+
+    def c_template_for(self, node: Node, target) -> str:
+        return CONV_TEMPLATES[conv_kernel_kind(node, in_type(node, 1).shape)]
+
+    def c_params(self, node: Node, target) -> dict:
+        a = node.attrs
+        w = self.const_input(node, 1, "w").astype(np.int64)
+        b = self.const_input(node, 2, "bias")
+        p = conv_kernel_params(node, a["x_zero_point"], w, b)
+        mult, shift = _requant_fixed_attrs(node)
+        rq = fixed_epilogue(mult, shift, a["y_zero_point"], a["act_min"], a["act_max"], "int8_t")
+        return flatten_epilogue(p, rq)
+
+
+# ------------------------------------------------------------------------------ QGemm
+@register_op("QGemm")
+class QGemm(QuantizedOp):
+    """int8 fully connected: inputs [x int8 [..., K], w int8 const [N, K], bias int32 [N]].
+
+    The weight layout is [N, K] (output channel first, as TFLite FULLY_CONNECTED and ONNX
+    Gemm with transB=1), per-channel along N. Leading dims of x are rows: y is [..., N].
+    acc[r, n] = bias[n] + sum_k (x[r, k] - x_zero_point) * w[n, k];
+    y = clamp(MBQM(acc, multiplier[n], shift[n]) + y_zero_point, act_min, act_max).
+    """
+
+    attrs = {"x_zero_point": Attr("int", 0), **REQUANT_ATTRS, **SCALE_ATTRS,
+             "w_scale": Attr("floats", ())}
+    prune = PruneRule.PRODUCER
+    dtypes = INT8_BIAS
+
+    def infer(self, node: Node) -> list[TensorType]:
+        require_int8(node, (0, 1))
+        x, w = in_type(node, 0), in_type(node, 1)
+        if w.rank != 2 or x.rank < 1 or x.shape[-1] != w.shape[1]:
+            raise ShapeError(f"QGemm node '{node.name}': x {x.shape} and w {w.shape} (N, K) "
+                             "do not fit")
+        bias = node.input(2)
+        if bias is not None and (bias.dtype != DType.INT32 or bias.type.numel != w.shape[0]):
+            raise ShapeError(f"QGemm node '{node.name}': bias must be int32 [{w.shape[0]}]")
+        if len(node.attrs["multiplier"]) not in (1, w.shape[0]):
+            raise ShapeError(f"QGemm node '{node.name}': need 1 or {w.shape[0]} multipliers")
+        return [TensorType(x.shape[:-1] + (w.shape[0],), DType.INT8)]
+
+    def reference(self, node: Node, x, w, bias=None):
+        a = node.attrs
+        acc = (x.astype(np.int64) - a["x_zero_point"]) @ w.astype(np.int64).T
+        if bias is not None:
+            acc = acc + bias.astype(np.int64)
+        mult, shift = _requant_fixed_attrs(node)
+        y = requantize_fixed(acc, mult, shift, a["y_zero_point"], a["act_min"], a["act_max"])
+        return (y.astype(np.int8),)
+
+    def macs(self, node: Node) -> int:
+        return node.output.type.numel * in_type(node, 1).shape[1]
+
+    c_template = "ops/qgemm.c.j2"
+
+    def c_params(self, node: Node, target) -> dict:
+        a = node.attrs
+        w = self.const_input(node, 1, "w").astype(np.int64)
+        b = self.const_input(node, 2, "bias")
+        p = gemm_kernel_params(node, in_type(node, 0), a["x_zero_point"], w, b)
+        mult, shift = _requant_fixed_attrs(node)
+        rq = fixed_epilogue(mult, shift, a["y_zero_point"], a["act_min"], a["act_max"], "int8_t")
+        return flatten_epilogue(p, rq)
+
+
+# ------------------------------------------------------------------------------ QMatMul
+@register_op("QMatMul")
+class QMatMul(QuantizedOp):
+    """int8 product of two activations (numpy matmul shapes, per-tensor parameters).
+
+    acc = sum_k (a - a_zero_point) * (b - b_zero_point);
+    y = clamp(MBQM(acc, multiplier, shift) + y_zero_point, act_min, act_max).
+    """
+
+    attrs = {"a_zero_point": Attr("int", 0), "b_zero_point": Attr("int", 0), **REQUANT_ATTRS,
+             "a_scale": Attr("float", 0.0), "b_scale": Attr("float", 0.0),
+             "y_scale": Attr("float", 0.0)}
+
+    def infer(self, node: Node) -> list[TensorType]:
+        require_int8(node, (0, 1))
+        if len(node.attrs["multiplier"]) != 1:
+            raise ShapeError(f"QMatMul node '{node.name}': one multiplier expected")
+        return [TensorType(get_op("MatMul").infer(node)[0].shape, DType.INT8)]
+
+    def reference(self, node: Node, a, b):
+        at = node.attrs
+        acc = np.matmul(a.astype(np.int64) - at["a_zero_point"],
+                        b.astype(np.int64) - at["b_zero_point"])
+        y = qmath.requantize(acc, at["multiplier"][0], at["shift"][0], at["y_zero_point"],
+                             at["act_min"], at["act_max"])
+        return (y.astype(np.int8),)
+
+    def macs(self, node: Node) -> int:
+        from .gemm import MatMul
+
+        batch, m, k, n, _, _ = MatMul.shapes(node)
+        return int(np.prod(batch, dtype=np.int64)) * m * k * n
+
+    c_template = "ops/qmatmul.c.j2"
+
+    def c_params(self, node: Node, target) -> dict:
+        from .onnx_quant import matmul_runtime_params
+
+        at = node.attrs
+        p = matmul_runtime_params(node, in_type(node, 0), in_type(node, 1), at["a_zero_point"],
+                                  [at["b_zero_point"]])
+        rq = fixed_epilogue(at["multiplier"], at["shift"], at["y_zero_point"], at["act_min"],
+                            at["act_max"], "int8_t")
+        return flatten_epilogue(p, rq)
+
+
+# ------------------------------------------------------------------------------ QAdd / QMul
+class QBinaryOp(ElementwiseOp):
+    """Common facets of QAdd and QMul: numpy broadcasting, int8 operands."""
+
+    arity = 2
+    quant = QuantRule.REQUANTIZE
+    c_runtime = ("edgec_qmath.h", "edgec_qkernels.h")
+    c_template = "ops/qbinary.c.j2"
+    dtypes = INT8
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        internal_op_import(node)
+
+    def infer(self, node: Node) -> list[TensorType]:
+        require_int8(node, (0, 1))
+        return [TensorType(broadcast_shapes(in_type(node, 0).shape, in_type(node, 1).shape),
+                           DType.INT8)]
+
+    def c_params(self, node: Node, target) -> dict:
+        dims, strides = broadcast_plan(node.output.shape, [in_type(node, i).shape
+                                                           for i in range(2)])
+        return {"dims": dims, "in_strides": strides,
+                "out_strides": row_major_strides(tuple(dims)), "op": self.name}
+
+
+@register_op("QAdd")
+class QAdd(QBinaryOp):
+    """TFLite int8 ADD with broadcasting.
+
+    a' = MBQM((a - a_zero_point) * 2^left_shift, a_multiplier, a_shift), b' likewise;
+    y = clamp(MBQM(a' + b', multiplier, shift) + y_zero_point, act_min, act_max).
+    `qadd_attrs` derives the multipliers from the scales as TFLite does.
+    """
+
+    attrs = {
+        "a_zero_point": Attr("int", 0), "b_zero_point": Attr("int", 0),
+        "y_zero_point": Attr("int", 0), "left_shift": Attr("int", 20),
+        "a_multiplier": Attr("int"), "a_shift": Attr("int"),
+        "b_multiplier": Attr("int"), "b_shift": Attr("int"),
+        "multiplier": Attr("int"), "shift": Attr("int"),
+        "act_min": Attr("int", QMIN), "act_max": Attr("int", QMAX),
+        "a_scale": Attr("float", 0.0), "b_scale": Attr("float", 0.0),
+        "y_scale": Attr("float", 0.0),
+    }
+
+    def np_fn(self, node: Node, a, b):
+        at = node.attrs
+        shifted_a = (a.astype(np.int64) - at["a_zero_point"]) * (1 << at["left_shift"])
+        shifted_b = (b.astype(np.int64) - at["b_zero_point"]) * (1 << at["left_shift"])
+        sa = qmath.multiply_by_quantized_multiplier(shifted_a, at["a_multiplier"], at["a_shift"])
+        sb = qmath.multiply_by_quantized_multiplier(shifted_b, at["b_multiplier"], at["b_shift"])
+        return qmath.requantize(sa + sb, at["multiplier"], at["shift"], at["y_zero_point"],
+                                at["act_min"], at["act_max"])
+
+
+@register_op("QMul")
+class QMul(QBinaryOp):
+    """TFLite int8 MUL with broadcasting.
+
+    y = clamp(MBQM((a - a_zero_point) * (b - b_zero_point), multiplier, shift) + y_zero_point,
+    act_min, act_max); `qmul_attrs` gives multiplier/shift for a_scale * b_scale / y_scale.
+    """
+
+    attrs = {
+        "a_zero_point": Attr("int", 0), "b_zero_point": Attr("int", 0),
+        "y_zero_point": Attr("int", 0), "multiplier": Attr("int"), "shift": Attr("int"),
+        "act_min": Attr("int", QMIN), "act_max": Attr("int", QMAX),
+        "a_scale": Attr("float", 0.0), "b_scale": Attr("float", 0.0),
+        "y_scale": Attr("float", 0.0),
+    }
+
+    def np_fn(self, node: Node, a, b):
+        at = node.attrs
+        prod = (a.astype(np.int64) - at["a_zero_point"]) * (b.astype(np.int64) - at["b_zero_point"])
+        return qmath.requantize(prod, at["multiplier"], at["shift"], at["y_zero_point"],
+                                at["act_min"], at["act_max"])
+
+
+# ------------------------------------------------------------------------------ unary
+class QUnaryOp(ElementwiseOp):
+    """Common facets of int8 -> int8 elementwise maps (flat loop, may run in place)."""
+
+    c_runtime = ("edgec_qmath.h", "edgec_qkernels.h")
+    prune = PruneRule.PASSTHROUGH
+    dtypes = INT8
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        internal_op_import(node)
+
+    def infer(self, node: Node) -> list[TensorType]:
+        require_int8(node)
+        return [TensorType(in_type(node, 0).shape, DType.INT8)]
+
+    def in_place_inputs(self, node: Node) -> list[int]:
+        """The output may overwrite input 0 (each element is read before it is written)."""
+        return [0]
+
+    def sink_transpose(self, node: Node, perm: list[int]) -> dict | None:
+        """Elementwise: a Transpose moves below unchanged."""
+        return dict(node.attrs)
+
+
+@register_op("QLookup")
+class QLookup(QUnaryOp):
+    """Any unary float function on int8 data: y = table[x + 128] (256 int8 entries).
+
+    The table is computed at compile time (`lookup_table`/`lookup_table_for_op`) as
+    quantize(f(dequantize(q))), so it is exact by construction. `function` names f for
+    reports; the scale attributes are metadata.
+    """
+
+    attrs = {"table": Attr("ints"), "function": Attr("str", ""),
+             "x_scale": Attr("float", 0.0), "x_zero_point": Attr("int", 0),
+             "y_scale": Attr("float", 0.0), "y_zero_point": Attr("int", 0)}
+    quant = QuantRule.LOOKUP
+    c_template = "ops/qlookup.c.j2"
+
+    def _table(self, node: Node) -> np.ndarray:
+        table = np.asarray(node.attrs["table"], dtype=np.int64)
+        if table.size != 256 or table.min() < QMIN or table.max() > QMAX:
+            raise ShapeError(f"QLookup node '{node.name}': table needs 256 int8 entries")
+        return table.astype(np.int8)
+
+    def np_fn(self, node: Node, x):
+        return self._table(node)[x.astype(np.int64) - QMIN]
+
+    def c_params(self, node: Node, target) -> dict:
+        return {"table": ConstArray(self._table(node), "lut"), "count": node.output.type.numel}
+
+
+@register_op("QRequantize")
+class QRequantize(QUnaryOp):
+    """int8 -> int8 with new quantisation parameters.
+
+    y = clamp(MBQM(x - x_zero_point, multiplier, shift) + y_zero_point, act_min, act_max),
+    multiplier/shift from x_scale / y_scale (`requant_attrs`).
+    """
+
+    attrs = {"x_zero_point": Attr("int", 0), **REQUANT_ATTRS, **SCALE_ATTRS}
+    quant = QuantRule.REQUANTIZE
+    c_template = "ops/qrequantize.c.j2"
+
+    def infer(self, node: Node) -> list[TensorType]:
+        if len(node.attrs["multiplier"]) != 1:
+            raise ShapeError(f"QRequantize node '{node.name}': one multiplier expected")
+        return super().infer(node)
+
+    def np_fn(self, node: Node, x):
+        a = node.attrs
+        return qmath.requantize(x.astype(np.int64) - a["x_zero_point"], a["multiplier"][0],
+                                a["shift"][0], a["y_zero_point"], a["act_min"], a["act_max"])
+
+    def c_params(self, node: Node, target) -> dict:
+        a = node.attrs
+        p = {"count": node.output.type.numel, "x_zp": a["x_zero_point"]}
+        rq = fixed_epilogue(a["multiplier"], a["shift"], a["y_zero_point"], a["act_min"],
+                            a["act_max"], "int8_t")
+        return flatten_epilogue(p, rq)
+
