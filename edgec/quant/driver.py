@@ -1,0 +1,141 @@
+"""int8 orchestration of the compile driver (edgec.compiler.compile_graph calls it).
+
+After the target's float pipeline: calibrate (or note that the model is pre-quantised, or
+that the mode is dynamic), optionally choose float layers (--auto-mixed-precision), run the
+target's quantisation pipeline, and describe the result for report.json: mode, calibration
+method and data, per-layer scales and per-layer SNR against fp32.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import EdgecError
+from ..interp import run_graph
+from ..ir import Graph
+from .calibrate import (
+    RANDOM_WARNING,
+    calibrate,
+    load_calibration_inputs,
+    random_calibration_inputs,
+)
+from .config import QUANT_MODES, QuantOptions
+
+SNR_SAMPLES = 2
+
+
+def check_keep_float(g: Graph, names) -> None:
+    """EdgecError when a --keep-float entry names neither a node nor an op of the graph."""
+    nodes = {n.name for n in g.nodes}
+    ops = {n.op for n in g.nodes}
+    for name in names:
+        if name not in nodes and name not in ops:
+            raise EdgecError(f"--keep-float '{name}' names no node or op of the model (after "
+                             "fusion; see 'edgec report' or --dump-ir for the node names)")
+
+
+def calibration_samples(g: Graph, options) -> tuple[list, str, list[str]]:
+    """(samples, source description, warnings) for the options' calibration data."""
+    if options.calib_samples is not None:
+        return list(options.calib_samples), "in-memory samples", []
+    if options.calib:
+        samples = load_calibration_inputs(g, options.calib, options.preprocess,
+                                          options.calib_limit)
+        return samples, str(options.calib), []
+    return random_calibration_inputs(g, seed=options.seed), "seeded random N(0, 1)", \
+        [RANDOM_WARNING]
+
+
+def layer_snrs(float_graph: Graph, g: Graph, value_map: dict, samples) -> dict[str, float]:
+    """SNR (dB) of every int8 value against its fp32 value, on a few samples."""
+    names = {}
+    for fname, qname in value_map.items():
+        v = g.values.get(qname)
+        if v is not None and v.quant is not None and not v.is_const:
+            names[fname] = v
+    if not names:
+        return {}
+    sums: dict[str, list[float]] = {n: [0.0, 0.0] for n in names}
+    for s in samples[:SNR_SAMPLES]:
+        ref = run_graph(float_graph, s, keep_all=True)
+        got = run_graph(g, s, keep_all=True)
+        for fname, v in names.items():
+            if fname not in ref or v.name not in got:
+                continue
+            p = v.quant
+            deq = (got[v.name].astype(np.float64) - float(p.zero_point[0])) * float(p.scale[0])
+            r = ref[fname].astype(np.float64)
+            sums[fname][0] += float(np.sum(r * r))
+            sums[fname][1] += float(np.sum((deq - r) ** 2))
+    out = {}
+    for fname, (signal, noise) in sums.items():
+        if noise == 0:
+            out[fname] = math.inf
+        elif signal > 0:
+            out[fname] = 10.0 * math.log10(signal / noise)
+    return out
+
+
+def snr_by_node(quant: dict | None) -> dict[str, float | None]:
+    """Per-layer quantisation SNR (dB; None = identical) by int8 node name, from report.json's
+    `quantization` section (empty for float targets). `edgec report` shows it as a column."""
+    if not quant:
+        return {}
+    return {layer["node"]: layer["snr_db"] for layer in quant.get("layers", [])
+            if "snr_db" in layer}
+
+
+def quantize_graph(g: Graph, target, options) -> tuple[Graph, Graph | None, list[str], dict]:
+    """Quantise the float-pipelined graph `g` for an int8 target.
+
+    Returns (int8 graph, the fp32 graph it came from, warnings, report section).
+    """
+    from ..passes import PassManager
+
+    if options.quant not in QUANT_MODES:
+        raise EdgecError(f"--quant must be one of {', '.join(QUANT_MODES)}, not "
+                         f"'{options.quant}'")
+    if g.meta.get("prequantized"):
+        return g, None, [], {"mode": "prequantized",
+                             "note": "scales taken from the model (QDQ / QLinear operators)"}
+    check_keep_float(g, options.keep_float)
+    float_graph = g.clone()
+    warnings: list[str] = []
+    report: dict = {"mode": options.quant}
+    keep = tuple(options.keep_float)
+    samples = []
+    if options.quant == "dynamic":
+        qopts = QuantOptions(None, keep, "dynamic")
+    else:
+        samples, source, warnings = calibration_samples(g, options)
+        cal = calibrate(float_graph, samples, options.calib_method, options.calib_percentile,
+                        source)
+        report["calibration"] = cal.summary()
+        if options.auto_mixed_precision:
+            from .mixed_precision import choose_float_layers
+
+            chosen, amp = choose_float_layers(float_graph, cal, samples, options.target_snr,
+                                              keep)
+            keep = keep + tuple(chosen)
+            report["auto_mixed_precision"] = amp
+        qopts = QuantOptions(cal, keep)
+    g.meta["quant"] = qopts
+    pm = PassManager(list(target.quant_pipeline), verify_each=options.verify_each,
+                     dump_dir=options.dump_ir, disabled=set(options.disabled_passes))
+    g = pm.run(g)
+    report["keep_float"] = list(keep)
+    report["float_nodes"] = [n.name for n in g.nodes
+                             if n.op not in ("QuantizeLinear", "DequantizeLinear")
+                             and all(v.dtype.is_float for v in n.outputs)]
+    snrs = layer_snrs(float_graph, g, qopts.value_map, samples) if samples else {}
+    layers = []
+    for rec in qopts.layers:
+        row = dict(rec)
+        value = rec.get("value")
+        if value in snrs:
+            row["snr_db"] = None if math.isinf(snrs[value]) else round(snrs[value], 2)
+        layers.append(row)
+    report["layers"] = layers
+    return g, float_graph, warnings, report
