@@ -22,16 +22,27 @@ def test_quantize_multiplier_round_trips():
 def test_hand_worked_rounding():
     q, s = qmath.quantize_multiplier(0.5)
     assert (q, s) == (1 << 30, 0)
-    # The doubling high multiply rounds ties upwards: 1.5 -> 2 but -1.5 -> -1.
+    # One rounding, ties upwards: 1.5 -> 2 but -1.5 -> -1.
     assert qmath.multiply_by_quantized_multiplier(3, q, s) == 2
     assert qmath.multiply_by_quantized_multiplier(-3, q, s) == -1
     q, s = qmath.quantize_multiplier(0.25)
-    # Double rounding, as in TFLite: 5 * 0.5 = 2.5 -> 3 in the high multiply, then 3 / 2 -> 2.
-    assert qmath.multiply_by_quantized_multiplier(5, q, s) == 2
-    assert qmath.multiply_by_quantized_multiplier(-6, q, s) == -2  # -1.5 -> -2 (away from 0)
+    # 5 * 0.25 = 1.25 -> 1 (the old double rounding gave 2); -6 * 0.25 = -1.5 -> -1.
+    assert qmath.multiply_by_quantized_multiplier(5, q, s) == 1
+    assert qmath.multiply_by_quantized_multiplier(-6, q, s) == -1
+    q, s = qmath.quantize_multiplier(3.0)  # shift > 0: 7 * 3 = 21 exactly
+    assert qmath.multiply_by_quantized_multiplier(7, q, s) == 21
     assert qmath.rounding_divide_by_pot(-5, 1) == -3 and qmath.rounding_divide_by_pot(5, 1) == 3
-    assert qmath.saturating_rounding_doubling_high_mul(qmath.INT32_MIN, qmath.INT32_MIN) \
-        == qmath.INT32_MAX
+
+
+def test_single_rounding_is_the_nearest_integer():
+    rng = np.random.default_rng(3)
+    acc = rng.integers(-(1 << 24), 1 << 24, 20000)
+    for real in (0.0123, 0.5, 1.75, 3.1e-4):
+        q, s = qmath.quantize_multiplier(real)
+        exact = acc * (q * 2.0 ** (s - 31))  # the stored multiplier, applied exactly
+        y = qmath.multiply_by_quantized_multiplier(acc, q, s)
+        assert np.all(np.abs(y - exact) <= 0.5)
+        assert np.all(y == np.floor(exact + 0.5))
 
 
 def test_requantize_close_to_real_multiplication():
@@ -75,10 +86,11 @@ def test_c_header_is_bit_exact_with_numpy(tmp_path, cc):
     for _ in range(3000):
         real = float(np.exp(rng.uniform(np.log(1e-6), np.log(4.0))))
         q, s = qmath.quantize_multiplier(real)
-        limit = (1 << 31) >> max(s, 0)
+        limit = min(1 << 31, int((1 << 31) / max(real, 1.0)) - 1)  # the result fits int32
         x = int(rng.integers(-limit + 1, limit))
         rows.append((x, q, s))
-    rows += [(qmath.INT32_MIN, qmath.INT32_MIN, 0), (-1, 1 << 30, -31), (1, 1 << 30, -31)]
+    rows += [(qmath.INT32_MIN + 1, (1 << 31) - 1, 0), (-1, 1 << 30, -31), (1, 1 << 30, -31),
+             (1 << 20, (1 << 31) - 1, 10)]
     text = "\n".join(f"{x} {q} {s}" for x, q, s in rows)
     out = subprocess.run([str(exe)], input=text, capture_output=True, text=True, check=True)
     got = np.array([int(v) for v in out.stdout.split()])

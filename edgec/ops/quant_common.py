@@ -292,7 +292,10 @@ def fixed_epilogue(multiplier, shift, y_zp: int, lo: int, hi: int, out_ctype: st
           "out_ctype": out_ctype, "per_channel": len(mult) > 1}
     if len(mult) > 1:
         rq["mult"] = ConstArray(np.asarray(mult, np.int32), "rq_mult")
-        rq["shift"] = ConstArray(np.asarray(sh, np.int8), "rq_shift")
+        if len(set(sh)) == 1:  # one shift for the layer (see requant_attrs): a literal
+            rq["shift_lit"] = sh[0]
+        else:
+            rq["shift"] = ConstArray(np.asarray(sh, np.int8), "rq_shift")
     else:
         rq["mult_lit"] = mult[0] if mult[0] != -(2**31) else "INT32_MIN"
         rq["shift_lit"] = sh[0]

@@ -24,6 +24,7 @@ import numpy as np
 from .. import qmath
 from ..errors import ShapeError
 from ..ir import DType, Node, TensorType
+from . import arm64_int8
 from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
 from .common import broadcast_plan, row_major_strides
 from .conv import LAYOUTS, from_nchw, to_nchw
@@ -70,9 +71,29 @@ CONV_GEOMETRY_ATTRS = {
 
 
 # ------------------------------------------------------------------------------ helpers
+# Per-channel multipliers of one layer share a single shift when the channels' exponents are
+# at most this many bits apart: each mantissa then keeps >= 31 - 8 = 23 significant bits
+# (float32 precision), the layer stores no shift table and SIMD kernels shift by a constant.
+COMMON_SHIFT_MAX_GAP = 8
+
+
 def requant_attrs(real_multipliers) -> dict:
-    """{"multiplier": [...], "shift": [...]} for real multipliers (e.g. sx * sw[m] / sy)."""
+    """{"multiplier": [...], "shift": [...]} for real multipliers (e.g. sx * sw[m] / sy).
+
+    When the exponents differ by at most COMMON_SHIFT_MAX_GAP bits, every channel is
+    expressed with the largest shift S: q'[m] = round_half_up(q[m] / 2^(S - s[m])), so that
+    q'[m] * 2^(S - 31) ~= q[m] * 2^(s[m] - 31). The result is what the kernels use, bit for
+    bit, in the reference and in C.
+    """
     mult, shift = quantize_multiplier_list(real_multipliers)
+    live = [s for q, s in zip(mult, shift) if q]
+    if len(set(live)) > 1 and max(live) - min(live) <= COMMON_SHIFT_MAX_GAP:
+        top = max(live)
+        mult = [0 if q == 0 else (q + (1 << (top - s - 1))) >> (top - s) if top > s else q
+                for q, s in zip(mult, shift)]
+        shift = [top] * len(shift)
+    elif live and len(set(live)) == 1:
+        shift = [live[0]] * len(shift)
     return {"multiplier": mult, "shift": shift}
 
 
@@ -197,7 +218,13 @@ class QConv(QuantizedOp):
         return node.output.type.numel * int(np.prod(in_type(node, 1).shape[1:]))
 
     def c_template_for(self, node: Node, target) -> str:
-        return CONV_TEMPLATES[conv_kernel_kind(node, in_type(node, 1).shape)]
+        portable = CONV_TEMPLATES[conv_kernel_kind(node, in_type(node, 1).shape)]
+        if arm64_int8.flavour(target):
+            return arm64_int8.qconv_template(node, target, self.c_params(node, None)) or portable
+        return portable
+
+    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
+        return arm64_int8.runtime_for(self.c_template_for(node, target), self.c_runtime)
 
     def c_params(self, node: Node, target) -> dict:
         a = node.attrs
@@ -206,7 +233,7 @@ class QConv(QuantizedOp):
         p = conv_kernel_params(node, a["x_zero_point"], w, b)
         mult, shift = _requant_fixed_attrs(node)
         rq = fixed_epilogue(mult, shift, a["y_zero_point"], a["act_min"], a["act_max"], "int8_t")
-        return flatten_epilogue(p, rq)
+        return arm64_int8.qconv_params(node, target, flatten_epilogue(p, rq))
 
 
 # ------------------------------------------------------------------------------ QGemm
@@ -252,6 +279,15 @@ class QGemm(QuantizedOp):
 
     c_template = "ops/qgemm.c.j2"
 
+    def c_template_for(self, node: Node, target) -> str:
+        if arm64_int8.flavour(target):
+            return arm64_int8.qgemm_template(node, target, self.c_params(node, None)) \
+                or self.c_template
+        return self.c_template
+
+    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
+        return arm64_int8.runtime_for(self.c_template_for(node, target), self.c_runtime)
+
     def c_params(self, node: Node, target) -> dict:
         a = node.attrs
         w = self.const_input(node, 1, "w").astype(np.int64)
@@ -259,7 +295,7 @@ class QGemm(QuantizedOp):
         p = gemm_kernel_params(node, in_type(node, 0), a["x_zero_point"], w, b)
         mult, shift = _requant_fixed_attrs(node)
         rq = fixed_epilogue(mult, shift, a["y_zero_point"], a["act_min"], a["act_max"], "int8_t")
-        return flatten_epilogue(p, rq)
+        return arm64_int8.qgemm_params(node, target, flatten_epilogue(p, rq))
 
 
 # ------------------------------------------------------------------------------ QMatMul

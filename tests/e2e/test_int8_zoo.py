@@ -67,8 +67,8 @@ def test_mobilenetv2_int8(zoo_dir):
                        seed=8)
     assert res.ok and res.exact  # bit-exact with the int8 interpreter
     row = tool().evaluate("mobilenetv2", eval_count=4, with_ort_int8=False)
-    assert row["weights_ratio"] <= 0.262, row
-    if row["weights_ratio"] > 0.26 or row["snr_db"] < 20.0 or row["qdq_within_1lsb"] < 0.999:
+    assert row["weights_ratio"] <= 0.26, row
+    if row["snr_db"] < 20.0 or row["qdq_within_1lsb"] < 0.999:
         # The untrained zoo MobileNetV2 amplifies any perturbation (docs/int8.md): onnxruntime
         # running the same QDQ model with and without its optimisations agrees within 1 LSB
         # on about half of the outputs only, and its own int8 reaches the same SNR as edgec.
@@ -88,3 +88,57 @@ def test_mobilenetv2_calibration_time(zoo_dir):
     assert time.perf_counter() - t0 < 60.0
     assert cal.batched and cal.samples == 100
     assert all(np.isfinite(s.max) for s in cal.stats.values())
+
+
+def layer_agreement(model_path, input_name, shape, calib_count=8):
+    """Per int8 layer: share of elements where edgec's int8 reference differs from
+    onnxruntime running the exported QDQ model (every QuantizeLinear output exposed)."""
+    import onnx
+    import onnxruntime as ort
+
+    from edgec.compiler import compile_model
+    from edgec.interp import run_graph
+    from edgec.quant.qdq_export import qdq_model
+
+    rng = np.random.default_rng(1)
+    calib = [{input_name: rng.standard_normal(shape).astype(np.float32)}
+             for _ in range(calib_count)]
+    res = compile_model(model_path, CompileOptions(target="generic-int8", calib_samples=calib))
+    model = qdq_model(res.graph)
+    exposed = {o.name for o in model.graph.output}
+    for n in model.graph.node:
+        if n.op_type == "QuantizeLinear" and n.output[0] not in exposed:
+            model.graph.output.append(onnx.ValueInfoProto(name=n.output[0]))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), so)
+    x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    ort_out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {input_name: x})))
+    env = run_graph(res.graph, {input_name: x}, keep_all=True)
+    rows = []
+    for node in res.graph.nodes:
+        v = node.outputs[0]
+        if v.name in ort_out and env[v.name].dtype == np.int8:
+            ref = ort_out[v.name]
+            ours = env[v.name]
+            if ref.shape != ours.shape and ref.ndim == 4:
+                ref = np.moveaxis(ref, 1, -1)
+            rows.append((node.op, float(np.mean(ours.astype(int) != ref.astype(int)))))
+    return rows
+
+
+def test_int8_layers_agree_with_onnxruntime_layer_by_layer(zoo_dir):
+    rows = layer_agreement(zoo_dir / "resnet8.onnx", "input", (1, 3, 32, 32))
+    assert len(rows) >= 8
+    assert all(frac == 0.0 for _, frac in rows), rows
+
+
+@pytest.mark.slow
+def test_mobilenetv2_first_layers_agree_with_onnxruntime(zoo_dir):
+    """The same arithmetic as onnxruntime layer by layer: the end-to-end miss recorded above
+    is the network amplifying rare single-LSB rounding differences, not a scale error."""
+    rows = layer_agreement(zoo_dir / "mobilenetv2.onnx", "input", (1, 3, 224, 224))
+    first = rows[:6]
+    assert first[0] == ("QuantizeLinear", 0.0) and first[1][1] == 0.0, first
+    assert all(frac <= 5e-4 for _, frac in first), first
