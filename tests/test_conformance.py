@@ -82,7 +82,8 @@ def test_node_case(case, results_dir):
     assert result.passed, f"{result.status}: {result.detail}"
 
 
-# A few representative cases built with AddressSanitizer/UBSan (gcc) and with clang.
+# Every case above runs under AddressSanitizer/UBSan (gcc); a few representative ones are
+# also built with clang.
 CHECKED_BUILD_CASES = [
     "test_conv_with_strides_and_asymmetric_padding", "test_gemm_all_attributes",
     "test_matmul_4d", "test_dropout_default_mask", "test_clip_default_int8_max",
@@ -91,7 +92,7 @@ CHECKED_BUILD_CASES = [
 ]
 
 
-@pytest.mark.parametrize("cc,sanitize", [("gcc", True), ("clang", False)], ids=["asan", "clang"])
+@pytest.mark.parametrize("cc,sanitize", [("clang", False)], ids=["clang"])
 @pytest.mark.parametrize("name", CHECKED_BUILD_CASES)
 def test_case_with_sanitizers_and_clang(name, cc, sanitize):
     case = next(c for c in conformance.collect_cases() if c.name == name)

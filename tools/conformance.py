@@ -72,7 +72,9 @@ graph inputs such a value is computed from, are bound to the case's data as init
 as they are in a deployed model; the other inputs stay runtime inputs. Then the model is
 imported (`edgec.frontend.onnx.import_model`), compiled (`edgec.compiler.compile_graph`,
 target generic-fp32), built with gcc (`-std=c99 -Wall -Wextra -Werror -pedantic -O0`: strict
-warnings, no optimisation to keep the suite fast), run, and every output must have the
+warnings, no optimisation to keep the suite fast) with AddressSanitizer and UBSan (the harness
+puts the arena in a heap block of exactly its planned size, so any access outside the memory
+plan fails the case), run, and every output must have the
 expected shape and element type and match: floats with `np.testing.assert_allclose`
 semantics (|got - want| <= atol + rtol * |want|, NaNs equal) using the case's own rtol and
 atol, falling back to rtol=1e-3, atol=1e-7 for a case that sets none (every case of onnx
@@ -396,9 +398,9 @@ def _run_data_set(case, inputs: list, expected: list, workdir: Path, record: dic
     return PASSED, ""
 
 
-def run_case(case, sanitize: bool = False, cc: str | None = None) -> CaseResult:
-    """Compile, build, run and check one case on every data set (optionally built with
-    AddressSanitizer/UBSan, or with another C compiler)."""
+def run_case(case, sanitize: bool = True, cc: str | None = None) -> CaseResult:
+    """Compile, build, run and check one case on every data set; built with AddressSanitizer
+    and UBSan by default (the arena is then a heap block of exactly its planned size)."""
     start = time.perf_counter()
     graph = case.model.graph
     n_inputs = len({vi.name for vi in graph.input} - {t.name for t in graph.initializer})
@@ -492,7 +494,7 @@ def render_report(results: list[CaseResult], all_claims: tuple[Claim, ...]) -> s
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d')}",
         (f"- edgec {edgec.__version__}, onnx {onnx.__version__}, target {TARGET}, "
-         f"{_cc_version()} with `{' '.join(BUILD_CFLAGS)}` and strict warnings"),
+         f"{_cc_version()} with `{' '.join(BUILD_CFLAGS)}`, strict warnings, ASan and UBSan"),
         f"- cases: {len(all_claims)} from `onnx.backend.test.case.node.collect_testcases()`",
         "",
         RULES_MD,
