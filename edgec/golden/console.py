@@ -1,0 +1,78 @@
+"""Human output for the golden and per-layer commands: aligned tables, status colours (only
+on a terminal, and never with NO_COLOR set), and progress bars on long steps (rich when it is
+installed, else plain text; both only when stderr is a terminal, see edgec/quant/progress.py).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+from ..quant.progress import Progress
+
+__all__ = ["Progress", "colour", "fmt_err", "fmt_snr", "shorten", "table", "use_colour"]
+
+COLOURS = {"green": "32", "red": "31", "yellow": "33", "bold": "1", "dim": "2"}
+STATUS_COLOURS = {
+    "pass": "green", "ok": "green", "recorded": "green", "bit-exact": "green",
+    "regression": "red", "model-changed": "red", "error": "red", "MISMATCH": "red",
+    "DIVERGES": "red", "mismatch": "red", "skipped": "yellow", "not compared": "dim",
+}
+
+
+def use_colour(stream=None) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set."""
+    stream = stream or sys.stdout
+    return hasattr(stream, "isatty") and stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def colour(text: str, name: str | None, enabled: bool) -> str:
+    """`text` wrapped in an ANSI colour when `enabled` and `name` is known."""
+    code = COLOURS.get(name or "")
+    return f"\033[{code}m{text}\033[0m" if enabled and code else text
+
+
+def fmt_err(x: float | None) -> str:
+    """An error value for a table: 3 significant digits, '-' when absent, 'inf'."""
+    if x is None:
+        return "-"
+    if isinstance(x, float) and math.isinf(x):
+        return "inf"
+    return "0" if x == 0 else f"{x:.3g}"
+
+
+def fmt_snr(x: float | None) -> str:
+    """An SNR in dB for a table ('inf' when identical, '-' when absent)."""
+    if x is None:
+        return "-"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:.1f}"
+
+
+def shorten(text: str, width: int) -> str:
+    """`text` cut from the left to `width` characters ('...' marks the cut): the end of a
+    hierarchical ONNX name is the informative part."""
+    return text if len(text) <= width else "..." + text[len(text) - width + 3:]
+
+
+def table(header: list[str], rows: list[list[str]], right: set[int] | None = None,
+          status_col: int | None = None, indent: str = "  ", stream=None) -> str:
+    """An aligned text table; the `status_col` cells are coloured by STATUS_COLOURS."""
+    right = right or set()
+    on = use_colour(stream)
+    all_rows = [header] + rows
+    widths = [max(len(r[i]) for r in all_rows) for i in range(len(header))]
+    lines = []
+    for n, r in enumerate(all_rows):
+        cells = []
+        for i, (cell, w) in enumerate(zip(r, widths)):
+            text = cell.rjust(w) if i in right else cell.ljust(w)
+            if n and i == status_col:
+                text = colour(text, STATUS_COLOURS.get(cell.split()[0] if cell else ""), on)
+            elif n == 0:
+                text = colour(text, "bold", on)
+            cells.append(text)
+        lines.append((indent + "  ".join(cells)).rstrip())
+    return "\n".join(lines)
