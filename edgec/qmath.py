@@ -61,7 +61,8 @@ def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
     """TFLite's single-rounding MultiplyByQuantizedMultiplier (int64 arrays out).
 
     `multiplier` and `shift` broadcast against `x` (per-channel requantisation passes arrays
-    shaped to the channel axis). |x| must be below 2^31 (an int32 accumulator).
+    shaped to the channel axis). |x| must be below 2^31 (an int32 accumulator); the result
+    saturates to int32, as the C and SIMD kernels do.
     """
     x = np.asarray(x, dtype=np.int64)
     q = np.asarray(multiplier, dtype=np.int64)
@@ -69,7 +70,7 @@ def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
     if np.any((total < 1) | (total > 62)):
         raise ValueError("shift must be in [-31, 30]")
     rounding = np.int64(1) << (total - 1)
-    return (x * q + rounding) >> total
+    return np.clip((x * q + rounding) >> total, INT32_MIN, INT32_MAX)  # saturated to int32
 
 
 def rounding_divide_by_pot(x, exponent) -> np.ndarray:

@@ -14,12 +14,14 @@
 
 #include <stdint.h>
 
-/* MultiplyByQuantizedMultiplier (single rounding): (x * mult + 2^(30 - shift)) >> (31 - shift). */
+/* MultiplyByQuantizedMultiplier (single rounding): (x * mult + 2^(30 - shift)) >> (31 - shift),
+ * saturated to int32 (only a multiplier >= 1 on a huge accumulator can leave that range). */
 static inline int32_t edgec_mbqm(int32_t x, int32_t mult, int shift)
 {
     const int total = 31 - shift;
     const int64_t rounding = (int64_t)1 << (total - 1);
-    return (int32_t)(((int64_t)x * (int64_t)mult + rounding) >> total);
+    const int64_t y = ((int64_t)x * (int64_t)mult + rounding) >> total;
+    return y > INT32_MAX ? INT32_MAX : (y < INT32_MIN ? INT32_MIN : (int32_t)y);
 }
 
 /* x / 2^exponent, ties away from zero (exponent in [0, 31]); TFLite's RoundingDivideByPOT. */
@@ -35,9 +37,8 @@ static inline int32_t edgec_rdivpot(int32_t x, int exponent)
 static inline int32_t edgec_requant(int32_t acc, int32_t mult, int shift, int32_t zp,
                                     int32_t qmin, int32_t qmax)
 {
-    int32_t y = edgec_mbqm(acc, mult, shift) + zp;
-    y = y < qmin ? qmin : y;
-    return y > qmax ? qmax : y;
+    const int64_t y = (int64_t)edgec_mbqm(acc, mult, shift) + zp;
+    return y < qmin ? qmin : (y > qmax ? qmax : (int32_t)y);
 }
 
 #endif /* EDGEC_QMATH_H */

@@ -1,0 +1,312 @@
+/*
+ * edgec_neon_q8.h - arm64 NEON int8 micro-kernels of edgec's layer functions (TFLite int8
+ * scheme). Generated code includes this file; it is part of edgec (Apache-2.0).
+ *
+ * Every kernel is bit-exact with edgec's int8 reference (edgec/qmath.py, edgec_qmath.h):
+ * accumulation is exact int32 arithmetic, and requantisation computes the same single
+ * rounding y = (x * mult + 2^(t - 1)) >> t, t = 31 - shift, four lanes at a time, in one of
+ * three modes chosen per layer at compile time:
+ *   - EDGEC_Q8_RQ_DMULH (every shift < 0, the usual case): with h = floor(x * mult / 2^31)
+ *     (SQDMULH) and r = -shift >= 1, y = floor((h * 2^31 + l + 2^(30 + r)) / 2^(31 + r)) for
+ *     some 0 <= l < 2^31, which is floor((h + 2^(r - 1)) / 2^r) because h + 2^(r - 1) is an
+ *     integer and l / 2^31 < 1: a rounding shift of h (SRSHL by -r). Two instructions.
+ *   - EDGEC_Q8_RQ_RDMULH (every shift == 0): y = floor((2 x mult + 2^31) / 2^32) = SQRDMULH.
+ *   - EDGEC_Q8_RQ_WIDE (anything else, e.g. multipliers >= 1): exact 64-bit products
+ *     (SMULL/SMULL2) and a rounding shift by -t (SRSHL; no overflow), saturated to int32.
+ *   Then + zero point and the clamp: saturating narrowings to int16 (adding the zero point)
+ *   and int8, then the clamp bounds (inside int8): the same result as clamping the exact
+ *   value, as the reference does in int64.
+ * Requantisation parameters are per output channel, padded to the kernels' channel blocks
+ * (edgec_q8_rq: bias, multiplier, and per-channel shifts only when the layer's channels do
+ * not share one shift, which is rare: requant_attrs makes them share it when it can).
+ *
+ * GEMM tiles (pointwise convolution and fully connected layers: rows = pixels; general
+ * convolution: rows = im2col rows) accumulate up to 4 rows by a block of output channels:
+ *   - dot product (ARMv8.2 SDOT, __ARM_FEATURE_DOTPROD): blocks of 16 channels, weights
+ *     packed [block][K/4][16][4] (4 consecutive k of one channel per 32-bit lane); every 16 k
+ *     load 16 bytes per row and 16 weight vectors, then 16 SDOT by lane per row (64 SDOT of
+ *     16 MACs each per 20 loads).
+ *   - ARMv8.0 (no SDOT): blocks of 4 channels, weights packed [block][K/16][4][16]; for each
+ *     (row, channel) pair SMULL + SMLAL2 multiply 16 int8 pairs into 8 int16 pair sums (no
+ *     overflow: weights lie in [-127, 127], so two products stay within 2 * 128 * 127) and
+ *     SADALP folds them into an int32x4; pairwise adds finish the four channels at the end.
+ * K is a multiple of 16 for the tiles (the layer pads rows and weights with zeros).
+ * Depthwise convolution runs 16 channels per step: SMULL/SMLAL2 on a pair of taps into int16
+ * (same bound), SADDW into four int32x4 accumulators.
+ */
+#ifndef EDGEC_NEON_Q8_H
+#define EDGEC_NEON_Q8_H
+
+#include <arm_neon.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define EDGEC_Q8_INLINE static inline __attribute__((always_inline))
+#else
+#define EDGEC_Q8_INLINE static inline
+#endif
+
+#define EDGEC_Q8_TILE_ROWS 4 /* rows (pixels) of a GEMM tile */
+
+#define EDGEC_Q8_RQ_DMULH 0 /* every shift < 0: SQDMULH then a rounding shift */
+#define EDGEC_Q8_RQ_RDMULH 1 /* every shift == 0: SQRDMULH */
+#define EDGEC_Q8_RQ_WIDE 2 /* otherwise: 64-bit products */
+
+/* Per-channel requantisation, padded to the kernel's channel block. */
+typedef struct {
+    const int32_t *bias;  /* bias with the input zero-point correction folded in */
+    const int32_t *mult;  /* Q0.31 multipliers */
+    const int32_t *shift; /* per-channel shifts, or NULL: one shift for the layer */
+} edgec_q8_rq;
+
+/* The requantisation parameters of 4 channels, loaded once per tile. */
+typedef struct {
+    int32x4_t mult;
+    int32x4_t shift;     /* DMULH: the shifts (all < 0) */
+    int64x2_t total_lo;  /* WIDE: -(31 - shift) of channels 0, 1 */
+    int64x2_t total_hi;  /* WIDE: -(31 - shift) of channels 2, 3 */
+} edgec_q8_rq4;
+
+/* Parameters of channels c .. c + 3 (`shift_all`: the layer's shift when rq.shift is NULL). */
+EDGEC_Q8_INLINE edgec_q8_rq4 edgec_q8_rq_load(edgec_q8_rq rq, size_t c, int mode,
+                                             int32_t shift_all)
+{
+    edgec_q8_rq4 p;
+    p.mult = vld1q_s32(rq.mult + c);
+    p.shift = rq.shift == NULL ? vdupq_n_s32(shift_all) : vld1q_s32(rq.shift + c);
+    if (mode == EDGEC_Q8_RQ_WIDE) {
+        const int32x4_t neg_total = vsubq_s32(p.shift, vdupq_n_s32(31));
+        p.total_lo = vmovl_s32(vget_low_s32(neg_total));
+        p.total_hi = vmovl_high_s32(neg_total);
+    } else {
+        p.total_lo = vdupq_n_s64(0);
+        p.total_hi = p.total_lo;
+    }
+    return p;
+}
+
+/* MultiplyByQuantizedMultiplier on 4 lanes, exactly edgec_mbqm (edgec_qmath.h); WIDE
+ * results saturate to int32 (the reference clamps the exact value: same outputs). */
+EDGEC_Q8_INLINE int32x4_t edgec_q8_mbqm(int32x4_t x, edgec_q8_rq4 p, int mode)
+{
+    if (mode == EDGEC_Q8_RQ_DMULH) {
+        return vrshlq_s32(vqdmulhq_s32(x, p.mult), p.shift);
+    }
+    if (mode == EDGEC_Q8_RQ_RDMULH) {
+        return vqrdmulhq_s32(x, p.mult);
+    }
+    return vqmovn_high_s64(
+        vqmovn_s64(vrshlq_s64(vmull_s32(vget_low_s32(x), vget_low_s32(p.mult)), p.total_lo)),
+        vrshlq_s64(vmull_high_s32(x, p.mult), p.total_hi));
+}
+
+/* Eight int32 lanes (already requantised) + zero point, saturated to int16. */
+EDGEC_Q8_INLINE int16x8_t edgec_q8_narrow16(int32x4_t lo, int32x4_t hi, int16x8_t zp)
+{
+    return vqaddq_s16(vqmovn_high_s32(vqmovn_s32(lo), hi), zp);
+}
+
+/* Sixteen requantised lanes to clamped int8. */
+EDGEC_Q8_INLINE int8x16_t edgec_q8_narrow8(int32x4_t a0, int32x4_t a1, int32x4_t a2,
+                                           int32x4_t a3, int16x8_t zp, int8x16_t lo,
+                                           int8x16_t hi)
+{
+    const int16x8_t s0 = edgec_q8_narrow16(a0, a1, zp);
+    const int16x8_t s1 = edgec_q8_narrow16(a2, a3, zp);
+    return vminq_s8(vmaxq_s8(vqmovn_high_s16(vqmovn_s16(s0), s1), lo), hi);
+}
+
+/* Store `n` <= 16 bytes of v (a full vector store when n == 16). */
+EDGEC_Q8_INLINE void edgec_q8_store(int8_t *dst, int8x16_t v, size_t n)
+{
+    if (n == 16u) {
+        vst1q_s8(dst, v);
+    } else {
+        int8_t tmp[16];
+        vst1q_s8(tmp, v);
+        memcpy(dst, tmp, n);
+    }
+}
+
+/* ------------------------------------------------------------------ dot-product tiles */
+#if defined(__ARM_FEATURE_DOTPROD)
+/* acc[r][v] = bias of channels 4v..4v+3 of the block, for r < rows. */
+EDGEC_Q8_INLINE void edgec_q8_dot_init(int32x4_t acc[EDGEC_Q8_TILE_ROWS][4], size_t rows,
+                                       const int32_t *bias16)
+{
+    const int32x4_t b0 = vld1q_s32(bias16);
+    const int32x4_t b1 = vld1q_s32(bias16 + 4);
+    const int32x4_t b2 = vld1q_s32(bias16 + 8);
+    const int32x4_t b3 = vld1q_s32(bias16 + 12);
+    size_t r;
+    for (r = 0; r < rows; ++r) {
+        acc[r][0] = b0;
+        acc[r][1] = b1;
+        acc[r][2] = b2;
+        acc[r][3] = b3;
+    }
+}
+
+#define EDGEC_Q8_DOT_GROUP(g)                                                    \
+    do {                                                                         \
+        const int8x16_t w0 = vld1q_s8(w + 64 * (g));                             \
+        const int8x16_t w1 = vld1q_s8(w + 64 * (g) + 16);                        \
+        const int8x16_t w2 = vld1q_s8(w + 64 * (g) + 32);                        \
+        const int8x16_t w3 = vld1q_s8(w + 64 * (g) + 48);                        \
+        for (r = 0; r < rows; ++r) {                                             \
+            acc[r][0] = vdotq_laneq_s32(acc[r][0], w0, av[r], (g));              \
+            acc[r][1] = vdotq_laneq_s32(acc[r][1], w1, av[r], (g));              \
+            acc[r][2] = vdotq_laneq_s32(acc[r][2], w2, av[r], (g));              \
+            acc[r][3] = vdotq_laneq_s32(acc[r][3], w3, av[r], (g));              \
+        }                                                                        \
+    } while (0)
+
+/* acc[r][.] += a[r][0 .. 16 * steps) . w for a block of 16 channels (weights [K/4][16][4]). */
+EDGEC_Q8_INLINE void edgec_q8_dot_tile(int32x4_t acc[EDGEC_Q8_TILE_ROWS][4], size_t rows,
+                                       const int8_t *const *a, const int8_t *w, size_t steps)
+{
+    size_t s;
+    size_t r;
+    for (s = 0; s < steps; ++s) {
+        int8x16_t av[EDGEC_Q8_TILE_ROWS];
+        for (r = 0; r < rows; ++r) {
+            av[r] = vld1q_s8(a[r] + 16u * s);
+        }
+        EDGEC_Q8_DOT_GROUP(0);
+        EDGEC_Q8_DOT_GROUP(1);
+        EDGEC_Q8_DOT_GROUP(2);
+        EDGEC_Q8_DOT_GROUP(3);
+        w += 256;
+    }
+}
+#undef EDGEC_Q8_DOT_GROUP
+
+/* Requantise a dot tile and store `ncols` <= 16 channels of each row at dst[r]. */
+EDGEC_Q8_INLINE void edgec_q8_dot_store(int32x4_t acc[EDGEC_Q8_TILE_ROWS][4], size_t rows,
+                                        int8_t *const *dst, size_t ncols, edgec_q8_rq rq,
+                                        int mode, int32_t shift_all, int32_t zero_point,
+                                        int32_t act_min, int32_t act_max)
+{
+    const int16x8_t zp = vdupq_n_s16((int16_t)zero_point);
+    const int8x16_t lo = vdupq_n_s8((int8_t)act_min);
+    const int8x16_t hi = vdupq_n_s8((int8_t)act_max);
+    edgec_q8_rq4 p[4];
+    size_t v;
+    size_t r;
+    for (v = 0; v < 4u; ++v) {
+        p[v] = edgec_q8_rq_load(rq, 4u * v, mode, shift_all);
+    }
+    for (r = 0; r < rows; ++r) {
+        int32x4_t q[4];
+        for (v = 0; v < 4u; ++v) {
+            q[v] = edgec_q8_mbqm(acc[r][v], p[v], mode);
+        }
+        edgec_q8_store(dst[r], edgec_q8_narrow8(q[0], q[1], q[2], q[3], zp, lo, hi), ncols);
+    }
+}
+#endif /* __ARM_FEATURE_DOTPROD */
+
+/* ------------------------------------------------------------------ ARMv8.0 tiles */
+/* acc[r][c] += lane sums of a[r][0 .. 16 * steps) * w for 4 channels (weights [K/16][4][16]). */
+EDGEC_Q8_INLINE void edgec_q8_mull_tile(int32x4_t acc[EDGEC_Q8_TILE_ROWS][4], size_t rows,
+                                        const int8_t *const *a, const int8_t *w, size_t steps)
+{
+    size_t s;
+    size_t r;
+    size_t c;
+    for (s = 0; s < steps; ++s) {
+        int8x16_t wv[4];
+        for (c = 0; c < 4u; ++c) {
+            wv[c] = vld1q_s8(w + 16u * c);
+        }
+        for (r = 0; r < rows; ++r) {
+            const int8x16_t av = vld1q_s8(a[r] + 16u * s);
+            for (c = 0; c < 4u; ++c) {
+                int16x8_t prod = vmull_s8(vget_low_s8(av), vget_low_s8(wv[c]));
+                prod = vmlal_high_s8(prod, av, wv[c]);
+                acc[r][c] = vpadalq_s16(acc[r][c], prod);
+            }
+        }
+        w += 64;
+    }
+}
+
+/* Requantise an ARMv8.0 tile (rows x 4 channels) and store `ncols` <= 4 channels per row. */
+EDGEC_Q8_INLINE void edgec_q8_mull_store(int32x4_t acc[EDGEC_Q8_TILE_ROWS][4], size_t rows,
+                                         int8_t *const *dst, size_t ncols, edgec_q8_rq rq,
+                                         int mode, int32_t shift_all, int32_t zero_point,
+                                         int32_t act_min, int32_t act_max)
+{
+    const int16x8_t zp = vdupq_n_s16((int16_t)zero_point);
+    const int8x16_t lo = vdupq_n_s8((int8_t)act_min);
+    const int8x16_t hi = vdupq_n_s8((int8_t)act_max);
+    const int32x4_t bias = vld1q_s32(rq.bias);
+    const edgec_q8_rq4 p = edgec_q8_rq_load(rq, 0, mode, shift_all);
+    int32x4_t q[EDGEC_Q8_TILE_ROWS];
+    int8_t out[16];
+    size_t r;
+    for (r = 0; r < EDGEC_Q8_TILE_ROWS; ++r) {
+        q[r] = vdupq_n_s32(0);
+    }
+    for (r = 0; r < rows; ++r) {
+        const int32x4_t sums = vpaddq_s32(vpaddq_s32(acc[r][0], acc[r][1]),
+                                          vpaddq_s32(acc[r][2], acc[r][3]));
+        q[r] = edgec_q8_mbqm(vaddq_s32(sums, bias), p, mode);
+    }
+    vst1q_s8(out, edgec_q8_narrow8(q[0], q[1], q[2], q[3], zp, lo, hi));
+    for (r = 0; r < rows; ++r) {
+        memcpy(dst[r], out + 4u * r, ncols);
+    }
+}
+
+/* ------------------------------------------------------------------ depthwise */
+/* acc (16 channels) += x * w over one tap (8-bit products widened exactly). */
+EDGEC_Q8_INLINE void edgec_q8_dw_tap(int32x4_t acc[4], const int8_t *x, const int8_t *w)
+{
+    const int8x16_t xv = vld1q_s8(x);
+    const int8x16_t wv = vld1q_s8(w);
+    const int16x8_t lo = vmull_s8(vget_low_s8(xv), vget_low_s8(wv));
+    const int16x8_t hi = vmull_high_s8(xv, wv);
+    acc[0] = vaddw_s16(acc[0], vget_low_s16(lo));
+    acc[1] = vaddw_high_s16(acc[1], lo);
+    acc[2] = vaddw_s16(acc[2], vget_low_s16(hi));
+    acc[3] = vaddw_high_s16(acc[3], hi);
+}
+
+/* acc (16 channels) += x0 * w0 + x1 * w1 over two taps (pair sums fit int16: |w| <= 127). */
+EDGEC_Q8_INLINE void edgec_q8_dw_tap2(int32x4_t acc[4], const int8_t *x0, const int8_t *w0,
+                                      const int8_t *x1, const int8_t *w1)
+{
+    const int8x16_t xv0 = vld1q_s8(x0);
+    const int8x16_t wv0 = vld1q_s8(w0);
+    const int8x16_t xv1 = vld1q_s8(x1);
+    const int8x16_t wv1 = vld1q_s8(w1);
+    int16x8_t lo = vmull_s8(vget_low_s8(xv0), vget_low_s8(wv0));
+    int16x8_t hi = vmull_high_s8(xv0, wv0);
+    lo = vmlal_s8(lo, vget_low_s8(xv1), vget_low_s8(wv1));
+    hi = vmlal_high_s8(hi, xv1, wv1);
+    acc[0] = vaddw_s16(acc[0], vget_low_s16(lo));
+    acc[1] = vaddw_high_s16(acc[1], lo);
+    acc[2] = vaddw_s16(acc[2], vget_low_s16(hi));
+    acc[3] = vaddw_high_s16(acc[3], hi);
+}
+
+/* Requantise 16 depthwise channels (from channel c0 of the padded parameters), store n. */
+EDGEC_Q8_INLINE void edgec_q8_dw_store(int8_t *dst, const int32x4_t acc[4], size_t n,
+                                       edgec_q8_rq rq, size_t c0, int mode, int32_t shift_all,
+                                       int32_t zero_point, int32_t act_min, int32_t act_max)
+{
+    int32x4_t q[4];
+    size_t v;
+    for (v = 0; v < 4u; ++v) {
+        q[v] = edgec_q8_mbqm(acc[v], edgec_q8_rq_load(rq, c0 + 4u * v, mode, shift_all), mode);
+    }
+    edgec_q8_store(dst, edgec_q8_narrow8(q[0], q[1], q[2], q[3],
+                                         vdupq_n_s16((int16_t)zero_point),
+                                         vdupq_n_s8((int8_t)act_min),
+                                         vdupq_n_s8((int8_t)act_max)), n);
+}
+
+#endif /* EDGEC_NEON_Q8_H */

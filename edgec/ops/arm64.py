@@ -1,0 +1,213 @@
+"""arm64 NEON kernels: which layers get them, and their compile-time weight packing.
+
+Targets with isa "arm64-neon" (arm64-fp32, arm64-int8-base: ARMv8.0 NEON), "arm64-dotprod"
+(arm64-int8: ARMv8.2 SDOT) run these kernels; everything they do not cover falls back to the
+portable templates (which stay the reference). The ops call `conv_template`/`conv_params`
+(Conv), `gemm_template`/`gemm_params` (Gemm), `qconv_template`/`qconv_params` (QConv) and
+`qgemm_template`/`qgemm_params` (QGemm) from their C facets; each returns None (template) or
+the portable parameters unchanged when no NEON kernel applies.
+
+fp32 (codegen/c/runtime/edgec_neon_f32.h): pointwise convolution and Gemm are a GEMM over
+rows (pixels) with weights packed in panels of 8 output channels [panel][K][8]; general NHWC
+convolution is an implicit GEMM (one tile call per kernel tap, weights [g][panel][kh][kw][CG][8]);
+depthwise convolution runs 16 channels per step over the valid taps of each output pixel.
+Epilogues (bias, residual, activation) are applied in registers where the activation has a
+vector form (VECTOR_ACTIVATIONS), else on a stored tile with the scalar epilogue.
+
+int8: see the docstring of edgec/ops/arm64_int8.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Node
+from .base import ConstArray, in_type
+
+NEON_ISAS = ("arm64-neon", "arm64-dotprod", "arm64-i8mm")
+F32_PANEL = 8  # output channels per packed weight panel (edgec_neon_f32.h EDGEC_F32_PANEL)
+F32_TILE_ROWS = 8  # rows per GEMM tile (EDGEC_F32_TILE_ROWS)
+F32_RUNTIME = ("edgec_neon_f32.h",)
+VECTOR_ACTIVATIONS = ("none", "relu", "clip", "leaky_relu", "prelu", "hardswish",
+                      "hardsigmoid")
+
+
+def is_arm64(target) -> bool:
+    """True for the arm64 NEON targets."""
+    return getattr(target, "isa", "") in NEON_ISAS
+
+
+def _lit(x: float) -> str:
+    return f"{float(np.float32(x))!r}f"
+
+
+def vector_activation(node: Node, var: str, slope_ptr: str) -> str | None:
+    """NEON statements applying the node's activation to float32x4_t `var` (in place).
+
+    `slope_ptr` points at the 4 PReLU slopes of the vector's channels. None when the
+    activation has no vector form here (sigmoid, silu, tanh: applied by the scalar epilogue).
+    """
+    a = node.attrs
+    act = a.get("activation", "none")
+    zero = "vdupq_n_f32(0.0f)"
+    if act == "none":
+        return ""
+    if act == "relu":
+        return f"{var} = vmaxq_f32({var}, {zero});"
+    if act == "clip":
+        return (f"{var} = vminq_f32(vmaxq_f32({var}, vdupq_n_f32({_lit(a['act_alpha'])})), "
+                f"vdupq_n_f32({_lit(a['act_beta'])}));")
+    if act in ("leaky_relu", "prelu"):
+        slope = f"vdupq_n_f32({_lit(a['act_alpha'])})" if act == "leaky_relu" \
+            else f"vld1q_f32({slope_ptr})"
+        return (f"{var} = vbslq_f32(vcgeq_f32({var}, {zero}), {var}, "
+                f"vmulq_f32({var}, {slope}));")
+    if act == "hardswish":
+        return (f"{var} = vmulq_f32({var}, vminq_f32(vmaxq_f32(vaddq_f32(vmulq_f32({var}, "
+                f"vdupq_n_f32(0.166666672f)), vdupq_n_f32(0.5f)), {zero}), vdupq_n_f32(1.0f)));")
+    if act == "hardsigmoid":
+        return (f"{var} = vminq_f32(vmaxq_f32(vaddq_f32(vmulq_f32(vdupq_n_f32("
+                f"{_lit(a['act_alpha'])}), {var}), vdupq_n_f32({_lit(a['act_beta'])})), "
+                f"{zero}), vdupq_n_f32(1.0f));")
+    return None
+
+
+def pack_panels_f32(b_kn: np.ndarray, panel: int = F32_PANEL) -> np.ndarray:
+    """[K, N] -> [ceil(N / panel)][K][panel], zero columns past N."""
+    k, n = b_kn.shape
+    n_panels = -(-n // panel)
+    padded = np.zeros((k, n_panels * panel), np.float32)
+    padded[:, :n] = b_kn
+    return np.ascontiguousarray(padded.reshape(k, n_panels, panel).transpose(1, 0, 2))
+
+
+def _padded(vec: np.ndarray | None, n: int, multiple: int) -> np.ndarray:
+    """`vec` (or zeros) as float32, zero-padded to a multiple of `multiple`."""
+    out = np.zeros(-(-n // multiple) * multiple, np.float32)
+    if vec is not None:
+        out[:n] = np.asarray(vec, np.float32).reshape(-1)
+    return out
+
+
+def _with_epilogue(node: Node, n: int, q: dict) -> dict:
+    """Vector epilogue parameters of the fp32 NEON templates, added to `q` in place.
+
+    `vec_act` applies the activation to a float32x4_t `v` of channels m..m+3 (None: no
+    vector form, the template stores the tile and runs the scalar `epilogue`); PReLU slopes
+    are padded to 16 channels (`slope16`, also the scalar epilogue's `act_slope_arr`).
+    """
+    q["vec_act"] = vector_activation(node, "v", "act_slope_arr + m")
+    q.pop("prelu_slope", None)
+    if node.attrs.get("activation") == "prelu":
+        q["slope16"] = ConstArray(_padded(node.attrs["act_slope"], n, 16), "slope16")
+    return q
+
+
+def interior_range(p: dict) -> dict:
+    """Output rows/columns [O*_LO, O*_HI) of a convolution (portable parameters `p`) whose
+    every kernel tap lies inside the input; `interior` when there is at least one pixel."""
+    out = {}
+    for axis, (size, out_size, k, s, d, pad) in {
+            "H": (p["H"], p["OH"], p["KH"], p["SH"], p["DH"], p["PT"]),
+            "W": (p["W"], p["OW"], p["KW"], p["SW"], p["DW"], p["PL"])}.items():
+        lo = -(-pad // s)
+        last = size - 1 + pad - (k - 1) * d  # the last window start inside the input
+        hi = last // s + 1 if last >= 0 else 0
+        out[f"O{axis}_LO"], out[f"O{axis}_HI"] = min(lo, out_size), max(min(hi, out_size), 0)
+    out["interior"] = out["OH_HI"] > out["OH_LO"] and out["OW_HI"] > out["OW_LO"]
+    return out
+
+
+# --------------------------------------------------------------------------- fp32 Conv
+def conv_template(node: Node, target, kind: str, x_nchw: bool) -> str | None:
+    """The NEON template for a channels-last fp32 Conv of kernel `kind`, or None."""
+    if not is_arm64(target) or x_nchw:
+        return None
+    return {"pointwise": "ops/arm64/gemm_f32.c.j2", "depthwise": "ops/arm64/conv_dw_f32.c.j2",
+            "general": "ops/arm64/conv_f32.c.j2"}[kind]
+
+
+def conv_kind(node: Node) -> str:
+    """"pointwise" (a GEMM over pixels), "depthwise" or "general" for a 2-D NHWC Conv."""
+    a = node.attrs
+    w = in_type(node, 1)
+    if all(v == 1 for v in list(a["kernel_shape"]) + list(a["strides"])) \
+            and a["group"] == 1 and not any(a["pads"]):
+        return "pointwise"
+    if a["group"] > 1 and w.shape[1] == 1 and w.shape[0] == a["group"]:
+        return "depthwise"
+    return "general"
+
+
+def conv_params(node: Node, target, p: dict) -> dict:
+    """Add the NEON packing to the portable Conv parameters `p` (unchanged off arm64)."""
+    if not is_arm64(target) or p["x_nchw"]:
+        return p
+    kind = conv_kind(node)
+    wd = node.input(1).data.astype(np.float32)
+    m, cg = wd.shape[0], wd.shape[1]
+    kh, kw = p["KH"], p["KW"]
+    w4 = wd.reshape(m, cg, kh, kw)
+    bias = node.input(2).data if node.input(2) is not None else None
+    q = dict(p)
+    if kind == "depthwise":
+        q["bias16"] = ConstArray(_padded(bias, m, 16), "bias16")
+        q.update(interior_range(p))
+        return _with_epilogue(node, m, q)
+    g, mg = p["G"], p["MG"]
+    n_panels = -(-mg // F32_PANEL)
+    # [g][panel][kh][kw][cg][8]: one tap's rows follow the previous tap's, so a panel's
+    # weights over every tap are contiguous.
+    wg = w4.reshape(g, mg, cg, kh, kw).transpose(0, 3, 4, 2, 1)  # [g][kh][kw][cg][mg]
+    padded = np.zeros((g, kh, kw, cg, n_panels * F32_PANEL), np.float32)
+    padded[..., :mg] = wg
+    packed = padded.reshape(g, kh, kw, cg, n_panels, F32_PANEL).transpose(0, 4, 1, 2, 3, 5)
+    q["panels"] = ConstArray(np.ascontiguousarray(packed), "w_panels")
+    q["NP"] = n_panels
+    bias_g = np.zeros((g, n_panels * F32_PANEL), np.float32)
+    if bias is not None:
+        bias_g[:, :mg] = np.asarray(bias, np.float32).reshape(g, mg)
+    q["bias8"] = ConstArray(bias_g.reshape(-1), "bias8")
+    del q["weights"]
+    _with_epilogue(node, m, q)
+    if kind == "pointwise":
+        q.update({"ROWS": p["N"] * p["OH"] * p["OW"], "K": p["C"], "NOUT": m})
+    else:
+        # padding taps read zeros; group g reads zero_row + g * CG, so it spans C channels
+        q["zero_row"] = ConstArray(np.zeros(max(p["C"], 1), np.float32), "zero_row")
+        q["TAPS"] = kh * kw
+    return q
+
+
+# --------------------------------------------------------------------------- fp32 Gemm
+def gemm_template(node: Node, target, p: dict) -> str | None:
+    """The NEON template for an fp32 Gemm, or None (computed B, transA, pooled input, a
+    bias that is not one row)."""
+    if not is_arm64(target) or not p.get("b_const") or p.get("transA") \
+            or "pool_count" in p or "bias_full" in p or "bias_index" in p:
+        return None
+    return "ops/arm64/gemm_f32.c.j2"
+
+
+def gemm_params(node: Node, target, p: dict) -> dict:
+    """Add the NEON packing to the portable Gemm parameters `p`."""
+    if gemm_template(node, target, p) is None:
+        return p
+    b_kn = np.asarray(p["b_packed"].data, np.float32)
+    n = p["N"]
+    q = dict(p)
+    q["panels"] = ConstArray(pack_panels_f32(b_kn), "b_panels")
+    q["NP"] = -(-n // F32_PANEL)
+    bias = p["bias_row"].data if "bias_row" in p else None
+    q["bias8"] = ConstArray(_padded(bias, n, F32_PANEL), "bias8")
+    q.update({"ROWS": p["M"], "NOUT": n})
+    del q["b_packed"]
+    q.pop("bias_row", None)
+    return _with_epilogue(node, n, q)
+
+
+def runtime_for(template: str) -> tuple[str, ...]:
+    """Runtime headers of a template chosen by this module (none for portable ones)."""
+    if template.startswith("ops/arm64/") and "_f32" in template:
+        return F32_RUNTIME
+    return ()
