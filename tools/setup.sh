@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Set up edgec on a fresh Debian/Ubuntu machine.
-#   tools/setup.sh         install edgec and the host toolchain (the main job)
-#   tools/setup.sh test    also install what the test suite needs (cross toolchains, QEMU,
-#                          clang, cmake; reference runtimes: onnxruntime, LiteRT, TFLM)
+#   tools/setup.sh         install edgec, the host and arm64 cross toolchains and QEMU
+#                          (the main job)
+#   tools/setup.sh test    also install what the test suite needs (clang, cmake, valgrind,
+#                          torch CPU, scikit-learn, the QEMU instruction-count plugin)
 # System packages are installed only when run as root; otherwise the missing ones are listed.
 set -euo pipefail
 mode="${1:-main}"
 cd "$(dirname "$0")/.."
 
-APT_MAIN=(gcc make)
-APT_TEST=(clang cmake valgrind gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
-          gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
+# The main job cross-compiles for arm64 and runs the result under QEMU user mode.
+APT_MAIN=(gcc make gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
+APT_TEST=(clang cmake valgrind gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
 
 want=("${APT_MAIN[@]}")
 [ "$mode" = test ] && want+=("${APT_TEST[@]}")
@@ -35,6 +36,11 @@ PY="${PYTHON:-python3}"
 if [ "$mode" = test ]; then
     "$PY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
     "$PY" -m pip install -q --disable-pip-version-check -e ".[test]"
+    # QEMU instruction-count plugin for the arm64 benchmarks (needs root once: the plugin
+    # header comes from Debian's qemu source package; see tools/build_tcg_plugin.py).
+    if command -v qemu-aarch64 >/dev/null; then
+        "$PY" tools/build_tcg_plugin.py >/dev/null || echo "setup: QEMU plugin not built" >&2
+    fi
 else
     "$PY" -m pip install -q --disable-pip-version-check -e .
 fi
