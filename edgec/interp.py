@@ -45,8 +45,31 @@ def run_graph(
     `observer(value_name, array)` is called for every node output (calibration, per-layer
     debugging).
     """
-    env: dict[str, np.ndarray] = dict(check_inputs(g, feeds))
-    remaining = {}
+    env = execute(g, dict(check_inputs(g, feeds)), observer=observer, keep_all=keep_all)
+    if keep_all:
+        return env
+    names = g.meta.get("output_names") or [v.name for v in g.outputs]
+    return {name: env[v.name] for name, v in zip(names, g.outputs)}
+
+
+def reference_kernel(node, args: list) -> tuple:
+    """Run one node with its registry `reference` facet."""
+    return get_op(node.op).reference(node, *args)
+
+
+def execute(
+    g: Graph,
+    env: dict[str, np.ndarray],
+    observer: Callable[[str, np.ndarray], None] | None = None,
+    keep_all: bool = False,
+    kernel: Callable = reference_kernel,
+) -> dict[str, np.ndarray]:
+    """The interpreter loop over `g.nodes` from an environment holding the graph inputs (by
+    value name). `kernel(node, args)` computes a node's outputs (the registry reference by
+    default; calibration passes faster float kernels). Values are dropped once their last
+    reader ran, unless `keep_all`; returns the environment (graph outputs at least).
+    """
+    remaining: dict[str, int] = {}
     if not keep_all:
         for node in g.nodes:
             for v in node.inputs:
@@ -55,7 +78,7 @@ def run_graph(
     out_names = {v.name for v in g.outputs}
     for node in g.nodes:
         args = [None if v is None else (v.data if v.is_const else env[v.name]) for v in node.inputs]
-        results = get_op(node.op).reference(node, *args)
+        results = kernel(node, args)
         for v, r in zip(node.outputs, results):
             arr = np.asarray(r)
             if arr.shape != v.shape or arr.dtype != v.dtype.np:
@@ -69,7 +92,4 @@ def run_graph(
                     remaining[v.name] -= 1
                     if remaining[v.name] == 0 and v.name not in out_names:
                         env.pop(v.name, None)
-    if keep_all:
-        return env
-    names = g.meta.get("output_names") or [v.name for v in g.outputs]
-    return {name: env[v.name] for name, v in zip(names, g.outputs)}
+    return env

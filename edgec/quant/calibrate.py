@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, EdgecError
+from ..interp import execute
 from ..ir import Graph
 from ..ops import get_op
 from ..ops.epilogue import activation_np
@@ -187,21 +188,14 @@ def random_calibration_inputs(g: Graph, count: int = DEFAULT_RANDOM_SAMPLES,
 def run_fast(g: Graph, feeds: dict[str, np.ndarray], observer=None,
              keep_all: bool = False) -> dict[str, np.ndarray]:
     """`edgec.interp.run_graph` with the float32 fast kernels of fast_kernels.py (by value
-    name; every value with `keep_all`)."""
-    env = {v.name: np.asarray(feeds[n]) for v, n in zip(g.inputs, input_names(g))}
-    remaining: dict[str, int] = {}
-    for node in g.nodes:
-        for v in node.inputs:
-            if v is not None and not v.is_const:
-                remaining[v.name] = remaining.get(v.name, 0) + 1
-    outputs = {v.name for v in g.outputs}
-    for node in g.nodes:
-        args = [None if v is None else (v.data if v.is_const else env[v.name])
-                for v in node.inputs]
+    name; every value with `keep_all`). Epilogue ops with a non-clamp activation also report
+    their value before the activation (as NAME + PRE_ACTIVATION): int8 turns it into a lookup.
+    """
+    def kernel(node, args):
         run_node = node
         pre_activation = (observer is not None and node.op in EPILOGUE_OPS
                           and node.attrs.get("activation", "none") not in CLAMP_ACTIVATIONS)
-        if pre_activation:  # observe the value before the activation too (int8: a lookup)
+        if pre_activation:
             run_node = copy.copy(node)
             run_node.attrs = {**node.attrs, "activation": "none"}
         fast = FAST_KERNELS.get(node.op)
@@ -212,19 +206,10 @@ def run_fast(g: Graph, feeds: dict[str, np.ndarray], observer=None,
             observer(node.output.name + PRE_ACTIVATION, results[0])
             axis = 1 if node.attrs.get("layout", "NHWC") == "NCHW" else -1
             results = (activation_np(np.asarray(results[0]), node.attrs, axis),)
-        for v, r in zip(node.outputs, results):
-            arr = np.asarray(r)
-            if arr.shape != v.shape or arr.dtype != v.dtype.np:
-                arr = arr.astype(v.dtype.np).reshape(v.shape)
-            env[v.name] = arr
-            if observer is not None:
-                observer(v.name, arr)
-        if not keep_all:
-            for v in node.inputs:
-                if v is not None and not v.is_const:
-                    remaining[v.name] -= 1
-                    if remaining[v.name] == 0 and v.name not in outputs:
-                        env.pop(v.name, None)
+        return results
+
+    env = {v.name: np.asarray(feeds[n]) for v, n in zip(g.inputs, input_names(g))}
+    env = execute(g, env, observer=observer, keep_all=keep_all, kernel=kernel)
     return env if keep_all else {v.name: env[v.name] for v in g.outputs}
 
 
