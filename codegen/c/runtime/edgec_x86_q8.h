@@ -1,0 +1,431 @@
+/*
+ * edgec_x86_q8.h - AVX2 int8 micro-kernels of edgec's x86_64 layer functions.
+ * Generated code includes this file; it is part of edgec (Apache-2.0).
+ *
+ * Every kernel reproduces edgec's int8 reference (edgec/ops/quantized.py, edgec/qmath.py) bit
+ * for bit: accumulators are exact int32 sums (bias_eff + sum x * w, the zero-point correction
+ * folded into bias_eff at compile time, edgec/ops/quant_common.py) and the requantisation is
+ * edgec_qmath.h's single-rounding MultiplyByQuantizedMultiplier, vectorised exactly:
+ *
+ *   t = 31 - shift;  v = acc * mult + 2^(t-1)  (64-bit);  result = v >> t  (arithmetic)
+ *
+ * on 8 lanes: two _mm256_mul_epi32 give the 64-bit products of the even and odd lanes; the
+ * rounding term is added in 64 bits; for t >= 32 the high 32 bits of each product (floor of
+ * v / 2^32) are gathered into one vector and shifted right arithmetically by t - 32 (nested
+ * floor divisions compose exactly); for t < 32 each product is first shifted left by 32 - t,
+ * which cannot overflow whenever the result fits int32 (the case the scalar C also assumes).
+ * The shift is one literal per layer (edgec's requant_attrs gives per-channel multipliers a
+ * common shift); layers whose channels need different shifts use the portable kernels.
+ *
+ * Products use _mm256_madd_epi16 (vpmaddwd): int16 x int16 pairs summed into int32 lanes,
+ * exact for int8 data (no saturation, unlike vpmaddubsw). Activations are widened to int16
+ * pairs once per pixel block ("A" rows, edgec_q8_widen); weights stay int8 in memory, packed
+ * at compile time as [k/2][16 channels][2] panels, and are widened as they are loaded.
+ * A GEMM tile is up to 6 rows (pixels) x 16 channels in 12 ymm accumulators; rows and nv
+ * (vectors of 8 channels, 1 or 2) are literals at every call site (forced inline).
+ * Targets with AVX-512 VNNI (x86_64-int8-vnni) also get the vpdpbusd kernels at the end of
+ * this file: 4 products per int32 lane and instruction instead of 2.
+ */
+#ifndef EDGEC_X86_Q8_H
+#define EDGEC_X86_Q8_H
+
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define EDGEC_Q8_INLINE static inline __attribute__((always_inline))
+#else
+#define EDGEC_Q8_INLINE static inline
+#endif
+
+/* MultiplyByQuantizedMultiplier of 8 int32 lanes by per-lane multipliers, one shift;
+   mult_odd holds the odd lanes' multipliers in the even positions (_mm256_srli_epi64(mult,
+   32)), so a caller reusing a multiplier vector computes it once. For t >= 33 (the usual
+   case) the rounding term 2^(t-1) is added to the high halves as 2^(t-33): floor((P +
+   2^(t-1)) / 2^t) = floor((floor(P / 2^32) + 2^(t-33)) / 2^(t-32)), in 32 bits. */
+EDGEC_Q8_INLINE __m256i edgec_q8_mbqm_odd(__m256i acc, __m256i mult, __m256i mult_odd, int shift)
+{
+    const int t = 31 - shift;
+    __m256i even = _mm256_mul_epi32(acc, mult);
+    __m256i odd = _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), mult_odd);
+    if (t >= 33) {
+        const __m256i high = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+        return _mm256_srai_epi32(_mm256_add_epi32(high, _mm256_set1_epi32(1 << (t - 33))),
+                                 t - 32);
+    }
+    {
+        const __m256i rounding = _mm256_set1_epi64x((long long)((uint64_t)1 << (t - 1)));
+        even = _mm256_add_epi64(even, rounding);
+        odd = _mm256_add_epi64(odd, rounding);
+        if (t < 32) {
+            even = _mm256_slli_epi64(even, 32 - t);
+            odd = _mm256_slli_epi64(odd, 32 - t);
+        }
+        return _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+    }
+}
+
+/* MultiplyByQuantizedMultiplier of 8 int32 lanes by per-lane multipliers, one shift. */
+EDGEC_Q8_INLINE __m256i edgec_q8_mbqm(__m256i acc, __m256i mult, int shift)
+{
+    return edgec_q8_mbqm_odd(acc, mult, _mm256_srli_epi64(mult, 32), shift);
+}
+
+/* clamp(MBQM(acc) + zp, lo, hi) on 8 lanes. */
+EDGEC_Q8_INLINE __m256i edgec_q8_requant(__m256i acc, __m256i mult, int shift, int zp, int lo,
+                                         int hi)
+{
+    __m256i y = _mm256_add_epi32(edgec_q8_mbqm(acc, mult, shift), _mm256_set1_epi32(zp));
+    y = _mm256_max_epi32(y, _mm256_set1_epi32(lo));
+    return _mm256_min_epi32(y, _mm256_set1_epi32(hi));
+}
+
+/* Four vectors of 8 MBQM results (a0, a1: one row's channels 0-7, 8-15; b0, b1 the next
+   row's) plus zp, clamped to [lo, hi], as 32 int8: row a in the low 16 bytes, row b in the
+   high 16. The zero point is added with int16 saturation and the clamp is done on bytes:
+   both equal the exact int32 result after the final clamp, which lies within int8. */
+EDGEC_Q8_INLINE __m256i edgec_q8_pack32(__m256i a0, __m256i a1, __m256i b0, __m256i b1,
+                                        int zp, int lo, int hi)
+{
+    const __m256i zp16 = _mm256_set1_epi16((short)zp);
+    const __m256i a = _mm256_adds_epi16(_mm256_packs_epi32(a0, a1), zp16);
+    const __m256i b = _mm256_adds_epi16(_mm256_packs_epi32(b0, b1), zp16);
+    __m256i y = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(a, b),
+                                            _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    y = _mm256_max_epi8(y, _mm256_set1_epi8((char)lo));
+    return _mm256_min_epi8(y, _mm256_set1_epi8((char)hi));
+}
+
+/* 16 int32 lanes (channels 0-7 in a, 8-15 in b), already in [-128, 127], as 16 int8. */
+EDGEC_Q8_INLINE __m128i edgec_q8_narrow16(__m256i a, __m256i b)
+{
+    const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8);
+    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packs_epi16(w, w), 0x08));
+}
+
+/* The same for the depthwise order: lo = channels 0-3, 8-11; hi = channels 4-7, 12-15. */
+EDGEC_Q8_INLINE __m128i edgec_q8_narrow16_lohi(__m256i lo, __m256i hi)
+{
+    const __m256i w = _mm256_packs_epi32(lo, hi); /* in-lane packing restores the order */
+    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packs_epi16(w, w), 0x08));
+}
+
+/* Store the first n (1..16) of 16 int8 lanes. */
+EDGEC_Q8_INLINE void edgec_q8_store_n(int8_t *dst, __m128i v, int n)
+{
+    if (n == 16) {
+        _mm_storeu_si128((__m128i *)(void *)dst, v);
+    } else if (n == 8) {
+        _mm_storel_epi64((__m128i *)(void *)dst, v);
+    } else {
+        int8_t tmp[16];
+        _mm_storeu_si128((__m128i *)(void *)tmp, v);
+        memcpy(dst, tmp, (size_t)n);
+    }
+}
+
+/* Load n (1..8) int32 lanes; lanes past n are zero. */
+EDGEC_Q8_INLINE __m256i edgec_q8_load32_n(const int32_t *p, int n)
+{
+    static const int32_t lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    if (n == 8) {
+        return _mm256_loadu_si256((const __m256i *)(const void *)p);
+    }
+    return _mm256_maskload_epi32((const int *)p,
+                                 _mm256_loadu_si256((const __m256i *)(const void *)(lanes + 8 - n)));
+}
+
+/* Widen the first n (1..15) of 16 int8 channels at p (the channel tail of a pixel: only n
+   bytes may be read); lanes past n are zero. */
+EDGEC_Q8_INLINE __m256i edgec_q8_load_tail_n(const int8_t *p, int n)
+{
+    int8_t tmp[16] = {0};
+    memcpy(tmp, p, (size_t)n);
+    return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)tmp));
+}
+
+/* Widen k int8 to int16 (dst gets k rounded up to even entries, the last one 0 if k is odd). */
+EDGEC_Q8_INLINE void edgec_q8_widen(int16_t *dst, const int8_t *src, size_t k)
+{
+    size_t i = 0;
+    for (; i + 16 <= k; i += 16) {
+        _mm256_storeu_si256((__m256i *)(void *)(dst + i),
+                            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(src + i))));
+    }
+    for (; i < k; ++i) {
+        dst[i] = src[i];
+    }
+    if (k & 1u) {
+        dst[k] = 0;
+    }
+}
+
+/* An int8 GEMM tile: up to 6 rows x 2 vectors of int32 accumulators. */
+typedef struct {
+    __m256i v[6][2];
+} edgec_q8_tile;
+
+/* Start every row from the panel's bias_eff (8 * nv int32). */
+EDGEC_Q8_INLINE void edgec_q8_tile_init(edgec_q8_tile *t, int rows, int nv, const int32_t *bias)
+{
+    int r;
+    for (r = 0; r < rows; ++r) {
+        t->v[r][0] = _mm256_loadu_si256((const __m256i *)(const void *)bias);
+        t->v[r][1] = nv > 1 ? _mm256_loadu_si256((const __m256i *)(const void *)(bias + 8))
+                            : _mm256_setzero_si256();
+    }
+}
+
+/* Broadcast the int16 pair at p (p[0], p[1]) to every 32-bit lane. */
+EDGEC_Q8_INLINE __m256i edgec_q8_pair(const int16_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return _mm256_set1_epi32(v);
+}
+
+/* The accumulators of a tile as local variables c<row><vector> (rows beyond `rows` and the
+   second vector when nv == 1 are zero and dead): the inner loops below then keep them in
+   registers instead of re-reading the struct. */
+#define EDGEC_Q8_TILE_LOAD(t, rows, nv)                                                      \
+    __m256i c00 = (t)->v[0][0];                                                            \
+    __m256i c01 = (nv) > 1 ? (t)->v[0][1] : _mm256_setzero_si256();                        \
+    __m256i c10 = (rows) > 1 ? (t)->v[1][0] : _mm256_setzero_si256();                      \
+    __m256i c11 = (rows) > 1 && (nv) > 1 ? (t)->v[1][1] : _mm256_setzero_si256();          \
+    __m256i c20 = (rows) > 2 ? (t)->v[2][0] : _mm256_setzero_si256();                      \
+    __m256i c21 = (rows) > 2 && (nv) > 1 ? (t)->v[2][1] : _mm256_setzero_si256();          \
+    __m256i c30 = (rows) > 3 ? (t)->v[3][0] : _mm256_setzero_si256();                      \
+    __m256i c31 = (rows) > 3 && (nv) > 1 ? (t)->v[3][1] : _mm256_setzero_si256();          \
+    __m256i c40 = (rows) > 4 ? (t)->v[4][0] : _mm256_setzero_si256();                      \
+    __m256i c41 = (rows) > 4 && (nv) > 1 ? (t)->v[4][1] : _mm256_setzero_si256();          \
+    __m256i c50 = (rows) > 5 ? (t)->v[5][0] : _mm256_setzero_si256();                      \
+    __m256i c51 = (rows) > 5 && (nv) > 1 ? (t)->v[5][1] : _mm256_setzero_si256()
+#define EDGEC_Q8_TILE_SAVE(t)                                                                \
+    (t)->v[0][0] = c00; (t)->v[0][1] = c01; (t)->v[1][0] = c10; (t)->v[1][1] = c11;          \
+    (t)->v[2][0] = c20; (t)->v[2][1] = c21; (t)->v[3][0] = c30; (t)->v[3][1] = c31;          \
+    (t)->v[4][0] = c40; (t)->v[4][1] = c41; (t)->v[5][0] = c50; (t)->v[5][1] = c51
+
+/* acc[r] += sum over k pairs i of a[r][2i..2i+1] . b[i][channel][0..1]: a rows are widened
+   int16 activations, b is an int8 panel [kp][8 * nv][2]. Each product needs a vpmaddwd, a
+   vpaddd and a temporary register: the x86_64-int8 templates use 3-row tiles, which keep
+   every accumulator in a register whatever order the compiler schedules the products in. */
+EDGEC_Q8_INLINE void edgec_q8_tile_madd(edgec_q8_tile *t, int rows, int nv,
+                                        const int16_t *const *a, const int8_t *b, size_t kp)
+{
+    const int16_t *a0 = a[0];
+    const int16_t *a1 = rows > 1 ? a[1] : a0;
+    const int16_t *a2 = rows > 2 ? a[2] : a0;
+    const int16_t *a3 = rows > 3 ? a[3] : a0;
+    const int16_t *a4 = rows > 4 ? a[4] : a0;
+    const int16_t *a5 = rows > 5 ? a[5] : a0;
+    size_t i;
+    EDGEC_Q8_TILE_LOAD(t, rows, nv);
+    for (i = 0; i < kp; ++i) {
+        const int8_t *bi = b + i * (size_t)(16 * nv);
+        const __m256i b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)bi));
+        const __m256i b1 = nv > 1
+            ? _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(bi + 16))) : b0;
+        __m256i x;
+#define EDGEC_Q8_ROW(R, AR, C0, C1)                                                    \
+        if (rows > (R)) {                                                              \
+            x = edgec_q8_pair((AR) + 2 * i);                                           \
+            C0 = _mm256_add_epi32(C0, _mm256_madd_epi16(x, b0));                       \
+            if (nv > 1) {                                                              \
+                C1 = _mm256_add_epi32(C1, _mm256_madd_epi16(x, b1));                   \
+            }                                                                          \
+        }
+        EDGEC_Q8_ROW(0, a0, c00, c01)
+        EDGEC_Q8_ROW(1, a1, c10, c11)
+        EDGEC_Q8_ROW(2, a2, c20, c21)
+        EDGEC_Q8_ROW(3, a3, c30, c31)
+        EDGEC_Q8_ROW(4, a4, c40, c41)
+        EDGEC_Q8_ROW(5, a5, c50, c51)
+#undef EDGEC_Q8_ROW
+    }
+    EDGEC_Q8_TILE_SAVE(t);
+}
+
+/* Requantise and store: row r to y + r * y_stride, 8 * (nv - 1) + ncols channels (ncols in
+   1..8 valid in the last vector); mult is the panel's multipliers (8 * nv int32). Rows go
+   two at a time through edgec_q8_pack32. */
+EDGEC_Q8_INLINE void edgec_q8_tile_store(const edgec_q8_tile *t, int rows, int nv, int ncols,
+                                         int8_t *y, size_t y_stride, const int32_t *mult,
+                                         int shift, int zp, int lo, int hi)
+{
+    const int n = 8 * (nv - 1) + ncols;
+    const __m256i m0 = _mm256_loadu_si256((const __m256i *)(const void *)mult);
+    const __m256i m1 = nv > 1 ? _mm256_loadu_si256((const __m256i *)(const void *)(mult + 8)) : m0;
+    const __m256i o0 = _mm256_srli_epi64(m0, 32);
+    const __m256i o1 = _mm256_srli_epi64(m1, 32);
+    int r;
+    for (r = 0; r + 1 < rows; r += 2) {
+        int8_t *y0 = y + (size_t)r * y_stride;
+        int8_t *y1 = y0 + y_stride;
+        if (nv > 1) {
+            const __m256i v = edgec_q8_pack32(edgec_q8_mbqm_odd(t->v[r][0], m0, o0, shift),
+                                              edgec_q8_mbqm_odd(t->v[r][1], m1, o1, shift),
+                                              edgec_q8_mbqm_odd(t->v[r + 1][0], m0, o0, shift),
+                                              edgec_q8_mbqm_odd(t->v[r + 1][1], m1, o1, shift),
+                                              zp, lo, hi);
+            edgec_q8_store_n(y0, _mm256_castsi256_si128(v), n);
+            edgec_q8_store_n(y1, _mm256_extracti128_si256(v, 1), n);
+        } else {
+            const __m256i a = edgec_q8_mbqm_odd(t->v[r][0], m0, o0, shift);
+            const __m256i b = edgec_q8_mbqm_odd(t->v[r + 1][0], m0, o0, shift);
+            const __m128i v = _mm256_castsi256_si128(edgec_q8_pack32(a, b, a, b, zp, lo, hi));
+            edgec_q8_store_n(y0, v, n);
+            edgec_q8_store_n(y1, _mm_srli_si128(v, 8), n);
+        }
+    }
+    if (rows & 1) {
+        const __m256i a = edgec_q8_mbqm_odd(t->v[rows - 1][0], m0, o0, shift);
+        const __m256i b = nv > 1 ? edgec_q8_mbqm_odd(t->v[rows - 1][1], m1, o1, shift) : a;
+        edgec_q8_store_n(y + (size_t)(rows - 1) * y_stride,
+                         _mm256_castsi256_si128(edgec_q8_pack32(a, b, a, b, zp, lo, hi)), n);
+    }
+}
+
+/* One row against a GEMV panel of 8 * nv (nv <= 8) channels packed [kp][8 * nv][2] int8:
+   y[0 : 8 * (nv - 1) + ncols] = requant(bias + a . b); a is the widened row (kp pairs). */
+EDGEC_Q8_INLINE void edgec_q8_gemv_panel(int nv, int ncols, const int16_t *a, const int8_t *b,
+                                         size_t kp, const int32_t *bias, const int32_t *mult,
+                                         int shift, int zp, int lo, int hi, int8_t *y)
+{
+    __m256i acc[8];
+    size_t i;
+    int v;
+    for (v = 0; v < nv; ++v) {
+        acc[v] = _mm256_loadu_si256((const __m256i *)(const void *)(bias + 8 * v));
+    }
+    for (i = 0; i < kp; ++i) {
+        const __m256i x = edgec_q8_pair(a + 2 * i);
+        const int8_t *bi = b + i * (size_t)(16 * nv);
+        for (v = 0; v < nv; ++v) {
+            const __m256i w = _mm256_cvtepi8_epi16(
+                _mm_loadu_si128((const __m128i *)(const void *)(bi + 16 * v)));
+            acc[v] = _mm256_add_epi32(acc[v], _mm256_madd_epi16(x, w));
+        }
+    }
+    for (v = 0; v < nv; v += 2) {
+        const __m256i m0 = _mm256_loadu_si256((const __m256i *)(const void *)(mult + 8 * v));
+        const __m256i y0 = edgec_q8_requant(acc[v], m0, shift, zp, lo, hi);
+        if (v + 1 < nv) {
+            const __m256i m1 = _mm256_loadu_si256((const __m256i *)(const void *)(mult + 8 * v + 8));
+            const __m256i y1 = edgec_q8_requant(acc[v + 1], m1, shift, zp, lo, hi);
+            edgec_q8_store_n(y + 8 * v, edgec_q8_narrow16(y0, y1),
+                             v + 2 == nv ? 8 + ncols : 16);
+        } else {
+            edgec_q8_store_n(y + 8 * v, edgec_q8_narrow16(y0, y0), ncols);
+        }
+    }
+}
+
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+/*
+ * AVX-512 VNNI (targets x86_64-int8-vnni): vpdpbusd on 256-bit vectors multiplies 4 unsigned
+ * bytes by 4 signed bytes and adds the 4 products to an int32 lane, exactly (no intermediate
+ * saturation). Activations become unsigned by flipping their sign bit (x + 128, edgec_q8_u8);
+ * the 128 * sum(w) this adds is taken out of bias_eff at compile time. Weights are packed
+ * [k/4][16 channels][4]; a tile step broadcasts 4 bytes of each row.
+ */
+
+/* dst[0 : k rounded up to 4] = src[i] + 128 as unsigned bytes, zero padding. */
+EDGEC_Q8_INLINE void edgec_q8_u8(uint8_t *dst, const int8_t *src, size_t k)
+{
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    size_t i = 0;
+    for (; i + 32 <= k; i += 32) {
+        _mm256_storeu_si256((__m256i *)(void *)(dst + i),
+                            _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(src + i)), flip));
+    }
+    for (; i < k; ++i) {
+        dst[i] = (uint8_t)((int)src[i] + 128);
+    }
+    for (; i & 3u; ++i) {
+        dst[i] = 0;
+    }
+}
+
+/* Broadcast the 4 bytes at p to every 32-bit lane. */
+EDGEC_Q8_INLINE __m256i edgec_q8_quad(const uint8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return _mm256_set1_epi32(v);
+}
+
+/* acc[r] += sum over k quads i of a[r][4i..4i+3] . b[i][channel][0..3] (a unsigned).
+   vpdpbusd accumulates in place: 6 rows x 2 vectors, 2 weight vectors and the broadcast
+   need 15 registers. */
+EDGEC_Q8_INLINE void edgec_q8_tile_dpbusd(edgec_q8_tile *t, int rows, int nv,
+                                          const uint8_t *const *a, const int8_t *b, size_t kq)
+{
+    const uint8_t *a0 = a[0];
+    const uint8_t *a1 = rows > 1 ? a[1] : a0;
+    const uint8_t *a2 = rows > 2 ? a[2] : a0;
+    const uint8_t *a3 = rows > 3 ? a[3] : a0;
+    const uint8_t *a4 = rows > 4 ? a[4] : a0;
+    const uint8_t *a5 = rows > 5 ? a[5] : a0;
+    size_t i;
+    EDGEC_Q8_TILE_LOAD(t, rows, nv);
+    for (i = 0; i < kq; ++i) {
+        const int8_t *bi = b + i * (size_t)(32 * nv);
+        const __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)bi);
+        const __m256i b1 = nv > 1 ? _mm256_loadu_si256((const __m256i *)(const void *)(bi + 32)) : b0;
+        __m256i x;
+#define EDGEC_Q8_QROW(R, AR, C0, C1)                                           \
+        if (rows > (R)) {                                                      \
+            x = edgec_q8_quad((AR) + 4 * i);                                   \
+            C0 = _mm256_dpbusd_epi32(C0, x, b0);                               \
+            if (nv > 1) {                                                      \
+                C1 = _mm256_dpbusd_epi32(C1, x, b1);                           \
+            }                                                                  \
+        }
+        EDGEC_Q8_QROW(0, a0, c00, c01)
+        EDGEC_Q8_QROW(1, a1, c10, c11)
+        EDGEC_Q8_QROW(2, a2, c20, c21)
+        EDGEC_Q8_QROW(3, a3, c30, c31)
+        EDGEC_Q8_QROW(4, a4, c40, c41)
+        EDGEC_Q8_QROW(5, a5, c50, c51)
+#undef EDGEC_Q8_QROW
+    }
+    EDGEC_Q8_TILE_SAVE(t);
+}
+
+/* GEMV panel (see edgec_q8_gemv_panel) with weights [kq][8 * nv][4] and an unsigned row. */
+EDGEC_Q8_INLINE void edgec_q8_gemv_panel_vnni(int nv, int ncols, const uint8_t *a,
+                                              const int8_t *b, size_t kq, const int32_t *bias,
+                                              const int32_t *mult, int shift, int zp, int lo,
+                                              int hi, int8_t *y)
+{
+    __m256i acc[8];
+    size_t i;
+    int v;
+    for (v = 0; v < nv; ++v) {
+        acc[v] = _mm256_loadu_si256((const __m256i *)(const void *)(bias + 8 * v));
+    }
+    for (i = 0; i < kq; ++i) {
+        const __m256i x = edgec_q8_quad(a + 4 * i);
+        const int8_t *bi = b + i * (size_t)(32 * nv);
+        for (v = 0; v < nv; ++v) {
+            acc[v] = _mm256_dpbusd_epi32(acc[v], x,
+                                         _mm256_loadu_si256((const __m256i *)(const void *)(bi + 32 * v)));
+        }
+    }
+    for (v = 0; v < nv; v += 2) {
+        const __m256i m0 = _mm256_loadu_si256((const __m256i *)(const void *)(mult + 8 * v));
+        const __m256i y0 = edgec_q8_requant(acc[v], m0, shift, zp, lo, hi);
+        if (v + 1 < nv) {
+            const __m256i m1 = _mm256_loadu_si256((const __m256i *)(const void *)(mult + 8 * v + 8));
+            const __m256i y1 = edgec_q8_requant(acc[v + 1], m1, shift, zp, lo, hi);
+            edgec_q8_store_n(y + 8 * v, edgec_q8_narrow16(y0, y1), v + 2 == nv ? 8 + ncols : 16);
+        } else {
+            edgec_q8_store_n(y + 8 * v, edgec_q8_narrow16(y0, y0), ncols);
+        }
+    }
+}
+#endif /* AVX-512 VNNI */
+
+#endif /* EDGEC_X86_Q8_H */

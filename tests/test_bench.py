@@ -1,0 +1,67 @@
+"""`edgec bench` and tools/bench.py: the documented JSON keys on a tiny model (fp32 and int8,
+side by side with onnxruntime), and the markdown section replaced in place. No timing
+assertions: the numbers are whatever this machine gives."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from helpers import REPO, make_model
+from onnx import helper
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    inits = {"w": rng.standard_normal((16, 3, 3, 3)).astype(np.float32),
+             "b": rng.standard_normal(16).astype(np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"])]
+    model = make_model(nodes, {"x": ("float32", (1, 3, 8, 8))}, {"y": ("float32", None)}, inits,
+                       opset=13)
+    path = tmp_path_factory.mktemp("bench") / "tiny.onnx"
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("target", ["x86_64-fp32", "x86_64-int8"])
+def test_bench_json_has_the_documented_keys(tiny_model, target):
+    proc = subprocess.run([sys.executable, "-m", "edgec.cli", "bench", str(tiny_model), "-t",
+                           target, "--runs", "6", "--json"], capture_output=True, text=True,
+                          cwd=REPO, check=False)
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("latency_ms", "runs", "macs", "gmacs", "onnxruntime_ms", "onnxruntime_form",
+                "ratio", "compile_s", "litert"):
+        assert key in row, key
+    assert row["runs"] == 6 and row["macs"] == 8 * 8 * 16 * 27 and row["latency_ms"] > 0
+    assert row["litert_ms"] is None and "n/a" in row["litert"]
+    if target == "x86_64-fp32":
+        assert row["max_rel_err_vs_onnxruntime"] <= 1e-4
+        assert row["onnxruntime_form"] == "fp32"
+    else:
+        assert set(row["onnxruntime_forms_ms"]) == {"QDQ", "QOperator"}
+
+
+def test_bench_tool_keeps_other_sections(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_tool", REPO / "tools" / "bench.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# edgec benchmarks\n\n<!-- other:begin -->\nkeep me\n<!-- other:end -->\n")
+    row = {"model": "m", "target": "x86_64-fp32", "precision": "fp32", "runs": 50,
+           "macs": 10**6, "latency_ms": 1.0, "onnxruntime_ms": 2.0, "onnxruntime_form": "fp32",
+           "ratio": 0.5, "litert": "n/a (no TFLite backend yet)", "gmacs": 1.0,
+           "peak_share": 0.02, "compile_s": 0.1}
+    machine = {"cpu": "cpu", "cores": 2, "flags": ["avx2"], "mhz": 1000.0}
+    for _ in range(2):  # written twice: replaced, not appended
+        section = tool.markdown([row], machine, {"peak_gmacs": 50.0, "clock_ghz": 3.1},
+                                {"edgec": "0"}, 0.0025)
+        tool.write_section(doc, section)
+    text = doc.read_text()
+    assert "keep me" in text and text.count(tool.BEGIN) == 1
+    assert "| m | fp32 (x86_64-fp32) | 1.000 | 2.000 (fp32) | **0.50** |" in text
