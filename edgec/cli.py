@@ -20,7 +20,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line with exit code 2."""
 
     def error(self, message):
-        raise EdgecError(f"{message} (see 'edgec {self.prog.split()[-1]} --help')"
+        raise EdgecError(f"{message} (see 'edgec {self.prog.split(maxsplit=1)[-1]} --help')"
                          if " " in self.prog else f"{message} (see 'edgec --help')")
 
 
@@ -38,6 +38,82 @@ def _add_pass_args(p: argparse.ArgumentParser):
     p.add_argument("--dump-ir", metavar="DIR", help="write the IR text after each pass to DIR")
     p.add_argument("--disable-pass", action="append", default=[], metavar="NAME",
                    help="skip a pass of the target's pipeline (repeatable)")
+    _add_quant_args(p)
+
+
+def _add_quant_args(p: argparse.ArgumentParser):
+    q = p.add_argument_group("int8 quantisation (targets *-int8; see docs/int8.md)")
+    q.add_argument("--quant", choices=("static", "dynamic"), default="static",
+                   help="static: int8 activations from calibration (default); dynamic: int8 "
+                        "weights of Gemm/MatMul, activations quantised at run time")
+    q.add_argument("--calib", metavar="PATH",
+                   help="calibration data: .npy/.npz batches, or a folder of them or of images "
+                        "(without it: seeded random inputs and a warning)")
+    q.add_argument("--calib-method", default="minmax",
+                   choices=("minmax", "percentile", "entropy", "mse"),
+                   help="how ranges are chosen from the statistics; default %(default)s")
+    q.add_argument("--calib-percentile", type=float, default=99.99, metavar="P",
+                   help="percentile of --calib-method percentile; default %(default)s")
+    q.add_argument("--calib-limit", type=int, metavar="N", help="use at most N samples")
+    q.add_argument("--calib-size", metavar="HxW",
+                   help="images: resize to HxW (default: the model input's size)")
+    q.add_argument("--calib-mean", metavar="M[,M,M]", default="0",
+                   help="images: per-channel mean subtracted after scaling; default 0")
+    q.add_argument("--calib-std", metavar="S[,S,S]", default="1",
+                   help="images: per-channel std divided by; default 1")
+    q.add_argument("--calib-scale", type=float, default=1.0 / 255.0, metavar="K",
+                   help="images: pixel values (0..255) are multiplied by K first; default 1/255")
+    q.add_argument("--calib-channels", choices=("rgb", "bgr"), default="rgb",
+                   help="images: channel order; default rgb")
+    q.add_argument("--calib-layout", choices=("nchw", "nhwc"),
+                   help="images: input layout (default: guessed from the input shape)")
+    q.add_argument("--calib-resize", choices=("crop", "stretch"), default="crop",
+                   help="images: centre-crop to the aspect ratio before resizing (default) or "
+                        "stretch")
+    q.add_argument("--keep-float", nargs="+", action="extend", default=[],
+                   metavar="NODE_OR_OP", help="keep these nodes or op types in float32")
+    q.add_argument("--auto-mixed-precision", action="store_true",
+                   help="keep the most sensitive layers in float32 until --target-snr is met")
+    q.add_argument("--target-snr", type=float, default=30.0, metavar="DB",
+                   help="output SNR goal of --auto-mixed-precision; default %(default)s dB")
+
+
+def _floats(text: str, flag: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise EdgecError(f"{flag} takes numbers separated by commas, not '{text}'") from None
+
+
+def _preprocess(args):
+    from .quant.images import ImagePreprocess
+
+    size = None
+    if getattr(args, "calib_size", None):
+        try:
+            h, w = (int(v) for v in args.calib_size.lower().split("x"))
+            size = (h, w)
+        except ValueError:
+            raise EdgecError(f"--calib-size takes HxW, e.g. 224x224, not '{args.calib_size}'") \
+                from None
+    return ImagePreprocess(size=size, mean=_floats(args.calib_mean, "--calib-mean"),
+                           std=_floats(args.calib_std, "--calib-std"), scale=args.calib_scale,
+                           channels=args.calib_channels, layout=args.calib_layout,
+                           resize=args.calib_resize)
+
+
+def _quant_options(args) -> dict:
+    if not hasattr(args, "calib"):
+        return {}
+    return {"quant": args.quant, "calib": args.calib, "calib_method": args.calib_method,
+            "calib_percentile": args.calib_percentile, "calib_limit": args.calib_limit,
+            "preprocess": _preprocess(args), "keep_float": tuple(args.keep_float),
+            "auto_mixed_precision": args.auto_mixed_precision, "target_snr": args.target_snr}
+
+
+def _warn(warnings) -> None:
+    for w in warnings:
+        print(w, file=sys.stderr)
 
 
 def _options(args):
@@ -51,6 +127,7 @@ def _options(args):
         verify_each=getattr(args, "verify_each", False),
         dump_ir=Path(args.dump_ir) if getattr(args, "dump_ir", None) else None,
         disabled_passes=tuple(getattr(args, "disable_pass", []) or ()),
+        **_quant_options(args),
     )
 
 
@@ -65,11 +142,18 @@ def cmd_compile(args) -> int:
     from .compiler import compile_model, write_output
 
     result = compile_model(args.model, _options(args))
+    _warn(result.warnings)
     out = write_output(result.files, args.output)
     r = result.report
     print(f"edgec: compiled {Path(args.model).name} for {r['target']} -> {out}/")
     print(f"  kernels {r['kernels']}, MACs {r['macs']:,}, weights {r['weights_bytes']:,} B, "
           f"arena {r['arena_bytes']:,} B (lower bound {r['arena_lower_bound_bytes']:,} B)")
+    q = r.get("quantization")
+    if q:
+        cal = q.get("calibration")
+        how = f"calibration {cal['method']} on {cal['samples']} samples" if cal else q["mode"]
+        print(f"  int8 ({q['mode']}): {how}, {len(q.get('layers', []))} int8 layers, "
+              f"{len(q.get('float_nodes', []))} float nodes")
     return 0
 
 
@@ -79,12 +163,50 @@ def cmd_verify(args) -> int:
 
     from .verify import verify_model
 
+    if getattr(args, "per_layer", False):
+        return _verify_per_layer(args)
     res = verify_model(args.model, _options(args), inputs_path=args.inputs, seed=args.seed,
                        rtol=args.rtol, sanitize=args.sanitize)
+    _warn(res.warnings)
     if args.save_outputs:
         np.savez(args.save_outputs, **res.compiled_outputs)
     if args.json:
         print(json.dumps(res.as_dict()))
+    else:
+        _print_verify(args, res)
+    return 0 if res.ok else 1
+
+
+def _verify_per_layer(args) -> int:
+    """edgec verify --per-layer: the debug build dumps every layer; a table per layer."""
+    import numpy as np
+
+    from .debug import VERIFY_STEPS, per_layer_text, verify_per_layer
+    from .golden.console import Progress
+
+    with Progress("edgec verify --per-layer", VERIFY_STEPS) as bar:
+        res = verify_per_layer(args.model, _options(args), inputs_path=args.inputs,
+                               seed=args.seed, rtol=args.rtol, sanitize=args.sanitize,
+                               progress=bar.advance)
+    _warn(res.verify.warnings)
+    if args.save_outputs:
+        np.savez(args.save_outputs, **res.verify.compiled_outputs)
+    if args.json:
+        print(json.dumps(res.as_dict()))
+    else:
+        print(per_layer_text(res, Path(args.model).name))
+        if res.crash:
+            print("edgec verify: FAIL")
+        else:
+            print()
+            _print_verify(args, res.verify, final=res.ok)
+    return 0 if res.ok else 1
+
+
+def _print_verify(args, res, final: bool | None = None) -> None:
+    """The outputs table of `edgec verify` and its PASS/FAIL line."""
+    if res.exact:
+        _print_int8_verify(args, res, final)
     else:
         rows = [("output", "max abs err", "max rel err", "SNR dB", "status")]
         for o in res.outputs:
@@ -96,8 +218,41 @@ def cmd_verify(args) -> int:
               f"({res.samples} sample{'s' if res.samples != 1 else ''}, rtol {args.rtol:g})")
         for r in rows:
             print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
-        print("edgec verify: " + ("PASS" if res.ok else "FAIL"))
-    return 0 if res.ok else 1
+        print("edgec verify: " + ("PASS" if (res.ok if final is None else final) else "FAIL"))
+
+
+def _print_int8_verify(args, res, final: bool | None = None) -> None:
+    rows = [("output", "differing", "max abs err vs fp32", "SNR dB vs fp32", "status")]
+    for o in res.outputs:
+        rows.append((o.name, f"{o.mismatched}/{o.numel}", _fmt_err(o.max_abs_err),
+                     "inf" if math.isinf(o.snr_db) else f"{o.snr_db:.1f}",
+                     ("bit-exact" if o.mismatched == 0 else "ok (fp32 tol)") if o.ok
+                     else "MISMATCH"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    print(f"edgec verify: {Path(args.model).name} on {res.target} "
+          f"({res.samples} sample{'s' if res.samples != 1 else ''}; C vs the int8 reference "
+          "interpreter, errors vs onnxruntime fp32)")
+    for r in rows:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    print("edgec verify: " + ("PASS" if (res.ok if final is None else final) else "FAIL"))
+
+
+def cmd_export_qdq(args) -> int:
+    """edgec export-qdq MODEL -o OUT.onnx: edgec's int8 graph as a QDQ ONNX model."""
+    from .compiler import compile_model
+    from .quant.qdq_export import export_qdq
+
+    options = _options(args)
+    if not options.target.endswith("-int8"):
+        raise EdgecError(f"export-qdq needs an int8 target (-t generic-int8), not "
+                         f"'{options.target}'")
+    if options.quant != "static":
+        raise EdgecError("export-qdq writes static int8 graphs only (drop --quant dynamic)")
+    result = compile_model(args.model, options)
+    _warn(result.warnings)
+    path = export_qdq(result, args.output)
+    print(f"edgec: wrote the int8 graph of {Path(args.model).name} as QDQ ONNX -> {path}")
+    return 0
 
 
 def cmd_run(args) -> int:
@@ -116,6 +271,96 @@ def cmd_run(args) -> int:
     for name, arr in outs.items():
         print(f"{name}: {arr.dtype}[{'x'.join(map(str, arr.shape))}]")
     print(f"edgec run: outputs saved to {out_path}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    """edgec report MODEL -t TARGET: per-layer table, memory plan as ASCII art, picture."""
+    from .report import run_report
+
+    print(run_report(args.model, _options(args), plot=args.plot, as_json=args.json,
+                     width=args.width))
+    if args.plot and not args.json:
+        print(f"edgec report: memory plan picture written to {args.plot}")
+    return 0
+
+
+def _target_list(values: list[str], default: str) -> list[str]:
+    """-t values (repeatable, comma-separated; 'all' = every target) as a list of names."""
+    from .targets import all_targets
+
+    names = [n.strip() for v in values for n in v.split(",") if n.strip()] or [default]
+    if "all" in names:
+        return list(all_targets())
+    return list(dict.fromkeys(names))
+
+
+def cmd_golden_record(args) -> int:
+    """edgec golden record MODEL -t T1,T2 -d DIR: approve the outputs of each target."""
+    from .golden import record_case, record_text
+    from .golden.console import Progress
+
+    targets = _target_list(args.target, "generic-fp32")
+    args.target = targets[0]
+    with Progress("edgec golden record", len(targets)) as bar:
+        case_dir, rows = record_case(args.model, targets, args.dir, _options(args),
+                                     inputs_path=args.inputs, seed=args.seed,
+                                     per_layer=args.per_layer, rtol=args.rtol, name=args.name,
+                                     progress=bar.advance)
+    if args.json:
+        print(json.dumps({"case": str(case_dir), "targets": [r.as_dict() for r in rows]}))
+    else:
+        print(record_text(case_dir, rows))
+    return 0 if all(r.status == "recorded" for r in rows) else 1
+
+
+def cmd_golden_check(args) -> int:
+    """edgec golden check DIR...: rerun every recorded case; exit 1 on any regression."""
+    from .golden import check_cases, check_text, count_checks, find_cases, write_junit
+    from .golden.console import Progress
+
+    cases = find_cases(args.dirs)
+    targets = _target_list(args.target, "") if args.target else None
+    total = count_checks(cases, targets)
+    if total == 0:
+        raise EdgecError(f"no recorded target matches -t {','.join(targets or [])} in "
+                         f"{len(cases)} case(s)")
+    with Progress("edgec golden check", total) as bar:
+        results = check_cases(cases, targets, sanitize=args.sanitize, progress=bar.advance)
+    if args.junit:
+        write_junit(results, args.junit)
+    if args.json:
+        print(json.dumps({"cases": [r.as_dict() for r in results]}))
+    else:
+        print(check_text(results))
+        if args.junit:
+            print(f"edgec golden check: JUnit XML written to {args.junit}")
+    return 1 if any(r.failed for r in results) else 0
+
+
+def cmd_bench(args) -> int:
+    """edgec bench MODEL -t TARGET: latency of the generated C next to onnxruntime."""
+    from .bench import bench_model
+    from .frontend.onnx import parse_input_shapes
+
+    row = bench_model(args.model, args.target, runs=args.runs, compare=not args.no_compare,
+                      input_shapes=parse_input_shapes(args.input_shape))
+    if args.json:
+        print(json.dumps(row))
+        return 0
+    print(f"edgec bench: {Path(args.model).name} on {row['target']} "
+          f"({row['runs']} runs, median; MACs {row['macs']:,})")
+    if row.get("emulated"):
+        print(f"  emulated: {row['latency_ms']:.3f} ms wall (not meaningful), "
+              f"{row.get('instructions') or 'n/a'} instructions per inference")
+        return 0
+    share = f", {row['peak_share']:.0%} of the FMA peak" if "peak_share" in row else ""
+    print(f"  edgec        {row['latency_ms']:.4f} ms  ({row['gmacs']:.1f} GMAC/s{share})")
+    if "onnxruntime_ms" in row:
+        print(f"  onnxruntime  {row['onnxruntime_ms']:.4f} ms  ({row['onnxruntime_form']}; "
+              f"call overhead {row['onnxruntime_call_overhead_ms']:.4f} ms)")
+        print(f"  ratio edgec / onnxruntime: {row['ratio']:.3f}")
+    print(f"  LiteRT       {row['litert']}")
     return 0
 
 
@@ -162,8 +407,17 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--sanitize", action="store_true",
                    help="build with AddressSanitizer and UBSan")
     v.add_argument("--save-outputs", metavar="OUT.npz", help="save the compiled code's outputs")
+    v.add_argument("--per-layer", action="store_true",
+                   help="build with the dump hook and compare every layer with the reference "
+                        "(first divergence marked; int8: each layer's SNR against fp32)")
     v.add_argument("--json", action="store_true", help="print one JSON object")
     v.set_defaults(fn=cmd_verify)
+
+    e = sub.add_parser("export-qdq", help="write edgec's int8 graph as a QDQ ONNX model")
+    _add_model_args(e, target_default="generic-int8")
+    _add_pass_args(e)
+    e.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="output file")
+    e.set_defaults(fn=cmd_export_qdq)
 
     r = sub.add_parser("run", help="run the reference interpreter")
     r.add_argument("model")
@@ -172,6 +426,58 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("-o", "--output", help="where to save outputs (.npz)")
     r.set_defaults(fn=cmd_run)
+
+    rp = sub.add_parser("report", help="per-layer costs and the memory plan of a model")
+    _add_model_args(rp)
+    _add_pass_args(rp)
+    rp.add_argument("--plot", metavar="PLAN.svg|PLAN.png",
+                    help="write the memory timeline picture (.png needs matplotlib)")
+    rp.add_argument("--json", action="store_true", help="print one JSON object")
+    rp.add_argument("--width", type=int, default=64, help="columns of the ASCII plan")
+    rp.set_defaults(fn=cmd_report)
+
+    gd = sub.add_parser("golden", help="record and check golden outputs (regression tests "
+                                       "for CI; see docs/golden.md)")
+    gsub = gd.add_subparsers(dest="golden_command", parser_class=_Parser)
+    gr = gsub.add_parser("record", help="record approved outputs of a model per target")
+    gr.add_argument("model", help="ONNX model file")
+    gr.add_argument("-t", "--target", action="append", default=[], metavar="T1,T2",
+                    help="targets (comma-separated, repeatable; 'all' = every target); "
+                         "default generic-fp32")
+    gr.add_argument("-d", "--dir", required=True, help="directory of golden cases")
+    gr.add_argument("--name", help="case name (default: the model file's stem)")
+    src = gr.add_mutually_exclusive_group()
+    src.add_argument("--inputs", help=".npz (keys = input names) or .npy input data")
+    src.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    gr.add_argument("--per-layer", action="store_true",
+                    help="also store every intermediate tensor of the reference run")
+    gr.add_argument("--rtol", type=float, default=1e-4,
+                    help="fp32 tolerance: max error relative to the output's largest magnitude")
+    gr.add_argument("--input-shape", action="append", default=[], metavar="NAME=DxD...",
+                    help="fix a dynamic input shape (repeatable)")
+    _add_quant_args(gr)
+    gr.add_argument("--json", action="store_true", help="print one JSON object")
+    gr.set_defaults(fn=cmd_golden_record)
+    gc = gsub.add_parser("check", help="rerun recorded cases and compare (exit 1 on regression)")
+    gc.add_argument("dirs", nargs="+", metavar="DIR",
+                    help="golden case directories, or directories searched for them")
+    gc.add_argument("-t", "--target", action="append", default=[], metavar="T1,T2",
+                    help="check only these recorded targets")
+    gc.add_argument("--junit", metavar="FILE", help="write JUnit XML for CI systems")
+    gc.add_argument("--sanitize", action="store_true",
+                    help="build with AddressSanitizer and UBSan")
+    gc.add_argument("--json", action="store_true",
+                    help='print {"cases": [{"case", "target", "status", ...}]}')
+    gc.set_defaults(fn=cmd_golden_check)
+    gd.set_defaults(fn=lambda args: gd.print_help() or 2)
+
+    b = sub.add_parser("bench", help="latency of the generated C next to onnxruntime")
+    _add_model_args(b, target_default="x86_64-fp32")
+    b.add_argument("--runs", type=int, default=100,
+                   help="timed runs of each engine after warm-up; default %(default)s")
+    b.add_argument("--no-compare", action="store_true", help="time edgec only")
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.set_defaults(fn=cmd_bench)
 
     t = sub.add_parser("targets", help="list targets")
     t.set_defaults(fn=cmd_targets)

@@ -34,6 +34,18 @@ class CompileOptions:
     verify_each: bool = False
     dump_ir: Path | None = None
     disabled_passes: tuple[str, ...] = ()
+    # int8 targets (docs/int8.md): calibration data and method, mixed precision, mode.
+    quant: str = "static"
+    calib: str | None = None
+    calib_method: str = "minmax"
+    calib_percentile: float = 99.99
+    calib_limit: int | None = None
+    calib_samples: list | None = None  # in-memory samples (library use), instead of `calib`
+    preprocess: object | None = None  # edgec.quant.ImagePreprocess for image folders
+    keep_float: tuple[str, ...] = ()
+    auto_mixed_precision: bool = False
+    target_snr: float = 30.0
+    seed: int = 0
 
 
 @dataclass
@@ -46,6 +58,8 @@ class CompileResult:
     report: dict
     target: Target
     source_graph: Graph | None = None
+    float_graph: Graph | None = None  # int8 targets: the fp32 graph that was quantised
+    warnings: list[str] = field(default_factory=list)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -88,7 +102,7 @@ def build_report(g: Graph, plan, target: Target, weights_bytes: int, extra: dict
         "target": target.name,
         "precision": target.precision,
         "ops": dict(sorted(ops.items())),
-        "kernels": len(g.nodes),
+        "kernels": len(g.nodes),  # replaced by the backend's count of emitted kernels
         "macs": int(macs),
         "params": int(params),
         "weights_bytes": int(weights_bytes),
@@ -117,17 +131,26 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     from .passes.memory_plan import plan_memory
 
     target = get_target(options.target)
+    g.mark_sources()  # provenance of every value, for per-layer debugging (docs/golden.md)
     source = g.clone()
     g = run_pipeline(g, target, options)
+    float_graph, warnings, quant_report = None, [], {}
+    if target.is_int8:
+        from .quant.driver import quantize_graph
+
+        g, float_graph, warnings, quant_report = quantize_graph(g, target, options)
     g.verify()
     plan = plan_memory(g, target.alignment)
     prefix = options.prefix or model_name
     backend = CBackend(target, prefix)
     files = backend.generate(g, plan, model_name=model_name)
     report = build_report(g, plan, target, backend.weights_bytes, dict(extra_report or {}))
+    report["kernels"] = backend.kernel_count
     report["prefix"] = backend.prefix
+    if quant_report:
+        report["quantization"] = quant_report
     files["report.json"] = json.dumps(report, indent=2, sort_keys=False) + "\n"
-    return CompileResult(g, plan, files, report, target, source)
+    return CompileResult(g, plan, files, report, target, source, float_graph, warnings)
 
 
 def compile_model(model_path: str | os.PathLike, options: CompileOptions) -> CompileResult:

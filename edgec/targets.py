@@ -13,6 +13,7 @@ from .errors import TargetError
 # Pass pipelines (names registered in edgec.passes).
 FP32_PIPELINE = (
     "canonicalize",
+    "fold-pad",
     "fold-batchnorm",
     "matmul-to-gemm",
     "fold-scale-shift",
@@ -20,8 +21,21 @@ FP32_PIPELINE = (
     "fuse-activation",
     "canonicalize",
     "layout-nhwc",
+    "fold-pad",
     "canonicalize",
+    "fuse-input-transpose",
+    "fuse-pool-gemm",
 )
+
+# int8 targets: the fp32 pipeline without residual fusion (int8 adds are their own QAdd
+# kernels), preceded by import-qdq (pre-quantised models: DQ -> op -> Q patterns become int8
+# ops before anything folds their dequantised weights). After it, the compile driver
+# calibrates and runs QUANT_PIPELINE (edgec/compiler.py, docs/int8.md).
+INT8_FLOAT_PIPELINE = ("import-qdq",) + tuple(
+    p for p in FP32_PIPELINE
+    if p not in ("fuse-residual", "fuse-input-transpose", "fuse-pool-gemm")
+)
+QUANT_PIPELINE = ("quantize", "canonicalize")
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,7 @@ class Target:
     runner: tuple[str, ...] = ()
     alignment: int = 16
     pipeline: tuple[str, ...] = FP32_PIPELINE
+    quant_pipeline: tuple[str, ...] = ()
     apt_packages: tuple[str, ...] = ()
     host_runnable: bool = True
     features: frozenset = field(default_factory=frozenset)
@@ -72,6 +87,89 @@ register_target(Target(
     cflags=("-O3", "-mavx2", "-mfma"),
     alignment=64,
     features=frozenset({"avx2", "fma"}),
+))
+
+register_target(Target(
+    name="generic-int8",
+    description="portable C99, int8 (TFLite scheme: per-channel int8 weights, int8 "
+                "activations, fixed-point requantisation); any C compiler",
+    precision="int8",
+    cflags=("-O2",),
+    pipeline=INT8_FLOAT_PIPELINE,
+    quant_pipeline=QUANT_PIPELINE,
+))
+register_target(Target(
+    name="x86_64-int8",
+    description="x86_64 with AVX2, int8 (AVX2 kernels: vpmaddwd dot products, vectorised "
+                "fixed-point requantisation; bit-exact with generic-int8)",
+    precision="int8",
+    isa="x86_64-avx2",
+    cflags=("-O3", "-mavx2", "-mfma"),
+    alignment=64,
+    features=frozenset({"avx2", "fma"}),
+    pipeline=INT8_FLOAT_PIPELINE,
+    quant_pipeline=QUANT_PIPELINE,
+))
+
+register_target(Target(
+    name="x86_64-int8-vnni",
+    description="x86_64 with AVX2 and AVX-512 VNNI (vpdpbusd on 256-bit vectors), int8; the "
+                "host must have avx512_vnni (e.g. Zen 4, Ice Lake and later)",
+    precision="int8",
+    isa="x86_64-avx512vnni",
+    cflags=("-O3", "-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"),
+    alignment=64,
+    features=frozenset({"avx2", "fma", "avx512vnni"}),
+    pipeline=INT8_FLOAT_PIPELINE,
+    quant_pipeline=QUANT_PIPELINE,
+))
+
+# arm64 (docs/arm64.md): cross-compiled with Debian's aarch64-linux-gnu-gcc, linked statically
+# so that qemu-aarch64 runs the executable without a guest sysroot. The runner's `-cpu` is the
+# oldest core each build claims to support: a Cortex-A53 (ARMv8.0) raises SIGILL on any
+# dot-product or later instruction, so the fp32 and -base builds prove they contain none.
+ARM64_APT = ("gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross", "qemu-user")
+ARM64_COMMON = dict(
+    cc="aarch64-linux-gnu-gcc",
+    ldflags=("-static", "-lm"),
+    alignment=16,
+    apt_packages=ARM64_APT,
+    host_runnable=False,
+)
+register_target(Target(
+    name="arm64-fp32",
+    description="arm64 (ARMv8-A) with NEON, float32; cross-compiled, runs under qemu-aarch64",
+    isa="arm64-neon",
+    cflags=("-O3", "-march=armv8-a"),
+    runner=("qemu-aarch64", "-cpu", "cortex-a53"),
+    features=frozenset({"neon"}),
+    **ARM64_COMMON,
+))
+register_target(Target(
+    name="arm64-int8",
+    description="arm64 ARMv8.2-A with NEON and the dot-product extension (SDOT), int8; "
+                "cross-compiled, runs under qemu-aarch64",
+    precision="int8",
+    isa="arm64-dotprod",
+    cflags=("-O3", "-march=armv8.2-a+dotprod"),
+    runner=("qemu-aarch64", "-cpu", "max"),
+    features=frozenset({"neon", "dotprod"}),
+    pipeline=INT8_FLOAT_PIPELINE,
+    quant_pipeline=QUANT_PIPELINE,
+    **ARM64_COMMON,
+))
+register_target(Target(
+    name="arm64-int8-base",
+    description="arm64 ARMv8.0-A with NEON and no dot product (e.g. Cortex-A53), int8; "
+                "cross-compiled, runs under qemu-aarch64 -cpu cortex-a53",
+    precision="int8",
+    isa="arm64-neon",
+    cflags=("-O3", "-march=armv8-a"),
+    runner=("qemu-aarch64", "-cpu", "cortex-a53"),
+    features=frozenset({"neon"}),
+    pipeline=INT8_FLOAT_PIPELINE,
+    quant_pipeline=QUANT_PIPELINE,
+    **ARM64_COMMON,
 ))
 
 

@@ -26,6 +26,14 @@ SANITIZE_FLAGS = (
     "-fno-omit-frame-pointer",
     "-g",
 )
+# Emulated (cross-compiled, static) targets: no sanitizer runtime exists for them here, so
+# undefined behaviour (including out-of-bounds indexing of arrays of known size) traps.
+TRAP_SANITIZE_FLAGS = (
+    "-fsanitize=undefined",
+    "-fsanitize-undefined-trap-on-error",
+    "-fno-omit-frame-pointer",
+    "-g",
+)
 
 
 def compiler_for(target: Target, cc: str | None = None) -> str:
@@ -67,7 +75,8 @@ def build(
     exe = Path(exe) if exe else src_dir / "edgec_harness"
     cflags = list(STRICT_FLAGS) + list(target.cflags)
     if sanitize:
-        cflags = [f for f in cflags if not f.startswith("-O")] + ["-O1", *SANITIZE_FLAGS]
+        flags = SANITIZE_FLAGS if target.host_runnable else TRAP_SANITIZE_FLAGS
+        cflags = [f for f in cflags if not f.startswith("-O")] + ["-O1", *flags]
     cmd = [*shlex.split(compiler), *cflags, *extra_cflags, f"-I{src_dir}",
            *map(str, sources), "-o", str(exe), *target.ldflags]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -88,8 +97,13 @@ def run(
     runs: int = 1,
     timeout: float = 600.0,
     env: dict | None = None,
+    runner_args: tuple[str, ...] = (),
 ) -> tuple[list[np.ndarray], list[float]]:
-    """Run a built harness; returns (outputs, per-run nanoseconds when runs > 1)."""
+    """Run a built harness; returns (outputs, per-run nanoseconds when runs > 1).
+
+    `runner_args` go to the emulator after its own arguments (e.g. a QEMU `-plugin`); `env`
+    replaces the environment (`{}` runs it like `env -i`).
+    """
     with tempfile.TemporaryDirectory(prefix="edgec-run-") as tmp:
         tmpd = Path(tmp)
         in_paths, out_paths = [], []
@@ -99,9 +113,13 @@ def run(
             in_paths.append(str(p))
         for i in range(len(outputs)):
             out_paths.append(str(tmpd / f"out{i}.bin"))
-        for tool in target.runner[:1]:
-            require_tool(tool, target)
-        cmd = [*target.runner, str(exe), str(runs), *in_paths, *out_paths]
+        runner = list(target.runner)
+        if runner:
+            runner[0] = require_tool(runner[0], target)
+        elif runner_args:
+            raise TargetError(f"target {target.name} runs natively: no emulator to pass "
+                              f"{runner_args[0]} to")
+        cmd = [*runner, *runner_args, str(exe), str(runs), *in_paths, *out_paths]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
         except subprocess.TimeoutExpired:

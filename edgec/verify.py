@@ -6,6 +6,10 @@ The fp32 reference is onnxruntime on the original ONNX file. Error measures per 
                                          zero do not turn rounding noise into huge ratios)
   snr_db      = 10 log10( sum r^2 / sum (c - r)^2 )   (inf when identical)
 An output passes when max_rel_err <= rtol (default 1e-4).
+
+int8 targets: an output passes when the C is bit-identical to the int8 reference interpreter
+(`edgec.interp.run_graph` on the quantised graph); the errors and SNR against onnxruntime fp32
+are reported alongside (quantisation error, not a failure).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, EdgecError
 from .ir import Graph
 
 DEFAULT_RTOL = 1e-4
@@ -105,9 +109,14 @@ def onnxruntime_outputs(model_path: str | Path, feeds: dict[str, np.ndarray]) ->
     so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
-    sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    res = sess.run(names, feeds)
+    try:
+        sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
+        names = [o.name for o in sess.get_outputs()]
+        res = sess.run(names, feeds)
+    except Exception as e:  # the reference itself cannot run the model: a user-facing problem
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise EdgecError(f"onnxruntime, the reference of 'edgec verify', cannot run "
+                         f"'{Path(model_path).name}': {reason}") from None
     return dict(zip(names, res))
 
 
@@ -172,11 +181,18 @@ class VerifyResult:
     samples: int = 1
     compiled_outputs: dict[str, np.ndarray] = field(default_factory=dict)
     report: dict = field(default_factory=dict)
+    exact: bool = False  # int8: `ok` means bit-identical to the int8 reference interpreter
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         """The documented --json object."""
-        return {"target": self.target, "ok": self.ok, "samples": self.samples,
-                "outputs": [o.as_dict() for o in self.outputs]}
+        d = {"target": self.target, "ok": self.ok, "samples": self.samples,
+             "outputs": [o.as_dict() for o in self.outputs]}
+        if self.exact:  # int8: mismatches vs the int8 interpreter; errors and SNR vs fp32
+            d["reference"] = "int8 interpreter (bit-exact); errors and snr_db vs onnxruntime fp32"
+            for row, o in zip(d["outputs"], self.outputs):
+                row["mismatched"] = o.mismatched
+        return d
 
 
 def run_compiled(result, feeds_list: list[dict[str, np.ndarray]], workdir: Path,
@@ -200,6 +216,38 @@ def run_compiled(result, feeds_list: list[dict[str, np.ndarray]], workdir: Path,
     return results
 
 
+def _verify_int8(result, samples, compiled, refs, rtol: float = DEFAULT_RTOL) -> VerifyResult:
+    """int8 verify: bit-exact against the int8 reference interpreter (the pass/fail test),
+    plus each output's SNR against onnxruntime fp32 (reported, never a failure)."""
+    from .interp import run_graph
+
+    g = result.graph
+    out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
+    in_names = g.meta.get("input_names") or [v.name for v in g.inputs]
+    interp = [run_graph(g, {n: np.asarray(s[n]) for n in in_names}) for s in samples]
+    comparisons, stacked = [], {}
+    for name in out_names:
+        got = np.concatenate([np.asarray(c[name]).reshape(-1) for c in compiled])
+        want = np.concatenate([np.asarray(r[name]).reshape(-1) for r in interp])
+        ref = np.concatenate([np.asarray(r[name]).reshape(-1) for r in refs])
+        producer = g.outputs[out_names.index(name)].producer
+        bits = producer is None or producer.op == "DequantizeLinear" or \
+            not g.outputs[out_names.index(name)].dtype.is_float
+        # Outputs of a float island (e.g. a final Softmax) match within fp32 tolerance.
+        exact = compare(name, got, want, rtol, exact=bits)
+        vs_fp32 = compare(name, got, ref.astype(np.float64))
+        exact.snr_db = vs_fp32.snr_db
+        exact.max_abs_err, exact.max_rel_err = vs_fp32.max_abs_err, vs_fp32.max_rel_err
+        comparisons.append(exact)
+        stacked[name] = np.concatenate([c[name] for c in compiled]) if len(compiled) > 1 \
+            else compiled[0][name]
+    ok = all(c.ok for c in comparisons)
+    res = VerifyResult(result.target.name, ok, comparisons, len(samples), stacked, result.report)
+    res.exact = True
+    res.warnings = list(result.warnings)
+    return res
+
+
 def verify_model(model_path: str | Path, options, inputs_path: str | None = None,
                  seed: int = 0, rtol: float = DEFAULT_RTOL, sanitize: bool = False,
                  cc: str | None = None) -> VerifyResult:
@@ -212,7 +260,18 @@ def verify_model(model_path: str | Path, options, inputs_path: str | None = None
     samples = split_batches(g, feeds)
     with tempfile.TemporaryDirectory(prefix="edgec-verify-") as tmp:
         compiled = run_compiled(result, samples, Path(tmp), sanitize=sanitize, cc=cc)
+    return compare_outputs(result, model_path, samples, compiled, rtol)
+
+
+def compare_outputs(result, model_path: str | Path, samples: list[dict[str, np.ndarray]],
+                    compiled: list[dict[str, np.ndarray]], rtol: float = DEFAULT_RTOL
+                    ) -> VerifyResult:
+    """Compare the compiled model's outputs on `samples` with the reference (onnxruntime on
+    `model_path`; for int8 targets bit-exactness against the int8 interpreter)."""
+    g = result.source_graph
     refs = [onnxruntime_outputs(model_path, s) for s in samples]
+    if result.target.is_int8:
+        return _verify_int8(result, samples, compiled, refs, rtol)
     out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
     comparisons = []
     stacked = {}

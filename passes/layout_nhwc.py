@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph, Node
+from ..ir.graph import SOURCE, push_source_through_transposes
 from ..ops import get_op
 from ..ops.elementwise import ElementwiseOp
 from ._rewrite import apply_rules
@@ -75,6 +76,9 @@ def switch_to_channels_last(g: Graph) -> bool:
                 if user is not t_out:
                     user.set_input(idx, t_out.output)
             g.outputs = [t_out.output if v is y else v for v in g.outputs]
+            if SOURCE in y.meta:  # provenance: t_out now holds the NCHW tensor, y its NHWC form
+                t_out.output.meta[SOURCE] = y.meta.pop(SOURCE)
+                push_source_through_transposes(t_out.output)
         changed = True
     return changed
 

@@ -245,7 +245,8 @@ class CBackend:
             layer.index = i
             layers.append(layer)
         self.kernel_count = len(layers)
-        runtime = sorted({h for n in g.nodes for h in getattr(get_op(n.op), "c_runtime", ())})
+        runtime = sorted({h for L in layers for h in get_op(L.node.op).c_runtime_for(L.node,
+                                                                                  self.target)})
         weights = []
         for ct in consts.values():
             if ct.ident in self._const_used:

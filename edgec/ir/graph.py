@@ -5,6 +5,15 @@ constant (`data` set, no producer) or the output of exactly one `Node`. Each val
 list of (node, input index) pairs that read it; that list is updated whenever a node's inputs
 are assigned, so passes never patch use lists by hand (the torch.fx habit). `Node.meta` and
 `Value.meta` are scratch space for passes and analyses.
+
+Provenance (docs/golden.md): `Graph.mark_sources` records in `Value.meta["source"]` which
+tensor of the imported model a value holds, as (source name, perm) with
+`source = np.transpose(value, perm)` (perm None: same layout), and in
+`Node.meta["source_nodes"]` the imported nodes a node computes. Passes keep both without
+doing anything: `replace_all_uses(old, new)` hands old's record to `new` (and through the
+Transposes that produce `new` to their inputs, with the permutation composed), and
+`add_node(..., name=existing_node_name)`, the passes' way of rebuilding a node, inherits the
+existing node's source nodes. Per-layer debugging uses this to name compiled values.
 """
 
 from __future__ import annotations
@@ -17,6 +26,9 @@ import networkx as nx
 import numpy as np
 
 from .types import DType, QuantParams, TensorType
+
+SOURCE = "source"  # Value.meta key: (source value name, perm or None); see the module doc
+SOURCE_NODES = "source_nodes"  # Node.meta key: names of the imported nodes a node computes
 
 
 class IRError(Exception):
@@ -184,8 +196,11 @@ class Graph:
         from ..ops import get_op  # local import: ops depend on this module
 
         opdef = get_op(op)
+        rebuilt = self._source_nodes_of(name) if name else None
         node = Node(op, self.unique_node_name(name or op.lower()), opdef.normalize_attrs(attrs or {}))
         self._node_names.add(node.name)
+        if rebuilt is not None:  # a pass rebuilding node `name`: the new node computes it too
+            node.meta[SOURCE_NODES] = list(rebuilt)
         node.inputs = list(inputs)
         if output_types is None:
             output_types = opdef.infer(node)
@@ -243,6 +258,7 @@ class Graph:
         for node, idx in list(old.uses):
             node.set_input(idx, new)
         self.outputs = [new if v is old else v for v in self.outputs]
+        hand_over_provenance(old, new)
 
     def replace_output_keep_name(self, old: Value, new: Value) -> None:
         """Replace graph output `old` by `new`, handing over the public name of `old`."""
@@ -278,6 +294,23 @@ class Graph:
             if v.is_const and not v.uses and id(v) not in live:
                 del self.values[name]
         return removed
+
+    # ----------------------------------------------------------------- provenance
+    def mark_sources(self) -> None:
+        """Record every activation as its own source and every node as its own source node
+        (the compile driver calls this on the imported graph, before any pass)."""
+        for v in self.values.values():
+            if not v.is_const:
+                v.meta.setdefault(SOURCE, (v.name, None))
+        for n in self.nodes:
+            n.meta.setdefault(SOURCE_NODES, [n.name])
+
+    def _source_nodes_of(self, name: str) -> list[str] | None:
+        """Source nodes of the existing node called `name` (None when there is none)."""
+        if name not in self._node_names:
+            return None
+        node = next((n for n in self.nodes if n.name == name), None)
+        return None if node is None else node.meta.get(SOURCE_NODES)
 
     # ----------------------------------------------------------------- queries
     @property
@@ -399,3 +432,42 @@ class Graph:
             if v is not None and v.producer is not None and v.producer not in out:
                 out.append(v.producer)
         return out
+
+
+def compose_perm(transpose_perm: list[int], source_perm) -> tuple[int, ...] | None:
+    """Provenance perm of x when y = np.transpose(x, transpose_perm) has `source_perm`:
+    transpose(transpose(x, p), q) = transpose(x, p[q]). None when it is the identity."""
+    q = range(len(transpose_perm)) if source_perm is None else source_perm
+    composed = tuple(int(transpose_perm[i]) for i in q)
+    return None if composed == tuple(range(len(composed))) else composed
+
+
+def push_source_through_transposes(v: Value) -> None:
+    """Give the inputs of the Transposes that produce `v` (and so on upwards) `v`'s source,
+    each in its own layout, unless they already have one."""
+    from ..ops import get_op
+
+    while v.producer is not None and v.producer.op == "Transpose" and SOURCE in v.meta:
+        x = v.producer.input(0)
+        if x is None or x.is_const or SOURCE in x.meta:
+            return
+        name, perm = v.meta[SOURCE]
+        x.meta[SOURCE] = (name, compose_perm(get_op("Transpose").perm(v.producer), perm))
+        v = x
+
+
+def hand_over_provenance(old: Value, new: Value) -> None:
+    """`new` now stands for `old` (same type and layout): it inherits old's source unless it
+    has its own, and its producer, when that computes imported nodes, absorbs old's producer's
+    source nodes (Conv rebuilt with a fused Relu computes both)."""
+    if new.is_const:
+        return
+    if SOURCE in old.meta and SOURCE not in new.meta:
+        new.meta[SOURCE] = old.meta[SOURCE]
+        push_source_through_transposes(new)
+    before, after = old.producer, new.producer
+    if before is None or after is None or before is after or SOURCE_NODES not in after.meta:
+        return
+    for name in before.meta.get(SOURCE_NODES, ()):
+        if name not in after.meta[SOURCE_NODES]:
+            after.meta[SOURCE_NODES].append(name)

@@ -171,6 +171,11 @@ class OpDef:
         """
         return {}
 
+    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
+        """Runtime headers (codegen/c/runtime) the node's kernel needs for `target`: the
+        class attribute `c_runtime` unless an op's kernels differ per ISA."""
+        return tuple(getattr(self, "c_runtime", ()))
+
     def macs(self, node: Node) -> int:
         """Multiply-accumulate operations of one execution (0 for data movement)."""
         return 0

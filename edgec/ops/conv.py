@@ -16,6 +16,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ShapeError, UnsupportedError
 from ..ir import Node, TensorType
+from . import arm64, x86_kernels
 from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type
 from .common import FLOATS, require_dtypes
 from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np, epilogue_c
@@ -190,6 +191,12 @@ class Conv(OpDef):
             raise UnsupportedError(f"Conv node '{node.name}': C kernels need channels-last data")
         if len(a["kernel_shape"]) > 2:
             raise UnsupportedError(f"Conv node '{node.name}': 3-D convolution has no C kernel")
+        x86 = x86_kernels.conv_kernel(node, target, self.is_depthwise(node))
+        if x86 is not None:
+            return f"ops/x86/conv_{x86}.c.j2"
+        neon = arm64.conv_template(node, target, arm64.conv_kind(node), bool(a["input_layout"]))
+        if neon:
+            return neon
         if self.is_depthwise(node) and not a.get("input_layout"):
             return "ops/conv_depthwise.c.j2"
         return "ops/conv.c.j2"
@@ -217,24 +224,33 @@ class Conv(OpDef):
         group = a["group"]
         m = w.shape[0]
         c = x.shape[1] if x_nchw else x.shape[-1]
+        bias = node.input(2)
+        geo = {
+            "N": x.shape[0], "H": in_sp[0], "W": in_sp[1], "C": c,
+            "OH": out_sp[0], "OW": out_sp[1], "M": m,
+            "KH": k[0], "KW": k[1], "SH": s[0], "SW": s[1], "DH": d[0], "DW": d[1],
+            "PT": pb[0], "PL": pb[1], "G": group, "CG": c // group, "MG": m // group,
+            "has_bias": bias is not None,
+            "x_nchw": x_nchw,
+        }
+        x86 = x86_kernels.conv_kernel(node, target, self.is_depthwise(node))
+        if x86 is not None:
+            make = {"gemm": x86_kernels.conv_gemm_params, "dw": x86_kernels.conv_dw_params,
+                    "winograd": x86_kernels.conv_winograd_params}[x86]
+            return {**geo, **make(node, geo, wd)}
         w4 = wd.reshape(m, c // group, k[0], k[1])
         if self.is_depthwise(node) and not x_nchw:
             packed = np.transpose(w4[:, 0], (1, 2, 0))  # [kh, kw, C]
         else:
             packed = w4.reshape(group, m // group, c // group, k[0], k[1])
             packed = np.transpose(packed, (0, 3, 4, 2, 1))  # [g, kh, kw, cg, mg]
-        bias = node.input(2)
-        extra = {}
         if a["activation"] == "prelu":
-            extra["prelu_slope"] = ConstArray(np.asarray(a["act_slope"], np.float32), "slope")
-        return {
-            **extra,
-            "N": x.shape[0], "H": in_sp[0], "W": in_sp[1], "C": c,
-            "OH": out_sp[0], "OW": out_sp[1], "M": m,
-            "KH": k[0], "KW": k[1], "SH": s[0], "SW": s[1], "DH": d[0], "DW": d[1],
-            "PT": pb[0], "PL": pb[1], "G": group, "CG": c // group, "MG": m // group,
-            "weights": ConstArray(np.ascontiguousarray(packed, dtype=np.float32), "w_packed"),
-            "has_bias": bias is not None,
-            "x_nchw": x_nchw,
-            "epilogue": epilogue_c(node, "acc", channel="m", slope_name="act_slope_arr"),
-        }
+            geo["prelu_slope"] = ConstArray(np.asarray(a["act_slope"], np.float32), "slope")
+        geo["weights"] = ConstArray(np.ascontiguousarray(packed, dtype=np.float32), "w_packed")
+        geo["epilogue"] = epilogue_c(node, "acc", channel="m", slope_name="act_slope_arr")
+        return arm64.conv_params(node, target, geo)
+
+    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
+        if x86_kernels.conv_kernel(node, target, self.is_depthwise(node)) is not None:
+            return x86_kernels.RUNTIME
+        return arm64.runtime_for(self.c_template_for(node, target))

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..ir import Node, TensorType
+from . import arm64, x86_kernels
 from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
 from .common import FLOATS, require_dtypes
 from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np, epilogue_c
@@ -80,11 +81,22 @@ class Gemm(OpDef):
         return m * k * n + pooled
 
     def c_template_for(self, node: Node, target) -> str:
+        if x86_kernels.gemm_kernel(node, target):
+            return "ops/x86/gemm.c.j2"
+        if arm64.is_arm64(target):
+            return arm64.gemm_template(node, target, self.c_params(node, None)) or "ops/gemm.c.j2"
         return "ops/gemm.c.j2"
+
+    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
+        if x86_kernels.gemm_kernel(node, target):
+            return x86_kernels.RUNTIME
+        return arm64.runtime_for(self.c_template_for(node, target))
 
     def c_params(self, node: Node, target) -> dict:
         at = node.attrs
         m, k, n = self._dims(node)
+        if x86_kernels.gemm_kernel(node, target):
+            return x86_kernels.gemm_params(node, m, k, n)
         b = node.input(1)
         p = {"M": m, "K": k, "N": n, "transA": at["transA"], "alpha_lit": f"{at['alpha']!r}f"}
         if at.get("input_pool", "none") == "mean":
@@ -119,7 +131,7 @@ class Gemm(OpDef):
         if at["activation"] == "prelu":
             p["prelu_slope"] = ConstArray(np.asarray(at["act_slope"], np.float32), "slope")
         p["epilogue"] = epilogue_c(node, "acc", channel="m", slope_name="act_slope_arr")
-        return p
+        return arm64.gemm_params(node, target, p)
 
 
 @register_op("MatMul")
@@ -164,7 +176,12 @@ class MatMul(OpDef):
         return int(np.prod(batch, dtype=np.int64)) * m * k * n
 
     def c_template_for(self, node: Node, target) -> str:
+        if x86_kernels.uses_x86(node, target):
+            return "ops/x86/matmul.c.j2"
         return "ops/matmul.c.j2"
+
+    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
+        return x86_kernels.RUNTIME if x86_kernels.uses_x86(node, target) else ()
 
     def c_params(self, node: Node, target) -> dict:
         batch, m, k, n, abatch, bbatch = self.shapes(node)
@@ -184,6 +201,8 @@ class MatMul(OpDef):
 
         a_offs = batch_offsets(abatch, m * k)
         b_offs = batch_offsets(bbatch, k * n)
+        if x86_kernels.uses_x86(node, target):
+            return x86_kernels.matmul_params(node, len(a_offs), m, k, n, a_offs, b_offs)
         p = {"M": m, "K": k, "N": n, "B": len(a_offs)}
         p["a_offsets"] = ConstArray(np.asarray(a_offs, np.int32), "a_off")
         p["b_offsets"] = ConstArray(np.asarray(b_offs, np.int32), "b_off")

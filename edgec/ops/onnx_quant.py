@@ -31,6 +31,7 @@ from ..errors import ShapeError, UnsupportedError
 from ..ir import DType, Node, TensorType
 from .base import Attr, ConstArray, OpDef, QuantRule, in_type, normalize_axis
 from .common import broadcast_plan, require_dtypes, row_major_strides
+from . import arm64_int8, x86_q8
 from .conv import LAYOUTS, from_nchw, resolve_auto_pad, to_nchw
 from .quant_common import (
     CONV_TEMPLATES,
@@ -193,7 +194,22 @@ class QuantizeLinear(QuantLinearBase):
         p = super().c_params(node, target)
         out = node.output.dtype
         p["qmin"], p["qmax"] = int_range(out)
-        return p
+        return (x86_q8.quantize_linear_params(node, target, p)
+                or arm64_int8.quantize_linear_params(node, target, p) or p)
+
+    def c_template_for(self, node: Node, target) -> str:
+        if x86_q8.is_x86(target) and "scale_lit" in self.c_params(node, target):
+            return "ops/x86/quantize_linear.c.j2"
+        if arm64_int8.flavour(target) and "neon" in self.c_params(node, target):
+            return "ops/arm64/quantize_linear.c.j2"
+        return self.c_template
+
+    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
+        if self.c_template_for(node, target).startswith("ops/x86/"):
+            return x86_q8.RUNTIME
+        if self.c_template_for(node, target).startswith("ops/arm64/"):
+            return arm64_int8.Q8_RUNTIME
+        return tuple(self.c_runtime)
 
 
 @register_op("DequantizeLinear")

@@ -24,7 +24,7 @@ import numpy as np
 from .. import qmath
 from ..errors import ShapeError
 from ..ir import DType, Node, TensorType
-from . import arm64_int8
+from . import arm64_int8, x86_q8
 from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
 from .common import broadcast_plan, row_major_strides
 from .conv import LAYOUTS, from_nchw, to_nchw
@@ -219,12 +219,18 @@ class QConv(QuantizedOp):
 
     def c_template_for(self, node: Node, target) -> str:
         portable = CONV_TEMPLATES[conv_kernel_kind(node, in_type(node, 1).shape)]
+        if x86_q8.is_x86(target):
+            kind = x86_q8.qconv_kind(node, target, self.c_params(node, None))
+            return f"ops/x86/qconv_{kind}.c.j2" if kind else portable
         if arm64_int8.flavour(target):
             return arm64_int8.qconv_template(node, target, self.c_params(node, None)) or portable
         return portable
 
     def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
-        return arm64_int8.runtime_for(self.c_template_for(node, target), self.c_runtime)
+        template = self.c_template_for(node, target)
+        if template.startswith("ops/x86/"):
+            return x86_q8.RUNTIME
+        return arm64_int8.runtime_for(template, self.c_runtime)
 
     def c_params(self, node: Node, target) -> dict:
         a = node.attrs
@@ -233,7 +239,11 @@ class QConv(QuantizedOp):
         p = conv_kernel_params(node, a["x_zero_point"], w, b)
         mult, shift = _requant_fixed_attrs(node)
         rq = fixed_epilogue(mult, shift, a["y_zero_point"], a["act_min"], a["act_max"], "int8_t")
-        return arm64_int8.qconv_params(node, target, flatten_epilogue(p, rq))
+        p = flatten_epilogue(p, rq)
+        kind = x86_q8.qconv_kind(node, target, p)
+        if kind:
+            return x86_q8.qconv_params(node, p, kind, x86_q8.is_vnni(target))
+        return arm64_int8.qconv_params(node, target, p)
 
 
 # ------------------------------------------------------------------------------ QGemm
@@ -280,13 +290,19 @@ class QGemm(QuantizedOp):
     c_template = "ops/qgemm.c.j2"
 
     def c_template_for(self, node: Node, target) -> str:
+        if x86_q8.is_x86(target):
+            ok = x86_q8.qgemm_applies(node, target, self.c_params(node, None))
+            return "ops/x86/qgemm.c.j2" if ok else self.c_template
         if arm64_int8.flavour(target):
             return arm64_int8.qgemm_template(node, target, self.c_params(node, None)) \
                 or self.c_template
         return self.c_template
 
     def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
-        return arm64_int8.runtime_for(self.c_template_for(node, target), self.c_runtime)
+        template = self.c_template_for(node, target)
+        if template.startswith("ops/x86/"):
+            return x86_q8.RUNTIME
+        return arm64_int8.runtime_for(template, self.c_runtime)
 
     def c_params(self, node: Node, target) -> dict:
         a = node.attrs
@@ -295,7 +311,10 @@ class QGemm(QuantizedOp):
         p = gemm_kernel_params(node, in_type(node, 0), a["x_zero_point"], w, b)
         mult, shift = _requant_fixed_attrs(node)
         rq = fixed_epilogue(mult, shift, a["y_zero_point"], a["act_min"], a["act_max"], "int8_t")
-        return arm64_int8.qgemm_params(node, target, flatten_epilogue(p, rq))
+        p = flatten_epilogue(p, rq)
+        if x86_q8.qgemm_applies(node, target, p):
+            return x86_q8.qgemm_params(node, p, x86_q8.is_vnni(target))
+        return arm64_int8.qgemm_params(node, target, p)
 
 
 # ------------------------------------------------------------------------------ QMatMul
@@ -388,6 +407,12 @@ class QAdd(QBinaryOp):
         "a_scale": Attr("float", 0.0), "b_scale": Attr("float", 0.0),
         "y_scale": Attr("float", 0.0),
     }
+
+    def c_template_for(self, node: Node, target) -> str:
+        return "ops/x86/qadd.c.j2" if x86_q8.qadd_applies(node, target) else self.c_template
+
+    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
+        return x86_q8.RUNTIME if x86_q8.qadd_applies(node, target) else tuple(self.c_runtime)
 
     def np_fn(self, node: Node, a, b):
         at = node.attrs
