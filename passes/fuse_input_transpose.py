@@ -1,5 +1,8 @@
 """fuse-input-transpose: the first convolution reads the model's channels-first input itself.
 
+Only a Transpose of a graph input qualifies: inside the network a strided channel walk would
+cost more than the transpose it saves (and rules out kernels such as Winograd).
+
 After layout-nhwc, a model with an NCHW input starts with Transpose(input) -> Conv(NHWC). When
 that Transpose feeds only a (non-depthwise) Conv, the Conv takes the NCHW tensor directly
 (`input_layout="NCHW"`: its kernel steps H*W elements between channels), and the separate
@@ -20,8 +23,8 @@ def fuse(g: Graph, node: Node) -> bool:
     if node.op != "Transpose":
         return False
     x = node.input(0)
-    if len(x.shape) != 4 or get_op("Transpose").perm(node) != [0, 2, 3, 1]:
-        return False
+    if x not in g.inputs or len(x.shape) != 4 or get_op("Transpose").perm(node) != [0, 2, 3, 1]:
+        return False  # only the model's own input: deeper layers keep contiguous channels
     y = node.output
     if len(y.uses) != 1 or y in g.outputs:
         return False
