@@ -508,15 +508,10 @@ def _bench_emulated(result, feeds: dict, runs: int, workdir: Path) -> dict:
     """Instructions per inference (edgec/instr_count.py: total, per MAC, per layer type) and
     the emulated, not meaningful, wall time on a target with a runner."""
     from . import toolchain
-    from .compiler import write_output
+    from .verify import build_result, harness_io
 
-    out = write_output(result.files, workdir / "c")
-    exe = toolchain.build(out, result.target)
-    g = result.graph
-    in_names = g.meta.get("input_names") or [v.name for v in g.inputs]
-    ins = [np.ascontiguousarray(np.asarray(feeds[n]).astype(v.dtype.np))
-           for n, v in zip(in_names, g.inputs)]
-    specs = [(v.shape, v.dtype.np) for v in g.outputs]
+    exe = build_result(result, workdir)
+    ins, specs = harness_io(result.graph, feeds)
     _, ns = toolchain.run(exe, result.target, ins, specs, runs=max(runs, 2))
     row = {"emulated": True, "latency_ms": round(float(np.median(ns)) / 1e6, 4)}
     try:

@@ -470,15 +470,9 @@ def portable_twin(target_name: str) -> Target:
 def count_model(result, feeds: dict[str, np.ndarray], workdir: Path) -> dict:
     """Build a CompileResult for its emulated target, count one inference on `feeds`:
     the `instruction_summary` dict."""
-    from . import toolchain
-    from .compiler import write_output
+    from .verify import build_result, harness_io
 
-    out = write_output(result.files, Path(workdir) / "c")
-    exe = toolchain.build(out, result.target)
-    g = result.graph
-    in_names = g.meta.get("input_names") or [v.name for v in g.inputs]
-    ins = [np.ascontiguousarray(np.asarray(feeds[n]).astype(v.dtype.np))
-           for n, v in zip(in_names, g.inputs)]
-    specs = [(v.shape, v.dtype.np) for v in g.outputs]
+    exe = build_result(result, Path(workdir))
+    ins, specs = harness_io(result.graph, feeds)
     count, _ = count_instructions(exe, result.target, result.report["prefix"], ins, specs)
     return instruction_summary(result, count)

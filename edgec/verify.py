@@ -101,22 +101,26 @@ def split_batches(g: Graph, feeds: dict[str, np.ndarray]) -> list[dict[str, np.n
     return samples
 
 
-def onnxruntime_outputs(model_path: str | Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Run the original model in onnxruntime (1 thread, all optimisations)."""
+def onnxruntime_outputs(model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run a model (file path or onnx.ModelProto) in onnxruntime: 1 thread, all graph
+    optimisations; outputs by name. The fp32 reference of `edgec verify` and of the tests."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
+    is_path = isinstance(model, (str, Path))
+    src = str(model) if is_path else model.SerializeToString()
     try:
-        sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
         names = [o.name for o in sess.get_outputs()]
         res = sess.run(names, feeds)
     except Exception as e:  # the reference itself cannot run the model: a user-facing problem
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        what = f"'{Path(model).name}'" if is_path else "the model"
         raise EdgecError(f"onnxruntime, the reference of 'edgec verify', cannot run "
-                         f"'{Path(model_path).name}': {reason}") from None
+                         f"{what}: {reason}") from None
     return dict(zip(names, res))
 
 
@@ -195,22 +199,34 @@ class VerifyResult:
         return d
 
 
+def harness_io(g: Graph, feeds: dict[str, np.ndarray]):
+    """(input arrays in the harness's order and types, output (shape, dtype) specs)."""
+    in_names = g.meta.get("input_names") or [v.name for v in g.inputs]
+    ins = [np.ascontiguousarray(np.asarray(feeds[n]).astype(v.dtype.np))
+           for n, v in zip(in_names, g.inputs)]
+    return ins, [(v.shape, v.dtype.np) for v in g.outputs]
+
+
+def build_result(result, workdir: Path, **build_options) -> Path:
+    """Write a CompileResult's files under `workdir` and build its harness; the executable."""
+    from . import toolchain
+    from .compiler import write_output
+
+    out_dir = write_output(result.files, Path(workdir) / "out")
+    return toolchain.build(out_dir, result.target, **build_options)
+
+
 def run_compiled(result, feeds_list: list[dict[str, np.ndarray]], workdir: Path,
                  sanitize: bool = False, cc: str | None = None) -> list[dict[str, np.ndarray]]:
     """Write, build and run a CompileResult on each sample; outputs by public name."""
     from . import toolchain
-    from .compiler import write_output
 
-    out_dir = write_output(result.files, workdir / "out")
-    exe = toolchain.build(out_dir, result.target, sanitize=sanitize, cc=cc)
+    exe = build_result(result, workdir, sanitize=sanitize, cc=cc)
     g = result.graph
-    in_names = g.meta.get("input_names") or [v.name for v in g.inputs]
     out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
-    specs = [(v.shape, v.dtype.np) for v in g.outputs]
     results = []
     for feeds in feeds_list:
-        ins = [np.ascontiguousarray(np.asarray(feeds[n]).astype(v.dtype.np))
-               for n, v in zip(in_names, g.inputs)]
+        ins, specs = harness_io(g, feeds)
         outs, _ = toolchain.run(exe, result.target, ins, specs)
         results.append(dict(zip(out_names, outs)))
     return results

@@ -47,15 +47,9 @@ def make_model(nodes, inputs: dict, outputs: dict, initializers: dict | None = N
 
 def ort_run(model: onnx.ModelProto | str | Path, feeds: dict) -> dict:
     """onnxruntime outputs by name (1 thread)."""
-    import onnxruntime as ort
+    from edgec.verify import onnxruntime_outputs
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3
-    src = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
-    sess = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    return dict(zip(names, sess.run(names, feeds)))
+    return onnxruntime_outputs(model, feeds)
 
 
 def compile_model_proto(model: onnx.ModelProto, target: str = "generic-fp32",

@@ -137,15 +137,10 @@ def markdown(rows: list[dict], machine: dict, peak: dict | None, vers: dict,
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace (or append) the marked section of `path`, keeping everything else."""
-    text = path.read_text() if path.exists() else "# edgec benchmarks\n\n"
-    if BEGIN in text and END in text:
-        before, rest = text.split(BEGIN, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
-        text = before + section + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+    """Replace (or append) this tool's marked section of `path`, keeping everything else."""
+    from edgec.markdown import replace_section
+
+    replace_section(path, BEGIN, END, section)
 
 
 def main(argv=None) -> int:

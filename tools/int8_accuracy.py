@@ -36,16 +36,9 @@ BEGIN, END = "<!-- int8-accuracy:begin -->", "<!-- int8-accuracy:end -->"
 
 def ort_session_outputs(model, feeds: dict) -> dict:
     """onnxruntime outputs (1 thread) of a model path or ModelProto."""
-    import onnx
-    import onnxruntime as ort
+    from edgec.verify import onnxruntime_outputs
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3
-    src = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
-    sess = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    return dict(zip(names, sess.run(names, feeds)))
+    return onnxruntime_outputs(model, feeds)
 
 
 def output_lsb(graph) -> float:
@@ -201,15 +194,10 @@ def markdown(rows: list[dict], digits: dict | None) -> str:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace (or append) the marked section of `path`, keeping everything else."""
-    text = path.read_text() if path.exists() else "# edgec benchmarks\n\n"
-    if BEGIN in text and END in text:
-        before, rest = text.split(BEGIN, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
-        text = before + section + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+    """Replace (or append) this tool's marked section of `path`, keeping everything else."""
+    from edgec.markdown import replace_section
+
+    replace_section(path, BEGIN, END, section)
 
 
 def main(argv=None) -> int:

@@ -76,15 +76,10 @@ def markdown(rows: list[dict]) -> str:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace (or append) the marked section of `path`."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+    """Replace (or append) this tool's marked section of `path`, keeping everything else."""
+    from edgec.markdown import replace_section
+
+    replace_section(path, BEGIN, END, section)
 
 
 def main(argv=None) -> int:

@@ -15,6 +15,7 @@ comment naming the source node. Identifiers never come from model names (see nam
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,10 +85,7 @@ class CTensor:
     @property
     def numel(self) -> int:
         """Number of elements."""
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
     @property
     def data(self) -> np.ndarray | None:

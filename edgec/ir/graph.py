@@ -125,6 +125,17 @@ class Node:
         return f"Node({self.op}, {self.name!r})"
 
 
+def _first_free(hint: str, taken) -> str:
+    """`hint` if it is not in `taken`, else the first of hint_1, hint_2, ... that is not."""
+    if hint not in taken:
+        return hint
+    for i in itertools.count(1):
+        cand = f"{hint}_{i}"
+        if cand not in taken:
+            return cand
+    raise AssertionError("unreachable")
+
+
 class Graph:
     """A dataflow graph in a valid execution order (`nodes`), with named inputs and outputs."""
 
@@ -140,25 +151,11 @@ class Graph:
     # ----------------------------------------------------------------- construction
     def unique_value_name(self, hint: str) -> str:
         """`hint`, or `hint_1`, `hint_2`... whichever is not yet a value name."""
-        hint = hint or "v"
-        if hint not in self.values:
-            return hint
-        for i in itertools.count(1):
-            cand = f"{hint}_{i}"
-            if cand not in self.values:
-                return cand
-        raise AssertionError("unreachable")
+        return _first_free(hint or "v", self.values)
 
     def unique_node_name(self, hint: str) -> str:
         """`hint`, or a suffixed variant that no node uses yet."""
-        hint = hint or "node"
-        if hint not in self._node_names:
-            return hint
-        for i in itertools.count(1):
-            cand = f"{hint}_{i}"
-            if cand not in self._node_names:
-                return cand
-        raise AssertionError("unreachable")
+        return _first_free(hint or "node", self._node_names)
 
     def add_value(self, name: str, type: TensorType, data: np.ndarray | None = None) -> Value:
         """Create a value with a fresh name derived from `name`."""

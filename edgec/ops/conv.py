@@ -104,18 +104,29 @@ def conv_nchw(x, w, b, strides, dilations, pads, group) -> np.ndarray:
     return y
 
 
+# Geometry of a convolution in canonical IR form (auto_pad already resolved into pads);
+# shared by Conv, QConv and ONNX's quantised convolutions.
+CONV_GEOMETRY_ATTRS = {
+    "dilations": Attr("ints", ()),
+    "group": Attr("int", 1),
+    "kernel_shape": Attr("ints", ()),
+    "pads": Attr("ints", ()),
+    "strides": Attr("ints", ()),
+    "layout": Attr("str", "NCHW", LAYOUTS),
+}
+# As imported from ONNX: auto_pad too (import_onnx resolves it and sets NOTSET).
+CONV_ATTRS = {
+    "auto_pad": Attr("str", "NOTSET", ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")),
+    **CONV_GEOMETRY_ATTRS,
+}
+
+
 @register_op("Conv")
 class Conv(OpDef):
     """ONNX Conv (+ fused bias, residual and activation epilogue in the IR)."""
 
     attrs = {
-        "auto_pad": Attr("str", "NOTSET", ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")),
-        "dilations": Attr("ints", ()),
-        "group": Attr("int", 1),
-        "kernel_shape": Attr("ints", ()),
-        "pads": Attr("ints", ()),
-        "strides": Attr("ints", ()),
-        "layout": Attr("str", "NCHW", LAYOUTS),
+        **CONV_ATTRS,
         # Layout of input 0 when it differs from `layout` (the first layer reading the
         # model's channels-first input directly, instead of a separate transpose kernel).
         "input_layout": Attr("str", "", ("", "NCHW")),

@@ -32,7 +32,7 @@ from ..ir import DType, Node, TensorType
 from .base import Attr, ConstArray, OpDef, QuantRule, in_type, normalize_axis
 from .common import broadcast_plan, require_dtypes, row_major_strides
 from . import arm64_int8, x86_q8
-from .conv import LAYOUTS, from_nchw, resolve_auto_pad, to_nchw
+from .conv import CONV_ATTRS, from_nchw, resolve_auto_pad, to_nchw
 from .quant_common import (
     CONV_TEMPLATES,
     INT32_EPILOGUE,
@@ -254,15 +254,6 @@ class DequantizeLinear(QuantLinearBase):
 
 
 # ------------------------------------------------------------------------------ convolutions
-CONV_ATTRS = {
-    "auto_pad": Attr("str", "NOTSET", ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")),
-    "dilations": Attr("ints", ()),
-    "group": Attr("int", 1),
-    "kernel_shape": Attr("ints", ()),
-    "pads": Attr("ints", ()),
-    "strides": Attr("ints", ()),
-    "layout": Attr("str", "NCHW", LAYOUTS),
-}
 
 
 def _resolve_conv_attrs(node: Node, x: TensorType, w: TensorType) -> None:

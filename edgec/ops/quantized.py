@@ -27,7 +27,7 @@ from ..ir import DType, Node, TensorType
 from . import arm64_int8, x86_q8
 from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
 from .common import broadcast_plan, row_major_strides
-from .conv import LAYOUTS, from_nchw, to_nchw
+from .conv import CONV_GEOMETRY_ATTRS, from_nchw, to_nchw
 from .elementwise import ElementwiseOp
 from .quant_common import (
     CONV_TEMPLATES,
@@ -60,14 +60,6 @@ REQUANT_ATTRS = {
 }
 # Float metadata: for export and reports only, never read by a kernel.
 SCALE_ATTRS = {"x_scale": Attr("float", 0.0), "y_scale": Attr("float", 0.0)}
-CONV_GEOMETRY_ATTRS = {
-    "dilations": Attr("ints", ()),
-    "group": Attr("int", 1),
-    "kernel_shape": Attr("ints", ()),
-    "pads": Attr("ints", ()),
-    "strides": Attr("ints", ()),
-    "layout": Attr("str", "NCHW", LAYOUTS),
-}
 
 
 # ------------------------------------------------------------------------------ helpers
