@@ -203,8 +203,17 @@ def _verify_per_layer(args) -> int:
     return 0 if res.ok else 1
 
 
+def _print_report_summary(report: dict) -> None:
+    """One line of the compile report: kernels, MACs, weights and arena."""
+    if not report:
+        return
+    print(f"  compiled: {report['kernels']} kernels, {report['macs']:,} MACs, weights "
+          f"{report['weights_bytes']:,} B, arena {report['arena_bytes']:,} B (lower bound "
+          f"{report['arena_lower_bound_bytes']:,} B)")
+
+
 def _print_verify(args, res, final: bool | None = None) -> None:
-    """The outputs table of `edgec verify` and its PASS/FAIL line."""
+    """The outputs table of `edgec verify`, the compile summary and its PASS/FAIL line."""
     if res.exact:
         _print_int8_verify(args, res, final)
     else:
@@ -218,6 +227,7 @@ def _print_verify(args, res, final: bool | None = None) -> None:
               f"({res.samples} sample{'s' if res.samples != 1 else ''}, rtol {args.rtol:g})")
         for r in rows:
             print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
+        _print_report_summary(res.report)
         print("edgec verify: " + ("PASS" if (res.ok if final is None else final) else "FAIL"))
 
 
@@ -234,6 +244,7 @@ def _print_int8_verify(args, res, final: bool | None = None) -> None:
           "interpreter, errors vs onnxruntime fp32)")
     for r in rows:
         print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    _print_report_summary(res.report)
     print("edgec verify: " + ("PASS" if (res.ok if final is None else final) else "FAIL"))
 
 
