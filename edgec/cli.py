@@ -145,6 +145,9 @@ def cmd_compile(args) -> int:
     _warn(result.warnings)
     out = write_output(result.files, args.output)
     r = result.report
+    if getattr(args, "json", False):
+        print(json.dumps(dict(r, output_dir=str(out))))
+        return 0
     print(f"edgec: compiled {Path(args.model).name} for {r['target']} -> {out}/")
     print(f"  kernels {r['kernels']}, MACs {r['macs']:,}, weights {r['weights_bytes']:,} B, "
           f"arena {r['arena_bytes']:,} B (lower bound {r['arena_lower_bound_bytes']:,} B)")
@@ -380,6 +383,11 @@ def cmd_targets(args) -> int:
     from .targets import all_targets
 
     targets = all_targets()
+    if getattr(args, "json", False):
+        print(json.dumps([{"name": n, "description": t.description, "backend": t.backend,
+                           "precision": t.precision, "isa": t.isa, "cc": t.cc,
+                           "emulated": bool(t.runner)} for n, t in targets.items()]))
+        return 0
     width = max(len(n) for n in targets)
     for name, t in targets.items():
         print(f"{name.ljust(width)}  {t.description}")
@@ -390,9 +398,18 @@ def cmd_ops(args) -> int:
     """edgec ops: list supported operators."""
     from .ops import all_ops
 
+    rows = []
     for name, op in all_ops().items():
-        kind = "folds to constants only" if op.fold_only else (op.__doc__ or "").splitlines()[0]
-        print(f"{name.ljust(24)} {kind}")
+        kind = "folds to constants only" if op.fold_only else \
+            (type(op).__doc__ or "").strip().splitlines()[0]
+        rows.append({"name": name, "summary": kind, "fold_only": op.fold_only,
+                     "int8": op.quant.value,
+                     "dtypes": sorted(d.value for d in (getattr(op, "dtypes", None) or ()))})
+    if getattr(args, "json", False):
+        print(json.dumps(rows))
+        return 0
+    for row in rows:
+        print(f"{row['name'].ljust(24)} {row['summary']}")
     return 0
 
 
@@ -406,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(c)
     _add_pass_args(c)
     c.add_argument("-o", "--output", required=True, help="output directory")
+    c.add_argument("--json", action="store_true", help="print report.json's content")
     c.set_defaults(fn=cmd_compile)
 
     v = sub.add_parser("verify", help="compile, build, run and compare with onnxruntime")
@@ -491,8 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(fn=cmd_bench)
 
     t = sub.add_parser("targets", help="list targets")
+    t.add_argument("--json", action="store_true", help="print a JSON list")
     t.set_defaults(fn=cmd_targets)
     o = sub.add_parser("ops", help="list supported operators")
+    o.add_argument("--json", action="store_true", help="print a JSON list")
     o.set_defaults(fn=cmd_ops)
     return p
 
@@ -512,6 +532,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edgec: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `edgec ops | head`: the reader left; not an error of ours
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
     except MemoryError:
         print("edgec: error: out of memory", file=sys.stderr)
         return 2

@@ -64,3 +64,20 @@ def test_cli_dump_ir_verify_each_and_disable_pass(tmp_path, capsys):
     rc = main(["compile", str(model), "-o", str(tmp_path / "out2"), "--disable-pass", "bogus"])
     assert rc == 2
     assert "unknown pass 'bogus'" in capsys.readouterr().err
+
+
+def test_json_output_of_compile_targets_and_ops(tmp_path, capsys):
+    import json
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(tiny_model().SerializeToString())
+    assert main(["compile", str(model), "-o", str(tmp_path / "o"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # the stem conv reads the NCHW input; its NHWC output is transposed back for the caller
+    assert report["kernels"] == 2 and report["ops"] == {"Conv": 1, "Transpose": 1}
+    assert main(["targets", "--json"]) == 0
+    names = {t["name"] for t in json.loads(capsys.readouterr().out)}
+    assert {"generic-fp32", "x86_64-int8", "arm64-int8"} <= names
+    assert main(["ops", "--json"]) == 0
+    ops = {o["name"]: o for o in json.loads(capsys.readouterr().out)}
+    assert ops["Shape"]["fold_only"] and ops["Relu"]["int8"] == "same-as-input"
