@@ -43,6 +43,9 @@ DW_VNNI_BLOCK = 32  # channels of a VNNI depthwise block (4 vectors of 8 lanes)
 # Lane order of the 4 accumulators of a VNNI depthwise block after the in-lane byte and word
 # unpacks: [c0-3, c16-19], [c4-7, c20-23], [c8-11, c24-27], [c12-15, c28-31].
 DW_VNNI_LANES = [b + i for b in (0, 4, 8, 12) for i in (0, 1, 2, 3, 16, 17, 18, 19)]
+# Channel held by each int32 lane of an AVX2 GEMM accumulator vector: one vshufps of the two
+# vpmuldq products then yields the requantised results in natural order (edgec_q8_rq8).
+LANE_ORDER = np.array([0, 2, 1, 3, 4, 6, 5, 7])
 
 
 def is_x86(target) -> bool:
@@ -51,11 +54,9 @@ def is_x86(target) -> bool:
 
 
 def tile_rows(vnni: bool) -> int:
-    """Rows of an int8 GEMM tile: 6 with vpdpbusd (accumulates in place), 3 with vpmaddwd:
-    each product needs a temporary, and gcc 12 schedules a tile's products ahead of their
-    additions, so 4 or 6 rows spill accumulators out of the 16 registers (measured on
-    DS-CNN with gcc: 3 rows 51 us, 4 rows 68 us, 6 rows 75 us; clang: 52-55 us for all)."""
-    return 6 if vnni else 3
+    """Rows of an int8 GEMM tile: 6 (12 accumulators; with vpmaddwd the weight vectors, the
+    broadcast and one product fill the 16 registers, see edgec_q8_gemm_tile)."""
+    return 6
 
 
 def is_vnni(target) -> bool:
@@ -80,19 +81,57 @@ def requant(p: dict, channels: int, padded: int) -> dict | None:
             "q_hi": p["rq_hi"]}
 
 
+def in_lane_order(v: np.ndarray) -> np.ndarray:
+    """Per-channel values (last axis a multiple of 8) with each vector of 8 in LANE_ORDER:
+    entry j of a vector holds channel LANE_ORDER[j] (LANE_ORDER is its own inverse)."""
+    shape = v.shape
+    return np.ascontiguousarray(v.reshape(shape[:-1] + (-1, 8))[..., LANE_ORDER]).reshape(shape)
+
+
+def odd_lane_mults(mult: np.ndarray) -> np.ndarray:
+    """The multipliers of the odd int32 lanes moved to the even ones (where vpmuldq reads
+    them), zeros between."""
+    odd = np.zeros_like(mult)
+    odd[..., 0::2] = mult[..., 1::2]
+    return odd
+
+
+def requant_avx2(p: dict, channels: int, padded: int) -> dict | None:
+    """The epilogue as values of edgec_q8_rq8 (see edgec_x86_q8.h): `requant`'s multipliers
+    (natural order, padded), t = 31 - shift, the rounding constant (with the zero point folded
+    in when the sum cannot overflow int32) and the zero point still to add after packing;
+    None when `requant` does not apply."""
+    rq = requant(p, channels, padded)
+    if rq is None:
+        return None
+    t = 31 - rq["q_shift"]
+    zp = int(rq["q_zp"])
+    round_zp, zp_pack = 0, zp
+    if t >= 33:
+        round_zp = 1 << (t - 33)
+        folded = round_zp + zp * (1 << (t - 32))
+        if 2**30 + abs(folded) < 2**31:  # |floor(acc * mult / 2^32)| <= 2^30
+            round_zp, zp_pack = folded, 0
+    return {**rq, "q_t": t, "q_round_zp": round_zp, "q_zp_pack": zp_pack}
+
+
 def _pad(n: int, m: int) -> int:
     return -(-n // m) * m
 
 
-def _panels(kn: np.ndarray, width: int, kgroup: int = 2) -> np.ndarray:
-    """int8 [K, N] as panels [K/kgroup][width][kgroup] of `width` channels (kgroup 2 for
+def _panels(kn: np.ndarray, width: int, kgroup: int = 2, lane_order: bool = False
+            ) -> np.ndarray:
+    """[K, N] weights as panels [K/kgroup][width][kgroup] of `width` channels (kgroup 2 for
     vpmaddwd, 4 for vpdpbusd), the last one (for the remaining channels) 8 or 16 wide, zero
-    padded."""
+    padded: int8, or with `lane_order` int16 with each vector's channels in LANE_ORDER (the
+    AVX2 GEMM tiles)."""
     k, n = kn.shape
     kp = _pad(k, kgroup)
     widths = [width] * (n // width) + ([_pad(n % width, 8)] if n % width else [])
-    full = np.zeros((kp, sum(widths)), np.int8)
+    full = np.zeros((kp, sum(widths)), np.int16 if lane_order else np.int8)
     full[:k, :n] = kn
+    if lane_order:
+        full = in_lane_order(full)
     parts, j = [], 0
     for wd in widths:
         blk = full[:, j:j + wd]
@@ -187,17 +226,22 @@ def qconv_params(node: Node, p: dict, kind: str, vnni: bool = False) -> dict:
         bias_eff = (bias_eff.astype(np.int64) - 128 * w_rows.sum(1)).astype(np.int32)
     kstep = 4 if vnni else 2
     kg = _pad(k, kstep) // kstep
-    packs = [_panels(w_km[gi], TILE, kstep) for gi in range(g)]
+    packs = [_panels(w_km[gi], TILE, kstep, lane_order=not vnni) for gi in range(g)]
     out["q_weights"] = ConstArray(np.concatenate(packs), "w_panels")
-    rq = requant(p, p["M"], p["M"])
-    mult_groups = np.zeros((g, layout["padded"]), np.int32)
-    bias_groups = np.zeros((g, layout["padded"]), np.int32)
-    full_mult = rq.pop("q_mult")
-    for gi in range(g):
-        mult_groups[gi, :mg] = full_mult[gi * mg:(gi + 1) * mg]
-        bias_groups[gi, :mg] = bias_eff[gi * mg:(gi + 1) * mg]
-    out["q_mult_arr"] = ConstArray(mult_groups.reshape(-1), "rq_mult_x86")
-    out["q_bias"] = ConstArray(bias_groups.reshape(-1), "bias_eff_x86")
+    padded = layout["padded"]
+    rq = requant(p, p["M"], p["M"]) if vnni else requant_avx2(p, p["M"], _pad(p["M"], 8))
+    grouped = {}
+    for key, values in (("bias", bias_eff), ("mult", rq.pop("q_mult"))):
+        groups = np.zeros((g, padded), np.int32)
+        for gi in range(g):
+            groups[gi, :mg] = values[gi * mg:(gi + 1) * mg]
+        grouped[key] = groups if vnni else in_lane_order(groups)
+    out["q_bias"] = ConstArray(grouped["bias"].reshape(-1), "bias_eff_x86")
+    if vnni:
+        out["q_mult_arr"] = ConstArray(grouped["mult"].reshape(-1), "rq_mult_x86")
+    else:
+        out["q_m_even"] = ConstArray(grouped["mult"].reshape(-1), "rq_mult_even")
+        out["q_m_odd"] = ConstArray(odd_lane_mults(grouped["mult"]).reshape(-1), "rq_mult_odd")
     out.update(rq)
     if p["kind"] != "pointwise":
         out["q_zp_row"] = ConstArray(np.full(cg, x_zp, np.int8), "x_zp_row")
@@ -207,7 +251,7 @@ def qconv_params(node: Node, p: dict, kind: str, vnni: bool = False) -> dict:
     segments = row_segments(rows, block, tile)
     out.update({
         "K": k, "KG": kg, "KSTEP": kstep, "vnni": vnni, "layout": layout,
-        "group_bytes": kg * kstep * layout["padded"], "pointwise": p["kind"] == "pointwise",
+        "group_elems": kg * kstep * padded, "pointwise": p["kind"] == "pointwise",
         "segments": segments, "pack_rows": max(s["block"] for s in segments),
     })
     return out

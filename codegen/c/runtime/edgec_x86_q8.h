@@ -322,6 +322,189 @@ EDGEC_Q8_INLINE void edgec_q8_gemv_panel(int nv, int ncols, const int16_t *a, co
     }
 }
 
+/*
+ * AVX2 GEMM tiles with int16 weights (x86_64-int8: pointwise and im2col convolutions, fully
+ * connected layers with more than 2 rows).
+ *
+ * Weights are widened to int16 at compile time and packed per panel of 16 (or 8) output
+ * channels as [k/2][16][2]; a step of the k loop loads the panel's 2 weight vectors once,
+ * broadcasts one int16 pair per row (from the rows widened once per pixel block) and issues
+ * 2 vpmaddwd + 2 vpaddd per row. A tile of 6 rows keeps 12 accumulators, 2 weight vectors,
+ * the broadcast and one product in the 16 ymm registers (gcc 12 and clang 14 keep the loop
+ * free of spills; the k loop's trip count is made opaque to gcc so that it does not unroll
+ * and interleave it, which is what made it spill). On Zen 3/4 vpmaddwd shares two pipes with
+ * FMAs and vpmuldq: the kernel reaches ~90% of that 32-MAC-per-cycle bound on long k loops.
+ *
+ * Requantisation (edgec_q8_rq8): the accumulator lanes hold the channels of a vector in the
+ * order [0, 2, 1, 3, 4, 6, 5, 7] (LANE_ORDER in edgec/ops/x86_q8.py packs them so), so that one
+ * vshufps of the two vpmuldq products' high halves yields the 8 results in natural order;
+ * for t = 31 - shift >= 33, floor((P + 2^(t-1)) / 2^t) = (floor(P / 2^32) + 2^(t-33)) >>
+ * (t - 32), and the output zero point is folded into that rounding constant as zp * 2^(t-32)
+ * when it cannot overflow (|floor(P / 2^32)| < 2^30). Otherwise (t <= 32, rare) the rounding is
+ * added to the 64-bit products and the zero point after the int16 packing, with saturation.
+ * 4 vectors of results become 32 bytes with saturating packs (= the final clamp to
+ * [-128, 127]); a narrower activation range adds a byte max/min.
+ */
+
+/* Requantise 8 accumulators (lanes in LANE_ORDER) -> MBQM(acc) (+ zp when folded) in
+   natural channel order; m_even / m_odd hold the multipliers of the even / odd lanes in the
+   low halves of the 64-bit lanes; round_zp = 2^(t-33) + zp * 2^(t-32) (t >= 33). */
+EDGEC_Q8_INLINE __m256i edgec_q8_rq8(__m256i acc, __m256i m_even, __m256i m_odd, int t,
+                                     __m256i round_zp)
+{
+    __m256i even = _mm256_mul_epi32(acc, m_even);
+    __m256i odd = _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), m_odd);
+    if (t < 33) {
+        const __m256i rounding = _mm256_set1_epi64x((long long)((uint64_t)1 << (t - 1)));
+        even = _mm256_add_epi64(even, rounding);
+        odd = _mm256_add_epi64(odd, rounding);
+        if (t < 32) {
+            even = _mm256_slli_epi64(even, 32 - t);
+            odd = _mm256_slli_epi64(odd, 32 - t);
+        }
+    }
+    {
+        const __m256i high = _mm256_castps_si256(_mm256_shuffle_ps(
+            _mm256_castsi256_ps(even), _mm256_castsi256_ps(odd), _MM_SHUFFLE(3, 1, 3, 1)));
+        return t < 33 ? high : _mm256_srai_epi32(_mm256_add_epi32(high, round_zp), t - 32);
+    }
+}
+
+/* 4 vectors of 8 int32 -> 32 int8 in order (v0's 8 bytes, v1's, v2's, v3's): saturating packs,
+   then (zp_pack != 0) the zero point added in int16 with saturation, then the clamp to
+   [lo, hi] when it is narrower than int8. */
+EDGEC_Q8_INLINE __m256i edgec_q8_pack4(__m256i v0, __m256i v1, __m256i v2, __m256i v3,
+                                       int zp_pack, int lo, int hi)
+{
+    __m256i a = _mm256_packs_epi32(v0, v1);
+    __m256i b = _mm256_packs_epi32(v2, v3);
+    __m256i y;
+    if (zp_pack != 0) {
+        a = _mm256_adds_epi16(a, _mm256_set1_epi16((short)zp_pack));
+        b = _mm256_adds_epi16(b, _mm256_set1_epi16((short)zp_pack));
+    }
+    y = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(a, b),
+                                    _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    if (lo > -128) {
+        y = _mm256_max_epi8(y, _mm256_set1_epi8((char)lo));
+    }
+    if (hi < 127) {
+        y = _mm256_min_epi8(y, _mm256_set1_epi8((char)hi));
+    }
+    return y;
+}
+
+/* Store the first n (1..8) bytes of the 8-byte group g (0..3) of v. */
+EDGEC_Q8_INLINE void edgec_q8_store8_n(int8_t *dst, __m256i v, int g, int n)
+{
+    const __m128i half = g < 2 ? _mm256_castsi256_si128(v) : _mm256_extracti128_si256(v, 1);
+    const __m128i part = (g & 1) ? _mm_unpackhi_epi64(half, half) : half;
+    if (n == 8) {
+        _mm_storel_epi64((__m128i *)(void *)dst, part);
+    } else {
+        int8_t tmp[16];
+        _mm_storeu_si128((__m128i *)(void *)tmp, part);
+        memcpy(dst, tmp, (size_t)n);
+    }
+}
+
+/* Hide a loop bound from gcc's unroller (see above); no code. */
+#if defined(__GNUC__) || defined(__clang__)
+#define EDGEC_Q8_OPAQUE(n) __asm__("" : "+r"(n))
+#else
+#define EDGEC_Q8_OPAQUE(n) ((void)0)
+#endif
+
+/* A tile of `rows` (1..6) rows x 8 * nv (nv 1 or 2) channels: acc = bias + a . w over kp
+   int16 pairs, requantised and stored (8 * (nv - 1) + ncols channels per row, ncols 1..8).
+   Row r's pairs are at a + r * a_stride; w is the panel [kp][8 * nv][2], bias, m_even and
+   m_odd its 8 * nv values, all in LANE_ORDER. rows, nv, ncols, t, zp_pack, lo, hi
+   are literals at every call site. */
+EDGEC_Q8_INLINE void edgec_q8_gemm_tile(int rows, int nv, int ncols, const int16_t *a,
+                                        size_t a_stride, const int16_t *w, size_t kp,
+                                        const int32_t *bias, const int32_t *m_even,
+                                        const int32_t *m_odd, int t, int32_t round_zp,
+                                        int zp_pack, int lo, int hi, int8_t *y,
+                                        size_t y_stride)
+{
+    __m256i c[6][2];
+    __m256i q[6][2];
+    size_t i;
+    int r;
+    const __m256i bias0 = _mm256_loadu_si256((const __m256i *)(const void *)bias);
+    const __m256i bias1 = nv > 1 ? _mm256_loadu_si256((const __m256i *)(const void *)(bias + 8))
+                                 : bias0;
+    for (r = 0; r < 6; ++r) {
+        c[r][0] = bias0;
+        c[r][1] = bias1;
+    }
+    EDGEC_Q8_OPAQUE(kp);
+    for (i = 0; i < kp; ++i) {
+        const int16_t *wi = w + i * (size_t)(16 * nv);
+        const __m256i w0 = _mm256_loadu_si256((const __m256i *)(const void *)wi);
+        const __m256i w1 = nv > 1 ? _mm256_loadu_si256((const __m256i *)(const void *)(wi + 16))
+                                  : w0;
+        for (r = 0; r < rows; ++r) {
+            const __m256i x = edgec_q8_pair(a + (size_t)r * a_stride + 2 * i);
+            c[r][0] = _mm256_add_epi32(c[r][0], _mm256_madd_epi16(x, w0));
+            if (nv > 1) {
+                c[r][1] = _mm256_add_epi32(c[r][1], _mm256_madd_epi16(x, w1));
+            }
+        }
+    }
+    {
+        const __m256i me0 = _mm256_loadu_si256((const __m256i *)(const void *)m_even);
+        const __m256i mo0 = _mm256_loadu_si256((const __m256i *)(const void *)m_odd);
+        const __m256i me1 = nv > 1 ? _mm256_loadu_si256((const __m256i *)(const void *)(m_even + 8))
+                                   : me0;
+        const __m256i mo1 = nv > 1 ? _mm256_loadu_si256((const __m256i *)(const void *)(m_odd + 8))
+                                   : mo0;
+        const __m256i rz = _mm256_set1_epi32(round_zp);
+        for (r = 0; r < rows; ++r) {
+            q[r][0] = edgec_q8_rq8(c[r][0], me0, mo0, t, rz);
+            q[r][1] = nv > 1 ? edgec_q8_rq8(c[r][1], me1, mo1, t, rz) : q[r][0];
+        }
+    }
+    if (nv > 1) {
+        const int n = 8 + ncols;
+        for (r = 0; r + 1 < rows; r += 2) {
+            const __m256i v = edgec_q8_pack4(q[r][0], q[r][1], q[r + 1][0], q[r + 1][1],
+                                             zp_pack, lo, hi);
+            int8_t *y0 = y + (size_t)r * y_stride;
+            if (n == 16) {
+                _mm_storeu_si128((__m128i *)(void *)y0, _mm256_castsi256_si128(v));
+                _mm_storeu_si128((__m128i *)(void *)(y0 + y_stride), _mm256_extracti128_si256(v, 1));
+            } else {
+                edgec_q8_store8_n(y0, v, 0, 8);
+                edgec_q8_store8_n(y0 + 8, v, 1, ncols);
+                edgec_q8_store8_n(y0 + y_stride, v, 2, 8);
+                edgec_q8_store8_n(y0 + y_stride + 8, v, 3, ncols);
+            }
+        }
+        if (rows & 1) {
+            const __m256i v = edgec_q8_pack4(q[rows - 1][0], q[rows - 1][1], q[rows - 1][0],
+                                             q[rows - 1][1], zp_pack, lo, hi);
+            int8_t *y0 = y + (size_t)(rows - 1) * y_stride;
+            if (n == 16) {
+                _mm_storeu_si128((__m128i *)(void *)y0, _mm256_castsi256_si128(v));
+            } else {
+                edgec_q8_store8_n(y0, v, 0, 8);
+                edgec_q8_store8_n(y0 + 8, v, 1, ncols);
+            }
+        }
+    } else {
+        for (r = 0; r < rows; r += 4) {
+            const __m256i v = edgec_q8_pack4(q[r][0], q[r + 1 < rows ? r + 1 : r][0],
+                                             q[r + 2 < rows ? r + 2 : r][0],
+                                             q[r + 3 < rows ? r + 3 : r][0], zp_pack, lo, hi);
+            int g;
+            for (g = 0; g < 4 && r + g < rows; ++g) {
+                edgec_q8_store8_n(y + (size_t)(r + g) * y_stride, v, g, ncols);
+            }
+        }
+    }
+}
+
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
 /*
  * AVX-512 VNNI (targets x86_64-int8-vnni): vpdpbusd on 256-bit vectors multiplies 4 unsigned
