@@ -15,7 +15,10 @@ Method (the numbers in docs/benchmarks.md come from here, through tools/bench.py
 - GMAC/s = MACs / median latency; the FMA peak is measured (10 independent chains of 256-bit
   FMAs, a short probe after every round of runs, the best probe counts) and converted with the assumption that a core retires 2 FMA
   instructions of 8 fp32 lanes per cycle (Zen 3/4, Haswell and later), which also gives the
-  effective clock; share of peak = GMAC/s / peak GMAC/s (fp32 only).
+  effective clock; share of peak = GMAC/s / peak GMAC/s for fp32. For int8 on AVX2 the
+  ceiling is measured the same way with 12 independent vpmaddwd + vpaddd chains (16 int8
+  MACs per pair, the inner step of an exact AVX2 int8 GEMM): no AVX2 int8 kernel can
+  average more, so MACs / that rate is the least latency an AVX2 build can reach.
 Targets with a `runner` (emulated, e.g. qemu-aarch64) report executed guest instructions per
 inference (edgec/instr_count.py) next to the emulated, meaningless, wall time.
 """
@@ -43,6 +46,7 @@ CALIB_SAMPLES = 16
 LITERT_NA = "n/a (no TFLite backend yet)"
 FMA_LANES = 8  # fp32 lanes of a 256-bit FMA
 FMA_PER_CYCLE = 2  # FMA instructions a core retires per cycle (assumption, see docstring)
+MADD_MACS = 16  # int8 multiply-accumulates of one 256-bit vpmaddwd (8 lanes x 2 products)
 
 SHIM = r"""/* edgec_bench_shim.c - written by edgec bench: times {prefix}_run in-process. */
 #define _POSIX_C_SOURCE 200112L
@@ -80,7 +84,8 @@ int edgec_bench_time(void *arena, const void *const *inputs, long runs, double *
 }}
 """
 
-PEAK_SOURCE = r"""/* 10 independent chains of 256-bit FMAs: the core's FMA throughput. */
+PEAK_SOURCE = r"""/* 10 independent chains of 256-bit FMAs: the core's FMA throughput; 12 chains of
+   vpmaddwd + vpaddd: its exact AVX2 int8 multiply-accumulate throughput. */
 #define _POSIX_C_SOURCE 200112L
 #include <immintrin.h>
 #include <time.h>
@@ -113,6 +118,36 @@ double edgec_fma_per_second(long iterations)
     _mm256_storeu_ps(out, a0);
     edgec_fma_sink = out[0];
     return (double)iterations * 10.0 /
+           ((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
+}
+
+/* vpmaddwd + vpaddd pairs per second (each pair: 16 int16 products into 8 int32 sums),
+   written as assembly so that no compiler folds the repeated products. */
+double edgec_madd_per_second(long iterations);
+double edgec_madd_per_second(long iterations)
+{
+    struct timespec t0, t1;
+    long i;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (i = 0; i < iterations; ++i) {
+        __asm__ volatile(
+            "vpmaddwd %%ymm0, %%ymm1, %%ymm2\n\tvpaddd %%ymm2, %%ymm8, %%ymm8\n\t"
+            "vpmaddwd %%ymm0, %%ymm1, %%ymm3\n\tvpaddd %%ymm3, %%ymm9, %%ymm9\n\t"
+            "vpmaddwd %%ymm0, %%ymm1, %%ymm4\n\tvpaddd %%ymm4, %%ymm10, %%ymm10\n\t"
+            "vpmaddwd %%ymm0, %%ymm1, %%ymm5\n\tvpaddd %%ymm5, %%ymm11, %%ymm11\n\t"
+            "vpmaddwd %%ymm0, %%ymm1, %%ymm6\n\tvpaddd %%ymm6, %%ymm12, %%ymm12\n\t"
+            "vpmaddwd %%ymm0, %%ymm1, %%ymm7\n\tvpaddd %%ymm7, %%ymm13, %%ymm13\n\t"
+            "vpmaddwd %%ymm0, %%ymm1, %%ymm2\n\tvpaddd %%ymm2, %%ymm14, %%ymm14\n\t"
+            "vpmaddwd %%ymm0, %%ymm1, %%ymm3\n\tvpaddd %%ymm3, %%ymm15, %%ymm15\n\t"
+            "vpmaddwd %%ymm0, %%ymm1, %%ymm4\n\tvpaddd %%ymm4, %%ymm8, %%ymm8\n\t"
+            "vpmaddwd %%ymm0, %%ymm1, %%ymm5\n\tvpaddd %%ymm5, %%ymm9, %%ymm9\n\t"
+            "vpmaddwd %%ymm0, %%ymm1, %%ymm6\n\tvpaddd %%ymm6, %%ymm10, %%ymm10\n\t"
+            "vpmaddwd %%ymm0, %%ymm1, %%ymm7\n\tvpaddd %%ymm7, %%ymm11, %%ymm11\n\t"
+            ::: "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+                "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)iterations * 12.0 /
            ((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
 }
 """
@@ -156,12 +191,15 @@ def _compile(cmd: list[str], what: str) -> None:
 
 
 class FmaPeak:
-    """The FMA throughput of one core, probed repeatedly (the best probe is the peak: on a
-    shared machine a probe can only be slowed down, never sped up)."""
+    """The FMA and AVX2 int8 (vpmaddwd + vpaddd) throughput of one core, probed repeatedly
+    (the best probe is the peak: on a shared machine a probe can only be slowed down, never
+    sped up)."""
 
     def __init__(self, workdir: Path, cc: str = "cc"):
         self.fn = None
+        self.madd_fn = None
         self.best = 0.0
+        self.best_madd = 0.0
         if not {"avx2", "fma"} <= set(machine_info()["flags"]):
             return
         src, lib = workdir / "edgec_fma_peak.c", workdir / "libedgec_fma_peak.so"
@@ -171,20 +209,25 @@ class FmaPeak:
                       str(src), "-o", str(lib)], "the FMA peak probe")
         except (ToolchainError, FileNotFoundError):
             return
-        self.fn = ctypes.CDLL(str(lib)).edgec_fma_per_second
-        self.fn.restype, self.fn.argtypes = ctypes.c_double, [ctypes.c_long]
+        dll = ctypes.CDLL(str(lib))
+        self.fn, self.madd_fn = dll.edgec_fma_per_second, dll.edgec_madd_per_second
+        for fn in (self.fn, self.madd_fn):
+            fn.restype, fn.argtypes = ctypes.c_double, [ctypes.c_long]
 
     def probe(self, iterations: int = 2_000_000) -> None:
-        """One short probe (~2.5 ms)."""
+        """One short probe of each (~3 ms each)."""
         if self.fn is not None:
             self.best = max(self.best, self.fn(iterations))
+            self.best_madd = max(self.best_madd, self.madd_fn(iterations // 2))
 
     def result(self) -> dict | None:
-        """{fma_per_s, peak_gmacs, clock_ghz}, or None without AVX2/FMA or a compiler."""
+        """{fma_per_s, peak_gmacs, clock_ghz, int8_avx2_gmacs}, or None without AVX2/FMA or
+        a compiler."""
         if self.fn is None or self.best <= 0:
             return None
         return {"fma_per_s": self.best, "peak_gmacs": self.best * FMA_LANES / 1e9,
-                "clock_ghz": self.best / FMA_PER_CYCLE / 1e9}
+                "clock_ghz": self.best / FMA_PER_CYCLE / 1e9,
+                "int8_avx2_gmacs": self.best_madd * MADD_MACS / 1e9}
 
 
 def measure_fma_peak(workdir: Path, cc: str = "cc", repeats: int = 20) -> dict | None:
@@ -477,6 +520,11 @@ def _summarise(row: dict, timings: dict[str, Timing], peak: dict | None, target)
         out["clock_ghz_est"] = round(peak["clock_ghz"], 3)
         if not target.is_int8:
             out["peak_share"] = round(out["gmacs"] / peak["peak_gmacs"], 3)
+        elif getattr(target, "isa", "") == "x86_64-avx2" and peak.get("int8_avx2_gmacs"):
+            # x86_64-int8: AVX2 only, so vpmaddwd + vpaddd bounds every kernel
+            out["int8_avx2_peak_gmacs"] = round(peak["int8_avx2_gmacs"], 2)
+            out["peak_share"] = round(out["gmacs"] / peak["int8_avx2_gmacs"], 3)
+            out["avx2_bound_ms"] = round(row["macs"] / (peak["int8_avx2_gmacs"] * 1e6), 4)
     ort = {k.split(":", 1)[1]: t for k, t in timings.items() if k.startswith("ort:")}
     if ort:
         form, best = min(ort.items(), key=lambda kv: kv[1].median_ms)

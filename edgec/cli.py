@@ -368,12 +368,17 @@ def cmd_bench(args) -> int:
         print(f"  emulated: {row['latency_ms']:.3f} ms wall (not meaningful), "
               f"{row.get('instructions') or 'n/a'} instructions per inference")
         return 0
-    share = f", {row['peak_share']:.0%} of the FMA peak" if "peak_share" in row else ""
+    peak_name = ("the AVX2 int8 ceiling" if "int8_avx2_peak_gmacs" in row else "the FMA peak")
+    share = f", {row['peak_share']:.0%} of {peak_name}" if "peak_share" in row else ""
     print(f"  edgec        {row['latency_ms']:.4f} ms  ({row['gmacs']:.1f} GMAC/s{share})")
     if "onnxruntime_ms" in row:
         print(f"  onnxruntime  {row['onnxruntime_ms']:.4f} ms  ({row['onnxruntime_form']}; "
               f"call overhead {row['onnxruntime_call_overhead_ms']:.4f} ms)")
         print(f"  ratio edgec / onnxruntime: {row['ratio']:.3f}")
+    if "avx2_bound_ms" in row:
+        print(f"  AVX2 bound   {row['avx2_bound_ms']:.4f} ms  (MACs at the measured "
+              f"{row['int8_avx2_peak_gmacs']:.1f} GMAC/s vpmaddwd ceiling; no AVX2 kernel is "
+              "faster)")
     print(f"  LiteRT       {row['litert']}")
     return 0
 

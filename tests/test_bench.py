@@ -65,3 +65,36 @@ def test_bench_tool_keeps_other_sections(tmp_path):
     text = doc.read_text()
     assert "keep me" in text and text.count(tool.BEGIN) == 1
     assert "| m | fp32 (x86_64-fp32) | 1.000 | 2.000 (fp32) | **0.50** |" in text
+
+
+def test_bench_tool_states_the_avx2_int8_bound(tmp_path):
+    """An x86_64-int8 row carries the least latency the measured AVX2 int8 ceiling allows;
+    the table states it beside onnxruntime's latency, with the ratio."""
+    spec = importlib.util.spec_from_file_location("bench_tool", REPO / "tools" / "bench.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    row = {"model": "m", "target": "x86_64-int8", "precision": "int8", "runs": 50,
+           "macs": 300 * 10**6, "latency_ms": 4.5, "onnxruntime_ms": 3.0,
+           "onnxruntime_form": "QDQ", "ratio": 1.5, "litert": "n/a", "gmacs": 66.7,
+           "peak_share": 0.71, "avx2_bound_ms": 3.2, "compile_s": 1.0}
+    machine = {"cpu": "cpu", "cores": 2, "flags": ["avx2", "avx512_vnni"], "mhz": 1000.0}
+    peak = {"peak_gmacs": 50.0, "clock_ghz": 3.1, "int8_avx2_gmacs": 93.75}
+    text = tool.markdown([row], machine, peak, {"edgec": "0"}, None)
+    assert "AVX2 int8 ceiling (measured" in text and "93.8 GMAC/s" in text
+    assert "m 3.200 ms vs 3.000 ms (1.07x)" in text
+    assert "| m | int8 (x86_64-int8) | 4.500 | 3.000 (QDQ) | **1.50** |" in text
+    assert "| 71% |" in text
+
+
+def test_avx2_int8_probe_builds_and_reports_a_rate(tmp_path):
+    """The vpmaddwd + vpaddd probe (inline assembly) builds and reports a rate in the result
+    (no bound on its value: tests do not assert timings)."""
+    from edgec.bench import FmaPeak, machine_info
+    if not {"avx2", "fma"} <= set(machine_info()["flags"]):
+        pytest.skip("host without AVX2/FMA")
+    peak = FmaPeak(tmp_path)
+    for _ in range(5):
+        peak.probe(200_000)
+    res = peak.result()
+    assert res is not None
+    assert res["int8_avx2_gmacs"] > 0 and np.isfinite(res["int8_avx2_gmacs"])
