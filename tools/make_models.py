@@ -547,8 +547,22 @@ def write_docs(doc_path: Path, out: Path, digits_info: dict) -> None:
         test_samples=digits_info["test_samples"], calib_samples=DIGITS_CALIB_SAMPLES,
         torch_accuracy=digits_info["torch_accuracy"], ort_accuracy=digits_info["ort_accuracy"],
         c_accuracy=f"{c_acc:.2f}%" if c_acc is not None else f"not measured: {reason}")
+    text += kept_section(doc_path)
     doc_path.parent.mkdir(parents=True, exist_ok=True)
     doc_path.write_text(text)
+
+
+KEPT_BEGIN, KEPT_END = "<!-- trained-mobilenetv2:begin -->", "<!-- trained-mobilenetv2:end -->"
+
+
+def kept_section(doc_path: Path) -> str:
+    """The hand-written section about mobilenetv2_trained.onnx (built by another tool) from the
+    current doc, to append after the generated text; empty when there is none."""
+    old = doc_path.read_text() if doc_path.exists() else ""
+    start, end = old.find(KEPT_BEGIN), old.find(KEPT_END)
+    if start < 0 or end < start:
+        return ""
+    return "\n" + old[start:end + len(KEPT_END)] + "\n"
 
 
 # ----------------------------------------------------------------------------- main

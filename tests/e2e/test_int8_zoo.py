@@ -76,6 +76,25 @@ def test_mobilenetv2_int8(zoo_dir):
 
 
 @pytest.mark.slow
+def test_trained_mobilenetv2_int8(zoo_dir, tmp_path):
+    """The trained MobileNetV2 (docs/zoo.md), measured at its logits on images in [0, 1):
+    bit-exact C, SNR >= 20 dB against onnxruntime fp32, and agreement with onnxruntime on the
+    exported QDQ model at least as close as onnxruntime's two executions of that model."""
+    t = tool()
+    logits = t.logits_model(zoo_dir / "mobilenetv2_trained.onnx", tmp_path)
+    assert logits != zoo_dir / "mobilenetv2_trained.onnx"  # its Softmax was removed
+    res = verify_model(logits, CompileOptions(target="x86_64-int8"), seed=8)
+    assert res.ok and res.exact, [o.as_dict() for o in res.outputs]
+    row = t.evaluate("mobilenetv2_trained", eval_count=4, with_ort_int8=False)
+    assert row["snr_db"] >= 20.0, row
+    assert row["weights_ratio"] <= 0.27, row  # 5-class head: Gemm biases weigh more here
+    assert row["qdq_within_1lsb"] >= row["ort_self_within_1lsb"], row
+    if row["qdq_within_1lsb"] < 0.999:
+        pytest.xfail("onnxruntime's fused integer kernels round requantisation differently "
+                     f"from the TFLite scheme; 1-LSB steps compound over 52 layers: {row}")
+
+
+@pytest.mark.slow
 def test_mobilenetv2_calibration_time(zoo_dir):
     from edgec.compiler import run_pipeline
     from edgec.targets import get_target

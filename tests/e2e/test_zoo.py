@@ -50,6 +50,18 @@ def describe(res) -> str:
                      for o in res.outputs)
 
 
+@pytest.mark.slow
+def test_trained_mobilenetv2_matches_onnxruntime(zoo_dir, tmp_path):
+    """The trained MobileNetV2 converted from nsfwjs (docs/zoo.md): Keras padding as Pad
+    nodes, unfolded BatchNormalization, a Gemm head and Softmax, on an image in [0, 1)."""
+    np.savez(tmp_path / "x.npz", input=np.random.default_rng(3).random((1, 3, 224, 224),
+                                                                     dtype=np.float32))
+    res = verify_model(zoo_dir / "mobilenetv2_trained.onnx",
+                       CompileOptions(target="x86_64-fp32"), str(tmp_path / "x.npz"), rtol=RTOL)
+    assert res.ok, describe(res)
+    assert all(o.max_rel_err <= RTOL for o in res.outputs), describe(res)
+
+
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("model", MODELS)
 def test_zoo_model_matches_onnxruntime(zoo_dir, model, target):
@@ -127,3 +139,17 @@ def test_zoo_doc_records_current_hashes():
         assert f"{sha256(ZOO_DIR / name)}  {name}" in doc, f"docs/zoo.md: stale hash of {name}"
     want = load_tool().EXPECTED_SHA256["mobilenetv2.onnx"]
     assert f"{want}  mobilenetv2.onnx" in doc
+
+
+def test_zoo_docs_keep_the_trained_mobilenetv2_section(tmp_path):
+    """`make_models.py --docs` rewrites its own sections and keeps the hand-written one about
+    mobilenetv2_trained.onnx (its numbers come from tools/make_trained_mobilenetv2.py)."""
+    tool = load_tool()
+    doc = tmp_path / "zoo.md"
+    assert tool.kept_section(doc) == ""
+    doc.write_text(f"old generated text\n{tool.KEPT_BEGIN}\n## Trained\nfigures\n"
+                   f"{tool.KEPT_END}\n")
+    kept = tool.kept_section(doc)
+    assert kept.strip().startswith(tool.KEPT_BEGIN) and "figures" in kept
+    assert "old generated text" not in kept
+    assert tool.KEPT_BEGIN in (REPO / "docs" / "zoo.md").read_text()
