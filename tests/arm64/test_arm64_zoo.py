@@ -32,7 +32,8 @@ def test_readme_verify_command_prints_the_report(zoo_dir):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("target", ARM64_TARGETS)
-@pytest.mark.parametrize("model", ["digits_cnn", "dscnn", "resnet8", "mobilenetv2"])
+@pytest.mark.parametrize("model", ["digits_cnn", "dscnn", "resnet8", "mobilenetv2",
+                                   "mobilenetv2_trained"])
 def test_zoo_model_verifies(zoo_dir, model, target):
     res = verify_model(zoo_dir / f"{model}.onnx", CompileOptions(target=target))
     # int8: bit-exact with the int8 reference (outputs of a float island such as a final

@@ -281,7 +281,8 @@ def test_conv_net_real_lifetimes_and_plan():
         assert t["offset"] == plan.offsets[t["name"]]
 
 
-ZOO_LIMITS = {"mobilenetv2": 9_960_064, "dscnn": 72_224, "resnet8": None}
+ZOO_LIMITS = {"mobilenetv2": 9_960_064, "dscnn": 72_224, "resnet8": None,
+              "mobilenetv2_trained": None}
 
 
 @pytest.mark.parametrize("name", sorted(ZOO_LIMITS))
