@@ -323,17 +323,25 @@ def qgemm_params(node: Node, p: dict, vnni: bool = False) -> dict:
     else:
         layout = _layout(n)
         padded = layout["padded"]
-        weights = _panels(w.T, TILE, kstep)
+        weights = _panels(w.T, TILE, kstep, lane_order=not vnni)
         out["layout"] = layout
         out["segments"] = row_segments(rows, 1 << 30, tile_rows(vnni))
-    rq = requant(p, n, padded)
-    out["q_mult_arr"] = ConstArray(rq.pop("q_mult"), "rq_mult_x86")
-    out.update(rq)
+    avx2_tiles = not (vnni or gemv)  # edgec_q8_gemm_tile: values in LANE_ORDER
+    rq = requant_avx2(p, n, padded) if avx2_tiles else requant(p, n, padded)
     bias = np.zeros(padded, np.int32)
     bias[:n] = bias_eff
+    mult = rq.pop("q_mult")
+    if avx2_tiles:
+        bias, mult = in_lane_order(bias), in_lane_order(mult)
+        out["q_m_even"] = ConstArray(mult, "rq_mult_even")
+        out["q_m_odd"] = ConstArray(odd_lane_mults(mult), "rq_mult_odd")
+    else:
+        out["q_mult_arr"] = ConstArray(mult, "rq_mult_x86")
+    out.update(rq)
     out["q_bias"] = ConstArray(bias, "bias_eff_x86")
     out["q_weights"] = ConstArray(weights, "w_panels")
-    out.update({"KG": kg, "KSTEP": kstep, "vnni": vnni, "gemv": gemv, "K": k, "N": n})
+    out.update({"KG": kg, "KSTEP": kstep, "vnni": vnni, "gemv": gemv, "K": k, "N": n,
+                "avx2_tiles": avx2_tiles})
     return out
 
 

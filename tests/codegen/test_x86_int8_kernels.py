@@ -86,7 +86,7 @@ def test_qconv_kernels_bit_exact(name, target):
 
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("shape", [(1, 37, 70), (1, 64, 12), (1, 40, 200), (3, 20, 21),
-                                   (7, 33, 40)])
+                                   (7, 33, 40), (4, 19, 28)])
 def test_qgemm_kernels_bit_exact(shape, target):
     m, k, n = shape
     inits = {"B": _rand((k, n), 1), "C": _rand((n,), 2)}

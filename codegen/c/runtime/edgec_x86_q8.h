@@ -40,6 +40,27 @@
 #define EDGEC_Q8_INLINE static inline
 #endif
 
+/* The two vpmuldq products of MultiplyByQuantizedMultiplier with t = 31 - shift: even = the
+   even lanes' acc * m_even, odd = the odd lanes' acc * m_odd (m_odd holds the odd lanes'
+   multipliers in the even positions) as 64-bit lanes. For t <= 32 the rounding 2^(t-1) is
+   added and the products shifted so that their high halves are the results; for t >= 33 they
+   are left as they are (callers round the high halves in 32 bits). */
+EDGEC_Q8_INLINE void edgec_q8_mbqm_products(__m256i acc, __m256i m_even, __m256i m_odd, int t,
+                                            __m256i *even, __m256i *odd)
+{
+    *even = _mm256_mul_epi32(acc, m_even);
+    *odd = _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), m_odd);
+    if (t < 33) {
+        const __m256i rounding = _mm256_set1_epi64x((long long)((uint64_t)1 << (t - 1)));
+        *even = _mm256_add_epi64(*even, rounding);
+        *odd = _mm256_add_epi64(*odd, rounding);
+        if (t < 32) {
+            *even = _mm256_slli_epi64(*even, 32 - t);
+            *odd = _mm256_slli_epi64(*odd, 32 - t);
+        }
+    }
+}
+
 /* MultiplyByQuantizedMultiplier of 8 int32 lanes by per-lane multipliers, one shift;
    mult_odd holds the odd lanes' multipliers in the even positions (_mm256_srli_epi64(mult,
    32)), so a caller reusing a multiplier vector computes it once. For t >= 33 (the usual
@@ -48,23 +69,12 @@
 EDGEC_Q8_INLINE __m256i edgec_q8_mbqm_odd(__m256i acc, __m256i mult, __m256i mult_odd, int shift)
 {
     const int t = 31 - shift;
-    __m256i even = _mm256_mul_epi32(acc, mult);
-    __m256i odd = _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), mult_odd);
-    if (t >= 33) {
-        const __m256i high = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
-        return _mm256_srai_epi32(_mm256_add_epi32(high, _mm256_set1_epi32(1 << (t - 33))),
-                                 t - 32);
-    }
-    {
-        const __m256i rounding = _mm256_set1_epi64x((long long)((uint64_t)1 << (t - 1)));
-        even = _mm256_add_epi64(even, rounding);
-        odd = _mm256_add_epi64(odd, rounding);
-        if (t < 32) {
-            even = _mm256_slli_epi64(even, 32 - t);
-            odd = _mm256_slli_epi64(odd, 32 - t);
-        }
-        return _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
-    }
+    __m256i even, odd, high;
+    edgec_q8_mbqm_products(acc, mult, mult_odd, t, &even, &odd);
+    high = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+    return t < 33 ? high
+                  : _mm256_srai_epi32(_mm256_add_epi32(high, _mm256_set1_epi32(1 << (t - 33))),
+                                      t - 32);
 }
 
 /* MultiplyByQuantizedMultiplier of 8 int32 lanes by per-lane multipliers, one shift. */
@@ -82,20 +92,30 @@ EDGEC_Q8_INLINE __m256i edgec_q8_requant(__m256i acc, __m256i mult, int shift, i
     return _mm256_min_epi32(y, _mm256_set1_epi32(hi));
 }
 
-/* Four vectors of 8 MBQM results (a0, a1: one row's channels 0-7, 8-15; b0, b1 the next
-   row's) plus zp, clamped to [lo, hi], as 32 int8: row a in the low 16 bytes, row b in the
-   high 16. The zero point is added with int16 saturation and the clamp is done on bytes:
-   both equal the exact int32 result after the final clamp, which lies within int8. */
-EDGEC_Q8_INLINE __m256i edgec_q8_pack32(__m256i a0, __m256i a1, __m256i b0, __m256i b1,
-                                        int zp, int lo, int hi)
+/* 4 vectors of 8 int32 -> 32 int8 in order (v0's 8 bytes, v1's, v2's, v3's; with v0, v1 one
+   row's channels 0-7, 8-15 and v2, v3 the next row's: row one in the low 16 bytes, row two in
+   the high 16): saturating packs, then (zp_pack != 0) the zero point added in int16 with
+   saturation, then the clamp to [lo, hi] when it is narrower than int8. Both equal the exact
+   int32 result after the final clamp, which lies within int8. */
+EDGEC_Q8_INLINE __m256i edgec_q8_pack4(__m256i v0, __m256i v1, __m256i v2, __m256i v3,
+                                       int zp_pack, int lo, int hi)
 {
-    const __m256i zp16 = _mm256_set1_epi16((short)zp);
-    const __m256i a = _mm256_adds_epi16(_mm256_packs_epi32(a0, a1), zp16);
-    const __m256i b = _mm256_adds_epi16(_mm256_packs_epi32(b0, b1), zp16);
-    __m256i y = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(a, b),
-                                            _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    y = _mm256_max_epi8(y, _mm256_set1_epi8((char)lo));
-    return _mm256_min_epi8(y, _mm256_set1_epi8((char)hi));
+    __m256i a = _mm256_packs_epi32(v0, v1);
+    __m256i b = _mm256_packs_epi32(v2, v3);
+    __m256i y;
+    if (zp_pack != 0) {
+        a = _mm256_adds_epi16(a, _mm256_set1_epi16((short)zp_pack));
+        b = _mm256_adds_epi16(b, _mm256_set1_epi16((short)zp_pack));
+    }
+    y = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(a, b),
+                                    _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    if (lo > -128) {
+        y = _mm256_max_epi8(y, _mm256_set1_epi8((char)lo));
+    }
+    if (hi < 127) {
+        y = _mm256_min_epi8(y, _mm256_set1_epi8((char)hi));
+    }
+    return y;
 }
 
 /* 16 int32 lanes (channels 0-7 in a, 8-15 in b), already in [-128, 127], as 16 int8. */
@@ -207,49 +227,9 @@ EDGEC_Q8_INLINE __m256i edgec_q8_pair(const int16_t *p)
     (t)->v[2][0] = c20; (t)->v[2][1] = c21; (t)->v[3][0] = c30; (t)->v[3][1] = c31;          \
     (t)->v[4][0] = c40; (t)->v[4][1] = c41; (t)->v[5][0] = c50; (t)->v[5][1] = c51
 
-/* acc[r] += sum over k pairs i of a[r][2i..2i+1] . b[i][channel][0..1]: a rows are widened
-   int16 activations, b is an int8 panel [kp][8 * nv][2]. Each product needs a vpmaddwd, a
-   vpaddd and a temporary register: the x86_64-int8 templates use 3-row tiles, which keep
-   every accumulator in a register whatever order the compiler schedules the products in. */
-EDGEC_Q8_INLINE void edgec_q8_tile_madd(edgec_q8_tile *t, int rows, int nv,
-                                        const int16_t *const *a, const int8_t *b, size_t kp)
-{
-    const int16_t *a0 = a[0];
-    const int16_t *a1 = rows > 1 ? a[1] : a0;
-    const int16_t *a2 = rows > 2 ? a[2] : a0;
-    const int16_t *a3 = rows > 3 ? a[3] : a0;
-    const int16_t *a4 = rows > 4 ? a[4] : a0;
-    const int16_t *a5 = rows > 5 ? a[5] : a0;
-    size_t i;
-    EDGEC_Q8_TILE_LOAD(t, rows, nv);
-    for (i = 0; i < kp; ++i) {
-        const int8_t *bi = b + i * (size_t)(16 * nv);
-        const __m256i b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)bi));
-        const __m256i b1 = nv > 1
-            ? _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(bi + 16))) : b0;
-        __m256i x;
-#define EDGEC_Q8_ROW(R, AR, C0, C1)                                                    \
-        if (rows > (R)) {                                                              \
-            x = edgec_q8_pair((AR) + 2 * i);                                           \
-            C0 = _mm256_add_epi32(C0, _mm256_madd_epi16(x, b0));                       \
-            if (nv > 1) {                                                              \
-                C1 = _mm256_add_epi32(C1, _mm256_madd_epi16(x, b1));                   \
-            }                                                                          \
-        }
-        EDGEC_Q8_ROW(0, a0, c00, c01)
-        EDGEC_Q8_ROW(1, a1, c10, c11)
-        EDGEC_Q8_ROW(2, a2, c20, c21)
-        EDGEC_Q8_ROW(3, a3, c30, c31)
-        EDGEC_Q8_ROW(4, a4, c40, c41)
-        EDGEC_Q8_ROW(5, a5, c50, c51)
-#undef EDGEC_Q8_ROW
-    }
-    EDGEC_Q8_TILE_SAVE(t);
-}
-
 /* Requantise and store: row r to y + r * y_stride, 8 * (nv - 1) + ncols channels (ncols in
    1..8 valid in the last vector); mult is the panel's multipliers (8 * nv int32). Rows go
-   two at a time through edgec_q8_pack32. */
+   two at a time through edgec_q8_pack4. */
 EDGEC_Q8_INLINE void edgec_q8_tile_store(const edgec_q8_tile *t, int rows, int nv, int ncols,
                                          int8_t *y, size_t y_stride, const int32_t *mult,
                                          int shift, int zp, int lo, int hi)
@@ -264,7 +244,7 @@ EDGEC_Q8_INLINE void edgec_q8_tile_store(const edgec_q8_tile *t, int rows, int n
         int8_t *y0 = y + (size_t)r * y_stride;
         int8_t *y1 = y0 + y_stride;
         if (nv > 1) {
-            const __m256i v = edgec_q8_pack32(edgec_q8_mbqm_odd(t->v[r][0], m0, o0, shift),
+            const __m256i v = edgec_q8_pack4(edgec_q8_mbqm_odd(t->v[r][0], m0, o0, shift),
                                               edgec_q8_mbqm_odd(t->v[r][1], m1, o1, shift),
                                               edgec_q8_mbqm_odd(t->v[r + 1][0], m0, o0, shift),
                                               edgec_q8_mbqm_odd(t->v[r + 1][1], m1, o1, shift),
@@ -274,7 +254,7 @@ EDGEC_Q8_INLINE void edgec_q8_tile_store(const edgec_q8_tile *t, int rows, int n
         } else {
             const __m256i a = edgec_q8_mbqm_odd(t->v[r][0], m0, o0, shift);
             const __m256i b = edgec_q8_mbqm_odd(t->v[r + 1][0], m0, o0, shift);
-            const __m128i v = _mm256_castsi256_si128(edgec_q8_pack32(a, b, a, b, zp, lo, hi));
+            const __m128i v = _mm256_castsi256_si128(edgec_q8_pack4(a, b, a, b, zp, lo, hi));
             edgec_q8_store_n(y0, v, n);
             edgec_q8_store_n(y1, _mm_srli_si128(v, 8), n);
         }
@@ -283,7 +263,7 @@ EDGEC_Q8_INLINE void edgec_q8_tile_store(const edgec_q8_tile *t, int rows, int n
         const __m256i a = edgec_q8_mbqm_odd(t->v[rows - 1][0], m0, o0, shift);
         const __m256i b = nv > 1 ? edgec_q8_mbqm_odd(t->v[rows - 1][1], m1, o1, shift) : a;
         edgec_q8_store_n(y + (size_t)(rows - 1) * y_stride,
-                         _mm256_castsi256_si128(edgec_q8_pack32(a, b, a, b, zp, lo, hi)), n);
+                         _mm256_castsi256_si128(edgec_q8_pack4(a, b, a, b, zp, lo, hi)), n);
     }
 }
 
@@ -352,46 +332,11 @@ EDGEC_Q8_INLINE void edgec_q8_gemv_panel(int nv, int ncols, const int16_t *a, co
 EDGEC_Q8_INLINE __m256i edgec_q8_rq8(__m256i acc, __m256i m_even, __m256i m_odd, int t,
                                      __m256i round_zp)
 {
-    __m256i even = _mm256_mul_epi32(acc, m_even);
-    __m256i odd = _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), m_odd);
-    if (t < 33) {
-        const __m256i rounding = _mm256_set1_epi64x((long long)((uint64_t)1 << (t - 1)));
-        even = _mm256_add_epi64(even, rounding);
-        odd = _mm256_add_epi64(odd, rounding);
-        if (t < 32) {
-            even = _mm256_slli_epi64(even, 32 - t);
-            odd = _mm256_slli_epi64(odd, 32 - t);
-        }
-    }
-    {
-        const __m256i high = _mm256_castps_si256(_mm256_shuffle_ps(
-            _mm256_castsi256_ps(even), _mm256_castsi256_ps(odd), _MM_SHUFFLE(3, 1, 3, 1)));
-        return t < 33 ? high : _mm256_srai_epi32(_mm256_add_epi32(high, round_zp), t - 32);
-    }
-}
-
-/* 4 vectors of 8 int32 -> 32 int8 in order (v0's 8 bytes, v1's, v2's, v3's): saturating packs,
-   then (zp_pack != 0) the zero point added in int16 with saturation, then the clamp to
-   [lo, hi] when it is narrower than int8. */
-EDGEC_Q8_INLINE __m256i edgec_q8_pack4(__m256i v0, __m256i v1, __m256i v2, __m256i v3,
-                                       int zp_pack, int lo, int hi)
-{
-    __m256i a = _mm256_packs_epi32(v0, v1);
-    __m256i b = _mm256_packs_epi32(v2, v3);
-    __m256i y;
-    if (zp_pack != 0) {
-        a = _mm256_adds_epi16(a, _mm256_set1_epi16((short)zp_pack));
-        b = _mm256_adds_epi16(b, _mm256_set1_epi16((short)zp_pack));
-    }
-    y = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(a, b),
-                                    _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    if (lo > -128) {
-        y = _mm256_max_epi8(y, _mm256_set1_epi8((char)lo));
-    }
-    if (hi < 127) {
-        y = _mm256_min_epi8(y, _mm256_set1_epi8((char)hi));
-    }
-    return y;
+    __m256i even, odd, high;
+    edgec_q8_mbqm_products(acc, m_even, m_odd, t, &even, &odd);
+    high = _mm256_castps_si256(_mm256_shuffle_ps(
+        _mm256_castsi256_ps(even), _mm256_castsi256_ps(odd), _MM_SHUFFLE(3, 1, 3, 1)));
+    return t < 33 ? high : _mm256_srai_epi32(_mm256_add_epi32(high, round_zp), t - 32);
 }
 
 /* Store the first n (1..8) bytes of the 8-byte group g (0..3) of v. */
