@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 
 # The main job cross-compiles for arm64 and runs the result under QEMU user mode.
 APT_MAIN=(gcc make gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
-APT_TEST=(clang cmake valgrind gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
+# clang without Recommends lacks the sanitizer runtimes (-fsanitize=address fails to link):
+# libclang-rt-dev ships libclang_rt.asan/ubsan for the default clang.
+APT_TEST=(clang libclang-rt-dev cmake valgrind gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
 
 want=("${APT_MAIN[@]}")
 [ "$mode" = test ] && want+=("${APT_TEST[@]}")
