@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import qmath
+from ..detmath import deterministic_math
 from ..errors import ShapeError
 from ..ir import DType, Node, TensorType
 from . import arm64_int8, x86_q8
@@ -131,10 +132,13 @@ def average_pool_attrs(x_scale: float, y_scale: float, max_count: int) -> dict:
 
 def lookup_table(fn, x_scale: float, x_zero_point: int, y_scale: float, y_zero_point: int
                  ) -> list[int]:
-    """table[q + 128] = quantize(fn(dequantize(q))) for every int8 q; fn maps float32 arrays."""
+    """table[q + 128] = quantize(fn(dequantize(q))) for every int8 q; fn maps float32 arrays.
+
+    fn runs under `deterministic_math` (numpy's exp/log/tanh replaced by IEEE-exact
+    float64 versions), so the table is the same on every host (edgec/detmath.py)."""
     q = np.arange(QMIN, QMAX + 1)
     x = qmath.dequantize(q, x_scale, x_zero_point)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), deterministic_math():
         y = np.asarray(fn(x), dtype=np.float32)
     return [int(v) for v in qmath.quantize_float(y, y_scale, y_zero_point)]
 

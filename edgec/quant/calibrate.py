@@ -3,6 +3,12 @@
 The graph calibrated is the fp32 graph *after* the target's fp32 pipeline (fused epilogues,
 channels-last), so the statistics belong to exactly the values the quantize pass rewrites.
 
+Host independence: the statistics decide every int8 scale, so the float activations they
+come from are computed the same way on every machine: products through fast_kernels.py
+(exact integer-grid products, fixed-order depthwise sums; no torch, no BLAS-order
+dependence) and exp/log/tanh through edgec/detmath.py (IEEE-exact operations in a fixed
+order, not numpy's SIMD dispatch). The argument is written out in edgec/detmath.py.
+
 Speed: samples are run through the numpy reference interpreter in chunks of up to
 `CHUNK` samples at once. A batched copy of the graph is made by scaling every value's leading
 axis; whether that is legal (no op mixes samples, no reshape pins the batch) is checked
@@ -20,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..detmath import deterministic_math
 from ..errors import DataError, EdgecError
 from ..interp import execute
 from ..ir import Graph
@@ -209,7 +216,8 @@ def run_fast(g: Graph, feeds: dict[str, np.ndarray], observer=None,
         return results
 
     env = {v.name: np.asarray(feeds[n]) for v, n in zip(g.inputs, input_names(g))}
-    env = execute(g, env, observer=observer, keep_all=keep_all, kernel=kernel)
+    with deterministic_math():  # host-independent exp/log/tanh (edgec/detmath.py)
+        env = execute(g, env, observer=observer, keep_all=keep_all, kernel=kernel)
     return env if keep_all else {v.name: env[v.name] for v in g.outputs}
 
 

@@ -19,6 +19,11 @@ inside it, as the asymmetric int8 scheme requires):
               the clipped histogram P (outliers folded into the edge bins) and its 255-level
               quantised version Q (TensorRT's calibration, generalised to asymmetric ranges by
               shrinking both ends together).
+
+Host independence: the histogram is built with elementwise float32 operations (exactly
+rounded, the same on every machine); the mse/entropy costs are summed with math.fsum
+(correctly rounded, order-free) and the logarithm is edgec.detmath.log, so the chosen range
+does not depend on BLAS or numpy's SIMD dispatch (see edgec/detmath.py).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from edgec import detmath
 
 NUM_BINS = 2048
 METHODS = ("minmax", "percentile", "entropy", "mse")
@@ -73,11 +80,25 @@ class TensorStats:
         if self.bin_width == 0.0:  # only zeros so far
             self.hist[0] += x.size
             return
-        scaled = x - np.float32(self.hist_lo)
-        scaled *= np.float32(1.0 / self.bin_width)
+        self.hist += np.bincount(self._bin_index(x), minlength=NUM_BINS)
+
+    def _bin_index(self, x: np.ndarray) -> np.ndarray:
+        """Histogram bin of every (finite) value of `x`.
+
+        float32 arithmetic when the histogram's origin and inverse bin width are finite
+        float32 numbers (the usual case, and the historical bits); float64 otherwise: bins
+        narrower than 1/FLT_MAX (data around 1e-40) or edges beyond the float32 range.
+        """
+        with np.errstate(over="ignore"):  # 1/width overflows float32 only for tiny bins
+            inverse, origin = np.float32(1.0 / self.bin_width), np.float32(self.hist_lo)
+        if np.isfinite(inverse) and np.isfinite(origin):
+            with np.errstate(over="ignore"):  # x - origin may pass FLT_MAX: the last bin
+                scaled = x - origin
+                scaled *= inverse
+        else:
+            scaled = (x.astype(np.float64) - self.hist_lo) / self.bin_width
         np.clip(scaled, 0, NUM_BINS - 1, out=scaled)
-        idx = scaled.astype(np.intp)
-        self.hist += np.bincount(idx, minlength=NUM_BINS)
+        return scaled.astype(np.intp)
 
     def _grow(self, lo: float, hi: float) -> None:
         """Make the histogram cover [lo, hi], merging bins by an integer factor if needed."""
@@ -102,7 +123,10 @@ class TensorStats:
                 self.hist_lo - shift * w + NUM_BINS * factor * w < hi:
             factor += 1
         new = np.zeros(NUM_BINS, np.int64)
-        target = (np.arange(NUM_BINS) + shift) // factor
+        if shift + NUM_BINS < 2**62 and factor < 2**62:
+            target = (np.arange(NUM_BINS) + shift) // factor
+        else:  # a jump of many orders of magnitude (1e-40 data, then 1.0): Python integers
+            target = np.array([(i + shift) // factor for i in range(NUM_BINS)], np.int64)
         np.add.at(new, np.minimum(target, NUM_BINS - 1), self.hist)
         self.hist = new
         self.hist_lo = self.hist_lo - shift * w
@@ -191,7 +215,7 @@ def _fake_quant(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
 def _mse_cost(centres: np.ndarray, weights: np.ndarray, lo: float, hi: float) -> float:
     """Expected squared quantisation error over the histogram."""
     err = centres - _fake_quant(centres, lo, hi)
-    return float(np.dot(weights, err * err))
+    return math.fsum((weights * (err * err)).tolist())  # exact sum: no BLAS order
 
 
 def _kl_cost(hist: np.ndarray, ia: int, ib: int) -> float:
@@ -218,4 +242,4 @@ def _kl_cost(hist: np.ndarray, ia: int, ib: int) -> float:
     keep = p > 0
     pn = p[keep] / total_p
     qn = np.maximum(q[keep] / total_q, 1e-4 / n)
-    return float(np.sum(pn * np.log(pn / qn)))
+    return math.fsum((pn * detmath.log(pn / qn)).tolist())
