@@ -1,0 +1,153 @@
+/*
+ * edgec_pool.c - see edgec_pool.h for the scheme. pthreads, and the GCC/Clang __atomic
+ * builtins for the counters that workers spin on (C99 has no atomics of its own).
+ */
+#include "edgec_pool.h"
+
+#include "edgec_os.h"
+
+#include <pthread.h>
+
+/* Spins before sleeping: long enough to bridge the gap between two layers. */
+#define EDGEC_POOL_SPINS 20000
+
+static pthread_t edgec_pool_workers[EDGEC_POOL_MAX_THREADS - 1];
+static int edgec_pool_worker_ids[EDGEC_POOL_MAX_THREADS - 1];
+static int edgec_pool_nthreads = 1;
+static pthread_mutex_t edgec_pool_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t edgec_pool_wake = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t edgec_pool_done = PTHREAD_COND_INITIALIZER;
+static unsigned edgec_pool_generation; /* atomic: bumped once per task */
+static int edgec_pool_remaining;       /* atomic: workers still running the task */
+static int edgec_pool_stopping;        /* guarded by the mutex */
+static uint64_t edgec_pool_cores;
+static edgec_task_fn edgec_pool_fn; /* the task; published by the generation bump */
+static void *edgec_pool_ctx;
+static int edgec_pool_n;
+static edgec_parallel_for_hook edgec_pool_hook;
+static void *edgec_pool_hook_user;
+
+static void edgec_pool_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static void edgec_pool_run_chunk(int t)
+{
+    const long long n = edgec_pool_n, threads = edgec_pool_nthreads;
+    const int begin = (int)(t * n / threads), end = (int)((t + 1) * n / threads);
+    if (begin < end) edgec_pool_fn(edgec_pool_ctx, begin, end);
+}
+
+static void *edgec_pool_worker(void *arg)
+{
+    const int t = *(const int *)arg;
+    unsigned seen = 0, now;
+    int spins;
+    if (edgec_pool_cores) edgec_os_set_cores(edgec_pool_cores, 0);
+    for (;;) {
+        now = __atomic_load_n(&edgec_pool_generation, __ATOMIC_ACQUIRE);
+        for (spins = 0; now == seen && spins < EDGEC_POOL_SPINS; spins++) {
+            edgec_pool_relax();
+            now = __atomic_load_n(&edgec_pool_generation, __ATOMIC_ACQUIRE);
+        }
+        if (now == seen) {
+            pthread_mutex_lock(&edgec_pool_mutex);
+            while ((now = __atomic_load_n(&edgec_pool_generation, __ATOMIC_ACQUIRE)) == seen
+                   && !edgec_pool_stopping)
+                pthread_cond_wait(&edgec_pool_wake, &edgec_pool_mutex);
+            if (edgec_pool_stopping) {
+                pthread_mutex_unlock(&edgec_pool_mutex);
+                return 0;
+            }
+            pthread_mutex_unlock(&edgec_pool_mutex);
+        }
+        seen = now;
+        edgec_pool_run_chunk(t);
+        if (__atomic_sub_fetch(&edgec_pool_remaining, 1, __ATOMIC_ACQ_REL) == 0) {
+            pthread_mutex_lock(&edgec_pool_mutex);
+            pthread_cond_signal(&edgec_pool_done);
+            pthread_mutex_unlock(&edgec_pool_mutex);
+        }
+    }
+}
+
+int edgec_pool_start(int threads, uint64_t cores)
+{
+    int t;
+    if (threads < 1 || threads > EDGEC_POOL_MAX_THREADS) return EDGEC_POOL_EINVAL;
+    edgec_pool_stop();
+    edgec_pool_cores = cores;
+    if (cores) edgec_os_set_cores(cores, 0);
+    __atomic_store_n(&edgec_pool_generation, 0, __ATOMIC_RELEASE);
+    for (t = 1; t < threads; t++) {
+        edgec_pool_worker_ids[t - 1] = t;
+        if (pthread_create(&edgec_pool_workers[t - 1], 0, edgec_pool_worker,
+                           &edgec_pool_worker_ids[t - 1]) != 0) {
+            edgec_pool_nthreads = t; /* stop the ones that started */
+            edgec_pool_stop();
+            return EDGEC_POOL_ESTART;
+        }
+        edgec_pool_nthreads = t + 1;
+    }
+    return EDGEC_POOL_OK;
+}
+
+void edgec_pool_stop(void)
+{
+    int t;
+    if (edgec_pool_nthreads <= 1) return;
+    pthread_mutex_lock(&edgec_pool_mutex);
+    edgec_pool_stopping = 1;
+    pthread_cond_broadcast(&edgec_pool_wake);
+    pthread_mutex_unlock(&edgec_pool_mutex);
+    for (t = 1; t < edgec_pool_nthreads; t++) pthread_join(edgec_pool_workers[t - 1], 0);
+    edgec_pool_stopping = 0;
+    edgec_pool_nthreads = 1;
+}
+
+int edgec_pool_threads(void)
+{
+    return edgec_pool_hook ? 0 : edgec_pool_nthreads;
+}
+
+void edgec_pool_set_hook(edgec_parallel_for_hook hook, void *user)
+{
+    edgec_pool_hook = hook;
+    edgec_pool_hook_user = user;
+}
+
+void edgec_parallel_for(edgec_task_fn fn, void *ctx, int n)
+{
+    int spins;
+    if (n <= 0) return;
+    if (edgec_pool_hook) {
+        edgec_pool_hook(edgec_pool_hook_user, fn, ctx, n);
+        return;
+    }
+    if (edgec_pool_nthreads <= 1 || n < 2) {
+        fn(ctx, 0, n);
+        return;
+    }
+    edgec_pool_fn = fn;
+    edgec_pool_ctx = ctx;
+    edgec_pool_n = n;
+    __atomic_store_n(&edgec_pool_remaining, edgec_pool_nthreads - 1, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&edgec_pool_mutex);
+    __atomic_add_fetch(&edgec_pool_generation, 1, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&edgec_pool_wake);
+    pthread_mutex_unlock(&edgec_pool_mutex);
+    edgec_pool_run_chunk(0);
+    for (spins = 0; spins < EDGEC_POOL_SPINS; spins++) {
+        if (__atomic_load_n(&edgec_pool_remaining, __ATOMIC_ACQUIRE) == 0) return;
+        edgec_pool_relax();
+    }
+    pthread_mutex_lock(&edgec_pool_mutex);
+    while (__atomic_load_n(&edgec_pool_remaining, __ATOMIC_ACQUIRE) != 0)
+        pthread_cond_wait(&edgec_pool_done, &edgec_pool_mutex);
+    pthread_mutex_unlock(&edgec_pool_mutex);
+}
