@@ -7,7 +7,10 @@ batch falls outside it, the range grows by an integer factor of the bin width so
 merge exactly into new ones (no re-binning error, no second pass over the data).
 
 Range methods (each returns the real interval [lo, hi] that int8 should cover; 0 is always
-inside it, as the asymmetric int8 scheme requires):
+inside it, as the asymmetric int8 scheme requires; a non-empty range narrower than
+`MIN_RANGE` is widened to it, so that int8 scales stay at least 2^-63 and products of two
+scales stay normal float32 numbers, which no FTZ/DAZ hardware flushes to zero; data around
+1e-40 then quantises to zero; an all-zero range keeps scale 1, see qmath.choose_qparams):
 
 - minmax:     [min, max] of everything seen.
 - percentile: the `percentile`-th and (100 - `percentile`)-th percentiles of the histogram
@@ -39,6 +42,8 @@ NUM_BINS = 2048
 METHODS = ("minmax", "percentile", "entropy", "mse")
 DEFAULT_PERCENTILE = 99.99
 QUANT_LEVELS = 255  # int8: 256 codes, 255 steps
+# Narrowest non-empty range: 255 int8 steps of 2^-63 (see the module docstring).
+MIN_RANGE = QUANT_LEVELS * 2.0**-63
 # Shrink factors tried by the mse and entropy searches (1.0 keeps the full range).
 SEARCH_FACTORS = np.linspace(1.0, 0.02, 200)
 
@@ -160,11 +165,11 @@ class TensorStats:
             return 0.0, 0.0
         lo, hi = min(self.min, 0.0), max(self.max, 0.0)
         if method == "minmax" or self.bin_width == 0.0 or hi == lo:
-            return lo, hi
+            return _at_least_min_range(lo, hi)
         if method == "percentile":
-            return self._percentile_range(percentile)
+            return _at_least_min_range(*self._percentile_range(percentile))
         if method in ("mse", "entropy"):
-            return self._search(method)
+            return _at_least_min_range(*self._search(method))
         raise ValueError(f"unknown calibration method '{method}' (known: {', '.join(METHODS)})")
 
     def _percentile_range(self, percentile: float) -> tuple[float, float]:
@@ -200,6 +205,15 @@ class TensorStats:
             if c < best_cost:
                 best, best_cost = (a, b), c
         return best
+
+
+def _at_least_min_range(lo: float, hi: float) -> tuple[float, float]:
+    """[lo, hi] (lo <= 0 <= hi), widened about 0 in proportion to MIN_RANGE if narrower."""
+    width = hi - lo
+    if width == 0.0 or width >= MIN_RANGE:
+        return lo, hi
+    grow = MIN_RANGE / width
+    return lo * grow, hi * grow
 
 
 def _fake_quant(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
