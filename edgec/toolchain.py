@@ -20,6 +20,11 @@ from .errors import TargetError, ToolchainError
 from .targets import Target
 
 STRICT_FLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic")
+# Every target: no contraction of a*b+c into a fused multiply-add unless a kernel asks for
+# it with an intrinsic. Float steps between int8 layers (QuantizeLinear, DequantizeLinear,
+# float islands) then round the same on every ISA and in the numpy reference (GCC in ISO
+# mode already defaults to this; clang contracts within expressions by default).
+FP_FLAGS = ("-ffp-contract=off",)
 SANITIZE_FLAGS = (
     "-fsanitize=address,undefined",
     "-fno-sanitize-recover=all",
@@ -73,7 +78,7 @@ def build(
     sources = sorted(p for p in src_dir.glob("*.c") if p.name != "edgec_harness.c")
     sources.append(src_dir / harness)
     exe = Path(exe) if exe else src_dir / "edgec_harness"
-    cflags = list(STRICT_FLAGS) + list(target.cflags)
+    cflags = list(STRICT_FLAGS) + list(FP_FLAGS) + list(target.cflags)
     if sanitize:
         flags = SANITIZE_FLAGS if target.host_runnable else TRAP_SANITIZE_FLAGS
         cflags = [f for f in cflags if not f.startswith("-O")] + ["-O1", *flags]

@@ -46,16 +46,19 @@ from ..ops.quantized import (
     qmul_attrs,
     requant_attrs,
 )
+from ._quantize_prelu import emit_qprelu, standalone_slopes
 from .registry import register_pass
 
 QMIN, QMAX = -128, 127
 WEIGHT_MAX = 127
 CLAMPS = ("none", "relu", "clip")
-LOOKUP_ACTIVATIONS = ("leaky_relu", "hardswish", "hardsigmoid", "sigmoid", "silu", "tanh")
+LOOKUP_ACTIVATIONS = ("leaky_relu", "hardswish", "hardsigmoid", "sigmoid", "silu", "tanh",
+                      "prelu")  # prelu: a QPRelu after the layer (passes/_quantize_prelu.py)
 CONV_GEOMETRY = ("dilations", "group", "kernel_shape", "pads", "strides", "layout")
 POOL_GEOMETRY = ("ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads",
                  "strides", "layout")
-COMPUTE_KINDS = ("conv", "gemm", "matmul", "qmatmul", "add", "mul", "avgpool", "gap", "lookup")
+COMPUTE_KINDS = ("conv", "gemm", "matmul", "qmatmul", "add", "mul", "avgpool", "gap", "lookup",
+                 "prelu")
 PRE = "::pre"
 
 
@@ -160,6 +163,8 @@ class Quantizer:
             return "avgpool"
         if op == "GlobalAveragePool" and a.get("layout") == "NHWC":
             return "gap"
+        if op == "PRelu":
+            return "prelu" if standalone_slopes(node) is not None else None
         opdef = get_op(op)
         if opdef.quant == QuantRule.LOOKUP and len(node.inputs) == 1 and \
                 type(opdef).__module__.endswith("elementwise"):
@@ -334,6 +339,9 @@ class Quantizer:
         y = self._emit(node, op, inputs, attrs, yp, "" if not lookup else PRE.replace(":", "_"))
         self._record(node, op, xp, yp, w_scale_min=float(w_scale.min()),
                      w_scale_max=float(w_scale.max()), activation=act)
+        if act == "prelu":
+            return emit_qprelu(self, node, y, a["act_slope"], self.params_of(node.output),
+                               "_act")
         if lookup:
             final = self.params_of(node.output)
             axis = -1
@@ -438,6 +446,12 @@ class Quantizer:
             "table": table, "function": node.op, "x_scale": _scale(xp), "x_zero_point": _zp(xp),
             "y_scale": _scale(yp), "y_zero_point": _zp(yp)}, yp)
 
+    def rewrite_prelu(self, node: Node) -> Value:
+        """A standalone PRelu with per-channel (last axis) or scalar slopes -> QPRelu."""
+        xq = self.int8_of(node.input(0), node)
+        return emit_qprelu(self, node, xq, standalone_slopes(node),
+                           self.params_of(node.output), "")
+
     def rewrite_same(self, node: Node) -> list[Value]:
         """A same-scale op on int8 data: the op itself, its output keeping the input's scale."""
         xq = self.int8_of(node.input(0), node)
@@ -516,7 +530,7 @@ class Quantizer:
                        "mul": self.rewrite_binary, "avgpool": self.rewrite_avgpool,
                        "gap": self.rewrite_gap, "lookup": self.rewrite_lookup,
                        "same": self.rewrite_same, "clamp": self.rewrite_clamp,
-                       "concat": self.rewrite_concat}[kind]
+                       "concat": self.rewrite_concat, "prelu": self.rewrite_prelu}[kind]
             outs = handler(node)
             outs = outs if isinstance(outs, list) else [outs]
             for old, new in zip(node.outputs, outs):
