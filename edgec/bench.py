@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgec.clocks import locked_clocks
 from .errors import EdgecError, ToolchainError
 
 DEFAULT_RUNS = 100
@@ -465,8 +466,10 @@ def compile_for_bench(model_path: Path, target_name: str, calib: list[dict] | No
 
 def bench_model(model_path: str | Path, target_name: str, runs: int = DEFAULT_RUNS,
                 compare: bool = True, input_shapes: dict | None = None, seed: int = 0,
-                workdir: Path | None = None) -> dict:
-    """Benchmark one model on one target; the dict documented in docs/benchmarks.md."""
+                workdir: Path | None = None, lock_clocks: bool = False) -> dict:
+    """Benchmark one model on one target; the dict documented in docs/benchmarks.md.
+    `lock_clocks` runs the timed part under edgec.clocks.locked_clocks and, when the lock
+    held, times edgec again afterwards without it (row['unlocked'])."""
     from .frontend.onnx import load_onnx
     from .targets import get_target
 
@@ -500,7 +503,14 @@ def bench_model(model_path: str | Path, target_name: str, runs: int = DEFAULT_RU
         peak = FmaPeak(tmpd)
         for _ in range(5):
             peak.probe()
-        timings = alternate(runners, runs, probe=peak.probe)
+        with locked_clocks(lock_clocks) as clocks:
+            timings = alternate(runners, runs, probe=peak.probe)
+        row["clocks"] = clocks.summary()
+        if lock_clocks and clocks.locked:
+            free = alternate({"edgec": edgec_model}, runs)["edgec"]
+            row["unlocked"] = {"latency_ms": round(free.median_ms, 4),
+                               "latency_p10_ms": round(free.p10_ms, 4),
+                               "latency_p90_ms": round(free.p90_ms, 4)}
         row.update(_summarise(row, timings, peak.result(), target))
         if compare:
             row.update(_agreement(edgec_model, ort_forms, target))
