@@ -4,8 +4,10 @@ docs/benchmarks.md (between the int8-accuracy markers; the rest of the file is k
 For each model: calibrate generic-int8 on seeded N(0, 1) inputs (seed 1), evaluate on other
 seeded inputs (seed 2; disjoint from the calibration inputs), and measure
 - output SNR of edgec's int8 C against onnxruntime fp32 on the original model;
-- agreement of the same C with onnxruntime running `edgec export-qdq`'s model (share of
-  output elements within 1 LSB of the output's int8 scale);
+- agreement of the same C with onnxruntime running `edgec export-qdq`'s model without graph
+  optimisations (share of output elements within 1 LSB of the output's int8 scale): unfused,
+  onnxruntime runs float ops between Q and DQ, the same on every host, where its fused
+  integer kernels change bits with the host's ISA (docs/hosts.md);
 - weights bytes int8 / fp32, calibration time;
 - as context, the SNR of onnxruntime's own int8 (quantize_static, QDQ, per channel, s8
   activations, same calibration inputs) against fp32: a model that loses accuracy under
@@ -44,11 +46,12 @@ EVAL_SAMPLES_BY_MODEL = {"mobilenetv2_trained": 64}
 BEGIN, END = "<!-- int8-accuracy:begin -->", "<!-- int8-accuracy:end -->"
 
 
-def ort_session_outputs(model, feeds: dict) -> dict:
-    """onnxruntime outputs (1 thread) of a model path or ModelProto."""
+def ort_session_outputs(model, feeds: dict, optimize: bool = True) -> dict:
+    """onnxruntime outputs (1 thread) of a model path or ModelProto; optimize=False runs a QDQ
+    model unfused (float ops between Q and DQ: the same bits on every host)."""
     from edgec.verify import onnxruntime_outputs
 
-    return onnxruntime_outputs(model, feeds)
+    return onnxruntime_outputs(model, feeds, optimize)
 
 
 def output_lsb(graph) -> float:
@@ -164,7 +167,8 @@ def _evaluate(model: str, path: Path, calib_count, eval_count, with_ort_int8) ->
     ref = np.concatenate([r.ravel() for r in refs])
     exported = qdq_model(result.graph)
     lsb = output_lsb(result.graph)
-    qdq = np.concatenate([ort_session_outputs(exported, e)[name].ravel() for e in evals])
+    qdq = np.concatenate([ort_session_outputs(exported, e, optimize=False)[name].ravel()
+                          for e in evals])
     ort_self = ort_self_agreement(exported, evals, name, lsb)
     row = {
         "model": model + (" (logits)" if path.stem.endswith("_logits") else ""),

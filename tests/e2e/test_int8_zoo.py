@@ -111,7 +111,12 @@ def test_mobilenetv2_calibration_time(zoo_dir):
 
 def layer_agreement(model_path, input_name, shape, calib_count=8):
     """Per int8 layer: share of elements where edgec's int8 reference differs from
-    onnxruntime running the exported QDQ model (every QuantizeLinear output exposed)."""
+    onnxruntime running the exported QDQ model (every QuantizeLinear output exposed).
+
+    onnxruntime runs it without graph optimisations (float ops between Q and DQ): its fused
+    integer kernels change bits with the host (VNNI vs saturating vpmaddubsw; measured on
+    resnet8 under `qemu-x86_64 -cpu Haswell`: 7 of 15 layers differ, the last by 30%;
+    docs/hosts.md)."""
     import onnx
     import onnxruntime as ort
 
@@ -131,6 +136,7 @@ def layer_agreement(model_path, input_name, shape, calib_count=8):
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.log_severity_level = 3
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(model.SerializeToString(), so)
     x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
     ort_out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {input_name: x})))
@@ -148,9 +154,13 @@ def layer_agreement(model_path, input_name, shape, calib_count=8):
 
 
 def test_int8_layers_agree_with_onnxruntime_layer_by_layer(zoo_dir):
+    """Measured identical on every layer with AVX-512 VNNI and with AVX2 (docs/hosts.md); a
+    float accumulation on another host may flip a rounding tie, so up to 1e-3 of a layer's
+    elements may differ (a wrong scale or zero point changes most of them)."""
     rows = layer_agreement(zoo_dir / "resnet8.onnx", "input", (1, 3, 32, 32))
     assert len(rows) >= 8
-    assert all(frac == 0.0 for _, frac in rows), rows
+    assert rows[0] == ("QuantizeLinear", 0.0), rows
+    assert all(frac <= 1e-3 for _, frac in rows), rows
 
 
 @pytest.mark.slow

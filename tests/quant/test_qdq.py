@@ -1,7 +1,15 @@
 """QDQ interchange: edgec's int8 graph exported as QDQ ONNX runs in onnxruntime and agrees with
 edgec's int8 C within 1 LSB; models quantised by onnxruntime.quantization.quantize_static
 (QDQ, per tensor and per channel, u8 and s8 activations) compile to int8 ops that agree with
-onnxruntime running them within 1 LSB, bit-exact with edgec's interpreter."""
+onnxruntime running them within 1 LSB, bit-exact with edgec's interpreter.
+
+onnxruntime runs the QDQ models here without graph optimisations (`ort_unfused`): float
+DequantizeLinear -> float op -> QuantizeLinear, the ONNX semantics of the file. Its fused
+integer kernels (the default) give different bits on different hosts: VNNI sums u8 x s8
+products exactly, AVX2's vpmaddubsw saturates pairs of them to int16 (measured under
+`qemu-x86_64 -cpu Haswell`: up to 119 LSB off on the per-channel u8 model below; docs/hosts.md).
+Unfused, only the float accumulation differs between hosts, which can flip a rounding tie.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +25,14 @@ from test_quantize import cnn, samples
 
 from edgec.interp import run_graph
 from edgec.quant.qdq_export import qdq_model
-from edgec.verify import run_compiled
+from edgec.verify import onnxruntime_outputs, run_compiled
 
 RNG = np.random.default_rng(7)
+
+
+def ort_unfused(model: onnx.ModelProto, feeds: dict) -> dict:
+    """onnxruntime on a QDQ model without graph optimisations: the same bits on every host."""
+    return onnxruntime_outputs(model, feeds, optimize=False)
 
 
 def output_lsb(result) -> float:
@@ -40,7 +53,7 @@ def test_exported_qdq_agrees_with_int8_c_within_one_lsb(extra, tmp_path):
     feeds = samples(8, 3)
     outs = run_compiled(result, feeds, tmp_path)
     lsb = output_lsb(result)
-    diffs = np.concatenate([np.abs(ort_run(exported, f)["y"] - o["y"]).ravel() / lsb
+    diffs = np.concatenate([np.abs(ort_unfused(exported, f)["y"] - o["y"]).ravel() / lsb
                             for f, o in zip(feeds, outs)])
     assert np.mean(diffs <= 1.0 + 1e-4) >= 0.999
 
@@ -113,11 +126,13 @@ def test_import_onnxruntime_qdq_model(per_channel, activation, tmp_path):
     diffs = []
     for f, o in zip(feeds, outs):
         assert np.array_equal(o["y"], run_graph(result.graph, f)["y"])
-        diffs.append(np.abs(ort_run(qmodel, f)["y"] - o["y"]).ravel() / lsb)
+        diffs.append(np.abs(ort_unfused(qmodel, f)["y"] - o["y"]).ravel() / lsb)
     diffs = np.concatenate(diffs)
-    # Fixed-point (edgec) and float (onnxruntime) requantisation round differently near
-    # ties; a 1-LSB difference inside the network can grow by the next layer's gain.
-    assert np.mean(diffs <= 1.0001) >= 0.8 and diffs.max() <= 3.0001
+    # Measured: identical on all 30 outputs, on AVX-512 VNNI and on AVX2 (docs/hosts.md).
+    # Fixed-point (edgec) and float (onnxruntime) requantisation may still round a tie
+    # differently on some input; allowed: 1 LSB on a few outputs. A wrong zero point or
+    # scale anywhere moves most outputs by one LSB or more.
+    assert diffs.max() <= 1.0001 and np.mean(diffs == 0) >= 0.9, diffs
 
 
 def test_qdq_model_still_compiles_for_fp32(tmp_path):
@@ -126,7 +141,7 @@ def test_qdq_model_still_compiles_for_fp32(tmp_path):
     feeds = samples(2, 9)
     outs = run_compiled(result, feeds, tmp_path / "c")
     for f, o in zip(feeds, outs):
-        ref = ort_run(qmodel, f)["y"]
+        ref = ort_unfused(qmodel, f)["y"]
         assert np.abs(ref - o["y"]).max() <= 2 * output_lsb_of(qmodel) + 1e-5
 
 

@@ -13,7 +13,7 @@ from onnx import helper
 
 from edgec.interp import run_graph
 from edgec.quant.calibrate import snr_db
-from edgec.verify import run_compiled
+from edgec.verify import onnxruntime_outputs, run_compiled
 
 RNG = np.random.default_rng(0)
 
@@ -169,4 +169,7 @@ def test_attention_like_matmul_of_two_activations(tmp_path):
     from edgec.quant.qdq_export import qdq_model
 
     exported = qdq_model(result.graph)
-    assert np.abs(ort_run(exported, feeds[0])["y"] - outs[0]["y"]).max() < 0.02
+    # onnxruntime unfused (float ops between Q and DQ): its fused QMatMul of two int8
+    # activations saturates on AVX2 hosts (0.79 off here; docs/hosts.md), not on VNNI ones.
+    got = onnxruntime_outputs(exported, feeds[0], optimize=False)["y"]
+    assert np.abs(got - outs[0]["y"]).max() < 0.02
