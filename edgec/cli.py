@@ -38,7 +38,26 @@ def _add_pass_args(p: argparse.ArgumentParser):
     p.add_argument("--dump-ir", metavar="DIR", help="write the IR text after each pass to DIR")
     p.add_argument("--disable-pass", action="append", default=[], metavar="NAME",
                    help="skip a pass of the target's pipeline (repeatable)")
+    _add_limit_args(p)
     _add_quant_args(p)
+
+
+def _add_limit_args(p: argparse.ArgumentParser):
+    from .limits import FLAGS, Limits
+
+    q = p.add_argument_group("resource limits (see docs/robustness.md); sizes take K/M/G")
+    defaults = Limits()
+    for field, flag in FLAGS.items():
+        q.add_argument(flag, dest=field, metavar="N", default=None,
+                       help=f"default {getattr(defaults, field):,}")
+
+
+def _limits(args):
+    from .limits import FLAGS, Limits, parse_size
+
+    given = {field: parse_size(getattr(args, field), flag) for field, flag in FLAGS.items()
+             if getattr(args, field, None) is not None}
+    return Limits(**given)
 
 
 def _add_quant_args(p: argparse.ArgumentParser):
@@ -127,6 +146,7 @@ def _options(args):
         verify_each=getattr(args, "verify_each", False),
         dump_ir=Path(args.dump_ir) if getattr(args, "dump_ir", None) else None,
         disabled_passes=tuple(getattr(args, "disable_pass", []) or ()),
+        limits=_limits(args),
         **_quant_options(args),
     )
 

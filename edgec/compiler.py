@@ -20,6 +20,7 @@ from . import __version__
 from .errors import EdgecError
 from .frontend.onnx import load_onnx
 from .ir import Graph
+from .limits import Limits, check_arena, check_source_bytes, check_weights
 from .ops import get_op
 from .targets import Target, get_target
 
@@ -46,6 +47,7 @@ class CompileOptions:
     auto_mixed_precision: bool = False
     target_snr: float = 30.0
     seed: int = 0
+    limits: Limits = field(default_factory=Limits)  # resource limits (edgec/limits.py)
 
 
 @dataclass
@@ -141,9 +143,12 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
         g, float_graph, warnings, quant_report = quantize_graph(g, target, options)
     g.verify()
     plan = plan_memory(g, target.alignment)
+    check_arena(plan.arena_bytes, options.limits)
+    check_weights((v.data for v in g.constants if v.uses), options.limits)
     prefix = options.prefix or model_name
     backend = CBackend(target, prefix)
     files = backend.generate(g, plan, model_name=model_name)
+    check_source_bytes(sum(len(text) for text in files.values()), options.limits)
     report = build_report(g, plan, target, backend.weights_bytes, dict(extra_report or {}))
     report["kernels"] = backend.kernel_count
     report["prefix"] = backend.prefix
@@ -156,7 +161,7 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
 def compile_model(model_path: str | os.PathLike, options: CompileOptions) -> CompileResult:
     """Load an ONNX file and compile it for `options.target`."""
     get_target(options.target)  # fail fast on an unknown target, before reading the model
-    g = load_onnx(model_path, options.input_shapes)
+    g = load_onnx(model_path, options.input_shapes, options.limits)
     extra = {"model": Path(model_path).name, "model_sha256": file_sha256(model_path)}
     return compile_graph(g, options, model_name=Path(model_path).stem, extra_report=extra)
 

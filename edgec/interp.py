@@ -30,7 +30,8 @@ def check_inputs(g: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray
                 f"input '{v.name}' has shape {'x'.join(map(str, arr.shape))} but the model "
                 f"expects {'x'.join(map(str, v.shape))}"
             )
-        out[v.name] = np.ascontiguousarray(arr.astype(v.dtype.np, copy=False))
+        # np.array, not np.ascontiguousarray: the latter turns a scalar into shape (1,).
+        out[v.name] = np.array(arr, dtype=v.dtype.np, order="C")
     return out
 
 

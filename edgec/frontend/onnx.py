@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..errors import EdgecError, ModelLoadError, ShapeError, UnsupportedError
-from ..ir import DType, Graph, Node, TensorType
-from ..ops import get_op, has_op
+from edgec.errors import EdgecError, ModelLoadError, ShapeError, UnsupportedError
+from edgec.frontend.validate import check_declared_outputs, check_tensor_proto, validate_model
+from edgec.ir import DType, Graph, Node, TensorType
+from edgec.limits import Limits, check_tensor
+from edgec.ops import get_op, has_op
 
 MIN_OPSET = 11
 # Ops evaluated from static shapes alone: they never need their input's data.
@@ -52,8 +54,10 @@ def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def load_model_proto(path: str | os.PathLike) -> onnx.ModelProto:
-    """Read an ONNX file with its external data; ModelLoadError on any problem."""
+def load_model_proto(path: str | os.PathLike, limits: Limits | None = None) -> onnx.ModelProto:
+    """Read an ONNX file with its external data; ModelLoadError on any problem.
+
+    External tensors are checked against `limits` before their files are read."""
     p = Path(path)
     if not p.exists():
         raise ModelLoadError(f"model file '{p}' does not exist")
@@ -73,6 +77,11 @@ def load_model_proto(path: str | os.PathLike) -> onnx.ModelProto:
         raise ModelLoadError(
             f"'{p}' is not an ONNX model (no graph or opset found); re-export it or check the file"
         )
+    stored = list(model.graph.initializer) + [
+        a.t for n in model.graph.node for a in n.attribute if a.type == onnx.AttributeProto.TENSOR]
+    for t in stored:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            check_tensor_proto(t, f"tensor '{t.name}' (external data)", limits or Limits())
     try:
         onnx.load_external_data_for_model(model, str(p.parent))
     except Exception as e:
@@ -262,9 +271,15 @@ def import_model(
     model: onnx.ModelProto,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
     name: str = "model",
+    limits: Limits | None = None,
 ) -> Graph:
-    """Convert an in-memory ONNX model to an IR graph with static shapes."""
+    """Convert an in-memory ONNX model to an IR graph with static shapes.
+
+    The model is validated first (frontend/validate.py) and every tensor type is checked
+    against `limits` (edgec/limits.py) before data is made for it."""
     import onnx_graphsurgeon as gs
+
+    limits = limits or Limits()
 
     model = onnx.ModelProto.FromString(model.SerializeToString()) if input_shapes else model
     if default_opset(model) < MIN_OPSET:
@@ -278,6 +293,7 @@ def import_model(
         )
     if not model.graph.output:
         raise ModelLoadError(f"model '{name}' declares no graph outputs; nothing to compile")
+    validate_model(model, opset, limits, name)
     # onnx-graphsurgeon logs on stdout (warnings about element types, a line before it raises
     # on a cycle...); edgec reports every problem itself as one error line: silence it.
     gs.logger.G_LOGGER.severity = gs.logger.G_LOGGER.CRITICAL + 10
@@ -314,7 +330,9 @@ def import_model(
         if t.dtype is None or t.shape is None:
             raise ShapeError(f"input '{t.name}' has no type or shape in the model")
         dtype = _ir_dtype(t.dtype, f"input '{t.name}'")
-        env[t.name] = g.add_input(t.name, TensorType(tuple(int(d) for d in t.shape), dtype))
+        in_type = TensorType(tuple(int(d) for d in t.shape), dtype)
+        check_tensor(in_type, f"graph input '{t.name}'", limits, constant=False)
+        env[t.name] = g.add_input(t.name, in_type)
 
     for gn in gsg.nodes:
         opdef = get_op(gn.op)
@@ -344,8 +362,11 @@ def import_model(
                 raise UnsupportedError(f"{desc}: its optional output '{extra.name}' is not supported")
         out_names = out_names[: len(types)]
         present = [v for v in node.inputs if v is not None]
-        if gn.op in SHAPE_ONLY_OPS or (all(v.is_const for v in present)
-                                       and gn.op not in KEEP_AT_IMPORT):
+        folds = gn.op in SHAPE_ONLY_OPS or (all(v.is_const for v in present)
+                                            and gn.op not in KEEP_AT_IMPORT)
+        for oname, t in zip(out_names, types):
+            check_tensor(t, f"output '{oname}' of {desc}", limits, constant=folds)
+        if folds:
             datas = [None if v is None else v.data for v in node.inputs]
             if gn.op in SHAPE_ONLY_OPS:
                 datas = [None if v is None else np.broadcast_to(np.zeros((), v.dtype.np), v.shape)
@@ -380,6 +401,7 @@ def import_model(
         g.outputs.append(v)
     g.meta["input_names"] = [v.name for v in g.inputs]
     g.meta["output_names"] = [t.name for t in gsg.outputs]
+    check_declared_outputs(model, g, g.meta["output_names"])
     g.meta["opset"] = opset
     g.remove_dead()
     return g
@@ -399,9 +421,10 @@ def _ir_dtype(np_dtype, where: str) -> DType:
 
 
 def load_onnx(
-    path: str | os.PathLike, input_shapes: dict[str, tuple[int, ...]] | None = None
+    path: str | os.PathLike, input_shapes: dict[str, tuple[int, ...]] | None = None,
+    limits: Limits | None = None,
 ) -> Graph:
     """Load an ONNX file into an IR graph (see `import_model`)."""
-    model = load_model_proto(path)
+    model = load_model_proto(path, limits)
     stem = Path(path).stem
-    return import_model(model, input_shapes, name=stem)
+    return import_model(model, input_shapes, name=stem, limits=limits)

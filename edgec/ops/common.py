@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import UnsupportedError
+from ..errors import ShapeError, UnsupportedError
 from ..ir import DType, Node
 
 
@@ -62,6 +62,22 @@ def require_dtypes(node: Node, allowed: set[DType], indices=(0,)) -> None:
                 f"{node.op} node '{node.name}': element type {v.dtype.value} is not supported "
                 f"(supported: {names})"
             )
+
+
+def check_window(node: Node, nsp: int, kernel, strides, dilations, pads=None) -> None:
+    """ShapeError unless a windowed op's kernel, strides, dilations (and pads, when given)
+    have one entry per spatial dim (two for pads) and kernel, strides, dilations are >= 1."""
+    named = {"kernel_shape": kernel, "strides": strides, "dilations": dilations}
+    for key, values in named.items():
+        if len(values) != nsp:
+            raise ShapeError(f"{node.op} node '{node.name}': {key} {list(values)} does not fit "
+                             f"{nsp} spatial dimension(s)")
+        if any(v < 1 for v in values):
+            raise ShapeError(f"{node.op} node '{node.name}': {key} {list(values)} must be 1 or "
+                             "more; the model is invalid")
+    if pads is not None and len(pads) != 2 * nsp:
+        raise ShapeError(f"{node.op} node '{node.name}': pads {list(pads)} does not fit {nsp} "
+                         "spatial dimension(s)")
 
 
 FLOATS = {DType.FLOAT32}

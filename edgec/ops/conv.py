@@ -18,7 +18,7 @@ from ..errors import ShapeError, UnsupportedError
 from ..ir import Node, TensorType
 from . import arm64, x86_kernels
 from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type
-from .common import FLOATS, require_dtypes
+from .common import FLOATS, check_window, require_dtypes
 from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np, epilogue_c
 from .registry import register_op
 
@@ -149,6 +149,7 @@ class Conv(OpDef):
         a.setdefault("kernel_shape", list(w.shape[2:]))
         a["strides"] = list(a.get("strides") or [1] * nsp)
         a["dilations"] = list(a.get("dilations") or [1] * nsp)
+        check_window(node, nsp, a["kernel_shape"], a["strides"], a["dilations"])
         auto_pad = a.get("auto_pad", "NOTSET")
         auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
         if auto_pad not in ("NOTSET", ""):
@@ -166,8 +167,9 @@ class Conv(OpDef):
         spatial = spatial_shape(x.shape, x_layout)
         pads = a["pads"]
         group = a["group"]
+        check_window(node, nsp, a["kernel_shape"], a["strides"], a["dilations"], pads)
         c = channels(x.shape, x_layout)
-        if w.shape[1] * group != c or w.shape[0] % group:
+        if group < 1 or w.shape[1] * group != c or w.shape[0] % group:
             raise ShapeError(
                 f"Conv node '{node.name}': weight {w.shape} does not fit {c} input channels "
                 f"in {group} group(s)"

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import ShapeError, UnsupportedError
 from ..ir import Node, TensorType
 from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type
-from .common import FLOATS, require_dtypes
+from .common import FLOATS, check_window, require_dtypes
 from .conv import LAYOUTS, channels, from_nchw, make_shape, spatial_shape, to_nchw
 from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np, epilogue_c
 from .registry import register_op
@@ -111,6 +111,7 @@ class ConvTranspose(OpDef):
         a["strides"] = list(a.get("strides") or [1] * nsp)
         a["dilations"] = list(a.get("dilations") or [1] * nsp)
         a["output_padding"] = list(a.get("output_padding") or [0] * nsp)
+        check_window(node, nsp, a["kernel_shape"], a["strides"], a["dilations"])
         auto_pad = a.get("auto_pad", "NOTSET") or "NOTSET"
         out_shape = a.pop("output_shape", None)
         if out_shape is not None and len(out_shape) == nsp + 2:

@@ -25,7 +25,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ..errors import ShapeError, UnsupportedError
 from ..ir import DType, Node, TensorType
 from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type
-from .common import FLOATS, require_dtypes
+from .common import FLOATS, check_window, require_dtypes
 from .conv import LAYOUTS, channels, from_nchw, make_shape, resolve_auto_pad, spatial_shape, to_nchw
 from .registry import register_op
 
@@ -120,6 +120,7 @@ class PoolOp(OpDef):
                              f"input rank {x.rank}")
         a["strides"] = list(a.get("strides") or [1] * nsp)
         a["dilations"] = list(a.get("dilations") or [1] * nsp)
+        check_window(node, nsp, kernel, a["strides"], a["dilations"])
         auto_pad = a.get("auto_pad", "NOTSET") or "NOTSET"
         if auto_pad != "NOTSET":
             a["pads"] = resolve_auto_pad(auto_pad, x.shape[2:], kernel, a["strides"],
@@ -280,7 +281,11 @@ class GlobalPoolOp(OpDef):
 
     def infer(self, node: Node) -> list[TensorType]:
         x, layout = in_type(node, 0), node.attrs["layout"]
-        nsp = len(spatial_shape(x.shape, layout))
+        sp = spatial_shape(x.shape, layout)
+        nsp = len(sp)
+        if 0 in sp:
+            raise ShapeError(f"{node.op} node '{node.name}': pools over an empty spatial extent "
+                             f"({list(sp)}); the model is invalid")
         return [TensorType(make_shape(x.shape[0], channels(x.shape, layout), [1] * nsp, layout),
                            x.dtype)]
 

@@ -6,6 +6,8 @@ input: see passes/memory_plan.py). Constant shape/axes inputs become attributes 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import ShapeError
@@ -29,7 +31,7 @@ class ViewOp(OpDef):
     def infer(self, node: Node) -> list[TensorType]:
         x = in_type(node, 0)
         shape = self.out_shape(node)
-        if int(np.prod(shape, dtype=np.int64)) != x.numel:
+        if math.prod(shape) != x.numel:
             raise ShapeError(f"{node.op} node '{node.name}': cannot view {x.shape} as {shape}")
         return [TensorType(shape, x.dtype)]
 
@@ -50,11 +52,16 @@ class Reshape(ViewOp):
         x = in_type(node, 0)
         want = list(node.attrs["shape"])
         if not node.attrs["allowzero"]:
+            if any(d == 0 for d in want[x.rank:]):
+                raise ShapeError(f"Reshape node '{node.name}': shape {want} copies dimension "
+                                 f"{want.index(0, x.rank)} (0) of an input of rank {x.rank}")
             want = [x.shape[i] if d == 0 else d for i, d in enumerate(want)]
+        if any(d < -1 for d in want):
+            raise ShapeError(f"Reshape node '{node.name}': negative size in shape {want}")
         if want.count(-1) > 1:
             raise ShapeError(f"Reshape node '{node.name}': more than one -1 in {want}")
         if -1 in want:
-            known = int(np.prod([d for d in want if d != -1], dtype=np.int64))
+            known = math.prod(d for d in want if d != -1)
             if known == 0 or x.numel % known:
                 raise ShapeError(f"Reshape node '{node.name}': cannot reshape {x.shape} to {want}")
             want[want.index(-1)] = x.numel // known
