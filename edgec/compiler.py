@@ -146,7 +146,7 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     check_arena(plan.arena_bytes, options.limits)
     check_weights((v.data for v in g.constants if v.uses), options.limits)
     prefix = options.prefix or model_name
-    backend = CBackend(target, prefix)
+    backend = CBackend(target, prefix, explicit_prefix=bool(options.prefix))
     files = backend.generate(g, plan, model_name=model_name)
     check_source_bytes(sum(len(text) for text in files.values()), options.limits)
     report = build_report(g, plan, target, backend.weights_bytes, dict(extra_report or {}))
