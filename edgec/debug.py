@@ -201,7 +201,10 @@ def dump_entries(result) -> list[DumpEntry]:
 
 # ------------------------------------------------------------------------------ C side
 def _c_path_literal(path: str) -> str:
-    return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """The exact bytes of `path` as a C string literal (through the one escaping function)."""
+    from edgec.codegen.c.naming import c_string
+
+    return c_string(path)
 
 
 def debug_source(result, entries: list[DumpEntry], dump_file: str | Path = DUMP_FILE) -> str:
