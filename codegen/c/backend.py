@@ -9,7 +9,10 @@ Output files (PREFIX is a sanitised C identifier):
 
 Each layer's body comes from its op's template (`OpDef.c_template_for`) rendered with the
 op's `c_params`; the backend provides the signature, the pointers into the arena, and a
-comment naming the source node. Identifiers never come from model names (see naming.py).
+comment naming the source node. Identifiers never come from model names, and model text
+reaches the C only through `naming.c_text` (comments and string literals; see naming.py).
+A layer whose outputs are all empty (a dimension of 0) has nothing to compute and gets an
+empty body instead of its op's loops.
 """
 
 from __future__ import annotations
@@ -22,14 +25,17 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
+from edgec.errors import EdgecError
+
 from ... import __version__
 from ...ir import Graph, Node, Value
 from ...ops import get_op
 from ...ops.base import ConstArray
 from ..c.carray import c_initializer, c_scalar
-from .naming import c_identifier, c_string, comment_text
+from .naming import c_identifier, c_string, c_text, comment_text, model_prefix
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
+INT32_MAX = 2**31 - 1
 RUNTIME_DIR = Path(__file__).parent / "runtime"
 DTYPE_CODES = {
     "float32": 1, "uint8": 2, "int8": 3, "uint16": 4, "int16": 5, "int32": 6, "int64": 7,
@@ -62,6 +68,7 @@ def make_env() -> jinja2.Environment:
     env.globals.update(index_expr=index_expr, c_scalar=c_scalar, comment=comment_text)
     env.filters["comment"] = comment_text
     env.filters["cstr"] = c_string
+    env.filters["ctext"] = c_text
     return env
 
 
@@ -112,11 +119,16 @@ class Layer:
 
 
 class CBackend:
-    """Renders a graph for one target; `generate` returns {file name: text}."""
+    """Renders a graph for one target; `generate` returns {file name: text}.
 
-    def __init__(self, target, prefix: str = "model"):
+    `prefix` names the files and the C API: derived from the model's file name (a reserved
+    name such as `stdint` is renamed), or given by the user (`explicit_prefix`: a reserved
+    or empty name is an EdgecError). See naming.model_prefix.
+    """
+
+    def __init__(self, target, prefix: str = "model", explicit_prefix: bool = False):
         self.target = target
-        self.prefix = c_identifier(prefix)
+        self.prefix = model_prefix(prefix, explicit_prefix)
         self.env = make_env()
 
     # ------------------------------------------------------------------ constants
@@ -185,6 +197,21 @@ class CBackend:
         ins = [tensor(v) for v in node.inputs if v is not None]
         all_ins = [tensor(v) for v in node.inputs]
         outs = [tensor(v) for v in node.outputs]
+        if any(v is not None for v in node.outputs) and all(
+                v is None or v.type.numel == 0 for v in node.outputs):
+            # Nothing to write: loops of 0 iterations would only trip -Wtype-limits.
+            body = "\n".join(["/* every output is empty (a dimension of 0): no work */"]
+                              + [f"(void){a};" for a in (act_ident[id(v)] for v in act_values)])
+        else:
+            body = self._render_body(node, opdef, fn, ins, all_ins, outs, extra_arrays)
+        shapes_in = ", ".join(str(v.type) for v in node.inputs if v is not None and not v.is_const)
+        out_type = node.output.type if len(node.outputs) == 1 else ""
+        comment = (f"{c_text(node.op)} '{comment_text(node.name)}': {c_text(out_type)}"
+                   f" <- {c_text(shapes_in)}")
+        return Layer(fn, node, params, args, body, comment)
+
+    def _render_body(self, node: Node, opdef, fn: str, ins, all_ins, outs, extra_arrays) -> str:
+        """The body of a layer function from its op's template and c_params."""
         # The template first: c_template_for refuses nodes a kernel cannot handle (3-D, NCHW)
         # before c_params has to make sense of them.
         template = self.env.get_template(opdef.c_template_for(node, self.target))
@@ -193,17 +220,14 @@ class CBackend:
             if isinstance(val, ConstArray):
                 ident = f"{self.prefix}_{fn.replace('layer_', 'l')}_{c_identifier(val.hint, 'k')}"
                 data = np.ascontiguousarray(val.data)
-                extra_arrays.append((ident, data, f"{comment_text(node.name)}: {val.hint}"))
+                extra_arrays.append((ident, data,
+                                     f"{comment_text(node.name)}: {c_text(val.hint)}"))
                 p[key] = ident
         body = template.render(
             node=node, attrs=node.attrs, ins=ins, all_ins=all_ins, outs=outs, p=p,
             target=self.target,
         )
-        body = "\n".join(line.rstrip() for line in body.strip("\n").splitlines() if line.strip())
-        shapes_in = ", ".join(str(v.type) for v in node.inputs if v is not None and not v.is_const)
-        comment = (f"{node.op} '{comment_text(node.name)}': {node.output.type if len(node.outputs) == 1 else ''}"
-                   f" <- {shapes_in}")
-        return Layer(fn, node, params, args, body, comment)
+        return "\n".join(line.rstrip() for line in body.strip("\n").splitlines() if line.strip())
 
     @staticmethod
     def is_elided_view(node: Node, plan) -> bool:
@@ -221,6 +245,10 @@ class CBackend:
     def _io_table(self, g: Graph, values: list[Value], names: list[str], plan) -> list[dict]:
         rows = []
         for v, name in zip(values, names):
+            if any(not 0 <= d <= INT32_MAX for d in v.shape):
+                raise EdgecError(f"model input or output '{comment_text(name)}' has shape "
+                                 f"{list(v.shape)}: a dimension does not fit the int32 "
+                                 "shape table of the generated header")
             rows.append({
                 "name": name, "name_c": c_string(name), "comment": comment_text(name),
                 "ctype": v.dtype.ctype, "dtype": v.dtype.value,
