@@ -31,18 +31,23 @@ sizes live at one step, which no packing can beat) wins, otherwise the smallest 
   exact                branch and bound over placement orders, for <= EXACT_MAX_BUFFERS
   random-restarts      size order with random perturbation, first and best fit
   hill-climbing        swaps in the best order found, keeping those that do not hurt
-The searches are deterministic (fixed seeds, iteration counts) with a wall-time safety cap.
+The searches are deterministic: fixed seeds, and every search is bounded by *work*, never by
+time, so the plan is the same on any machine, loaded or not. The unit of work is one entry of
+a conflict list examined while placing a buffer (a whole placement costs `place_cost` = the
+number of buffers plus twice the number of conflicting pairs); random restarts and hill
+climbing stop once they have spent `work_budget` units each, the exact search after
+`EXACT_MAX_NODES` visits. Everything before the searches is O(n log n) plus the conflicts.
 """
 
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 EXACT_MAX_BUFFERS = 12
-EXACT_MAX_NODES = 200_000
+EXACT_MAX_NODES = 120_000  # visits: about 1.7 s at worst (12 buffers) here
+DEFAULT_PACKING_BUDGET = 4_000_000  # work units per search (see the module doc)
 
 
 @dataclass
@@ -58,6 +63,32 @@ class Buffer:
     def overlaps_in_time(self, other: Buffer) -> bool:
         """True when both buffers are live at some common step."""
         return self.first <= other.last and other.first <= self.last
+
+
+class _RangeArgmax:
+    """Sparse table: the first index of the largest value in values[lo..hi], O(1) a query."""
+
+    def __init__(self, values: list[int]):
+        self.values = values
+        self.table = [list(range(len(values)))]
+        width = 1
+        while 2 * width <= len(values):
+            prev = self.table[-1]
+            self.table.append([self._better(prev[i], prev[i + width])
+                               for i in range(len(values) - 2 * width + 1)])
+            width *= 2
+
+    def _better(self, a: int, b: int) -> int:
+        return a if self.values[a] >= self.values[b] else b
+
+    def query(self, lo: int, hi: int) -> int:
+        """First argmax over the inclusive range (-1 when it is empty)."""
+        lo, hi = max(lo, 0), min(hi, len(self.values) - 1)
+        if lo > hi:
+            return -1
+        level = (hi - lo + 1).bit_length() - 1
+        row = self.table[level]
+        return self._better(row[lo], row[hi - (1 << level) + 1])
 
 
 class Packing:
@@ -76,12 +107,26 @@ class Packing:
                 self.conflicts[i].append(j)
                 self.conflicts[j].append(i)
         self.conflict_sets = [set(c) for c in self.conflicts]
+        self.place_cost = n + sum(len(c) for c in self.conflicts)
         steps = max((b.last for b in buffers), default=-1) + 1
-        self.breadth = [0] * steps
+        delta = [0] * (steps + 1)
         for b in buffers:
-            for s in range(b.first, b.last + 1):
-                self.breadth[s] += b.size
+            if b.first <= b.last:
+                delta[b.first] += b.size
+                delta[b.last + 1] -= b.size
+        self.breadth = [0] * steps
+        running = 0
+        for s in range(steps):
+            running += delta[s]
+            self.breadth[s] = running
         self.lower_bound = max(self.breadth, default=0)
+        self._busiest = _RangeArgmax(self.breadth)
+
+    def busiest_step(self, i: int) -> int:
+        """The step of buffer i's lifetime with the most live bytes (the first such; -1 when
+        its lifetime is empty)."""
+        b = self.buffers[i]
+        return self._busiest.query(b.first, b.last)
 
     def offset_for(self, b: int, offsets: list[int], best_fit: bool = False) -> int:
         """Where buffer `b` goes given the buffers placed so far (offset -1: not placed)."""
@@ -123,26 +168,22 @@ def order_by_size(p: Packing) -> list[int]:
 
 
 def order_by_breadth(p: Packing) -> list[int]:
-    """Busiest step first; within a step, its not yet ordered buffers largest first."""
-    live_at: list[list[int]] = [[] for _ in p.breadth]
-    for i, b in enumerate(p.buffers):
-        for s in range(b.first, b.last + 1):
-            live_at[s].append(i)
-    order, seen = [], set()
-    for s in sorted(range(len(p.breadth)), key=lambda s: (-p.breadth[s], s)):
-        for i in sorted(live_at[s], key=lambda i: (-p.sizes[i], i)):
-            if i not in seen:
-                seen.add(i)
-                order.append(i)
-    order.extend(i for i in range(len(p.sizes)) if i not in seen)
+    """Busiest step first; within a step, its not yet ordered buffers largest first.
+
+    A buffer is ordered at the first step of its lifetime in that step order, which is its
+    busiest step (ties: the earliest), so one sort by that step does it."""
+    steps = [p.busiest_step(i) for i in range(len(p.sizes))]
+    timed = [i for i in range(len(p.sizes)) if steps[i] >= 0]
+    order = sorted(timed, key=lambda i: (-p.breadth[steps[i]], steps[i], -p.sizes[i], i))
+    order.extend(i for i in range(len(p.sizes)) if steps[i] < 0)
     return order
 
 
 def order_by_conflict(p: Packing) -> list[int]:
     """Buffers live at the busiest step of their lifetime first, then by size."""
     def busiest(i: int) -> int:
-        b = p.buffers[i]
-        return max(p.breadth[b.first:b.last + 1], default=0)
+        s = p.busiest_step(i)
+        return p.breadth[s] if s >= 0 else 0
     return sorted(range(len(p.sizes)), key=lambda i: (-busiest(i), -p.sizes[i], i))
 
 
@@ -161,7 +202,7 @@ GREEDY_ORDERS: list[tuple[str, Callable[[Packing], list[int]]]] = [
 
 
 # ------------------------------------------------------------------------------ searches
-def exact_order(p: Packing, upper: int, deadline: float,
+def exact_order(p: Packing, upper: int,
                 max_nodes: int = EXACT_MAX_NODES) -> list[int] | None:
     """Branch and bound over placement orders (first fit): an order beating `upper`, or None.
 
@@ -180,7 +221,7 @@ def exact_order(p: Packing, upper: int, deadline: float,
         if len(order) == n:
             best[0], best[1] = arena, list(order)
             return arena <= p.lower_bound
-        if visits[0] > max_nodes or visits[0] % 1024 == 0 and time.perf_counter() > deadline:
+        if visits[0] > max_nodes:
             return True
         for b in range(n):
             if offsets[b] >= 0:
@@ -204,12 +245,19 @@ def exact_order(p: Packing, upper: int, deadline: float,
     return best[1]
 
 
-def random_restarts(p: Packing, rng: random.Random, rounds: int, deadline: float,
+def affordable_rounds(p: Packing, rounds: int, work_budget: int, placements: int = 1) -> int:
+    """`rounds`, or fewer when that many rounds of `placements` placements each would cost
+    more than `work_budget` units (at least one round)."""
+    return max(1, min(rounds, work_budget // max(1, placements * p.place_cost)))
+
+
+def random_restarts(p: Packing, rng: random.Random, rounds: int, work_budget: int,
                     best_arena: int) -> tuple[list[int], bool, int] | None:
-    """Size orders perturbed by +-30 %, first and best fit; the best that beats best_arena."""
+    """Size orders perturbed by +-30 %, first and best fit; the best that beats best_arena.
+    Runs `rounds` rounds, or as many as `work_budget` units pay for."""
     found = None
-    for _ in range(rounds):
-        if time.perf_counter() > deadline or best_arena <= p.lower_bound:
+    for _ in range(affordable_rounds(p, rounds, work_budget, placements=2)):
+        if best_arena <= p.lower_bound:
             break
         keys = {i: p.sizes[i] * rng.uniform(0.7, 1.3) for i in range(len(p.sizes))}
         order = sorted(range(len(p.sizes)), key=lambda i: (-keys[i], i))
@@ -221,14 +269,15 @@ def random_restarts(p: Packing, rng: random.Random, rounds: int, deadline: float
 
 
 def hill_climb(p: Packing, order: list[int], best_fit: bool, arena: int, rng: random.Random,
-               rounds: int, deadline: float) -> tuple[list[int], int]:
-    """Swap two buffers of the order; keep the swap when the arena does not grow."""
+               rounds: int, work_budget: int) -> tuple[list[int], int]:
+    """Swap two buffers of the order; keep the swap when the arena does not grow. Runs
+    `rounds` rounds, or as many as `work_budget` units pay for."""
     order = list(order)
     n = len(order)
     if n < 2:
         return order, arena
-    for _ in range(rounds):
-        if time.perf_counter() > deadline or arena <= p.lower_bound:
+    for _ in range(affordable_rounds(p, rounds, work_budget)):
+        if arena <= p.lower_bound:
             break
         i, j = rng.randrange(n), rng.randrange(n)
         if i == j:
@@ -254,13 +303,13 @@ class PackResult:
 
 
 def pack_buffers(buffers: list[Buffer], strategies: tuple[str, ...] | None = None,
-                 time_budget: float = 2.0, seed: int = 0) -> PackResult:
+                 work_budget: int = DEFAULT_PACKING_BUDGET, seed: int = 0) -> PackResult:
     """Run the strategies (all by default) and write the best offsets into `buffers`.
 
-    `strategies` may name a subset, e.g. ("greedy-by-size",) for TFLM's planner alone.
+    `strategies` may name a subset, e.g. ("greedy-by-size",) for TFLM's planner alone;
+    `work_budget` bounds random restarts and hill climbing each (see the module doc).
     """
     p = Packing(buffers)
-    deadline = time.perf_counter() + time_budget
     rng = random.Random(seed)
     wanted = set(strategies) if strategies is not None else None
     tried: dict[str, int] = {}
@@ -277,7 +326,7 @@ def pack_buffers(buffers: list[Buffer], strategies: tuple[str, ...] | None = Non
         return wanted is None or name in wanted
 
     def done() -> bool:
-        return best is not None and (best[0] <= p.lower_bound or time.perf_counter() > deadline)
+        return best is not None and best[0] <= p.lower_bound
 
     for best_fit in (False, True):
         for name, fn in GREEDY_ORDERS:
@@ -288,17 +337,17 @@ def pack_buffers(buffers: list[Buffer], strategies: tuple[str, ...] | None = Non
         consider("greedy-by-size", order_by_size(p), False)
     n = len(buffers)
     if enabled("exact") and not done() and n <= EXACT_MAX_BUFFERS:
-        order = exact_order(p, best[0], deadline)
+        order = exact_order(p, best[0])
         if order is not None:
             consider("exact", order, False)
     if enabled("random-restarts") and not done():
-        found = random_restarts(p, rng, rounds=max(20, 4 * n), deadline=deadline,
+        found = random_restarts(p, rng, rounds=max(20, 4 * n), work_budget=work_budget,
                                 best_arena=best[0])
         if found is not None:
             consider("random-restarts", found[0], found[1])
     if enabled("hill-climbing") and not done():
         order, arena = hill_climb(p, best[2], best[3], best[0], rng,
-                                  rounds=max(200, 20 * n), deadline=deadline)
+                                  rounds=max(200, 20 * n), work_budget=work_budget)
         if arena < best[0]:
             consider("hill-climbing", order, best[3])
     arena, name, order, best_fit = best

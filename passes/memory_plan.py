@@ -4,7 +4,8 @@ The plan is made in four steps, one module each:
 
 1. schedule (memory_schedule.py): reorder `g.nodes` to the topological order with the
    smallest peak of live bytes (exact dynamic program for small graphs, beam search for
-   large ones, under a time budget). Optional: `plan_memory(..., schedule=False)`.
+   large ones, bounded by deterministic work budgets, never by time). Optional:
+   `plan_memory(..., schedule=False)`.
 2. liveness (memory_liveness.py): each activation's lifetime over that order; views and
    Identity alias their input's buffer, elementwise ops write in place into an input that
    dies at them. The result is a set of storage groups (buffers) with lifetimes.
@@ -26,8 +27,8 @@ from dataclasses import dataclass, field
 
 from ..ir import Graph
 from .memory_liveness import activation_values, align_up, analyse_liveness
-from .memory_offsets import Buffer, pack_buffers
-from .memory_schedule import DEFAULT_TIME_BUDGET, apply_schedule, schedule_for_memory
+from .memory_offsets import DEFAULT_PACKING_BUDGET, Buffer, pack_buffers
+from .memory_schedule import DEFAULT_WORK_BUDGET, apply_schedule, schedule_for_memory
 
 __all__ = [
     "Buffer",
@@ -74,21 +75,23 @@ class MemoryPlan:
 def plan_memory(g: Graph, alignment: int = 16, schedule: bool = True,
                 views: bool = True, in_place: bool = True,
                 strategies: tuple[str, ...] | None = None,
-                time_budget: float = DEFAULT_TIME_BUDGET) -> MemoryPlan:
+                schedule_budget: int = DEFAULT_WORK_BUDGET,
+                packing_budget: int = DEFAULT_PACKING_BUDGET) -> MemoryPlan:
     """Schedule `g` for memory (reordering `g.nodes` unless schedule=False) and plan its arena.
 
-    `strategies` restricts the offset strategies (see memory_offsets.py); `time_budget` is
-    the wall-time cap in seconds of the scheduling search and of the offset search each.
+    `strategies` restricts the offset strategies (see memory_offsets.py). The searches are
+    bounded by work, so the plan is the same on every machine: `schedule_budget` in the
+    units of memory_schedule.py, `packing_budget` in those of memory_offsets.py.
     """
     schedule_strategy = "original"
     if schedule and len(g.nodes) > 1:
-        result = schedule_for_memory(g, alignment, time_budget)
+        result = schedule_for_memory(g, alignment, schedule_budget)
         apply_schedule(g, result)
         schedule_strategy = result.strategy
     live = analyse_liveness(g, alignment, views=views, in_place=in_place)
     buffers = [Buffer(root, live.group_bytes[root], *live.group_lifetimes[root])
                for root in live.groups]
-    packed = pack_buffers(buffers, strategies, time_budget)
+    packed = pack_buffers(buffers, strategies, packing_budget)
     group_offset = {b.name: b.offset for b in buffers}
     values = activation_values(g)
     plan = MemoryPlan(

@@ -16,8 +16,13 @@ best complete order known (the original order, or the greedy one) is dropped. Gr
 state count stays under `max_states` per level are solved exactly; wider ones fall back to a
 beam search of the same form that keeps the `beam_width` best states per level (peak, then
 bytes live after), which for width 1 is the greedy rule "run the ready node whose step needs
-the least memory, preferring the one that frees most". A wall-time budget (default 2 s)
-bounds both. The original order is kept unless another order has a strictly lower peak.
+the least memory, preferring the one that frees most". Each search is bounded by *work*, not
+time: `work_budget` units, one unit being one step evaluated against one 64-node word of
+the state's node set (so a graph of n nodes pays ceil(n/64) units per step). The same graph
+therefore gets the same schedule on any machine, loaded or not. A graph whose greedy pass
+alone would exceed the budget is not searched at all: it keeps its original order (the
+planner's cost stays linear in the graph size). The original order is kept unless another
+order has a strictly lower peak.
 
 Before/after (sizes in units of the alignment; c is an in-place Add):
 
@@ -29,13 +34,12 @@ Before/after (sizes in units of the alignment; c is an in-place Add):
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from ..ir import Graph, Node
 from .memory_liveness import align_up, analyse_liveness, in_place_inputs, view_source
 
-DEFAULT_TIME_BUDGET = 2.0
+DEFAULT_WORK_BUDGET = 2_000_000  # units per search (greedy, exact, beam): about 1 s here
 MAX_STATES_PER_LEVEL = 4000
 BEAM_WIDTH = 48
 
@@ -159,11 +163,19 @@ class _Model:
         return max(steps, default=self.initial_live), steps
 
 
-def _search(model: _Model, upper: int, width: int | None, deadline: float, strict: bool
+def mask_words(n_nodes: int) -> int:
+    """64-bit words in a state's node set: the work units one evaluated step costs."""
+    return max(1, (n_nodes + 63) // 64)
+
+
+def _search(model: _Model, upper: int, width: int | None, work_budget: int, strict: bool
             ) -> tuple[list[int] | None, int, bool]:
     """Level-by-level search for an order whose peak is below `upper` (or equal to it, unless
-    `strict`); exact when `width` is None. Returns (order or None, states, finished)."""
+    `strict`); exact when `width` is None. Gives up (not finished) once the steps evaluated
+    cost more than `work_budget` units. Returns (order or None, states, finished)."""
     n = len(model.nodes)
+    words = mask_words(n)
+    work = 0
     # state: mask -> (peak, live_after, previous mask, node, ready nodes)
     State = tuple[int, int, int, int, tuple[int, ...]]
     levels: list[dict[int, State]] = [{0: (0, model.initial_live, -1, -1,
@@ -172,6 +184,7 @@ def _search(model: _Model, upper: int, width: int | None, deadline: float, stric
     for _ in range(n):
         nxt: dict[int, State] = {}
         for mask, (peak, live, _, _, ready) in levels[-1].items():
+            work += words * len(ready)
             for i in ready:
                 during, after = model.step(mask, live, i)
                 new_peak = max(peak, during)
@@ -182,6 +195,8 @@ def _search(model: _Model, upper: int, width: int | None, deadline: float, stric
                 if old is None or new_peak < old[0]:
                     nxt[key] = (new_peak, after, mask, i, old[4] if old else
                                 model.ready_after(ready, mask, i))
+            if work > work_budget:
+                return None, states, False
         if not nxt:
             return None, states, True
         if len(nxt) > (width or MAX_STATES_PER_LEVEL):
@@ -191,8 +206,6 @@ def _search(model: _Model, upper: int, width: int | None, deadline: float, stric
             nxt = dict(kept)
         states += len(nxt)
         levels.append(nxt)
-        if time.perf_counter() > deadline:
-            return None, states, False
     mask, order = next(iter(levels[-1])), []
     for level in reversed(levels[1:]):
         _, _, prev, i, _ = level[mask]
@@ -202,17 +215,24 @@ def _search(model: _Model, upper: int, width: int | None, deadline: float, stric
 
 
 def schedule_for_memory(g: Graph, alignment: int = 16,
-                        time_budget: float = DEFAULT_TIME_BUDGET) -> ScheduleResult:
-    """The node order of lowest peak live bytes that the search finds (does not modify g)."""
+                        work_budget: int = DEFAULT_WORK_BUDGET) -> ScheduleResult:
+    """The node order of lowest peak live bytes that the search finds (does not modify g).
+
+    `work_budget` bounds each search in deterministic work units (see the module doc); a
+    graph too large for even the greedy pass keeps its order without building the search.
+    """
+    n = len(g.nodes)
+    if n > 1 and n * mask_words(n) > work_budget:
+        live = analyse_liveness(g, alignment)
+        return ScheduleResult(list(g.nodes), live.peak_bytes, live.peak_bytes,
+                              "original (too large to search)", list(live.live_bytes), 0)
     model = _Model(g, alignment)
-    n = len(model.nodes)
     original = list(range(n))
     original_peak = model.peak_of(original)[0]
     best_order, best_peak, strategy = original, original_peak, "original"
-    deadline = time.perf_counter() + time_budget
     states = 0
     if n > 1:
-        greedy, count, _ = _search(model, best_peak, 1, deadline, strict=False)
+        greedy, count, _ = _search(model, best_peak, 1, work_budget, strict=False)
         states += count
         if greedy is not None:
             peak, _ = model.peak_of(greedy)
@@ -220,14 +240,14 @@ def schedule_for_memory(g: Graph, alignment: int = 16,
                 best_order, best_peak, strategy = greedy, peak, "greedy"
         # Exact: only orders strictly better than the best known survive the pruning, so
         # finishing without one proves the best known optimal.
-        exact, count, finished = _search(model, best_peak, None, deadline, strict=True)
+        exact, count, finished = _search(model, best_peak, None, work_budget, strict=True)
         states += count
         if exact is not None:
             best_order, best_peak, strategy = exact, model.peak_of(exact)[0], "exact-dp"
         elif finished:
             strategy += " (optimal)"
         else:
-            beam, count, _ = _search(model, best_peak, BEAM_WIDTH, deadline, strict=True)
+            beam, count, _ = _search(model, best_peak, BEAM_WIDTH, work_budget, strict=True)
             states += count
             if beam is not None:
                 best_order, best_peak, strategy = beam, model.peak_of(beam)[0], "beam"
