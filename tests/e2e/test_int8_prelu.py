@@ -1,0 +1,139 @@
+"""PRelu inside int8 graphs (MediaPipe-style landmark networks: Conv -> PRelu -> Conv ...):
+the PRelus become QPRelu (no float island), the C is bit-exact with the int8 reference on
+every int8 target, and QPRelu's integers agree with the float PRelu of the dequantised
+input (an independent computation) within one LSB."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgec import qmath
+from edgec.bench import machine_info
+from edgec.compiler import CompileOptions, compile_model
+from edgec.ir import Graph, TensorType
+from edgec.ir import DType
+from edgec.ops import get_op
+from edgec.ops.quantized_prelu import qprelu_attrs
+from edgec.verify import compare_outputs, onnxruntime_outputs, random_inputs, run_compiled
+
+ARM64 = shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64")
+TARGETS = [
+    "generic-int8",
+    pytest.param("x86_64-int8", marks=pytest.mark.skipif(
+        "avx2" not in machine_info()["flags"], reason="this host has no AVX2")),
+    pytest.param("arm64-int8", marks=pytest.mark.skipif(
+        not ARM64, reason="needs gcc-aarch64-linux-gnu and qemu-user")),
+    pytest.param("arm64-int8-base", marks=pytest.mark.skipif(
+        not ARM64, reason="needs gcc-aarch64-linux-gnu and qemu-user")),
+]
+
+
+def landmark_model() -> onnx.ModelProto:
+    """Conv -> PRelu (per channel) -> Conv -> PRelu (one negative slope) -> Add (skip) ->
+    PRelu (standalone, per channel) -> Conv -> LeakyRelu, 1x3x32x32."""
+    rng = np.random.default_rng(0)
+    inits, nodes = [], []
+
+    def const(name, arr):
+        inits.append(numpy_helper.from_array(np.asarray(arr, np.float32), name))
+        return name
+
+    def conv(name, x, c_in, c_out, stride=1):
+        w = rng.standard_normal((c_out, c_in, 3, 3)) / np.sqrt(9 * c_in)
+        nodes.append(helper.make_node("Conv", [x, const(name + "_w", w),
+                                               const(name + "_b", rng.standard_normal(c_out) * .1)],
+                                      [name], pads=[1, 1, 1, 1], strides=[stride, stride]))
+        return name
+
+    c0 = conv("c0", "x", 3, 16)
+    nodes.append(helper.make_node("PRelu", [c0, const("s0", rng.uniform(0.05, 0.4, (16, 1, 1)))],
+                                  ["p0"]))
+    c1 = conv("c1", "p0", 16, 16)
+    nodes.append(helper.make_node("PRelu", [c1, const("s1", [-0.25])], ["p1"]))
+    nodes.append(helper.make_node("Add", ["p1", "p0"], ["sum"]))
+    nodes.append(helper.make_node("PRelu", ["sum", const("s2", rng.uniform(0, 0.3, (16, 1, 1)))],
+                                  ["p2"]))
+    c2 = conv("c2", "p2", 16, 8, stride=2)
+    nodes.append(helper.make_node("LeakyRelu", [c2], ["y"], alpha=0.1))
+    graph = helper.make_graph(
+        nodes, "landmark", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("prelu") / "landmark.onnx"
+    onnx.save(landmark_model(), path)
+    return path
+
+
+def _compile(path: Path, target: str):
+    calib = [{"x": np.random.default_rng(s).standard_normal((1, 3, 32, 32)).astype(np.float32)}
+             for s in range(1, 9)]
+    return compile_model(path, CompileOptions(target=target, calib_samples=calib))
+
+
+def test_prelu_stays_integer(model_path):
+    result = _compile(model_path, "generic-int8")
+    q = result.report["quantization"]
+    assert q["float_nodes"] == []
+    ops = [node.op for node in result.graph.nodes]
+    assert ops.count("QPRelu") == 3, ops  # two after a QConv, one standalone after QAdd
+    assert "PRelu" not in ops and "QuantizeLinear" in ops
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_prelu_model_is_bit_exact_on_every_int8_target(model_path, target):
+    result = _compile(model_path, target)
+    samples = [random_inputs(result.source_graph, seed) for seed in (11, 12)]
+    with tempfile.TemporaryDirectory(prefix="edgec-prelu-") as tmp:
+        compiled = run_compiled(result, samples, Path(tmp))
+    res = compare_outputs(result, model_path, samples, compiled)
+    assert res.ok, [(o.name, o.mismatched) for o in res.outputs]
+    # and the int8 model computes the float model: SNR against onnxruntime fp32
+    ref = onnxruntime_outputs(model_path, samples[0])["y"].astype(np.float64)
+    noise = np.sum((compiled[0]["y"] - ref) ** 2)
+    assert 10 * np.log10(np.sum(ref ** 2) / noise) > 25.0
+
+
+@pytest.mark.parametrize("alpha", [[0.25], [-0.5], [0.0], [0.01, 0.3, 1.7, -0.2]])
+def test_qprelu_matches_float_prelu_of_dequantised_input(alpha):
+    """All 256 inputs per channel: quantize(prelu(dequantize(q))) with ties to even (numpy
+    float64, independent of qmath's fixed point) within one LSB, exact almost everywhere."""
+    x_scale, x_zp, y_scale, y_zp = 0.037, -11, 0.021, 5
+    n = len(alpha)
+    q = np.repeat(np.arange(-128, 128), n).reshape(256, n).astype(np.int8)
+    g = Graph("t")
+    x = g.add_input("x", TensorType(q.shape, DType.INT8))
+    node = g.add_node("QPRelu", [x], attrs=qprelu_attrs(alpha, x_scale, x_zp, y_scale, y_zp))
+    got = get_op("QPRelu").reference(node, q)[0].astype(np.int64)
+    real = (q.astype(np.float64) - x_zp) * x_scale
+    quotient = np.where(real >= 0, real, real * np.asarray(alpha)) / y_scale
+    want = np.clip(np.rint(quotient) + y_zp, -128, 127)
+    assert np.max(np.abs(got - want)) <= 1
+    # away from ties (where the fixed point rounds up and rint to even) they are equal
+    tie = np.abs(np.abs(quotient - np.floor(quotient)) - 0.5) < 1e-6
+    assert np.array_equal(got[~tie], want[~tie])
+    assert np.array_equal(got[q == x_zp], np.full(np.count_nonzero(q == x_zp), y_zp))
+
+
+def test_qprelu_identity_path_is_the_plain_requantisation():
+    attrs = qprelu_attrs([0.2], 0.05, 3, 0.08, -7)
+    g = Graph("t")
+    x = g.add_input("x", TensorType((256,), DType.INT8))
+    node = g.add_node("QPRelu", [x], attrs=attrs)
+    q = np.arange(-128, 128).astype(np.int8)
+    got = get_op("QPRelu").reference(node, q)[0]
+    mult, shift = qmath.quantize_multiplier(0.05 / 0.08)
+    want = qmath.requantize(q.astype(np.int64) - 3, mult, shift, -7, -128, 127)
+    assert np.array_equal(got[q >= 3], want[q >= 3])
