@@ -102,8 +102,8 @@ def load_inputs(path: str | Path, g: Graph) -> dict[str, np.ndarray]:
                    and want[0] > 0 and arr.shape[0] > 0 and arr.shape[0] % want[0] == 0)
         if arr.shape != want and not stacked:
             raise DataError(f"inputs file {quote(p)}: input {quote(name)} has shape "
-                            f"{'x'.join(map(str, arr.shape)) or 'a scalar'} but the model "
-                            f"expects {'x'.join(map(str, want)) or 'a scalar'} (or N of them "
+                            f"{'x'.join(map(str, arr.shape)) or '()'} but the model "
+                            f"expects {'x'.join(map(str, want)) or '()'} (or N of them "
                             "stacked on axis 0)")
         feeds[name] = as_input_dtype(arr, v.dtype, f"inputs file {quote(p)}, input "
                                      f"{quote(name)},")

@@ -26,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgec.console import quote
+from edgec.datafiles import as_input_dtype, read_arrays
+
 from ..detmath import deterministic_math
 from ..errors import DataError, EdgecError
 from ..interp import execute
@@ -81,6 +84,10 @@ def input_names(g: Graph) -> list[str]:
     return g.meta.get("input_names") or [v.name for v in g.inputs]
 
 
+def _dims(shape) -> str:
+    return "x".join(map(str, shape)) or "()"
+
+
 def _split(g: Graph, arrays: dict[str, np.ndarray], where: str) -> list[dict[str, np.ndarray]]:
     names = input_names(g)
     counts = set()
@@ -98,8 +105,8 @@ def _split(g: Graph, arrays: dict[str, np.ndarray], where: str) -> list[dict[str
             counts.add(1)
         else:
             raise DataError(
-                f"{where}: input '{name}' has shape {'x'.join(map(str, arr.shape))} but the "
-                f"model expects {'x'.join(map(str, v.shape))} (or N of them stacked on axis 0)")
+                f"{where}: input {quote(name)} has shape {_dims(arr.shape)} but the model "
+                f"expects {_dims(v.shape)} (or N of them stacked on axis 0)")
     if len(counts) != 1:
         raise DataError(f"{where}: inputs hold different numbers of samples")
     n = counts.pop()
@@ -117,17 +124,20 @@ def _split(g: Graph, arrays: dict[str, np.ndarray], where: str) -> list[dict[str
 
 def _arrays_from_file(g: Graph, path: Path) -> dict[str, np.ndarray]:
     names = input_names(g)
-    try:
-        data = np.load(path, allow_pickle=False)
-    except Exception as e:
-        raise DataError(f"cannot read calibration file '{path}': {str(e).splitlines()[0]}") \
-            from None
+    data = read_arrays(path, "calibration file")
+    chosen = _choose_arrays(g, path, data)
+    return {n: as_input_dtype(chosen[n], v.dtype, f"calibration file {quote(path)}, input "
+                              f"{quote(n)},") for n, v in zip(names, g.inputs)}
+
+
+def _choose_arrays(g: Graph, path: Path, data) -> dict[str, np.ndarray]:
+    names = input_names(g)
     if isinstance(data, np.ndarray):
         if len(names) != 1:
-            raise DataError(f"'{path}' holds one array but the model has {len(names)} inputs; "
-                            "use an .npz keyed by input name")
+            raise DataError(f"{quote(path)} holds one array but the model has {len(names)} "
+                            "inputs; use an .npz keyed by input name")
         return {names[0]: data}
-    arrays = {k: data[k] for k in data.files}
+    arrays = data
     if all(n in arrays for n in names):
         return {n: arrays[n] for n in names}
     if len(names) == 1:
@@ -139,8 +149,8 @@ def _arrays_from_file(g: Graph, path: Path) -> dict[str, np.ndarray]:
         if len(fits) == 1:
             return {names[0]: fits[0]}
     missing = [n for n in names if n not in arrays]
-    raise DataError(f"'{path}' lacks input(s) {', '.join(missing)} (it holds: "
-                    f"{', '.join(arrays) or 'nothing'})")
+    raise DataError(f"{quote(path)} lacks input(s) {', '.join(map(quote, missing))} (it holds: "
+                    f"{', '.join(map(quote, arrays)) or 'nothing'})")
 
 
 def load_calibration_inputs(g: Graph, path: str | Path, preprocess: ImagePreprocess | None = None,
@@ -151,28 +161,42 @@ def load_calibration_inputs(g: Graph, path: str | Path, preprocess: ImagePreproc
     (single-input image models; see images.py for the preprocessing).
     """
     p = Path(path)
+    if limit is not None and limit < 1:
+        raise DataError(f"--calib-limit must be at least 1, not {limit}")
     if not p.exists():
-        raise DataError(f"calibration data '{p}' does not exist")
-    if p.is_file():
-        samples = _split(g, _arrays_from_file(g, p), f"calibration file '{p}'")
+        raise DataError(f"calibration data {quote(p)} does not exist")
+    if not p.is_dir():  # a regular file, or /dev/zero, a FIFO...: refused by read_arrays
+        samples = _split(g, _arrays_from_file(g, p), f"calibration file {quote(p)}")
     else:
-        arrays_files = sorted(f for f in p.iterdir() if f.suffix in (".npy", ".npz"))
+        try:
+            arrays_files = sorted(f for f in p.iterdir() if f.suffix in (".npy", ".npz"))
+        except OSError as e:
+            raise DataError(f"calibration folder {quote(p)} cannot be listed: "
+                            f"{e.strerror or e}") from None
         if arrays_files:
             samples = []
             for f in arrays_files:
-                samples += _split(g, _arrays_from_file(g, f), f"calibration file '{f}'")
+                samples += _split(g, _arrays_from_file(g, f), f"calibration file {quote(f)}")
         else:
+            if not _has_images(p):
+                raise DataError(f"calibration folder {quote(p)} holds no .npy/.npz files or "
+                                "images")
             if len(g.inputs) != 1:
                 raise DataError("an image folder can calibrate only single-input models; give "
                                 "an .npz keyed by input name")
-            if not any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.rglob("*")):
-                raise DataError(f"calibration folder '{p}' holds no .npy/.npz files or images")
             stacked = load_image_folder(p, g.inputs[0].shape, preprocess or ImagePreprocess(),
                                         limit=limit)
-            samples = _split(g, {input_names(g)[0]: stacked}, f"calibration folder '{p}'")
+            samples = _split(g, {input_names(g)[0]: stacked}, f"calibration folder {quote(p)}")
     if not samples:
-        raise DataError(f"calibration data '{p}' holds no samples")
+        raise DataError(f"calibration data {quote(p)} holds no samples")
     return samples[:limit] if limit else samples
+
+
+def _has_images(folder: Path) -> bool:
+    try:
+        return any(f.suffix.lower() in IMAGE_SUFFIXES for f in folder.rglob("*"))
+    except OSError:
+        return True  # load_image_folder names the problem
 
 
 def random_calibration_inputs(g: Graph, count: int = DEFAULT_RANDOM_SAMPLES,
@@ -279,7 +303,9 @@ def _batching_works(g: Graph, bg: Graph, samples) -> bool:
             if ref is None or part.shape != ref.shape:
                 return False
             if not np.array_equal(part, ref, equal_nan=True):
-                if not np.allclose(part, ref, rtol=1e-5, atol=1e-6 * (np.abs(ref).max() + 1)):
+                finite = ref[np.isfinite(ref)] if ref.dtype.kind == "f" else ref
+                peak = float(np.max(np.abs(finite.astype(np.float64)), initial=0.0))
+                if not np.allclose(part, ref, rtol=1e-5, atol=1e-6 * (peak + 1)):
                     return False
     return True
 
@@ -310,7 +336,10 @@ def calibrate(g: Graph, samples: list[dict[str, np.ndarray]], method: str = "min
 
     n = len(samples)
     batched = False
-    with Progress(f"calibrating ({method})", n, enabled=progress) as bar:
+    # The float graph runs in IEEE arithmetic, as the C does: a value overflowing to inf or
+    # becoming NaN on extreme data is counted apart by TensorStats, not a numpy warning.
+    with Progress(f"calibrating ({method})", n, enabled=progress) as bar, \
+            np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         done = 0
         bg = batched_graph(g, 2) if n >= 4 and chunk > 1 else None
         if bg is not None and _batching_works(g, bg, samples):

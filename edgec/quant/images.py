@@ -9,29 +9,38 @@ Preprocessing (flags of `edgec compile --calib DIR`, see docs/int8.md), in this 
   4. channel order --calib-channels rgb|bgr, layout --calib-layout nchw|nhwc (default: the
      model input's layout, guessed from where its 1- or 3-sized channel axis is).
 
-Decoders: PNG (8/16-bit gray, gray+alpha, RGB, RGBA, palette; non-interlaced) and binary or
-ASCII PPM/PGM are built in; other formats (JPEG, BMP, ...) use Pillow when it is installed.
+Decoders: Pillow (a dependency) reads PNG, JPEG, BMP, GIF, TIFF and WebP; 16-bit samples
+keep their high byte. PPM/PGM (P2, P3, P5, P6) are read here with numpy, because Pillow
+decodes a maxval other than 255 and the ASCII forms pixel by pixel in Python. Images over
+Pillow's MAX_IMAGE_PIXELS (its decompression-bomb limit) are refused before decoding;
+truncated or corrupt files are a DataError naming the file.
 """
 
 from __future__ import annotations
 
-import struct
-import zlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from edgec.console import quote
+from edgec.errors import DataError
 
-BUILTIN_SUFFIXES = {".png", ".ppm", ".pgm", ".pnm"}
-PILLOW_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-IMAGE_SUFFIXES = BUILTIN_SUFFIXES | PILLOW_SUFFIXES
+PNM_SUFFIXES = {".ppm", ".pgm", ".pnm"}
+PILLOW_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+IMAGE_SUFFIXES = PNM_SUFFIXES | PILLOW_SUFFIXES
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's default MAX_IMAGE_PIXELS (2^32 / 4 / 3)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+GRAY_MODES = ("1", "L", "LA", "La", "I", "F") + ("I;16", "I;16B", "I;16L", "I;16N")
 
 
 @dataclass
 class ImagePreprocess:
-    """How images become model inputs (None fields are derived from the model input)."""
+    """How images become model inputs (None fields are derived from the model input).
+
+    Checked when made: a size of at least 1x1, finite means, finite positive stds and scale.
+    """
 
     size: tuple[int, int] | None = None
     mean: tuple[float, ...] = (0.0,)
@@ -42,158 +51,199 @@ class ImagePreprocess:
     resize: str = "crop"
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
+            raise DataError(f"--calib-size must be at least 1x1, not "
+                            f"{'x'.join(map(str, self.size))}")
+        for flag, values, positive in (("--calib-mean", self.mean, False),
+                                       ("--calib-std", self.std, True),
+                                       ("--calib-scale", (self.scale,), True)):
+            if not values:
+                raise DataError(f"{flag} needs one number (or one per channel)")
+            for v in values:
+                if not np.isfinite(v) or (positive and not v > 0):
+                    need = "finite numbers above 0" if positive else "finite numbers"
+                    raise DataError(f"{flag} takes {need}, not {v}")
+        if self.channels not in ("rgb", "bgr") or self.resize not in ("crop", "stretch") \
+                or self.layout not in (None, "nchw", "nhwc"):
+            raise DataError(f"unknown image preprocessing: channels {quote(self.channels)}, "
+                            f"layout {quote(self.layout)}, resize {quote(self.resize)}")
+
 
 # ------------------------------------------------------------------------------ decoding
-def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    p = a + b - c
-    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
-    return np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+def _pillow():
+    try:
+        from PIL import Image
+    except ImportError:
+        raise DataError("decoding calibration images needs Pillow: pip install pillow") \
+            from None
+    return Image
 
 
-def _unfilter(raw: bytes, height: int, stride: int, bpp: int) -> np.ndarray:
-    data = np.frombuffer(raw, np.uint8)
-    if data.size != height * (stride + 1):
-        raise ValueError("PNG image data has the wrong size")
-    rows = data.reshape(height, stride + 1)
-    out = np.zeros((height, stride), np.int32)
-    prev = np.zeros(stride, np.int32)
-    for y in range(height):
-        kind, line = rows[y, 0], rows[y, 1:].astype(np.int32)
-        if kind == 0:
-            cur = line
-        elif kind == 1:  # Sub: running sum per byte lane
-            pad = (-stride) % bpp
-            lanes = np.concatenate([line, np.zeros(pad, np.int32)]).reshape(-1, bpp)
-            cur = (np.cumsum(lanes, axis=0) & 0xFF).reshape(-1)[:stride]
-        elif kind == 2:
-            cur = (line + prev) & 0xFF
-        elif kind in (3, 4):  # Average / Paeth: sequential over pixels
-            cur = np.zeros(stride, np.int32)
-            for x in range(0, stride, bpp):
-                left = cur[x - bpp:x] if x >= bpp else np.zeros(min(bpp, stride - x), np.int32)
-                up = prev[x:x + bpp]
-                if kind == 3:
-                    pred = (left + up) >> 1
-                else:
-                    ul = prev[x - bpp:x] if x >= bpp else np.zeros_like(up)
-                    pred = _paeth(left, up, ul)
-                cur[x:x + bpp] = (line[x:x + bpp] + pred) & 0xFF
-        else:
-            raise ValueError(f"unknown PNG filter type {kind}")
-        out[y] = cur
-        prev = cur
-    return out.astype(np.uint8)
+def max_image_pixels() -> int:
+    """The largest image (in pixels) edgec decodes: Pillow's MAX_IMAGE_PIXELS."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return DEFAULT_MAX_PIXELS
+    return int(Image.MAX_IMAGE_PIXELS or DEFAULT_MAX_PIXELS)
+
+
+def _is_gray_alpha_16(im) -> bool:
+    """Pillow opens 16-bit gray+alpha PNGs as RGBA (rawmode LA;16B): still a gray image."""
+    for tile in im.tile:
+        args = tile[3]
+        if (args[0] if isinstance(args, tuple) and args else args) == "LA;16B":
+            return True
+    return False
+
+
+def _from_pillow(im, gray_alpha_16: bool) -> np.ndarray:
+    """A loaded Pillow image as uint8 [H, W, C], C in (1, 3)."""
+    if gray_alpha_16:
+        arr = np.asarray(im, dtype=np.uint8)[:, :, 0]
+    elif im.mode.startswith("I"):  # 16/32-bit gray: the high byte of 16 bits
+        arr = np.asarray(im).astype(np.int64)
+        arr = (np.clip(arr, 0, 65535) >> 8).astype(np.uint8)
+    elif im.mode in GRAY_MODES:
+        arr = np.asarray(im.convert("L"), dtype=np.uint8)
+    else:  # RGB, RGBA (alpha dropped), palette, CMYK, YCbCr...
+        arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def decode_with_pillow(source) -> np.ndarray:
+    """A file (path or binary stream) decoded by Pillow to uint8 [H, W, C], C in (1, 3).
+
+    ValueError for images beyond `max_image_pixels()` or without pixels; Pillow's own
+    exceptions for unknown, truncated or corrupt files.
+    """
+    image = _pillow()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. palette transparency notes: not the user's
+        warnings.simplefilter("error", image.DecompressionBombWarning)
+        try:
+            with image.open(source) as im:
+                width, height = im.size
+                if width * height > max_image_pixels():
+                    raise ValueError(f"{width}x{height} pixels exceed the limit of "
+                                     f"{max_image_pixels()} (Pillow's MAX_IMAGE_PIXELS)")
+                if width * height == 0:
+                    raise ValueError(f"the image has no pixels ({width}x{height})")
+                gray_alpha_16 = _is_gray_alpha_16(im)
+                im.load()
+                return _from_pillow(im, gray_alpha_16)
+        except (image.DecompressionBombError, image.DecompressionBombWarning) as e:
+            raise ValueError(f"decompression-bomb guard: {e}") from None
 
 
 def decode_png(blob: bytes) -> np.ndarray:
-    """An 8-bit PNG as uint8 [H, W, C] with C in (1, 3) (alpha dropped, palette expanded)."""
+    """A PNG as uint8 [H, W, C] with C in (1, 3) (alpha dropped, palette expanded)."""
+    import io
+
     if blob[:8] != b"\x89PNG\r\n\x1a\n":
         raise ValueError("not a PNG file")
-    pos, idat, palette, header = 8, [], None, None
-    while pos + 8 <= len(blob):
-        length, kind = struct.unpack(">I4s", blob[pos:pos + 8])
-        body = blob[pos + 8:pos + 8 + length]
-        pos += 12 + length
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"PLTE":
-            palette = np.frombuffer(body, np.uint8).reshape(-1, 3)
-        elif kind == b"IDAT":
-            idat.append(body)
-        elif kind == b"IEND":
-            break
-    if header is None:
-        raise ValueError("PNG without IHDR")
-    width, height, depth, color, _, _, interlace = header
-    if interlace:
-        raise ValueError("interlaced PNG is not supported (re-save without interlacing)")
-    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[color]
-    if depth not in (8, 16) or (color == 3 and depth != 8):
-        raise ValueError(f"PNG bit depth {depth} is not supported (use 8 or 16 bits)")
-    bpp = channels * depth // 8
-    pixels = _unfilter(zlib.decompress(b"".join(idat)), height, width * bpp, bpp)
-    if depth == 16:
-        pixels = pixels.reshape(height, width * channels, 2)[:, :, 0]  # high bytes
-    img = pixels.reshape(height, width, channels)
-    if color == 3:
-        if palette is None:
-            raise ValueError("palette PNG without PLTE")
-        return palette[img[:, :, 0]]
-    if channels in (2, 4):
-        img = img[:, :, :channels - 1]
-    return np.ascontiguousarray(img)
+    return decode_with_pillow(io.BytesIO(blob))
 
 
-def decode_pnm(blob: bytes) -> np.ndarray:
-    """A PGM/PPM (P2, P3, P5, P6; maxval <= 255 or 16-bit) as uint8 [H, W, C]."""
-    magic = blob[:2]
-    if magic not in (b"P2", b"P3", b"P5", b"P6"):
-        raise ValueError("not a PGM/PPM file")
-    channels = 3 if magic in (b"P3", b"P6") else 1
+def _pnm_header(blob: bytes) -> tuple[list[int], int]:
+    """The three header numbers (width, height, maxval) and the offset after the last."""
     tokens, pos = [], 2
     while len(tokens) < 3:
         while pos < len(blob) and blob[pos:pos + 1].isspace():
             pos += 1
         if blob[pos:pos + 1] == b"#":
-            pos = blob.index(b"\n", pos) + 1
+            end = blob.find(b"\n", pos)
+            if end < 0:
+                raise ValueError("the header ends inside a comment")
+            pos = end + 1
             continue
         start = pos
-        while pos < len(blob) and not blob[pos:pos + 1].isspace():
+        while pos < len(blob) and not blob[pos:pos + 1].isspace() and pos - start <= 10:
             pos += 1
-        tokens.append(int(blob[start:pos]))
-    width, height, maxval = tokens
+        token = blob[start:pos]
+        if not token.isdigit():
+            raise ValueError(f"bad header number {token[:12]!r}")
+        tokens.append(int(token))
+    return tokens, pos
+
+
+def decode_pnm(blob: bytes) -> np.ndarray:
+    """A PGM/PPM (P2, P3, P5, P6; maxval 1..65535) as uint8 [H, W, C]: round(v*255/maxval)."""
+    magic = blob[:2]
+    if magic not in (b"P2", b"P3", b"P5", b"P6"):
+        raise ValueError("not a PGM/PPM file (P2, P3, P5 or P6)")
+    channels = 3 if magic in (b"P3", b"P6") else 1
+    (width, height, maxval), pos = _pnm_header(blob)
+    if width < 1 or height < 1:
+        raise ValueError(f"the image has no pixels ({width}x{height})")
+    if width * height > max_image_pixels():
+        raise ValueError(f"{width}x{height} pixels exceed the limit of {max_image_pixels()}")
+    if not 1 <= maxval <= 65535:
+        raise ValueError(f"maxval {maxval} is not in 1..65535")
     count = width * height * channels
     if magic in (b"P5", b"P6"):
-        pos += 1
-        dtype = np.uint8 if maxval < 256 else np.dtype(">u2")
-        data = np.frombuffer(blob, dtype, count, pos).astype(np.float64)
+        dtype = np.dtype(np.uint8) if maxval < 256 else np.dtype(">u2")
+        if len(blob) < pos + 1 + count * dtype.itemsize:
+            raise ValueError("the file is truncated (fewer pixels than its header declares)")
+        data = np.frombuffer(blob, dtype, count, pos + 1).astype(np.float64)
     else:
-        data = np.array(blob[pos:].split()[:count], dtype=np.float64)
+        words = blob[pos:].split(maxsplit=count)[:count]
+        if len(words) < count or not all(w.isdigit() for w in words):
+            raise ValueError("the pixel values are truncated or not whole numbers")
+        data = np.array(words, dtype=np.float64)
+    data = np.minimum(data, maxval)  # out-of-range samples clamp (as Pillow does)
     data = np.round(data * (255.0 / maxval)).astype(np.uint8)
     return data.reshape(height, width, channels)
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Decode one image file to uint8 [H, W, C] (C = 1 or 3)."""
-    suffix = path.suffix.lower()
+    """Decode one image file to uint8 [H, W, C] (C = 1 or 3); DataError naming the file."""
     try:
-        if suffix == ".png":
-            return decode_png(path.read_bytes())
-        if suffix in (".ppm", ".pgm", ".pnm"):
+        if path.suffix.lower() in PNM_SUFFIXES:
             return decode_pnm(path.read_bytes())
-    except (ValueError, KeyError, zlib.error, struct.error, IndexError) as e:
-        raise DataError(f"cannot decode image '{path}': {e}") from None
-    try:
-        from PIL import Image
-    except ImportError:
-        raise DataError(f"'{path}': {suffix} images need Pillow (pip install pillow); PNG, PPM "
-                        "and PGM are read without it") from None
-    try:
-        with Image.open(path) as im:
-            im = im.convert("L" if im.mode in ("L", "I", "I;16", "1") else "RGB")
-            arr = np.asarray(im, dtype=np.uint8)
-    except Exception as e:
-        raise DataError(f"cannot decode image '{path}': {e}") from None
-    return arr[:, :, None] if arr.ndim == 2 else arr
+        return decode_with_pillow(path)
+    except (DataError, MemoryError):
+        raise
+    except Exception as e:  # Pillow's and our decoders' ways of refusing a file
+        first = (str(e).splitlines() or [""])[0] or type(e).__name__
+        raise DataError(f"cannot decode image {quote(path)}: {first}; remove or re-save it") \
+            from None
 
 
 # ------------------------------------------------------------------------------ geometry
-def resize_bilinear(img: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize of float [H, W, C] with half-pixel centres (edges clamped)."""
-    h, w = img.shape[:2]
+def _bilinear_axis(n_in: int, n_out: int):
+    """Source indices (i0, i1) and weights of i1 for each output position along one axis."""
+    pos = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+    pos = np.clip(pos, 0, n_in - 1)
+    i0 = np.floor(pos).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    return i0, i1, (pos - i0)
 
-    def axis(n_in: int, n_out: int):
-        pos = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
-        pos = np.clip(pos, 0, n_in - 1)
-        i0 = np.floor(pos).astype(np.int64)
-        i1 = np.minimum(i0 + 1, n_in - 1)
-        return i0, i1, (pos - i0)
 
-    y0, y1, fy = axis(h, height)
-    x0, x1, fx = axis(w, width)
+def _bilinear(img: np.ndarray, ys, xs) -> np.ndarray:
+    (y0, y1, fy), (x0, x1, fx) = ys, xs
     top = img[y0][:, x0] * (1 - fx)[None, :, None] + img[y0][:, x1] * fx[None, :, None]
     bot = img[y1][:, x0] * (1 - fx)[None, :, None] + img[y1][:, x1] * fx[None, :, None]
     return top * (1 - fy)[:, None, None] + bot * fy[:, None, None]
+
+
+def resize_bilinear(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of float [H, W, C] with half-pixel centres (edges clamped)."""
+    h, w = img.shape[:2]
+    return _bilinear(img, _bilinear_axis(h, height), _bilinear_axis(w, width))
+
+
+def _resize_from_uint8(img: np.ndarray, height: int, width: int, to_float) -> np.ndarray:
+    """resize_bilinear(to_float(img)) with to_float (a per-pixel map) applied only to the
+    rows and columns the interpolation reads: the same numbers, without a float64 copy of a
+    large image."""
+    ys, xs = _bilinear_axis(img.shape[0], height), _bilinear_axis(img.shape[1], width)
+    rows, cols = np.unique(np.concatenate(ys[:2])), np.unique(np.concatenate(xs[:2]))
+    sub = to_float(img[rows][:, cols])
+    remap_y = (np.searchsorted(rows, ys[0]), np.searchsorted(rows, ys[1]), ys[2])
+    remap_x = (np.searchsorted(cols, xs[0]), np.searchsorted(cols, xs[1]), xs[2])
+    return _bilinear(sub, remap_y, remap_x)
 
 
 def centre_crop_to_aspect(img: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -215,32 +265,49 @@ def model_image_geometry(shape: tuple[int, ...], layout: str | None) -> tuple[st
                         f"{'x'.join(map(str, shape))}")
     if layout is None:
         layout = "nhwc" if shape[3] in (1, 3) and shape[1] not in (1, 3) else "nchw"
-    if layout == "nchw":
-        return layout, shape[1], shape[2], shape[3]
-    return layout, shape[3], shape[1], shape[2]
+    geometry = (shape[1], shape[2], shape[3]) if layout == "nchw" else \
+        (shape[3], shape[1], shape[2])
+    if min(geometry) < 1:
+        raise DataError(f"an image folder cannot fill the empty input shape "
+                        f"{'x'.join(map(str, shape))}")
+    return (layout, *geometry)
+
+
+def _per_channel(values: tuple[float, ...], c: int, flag: str) -> np.ndarray:
+    if len(values) not in (1, c):
+        raise DataError(f"{flag} has {len(values)} values but the model input has {c} "
+                        f"channel(s); give 1 or {c}")
+    return np.broadcast_to(np.asarray(values, np.float64), (c,))
 
 
 def preprocess_image(img: np.ndarray, shape: tuple[int, ...], pp: ImagePreprocess) -> np.ndarray:
     """One decoded image -> float32 array of the model input's shape without the batch axis."""
     layout, c, h, w = model_image_geometry(shape, pp.layout)
-    if pp.size is not None:
-        h, w = pp.size
-    x = img.astype(np.float64)
-    if c == 1 and x.shape[2] == 3:
-        x = (x @ np.array([0.299, 0.587, 0.114]))[:, :, None]  # ITU-R 601 luma, as PIL "L"
-    elif c == 3 and x.shape[2] == 1:
-        x = np.repeat(x, 3, axis=2)
-    elif c not in (1, 3):
+    if pp.size is not None and tuple(pp.size) != (h, w):
+        raise DataError(f"--calib-size {pp.size[0]}x{pp.size[1]} differs from the model "
+                        f"input's {h}x{w}; leave it out or match the model")
+    if c not in (1, 3):
         raise DataError(f"image inputs need 1 or 3 channels, the model input has {c}")
+    mean = _per_channel(pp.mean, c, "--calib-mean")
+    std = _per_channel(pp.std, c, "--calib-std")
+
+    def to_float(pixels: np.ndarray) -> np.ndarray:
+        x = pixels.astype(np.float64)
+        if c == 1 and x.shape[2] == 3:
+            return (x @ np.array([0.299, 0.587, 0.114]))[:, :, None]  # ITU-R 601, PIL "L"
+        return np.repeat(x, 3, axis=2) if c == 3 and x.shape[2] == 1 else x
+
     if pp.resize == "crop":
-        x = centre_crop_to_aspect(x, h, w)
-    if x.shape[:2] != (h, w):
-        x = resize_bilinear(x, h, w)
+        img = centre_crop_to_aspect(img, h, w)
+    x = to_float(img) if img.shape[:2] == (h, w) else _resize_from_uint8(img, h, w, to_float)
     if pp.channels == "bgr" and c == 3:
         x = x[:, :, ::-1]
-    mean = np.broadcast_to(np.asarray(pp.mean, np.float64), (c,))
-    std = np.broadcast_to(np.asarray(pp.std, np.float64), (c,))
-    x = (x * pp.scale - mean) / std
+    with np.errstate(over="ignore", invalid="ignore"):  # extreme flags: refused just below
+        x = (x * pp.scale - mean) / std
+        peak = float(np.max(np.abs(x)))
+    if not peak <= FLOAT32_MAX:
+        raise DataError(f"image preprocessing gives values up to {peak:g}, beyond float32; "
+                        "check --calib-scale, --calib-mean and --calib-std")
     if layout == "nchw":
         x = np.transpose(x, (2, 0, 1))
     return x.astype(np.float32)
@@ -249,10 +316,14 @@ def preprocess_image(img: np.ndarray, shape: tuple[int, ...], pp: ImagePreproces
 def load_image_folder(folder: Path, shape: tuple[int, ...], pp: ImagePreprocess,
                       limit: int | None = None) -> np.ndarray:
     """Every image in `folder` (sorted by name, recursively) preprocessed: float32 [N, ...]."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file()
-                   and p.suffix.lower() in IMAGE_SUFFIXES)
+    try:
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                       and p.is_file())
+    except OSError as e:
+        raise DataError(f"calibration folder {quote(folder)} cannot be listed: "
+                        f"{e.strerror or e}") from None
     if not files:
-        raise DataError(f"calibration folder '{folder}' holds no images "
+        raise DataError(f"calibration folder {quote(folder)} holds no images "
                         f"({', '.join(sorted(IMAGE_SUFFIXES))}) and no .npy/.npz files")
     if limit is not None:
         files = files[:limit]
@@ -261,5 +332,6 @@ def load_image_folder(folder: Path, shape: tuple[int, ...], pp: ImagePreprocess,
     stacked = np.stack(arrays)
     usable = len(arrays) - len(arrays) % batch
     if usable == 0:
-        raise DataError(f"'{folder}': {len(arrays)} image(s) cannot fill one batch of {batch}")
+        raise DataError(f"{quote(folder)}: {len(arrays)} image(s) cannot fill one batch of "
+                        f"{batch}")
     return stacked[:usable].reshape(usable // batch * batch, *shape[1:])
