@@ -50,7 +50,7 @@ def qprelu_attrs(alpha, x_scale: float, x_zero_point: int, y_scale: float,
 
 @register_op("QPRelu")
 class QPRelu(OpDef):
-    """int8 PRelu / LeakyRelu: an identity and an alpha requantisation (module docstring)."""
+    """int8 PRelu (TFLite PRELU): identity and per-channel alpha requantisations."""
 
     attrs = {"x_zero_point": Attr("int", 0), "y_zero_point": Attr("int", 0),
              "multiplier": Attr("ints"), "shift": Attr("ints"),

@@ -17,8 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgec import qmath
 from edgec.bench import machine_info
 from edgec.compiler import CompileOptions, compile_model
-from edgec.ir import Graph, TensorType
-from edgec.ir import DType
+from edgec.ir import DType, Graph, TensorType
 from edgec.ops import get_op
 from edgec.ops.quantized_prelu import qprelu_attrs
 from edgec.verify import compare_outputs, onnxruntime_outputs, random_inputs, run_compiled
