@@ -88,7 +88,11 @@ def test_trained_mobilenetv2_int8(zoo_dir, tmp_path):
     row = t.evaluate("mobilenetv2_trained", eval_count=4, with_ort_int8=False)
     assert row["snr_db"] >= 20.0, row
     assert row["weights_ratio"] <= 0.27, row  # 5-class head: Gemm biases weigh more here
-    assert row["qdq_within_1lsb"] >= row["ort_self_within_1lsb"], row
+    # qdq_within_1lsb: against onnxruntime unfused (float ops between Q and DQ), the same on
+    # every host: measured 0.80 on these 4 samples (16 samples: 0.86, at most 3 LSB) with
+    # AVX-512 VNNI and with AVX2 alike. onnxruntime's fused int8 is no yardstick: against
+    # its unfused self it agrees on 0.85 with VNNI but 0.16 with AVX2 (docs/hosts.md).
+    assert row["qdq_within_1lsb"] >= 0.75, row
     if row["qdq_within_1lsb"] < 0.999:
         pytest.xfail("onnxruntime's fused integer kernels round requantisation differently "
                      f"from the TFLite scheme; 1-LSB steps compound over 52 layers: {row}")
