@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgec.console import quote
 from edgec.errors import DataError
 from edgec.ir import DType
 
@@ -28,6 +29,12 @@ MAX_DATA_BYTES = 2 * 2**30
 # numpy kinds accepted as data: bool, signed and unsigned integers, floats.
 NUMERIC_KINDS = "biuf"
 HINT = "give an .npy array or an .npz of arrays keyed by input name"
+PATH_QUOTE_LIMIT = 400  # a path's end (the file name) matters: longer than a node name
+
+
+def quote_path(path) -> str:
+    """A user's file path ready for a message (console.quote with room for long paths)."""
+    return quote(path, limit=PATH_QUOTE_LIMIT)
 
 
 def _npy_header(fp) -> tuple[tuple[int, ...], np.dtype] | None:
@@ -57,12 +64,12 @@ def _check_npy(p: Path, what: str) -> None:
             return
         data_bytes = _declared_bytes(*header)
         if data_bytes > MAX_DATA_BYTES:
-            raise DataError(f"{what} '{p}' declares {data_bytes} bytes of data, more than the "
-                            f"{MAX_DATA_BYTES} bytes edgec reads from one file; split it")
+            raise DataError(f"{what} {quote_path(p)} declares {data_bytes} bytes of data, more "
+                            f"than the {MAX_DATA_BYTES} bytes edgec reads from one file; split it")
         if header[1].hasobject:
             return  # refused by kind below, with a clearer message
         if data_bytes > os.fstat(fp.fileno()).st_size - fp.tell():
-            raise DataError(f"{what} '{p}' is truncated: its header declares "
+            raise DataError(f"{what} {quote_path(p)} is truncated: its header declares "
                             f"{'x'.join(map(str, header[0])) or '()'} "
                             f"{header[1]} but the file is shorter; write it again")
 
@@ -73,16 +80,16 @@ def _check_npz(p: Path, what: str) -> None:
         infos = zf.infolist()
         total = sum(i.file_size for i in infos)
         if total > MAX_DATA_BYTES:
-            raise DataError(f"{what} '{p}' expands to {total} bytes, more than the "
+            raise DataError(f"{what} {quote_path(p)} expands to {total} bytes, more than the "
                             f"{MAX_DATA_BYTES} bytes edgec reads from one file; split it")
         for info in infos:
             if not info.filename.endswith(".npy"):
-                raise DataError(f"{what} '{p}' holds '{info.filename}', which is not an .npy "
-                                f"array; {HINT}")
+                raise DataError(f"{what} {quote_path(p)} holds {quote(info.filename)}, which is "
+                                f"not an .npy array; {HINT}")
 
 
 def _checked_array(arr, p: Path, what: str, key: str | None) -> np.ndarray:
-    where = f"{what} '{p}'" + (f", array '{key}'," if key is not None else "")
+    where = f"{what} {quote_path(p)}" + (f", array {quote(key)}," if key is not None else "")
     if not isinstance(arr, np.ndarray):
         raise DataError(f"{where} is not an array; {HINT}")
     if arr.dtype.kind not in NUMERIC_KINDS or arr.dtype.fields is not None:
@@ -100,9 +107,9 @@ def read_arrays(path: str | Path, what: str) -> np.ndarray | dict[str, np.ndarra
     try:
         mode = p.stat().st_mode
     except OSError as e:
-        raise DataError(f"{what} '{p}' cannot be read: {e.strerror or e}") from None
+        raise DataError(f"{what} {quote_path(p)} cannot be read: {e.strerror or e}") from None
     if not stat.S_ISREG(mode):
-        raise DataError(f"{what} '{p}' is not a regular file; {HINT}")
+        raise DataError(f"{what} {quote_path(p)} is not a regular file; {HINT}")
     try:
         with open(p, "rb") as fp:
             is_zip = fp.read(4) in (b"PK\x03\x04", b"PK\x05\x06")  # as np.load decides
@@ -115,11 +122,11 @@ def read_arrays(path: str | Path, what: str) -> np.ndarray | dict[str, np.ndarra
     except DataError:
         raise
     except MemoryError:
-        raise DataError(f"{what} '{p}' holds more data than fits in memory; split it") \
-            from None
+        raise DataError(f"{what} {quote_path(p)} holds more data than fits in memory; "
+                        "split it") from None
     except Exception as e:  # numpy's and zipfile's many ways of saying "not an array file"
         first = (str(e).splitlines() or [""])[0] or type(e).__name__
-        raise DataError(f"cannot read {what} '{p}': {first}; {HINT}") from None
+        raise DataError(f"cannot read {what} {quote_path(p)}: {first}; {HINT}") from None
 
 
 def as_input_dtype(arr: np.ndarray, dtype: DType, where: str) -> np.ndarray:

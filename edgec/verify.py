@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from edgec.console import quote
-from edgec.datafiles import as_input_dtype, read_arrays
+from edgec.datafiles import as_input_dtype, quote_path, read_arrays
 
 from .errors import DataError, EdgecError
 from .ir import Graph
@@ -80,11 +80,11 @@ def load_inputs(path: str | Path, g: Graph) -> dict[str, np.ndarray]:
     p = Path(path)
     names = g.meta.get("input_names") or [v.name for v in g.inputs]
     if not p.exists():
-        raise DataError(f"inputs file {quote(p)} does not exist")
+        raise DataError(f"inputs file {quote_path(p)} does not exist")
     data = read_arrays(p, "inputs file")
     if isinstance(data, np.ndarray):
         if len(names) != 1:
-            raise DataError(f"{quote(p)} holds one array but the model has {len(names)} "
+            raise DataError(f"{quote_path(p)} holds one array but the model has {len(names)} "
                             "inputs; use an .npz keyed by input name")
         arrays = {names[0]: data}
     elif len(names) == 1 and names[0] not in data and len(data) == 1:
@@ -92,7 +92,7 @@ def load_inputs(path: str | Path, g: Graph) -> dict[str, np.ndarray]:
     else:
         missing = [n for n in names if n not in data]
         if missing:
-            raise DataError(f"{quote(p)} lacks input(s) {', '.join(map(quote, missing))} (it "
+            raise DataError(f"{quote_path(p)} lacks input(s) {', '.join(map(quote, missing))} (it "
                             f"holds: {', '.join(map(quote, data)) or 'nothing'})")
         arrays = {n: data[n] for n in names}
     feeds = {}
@@ -101,11 +101,11 @@ def load_inputs(path: str | Path, g: Graph) -> dict[str, np.ndarray]:
         stacked = (len(want) > 0 and arr.ndim == len(want) and arr.shape[1:] == want[1:]
                    and want[0] > 0 and arr.shape[0] > 0 and arr.shape[0] % want[0] == 0)
         if arr.shape != want and not stacked:
-            raise DataError(f"inputs file {quote(p)}: input {quote(name)} has shape "
+            raise DataError(f"inputs file {quote_path(p)}: input {quote(name)} has shape "
                             f"{'x'.join(map(str, arr.shape)) or '()'} but the model "
                             f"expects {'x'.join(map(str, want)) or '()'} (or N of them "
                             "stacked on axis 0)")
-        feeds[name] = as_input_dtype(arr, v.dtype, f"inputs file {quote(p)}, input "
+        feeds[name] = as_input_dtype(arr, v.dtype, f"inputs file {quote_path(p)}, input "
                                      f"{quote(name)},")
     return feeds
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from edgec.console import quote
-from edgec.datafiles import as_input_dtype, read_arrays
+from edgec.datafiles import as_input_dtype, quote_path, read_arrays
 
 from ..detmath import deterministic_math
 from ..errors import DataError, EdgecError
@@ -126,7 +126,7 @@ def _arrays_from_file(g: Graph, path: Path) -> dict[str, np.ndarray]:
     names = input_names(g)
     data = read_arrays(path, "calibration file")
     chosen = _choose_arrays(g, path, data)
-    return {n: as_input_dtype(chosen[n], v.dtype, f"calibration file {quote(path)}, input "
+    return {n: as_input_dtype(chosen[n], v.dtype, f"calibration file {quote_path(path)}, input "
                               f"{quote(n)},") for n, v in zip(names, g.inputs)}
 
 
@@ -134,7 +134,7 @@ def _choose_arrays(g: Graph, path: Path, data) -> dict[str, np.ndarray]:
     names = input_names(g)
     if isinstance(data, np.ndarray):
         if len(names) != 1:
-            raise DataError(f"{quote(path)} holds one array but the model has {len(names)} "
+            raise DataError(f"{quote_path(path)} holds one array but the model has {len(names)} "
                             "inputs; use an .npz keyed by input name")
         return {names[0]: data}
     arrays = data
@@ -149,8 +149,8 @@ def _choose_arrays(g: Graph, path: Path, data) -> dict[str, np.ndarray]:
         if len(fits) == 1:
             return {names[0]: fits[0]}
     missing = [n for n in names if n not in arrays]
-    raise DataError(f"{quote(path)} lacks input(s) {', '.join(map(quote, missing))} (it holds: "
-                    f"{', '.join(map(quote, arrays)) or 'nothing'})")
+    raise DataError(f"{quote_path(path)} lacks input(s) {', '.join(map(quote, missing))} (it "
+                    f"holds: {', '.join(map(quote, arrays)) or 'nothing'})")
 
 
 def load_calibration_inputs(g: Graph, path: str | Path, preprocess: ImagePreprocess | None = None,
@@ -164,31 +164,31 @@ def load_calibration_inputs(g: Graph, path: str | Path, preprocess: ImagePreproc
     if limit is not None and limit < 1:
         raise DataError(f"--calib-limit must be at least 1, not {limit}")
     if not p.exists():
-        raise DataError(f"calibration data {quote(p)} does not exist")
+        raise DataError(f"calibration data {quote_path(p)} does not exist")
     if not p.is_dir():  # a regular file, or /dev/zero, a FIFO...: refused by read_arrays
-        samples = _split(g, _arrays_from_file(g, p), f"calibration file {quote(p)}")
+        samples = _split(g, _arrays_from_file(g, p), f"calibration file {quote_path(p)}")
     else:
         try:
             arrays_files = sorted(f for f in p.iterdir() if f.suffix in (".npy", ".npz"))
         except OSError as e:
-            raise DataError(f"calibration folder {quote(p)} cannot be listed: "
+            raise DataError(f"calibration folder {quote_path(p)} cannot be listed: "
                             f"{e.strerror or e}") from None
         if arrays_files:
             samples = []
             for f in arrays_files:
-                samples += _split(g, _arrays_from_file(g, f), f"calibration file {quote(f)}")
+                samples += _split(g, _arrays_from_file(g, f), f"calibration file {quote_path(f)}")
         else:
             if not _has_images(p):
-                raise DataError(f"calibration folder {quote(p)} holds no .npy/.npz files or "
+                raise DataError(f"calibration folder {quote_path(p)} holds no .npy/.npz files or "
                                 "images")
             if len(g.inputs) != 1:
                 raise DataError("an image folder can calibrate only single-input models; give "
                                 "an .npz keyed by input name")
             stacked = load_image_folder(p, g.inputs[0].shape, preprocess or ImagePreprocess(),
                                         limit=limit)
-            samples = _split(g, {input_names(g)[0]: stacked}, f"calibration folder {quote(p)}")
+            samples = _split(g, {input_names(g)[0]: stacked}, f"calibration folder {quote_path(p)}")
     if not samples:
-        raise DataError(f"calibration data {quote(p)} holds no samples")
+        raise DataError(f"calibration data {quote_path(p)} holds no samples")
     return samples[:limit] if limit else samples
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edgec.console import quote
+from edgec.datafiles import quote_path
 from edgec.errors import DataError
 
 PNM_SUFFIXES = {".ppm", ".pgm", ".pnm"}
@@ -207,7 +208,7 @@ def read_image(path: Path) -> np.ndarray:
         raise
     except Exception as e:  # Pillow's and our decoders' ways of refusing a file
         first = (str(e).splitlines() or [""])[0] or type(e).__name__
-        raise DataError(f"cannot decode image {quote(path)}: {first}; remove or re-save it") \
+        raise DataError(f"cannot decode image {quote_path(path)}: {first}; remove or re-save it") \
             from None
 
 
@@ -320,10 +321,10 @@ def load_image_folder(folder: Path, shape: tuple[int, ...], pp: ImagePreprocess,
         files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
                        and p.is_file())
     except OSError as e:
-        raise DataError(f"calibration folder {quote(folder)} cannot be listed: "
+        raise DataError(f"calibration folder {quote_path(folder)} cannot be listed: "
                         f"{e.strerror or e}") from None
     if not files:
-        raise DataError(f"calibration folder {quote(folder)} holds no images "
+        raise DataError(f"calibration folder {quote_path(folder)} holds no images "
                         f"({', '.join(sorted(IMAGE_SUFFIXES))}) and no .npy/.npz files")
     if limit is not None:
         files = files[:limit]
@@ -332,6 +333,6 @@ def load_image_folder(folder: Path, shape: tuple[int, ...], pp: ImagePreprocess,
     stacked = np.stack(arrays)
     usable = len(arrays) - len(arrays) % batch
     if usable == 0:
-        raise DataError(f"{quote(folder)}: {len(arrays)} image(s) cannot fill one batch of "
+        raise DataError(f"{quote_path(folder)}: {len(arrays)} image(s) cannot fill one batch of "
                         f"{batch}")
     return stacked[:usable].reshape(usable // batch * batch, *shape[1:])
