@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import sys
 from pathlib import Path
 
 from . import __version__
+from .cli_text import model_name
+from .cli_text import print_verify as _print_verify
+from .console import Session, set_current
+from .console import warn as _console_warn
 from .errors import EdgecError
+
+VERBOSE_HELP = ("show third-party warnings and logs in full as they happen, and the traceback "
+                "of an internal error")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -131,8 +136,9 @@ def _quant_options(args) -> dict:
 
 
 def _warn(warnings) -> None:
+    """edgec's warnings: one line each, after the command's output (as they come with -v)."""
     for w in warnings:
-        print(w, file=sys.stderr)
+        _console_warn(w)
 
 
 def _options(args):
@@ -151,24 +157,22 @@ def _options(args):
     )
 
 
-def _fmt_err(x: float) -> str:
-    if x is None or (isinstance(x, float) and math.isinf(x)):
-        return "inf"
-    return f"{x:.3g}"
-
-
 def cmd_compile(args) -> int:
     """edgec compile MODEL -t TARGET -o OUTDIR."""
+    from .output_dir import check_output_dir
+
+    check_output_dir(args.output)  # a bad -o fails at once, not after the compile
     from .compiler import compile_model, write_output
 
     result = compile_model(args.model, _options(args))
-    _warn(result.warnings)
     out = write_output(result.files, args.output)
+    _warn(result.warnings)
     r = result.report
     if getattr(args, "json", False):
         print(json.dumps(dict(r, output_dir=str(out))))
         return 0
-    print(f"edgec: compiled {Path(args.model).name} for {r['target']} -> {out}/")
+    print(f"edgec: compiled {model_name(args.model)} for {r['target']} -> "
+          f"{model_name(str(out))}/")
     print(f"  kernels {r['kernels']}, MACs {r['macs']:,}, weights {r['weights_bytes']:,} B, "
           f"arena {r['arena_bytes']:,} B (lower bound {r['arena_lower_bound_bytes']:,} B)")
     q = r.get("quantization")
@@ -217,58 +221,13 @@ def _verify_per_layer(args) -> int:
     if args.json:
         print(json.dumps(res.as_dict()))
     else:
-        print(per_layer_text(res, Path(args.model).name))
+        print(per_layer_text(res, model_name(args.model)))
         if res.crash:
             print("edgec verify: FAIL")
         else:
             print()
             _print_verify(args, res.verify, final=res.ok)
     return 0 if res.ok else 1
-
-
-def _print_report_summary(report: dict) -> None:
-    """One line of the compile report: kernels, MACs, weights and arena."""
-    if not report:
-        return
-    print(f"  compiled: {report['kernels']} kernels, {report['macs']:,} MACs, weights "
-          f"{report['weights_bytes']:,} B, arena {report['arena_bytes']:,} B (lower bound "
-          f"{report['arena_lower_bound_bytes']:,} B)")
-
-
-def _print_verify(args, res, final: bool | None = None) -> None:
-    """The outputs table of `edgec verify`, the compile summary and its PASS/FAIL line."""
-    if res.exact:
-        _print_int8_verify(args, res, final)
-    else:
-        rows = [("output", "max abs err", "max rel err", "SNR dB", "status")]
-        for o in res.outputs:
-            rows.append((o.name, _fmt_err(o.max_abs_err), _fmt_err(o.max_rel_err),
-                         "inf" if math.isinf(o.snr_db) else f"{o.snr_db:.1f}",
-                         "ok" if o.ok else "MISMATCH"))
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
-        print(f"edgec verify: {Path(args.model).name} on {res.target} "
-              f"({res.samples} sample{'s' if res.samples != 1 else ''}, rtol {args.rtol:g})")
-        for r in rows:
-            print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
-        _print_report_summary(res.report)
-        print("edgec verify: " + ("PASS" if (res.ok if final is None else final) else "FAIL"))
-
-
-def _print_int8_verify(args, res, final: bool | None = None) -> None:
-    rows = [("output", "differing", "max abs err vs fp32", "SNR dB vs fp32", "status")]
-    for o in res.outputs:
-        rows.append((o.name, f"{o.mismatched}/{o.numel}", _fmt_err(o.max_abs_err),
-                     "inf" if math.isinf(o.snr_db) else f"{o.snr_db:.1f}",
-                     ("bit-exact" if o.mismatched == 0 else "ok (fp32 tol)") if o.ok
-                     else "MISMATCH"))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    print(f"edgec verify: {Path(args.model).name} on {res.target} "
-          f"({res.samples} sample{'s' if res.samples != 1 else ''}; C vs the int8 reference "
-          "interpreter, errors vs onnxruntime fp32)")
-    for r in rows:
-        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
-    _print_report_summary(res.report)
-    print("edgec verify: " + ("PASS" if (res.ok if final is None else final) else "FAIL"))
 
 
 def cmd_export_qdq(args) -> int:
@@ -285,7 +244,7 @@ def cmd_export_qdq(args) -> int:
     result = compile_model(args.model, options)
     _warn(result.warnings)
     path = export_qdq(result, args.output)
-    print(f"edgec: wrote the int8 graph of {Path(args.model).name} as QDQ ONNX -> {path}")
+    print(f"edgec: wrote the int8 graph of {model_name(args.model)} as QDQ ONNX -> {path}")
     return 0
 
 
@@ -382,7 +341,7 @@ def cmd_bench(args) -> int:
     if args.json:
         print(json.dumps(row))
         return 0
-    print(f"edgec bench: {Path(args.model).name} on {row['target']} "
+    print(f"edgec bench: {model_name(args.model)} on {row['target']} "
           f"({row['runs']} runs, median; MACs {row['macs']:,})")
     if row.get("emulated"):
         print(f"  emulated: {row['latency_ms']:.3f} ms wall (not meaningful), "
@@ -442,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     p = _Parser(prog="edgec", description="Compile ONNX models to C for edge devices.")
     p.add_argument("--version", action="version", version=f"edgec {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     c = sub.add_parser("compile", help="compile a model to C sources")
@@ -539,42 +499,38 @@ def build_parser() -> argparse.ArgumentParser:
     o = sub.add_parser("ops", help="list supported operators")
     o.add_argument("--json", action="store_true", help="print a JSON list")
     o.set_defaults(fn=cmd_ops)
+    for s in [*sub.choices.values(), *gsub.choices.values()]:  # -v after the command too
+        s.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help=VERBOSE_HELP)
     return p
 
 
+def _verbose(argv: list[str]) -> bool:
+    """-v/--verbose before any '--': known before parsing, so that usage errors obey it."""
+    head = argv[:argv.index("--")] if "--" in argv else argv
+    return any(a in ("-v", "--verbose") for a in head)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `edgec` console script."""
+    """Entry point of the `edgec` console script. Every outcome goes through one console
+    session (edgec/console.py): bad input is one `edgec: error:` line and exit 2, a bug in
+    edgec one `edgec: internal error:` line and exit 3, third-party warnings one line."""
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     parser = build_parser()
-    try:
+
+    def command() -> int:
         args = parser.parse_args(argv)
         if not getattr(args, "fn", None):
             parser.print_help()
             return 2
         return args.fn(args)
-    except EdgecError as e:
-        print(f"edgec: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("edgec: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `edgec ops | head`: the reader left; not an error of ours
+
+    with Session(verbose=_verbose(argv)) as session:
+        set_current(session)
         try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
-        return 0
-    except MemoryError:
-        print("edgec: error: out of memory", file=sys.stderr)
-        return 2
-    except Exception as e:  # a bug in edgec: one line, details on request
-        if os.environ.get("EDGEC_TRACEBACK"):
-            raise
-        msg = str(e).splitlines()[0] if str(e) else ""
-        print(f"edgec: internal error: {type(e).__name__}: {msg} "
-              "(set EDGEC_TRACEBACK=1 for details and please report it)", file=sys.stderr)
-        return 3
-
-
+            return session.run(command)
+        finally:
+            set_current(None)
 
 
 if __name__ == "__main__":

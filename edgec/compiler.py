@@ -2,7 +2,8 @@
 
 Everything the CLI does goes through `compile_model` and `write_output`, so the library can be
 used without the CLI. The output directory is written completely or not at all: files go to a
-temporary sibling directory that replaces the destination in one rename.
+temporary sibling directory that replaces the destination in one rename, and only a folder
+edgec wrote itself is replaced (edgec/output_dir.py).
 """
 
 from __future__ import annotations
@@ -10,14 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
-from .errors import EdgecError
 from .frontend.onnx import load_onnx
 from .ir import Graph
 from .limits import Limits, check_arena, check_source_bytes, check_weights
@@ -167,32 +165,9 @@ def compile_model(model_path: str | os.PathLike, options: CompileOptions) -> Com
 
 
 def write_output(files: dict[str, str], outdir: str | os.PathLike) -> Path:
-    """Write `files` into `outdir` atomically: the directory appears complete or not at all.
+    """Write `files` into `outdir`: the folder appears complete or not at all, and only a
+    folder edgec itself wrote is ever replaced (marker `.edgec_output.json`; anything else is
+    refused, never deleted). See edgec/output_dir.py."""
+    from .output_dir import write_output_dir
 
-    An existing `outdir` is replaced only when it looks like an earlier edgec output (holds a
-    report.json) or is empty; anything else is refused rather than deleted.
-    """
-    out = Path(outdir)
-    if out.exists() and not out.is_dir():
-        raise EdgecError(f"output path '{out}' exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / "report.json").exists():
-        raise EdgecError(
-            f"output directory '{out}' is not empty and was not written by edgec; "
-            "choose another -o or empty it"
-        )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        for name, text in files.items():
-            (tmp / name).write_text(text)
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, trash / "old")
-            os.replace(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return write_output_dir(files, outdir)

@@ -9,7 +9,8 @@ import math
 import os
 import sys
 
-from ..quant.progress import Progress
+from edgec.console import visible
+from edgec.quant.progress import Progress
 
 __all__ = ["Progress", "colour", "fmt_err", "fmt_snr", "shorten", "table", "use_colour"]
 
@@ -59,10 +60,11 @@ def shorten(text: str, width: int) -> str:
 
 def table(header: list[str], rows: list[list[str]], right: set[int] | None = None,
           status_col: int | None = None, indent: str = "  ", stream=None) -> str:
-    """An aligned text table; the `status_col` cells are coloured by STATUS_COLOURS."""
+    """An aligned text table; the `status_col` cells are coloured by STATUS_COLOURS. Cells
+    are made visible (edgec.console.visible): a newline in a node name cannot break a row."""
     right = right or set()
     on = use_colour(stream)
-    all_rows = [header] + rows
+    all_rows = [[visible(cell) for cell in r] for r in [header] + rows]  # names from models
     widths = [max(len(r[i]) for r in all_rows) for i in range(len(header))]
     lines = []
     for n, r in enumerate(all_rows):

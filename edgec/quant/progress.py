@@ -1,7 +1,8 @@
 """A progress bar for long compile steps (calibration, sensitivity analysis).
 
 Shown only when stderr is a terminal: rich's bar when rich is installed, otherwise a plain
-one-line text bar. Off a terminal (CI, pipes, tests) it prints nothing.
+one-line text bar. Both vanish when the step ends (a finished command leaves only its own
+lines, edgec/console.py). Off a terminal (CI, pipes, tests) it prints nothing.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 import sys
 import time
 
+from edgec.console import visible
+
 
 class Progress:
     """`with Progress("calibrating", total) as bar: bar.advance(k)`."""
 
     def __init__(self, label: str, total: int, enabled: bool | None = None):
-        self.label = label
+        self.label = visible(label, limit=60)
         self.total = max(int(total), 1)
         self.done = 0
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
@@ -67,7 +70,6 @@ class Progress:
             return
         if self._rich is not None:
             self._rich.__exit__(*exc)
-        else:
-            self._draw(force=True)
-            sys.stderr.write("\n")
+        else:  # erase the bar: the line is free for what comes next
+            sys.stderr.write("\r\033[K")
             sys.stderr.flush()
