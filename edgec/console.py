@@ -244,8 +244,8 @@ class Session:
             error("out of memory (the model or its data is too large for this machine)")
             return 2
         except OSError as e:  # a file or folder the user named: permissions, space, limits
-            where = f" {quote(e.filename)}" if e.filename else ""
-            error(f"{e.strerror or type(e).__name__}{where}")
+            reason = e.strerror or type(e).__name__
+            error(f"cannot use {quote(e.filename)}: {reason}" if e.filename else reason)
             return 2
         except Exception as e:  # a bug in edgec: one line, the traceback on request
             if os.environ.get("EDGEC_TRACEBACK"):
