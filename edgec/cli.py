@@ -13,7 +13,7 @@ from pathlib import Path
 from . import __version__
 from .cli_text import model_name
 from .cli_text import print_verify as _print_verify
-from .console import Session, set_current
+from .console import Session, quote, set_current
 from .console import warn as _console_warn
 from .errors import EdgecError
 
@@ -106,7 +106,8 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
     try:
         return tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise EdgecError(f"{flag} takes numbers separated by commas, not '{text}'") from None
+        raise EdgecError(f"{flag} takes numbers separated by commas, not {quote(text)}") \
+            from None
 
 
 def _preprocess(args):
@@ -118,7 +119,8 @@ def _preprocess(args):
             h, w = (int(v) for v in args.calib_size.lower().split("x"))
             size = (h, w)
         except ValueError:
-            raise EdgecError(f"--calib-size takes HxW, e.g. 224x224, not '{args.calib_size}'") \
+            raise EdgecError(f"--calib-size takes HxW, e.g. 224x224, not "
+                             f"{quote(args.calib_size)}") \
                 from None
     return ImagePreprocess(size=size, mean=_floats(args.calib_mean, "--calib-mean"),
                            std=_floats(args.calib_std, "--calib-std"), scale=args.calib_scale,
@@ -238,7 +240,7 @@ def cmd_export_qdq(args) -> int:
     options = _options(args)
     if not options.target.endswith("-int8"):
         raise EdgecError(f"export-qdq needs an int8 target (-t generic-int8), not "
-                         f"'{options.target}'")
+                         f"{quote(options.target)}")
     if options.quant != "static":
         raise EdgecError("export-qdq writes static int8 graphs only (drop --quant dynamic)")
     result = compile_model(args.model, options)
