@@ -217,7 +217,7 @@ class Session:
         if self.third_party:
             distinct = list(dict.fromkeys(self.third_party))
             more = f" and {len(distinct) - 1} more kind(s)" if len(distinct) > 1 else ""
-            warning(f"{len(self.third_party)} warning(s) from the libraries edgec uses, e.g. "
+            warning(f"{len(self.third_party)} Python/numpy warning(s) hidden, e.g. "
                     f"{distinct[0]}{more} (rerun with -v to see them all)")
             self.third_party = []
 

@@ -147,7 +147,7 @@ def test_numpy_and_python_warnings_are_one_line_or_shown_with_v():
     assert quiet.returncode == 0 and quiet.stdout == "done\n"
     lines = quiet.stderr.splitlines()
     assert lines == ["edgec: warning: edgec's own warning", lines[1]], quiet.stderr
-    assert lines[1].startswith("edgec: warning: 3 warning(s)") and "-v" in lines[1]
+    assert lines[1].startswith("edgec: warning: 3 Python/numpy warning(s)") and "-v" in lines[1]
     assert "RuntimeWarning: overflow" in lines[1]
     for flags in (["-v", "ops"], ["ops", "--verbose"]):
         loud = subprocess.run([sys.executable, "-c", NOISY, *flags], capture_output=True,
