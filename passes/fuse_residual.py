@@ -24,7 +24,6 @@ def fuse_add(g: Graph, node: Node) -> bool:
     a, b = node.inputs
     if a.is_const or b.is_const or a.type != b.type or node.output.type != a.type:
         return False
-    order = {id(n): i for i, n in enumerate(g.nodes)}
     candidates = []
     for y, skip in ((a, b), (b, a)):
         prod = fusable_producer(g, y, ops=tuple(RESIDUAL_INDEX))
@@ -35,10 +34,12 @@ def fuse_add(g: Graph, node: Node) -> bool:
             continue
         if prod.op == "Gemm" and prod.input(2) is not None and not prod.input(2).is_const:
             continue
-        candidates.append((order[id(prod)], prod, skip, index))
+        candidates.append((prod, skip, index))
     if not candidates:
         return False
-    _, prod, skip, index = max(candidates, key=lambda c: c[0])
+    if len(candidates) == 2 and g.order_index(candidates[0][0]) >= g.order_index(candidates[1][0]):
+        candidates.reverse()
+    prod, skip, index = candidates[-1]
     inputs = list(prod.inputs) + [None] * (index + 1 - len(prod.inputs))
     inputs[index] = skip
     new = g.add_node(prod.op, inputs, attrs=dict(prod.attrs), name=prod.name, before=node)

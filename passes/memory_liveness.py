@@ -27,6 +27,7 @@ lower bound of any arena for this schedule (`arena_lower_bound_bytes`).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from ..ir import Graph, Node, Value
@@ -85,6 +86,63 @@ def in_place_inputs(node: Node) -> list[int]:
     return keep
 
 
+class AliasTable(dict):
+    """value name -> name of the value whose buffer it shares, with a memo of resolved chains
+    (path compression), so resolving every value of a long chain costs O(n), not O(n^2).
+
+    The memo stays correct while the table only grows (a cached ancestor that has become an
+    alias itself is followed further); changing or removing an entry clears it.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._roots: dict[str, str] = {}
+
+    def __setitem__(self, name: str, target: str) -> None:
+        if name in self:
+            self._roots.clear()
+        super().__setitem__(name, target)
+
+    def __delitem__(self, name: str) -> None:
+        self._roots.clear()
+        super().__delitem__(name)
+
+    def pop(self, *args):
+        """dict.pop; clears the memo."""
+        self._roots.clear()
+        return super().pop(*args)
+
+    def clear(self) -> None:
+        """dict.clear; clears the memo."""
+        self._roots.clear()
+        super().clear()
+
+    def update(self, *args, **kwargs) -> None:
+        """dict.update; clears the memo."""
+        self._roots.clear()
+        super().update(*args, **kwargs)
+
+    def root(self, name: str) -> str:
+        """The root of `name`'s alias chain (the value that owns the buffer)."""
+        path = []
+        roots = self._roots
+        while name in self:
+            path.append(name)
+            name = roots.get(name) or dict.__getitem__(self, name)
+        for p in path:
+            roots[p] = name
+        return name
+
+
+def storage_root(aliases: dict[str, str], name: str) -> str:
+    """The root of `name`'s alias chain in any alias table (memoised for an AliasTable)."""
+    if isinstance(aliases, AliasTable):
+        return aliases.root(name)
+    while name in aliases:
+        name = aliases[name]
+    return name
+
+
 def value_lifetimes(g: Graph, nodes: list[Node] | None = None) -> dict[str, tuple[int, int]]:
     """Inclusive (first, last) step of every activation for the node order `nodes`."""
     nodes = g.nodes if nodes is None else nodes
@@ -109,7 +167,7 @@ class Liveness:
     steps: int
     lifetimes: dict[str, tuple[int, int]]
     nbytes: dict[str, int]
-    aliases: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=AliasTable)
     alias_kinds: dict[str, str] = field(default_factory=dict)
     groups: dict[str, list[str]] = field(default_factory=dict)
     group_lifetimes: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -117,10 +175,8 @@ class Liveness:
     live_bytes: list[int] = field(default_factory=list)
 
     def storage_of(self, name: str) -> str:
-        """The group (root value name) whose buffer holds `name`."""
-        while name in self.aliases:
-            name = self.aliases[name]
-        return name
+        """The group (root value name) whose buffer holds `name` (chains resolved once)."""
+        return storage_root(self.aliases, name)
 
     @property
     def peak_bytes(self) -> int:
@@ -170,8 +226,9 @@ def analyse_liveness(g: Graph, alignment: int = 16, nodes: list[Node] | None = N
         live.group_lifetimes[root] = (min(lifetimes[m][0] for m in ms),
                                       max(lifetimes[m][1] for m in ms))
         live.group_bytes[root] = align_up(max(live.nbytes[m] for m in ms), alignment)
-    live.live_bytes = [0] * live.steps
+    delta = [0] * (live.steps + 1)  # difference array: O(groups + steps), not O(lifetimes)
     for root, (first, last) in live.group_lifetimes.items():
-        for s in range(first, last + 1):
-            live.live_bytes[s] += live.group_bytes[root]
+        delta[first] += live.group_bytes[root]
+        delta[last + 1] -= live.group_bytes[root]
+    live.live_bytes = list(itertools.accumulate(delta[:live.steps]))
     return live

@@ -26,7 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..ir import Graph
-from .memory_liveness import activation_values, align_up, analyse_liveness
+from .memory_liveness import (AliasTable, activation_values, align_up, analyse_liveness,
+                              storage_root)
 from .memory_offsets import DEFAULT_PACKING_BUDGET, Buffer, pack_buffers
 from .memory_schedule import DEFAULT_WORK_BUDGET, apply_schedule, schedule_for_memory
 
@@ -66,10 +67,11 @@ class MemoryPlan:
     buffers: list[Buffer] = field(default_factory=list)
 
     def storage_of(self, name: str) -> str:
-        """The buffer that holds value `name` (itself, or the value it is a view of)."""
-        while name in self.aliases:
-            name = self.aliases[name]
-        return name
+        """The buffer that holds value `name` (itself, or the value it is a view of).
+
+        Alias chains are resolved once and remembered (O(1) amortised per call) when
+        `aliases` is an AliasTable, as plan_memory makes it."""
+        return storage_root(self.aliases, name)
 
 
 def plan_memory(g: Graph, alignment: int = 16, schedule: bool = True,
@@ -103,7 +105,7 @@ def plan_memory(g: Graph, alignment: int = 16, schedule: bool = True,
         arena_lower_bound_bytes=live.peak_bytes,
         naive_bytes=sum(align_up(v.type.nbytes, alignment) for v in values),
         strategy=packed.strategy,
-        aliases=dict(live.aliases),
+        aliases=AliasTable(live.aliases),
         alias_kinds=dict(live.alias_kinds),
         live_bytes=list(live.live_bytes),
         schedule_strategy=schedule_strategy,

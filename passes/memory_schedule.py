@@ -21,7 +21,8 @@ time: `work_budget` units, one unit being one step evaluated against one 64-node
 the state's node set (so a graph of n nodes pays ceil(n/64) units per step). The same graph
 therefore gets the same schedule on any machine, loaded or not. A graph whose greedy pass
 alone would exceed the budget is not searched at all: it keeps its original order (the
-planner's cost stays linear in the graph size). The original order is kept unless another
+planner's cost stays linear in the graph size); so does a graph whose every node reads the
+node before it (a chain: its order is the only one, hence optimal). The original order is kept unless another
 order has a strictly lower peak.
 
 Before/after (sizes in units of the alignment; c is an in-place Add):
@@ -163,6 +164,15 @@ class _Model:
         return max(steps, default=self.initial_live), steps
 
 
+def _only_order(nodes: list[Node]) -> bool:
+    """True when every node reads an output of the node before it: then the (topological)
+    order is the only one, and there is nothing to search. O(nodes + inputs)."""
+    for prev, node in zip(nodes, nodes[1:]):
+        if not any(v is not None and v.producer is prev for v in node.inputs):
+            return False
+    return True
+
+
 def mask_words(n_nodes: int) -> int:
     """64-bit words in a state's node set: the work units one evaluated step costs."""
     return max(1, (n_nodes + 63) // 64)
@@ -222,10 +232,12 @@ def schedule_for_memory(g: Graph, alignment: int = 16,
     graph too large for even the greedy pass keeps its order without building the search.
     """
     n = len(g.nodes)
-    if n > 1 and n * mask_words(n) > work_budget:
+    forced = n > 1 and _only_order(g.nodes)
+    if forced or n > 1 and n * mask_words(n) > work_budget:
         live = analyse_liveness(g, alignment)
-        return ScheduleResult(list(g.nodes), live.peak_bytes, live.peak_bytes,
-                              "original (too large to search)", list(live.live_bytes), 0)
+        label = "original (optimal)" if forced else "original (too large to search)"
+        return ScheduleResult(list(g.nodes), live.peak_bytes, live.peak_bytes, label,
+                              list(live.live_bytes), 0)
     model = _Model(g, alignment)
     original = list(range(n))
     original_peak = model.peak_of(original)[0]

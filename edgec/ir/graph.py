@@ -14,6 +14,13 @@ doing anything: `replace_all_uses(old, new)` hands old's record to `new` (and th
 Transposes that produce `new` to their inputs, with the permutation composed), and
 `add_node(..., name=existing_node_name)`, the passes' way of rebuilding a node, inherits the
 existing node's source nodes. Per-layer debugging uses this to name compiled values.
+
+Cost: every mutation is O(1) amortised or linear in what it touches, so passes stay linear in
+the graph size. `nodes` is a plain list; `add_node(before=...)` and `remove_node` record the
+change and the list is brought up to date, in one O(n) pass, the next time `nodes` is read.
+Membership is `has_node` (a dict lookup; `node in g.nodes` scans the list). Reorder or edit
+the order by assigning a new list to `nodes`; in-place edits of the list are noticed when
+its length changes.
 """
 
 from __future__ import annotations
@@ -125,13 +132,72 @@ class Node:
         return f"Node({self.op}, {self.name!r})"
 
 
-def _first_free(hint: str, taken) -> str:
-    """`hint` if it is not in `taken`, else the first of hint_1, hint_2, ... that is not."""
+class _Names(set):
+    """A set of names that counts removals, so that suffix memos know when to start over."""
+
+    freed = 0
+
+    def discard(self, name) -> None:
+        """set.discard, counted."""
+        self.freed += 1
+        super().discard(name)
+
+    def remove(self, name) -> None:
+        """set.remove, counted."""
+        self.freed += 1
+        super().remove(name)
+
+    def clear(self) -> None:
+        """set.clear, counted."""
+        self.freed += 1
+        super().clear()
+
+
+class _ValueTable(dict):
+    """The name -> Value table; counts removals like `_Names`."""
+
+    freed = 0
+
+    def pop(self, *args):
+        """dict.pop, counted."""
+        self.freed += 1
+        return super().pop(*args)
+
+    def __delitem__(self, name) -> None:
+        self.freed += 1
+        super().__delitem__(name)
+
+    def popitem(self):
+        """dict.popitem, counted."""
+        self.freed += 1
+        return super().popitem()
+
+    def clear(self) -> None:
+        """dict.clear, counted."""
+        self.freed += 1
+        super().clear()
+
+
+def _first_free(hint: str, taken, memo: dict | None = None) -> str:
+    """`hint` if it is not in `taken`, else the first of hint_1, hint_2, ... that is not.
+
+    `memo` (hint -> (suffix, removal count of `taken`)) remembers where the last search for a
+    hint ended, so that n requests for one hint cost O(n), not O(n^2); it is only trusted
+    while nothing was removed from `taken` (a removal could free a lower suffix).
+    """
     if hint not in taken:
         return hint
-    for i in itertools.count(1):
+    freed = getattr(taken, "freed", None)
+    start = 1
+    if memo is not None and freed is not None:
+        start, when = memo.get(hint, (1, freed))
+        if when != freed:
+            start = 1
+    for i in itertools.count(start):
         cand = f"{hint}_{i}"
         if cand not in taken:
+            if memo is not None and freed is not None:
+                memo[hint] = (i, freed)
             return cand
     raise AssertionError("unreachable")
 
@@ -143,19 +209,109 @@ class Graph:
         self.name = name
         self.inputs: list[Value] = []
         self.outputs: list[Value] = []
-        self.nodes: list[Node] = []
-        self.values: dict[str, Value] = {}
+        self.values: dict[str, Value] = _ValueTable()
         self.meta: dict = {}
-        self._node_names: set[str] = set()
+        self._node_names: set[str] = _Names()
+        self._name_memo: dict = {}
+        self._nodes: list[Node] = []
+        self._members: dict[int, Node] = {}  # id -> node, every node of the graph
+        self._by_name: dict[str, Node] = {}  # node name -> node (checked before trusted)
+        self._insert_before: dict[int, list[Node]] = {}  # id(anchor) -> nodes to insert
+        self._dropped: set[int] = set()  # ids of removed nodes still in the list
+        self._synced_len = 0  # len(self._nodes) as the Graph methods left it
+        self._order: dict[int, tuple[Node, int]] = {}  # id -> (node, position) (order_index)
+
+    # ----------------------------------------------------------------- node order
+    @property
+    def nodes(self) -> list[Node]:
+        """The nodes in execution order (brought up to date on reading; see the module doc)."""
+        if self._insert_before or self._dropped:
+            self._flush()
+        return self._nodes
+
+    @nodes.setter
+    def nodes(self, nodes: Sequence[Node]) -> None:
+        self._nodes = nodes if isinstance(nodes, list) else list(nodes)
+        self._insert_before.clear()
+        self._dropped.clear()
+        self._resync()
+
+    def order_index(self, node: Node) -> int:
+        """A number that orders `node` among the graph's nodes as `nodes` does (its position
+        when the table was last built: insertions and removals keep the relative order of
+        the other nodes, so the table is rebuilt only for nodes new since then)."""
+        self._check_sync()
+        entry = self._order.get(id(node))
+        if entry is None or entry[0] is not node or self._members.get(id(node)) is not node:
+            self._order = {id(n): (n, i) for i, n in enumerate(self.nodes)}
+            entry = self._order.get(id(node))
+            if entry is None:
+                raise ValueError(f"{node!r} is not a node of the graph")
+        return entry[1]
+
+    def has_node(self, node: Node) -> bool:
+        """True when `node` is one of this graph's nodes (O(1), unlike `node in g.nodes`)."""
+        self._check_sync()
+        return self._members.get(id(node)) is node
+
+    def _resync(self) -> None:
+        """Rebuild the membership table from the (up to date) list."""
+        self._members = {id(n): n for n in self._nodes}
+        self._synced_len = len(self._nodes)
+        self._order = {}
+
+    def _check_sync(self) -> None:
+        """Notice in-place edits of the list made outside the Graph methods."""
+        if len(self._nodes) != self._synced_len:
+            if self._insert_before or self._dropped:
+                self._flush()
+            self._resync()
+
+    def _flush(self) -> None:
+        """Apply the recorded insertions and removals to the list, in place, in O(n)."""
+        pending, dropped = self._insert_before, self._dropped
+        out: list[Node] = []
+        stack: list[tuple[Node, bool]] = []
+        for node in self._nodes:
+            stack.append((node, False))
+            while stack:
+                n, expanded = stack.pop()
+                if expanded:
+                    if id(n) not in dropped:
+                        out.append(n)
+                    continue
+                stack.append((n, True))
+                for p in reversed(pending.pop(id(n), ())):
+                    stack.append((p, False))
+        pending.clear()
+        dropped.clear()
+        self._nodes[:] = out
+        self._synced_len = len(out)
+
+    def _place(self, node: Node, before: Node | None) -> None:
+        """Put a new node at the end, or just before `before` (ValueError if not a node)."""
+        self._check_sync()
+        if id(node) in self._dropped:  # a removed node added again: settle its old slot first
+            self._flush()
+        if before is None:
+            self._nodes.append(node)
+            self._synced_len += 1
+        else:
+            if self._members.get(id(before)) is not before:
+                raise ValueError(f"{before!r} is not a node of the graph")
+            self._insert_before.setdefault(id(before), []).append(node)
+        self._members[id(node)] = node
+        self._by_name[node.name] = node
+        self._node_names.add(node.name)
 
     # ----------------------------------------------------------------- construction
     def unique_value_name(self, hint: str) -> str:
         """`hint`, or `hint_1`, `hint_2`... whichever is not yet a value name."""
-        return _first_free(hint or "v", self.values)
+        return _first_free(hint or "v", self.values, self._name_memo.setdefault("v", {}))
 
     def unique_node_name(self, hint: str) -> str:
         """`hint`, or a suffixed variant that no node uses yet."""
-        return _first_free(hint or "node", self._node_names)
+        return _first_free(hint or "node", self._node_names, self._name_memo.setdefault("n", {}))
 
     def add_value(self, name: str, type: TensorType, data: np.ndarray | None = None) -> Value:
         """Create a value with a fresh name derived from `name`."""
@@ -195,7 +351,6 @@ class Graph:
         opdef = get_op(op)
         rebuilt = self._source_nodes_of(name) if name else None
         node = Node(op, self.unique_node_name(name or op.lower()), opdef.normalize_attrs(attrs or {}))
-        self._node_names.add(node.name)
         if rebuilt is not None:  # a pass rebuilding node `name`: the new node computes it too
             node.meta[SOURCE_NODES] = list(rebuilt)
         node.inputs = list(inputs)
@@ -207,10 +362,7 @@ class Graph:
             v = self.add_value(hint, t)
             v.producer = node
             node.outputs.append(v)
-        if before is None:
-            self.nodes.append(node)
-        else:
-            self.nodes.insert(self.nodes.index(before), node)
+        self._place(node, before)
         return node
 
     def adopt_node(
@@ -222,17 +374,13 @@ class Graph:
     ) -> Node:
         """Add a node built outside the graph (inputs already set), creating its outputs."""
         node.name = self.unique_node_name(node.name)
-        self._node_names.add(node.name)
         names = list(output_names or [])
         for i, t in enumerate(output_types):
             hint = names[i] if i < len(names) and names[i] else f"{node.name}_out{i}"
             v = self.add_value(hint, t)
             v.producer = node
             node.outputs.append(v)
-        if before is None:
-            self.nodes.append(node)
-        else:
-            self.nodes.insert(self.nodes.index(before), node)
+        self._place(node, before)
         return node
 
     # ----------------------------------------------------------------- mutation
@@ -241,9 +389,19 @@ class Graph:
         for v in node.outputs:
             if v.uses or v in self.outputs:
                 raise IRError(f"cannot remove {node.name}: output {v.name} is still used")
+        self._check_sync()
+        if self._members.get(id(node)) is not node:
+            raise ValueError(f"{node!r} is not a node of the graph")
         node.inputs = []
-        self.nodes.remove(node)
+        self._forget(node)
+        self._dropped.add(id(node))
+
+    def _forget(self, node: Node) -> None:
+        """Drop a node from the membership and name tables and its outputs from the values."""
+        del self._members[id(node)]
         self._node_names.discard(node.name)
+        if self._by_name.get(node.name) is node:
+            del self._by_name[node.name]
         for v in node.outputs:
             self.values.pop(v.name, None)
             v.producer = None
@@ -252,8 +410,11 @@ class Graph:
         """Make every reader of `old` (graph outputs included) read `new` instead."""
         if old is new:
             return
-        for node, idx in list(old.uses):
-            node.set_input(idx, new)
+        uses = list(old.uses)
+        old.uses.clear()
+        for node, idx in uses:  # node.set_input(idx, new) for each, without the list scans
+            node._inputs[idx] = new
+            new.uses.append((node, idx))
         self.outputs = [new if v is old else v for v in self.outputs]
         hand_over_provenance(old, new)
 
@@ -276,16 +437,43 @@ class Graph:
         self.values[name] = v
 
     def remove_dead(self) -> int:
-        """Drop nodes and constants that no graph output depends on; returns nodes removed."""
-        removed = 0
-        changed = True
-        while changed:
-            changed = False
-            for node in reversed(list(self.nodes)):
-                if all(not v.uses and v not in self.outputs for v in node.outputs):
-                    self.remove_node(node)
-                    removed += 1
-                    changed = True
+        """Drop nodes and constants that no graph output depends on; returns nodes removed.
+
+        One backward walk from the graph outputs (and from readers outside the graph), then
+        one pass that drops the rest and filters the use lists they appear in: O(n + uses).
+        """
+        nodes = self.nodes
+        output_ids = {id(v) for v in self.outputs}
+        members = self._members
+        live: set[int] = set()
+        stack: list[Node] = []
+        for node in nodes:
+            if any(id(v) in output_ids or any(members.get(id(u)) is not u for u, _ in v.uses)
+                   for v in node.outputs):
+                live.add(id(node))
+                stack.append(node)
+        while stack:
+            for v in stack.pop()._inputs:
+                p = None if v is None else v.producer
+                if p is not None and id(p) not in live and members.get(id(p)) is p:
+                    live.add(id(p))
+                    stack.append(p)
+        dead = [n for n in nodes if id(n) not in live]
+        if dead:
+            dead_ids = {id(n) for n in dead}
+            touched: dict[int, Value] = {}
+            for n in dead:
+                for v in n._inputs:
+                    if v is not None:
+                        touched[id(v)] = v
+                n._inputs = []
+            for v in touched.values():
+                v.uses[:] = [(u, i) for u, i in v.uses if id(u) not in dead_ids]
+            for n in reversed(dead):
+                self._forget(n)
+            nodes[:] = [n for n in nodes if id(n) in live]
+            self._synced_len = len(nodes)
+        removed = len(dead)
         live = set(map(id, self.inputs)) | set(map(id, self.outputs))
         for name, v in list(self.values.items()):
             if v.is_const and not v.uses and id(v) not in live:
@@ -306,7 +494,9 @@ class Graph:
         """Source nodes of the existing node called `name` (None when there is none)."""
         if name not in self._node_names:
             return None
-        node = next((n for n in self.nodes if n.name == name), None)
+        node = self._by_name.get(name)
+        if node is None or node.name != name or not self.has_node(node):  # renamed outside
+            node = next((n for n in self.nodes if n.name == name), None)
         return None if node is None else node.meta.get(SOURCE_NODES)
 
     # ----------------------------------------------------------------- queries
@@ -355,6 +545,7 @@ class Graph:
             memo[key].quant = copy.deepcopy(v.quant, memo)
             memo[key].meta = copy.deepcopy(v.meta, memo)
         g = Graph(self.name)
+        nodes = []
         for n in self.nodes:
             new = memo[id(n)]
             new.attrs = copy.deepcopy(n.attrs, memo)
@@ -363,12 +554,14 @@ class Graph:
             new.outputs = [memo[id(v)] for v in n.outputs]
             for v in new.outputs:
                 v.producer = new
-            g.nodes.append(new)
-        g.values = {name: memo[id(v)] for name, v in self.values.items()}
+            nodes.append(new)
+        g.nodes = nodes
+        g._by_name = {n.name: n for n in nodes}
+        g.values.update((name, memo[id(v)]) for name, v in self.values.items())
         g.inputs = [memo[id(v)] for v in self.inputs]
         g.outputs = [memo[id(v)] for v in self.outputs]
         g.meta = copy.deepcopy(self.meta, memo)
-        g._node_names = set(self._node_names)
+        g._node_names.update(self._node_names)
         return g
 
     def verify(self) -> None:
@@ -424,11 +617,11 @@ class Graph:
 
     def producers_of(self, values: Iterable[Value]) -> list[Node]:
         """The distinct producing nodes of `values` (constants and inputs have none)."""
-        out: list[Node] = []
+        out: dict[int, Node] = {}
         for v in values:
-            if v is not None and v.producer is not None and v.producer not in out:
-                out.append(v.producer)
-        return out
+            if v is not None and v.producer is not None:
+                out.setdefault(id(v.producer), v.producer)
+        return list(out.values())
 
 
 def compose_perm(transpose_perm: list[int], source_perm) -> tuple[int, ...] | None:
