@@ -135,7 +135,8 @@ def as_input_dtype(arr: np.ndarray, dtype: DType, where: str) -> np.ndarray:
     if arr.dtype == target:
         return arr
     if dtype.is_float:
-        with np.errstate(over="ignore"):  # beyond float32: inf, counted apart downstream
+        # beyond float32: inf; NaN stays NaN (long double NaN warns): counted apart downstream
+        with np.errstate(over="ignore", invalid="ignore"):
             return arr.astype(target)
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):

@@ -124,9 +124,16 @@ class TensorStats:
         span_bins = shift + max(NUM_BINS, math.ceil((hi - self.hist_lo) / w))
         factor = max(1, math.ceil(span_bins / NUM_BINS))
         # Bin edges stay aligned: new edge j = old edge (j * factor - shift).
+        # The estimate is off by float rounding at most; steps of 1 (the historical bits),
+        # then doubling steps: with bins of 1e-44 and data of 1e38, adding one bin width no
+        # longer changes the float sum and steps of 1 would never end.
+        step, tries = 1, 0
         while (shift + NUM_BINS) > NUM_BINS * factor or \
                 self.hist_lo - shift * w + NUM_BINS * factor * w < hi:
-            factor += 1
+            factor += step
+            tries += 1
+            if tries >= 64:
+                step *= 2
         new = np.zeros(NUM_BINS, np.int64)
         if shift + NUM_BINS < 2**62 and factor < 2**62:
             target = (np.arange(NUM_BINS) + shift) // factor
