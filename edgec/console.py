@@ -4,9 +4,9 @@ Every name that comes from a model or from the user goes through `quote` before 
 formatted into a message, and every message goes through `one_line` before it is printed, so
 a newline or an ANSI escape in a node name can neither forge a second `edgec: error:` line nor
 recolour the terminal. While a command runs (`Session`), third-party noise is captured: Python
-and numpy warnings, and onnxruntime's log (errors only). It is summarised in one
-`edgec: warning:` line when the command succeeds, dropped when it fails (the error line is the
-one line), and shown in full, as it happens, with `-v/--verbose`.
+and numpy warnings, libraries' `logging` records and onnxruntime's log (errors only). It is
+summarised in one `edgec: warning:` line when the command succeeds, dropped when it fails (the
+error line is the one line), and shown in full, as it happens, with `-v/--verbose`.
 
 Exit codes (`Session.run`): 0 success, 1 a negative result (verify mismatch, golden
 regression), 2 bad input (`EdgecError`, an operating-system error on a user path, out of
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import logging
 import os
 import signal
 import sys
@@ -189,7 +190,17 @@ class Session:
         else:
             self.third_party.append(text)
 
+    def _log_record(self, record: logging.LogRecord) -> None:
+        text = f"{record.levelname.lower()} from {record.name}: {record.getMessage()}"
+        if self.verbose:
+            warning(text)
+        else:
+            self.third_party.append(text)
+
     def __enter__(self) -> Session:
+        handler = _LogCollector(self._log_record)  # libraries' logging: else lastResort prints
+        logging.getLogger().addHandler(handler)
+        self._undo.append(lambda: logging.getLogger().removeHandler(handler))
         catcher = warnings.catch_warnings()
         catcher.__enter__()
         self._undo.append(lambda: catcher.__exit__(None, None, None))
@@ -217,7 +228,7 @@ class Session:
         if self.third_party:
             distinct = list(dict.fromkeys(self.third_party))
             more = f" and {len(distinct) - 1} more kind(s)" if len(distinct) > 1 else ""
-            warning(f"{len(self.third_party)} Python/numpy warning(s) hidden, e.g. "
+            warning(f"{len(self.third_party)} library warning(s) hidden, e.g. "
                     f"{distinct[0]}{more} (rerun with -v to see them all)")
             self.third_party = []
 
@@ -259,6 +270,20 @@ class Session:
             return 3
         self.flush()
         return code
+
+
+class _LogCollector(logging.Handler):
+    """Hands every WARNING-or-worse log record of any library to the session."""
+
+    def __init__(self, sink: Callable[[logging.LogRecord], None]):
+        super().__init__(logging.WARNING)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:  # noqa: D102 (logging protocol)
+        try:
+            self.sink(record)
+        except Exception:  # a record that cannot be formatted: logging's own policy
+            self.handleError(record)
 
 
 def _raise_terminated(signum: int, frame: TracebackType | None) -> None:

@@ -122,7 +122,7 @@ def test_an_os_error_on_a_user_path_is_bad_input(tmp_path):
 
 # ----------------------------------------------------------------------------- warnings, bugs
 NOISY = textwrap.dedent("""
-    import sys, warnings
+    import logging, sys, warnings
     import numpy as np
     from edgec import cli
 
@@ -132,6 +132,7 @@ NOISY = textwrap.dedent("""
             a * np.float32(10)
             np.array([np.inf]) - np.array([np.inf])
         warnings.warn("a library has something to say", UserWarning)
+        logging.getLogger("somelib").warning("a log record")
         cli._warn(["edgec: warning: edgec's own warning"])
         print("done")
         return 0
@@ -147,15 +148,16 @@ def test_numpy_and_python_warnings_are_one_line_or_shown_with_v():
     assert quiet.returncode == 0 and quiet.stdout == "done\n"
     lines = quiet.stderr.splitlines()
     assert lines == ["edgec: warning: edgec's own warning", lines[1]], quiet.stderr
-    assert lines[1].startswith("edgec: warning: 3 Python/numpy warning(s)") and "-v" in lines[1]
+    assert lines[1].startswith("edgec: warning: 4 library warning(s)") and "-v" in lines[1]
     assert "RuntimeWarning: overflow" in lines[1]
     for flags in (["-v", "ops"], ["ops", "--verbose"]):
         loud = subprocess.run([sys.executable, "-c", NOISY, *flags], capture_output=True,
                               text=True, timeout=60, check=False)
         assert loud.returncode == 0, loud.stderr
-        assert len(loud.stderr.splitlines()) == 4, loud.stderr
+        assert len(loud.stderr.splitlines()) == 5, loud.stderr
         assert all(line.startswith("edgec: warning: ") for line in loud.stderr.splitlines())
         assert "invalid value" in loud.stderr and "something to say" in loud.stderr
+        assert "a log record" in loud.stderr
 
 
 ORT_LOG = textwrap.dedent("""
