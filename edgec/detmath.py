@@ -177,7 +177,10 @@ def exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         ai = np.rint(a * _pow2(np.clip(bits_a - ea, -1022, 1023)))
         bi = np.rint(b * _pow2(np.clip(bits_b - eb, -1022, 1023)))
         y = np.matmul(ai, bi)  # exact: integers, every partial sum below 2^53
-        y = _scale_pow2(y, (ea - bits_a) + (eb - bits_b))
+        # back to real units: two power-of-two factors, row then column (exact unless the
+        # result leaves the normal range; correctly rounded, hence deterministic, even then)
+        y *= _pow2(np.clip(ea - bits_a, -1022, 1023))
+        y *= _pow2(np.clip(eb - bits_b, -1022, 1023))
     if squeeze_a:
         y = y[..., 0, :]
     if squeeze_b:

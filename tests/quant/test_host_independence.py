@@ -89,6 +89,7 @@ def test_forced_feature_sets_really_change_numpy_paths():
     assert not any(json.loads(out))
 
 
+@pytest.mark.slow
 def test_int8_compile_is_identical_under_other_numpy_and_blas_paths():
     cases = [[str(MODELS / "digits_cnn.onnx"), str(MODELS / "digits_calib.npz")],
              [str(MODELS / "dscnn.onnx"), None], [str(MODELS / "resnet8.onnx"), None]]
