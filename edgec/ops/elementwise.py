@@ -18,6 +18,7 @@ from ..errors import UnsupportedError
 from ..ir import DType, Node, TensorType
 from .base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
 from .common import FLOATS, NUMERIC, broadcast_plan, require_dtypes, row_major_strides
+from .intmath import WRAP_HELPER_DTYPES, helper_suffix, int_div, int_pow
 from .registry import register_op
 
 from math import erf as _erf_scalar  # numpy has no erf
@@ -46,6 +47,12 @@ class ElementwiseOp(OpDef):
     prune = PruneRule.PASSTHROUGH
     dtypes = FLOATS
     arity = 1
+    # Integer forms that C leaves undefined (overflow, division by zero) call a helper of
+    # codegen/c/runtime/edgec_int.h: `int_helper` "add" means edgec_add_i32/_i64, for int32
+    # and int64 (narrower types compute in C's int and cannot overflow), or for every
+    # integer type when `int_helper_narrow` (division, remainder, power).
+    int_helper = ""
+    int_helper_narrow = False
 
     def np_fn(self, node: Node, *xs):
         raise NotImplementedError
@@ -88,6 +95,20 @@ class ElementwiseOp(OpDef):
         """The element type the expression computes in (the first data input's)."""
         return in_type(node, 0).dtype
 
+    def int_fn(self, node: Node) -> str | None:
+        """The edgec_int.h function of this node's integer expression, or None."""
+        dtype = self.compute_dtype(node)
+        if not self.int_helper or dtype.is_float or dtype == DType.BOOL:
+            return None
+        if dtype.value not in WRAP_HELPER_DTYPES and not self.int_helper_narrow:
+            return None
+        return f"edgec_{self.int_helper}_{helper_suffix(dtype.np)}"
+
+    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
+        """edgec_int.h when the expression calls one of its helpers."""
+        extra = ("edgec_int.h",) if self.int_fn(node) else ()
+        return super().c_runtime_for(node, target) + extra
+
     def operand_names(self, node: Node) -> list[str]:
         """C names of the operands inside the expression."""
         return ["a", "b", "c"][: len([v for v in node.inputs if v is not None])]
@@ -100,7 +121,8 @@ class UnaryOp(ElementwiseOp):
     quant = QuantRule.LOOKUP
 
 
-def _unary(name: str, np_fn, c_expr: str, attrs=None, dtypes=FLOATS, quant=QuantRule.LOOKUP):
+def _unary(name: str, np_fn, c_expr: str, attrs=None, dtypes=FLOATS, quant=QuantRule.LOOKUP,
+           int_helper: str = ""):
     """Register a unary op from a numpy function and a C expression over `a` (and attrs)."""
     attr_spec = dict(attrs or {})
 
@@ -113,6 +135,9 @@ def _unary(name: str, np_fn, c_expr: str, attrs=None, dtypes=FLOATS, quant=Quant
             return np_fn(x, node.attrs)
 
         def c_expr(self, node):
+            fn = self.int_fn(node)
+            if fn:
+                return f"{fn}(a)"
             expr = c_expr
             for key, value in node.attrs.items():
                 expr = expr.replace("{" + key + "}", _flit(value))
@@ -120,11 +145,15 @@ def _unary(name: str, np_fn, c_expr: str, attrs=None, dtypes=FLOATS, quant=Quant
 
     _Op.dtypes = dtypes
     _Op.quant = quant
+    _Op.int_helper = int_helper
     _Op.__name__ = f"{name}Op"
     return _Op
 
 
-_unary("Relu", lambda x, a: np.maximum(x, 0), "(a > (T)0 ? a : (T)0)", dtypes=NUMERIC,
+# NaN: the float forms below propagate NaN as onnxruntime and numpy do (docs/robustness.md):
+# `a <= 0 ? 0 : a` is false for NaN and keeps a, where `a > 0 ? a : 0` would give 0; for every
+# other input both give the same bits (-0.0 -> +0.0).
+_unary("Relu", lambda x, a: np.maximum(x, 0), "(a <= (T)0 ? (T)0 : a)", dtypes=NUMERIC,
        quant=QuantRule.SAME_AS_INPUT)
 _unary("Sigmoid", lambda x, a: 1.0 / (1.0 + np.exp(-x)), "((T)1 / ((T)1 + exp(-a)))")
 _unary("Tanh", lambda x, a: np.tanh(x), "tanh(a)")
@@ -132,9 +161,10 @@ _unary("Exp", lambda x, a: np.exp(x), "exp(a)")
 _unary("Log", lambda x, a: np.log(x), "log(a)")
 _unary("Sqrt", lambda x, a: np.sqrt(x), "sqrt(a)")
 _unary("Reciprocal", lambda x, a: 1.0 / x, "((T)1 / a)")
-_unary("Neg", lambda x, a: -x, "(-a)", dtypes=NUMERIC, quant=QuantRule.REQUANTIZE)
+_unary("Neg", lambda x, a: -x, "(-a)", dtypes=NUMERIC, quant=QuantRule.REQUANTIZE,
+       int_helper="neg")
 _unary("Abs", lambda x, a: np.abs(x), "(a < (T)0 ? -a : a)", dtypes=NUMERIC,
-       quant=QuantRule.REQUANTIZE)
+       quant=QuantRule.REQUANTIZE, int_helper="abs")
 _unary("Erf", lambda x, a: _erf(x), "erf(a)")
 _unary("Floor", lambda x, a: np.floor(x), "floor(a)")
 _unary("Ceil", lambda x, a: np.ceil(x), "ceil(a)")
@@ -166,7 +196,7 @@ _unary(
 _unary(
     "HardSigmoid",
     lambda x, a: np.clip(np.float32(a["alpha"]) * x + np.float32(a["beta"]), 0, 1),
-    "fmax((T)0, fmin((T)1, {alpha} * a + {beta}))",
+    "(a != a ? a : fmax((T)0, fmin((T)1, {alpha} * a + {beta})))",  # fmax/fmin drop NaN
     {"alpha": Attr("float", 0.2), "beta": Attr("float", 0.5)},
 )
 _unary(
@@ -284,7 +314,10 @@ class BinaryOp(ElementwiseOp):
     quant = QuantRule.REQUANTIZE
 
 
-def _binary(name, np_fn, c_expr, dtypes=NUMERIC, quant=QuantRule.REQUANTIZE, out=None):
+def _binary(name, np_fn, c_expr, dtypes=NUMERIC, quant=QuantRule.REQUANTIZE, out=None,
+            int_helper: str = "", int_helper_narrow: bool = False):
+    """Register a binary op from a numpy function and a C expression over `a` and `b`."""
+
     @register_op(name)
     class _Op(BinaryOp):
         __doc__ = f"ONNX {name} with broadcasting."
@@ -293,48 +326,66 @@ def _binary(name, np_fn, c_expr, dtypes=NUMERIC, quant=QuantRule.REQUANTIZE, out
             return np_fn(a, b)
 
         def c_expr(self, node):
-            return c_expr
+            fn = self.int_fn(node)
+            return f"{fn}(a, b)" if fn else c_expr
 
         def out_dtype(self, node):
             return out if out is not None else in_type(node, 0).dtype
 
     _Op.dtypes = dtypes
     _Op.quant = quant
+    _Op.int_helper = int_helper
+    _Op.int_helper_narrow = int_helper_narrow
     _Op.__name__ = f"{name}Op"
     return _Op
 
 
-def _int_div(a, b):
-    if a.dtype.kind in "iu":
-        return np.trunc(a / b).astype(a.dtype)
-    return a / b
+def _div(a, b):
+    return int_div(a, b) if a.dtype.kind in "iu" else a / b
 
 
-_binary("Add", lambda a, b: a + b, "(a + b)")
-_binary("Sub", lambda a, b: a - b, "(a - b)")
-_binary("Mul", lambda a, b: a * b, "(a * b)")
-_binary("Div", _int_div, "(a / b)")
+_binary("Add", lambda a, b: a + b, "(a + b)", int_helper="add")
+_binary("Sub", lambda a, b: a - b, "(a - b)", int_helper="sub")
+_binary("Mul", lambda a, b: a * b, "(a * b)", int_helper="mul")
+_binary("Div", _div, "(a / b)", int_helper="div", int_helper_narrow=True)
 
 
 @register_op("Pow")
 class Pow(BinaryOp):
     """ONNX Pow: y = a ** b; the exponent may have another numeric type, y has a's type.
 
-    float base: pow in the base type; integer base: pow in double, truncated to the type.
+    float base: pow in the base type. Integer base and exponent: exact, wrapping
+    (edgec_pow_i32/_i64). Integer base, float exponent: pow in double, converted as Cast does.
     """
 
     dtypes = NUMERIC
     quant = QuantRule.FLOAT_ONLY
+    int_helper = "pow"
+    int_helper_narrow = True
 
     def np_fn(self, node, a, b):
         if a.dtype.kind == "f":
             return np.power(a, b.astype(a.dtype))
-        return np.trunc(np.power(a.astype(np.float64), b.astype(np.float64)))
+        if b.dtype.kind in "iu":
+            return int_pow(a, b)
+        from .shape_ops import cast_np  # shape_ops imports this module
+        return cast_np(np.power(a.astype(np.float64), b.astype(np.float64)), a.dtype)
+
+    def int_fn(self, node):
+        return None if in_type(node, 1).dtype.is_float else super().int_fn(node)
+
+    def c_runtime_for(self, node, target):
+        extra = () if in_type(node, 0).dtype.is_float else ("edgec_int.h",)
+        return OpDef.c_runtime_for(self, node, target) + extra
 
     def c_expr(self, node):
         if in_type(node, 0).dtype.is_float:
             return "pow(a, (T)b)"
-        return "pow((double)a, (double)b)"
+        fn = self.int_fn(node)
+        if fn:
+            return f"{fn}(a, (int64_t)b)"
+        # Cast's conversion (NaN -> 0, saturated beyond int64): never undefined.
+        return "edgec_i64_of_f64(pow((double)a, (double)b))"
 
 
 _binary("PRelu", lambda a, b: np.where(a < 0, a * b, a), "(a < (T)0 ? a * b : a)", dtypes=FLOATS)
@@ -352,6 +403,7 @@ class VariadicOp(ElementwiseOp):
     quant = QuantRule.REQUANTIZE
     fold = None
     combine = ""
+    float_combine = ""
 
     def np_fn(self, node, *xs):
         acc = xs[0]
@@ -366,23 +418,31 @@ class VariadicOp(ElementwiseOp):
 
     def c_expr(self, node):
         names = self.operand_names(node)
+        combine = self.float_combine if in_type(node, 0).dtype.is_float else self.combine
+        fn = self.int_fn(node)
+        if fn:
+            combine = f"{fn}(X, Y)"
         expr = names[0]
         for n in names[1:]:
-            expr = self.combine.replace("X", expr).replace("Y", n)
+            expr = combine.replace("X", expr).replace("Y", n)
         if self.name == "Mean":
             expr = f"({expr}) / (T){len(names)}"
         return expr
 
 
-for _name, _fold, _combine in (
-    ("Max", np.maximum, "(X > Y ? X : Y)"),
-    ("Min", np.minimum, "(X < Y ? X : Y)"),
-    ("Sum", np.add, "(X + Y)"),
-    ("Mean", np.add, "(X + Y)"),
+# Float Max/Min propagate NaN (numpy, onnxruntime): Y (an operand) is taken when it wins, ties
+# or is NaN, else X (the inputs folded so far, NaN or not) stays; the same bits as the integer
+# form for non-NaN values, and X, which grows with the input count, appears once.
+for _name, _fold, _combine, _float_combine in (
+    ("Max", np.maximum, "(X > Y ? X : Y)", "(Y >= X || Y != Y ? Y : X)"),
+    ("Min", np.minimum, "(X < Y ? X : Y)", "(Y <= X || Y != Y ? Y : X)"),
+    ("Sum", np.add, "(X + Y)", "(X + Y)"),
+    ("Mean", np.add, "(X + Y)", "(X + Y)"),
 ):
     register_op(_name)(type(f"{_name}Op", (VariadicOp,), {
         "__doc__": f"ONNX {_name} over broadcast inputs.",
-        "fold": staticmethod(_fold), "combine": _combine}))
+        "fold": staticmethod(_fold), "combine": _combine, "float_combine": _float_combine,
+        "int_helper": "add" if _fold is np.add else ""}))
 
 
 @register_op("Where")

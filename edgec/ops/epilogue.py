@@ -3,7 +3,9 @@
 order: acc = sum + bias; acc += residual (optional 4th input); acc = activation(acc).
 Activations: none, relu, clip (min=act_alpha, max=act_beta), leaky_relu (alpha), prelu
 (per-channel slopes in act_slope), hardswish, hardsigmoid (alpha, beta), sigmoid, silu, tanh.
-The fusion passes set these attributes; the numpy and C forms below must agree.
+The fusion passes set these attributes; the numpy and C forms below must agree, NaN included:
+every activation propagates a NaN accumulator (as numpy and onnxruntime do); the SIMD forms in
+codegen/c/runtime/edgec_x86_f32.h and arm64.py give the same bits.
 """
 
 from __future__ import annotations
@@ -75,8 +77,8 @@ def epilogue_c(node, var: str, channel: str = "m", slope_name: str | None = None
     act = a.get("activation", "none")
     if act == "none":
         return ""
-    if act == "relu":
-        return f"{var} = {var} > 0.0f ? {var} : 0.0f;"
+    if act == "relu":  # NaN stays NaN (`NaN <= 0` is false); -0.0 becomes +0.0
+        return f"{var} = {var} <= 0.0f ? 0.0f : {var};"
     if act == "clip":
         lo, hi = _lit(a["act_alpha"]), _lit(a["act_beta"])
         return f"{var} = {var} < {lo} ? {lo} : ({var} > {hi} ? {hi} : {var});"

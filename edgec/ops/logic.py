@@ -13,6 +13,7 @@ from ..ir import DType, Node
 from .base import Attr, QuantRule
 from .common import FLOATS, NUMERIC
 from .elementwise import BinaryOp, UnaryOp, _binary, _unary
+from .intmath import int_mod
 from .registry import register_op
 from .shape_ops import Cast
 
@@ -30,13 +31,27 @@ _binary("Or", lambda a, b: np.logical_or(a, b), "(a || b)", dtypes=BOOLS,
 _binary("Xor", lambda a, b: np.logical_xor(a, b), "((a != 0) != (b != 0))", dtypes=BOOLS,
         quant=QuantRule.FLOAT_ONLY)
 _unary("Not", lambda x, a: np.logical_not(x), "(!a)", dtypes=BOOLS, quant=QuantRule.FLOAT_ONLY)
-_unary("Sign", lambda x, a: np.sign(x), "((T)((a > (T)0) - (a < (T)0)))", dtypes=NUMERIC,
-       quant=QuantRule.LOOKUP)
+
+
+@register_op("Sign")
+class Sign(UnaryOp):
+    """ONNX Sign: -1, 0 or 1 in x's type; NaN stays NaN (numpy, onnxruntime)."""
+
+    dtypes = NUMERIC
+
+    def np_fn(self, node, x):
+        return np.sign(x)
+
+    def c_expr(self, node):
+        expr = "((T)((a > (T)0) - (a < (T)0)))"
+        return f"(a != a ? a : {expr})" if node.input(0).dtype.is_float else expr
+
+
 _unary("Round", lambda x, a: np.round(x), "nearbyint(a)")
 _unary("Mish", lambda x, a: x * np.tanh(np.log1p(np.exp(x))), "(a * tanh(log1p(exp(a))))")
 _unary("Celu", lambda x, a: np.maximum(x, 0) + np.minimum(
     0, np.float32(a["alpha"]) * (np.exp(x / np.float32(a["alpha"])) - 1)),
-    "(fmax(a, (T)0) + fmin((T)0, {alpha} * (exp(a / {alpha}) - (T)1)))",
+    "(a != a ? a : fmax(a, (T)0) + fmin((T)0, {alpha} * (exp(a / {alpha}) - (T)1)))",
     {"alpha": Attr("float", 1.0)})
 _unary("Shrink", lambda x, a: np.where(
     x < -np.float32(a["lambd"]), x + np.float32(a["bias"]),
@@ -124,8 +139,12 @@ class Mod(BinaryOp):
     attrs = {"fmod": Attr("int", 0, (0, 1))}
     dtypes = NUMERIC
     quant = QuantRule.FLOAT_ONLY
+    int_helper = "mod"  # edgec_mod_* or edgec_fmod_*: x % 0 = 0, INT_MIN % -1 = 0
+    int_helper_narrow = True
 
     def np_fn(self, node, a, b):
+        if a.dtype.kind in "iu":
+            return int_mod(a, b, bool(node.attrs["fmod"]))
         if node.attrs["fmod"]:
             return np.fmod(a, b)
         with np.errstate(all="ignore"):
@@ -139,9 +158,8 @@ class Mod(BinaryOp):
             # Python-style remainder: the result takes the divisor's sign.
             return ("(fmod(a, b) != (T)0 && (fmod(a, b) < (T)0) != (b < (T)0) ? "
                     "fmod(a, b) + b : fmod(a, b))")
-        if dtype.value.startswith("uint") or node.attrs["fmod"]:
-            return "(b == 0 ? 0 : a % b)"
-        return "(b == 0 ? 0 : ((a % b) != 0 && ((a % b) < 0) != (b < 0) ? (a % b) + b : a % b))"
+        fn = self.int_fn(node)
+        return (fn.replace("_mod_", "_fmod_") if node.attrs["fmod"] else fn) + "(a, b)"
 
 
 @register_op("CastLike")

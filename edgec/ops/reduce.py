@@ -82,11 +82,13 @@ def canonical_axes(node: Node, axes, rank: int) -> list[int]:
 @dataclass(frozen=True)
 class Recipe:
     """How one reduction is computed in C: `acc` starts at `init` ("lo"/"hi" = type limits),
-    `step` folds element `v` into it, `finish` turns it into the output ({n} = count)."""
+    `step` folds element `v` into it (`float_step` instead for float data when given),
+    `finish` turns it into the output ({n} = count)."""
 
     init: str
     step: str
     finish: str = "acc"
+    float_step: str = ""
 
 
 class ReduceOp(OpDef):
@@ -164,6 +166,7 @@ class ReduceOp(OpDef):
         count = int(np.prod([x.shape[a] for a in node.attrs["axes"]], dtype=np.int64))
         lo, hi = C_LIMITS.get(ctype, ("0", "1"))
         r = self.recipe
+        step = r.float_step if r.float_step and x.dtype.is_float else r.step
         init = {"lo": lo, "hi": hi}.get(r.init, r.init)
         if init in ("0", "1") and acc in ("float", "double"):
             init += ".0f" if acc == "float" else ".0"
@@ -175,7 +178,7 @@ class ReduceOp(OpDef):
             empty_value = "(-INFINITY)" if self.name == "ReduceLogSumExp" else finish
             return {**plan, "acc": acc, "init": init, "empty_value": empty_value,
                     "vector": False, "count": 0, "out_empty": node.output.type.numel == 0}
-        return {**plan, "acc": acc, "init": init, "step": r.step, "finish": finish,
+        return {**plan, "acc": acc, "init": init, "step": step, "finish": finish,
                 "vector": vector, "count": count, "out_empty": node.output.type.numel == 0}
 
 
@@ -234,9 +237,13 @@ def _log_sum_exp(x, axes):
 MINMAX_DTYPES = NUMERIC | {DType.BOOL}
 INT_SUM_DTYPES = {DType.FLOAT32, DType.INT32, DType.INT64}
 
-_reduce_op("ReduceMax", _reduce_max, Recipe("lo", "acc = v > acc ? v : acc;"),
+# Float max/min propagate NaN (numpy, onnxruntime): a NaN v is taken, and a NaN acc then loses
+# every comparison and stays; for other values the same bits as the plain comparison.
+_reduce_op("ReduceMax", _reduce_max, Recipe("lo", "acc = v > acc ? v : acc;",
+                                            float_step="acc = v > acc || v != v ? v : acc;"),
            MINMAX_DTYPES, QuantRule.SAME_AS_INPUT)
-_reduce_op("ReduceMin", _reduce_min, Recipe("hi", "acc = v < acc ? v : acc;"),
+_reduce_op("ReduceMin", _reduce_min, Recipe("hi", "acc = v < acc ? v : acc;",
+                                            float_step="acc = v < acc || v != v ? v : acc;"),
            MINMAX_DTYPES, QuantRule.SAME_AS_INPUT)
 _reduce_op("ReduceSum", _int_wrap_sum, Recipe("0", "acc += v;"), INT_SUM_DTYPES,
            axes_input_since=13, int_wraps=True)
@@ -285,12 +292,29 @@ class ArgOp(OpDef):
 
     def reference(self, node: Node, x):
         axis = node.attrs["axis"]
-        pick = np.argmax if self.better == ">" else np.argmin
+        first_nan = None
+        if x.dtype.kind == "f":
+            # The C (and onnxruntime) scan keeps the first value and takes a later one only
+            # when it compares better: NaN never wins, and a NaN first value is never beaten
+            # (numpy's argmax would pick the first NaN). So: mark the extreme non-NaN values
+            # with 1 and pick the first (or last) mark; a NaN first value gives index 0.
+            nan = np.isnan(x)
+            fill = -np.inf if self.better == ">" else np.inf
+            vals = np.where(nan, fill, x)
+            fold = np.max if self.better == ">" else np.min
+            extreme = fold(vals, axis=axis, keepdims=True)
+            x = (~nan & (vals == extreme)).astype(np.int8)
+            first_nan = np.take(nan, 0, axis=axis)
+            pick = np.argmax
+        else:
+            pick = np.argmax if self.better == ">" else np.argmin
         if node.attrs["select_last_index"]:
             n = x.shape[axis]
             idx = n - 1 - pick(np.flip(x, axis), axis=axis)
         else:
             idx = pick(x, axis=axis)
+        if first_nan is not None:
+            idx = np.where(first_nan, 0, idx)
         return (np.asarray(idx, np.int64).reshape(self.infer(node)[0].shape),)
 
     def sink_transpose(self, node: Node, perm: list[int]) -> dict | None:

@@ -72,15 +72,18 @@ EDGEC_X86_INLINE void edgec_f32_store_n(float *p, __m256 v, int n)
     }
 }
 
-/* The activation `act` on 8 lanes; slope holds the PReLU slopes of these lanes. */
+/* The activation `act` on 8 lanes; slope holds the PReLU slopes of these lanes.
+   NaN propagates, with the same bits as the scalar C epilogue (edgec/ops/epilogue.py):
+   _mm256_max_ps(a, b) and _mm256_min_ps(a, b) return b when either is NaN, so the bound goes
+   first and the value second; ReLU is v <= 0 ? +0 : v (a mask, so -0.0 gives +0.0). */
 EDGEC_X86_INLINE __m256 edgec_f32_act(__m256 v, int act, float p0, float p1, __m256 slope)
 {
     const __m256 zero = _mm256_setzero_ps();
     switch (act) {
     case EDGEC_ACT_RELU:
-        return _mm256_max_ps(v, zero);
+        return _mm256_and_ps(v, _mm256_cmp_ps(v, zero, _CMP_NLE_UQ));
     case EDGEC_ACT_CLIP:
-        return _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(p0)), _mm256_set1_ps(p1));
+        return _mm256_min_ps(_mm256_set1_ps(p1), _mm256_max_ps(_mm256_set1_ps(p0), v));
     case EDGEC_ACT_LEAKY_RELU:
         return _mm256_blendv_ps(_mm256_mul_ps(v, _mm256_set1_ps(p0)), v,
                                 _mm256_cmp_ps(v, zero, _CMP_GE_OQ));
@@ -93,7 +96,7 @@ EDGEC_X86_INLINE __m256 edgec_f32_act(__m256 v, int act, float p0, float p1, __m
     }
     case EDGEC_ACT_HARDSIGMOID: {
         const __m256 h = _mm256_fmadd_ps(v, _mm256_set1_ps(p0), _mm256_set1_ps(p1));
-        return _mm256_min_ps(_mm256_max_ps(h, zero), _mm256_set1_ps(1.0f));
+        return _mm256_min_ps(_mm256_set1_ps(1.0f), _mm256_max_ps(zero, h));
     }
     default:
         return v;
