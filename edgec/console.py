@@ -10,7 +10,8 @@ error line is the one line), and shown in full, as it happens, with `-v/--verbos
 
 Exit codes (`Session.run`): 0 success, 1 a negative result (verify mismatch, golden
 regression), 2 bad input (`EdgecError`, an operating-system error on a user path, out of
-memory), 3 a bug in edgec (`edgec: internal error: ...`), 130 interrupted, 143 terminated.
+memory), 3 a bug in edgec (`edgec: internal error: ...`), 130 interrupted, 143 terminated
+(129 hung up).
 """
 
 from __future__ import annotations
@@ -37,7 +38,15 @@ _INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}  # controls, bidi/format
 
 
 class Terminated(BaseException):
-    """SIGTERM, turned into an exception so that `finally` blocks clean up (like SIGINT)."""
+    """SIGTERM (or SIGHUP), turned into an exception so that `finally` blocks clean up, as
+    SIGINT does with KeyboardInterrupt; the exit code is 128 + the signal number."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__(signum)
+        self.signum = int(signum)
+
+
+TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def _escape(ch: str) -> str:
@@ -166,8 +175,9 @@ def _quiet_onnxruntime() -> Callable[[], None]:
 
 # ----------------------------------------------------------------------------- one command
 class Session:
-    """One command's console: captures third-party warnings and logs, turns SIGTERM into
-    `Terminated`, and maps the command's outcome to one line and an exit code (`run`)."""
+    """One command's console: captures third-party warnings and logs, turns SIGTERM and
+    SIGHUP into `Terminated`, and maps the command's outcome to one line and an exit code
+    (`run`)."""
 
     def __init__(self, verbose: bool = False):
         self.verbose = verbose
@@ -210,10 +220,10 @@ class Session:
         if not self.verbose:
             self._undo.append(_quiet_onnxruntime())
         if threading.current_thread() is threading.main_thread():
-            previous = signal.getsignal(signal.SIGTERM)
-            if previous is signal.SIG_DFL:
-                signal.signal(signal.SIGTERM, _raise_terminated)
-                self._undo.append(lambda: signal.signal(signal.SIGTERM, previous))
+            for signum in TERMINATING_SIGNALS:  # nohup's SIG_IGN and callers' handlers stay
+                if signal.getsignal(signum) is signal.SIG_DFL:
+                    signal.signal(signum, _raise_terminated)
+                    self._undo.append(lambda s=signum: signal.signal(s, signal.SIG_DFL))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -242,9 +252,10 @@ class Session:
         except KeyboardInterrupt:
             _emit("edgec: interrupted")
             return 130
-        except Terminated:
-            _emit("edgec: terminated")
-            return 143
+        except Terminated as e:
+            _emit("edgec: terminated" if e.signum == signal.SIGTERM else
+                  f"edgec: terminated by {signal.Signals(e.signum).name}")
+            return 128 + e.signum
         except BrokenPipeError:  # `edgec ops | head`: the reader left; not an error of ours
             try:
                 sys.stdout = open(os.devnull, "w")
@@ -287,9 +298,10 @@ class _LogCollector(logging.Handler):
 
 
 def _raise_terminated(signum: int, frame: TracebackType | None) -> None:
-    """SIGTERM handler: raise once; a second SIGTERM while cleaning up is ignored."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise Terminated()
+    """SIGTERM/SIGHUP handler: raise once; another one while cleaning up is ignored."""
+    for s in TERMINATING_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+    raise Terminated(signum)
 
 
 _current: Session | None = None

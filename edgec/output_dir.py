@@ -10,9 +10,9 @@ refused with one line naming the foreign files: nothing is deleted. The current 
 a folder holding it) is refused too, since replacing it would pull the ground from under the
 shell.
 
-Temporaries are removed on success, on any error, on SIGINT and on SIGTERM (during the write
-SIGTERM raises `edgec.console.Terminated`; the rename swap and the clean-up itself finish
-before either signal is acted on).
+Temporaries are removed on success, on any error, on SIGINT, SIGTERM and SIGHUP (during the
+write SIGTERM/SIGHUP raise `edgec.console.Terminated`; the rename swap and the clean-up
+itself finish before any of these signals is acted on).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from edgec import __version__
-from edgec.console import Terminated, quote
+from edgec.console import TERMINATING_SIGNALS, Terminated, quote
 from edgec.errors import EdgecError
 
 MARKER = ".edgec_output.json"
@@ -283,32 +283,36 @@ def _main_thread() -> bool:
 
 @contextlib.contextmanager
 def _sigterm_raises() -> Iterator[None]:
-    """While writing, SIGTERM raises Terminated (unless the process already handles or
-    ignores SIGTERM); the previous handler comes back afterwards."""
-    if not _main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    """While writing, SIGTERM and SIGHUP raise Terminated, unless the process already handles
+    or ignores them (the CLI's console session does); the default comes back afterwards."""
+    if not _main_thread():
         yield
         return
+    ours = [s for s in TERMINATING_SIGNALS if signal.getsignal(s) is signal.SIG_DFL]
 
     def handler(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated()
+        for s in ours:
+            signal.signal(s, signal.SIG_IGN)
+        raise Terminated(signum)
 
-    signal.signal(signal.SIGTERM, handler)
+    for s in ours:
+        signal.signal(s, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for s in ours:
+            signal.signal(s, signal.SIG_DFL)
 
 
 @contextlib.contextmanager
 def _deferred_signals() -> Iterator[None]:
-    """SIGINT and SIGTERM wait until the block has finished (a rename swap or a clean-up
-    must not be cut in half); then they act as they would have."""
+    """SIGINT, SIGTERM and SIGHUP wait until the block has finished (a rename swap or a
+    clean-up must not be cut in half); then they act as they would have."""
     if not _main_thread():
         yield
         return
     pending: list[int] = []
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, *TERMINATING_SIGNALS)}
     previous = {s: h for s, h in previous.items() if h is not None}  # None: not ours to touch
     for s in previous:
         signal.signal(s, lambda signum, frame: pending.append(signum))
@@ -322,4 +326,4 @@ def _deferred_signals() -> Iterator[None]:
             if callable(h):
                 h(s, None)
             elif h == signal.SIG_DFL:
-                raise KeyboardInterrupt() if s == signal.SIGINT else Terminated()
+                raise KeyboardInterrupt() if s == signal.SIGINT else Terminated(s)

@@ -286,7 +286,7 @@ SIGNAL_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("signame,code", [("SIGTERM", 143), ("SIGINT", 130)])
+@pytest.mark.parametrize("signame,code", [("SIGTERM", 143), ("SIGINT", 130), ("SIGHUP", 129)])
 def test_signal_at_every_step_of_a_write(tmp_path, signame, code):
     """A signal before each file operation of a write (and of its clean-up), through the
     CLI's console session: the folder holds the old copy or the new one, whole, and no
@@ -310,8 +310,9 @@ def test_signal_at_every_step_of_a_write(tmp_path, signame, code):
             assert all(row["contents"][f"{p}.{e}"] == f"{p} {e}" for e in ("c", "h", "mk"))
         previous = copy or previous
     assert rows[-1]["names"] and rows[-1]["steps"] < rows[-1]["at"]
-    word = "terminated" if code == 143 else "interrupted"
-    assert proc.stderr.splitlines() == [f"edgec: {word}"] * (len(rows) - 1)
+    line = {143: "edgec: terminated", 130: "edgec: interrupted",
+            129: "edgec: terminated by SIGHUP"}[code]
+    assert proc.stderr.splitlines() == [line] * (len(rows) - 1)
 
 
 def test_sigterm_from_outside_during_a_write(tmp_path, model):
