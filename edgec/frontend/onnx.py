@@ -17,7 +17,9 @@ import numpy as np
 import onnx
 
 from edgec.errors import EdgecError, ModelLoadError, ShapeError, UnsupportedError
-from edgec.frontend.validate import check_declared_outputs, check_tensor_proto, validate_model
+from edgec.frontend.control_flow import lower_control_flow
+from edgec.frontend.validate import (check_declared_outputs, check_input_types, check_tensor_proto,
+                                     validate_model)
 from edgec.ir import DType, Graph, Node, TensorType
 from edgec.limits import Limits, check_tensor
 from edgec.ops import get_op, has_op
@@ -282,18 +284,19 @@ def import_model(
     limits = limits or Limits()
 
     model = onnx.ModelProto.FromString(model.SerializeToString()) if input_shapes else model
+    if not model.graph.output:
+        raise ModelLoadError(f"model '{name}' declares no graph outputs; nothing to compile")
+    validate_model(model, default_opset(model), limits, name)
     if default_opset(model) < MIN_OPSET:
         model = _upgrade_opset(model, f"model '{name}'")
     _fix_input_shapes(model, dict(input_shapes or {}))
+    model = lower_control_flow(model)  # If/Loop/Scan inlined (frontend/control_flow.py)
     opset = default_opset(model)
     if opset > onnx.defs.onnx_opset_version():
         raise UnsupportedError(
             f"model '{name}' uses ONNX opset {opset}, newer than this edgec knows "
             f"({onnx.defs.onnx_opset_version()}); re-export with an older opset"
         )
-    if not model.graph.output:
-        raise ModelLoadError(f"model '{name}' declares no graph outputs; nothing to compile")
-    validate_model(model, opset, limits, name)
     # onnx-graphsurgeon logs on stdout (warnings about element types, a line before it raises
     # on a cycle...); edgec reports every problem itself as one error line: silence it.
     gs.logger.G_LOGGER.severity = gs.logger.G_LOGGER.CRITICAL + 10
@@ -342,6 +345,9 @@ def import_model(
             first_output = gn.outputs[0].name if gn.outputs else ""
             desc += f" (unnamed in the model) with output '{first_output}'"
         _check_arity(gn, opset, desc)
+        if gn.domain in (None, "", "ai.onnx"):
+            check_input_types(gn.op, opset, [None if v is None else v.dtype
+                                             for v in (lookup(t) for t in gn.inputs)], desc)
         node.attrs = {k: _attr_value(v, desc) for k, v in gn.attrs.items()}
         node.inputs = [lookup(t) for t in gn.inputs]
         node.meta["onnx_num_outputs"] = len(gn.outputs)  # Split needs it before inference

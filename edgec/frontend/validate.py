@@ -11,6 +11,8 @@ tensor or node, before any tensor data is converted or allocated (limits: edgec/
 
 from __future__ import annotations
 
+import functools
+
 import onnx
 from onnx import TensorProto
 
@@ -84,6 +86,12 @@ def _check_attribute_types(n: onnx.NodeProto, index: int, opset: int) -> None:
         schema = onnx.defs.get_schema(n.op_type, opset, "")
     except Exception:  # no schema at this opset: the op's own import decides
         return
+    given_names = {a.name for a in n.attribute}
+    for spec in schema.attributes.values():
+        if spec.required and spec.name not in given_names:
+            raise ModelLoadError(f"{_node_desc(n, index)}: required attribute '{spec.name}' of "
+                                 f"ONNX {n.op_type}-{schema.since_version} is missing; the model "
+                                 "is invalid")
     for a in n.attribute:
         spec = schema.attributes.get(a.name)
         if spec is None or a.type == spec.type:
@@ -98,8 +106,9 @@ def _check_attribute_types(n: onnx.NodeProto, index: int, opset: int) -> None:
 def _declared_type(vi: onnx.ValueInfoProto) -> tuple[int, list | None]:
     tt = vi.type.tensor_type
     dims = None
-    if tt.HasField("shape"):
-        dims = [int(d.dim_value) if d.HasField("dim_value") else None for d in tt.shape.dim]
+    if tt.HasField("shape"):  # -1 and 0 stand for "unknown" in some exporters' files
+        dims = [int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None
+                for d in tt.shape.dim]
     return tt.elem_type, dims
 
 
@@ -182,3 +191,61 @@ def check_declared_outputs(model: onnx.ModelProto, g: Graph, names: list[str]) -
             raise ShapeError(f"graph output '{out_name}' is declared with shape [{want}] but "
                              f"the model computes [{got}]; the model is invalid (fix the "
                              "declared shape or re-export)")
+
+
+_TYPE_STRS = {DType.FLOAT32: "tensor(float)", DType.FLOAT16: "tensor(float16)",
+              DType.FLOAT64: "tensor(double)", DType.INT8: "tensor(int8)",
+              DType.UINT8: "tensor(uint8)", DType.INT16: "tensor(int16)",
+              DType.INT32: "tensor(int32)", DType.INT64: "tensor(int64)",
+              DType.BOOL: "tensor(bool)"}
+
+
+@functools.lru_cache(maxsize=512)
+def _schema(op: str, opset: int):
+    try:
+        return onnx.defs.get_schema(op, opset, "")
+    except Exception:  # not an ONNX op at this opset: the op's own import decides
+        return None
+
+
+def _needs_other_kind(dtype: DType, allowed: set[str]) -> bool:
+    """True when an input that ONNX wants as integers (indices, shapes, sizes) or as booleans
+    gets floats, or a boolean input gets numbers. edgec accepts more element types than the
+    ONNX schema in places (an int8 GlobalMaxPool), so only a change of kind is refused."""
+    floats = {"tensor(float)", "tensor(float16)", "tensor(double)", "tensor(bfloat16)"}
+    if allowed == {"tensor(bool)"}:
+        return dtype != DType.BOOL
+    return dtype.is_float and not (allowed & floats)
+
+
+def check_input_types(op: str, opset: int, dtypes: list, desc: str) -> None:
+    """A default-domain node's inputs must be of the kind its ONNX schema allows (floats are
+    not indices), and inputs sharing a type parameter must agree (`dtypes[i]` is None for an
+    omitted input)."""
+    schema = _schema(op, opset)
+    if schema is None or not schema.inputs:
+        return
+    allowed = {c.type_param_str: set(c.allowed_type_strs) for c in schema.type_constraints}
+    bound: dict[str, tuple[int, DType]] = {}
+    variadic = onnx.defs.OpSchema.FormalParameterOption.Variadic
+    for i, dtype in enumerate(dtypes):
+        if dtype is None:
+            continue
+        if i < len(schema.inputs):
+            param = schema.inputs[i]
+        elif schema.inputs[-1].option == variadic:
+            param = schema.inputs[-1]
+        else:
+            return  # too many inputs: the arity check reports it
+        type_str = _TYPE_STRS[dtype]
+        allowed_here = allowed.get(param.type_str, {param.type_str})
+        if type_str not in allowed_here and _needs_other_kind(dtype, allowed_here):
+            raise UnsupportedError(
+                f"{desc}: input {i} ('{param.name}') is {dtype.value}, which ONNX "
+                f"{op}-{schema.since_version} does not allow there; the model is invalid")
+        if param.type_str in allowed and (param.option != variadic or param.is_homogeneous):
+            first = bound.setdefault(param.type_str, (i, dtype))
+            if first[1] != dtype:
+                raise ShapeError(
+                    f"{desc}: inputs {first[0]} and {i} must have the same element type but are "
+                    f"{first[1].value} and {dtype.value}; the model is invalid")

@@ -7,6 +7,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgec.errors import ShapeError
+
+
+class NegativeDimensionError(ShapeError, ValueError):
+    """Shape arithmetic on a model's data gave a negative size (a ShapeError: bad input)."""
+
 
 class DType(enum.Enum):
     """Element types a tensor of the IR can hold (values are the numpy names)."""
@@ -74,7 +80,7 @@ class TensorType:
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
         if any(d < 0 for d in self.shape):
-            raise ValueError(f"negative dimension in shape {self.shape}")
+            raise NegativeDimensionError(f"negative dimension in shape {self.shape}")
 
     @property
     def rank(self) -> int:

@@ -219,7 +219,11 @@ class OpDef:
         """Move constant input `index` into attribute `attr` and drop it from the inputs."""
         data = self.const_input(node, index, attr)
         if data is not None:
-            node.attrs[attr] = _coerce(kind, data.reshape(-1).tolist())
+            try:
+                node.attrs[attr] = _coerce(kind, data.reshape(-1).tolist())
+            except (TypeError, ValueError, OverflowError):  # NaN or inf where ints are meant
+                raise UnsupportedError(f"{node.op} node '{node.name}': input '{attr}' holds "
+                                       f"values that are not {kind}") from None
         ins = list(node.inputs)
         if index < len(ins):
             ins[index] = None

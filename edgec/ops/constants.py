@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UnsupportedError
+from ..errors import ShapeError, UnsupportedError
 from ..ir import DType, Node, TensorType
 from .base import Attr, OpDef, in_type
 from .registry import register_op
@@ -95,10 +95,17 @@ class ConstantOfShape(FoldOnly):
 
     def _fill(self, node: Node) -> np.ndarray:
         v = node.attrs.get("value")
+        if v is not None and np.asarray(v).size != 1:
+            raise ShapeError(f"ConstantOfShape node '{node.name}': value must hold one element, "
+                             f"not {np.asarray(v).size}")
         return np.zeros(1, np.float32) if v is None else np.asarray(v).reshape(-1)[:1]
 
     def infer(self, node: Node) -> list[TensorType]:
         shape = self.const_input(node, 0, "input")
+        if shape.ndim != 1 or shape.dtype != np.int64 or (shape < 0).any():
+            raise ShapeError(f"ConstantOfShape node '{node.name}': the shape input must be a "
+                             f"1-D int64 tensor of sizes >= 0, not {shape.dtype}{list(shape.shape)}"
+                             f" {shape.reshape(-1)[:8].tolist()}")
         return [TensorType(tuple(int(d) for d in shape.reshape(-1)),
                            DType.from_numpy(self._fill(node).dtype))]
 
@@ -111,15 +118,31 @@ class ConstantOfShape(FoldOnly):
 class Range(FoldOnly):
     """ONNX Range with constant start, limit, delta."""
 
+    def _count(self, node: Node, start, limit, delta) -> int:
+        """Number of elements, computed without making them (the size is checked against
+        the limits before `reference` allocates)."""
+        for what, v in (("start", start), ("limit", limit), ("delta", delta)):
+            if np.asarray(v).size != 1:
+                raise ShapeError(f"Range node '{node.name}': {what} must be a scalar, not of "
+                                 f"shape {list(np.asarray(v).shape)}")
+        with np.errstate(all="ignore"):
+            steps = np.ceil((limit - start) / delta)
+        if not np.all(np.isfinite(steps)):
+            raise ShapeError(f"Range node '{node.name}': start {start}, limit {limit} and delta "
+                             f"{delta} do not give a finite number of elements")
+        return max(int(np.asarray(steps).reshape(())), 0)
+
     def _values(self, node: Node, start=None, limit=None, delta=None):
         if start is None:
             start, limit, delta = (self.const_input(node, i, n)
                                    for i, n in enumerate(("start", "limit", "delta")))
-        n = max(int(np.ceil((limit - start) / delta)), 0)
+        n = self._count(node, start, limit, delta)
         return (start + np.arange(n) * delta).astype(np.asarray(start).dtype)
 
     def infer(self, node: Node) -> list[TensorType]:
-        return [TensorType((self._values(node).size,), in_type(node, 0).dtype)]
+        start, limit, delta = (self.const_input(node, i, n)
+                               for i, n in enumerate(("start", "limit", "delta")))
+        return [TensorType((self._count(node, start, limit, delta),), in_type(node, 0).dtype)]
 
     def reference(self, node: Node, start, limit, delta):
         return (self._values(node, start, limit, delta),)

@@ -59,8 +59,9 @@ class Gemm(OpDef):
     def infer(self, node: Node) -> list[TensorType]:
         m, _, n = self._dims(node)
         c = node.input(2)
-        if c is not None:
-            broadcast_shapes((m, n), c.shape)
+        if c is not None and broadcast_shapes((m, n), c.shape) != (m, n):
+            raise ShapeError(f"Gemm node '{node.name}': C of shape {c.shape} does not broadcast "
+                             f"to the output ({m}, {n})")
         return [TensorType((m, n), in_type(node, 0).dtype)]
 
     def reference(self, node: Node, a, b, c=None, residual=None):

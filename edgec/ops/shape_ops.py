@@ -177,6 +177,8 @@ class Split(CopyOp):
     def import_onnx(self, node: Node, opset: int) -> None:
         super().import_onnx(node, opset)
         x = in_type(node, 0)
+        if x.rank == 0:
+            raise ShapeError(f"Split node '{node.name}': cannot split a scalar")
         axis = normalize_axis(int(node.attrs.get("axis", 0)), x.rank, node)
         node.attrs["axis"] = axis
         sizes = node.attrs.get("split")
