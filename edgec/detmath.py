@@ -160,8 +160,12 @@ def tanh(x):
 def exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b (numpy broadcasting rules, 2-D or batched) computed exactly on a per-row /
     per-column integer grid, so the float64 result is the same whatever BLAS kernel runs."""
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float64)
+    if b.dtype not in (np.float32, np.float64):
+        b = b.astype(np.float64)
     squeeze_a, squeeze_b = a.ndim == 1, b.ndim == 1
     if squeeze_a:
         a = a[None]
@@ -172,10 +176,13 @@ def exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     bits_a = bits_total // 2
     bits_b = bits_total - bits_a
     with np.errstate(all="ignore"):
-        ea = np.frexp(np.max(np.abs(a), axis=-1, keepdims=True))[1]  # row max < 2^ea
-        eb = np.frexp(np.max(np.abs(b), axis=-2, keepdims=True))[1]  # column max < 2^eb
-        ai = np.rint(a * _pow2(np.clip(bits_a - ea, -1022, 1023)))
-        bi = np.rint(b * _pow2(np.clip(bits_b - eb, -1022, 1023)))
+        # max, abs and frexp are exact, in float32 as in float64
+        ea = np.frexp(np.max(np.abs(a), axis=-1, keepdims=True).astype(np.float64))[1]
+        eb = np.frexp(np.max(np.abs(b), axis=-2, keepdims=True).astype(np.float64))[1]
+        ai = np.multiply(a, _pow2(np.clip(bits_a - ea, -1022, 1023)), dtype=np.float64)
+        np.rint(ai, out=ai)  # onto the grid: |ai| <= 2^bits_a
+        bi = np.multiply(b, _pow2(np.clip(bits_b - eb, -1022, 1023)), dtype=np.float64)
+        np.rint(bi, out=bi)
         y = np.matmul(ai, bi)  # exact: integers, every partial sum below 2^53
         # back to real units: two power-of-two factors, row then column (exact unless the
         # result leaves the normal range; correctly rounded, hence deterministic, even then)
