@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from onnx import helper
 
 from edgec.cli import main
+from edgec.targets import all_targets
 
 # No `/` in it, so it is also a valid file name; it declares `system`, so if it ever became
 # code it would compile cleanly (-Wall -Wextra -Werror -pedantic) and run before main.
@@ -125,6 +126,16 @@ def test_names_change_only_comments_and_literals(values, nodes):
         assert got.keys() == want.keys()
         for k in want:
             assert got[k] == want[k], f"{target} {k}: model names changed the C tokens"
+
+
+@pytest.mark.parametrize("target", sorted(all_targets()))
+def test_hostile_names_on_every_target(target):
+    """Every target's kernels (packed weights, ISA templates) under the nastiest names."""
+    names = (PAYLOAD, "*/\n#define x ??/\n", "\\\n\0\"'", "Ω/*//*/", PAYLOAD + "\r", "??=")
+    want = plain_tokens(target)
+    files = compile_model_proto(conv_relu(names), target).files
+    got = {k: c_tokens(v) for k, v in files.items() if k.endswith((".c", ".h"))}
+    assert got == want
 
 
 # ------------------------------------------------------------------------------ file names
