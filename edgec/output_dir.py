@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from edgec import __version__
-from edgec.console import TERMINATING_SIGNALS, Terminated, quote
+from edgec.console import TERMINATING_SIGNALS, Terminated, quote, warn
 from edgec.errors import EdgecError
 
 MARKER = ".edgec_output.json"
@@ -50,6 +50,7 @@ def write_output_dir(files: dict[str, str], outdir: str | os.PathLike) -> Path:
     dest = _destination(outdir)
     _check_replaceable(dest, set(files))
     made = _make_parents(dest.parent)
+    owned: set[str] = set()
     marker = json.dumps({"edgec_version": __version__, "files": sorted(files)}, indent=2)
     tmp = old = None
     done = False
@@ -64,6 +65,7 @@ def write_output_dir(files: dict[str, str], outdir: str | os.PathLike) -> Path:
             if mode is not None:
                 os.chmod(tmp, mode)
             with _deferred_signals():
+                owned = _check_replaceable(dest, set(files))  # again: it may have changed
                 old = _swap(tmp, dest)
                 tmp = None
             done = True
@@ -74,7 +76,7 @@ def write_output_dir(files: dict[str, str], outdir: str | os.PathLike) -> Path:
                 if tmp is not None:
                     shutil.rmtree(tmp, ignore_errors=True)
                 if old is not None:
-                    _remove_own(old)
+                    _remove_own(old, owned)
                 if not done:
                     for parent in reversed(made):
                         with contextlib.suppress(OSError):
@@ -139,11 +141,12 @@ def _checked_destination(text: str | bytes, path: Path) -> Path:
     return path
 
 
-def _check_replaceable(dest: Path, new_files: set[str] | None) -> None:
+def _check_replaceable(dest: Path, new_files: set[str] | None) -> set[str]:
     """Refuse a destination that is not a folder edgec wrote, or one we could not replace
-    (`new_files` None: not known yet, an older edgec's folder passes for now)."""
+    (`new_files` None: not known yet, an older edgec's folder passes for now). Returns the
+    names in it that edgec wrote, which replacing it may delete."""
     if not os.path.lexists(dest):
-        return
+        return set()
     if not dest.is_dir():
         raise OutputDirError(f"output path {quote(dest)} exists and is not a directory; "
                              "choose another -o")
@@ -156,7 +159,7 @@ def _check_replaceable(dest: Path, new_files: set[str] | None) -> None:
     except OSError as e:
         raise _os_error(e, dest) from None
     if not entries:
-        return
+        return set()
     owned = _marker_files(dest) if entries.get(MARKER) else None
     if owned is None:  # no marker: an older edgec's output only if nothing else is there
         legacy = _is_edgec_report(dest / "report.json")
@@ -175,6 +178,7 @@ def _check_replaceable(dest: Path, new_files: set[str] | None) -> None:
             f"output directory {quote(dest)} holds files edgec did not write ({shown}{more}); "
             f"edgec replaces only folders it wrote itself (listed in {MARKER}): choose another "
             "-o or move those files away")
+    return set(entries)
 
 
 def _marker_files(dest: Path) -> set[str] | None:
@@ -248,15 +252,20 @@ def _is_empty(folder: Path) -> bool:
         return not any(it)
 
 
-def _remove_own(old: Path) -> None:
-    """Delete a replaced copy: only regular files and the folder itself (never recursing
-    into anything that appeared meanwhile)."""
+def _remove_own(old: Path, owned: set[str]) -> None:
+    """Delete a replaced copy: the files edgec wrote and the folder. Anything that appeared
+    there after the last check stays, in the renamed folder, and a warning says where."""
     with contextlib.suppress(OSError):
         with os.scandir(old) as it:
-            files = [e.path for e in it if e.is_file(follow_symlinks=False)]
+            files = [e.path for e in it if e.name in owned and e.is_file(follow_symlinks=False)]
         for path in files:
             os.unlink(path)
+    try:
         os.rmdir(old)
+    except OSError:
+        if os.path.lexists(old):
+            warn(f"files that appeared in the output directory while edgec wrote it were "
+                 f"kept in {quote(old)}")
 
 
 def _os_error(e: OSError, dest: Path) -> OutputDirError:

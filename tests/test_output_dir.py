@@ -144,6 +144,43 @@ def test_library_rules(tmp_path):
     no_temporaries(tmp_path)
 
 
+def test_a_file_added_while_edgec_writes_is_kept(tmp_path, monkeypatch, capsys):
+    """Races: a file that appears in the folder during the write is never deleted."""
+    import edgec.output_dir as od
+
+    out = tmp_path / "out"
+    files = {"m.c": "int m;\n", "report.json": "{}\n"}
+    write_output(files, out)
+    original_write = Path.write_text
+
+    def write_and_meddle(self, *args, **kwargs):
+        if self.name == "m.c":
+            original_write(out / "late.txt", "mine")
+        return original_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_and_meddle)
+    with pytest.raises(EdgecError, match="late.txt"):  # seen by the check before the swap
+        write_output(files, out)
+    monkeypatch.undo()
+    assert (out / "late.txt").read_text() == "mine"
+    no_temporaries(tmp_path)
+    (out / "late.txt").unlink()
+    original_swap = od._swap
+
+    def meddle_then_swap(tmp, dest):  # after the last check: lands in the replaced copy
+        (dest / "later.txt").write_text("mine too")
+        return original_swap(tmp, dest)
+
+    monkeypatch.setattr(od, "_swap", meddle_then_swap)
+    write_output(files, out)
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith(".out.old.")]
+    assert len(kept) == 1 and (kept[0] / "later.txt").read_text() == "mine too"
+    assert sorted(p.name for p in kept[0].iterdir()) == ["later.txt"]
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("edgec: warning: ") and kept[0].name in err[0]
+    assert (out / "m.c").exists() and not (out / "later.txt").exists()
+
+
 # ----------------------------------------------------------------------------- bad -o
 def test_output_is_the_current_directory(tmp_path, model, capfd, monkeypatch):
     work = tmp_path / "work"
