@@ -128,9 +128,12 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
                   extra_report: dict | None = None) -> CompileResult:
     """Compile an already imported graph for `options.target`."""
     from .codegen.c.backend import CBackend
+    from .codegen.c.naming import model_prefix
     from .passes.memory_plan import plan_memory
 
     target = get_target(options.target)
+    if options.prefix:  # a reserved --prefix fails before the pipeline and calibration run
+        model_prefix(options.prefix, explicit=True)
     g.mark_sources()  # provenance of every value, for per-layer debugging (docs/golden.md)
     source = g.clone()
     g = run_pipeline(g, target, options)
