@@ -12,6 +12,7 @@ agree within 1 LSB almost everywhere):
   QAveragePool DQ -> AveragePool (NCHW) -> Clip -> Q;  QGlobalAveragePool: ReduceMean
   QRequantize  DQ -> Clip -> Q with the new parameters
   QLookup      exact: Gather(table, int32(x) + 128)
+  QPRelu       DQ -> PRelu(slopes along the last axis) -> Clip -> Q
   int8 Clip    Clip on int8 with int8 bounds (exact)
 Same-scale ops (views, Transpose, Concat, MaxPool, Pad, Slice...) run on int8 data, and float
 islands as float ops. Channels-last spatial ops are wrapped in Transposes (ONNX is NCHW).
@@ -205,6 +206,14 @@ class QDQWriter:
         y = self.clip_float(xd, a["act_min"], a["act_max"], a["y_scale"], a["y_zero_point"])
         self.q(y, a["y_scale"], a["y_zero_point"], node.output.name)
 
+    def q_prelu(self, node: Node) -> None:
+        a = node.attrs
+        xd = self.dq(self.name_of(node.input(0)), np.float32(a["x_scale"]),
+                     np.int8(a["x_zero_point"]))
+        y = self.add("PRelu", [xd, self.init(np.asarray(a["alpha"], np.float32), "slope")])
+        y = self.clip_float(y, a["act_min"], a["act_max"], a["y_scale"], a["y_zero_point"])
+        self.q(y, a["y_scale"], a["y_zero_point"], node.output.name)
+
     def q_lookup(self, node: Node) -> None:
         idx = self.add("Cast", [self.name_of(node.input(0))], to=TensorProto.INT32)
         idx = self.add("Add", [idx, self.init(np.int32(128), "offset")])
@@ -274,7 +283,7 @@ class QDQWriter:
         handlers = {"QConv": self.q_conv, "QGemm": self.q_gemm, "QAdd": self.q_binary,
                     "QMul": self.q_binary, "QMatMul": self.q_matmul, "QAveragePool": self.q_pool,
                     "QGlobalAveragePool": self.q_pool, "QRequantize": self.q_requantize,
-                    "QLookup": self.q_lookup}
+                    "QLookup": self.q_lookup, "QPRelu": self.q_prelu}
         for node in self.g.nodes:
             handlers.get(node.op, self.plain)(node)
         g = self.g

@@ -136,3 +136,25 @@ def test_qprelu_identity_path_is_the_plain_requantisation():
     mult, shift = qmath.quantize_multiplier(0.05 / 0.08)
     want = qmath.requantize(q.astype(np.int64) - 3, mult, shift, -7, -128, 127)
     assert np.array_equal(got[q >= 3], want[q >= 3])
+
+
+def test_export_qdq_of_the_prelu_model_agrees_with_the_int8_c(model_path, tmp_path):
+    """The exported QDQ model (DQ -> PRelu -> Q) in onnxruntime, an independent int8
+    execution, agrees with edgec's int8 reference within one LSB of the output scale."""
+    import onnxruntime as ort
+
+    from edgec.interp import run_graph
+    from edgec.quant.qdq_export import qdq_model
+
+    result = _compile(model_path, "generic-int8")
+    model = qdq_model(result.graph)
+    feeds = random_inputs(result.source_graph, 21)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, feeds)[0]
+    want = run_graph(result.graph, feeds)["y"]
+    dq = result.graph.outputs[0].producer
+    assert dq.op == "DequantizeLinear"
+    step = float(dq.input(1).data)
+    diff = np.abs(got - want)
+    assert np.max(diff) <= 1.01 * step
+    assert np.mean(diff == 0) >= 0.95
