@@ -140,6 +140,10 @@ def test_bad_npz_and_special_files(graph, tmp_path, monkeypatch):
     (tmp_path / "folder" / "dir.npy").mkdir(parents=True)
     one_line_error(lambda: load_calibration_inputs(graph, tmp_path / "folder"), "dir.npy",
                    "not a regular file")
+    (tmp_path / "dangling").mkdir()
+    (tmp_path / "dangling" / "a.npy").symlink_to(tmp_path / "nowhere.npy")
+    one_line_error(lambda: load_calibration_inputs(graph, tmp_path / "dangling"), "a.npy",
+                   "cannot be read")
 
 
 def test_integer_inputs_take_only_values_their_type_holds(tmp_path):
