@@ -26,6 +26,9 @@ from hypothesis import strategies as st
 from onnx import helper
 
 from edgec.cli import main
+from edgec.compiler import CompileOptions, compile_graph
+from edgec.frontend.onnx import import_model
+from edgec.limits import Limits
 from edgec.targets import all_targets
 
 # No `/` in it, so it is also a valid file name; it declares `system`, so if it ever became
@@ -182,6 +185,57 @@ def test_high_rank_inputs_and_outputs(capfd, tmp_path, rank):
     code, out, err = run_cli(capfd, "verify", path, "--max-rank", 16)
     assert code == 0, err
     assert "PASS" in out
+
+
+TABLE_PROGRAM = r"""
+#include <stdio.h>
+#include <string.h>
+#include "test.h"
+static void show(const edgec_tensor_info *t)
+{
+    int d;
+    printf("%lu:", (unsigned long)strlen(t->name));
+    fwrite(t->name, 1, strlen(t->name), stdout);
+    printf(" %d %d", t->dtype, t->rank);
+    for (d = 0; d < t->rank; ++d) {
+        printf(" %ld", (long)t->shape[d]);
+    }
+    printf("\n");
+}
+int main(void)
+{
+    show(&test_inputs[0]);
+    show(&test_outputs[0]);
+    return 0;
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+def test_tensor_table_holds_exact_names_and_any_rank(tmp_path):
+    """The public table, read by C: the names' exact UTF-8 bytes and all 10 dimensions."""
+    shape = [1, 2, 1, 3, 1, 1, 2, 1, 1, 2]
+    x_name, y_name = PAYLOAD + " Ω\t\"??/\n", "/y//*\u2028*/"
+    model = make_model([helper.make_node("Relu", [x_name], [y_name], name=PAYLOAD)],
+                       {x_name: ("float32", shape)}, {y_name: ("float32", shape)})
+    limits = Limits(max_rank=16)
+    g = import_model(model, name="test", limits=limits)
+    result = compile_graph(g, CompileOptions(limits=limits), model_name="test")
+    out = tmp_path / "lib"
+    out.mkdir()
+    for name, text in result.files.items():
+        (out / name).write_text(text)
+    (tmp_path / "main.c").write_text(TABLE_PROGRAM)
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", f"-I{out}",
+                    str(tmp_path / "main.c"), str(out / "test.c"), str(out / "test_weights.c"),
+                    "-o", str(tmp_path / "app"), "-lm"], check=True)
+    got = subprocess.run([str(tmp_path / "app")], check=True, capture_output=True).stdout
+    dims = " ".join(map(str, shape)).encode()
+    want = b""
+    for name in (x_name, y_name):
+        raw = name.encode()
+        want += b"%d:%s 1 10 %s\n" % (len(raw), raw, dims)
+    assert got == want
 
 
 @pytest.mark.parametrize("a_shape, b_shape", [((2, 0), (0, 3)), ((0, 4), (4, 3)),
