@@ -89,10 +89,34 @@ def test_forced_feature_sets_really_change_numpy_paths():
     assert not any(json.loads(out))
 
 
+def _lookup_model(path) -> str:
+    """Gemm -> Sigmoid -> MatMul -> Tanh -> Softplus -> Gemm -> Softmax: lookup tables built
+    from transcendental functions, products, and a float tail."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(7)
+    inits = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+             for name, shape in (("w0", (64, 48)), ("w1", (48, 40)), ("w2", (40, 10)))]
+    nodes = [helper.make_node("Gemm", ["x", "w0"], ["g0"]),
+             helper.make_node("Sigmoid", ["g0"], ["s0"]),
+             helper.make_node("MatMul", ["s0", "w1"], ["m1"]),
+             helper.make_node("Tanh", ["m1"], ["t1"]),
+             helper.make_node("Softplus", ["t1"], ["p1"]),
+             helper.make_node("Gemm", ["p1", "w2"], ["g2"]),
+             helper.make_node("Softmax", ["g2"], ["y"], axis=-1)]
+    graph = helper.make_graph(
+        nodes, "lookups", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return str(path)
+
+
 @pytest.mark.slow
-def test_int8_compile_is_identical_under_other_numpy_and_blas_paths():
+def test_int8_compile_is_identical_under_other_numpy_and_blas_paths(tmp_path):
     cases = [[str(MODELS / "digits_cnn.onnx"), str(MODELS / "digits_calib.npz")],
-             [str(MODELS / "dscnn.onnx"), None], [str(MODELS / "resnet8.onnx"), None]]
+             [str(MODELS / "dscnn.onnx"), None], [str(MODELS / "resnet8.onnx"), None],
+             [_lookup_model(tmp_path / "lookups.onnx"), None]]
     results = {level: _probe(level, cases) for level in ("default", "no-top", "baseline")}
     assert results["default"] == results["no-top"]
     assert results["default"] == results["baseline"]
