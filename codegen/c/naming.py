@@ -18,6 +18,7 @@ and a `\\` is always followed by a digit, never by a newline), inside "..." (no 
 break, escapes are complete and decode to the exact bytes of the name) and in every
 translation phase before those (no `??` trigraphs, no backslash-newline splices).
 Templates keep model text away from `*` and `/` of their own (a space or quote in between).
+A NUL in a name becomes `\\000`: exact in the literal, but it ends the string for strlen.
 """
 
 from __future__ import annotations
