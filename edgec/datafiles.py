@@ -56,22 +56,25 @@ def _declared_bytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
     return count * dtype.itemsize
 
 
+def _check_npy_header(fp, size: int, where: str) -> None:
+    """Refuse an .npy stream (of `size` bytes) whose header declares more data than allowed
+    or than the stream holds, before numpy allocates the array."""
+    header = _npy_header(fp)
+    if header is None:
+        return
+    data_bytes = _declared_bytes(*header)
+    if data_bytes > MAX_DATA_BYTES:
+        raise DataError(f"{where} declares {data_bytes} bytes of data, more than the "
+                        f"{MAX_DATA_BYTES} bytes edgec reads from one file; split it")
+    if not header[1].hasobject and data_bytes > size - fp.tell():  # objects: refused later
+        raise DataError(f"{where} is truncated: its header declares "
+                        f"{'x'.join(map(str, header[0])) or '()'} {header[1]} but the data is "
+                        "shorter; write it again")
+
+
 def _check_npy(p: Path, what: str) -> None:
-    """Refuse an .npy whose header declares more data than allowed or than the file holds."""
     with open(p, "rb") as fp:
-        header = _npy_header(fp)
-        if header is None:
-            return
-        data_bytes = _declared_bytes(*header)
-        if data_bytes > MAX_DATA_BYTES:
-            raise DataError(f"{what} {quote_path(p)} declares {data_bytes} bytes of data, more "
-                            f"than the {MAX_DATA_BYTES} bytes edgec reads from one file; split it")
-        if header[1].hasobject:
-            return  # refused by kind below, with a clearer message
-        if data_bytes > os.fstat(fp.fileno()).st_size - fp.tell():
-            raise DataError(f"{what} {quote_path(p)} is truncated: its header declares "
-                            f"{'x'.join(map(str, header[0])) or '()'} "
-                            f"{header[1]} but the file is shorter; write it again")
+        _check_npy_header(fp, os.fstat(fp.fileno()).st_size, f"{what} {quote_path(p)}")
 
 
 def _check_npz(p: Path, what: str) -> None:
@@ -86,6 +89,9 @@ def _check_npz(p: Path, what: str) -> None:
             if not info.filename.endswith(".npy"):
                 raise DataError(f"{what} {quote_path(p)} holds {quote(info.filename)}, which is "
                                 f"not an .npy array; {HINT}")
+            with zf.open(info) as fp:
+                _check_npy_header(fp, info.file_size, f"{what} {quote_path(p)}, array "
+                                  f"{quote(info.filename[:-4])},")
 
 
 def _checked_array(arr, p: Path, what: str, key: str | None) -> np.ndarray:

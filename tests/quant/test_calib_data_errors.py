@@ -137,6 +137,12 @@ def test_bad_npz_and_special_files(graph, tmp_path, monkeypatch):
         np.savez(tmp_path / "none.npz")
         one_line_error(lambda: load(tmp_path / "none.npz"), "lacks input(s) 'x'", "nothing")
         one_line_error(lambda: load(tmp_path / "bomb.npz"), "expands to", "split it")
+        with zipfile.ZipFile(tmp_path / "liar.npz", "w") as z:  # header claims 32 TiB
+            z.writestr("x.npy", _with_shape(np.zeros(4, np.float32), 2**43))
+        one_line_error(lambda: load(tmp_path / "liar.npz"), "array 'x'", "declares")
+        with zipfile.ZipFile(tmp_path / "short.npz", "w") as z:  # header claims 9 values, has 4
+            z.writestr("x.npy", _with_shape(np.zeros(4, np.float32), 9))
+        one_line_error(lambda: load(tmp_path / "short.npz"), "array 'x'", "truncated")
     (tmp_path / "folder" / "dir.npy").mkdir(parents=True)
     one_line_error(lambda: load_calibration_inputs(graph, tmp_path / "folder"), "dir.npy",
                    "not a regular file")
