@@ -232,3 +232,21 @@ def test_interrupt_is_one_line(capfd, monkeypatch):
     capfd.readouterr()
     assert cli.main(["ops"]) == 130
     assert capfd.readouterr().err == "edgec: interrupted\n"
+
+
+@pytest.mark.parametrize("weights_scale,calib_value", [(1e-41, 1e-42), (1.0, 3e38)])
+def test_extreme_numbers_give_at_most_one_warning_line(tmp_path, weights_scale, calib_value):
+    """Denormal weights with tiny calibration data, and data near float32's maximum (the
+    issue's repro printed 7 lines of numpy warnings): no raw warning reaches stderr."""
+    w = (np.random.default_rng(0).standard_normal((4, 3, 3, 3)) * weights_scale)
+    model = make_model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])],
+                       {"x": ("float32", (1, 3, 8, 8))}, {"y": ("float32", (1, 4, 8, 8))},
+                       {"w": w.astype(np.float32)})
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    np.save(tmp_path / "calib.npy", np.full((4, 3, 8, 8), calib_value, np.float32))
+    proc = run("compile", tmp_path / "m.onnx", "-t", "generic-int8", "--calib",
+               tmp_path / "calib.npy", "-o", tmp_path / "out")
+    lines = proc.stderr.splitlines()
+    assert proc.returncode in (0, 2), proc.stderr
+    assert len(lines) <= 1, proc.stderr
+    assert all(line.startswith(("edgec: warning: ", "edgec: error: ")) for line in lines)
