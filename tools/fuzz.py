@@ -63,6 +63,9 @@ def main(argv=None) -> int:
             for k, v in chunk_counts.items():
                 counts[k] = counts.get(k, 0) + v
             bad += chunk_bad
+            for i, kind, code, what, err in chunk_bad:  # as they come: a long run may be cut
+                print(f"  bad case {i}: {kind} (exit {code}) after [{what}]: {err}",
+                      file=sys.stderr, flush=True)
             done += sum(chunk_counts.values())
             elapsed = time.perf_counter() - start
             print(f"{done}/{args.cases} cases, {elapsed:.0f} s, {dict(sorted(counts.items()))}",

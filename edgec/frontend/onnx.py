@@ -219,11 +219,16 @@ def _attr_value(value, node_desc: str):
     return value
 
 
+def _text(value) -> str:
+    """A name from the model as text (a damaged file can hold bytes that are not UTF-8)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 def _check_supported(gs_graph) -> None:
     missing: dict[str, list[str]] = {}
     for n in gs_graph.nodes:
         default_domain = n.domain in (None, "", "ai.onnx")
-        key = n.op if default_domain else f"{n.domain}.{n.op}"
+        key = _text(n.op) if default_domain else f"{_text(n.domain)}.{_text(n.op)}"
         if not default_domain or not has_op(n.op):
             missing.setdefault(key, []).append(n.name or "<unnamed>")
     if missing:
