@@ -9,8 +9,9 @@ Preprocessing (flags of `edgec compile --calib DIR`, see docs/int8.md), in this 
   4. channel order --calib-channels rgb|bgr, layout --calib-layout nchw|nhwc (default: the
      model input's layout, guessed from where its 1- or 3-sized channel axis is).
 
-Decoders: Pillow (a dependency) reads PNG, JPEG, BMP, GIF, TIFF and WebP; 16-bit samples
-keep their high byte. PPM/PGM (P2, P3, P5, P6) are read here with numpy, because Pillow
+Decoders: Pillow (a dependency) reads PNG, JPEG, BMP, GIF, TIFF and WebP, and may identify
+no other format whatever the suffix (no EPS, which Pillow hands to Ghostscript); 16-bit
+samples keep their high byte. PPM/PGM (P2, P3, P5, P6) are read here with numpy, because Pillow
 decodes a maxval other than 255 and the ASCII forms pixel by pixel in Python. Images over
 Pillow's MAX_IMAGE_PIXELS (its decompression-bomb limit) are refused before decoding;
 truncated or corrupt files are a DataError naming the file.
@@ -31,6 +32,8 @@ from edgec.errors import DataError
 PNM_SUFFIXES = {".ppm", ".pgm", ".pnm"}
 PILLOW_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 IMAGE_SUFFIXES = PNM_SUFFIXES | PILLOW_SUFFIXES
+# The only formats Pillow may identify (whatever the suffix): no EPS (runs Ghostscript), PSD...
+PILLOW_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's default MAX_IMAGE_PIXELS (2^32 / 4 / 3)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 GRAY_MODES = ("1", "L", "LA", "La", "I", "F") + ("I;16", "I;16B", "I;16L", "I;16N")
@@ -124,7 +127,7 @@ def decode_with_pillow(source) -> np.ndarray:
         warnings.simplefilter("ignore")  # e.g. palette transparency notes: not the user's
         warnings.simplefilter("error", image.DecompressionBombWarning)
         try:
-            with image.open(source) as im:
+            with image.open(source, formats=PILLOW_FORMATS) as im:
                 width, height = im.size
                 if width * height > max_image_pixels():
                     raise ValueError(f"{width}x{height} pixels exceed the limit of "

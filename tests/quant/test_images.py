@@ -113,3 +113,17 @@ def test_jpeg_and_bmp_go_through_pillow(tmp_path):
     got = read_image(tmp_path / "a.jpg")
     assert got.shape == (16, 16, 3) and np.abs(got.astype(int) - smooth).max() <= 8
     assert images.IMAGE_SUFFIXES >= {".png", ".jpg", ".bmp", ".pgm", ".ppm"}
+
+
+def test_pillow_opens_only_the_listed_formats(tmp_path):
+    """An EPS (Pillow would run Ghostscript on it) or TGA named .png is refused."""
+    from PIL import Image
+
+    eps = tmp_path / "eps.png"
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 4 4\nshowpage\n")
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "x.tga")
+    tga = tmp_path / "tga.png"
+    tga.write_bytes((tmp_path / "x.tga").read_bytes())
+    for path in (eps, tga):
+        with pytest.raises(DataError, match=path.name):
+            read_image(path)
