@@ -13,7 +13,7 @@ from pathlib import Path
 from . import __version__
 from .cli_text import model_name
 from .cli_text import print_verify as _print_verify
-from .console import Session, quote, set_current
+from .console import Session, quote, set_current, visible
 from .console import warn as _console_warn
 from .errors import EdgecError
 
@@ -262,10 +262,12 @@ def cmd_run(args) -> int:
     feeds = load_inputs(args.inputs, g) if args.inputs else random_inputs(g, args.seed)
     outs = run_graph(g, feeds)
     out_path = args.output or "outputs.npz"
+    if not out_path.endswith(".npz"):  # numpy would add it; say where the file really is
+        out_path += ".npz"
     np.savez(out_path, **outs)
     for name, arr in outs.items():
-        print(f"{name}: {arr.dtype}[{'x'.join(map(str, arr.shape))}]")
-    print(f"edgec run: outputs saved to {out_path}")
+        print(f"{visible(name, limit=120)}: {arr.dtype}[{'x'.join(map(str, arr.shape))}]")
+    print(f"edgec run: outputs saved to {visible(out_path)}")
     return 0
 
 
