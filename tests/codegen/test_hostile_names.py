@@ -252,3 +252,19 @@ def test_zero_size_matmul(capfd, tmp_path, a_shape, b_shape):
     code, out, err = run_cli(capfd, "verify", path)
     assert code == 0, err
     assert "PASS" in out
+
+
+@pytest.mark.parametrize("b_const", [False, True])
+def test_zero_size_gemm(capfd, tmp_path, b_const):
+    """Gemm with K = 0: y = beta * C alone, warning-free (computed or constant B)."""
+    inputs = {"a": ("float32", (2, 0)), "c": ("float32", (3,))}
+    inits = {"b": np.zeros((0, 3), np.float32)} if b_const else {}
+    if not b_const:
+        inputs["b"] = ("float32", (0, 3))
+    model = make_model([helper.make_node("Gemm", ["a", "b", "c"], ["y"], beta=0.5)],
+                       inputs, {"y": ("float32", (2, 3))}, inits)
+    path = tmp_path / "gemm0.onnx"
+    onnx.save(model, str(path))
+    code, out, err = run_cli(capfd, "verify", path)
+    assert code == 0, err
+    assert "PASS" in out
