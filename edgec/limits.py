@@ -7,6 +7,7 @@ raises it, instead of exhausting the host's memory or writing C no compiler can 
 
 Where each limit is checked (see docs/robustness.md):
 
+- model file size (weights limit + 64 MiB): before the file is read;
 - node count: before the graph is imported (frontend);
 - tensor rank, per-tensor elements, per-tensor bytes: on every inferred type during import,
   before a constant is folded (activations against the arena limit, constants against the
@@ -107,6 +108,19 @@ def check_node_count(count: int, limits: Limits) -> None:
         raise LimitError(f"the model has {count:,} nodes, more than the limit of "
                          f"{limits.max_nodes:,}; raise it with {FLAGS['max_nodes']} if this "
                          "is intended")
+
+
+# A model file holds its weights plus the graph; more than this beyond the weights limit is
+# refused before the file is read.
+MODEL_FILE_SLACK = 64 * MIB
+
+
+def check_model_file_size(size: int, limits: Limits) -> None:
+    """LimitError when a model file is too large to hold weights within the limit."""
+    if size > limits.max_weights_bytes + MODEL_FILE_SLACK:
+        raise LimitError(f"the model file has {human_bytes(size)}, more than the weights limit "
+                         f"of {human_bytes(limits.max_weights_bytes)} allows; raise it with "
+                         f"{FLAGS['max_weights_bytes']} if this is intended")
 
 
 def check_tensor(t: TensorType, what: str, limits: Limits, constant: bool) -> None:

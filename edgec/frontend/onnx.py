@@ -21,7 +21,7 @@ from edgec.frontend.control_flow import lower_control_flow
 from edgec.frontend.validate import (check_declared_outputs, check_input_types, check_tensor_proto,
                                      validate_model)
 from edgec.ir import DType, Graph, Node, TensorType
-from edgec.limits import Limits, check_tensor
+from edgec.limits import Limits, check_model_file_size, check_tensor
 from edgec.ops import get_op, has_op
 
 MIN_OPSET = 11
@@ -67,6 +67,7 @@ def load_model_proto(path: str | os.PathLike, limits: Limits | None = None) -> o
         raise ModelLoadError(f"'{p}' is a directory; give the path of an .onnx file")
     if p.stat().st_size == 0:
         raise ModelLoadError(f"'{p}' is empty; give an ONNX model file")
+    check_model_file_size(p.stat().st_size, limits or Limits())
     try:
         model = onnx.load(str(p), load_external_data=False)
     except Exception as e:  # protobuf raises several types for damaged files

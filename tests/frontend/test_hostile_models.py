@@ -337,3 +337,10 @@ def test_parse_size_and_defaults():
     assert Limits().max_arena_bytes == GIB
     with pytest.raises(LimitError):
         Limits(max_nodes=0)
+
+
+def test_model_file_larger_than_the_weights_limit_is_not_read(capfd, tmp_path):
+    path = tmp_path / "big.onnx"
+    with open(path, "wb") as f:  # sparse: no disk used; refused on its size alone
+        f.truncate(400 * MIB)
+    refused(capfd, tmp_path, path, "model file", "--max-weights-bytes")
