@@ -5,7 +5,7 @@ place in one rename; an earlier copy is renamed to `.OUT.old.xxxxxxxx` first and
 after. Every folder edgec writes holds a marker, `.edgec_output.json`, listing the files it
 wrote. An existing destination is replaced only when it is empty, or when it holds the marker
 and nothing but the files the marker lists (a folder from an edgec without markers counts when
-it holds a report.json from edgec and only files this write replaces). Anything else is
+it holds an edgec report.json and only the files named after its prefix). Anything else is
 refused with one line naming the foreign files: nothing is deleted. The current directory (or
 a folder holding it) is refused too, since replacing it would pull the ground from under the
 shell.
@@ -48,7 +48,7 @@ def write_output_dir(files: dict[str, str], outdir: str | os.PathLike) -> Path:
         if not name or name in (".", "..", MARKER) or "/" in name or "\0" in name:
             raise ValueError(f"write_output: bad file name {name!r}")
     dest = _destination(outdir)
-    _check_replaceable(dest, set(files))
+    _check_replaceable(dest)
     made = _make_parents(dest.parent)
     owned: set[str] = set()
     marker = json.dumps({"edgec_version": __version__, "files": sorted(files)}, indent=2)
@@ -65,7 +65,7 @@ def write_output_dir(files: dict[str, str], outdir: str | os.PathLike) -> Path:
             if mode is not None:
                 os.chmod(tmp, mode)
             with _deferred_signals():
-                owned = _check_replaceable(dest, set(files))  # again: it may have changed
+                owned = _check_replaceable(dest)  # again: it may have changed meanwhile
                 old = _swap(tmp, dest)
                 tmp = None
             done = True
@@ -86,7 +86,7 @@ def write_output_dir(files: dict[str, str], outdir: str | os.PathLike) -> Path:
 
 def check_output_dir(outdir: str | os.PathLike) -> None:
     """Refuse a bad `-o` before any work is done (the write checks again)."""
-    _check_replaceable(_destination(outdir), None)
+    _check_replaceable(_destination(outdir))
 
 
 # ----------------------------------------------------------------------------- checks
@@ -141,10 +141,9 @@ def _checked_destination(text: str | bytes, path: Path) -> Path:
     return path
 
 
-def _check_replaceable(dest: Path, new_files: set[str] | None) -> set[str]:
-    """Refuse a destination that is not a folder edgec wrote, or one we could not replace
-    (`new_files` None: not known yet, an older edgec's folder passes for now). Returns the
-    names in it that edgec wrote, which replacing it may delete."""
+def _check_replaceable(dest: Path) -> set[str]:
+    """Refuse a destination that is not a folder edgec wrote, or one we could not replace.
+    Returns the names in it that edgec wrote, which replacing it may delete."""
     if not os.path.lexists(dest):
         return set()
     if not dest.is_dir():
@@ -160,17 +159,12 @@ def _check_replaceable(dest: Path, new_files: set[str] | None) -> set[str]:
         raise _os_error(e, dest) from None
     if not entries:
         return set()
-    owned = _marker_files(dest) if entries.get(MARKER) else None
-    if owned is None:  # no marker: an older edgec's output only if nothing else is there
-        legacy = _is_edgec_report(dest / "report.json")
-        owned = set(entries) if legacy and new_files is None else \
-            new_files if legacy else set()
-        if MARKER in entries:
-            owned = set()  # a marker we cannot read: foreign
-    foreign = sorted(n for n, regular in entries.items()
-                     if n != MARKER and (n not in owned or not regular))
-    if MARKER in entries and not entries[MARKER]:
-        foreign.insert(0, MARKER)
+    if MARKER in entries:  # a marker that is not a readable list is not edgec's: foreign
+        listed = _marker_files(dest) if entries[MARKER] else None
+        owned = set() if listed is None else listed | {MARKER}
+    else:  # an older edgec, before markers: the files its report.json names
+        owned = _legacy_files(dest / "report.json")
+    foreign = sorted(n for n, regular in entries.items() if n not in owned or not regular)
     if foreign:
         shown = ", ".join(quote(n, 40) for n in foreign[:3])
         more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
@@ -192,11 +186,17 @@ def _marker_files(dest: Path) -> set[str] | None:
     return None
 
 
-def _is_edgec_report(path: Path) -> bool:
+def _legacy_files(report_path: Path) -> set[str]:
+    """The files an edgec without markers wrote beside its report.json (from its prefix)."""
     try:
-        return path.is_file() and "edgec_version" in json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError, TypeError):
-        return False
+        report = json.loads(report_path.read_text("utf-8")) if report_path.is_file() else {}
+    except (OSError, ValueError):
+        return set()
+    prefix = report.get("prefix") if isinstance(report, dict) else None
+    if "edgec_version" not in report or not isinstance(prefix, str) or not prefix:
+        return set()
+    return {"report.json", "CMakeLists.txt", "edgec_harness.c", f"{prefix}.h", f"{prefix}.c",
+            f"{prefix}_weights.h", f"{prefix}_weights.c", f"{prefix}.mk"}
 
 
 # ----------------------------------------------------------------------------- writing

@@ -130,12 +130,17 @@ def test_library_rules(tmp_path):
     empty.mkdir(mode=0o750)
     write_output(files, empty)
     assert (empty / "m.c").exists() and (empty.stat().st_mode & 0o777) == 0o750
-    legacy = tmp_path / "legacy"  # written before markers existed: only files we rewrite
+    legacy = tmp_path / "legacy"  # before markers: the files named after the report's prefix
     legacy.mkdir()
-    (legacy / "m.c").write_text("old")
-    (legacy / "report.json").write_text('{"edgec_version": "0.0.1"}')
+    for name in ("old.c", "old_weights.c", "CMakeLists.txt"):
+        (legacy / name).write_text("old")
+    (legacy / "report.json").write_text('{"edgec_version": "0.0.1", "prefix": "old"}')
+    (legacy / "main.c").write_text("mine")  # not a name edgec gives: refused, kept
+    with pytest.raises(EdgecError, match="main.c"):
+        write_output(files, legacy)
+    (legacy / "main.c").unlink()
     write_output(files, legacy)
-    assert (legacy / "m.c").read_text() == "int m;\n" and (legacy / MARKER).exists()
+    assert sorted(p.name for p in legacy.iterdir()) == [MARKER, "m.c", "report.json"]
     (legacy / MARKER).write_text("not json")
     with pytest.raises(EdgecError, match=MARKER):
         write_output(files, legacy)
