@@ -370,9 +370,17 @@ def calibrate(g: Graph, samples: list[dict[str, np.ndarray]], method: str = "min
 
 
 def snr_db(ref: np.ndarray, got: np.ndarray) -> float:
-    """10 log10(sum ref^2 / sum (got - ref)^2); inf when identical."""
-    r = np.asarray(ref, np.float64)
-    noise = float(np.sum((np.asarray(got, np.float64) - r) ** 2))
+    """10 log10(sum ref^2 / sum (got - ref)^2); inf when identical. Positions where `ref` is
+    inf or NaN (extreme calibration data) are left out; -inf if `got` is not finite where
+    `ref` is."""
+    r = np.asarray(ref, np.float64).reshape(-1)
+    g = np.broadcast_to(np.asarray(got, np.float64), np.shape(ref)).reshape(-1)
+    finite = np.isfinite(r)
+    if not finite.all():
+        r, g = r[finite], g[finite]
+    if not np.isfinite(g).all():
+        return -math.inf
+    noise = float(np.sum((g - r) ** 2))  # float32 values: squares stay below 1.2e77
     signal = float(np.sum(r * r))
     if noise == 0:
         return math.inf

@@ -21,6 +21,7 @@ from edgec.compiler import CompileOptions, compile_graph, run_pipeline
 from edgec.errors import DataError
 from edgec.frontend.onnx import import_model
 from edgec.quant import ImagePreprocess, load_calibration_inputs
+from edgec.quant.calibrate import snr_db
 from edgec.quant.images import preprocess_image
 from edgec.quant.observers import MIN_RANGE, TensorStats
 from edgec.targets import get_target
@@ -287,3 +288,11 @@ def test_cli_exit_codes_and_one_line(tmp_path, capfd):
     capfd.readouterr()
     assert cli.main([*compile_, str(tmp_path / "tiny.npy")]) == 0
     assert capfd.readouterr().err == ""
+
+
+def test_snr_leaves_out_positions_where_the_reference_is_not_finite():
+    ref = np.float32([1.0, 2.0, np.inf, np.nan, 3e38])
+    got = np.float32([1.0, 2.5, np.inf, 0.0, 3e38])
+    with no_warnings():
+        assert snr_db(ref, got) == pytest.approx(10 * np.log10((1 + 4 + 9e76) / 0.25))
+        assert snr_db(ref[:2], np.float32([1.0, np.nan])) == -np.inf
