@@ -396,10 +396,28 @@ def _classify(code: int, err: str, out_dir: Path, workdir: Path) -> str:
     return "internal"
 
 
+_PARSER: list = []
+
+
+@contextlib.contextmanager
+def _one_parser():
+    """Reuse one argument parser across cases: building it is half the cost of a failing
+    case, and parsing leaves it unchanged (the CLI builds a fresh one per process)."""
+    from edgec import cli
+
+    if not _PARSER:
+        _PARSER.append(cli.build_parser())
+    original = cli.build_parser
+    cli.build_parser = lambda: _PARSER[0]
+    try:
+        yield cli.main
+    finally:
+        cli.build_parser = original
+
+
 def run_case(data: bytes, workdir: Path, timeout: float = 60.0, target: str = "generic-fp32"
              ) -> Outcome:
     """Compile model bytes `data` in this process through the CLI's `main` and judge it."""
-    from edgec.cli import main
 
     workdir.mkdir(parents=True, exist_ok=True)
     model, out_dir = workdir / "fuzzed.onnx", workdir / "out"
@@ -410,7 +428,8 @@ def run_case(data: bytes, workdir: Path, timeout: float = 60.0, target: str = "g
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out), \
+                _one_parser() as main:
             try:
                 code = main(["compile", str(model), "-o", str(out_dir), "-t", target])
             except SystemExit as e:
