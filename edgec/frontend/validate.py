@@ -74,8 +74,10 @@ def check_tensor_proto(t: TensorProto, what: str, limits: Limits) -> None:
 
 
 def _node_desc(n: onnx.NodeProto, index: int) -> str:
-    return f"{n.op_type} node '{n.name}'" if n.name else \
-        f"{n.op_type} node #{index} (unnamed) with output '{n.output[0] if n.output else ''}'"
+    if n.name:
+        return f"{n.op_type} node '{n.name}'"
+    return f"{n.op_type} node #{index} (unnamed)" + (f" with output '{n.output[0]}'"
+                                                      if n.output and n.output[0] else "")
 
 
 def _check_attribute_types(n: onnx.NodeProto, index: int, opset: int) -> None:
@@ -101,6 +103,17 @@ def _check_attribute_types(n: onnx.NodeProto, index: int, opset: int) -> None:
         raise ModelLoadError(f"{_node_desc(n, index)}: attribute '{a.name}' is {given} but ONNX "
                              f"{n.op_type}-{schema.since_version} defines it as {want}; the "
                              "model is invalid")
+
+
+def _check_output_count(n: onnx.NodeProto, index: int, opset: int) -> None:
+    """A default-domain node has as many outputs as its ONNX schema allows."""
+    schema = _schema(n.op_type, opset) if n.domain in ("", "ai.onnx") else None
+    if schema is None:
+        return
+    if not schema.min_output <= len(n.output) <= schema.max_output:
+        raise ModelLoadError(f"{_node_desc(n, index)} has {len(n.output)} output(s) but ONNX "
+                             f"{n.op_type}-{schema.since_version} has {schema.min_output} to "
+                             f"{schema.max_output}; the model is invalid")
 
 
 def _declared_type(vi: onnx.ValueInfoProto) -> tuple[int, list | None]:
@@ -137,8 +150,15 @@ def validate_model(model: onnx.ModelProto, opset: int, limits: Limits, name: str
             raise ModelLoadError(f"graph input '{vi.name}' is declared twice; the model is "
                                  "invalid")
         defined.add(vi.name)
+    produced = {o for n in graph.node for o in n.output}
     for index, n in enumerate(graph.node):
         _check_attribute_types(n, index, opset)
+        _check_output_count(n, index, opset)
+        for name in n.input:
+            if name and name not in defined and name not in produced:
+                raise ModelLoadError(f"tensor '{name}', an input of {_node_desc(n, index)}, is "
+                                     "not defined by any node, initializer or graph input; the "
+                                     "model is invalid")
         for a in n.attribute:
             if a.type == onnx.AttributeProto.TENSOR:
                 check_tensor_proto(a.t, f"attribute '{a.name}' of {_node_desc(n, index)}",

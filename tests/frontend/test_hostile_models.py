@@ -344,3 +344,15 @@ def test_model_file_larger_than_the_weights_limit_is_not_read(capfd, tmp_path):
     with open(path, "wb") as f:  # sparse: no disk used; refused on its size alone
         f.truncate(400 * MIB)
     refused(capfd, tmp_path, path, "model file", "--max-weights-bytes")
+
+
+def test_node_input_defined_nowhere(capfd, tmp_path):
+    model = make_model([helper.make_node("Add", ["x", "nope"], ["y"], name="add")],
+                       {"x": ("float32", (4,))}, {"y": ("float32", (4,))})
+    refused(capfd, tmp_path, model, "'nope'", "Add node 'add'", "not defined")
+
+
+def test_node_without_its_output(capfd, tmp_path):
+    model = graph_model([helper.make_node("Relu", ["x"], [], name="r")], [("x", F, [4])],
+                        [("x", F, [4])])
+    refused(capfd, tmp_path, model, "Relu node 'r'", "0 output(s)")
