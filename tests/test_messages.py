@@ -250,3 +250,24 @@ def test_extreme_numbers_give_at_most_one_warning_line(tmp_path, weights_scale, 
     assert proc.returncode in (0, 2), proc.stderr
     assert len(lines) <= 1, proc.stderr
     assert all(line.startswith(("edgec: warning: ", "edgec: error: ")) for line in lines)
+
+
+def test_progress_bar_leaves_no_line_and_shows_labels_visibly(capsys, monkeypatch):
+    """The plain-text bar (without rich) is erased when its step ends."""
+    import builtins
+
+    from edgec.quant.progress import Progress
+
+    real_import = builtins.__import__
+
+    def no_rich(name, *args, **kwargs):
+        if name.startswith("rich"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_rich)
+    with Progress("calibrating\n\x1b[2J", 3, enabled=True) as bar:
+        bar.advance(3)
+    err = capsys.readouterr().err
+    assert "\n" not in err and "\x1b[2J" not in err and "calibrating\\n" in err
+    assert err.endswith("\r\x1b[K")
