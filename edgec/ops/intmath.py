@@ -29,7 +29,7 @@ def int_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
         q = np.floor_divide(a, safe)  # numpy wraps INT_MIN // -1 to INT_MIN
         r = a - q * safe
-        q = q + ((r != 0) & ((r < 0) != (safe < 0))).astype(a.dtype)
+        q = q + ((r != 0) & ((a < 0) != (safe < 0))).astype(a.dtype)  # floor -> trunc
     return np.where(zero, 0, q).astype(a.dtype)
 
 

@@ -182,3 +182,21 @@ def test_integer_reductions_wrap():
     dt = np.dtype(np.int32)
     np.testing.assert_array_equal(got["s"], [_wrap(sum(r), dt) for r in rows])
     np.testing.assert_array_equal(got["p"], [_wrap(math.prod(r), dt) for r in rows])
+
+
+@pytest.mark.parametrize("dtype", SIGNED + ["uint8"])
+def test_interpreter_reference_follows_the_same_rules(dtype):
+    """edgec/ops/intmath.py (the interpreter's and constant folding's integer Div, Mod, Pow)
+    gives the same results as the rules above."""
+    from edgec.ops.intmath import int_div, int_mod, int_pow
+
+    dtype = np.dtype(dtype)
+    a, b = _operands(dtype)
+    pairs = list(zip(a.tolist(), b.tolist()))
+    np.testing.assert_array_equal(int_div(a, b), [_wrap(_trunc_div(x, y), dtype) for x, y in pairs])
+    for fmod in (False, True):
+        np.testing.assert_array_equal(int_mod(a, b, fmod),
+                                      [_wrap(_mod(x, y, fmod), dtype) for x, y in pairs])
+    e = np.array([y % 70 - (5 if dtype.kind == "i" else 0) for y in b.tolist()], np.int64)
+    np.testing.assert_array_equal(int_pow(a, e), [_wrap(_pow(x, int(y)), dtype)
+                                                  for x, y in zip(a.tolist(), e.tolist())])
