@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-# Flags of the C helpers: the elementwise ops ask these to choose an expression.
-WRAP_HELPER_DTYPES = ("int32", "int64")  # + - * neg abs: narrower types compute in C's int
-INT_KINDS = "iu"
+# Types whose + - * neg abs call a C helper: narrower types compute in C's int, no overflow.
+WRAP_HELPER_DTYPES = ("int32", "int64")
 
 
 def helper_suffix(dtype: np.dtype) -> str:
