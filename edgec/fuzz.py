@@ -243,8 +243,30 @@ def _mutate_initializer(m: onnx.ModelProto, rng: random.Random) -> str:
         m.graph.initializer.append(t)
         return f"extra initializer {t.name!r}"
     t = rng.choice(m.graph.initializer)
+    if rng.random() < 0.15:
+        _make_external(t, rng)
+        return f"initializer {t.name!r} moved to external data"
     _mutate_tensor(t, rng)
     return f"initializer {t.name!r} data"
+
+
+def _make_external(t: TensorProto, rng: random.Random) -> None:
+    """Point a tensor at external data: missing files, paths leaving the folder, the model
+    file itself, odd offsets and lengths."""
+    t.ClearField("raw_data")
+    for name in ("float_data", "int32_data", "int64_data", "double_data"):
+        t.ClearField(name)
+    t.data_location = TensorProto.EXTERNAL
+    del t.external_data[:]
+    entries = {"location": rng.choice(("fuzzed.onnx", "missing.bin", "../fuzzed.onnx",
+                                       "/etc/hostname", "", "out", "a/../fuzzed.onnx"))}
+    if rng.random() < 0.7:
+        entries["offset"] = str(rng.choice((0, 1, 7, 4096, -1, 2**40)))
+    if rng.random() < 0.7:
+        entries["length"] = str(rng.choice((0, 4, 16, 64, -8, 2**40, "x")))
+    for key, value in entries.items():
+        entry = t.external_data.add()
+        entry.key, entry.value = key, value
 
 
 def _mutate_op_type(m: onnx.ModelProto, rng: random.Random) -> str:
