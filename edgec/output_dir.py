@@ -49,7 +49,7 @@ def write_output_dir(files: dict[str, str], outdir: str | os.PathLike) -> Path:
             raise ValueError(f"write_output: bad file name {name!r}")
     dest = _destination(outdir)
     _check_replaceable(dest)
-    made = _make_parents(dest.parent)
+    made: list[Path] = []
     owned: set[str] = set()
     marker = json.dumps({"edgec_version": __version__, "files": sorted(files)}, indent=2)
     tmp = old = None
@@ -57,6 +57,7 @@ def write_output_dir(files: dict[str, str], outdir: str | os.PathLike) -> Path:
     with _sigterm_raises():
         try:
             with _deferred_signals():
+                made = _make_parents(dest.parent)
                 tmp = _fresh_dir(dest.parent, f".{dest.name[:_TEMP_PREFIX_CHARS]}.")
             mode = stat.S_IMODE(os.stat(dest).st_mode) if dest.is_dir() else None
             for name, text in files.items():
