@@ -144,3 +144,59 @@ def test_wrong_kernel_fails_on_the_zoo(bug, target):
     for model, layer in (("resnet8", 4), ("dscnn", 5)):
         res = verify_with(ZOO_DIR / f"{model}.onnx", target, bug, layer=layer)
         assert not res.ok, (model, res.outputs[0].as_dict())
+
+
+@pytest.mark.slow
+def test_wrong_kernel_fails_on_mobilenetv2(zoo_dir):
+    """The deepest zoo model (52 convolutions): correct C passes, and each bug at layer 20
+    still shows at the logits. One compile; the C is edited per bug."""
+    path = zoo_dir / "mobilenetv2.onnx"
+    result = compile_model(path, CompileOptions(target="generic-fp32"))
+    name = next(k for k in result.files if k.endswith(".c") and k != "edgec_harness.c"
+                and not k.endswith("_weights.c"))
+    clean = result.files[name]
+    samples = [random_inputs(result.source_graph, 0)]
+    for bug in (None, "shift", "pad", "bias"):
+        result.files[name] = inject(clean, 20, bug) if bug else clean
+        with tempfile.TemporaryDirectory(prefix="edgec-band-") as tmp:
+            compiled = run_compiled(result, samples, Path(tmp))
+        res = compare_outputs(result, path, samples, compiled)
+        assert res.ok == (bug is None), (bug, res.outputs[0].as_dict())
+
+
+def test_band_is_the_largest_of_spread_relative_and_absolute_floors():
+    """The formula of edgec/verify.py on synthetic outputs (no C involved)."""
+    from edgec.verify import ABS_FLOOR, SPREAD_FACTOR, compare
+
+    ref = np.linspace(-1.0, 1.0, 101)
+    spread = 1e-3
+    ref2 = ref.copy()
+    ref2[7] += spread
+    for err, ok in ((0.99 * SPREAD_FACTOR * spread, True), (1.01 * SPREAD_FACTOR * spread, False)):
+        got = ref.copy()
+        got[50] += err
+        c = compare("y", got, ref, 1e-4, ref_unoptimized=ref2)
+        assert c.ok is ok and np.isclose(c.band_rel, SPREAD_FACTOR * spread), c.as_dict()
+        assert np.isclose(c.ort_spread_rel, spread)
+    got = ref + 0.9e-4
+    assert compare("y", got, ref, 1e-4, ref_unoptimized=ref).ok  # no spread: the rtol floor
+    assert not compare("y", ref + 1.1e-4, ref, 1e-4, ref_unoptimized=ref).ok
+    tiny = ref * 1e-9  # outputs far below float32 resolution of order-1 values
+    assert compare("y", tiny + 0.9 * ABS_FLOOR, tiny, 1e-4, ref_unoptimized=tiny).ok
+    assert not compare("y", tiny + 1.1 * ABS_FLOOR, tiny, 1e-4, ref_unoptimized=tiny).ok
+    assert compare("y", ref + 1.1e-4, ref, 1e-4).ok is False  # no unoptimised run: plain rtol
+
+
+def test_verify_cli_prints_and_reports_the_band(capsys):
+    import json
+
+    from edgec.cli import main
+
+    model = str(ZOO_DIR / "dscnn.onnx")
+    assert main(["verify", model, "-t", "generic-fp32", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["outputs"][0]
+    assert row["ok"] and row["band_rel"] >= 1e-4 and row["ort_self_spread_rel"] >= 0, row
+    assert row["max_rel_err"] <= row["band_rel"]
+    assert main(["verify", model, "-t", "generic-fp32"]) == 0
+    out = capsys.readouterr().out
+    assert "band" in out and "ort self-spread" in out and "within band" in out, out
