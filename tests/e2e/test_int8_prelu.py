@@ -76,10 +76,11 @@ def model_path(tmp_path_factory) -> Path:
     return path
 
 
-def _compile(path: Path, target: str):
+def _compile(path: Path, target: str, keep_float: tuple[str, ...] = ()):
     calib = [{"x": np.random.default_rng(s).standard_normal((1, 3, 32, 32)).astype(np.float32)}
              for s in range(1, 9)]
-    return compile_model(path, CompileOptions(target=target, calib_samples=calib))
+    return compile_model(path, CompileOptions(target=target, calib_samples=calib,
+                                              keep_float=keep_float))
 
 
 def test_prelu_stays_integer(model_path):
@@ -91,9 +92,15 @@ def test_prelu_stays_integer(model_path):
     assert "PRelu" not in ops and "QuantizeLinear" in ops
 
 
+@pytest.mark.parametrize("keep_float", [(), ("PRelu",)], ids=["int8", "float-island"])
 @pytest.mark.parametrize("target", TARGETS)
-def test_prelu_model_is_bit_exact_on_every_int8_target(model_path, target):
-    result = _compile(model_path, target)
+def test_prelu_model_is_bit_exact_on_every_int8_target(model_path, target, keep_float):
+    """Integer PRelus, and also the standalone PRelu kept float (DequantizeLinear -> float
+    PRelu -> QuantizeLinear: elementwise float steps, no contraction, the same division and
+    ties-to-even rounding in C as in the reference) give the same bits on every target."""
+    result = _compile(model_path, target, keep_float)
+    if keep_float:
+        assert [n.op for n in result.graph.nodes].count("PRelu") == 1
     samples = [random_inputs(result.source_graph, seed) for seed in (11, 12)]
     with tempfile.TemporaryDirectory(prefix="edgec-prelu-") as tmp:
         compiled = run_compiled(result, samples, Path(tmp))
