@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import __version__
 from .frontend.onnx import load_onnx
+from .gcpause import gc_paused_for_large_graphs
 from .ir import Graph
 from .limits import Limits, check_arena, check_source_bytes, check_weights
 from .ops import get_op
@@ -124,6 +125,7 @@ def build_report(g: Graph, plan, target: Target, weights_bytes: int, extra: dict
     return report
 
 
+@gc_paused_for_large_graphs
 def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
                   extra_report: dict | None = None) -> CompileResult:
     """Compile an already imported graph for `options.target`."""

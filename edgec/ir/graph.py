@@ -542,14 +542,14 @@ class Graph:
         for n in self.nodes:
             memo[id(n)] = Node(n.op, n.name, None, n.domain)
         for key, v in values.items():
-            memo[key].quant = copy.deepcopy(v.quant, memo)
-            memo[key].meta = copy.deepcopy(v.meta, memo)
+            memo[key].quant = None if v.quant is None else copy.deepcopy(v.quant, memo)
+            memo[key].meta = _copy_plain(v.meta, memo)
         g = Graph(self.name)
         nodes = []
         for n in self.nodes:
             new = memo[id(n)]
-            new.attrs = copy.deepcopy(n.attrs, memo)
-            new.meta = copy.deepcopy(n.meta, memo)
+            new.attrs = _copy_plain(n.attrs, memo)
+            new.meta = _copy_plain(n.meta, memo)
             new.inputs = [None if v is None else memo[id(v)] for v in n.inputs]
             new.outputs = [memo[id(v)] for v in n.outputs]
             for v in new.outputs:
@@ -622,6 +622,30 @@ class Graph:
             if v is not None and v.producer is not None:
                 out.setdefault(id(v.producer), v.producer)
         return list(out.values())
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _copy_plain(obj, memo: dict):
+    """copy.deepcopy(obj, memo) with a fast path for the dicts, lists and tuples of scalars
+    that attributes and meta mostly hold (deepcopy dominated `clone` on large graphs)."""
+    if isinstance(obj, _SCALARS):
+        return obj
+    kind = type(obj)
+    if kind not in (dict, list, tuple):
+        return copy.deepcopy(obj, memo)
+    done = memo.get(id(obj))
+    if done is not None:  # shared inside the graph: shared in the copy too, as deepcopy does
+        return done
+    if kind is dict:
+        out = {k: _copy_plain(v, memo) for k, v in obj.items()}
+    elif kind is list:
+        out = [_copy_plain(v, memo) for v in obj]
+    else:
+        out = tuple(_copy_plain(v, memo) for v in obj)
+    memo[id(obj)] = out
+    return out
 
 
 def compose_perm(transpose_perm: list[int], source_perm) -> tuple[int, ...] | None:
