@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .clocks import clocks_line
 from .cli_text import model_name
 from .cli_text import print_verify as _print_verify
 from .console import Session, quote, set_current, visible
@@ -341,7 +342,8 @@ def cmd_bench(args) -> int:
     from .frontend.onnx import parse_input_shapes
 
     row = bench_model(args.model, args.target, runs=args.runs, compare=not args.no_compare,
-                      input_shapes=parse_input_shapes(args.input_shape))
+                      input_shapes=parse_input_shapes(args.input_shape),
+                      lock_clocks=args.lock_clocks)
     if args.json:
         print(json.dumps(row))
         return 0
@@ -354,6 +356,7 @@ def cmd_bench(args) -> int:
     peak_name = ("the AVX2 int8 ceiling" if "int8_avx2_peak_gmacs" in row else "the FMA peak")
     share = f", {row['peak_share']:.0%} of {peak_name}" if "peak_share" in row else ""
     print(f"  edgec        {row['latency_ms']:.4f} ms  ({row['gmacs']:.1f} GMAC/s{share})")
+    print(f"  clocks       {clocks_line(row.get('clocks') or {})}")
     if "onnxruntime_ms" in row:
         print(f"  onnxruntime  {row['onnxruntime_ms']:.4f} ms  ({row['onnxruntime_form']}; "
               f"call overhead {row['onnxruntime_call_overhead_ms']:.4f} ms)")
@@ -494,6 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--runs", type=int, default=100,
                    help="timed runs of each engine after warm-up; default %(default)s")
     b.add_argument("--no-compare", action="store_true", help="time edgec only")
+    b.add_argument("--lock-clocks", action="store_true",
+                   help="performance governor, minimum = maximum frequency while timing, where "
+                        "permitted (restored afterwards; see docs/os-runtime.md)")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(fn=cmd_bench)
 
