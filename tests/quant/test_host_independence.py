@@ -135,6 +135,30 @@ def test_committed_goldens_check_under_a_forced_feature_set():
     assert statuses and all(s == "pass" for s in statuses.values()), (statuses, proc.stderr)
 
 
+@pytest.mark.slow
+def test_golden_recorded_under_one_feature_set_checks_under_another(tmp_path):
+    """A golden recorded with numpy/OpenBLAS on their oldest paths (as on an older CPU)
+    checks with this host's best paths, and the other way round (digits_cnn: its output is
+    a dequantised int8 tensor, compared bit for bit); the mse method exercises the histogram
+    search too."""
+    cases = {"old": tmp_path / "old", "new": tmp_path / "new"}
+    for (record_level, check_level), key in ((("baseline", "default"), "old"),
+                                             (("default", "baseline"), "new")):
+        rec = subprocess.run(
+            [sys.executable, "-m", "edgec.cli", "golden", "record",
+             str(MODELS / "digits_cnn.onnx"), "-t", "generic-int8", "-d", str(cases[key]),
+             "--calib", str(MODELS / "digits_calib.npz"), "--calib-method", "mse"],
+            cwd=REPO, env=_feature_env(record_level), capture_output=True, text=True,
+            timeout=600)
+        assert rec.returncode == 0, rec.stdout + rec.stderr
+        chk = subprocess.run([sys.executable, "-m", "edgec.cli", "golden", "check",
+                              str(cases[key]), "--json"], cwd=REPO,
+                             env=_feature_env(check_level), capture_output=True, text=True,
+                             timeout=600)
+        statuses = [c["status"] for c in json.loads(chk.stdout)["cases"]]
+        assert statuses == ["pass"], chk.stdout + chk.stderr
+
+
 # ------------------------------------------------------------------ detmath itself
 def test_detmath_functions_match_python_math_within_four_float64_ulps():
     rng = np.random.default_rng(3)
