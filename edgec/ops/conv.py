@@ -168,6 +168,13 @@ class Conv(OpDef):
         pads = a["pads"]
         group = a["group"]
         check_window(node, nsp, a["kernel_shape"], a["strides"], a["dilations"], pads)
+        if list(a["kernel_shape"]) != list(w.shape[2:]):
+            raise ShapeError(f"Conv node '{node.name}': kernel_shape {a['kernel_shape']} differs "
+                             f"from the weights {w.shape}")
+        b = node.input(2)
+        if b is not None and b.shape != (w.shape[0],):
+            raise ShapeError(f"Conv node '{node.name}': bias of shape {b.shape} does not fit "
+                             f"{w.shape[0]} output channels")
         c = channels(x.shape, x_layout)
         if group < 1 or w.shape[1] * group != c or w.shape[0] % group:
             raise ShapeError(

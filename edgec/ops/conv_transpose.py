@@ -137,7 +137,7 @@ class ConvTranspose(OpDef):
         sp = spatial_shape(x.shape, layout)
         nsp = len(sp)
         c = channels(x.shape, layout)
-        if w.shape[0] != c or c % group:
+        if group < 1 or w.shape[0] != c or c % group:
             raise ShapeError(f"ConvTranspose node '{node.name}': weight {w.shape} does not fit "
                              f"{c} input channels in {group} group(s)")
         m = w.shape[1] * group

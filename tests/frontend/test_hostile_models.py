@@ -356,3 +356,21 @@ def test_node_without_its_output(capfd, tmp_path):
     model = graph_model([helper.make_node("Relu", ["x"], [], name="r")], [("x", F, [4])],
                         [("x", F, [4])])
     refused(capfd, tmp_path, model, "Relu node 'r'", "0 output(s)")
+
+
+def test_conv_kernel_shape_differs_from_the_weights(capfd, tmp_path):
+    refused(capfd, tmp_path, conv_model(kernel_shape=[1, 2]), "Conv node 'conv'", "[1, 2]")
+
+
+def test_conv_bias_of_the_wrong_size(capfd, tmp_path):
+    model = make_model([helper.make_node("Conv", ["x", "w", "b"], ["y"], name="conv")],
+                       {"x": ("float32", (1, 1, 8, 8))}, {"y": ("float32", None)},
+                       {"w": np.ones((2, 1, 3, 3), np.float32), "b": np.ones(0, np.float32)})
+    refused(capfd, tmp_path, model, "Conv node 'conv'", "bias")
+
+
+def test_conv_transpose_group_0(capfd, tmp_path):
+    model = make_model([helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="up", group=0)],
+                       {"x": ("float32", (1, 2, 4, 4))}, {"y": ("float32", None)},
+                       {"w": np.ones((2, 1, 3, 3), np.float32)})
+    refused(capfd, tmp_path, model, "ConvTranspose node 'up'", "group")
