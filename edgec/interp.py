@@ -2,6 +2,11 @@
 
 It is the definition of what a compiled model must compute (fp32 within tolerance; int8
 bit for bit), and it powers `edgec run`, constant folding and calibration.
+
+Quantized graphs run under `edgec.detmath.deterministic_math`: the float islands between
+their int8 layers (a Softmax, a Sigmoid kept float) call exp/log/tanh through IEEE-exact
+float64 code instead of numpy's SIMD dispatch, so the reference bits of an int8 model, and
+the golden outputs recorded from them, do not depend on the host's CPU.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 
+from .detmath import deterministic_math
 from .errors import DataError
 from .ir import Graph
 from .ops import get_op
@@ -46,7 +52,12 @@ def run_graph(
     `observer(value_name, array)` is called for every node output (calibration, per-layer
     debugging).
     """
-    env = execute(g, dict(check_inputs(g, feeds)), observer=observer, keep_all=keep_all)
+    if g.meta.get("quantized"):
+        with deterministic_math():
+            env = execute(g, dict(check_inputs(g, feeds)), observer=observer,
+                          keep_all=keep_all)
+    else:
+        env = execute(g, dict(check_inputs(g, feeds)), observer=observer, keep_all=keep_all)
     if keep_all:
         return env
     names = g.meta.get("output_names") or [v.name for v in g.outputs]
