@@ -94,8 +94,9 @@ def test_trained_mobilenetv2_int8(zoo_dir, tmp_path):
     # its unfused self it agrees on 0.85 with VNNI but 0.16 with AVX2 (docs/hosts.md).
     assert row["qdq_within_1lsb"] >= 0.75, row
     if row["qdq_within_1lsb"] < 0.999:
-        pytest.xfail("onnxruntime's fused integer kernels round requantisation differently "
-                     f"from the TFLite scheme; 1-LSB steps compound over 52 layers: {row}")
+        pytest.xfail("onnxruntime's float ops between Q and DQ land on the other side of a "
+                     "rounding tie from edgec's integer arithmetic now and then; 1-LSB steps "
+                     f"compound over 52 layers: {row}")
 
 
 @pytest.mark.slow
