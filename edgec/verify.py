@@ -18,10 +18,12 @@ real bugs through on shallow ones. The band of an output is
                    on the same inputs, a measure of how far two correct float32 executions of
                    this model drift apart on these inputs;
   SPREAD_FACTOR=8  edgec is a third float32 execution with its own summation orders (packed
-                   GEMM tiles, Winograd); measured on deep models its error against onnxruntime
-                   reaches ~3x that spread (pose heatmap: 3.8e-3 vs 1.2e-3), 8 leaves margin
-                   while a wrong kernel (a shifted element, a wrong pad or bias) errs by
-                   orders of magnitude more (tests/e2e/test_verify_band.py);
+                   GEMM tiles, Winograd); on a real pose model its error against onnxruntime
+                   was ~3x that spread (heatmap: 3.8e-3 vs 1.2e-3), 8 leaves margin. Wrong
+                   kernels (a shifted element, a wrong border row, a wrong bias) still fail
+                   on the zoo and on deep test models (tests/e2e/test_verify_band.py); on a
+                   model as sensitive as its OCR-like one, an error below 8x the model's own
+                   float noise passes by design (docs/hosts.md);
   rtol=1e-4        the relative floor (relative to the output's largest magnitude): the old
                    fixed tolerance, kept as the least band, so shallow models where both
                    onnxruntime runs agree bit for bit are judged as before;
