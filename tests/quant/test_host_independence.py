@@ -64,7 +64,7 @@ def _feature_env(level: str) -> dict[str, str]:
         if core:
             env["OPENBLAS_CORETYPE"] = core
         # torch/oneDNN too, should anything in the int8 path ever reach for them again
-        env.update(ATEN_CPU_CAPABILITY="default", ONEDNN_MAX_CPU_ISA="DEFAULT")
+        env.update(ATEN_CPU_CAPABILITY="default", ONEDNN_MAX_CPU_ISA="SSE41")
     return env
 
 
