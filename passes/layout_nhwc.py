@@ -68,10 +68,9 @@ def switch_to_channels_last(g: Graph) -> bool:
         old_outs = list(node.outputs)
         for y in old_outs:
             y.type = opdef.infer(node)[node.outputs.index(y)]
-        after = g.nodes[g.nodes.index(node) + 1] if node is not g.nodes[-1] else None
-        for y in old_outs:
+        for y in old_outs:  # right after the node (O(1): no search for its position)
             t_out = g.add_node("Transpose", [y], attrs={"perm": _to_first(len(y.shape))},
-                               name=f"{node.name}_to_nchw", before=after)
+                               name=f"{node.name}_to_nchw", after=node)
             for user, idx in list(y.uses):
                 if user is not t_out:
                     user.set_input(idx, t_out.output)

@@ -22,8 +22,8 @@ the state's node set (so a graph of n nodes pays ceil(n/64) units per step). The
 therefore gets the same schedule on any machine, loaded or not. A graph whose greedy pass
 alone would exceed the budget is not searched at all: it keeps its original order (the
 planner's cost stays linear in the graph size); so does a graph whose every node reads the
-node before it (a chain: its order is the only one, hence optimal). The original order is kept unless another
-order has a strictly lower peak.
+node before it (a chain: its order is the only one, hence optimal). The original order is
+kept unless another order has a strictly lower peak.
 
 Before/after (sizes in units of the alignment; c is an in-place Add):
 

@@ -120,6 +120,8 @@ class Quantizer:
         self.fval: dict[str, Value] = {}  # int8-only value name -> dequantised float value
         self.kind: dict[int, str | None] = {}  # by id(node)
         self.int8: set[int] = set()  # id() of int8 nodes
+        self._layer_index: dict[str, list[dict]] = {}  # output value -> opts.layers records
+        self._layers_indexed = 0  # how many of opts.layers are in _layer_index
 
     # ---------------------------------------------------------------- classification
     def classify(self, node: Node) -> str | None:
@@ -318,6 +320,17 @@ class Quantizer:
                                  "x_scale": _scale(x), "x_zero_point": _zp(x),
                                  "y_scale": _scale(y), "y_zero_point": _zp(y), **extra})
 
+    def _take_layers_writing(self, name: str) -> list[dict]:
+        """The layer records whose output value is `name`, removed from the index (which
+        takes in records added since the last call): O(1) amortised, not a scan of all."""
+        layers = self.opts.layers
+        if self._layers_indexed > len(layers):  # the list was replaced: index it afresh
+            self._layer_index, self._layers_indexed = {}, 0
+        for rec in layers[self._layers_indexed:]:
+            self._layer_index.setdefault(rec["value"], []).append(rec)
+        self._layers_indexed = len(layers)
+        return self._layer_index.pop(name, [])
+
     # ---------------------------------------------------------------- rewrites
     def _requant_layer(self, node: Node, op: str, xq: Value, w_q: np.ndarray, w_scale,
                        bias, geometry: dict) -> Value:
@@ -483,9 +496,9 @@ class Quantizer:
                 len(x.uses) == 1 and x not in self.g.outputs and prod.op != "QLookup":
             prod.attrs["act_min"] = max(prod.attrs["act_min"], lo)
             prod.attrs["act_max"] = min(prod.attrs["act_max"], hi)
-            for rec in self.opts.layers:  # the layer now writes the clamp's output
-                if rec["value"] == x.name:
-                    rec["value"] = node.output.name
+            for rec in self._take_layers_writing(x.name):  # they now write the clamp's output
+                rec["value"] = node.output.name
+                self._layer_index.setdefault(rec["value"], []).append(rec)
             return xq
         return self._emit(node, "Clip", [xq], {"min": float(lo), "max": float(hi)}, p)
 

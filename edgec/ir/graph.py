@@ -15,23 +15,21 @@ Transposes that produce `new` to their inputs, with the permutation composed), a
 `add_node(..., name=existing_node_name)`, the passes' way of rebuilding a node, inherits the
 existing node's source nodes. Per-layer debugging uses this to name compiled values.
 
-Cost: every mutation is O(1) amortised or linear in what it touches, so passes stay linear in
-the graph size. `nodes` is a plain list; `add_node(before=...)` and `remove_node` record the
-change and the list is brought up to date, in one O(n) pass, the next time `nodes` is read.
-Membership is `has_node` (a dict lookup; `node in g.nodes` scans the list). Reorder or edit
-the order by assigning a new list to `nodes`; in-place edits of the list are noticed when
-its length changes.
+Cost: every edit is O(1) amortised or linear in what it touches, so passes stay linear in
+the graph size: the node order is kept by `order.NodeOrder` (insertions and removals are
+settled in one pass when `nodes` is next read; `has_node` is a dict lookup), names by
+`names.first_free`, and `remove_dead` walks back from the outputs once.
 """
 
 from __future__ import annotations
 
-import copy
-import itertools
 from typing import Iterable, Sequence
 
 import networkx as nx
 import numpy as np
 
+from .names import NameSet, ValueTable, first_free
+from .order import NodeOrder
 from .types import DType, QuantParams, TensorType
 
 SOURCE = "source"  # Value.meta key: (source value name, perm or None); see the module doc
@@ -132,186 +130,28 @@ class Node:
         return f"Node({self.op}, {self.name!r})"
 
 
-class _Names(set):
-    """A set of names that counts removals, so that suffix memos know when to start over."""
-
-    freed = 0
-
-    def discard(self, name) -> None:
-        """set.discard, counted."""
-        self.freed += 1
-        super().discard(name)
-
-    def remove(self, name) -> None:
-        """set.remove, counted."""
-        self.freed += 1
-        super().remove(name)
-
-    def clear(self) -> None:
-        """set.clear, counted."""
-        self.freed += 1
-        super().clear()
-
-
-class _ValueTable(dict):
-    """The name -> Value table; counts removals like `_Names`."""
-
-    freed = 0
-
-    def pop(self, *args):
-        """dict.pop, counted."""
-        self.freed += 1
-        return super().pop(*args)
-
-    def __delitem__(self, name) -> None:
-        self.freed += 1
-        super().__delitem__(name)
-
-    def popitem(self):
-        """dict.popitem, counted."""
-        self.freed += 1
-        return super().popitem()
-
-    def clear(self) -> None:
-        """dict.clear, counted."""
-        self.freed += 1
-        super().clear()
-
-
-def _first_free(hint: str, taken, memo: dict | None = None) -> str:
-    """`hint` if it is not in `taken`, else the first of hint_1, hint_2, ... that is not.
-
-    `memo` (hint -> (suffix, removal count of `taken`)) remembers where the last search for a
-    hint ended, so that n requests for one hint cost O(n), not O(n^2); it is only trusted
-    while nothing was removed from `taken` (a removal could free a lower suffix).
-    """
-    if hint not in taken:
-        return hint
-    freed = getattr(taken, "freed", None)
-    start = 1
-    if memo is not None and freed is not None:
-        start, when = memo.get(hint, (1, freed))
-        if when != freed:
-            start = 1
-    for i in itertools.count(start):
-        cand = f"{hint}_{i}"
-        if cand not in taken:
-            if memo is not None and freed is not None:
-                memo[hint] = (i, freed)
-            return cand
-    raise AssertionError("unreachable")
-
-
-class Graph:
+class Graph(NodeOrder):
     """A dataflow graph in a valid execution order (`nodes`), with named inputs and outputs."""
 
     def __init__(self, name: str = "model"):
         self.name = name
         self.inputs: list[Value] = []
         self.outputs: list[Value] = []
-        self.values: dict[str, Value] = _ValueTable()
+        self.values: dict[str, Value] = ValueTable()
         self.meta: dict = {}
-        self._node_names: set[str] = _Names()
+        self._node_names: set[str] = NameSet()
         self._name_memo: dict = {}
-        self._nodes: list[Node] = []
-        self._members: dict[int, Node] = {}  # id -> node, every node of the graph
         self._by_name: dict[str, Node] = {}  # node name -> node (checked before trusted)
-        self._insert_before: dict[int, list[Node]] = {}  # id(anchor) -> nodes to insert
-        self._dropped: set[int] = set()  # ids of removed nodes still in the list
-        self._synced_len = 0  # len(self._nodes) as the Graph methods left it
-        self._order: dict[int, tuple[Node, int]] = {}  # id -> (node, position) (order_index)
-
-    # ----------------------------------------------------------------- node order
-    @property
-    def nodes(self) -> list[Node]:
-        """The nodes in execution order (brought up to date on reading; see the module doc)."""
-        if self._insert_before or self._dropped:
-            self._flush()
-        return self._nodes
-
-    @nodes.setter
-    def nodes(self, nodes: Sequence[Node]) -> None:
-        self._nodes = nodes if isinstance(nodes, list) else list(nodes)
-        self._insert_before.clear()
-        self._dropped.clear()
-        self._resync()
-
-    def order_index(self, node: Node) -> int:
-        """A number that orders `node` among the graph's nodes as `nodes` does (its position
-        when the table was last built: insertions and removals keep the relative order of
-        the other nodes, so the table is rebuilt only for nodes new since then)."""
-        self._check_sync()
-        entry = self._order.get(id(node))
-        if entry is None or entry[0] is not node or self._members.get(id(node)) is not node:
-            self._order = {id(n): (n, i) for i, n in enumerate(self.nodes)}
-            entry = self._order.get(id(node))
-            if entry is None:
-                raise ValueError(f"{node!r} is not a node of the graph")
-        return entry[1]
-
-    def has_node(self, node: Node) -> bool:
-        """True when `node` is one of this graph's nodes (O(1), unlike `node in g.nodes`)."""
-        self._check_sync()
-        return self._members.get(id(node)) is node
-
-    def _resync(self) -> None:
-        """Rebuild the membership table from the (up to date) list."""
-        self._members = {id(n): n for n in self._nodes}
-        self._synced_len = len(self._nodes)
-        self._order = {}
-
-    def _check_sync(self) -> None:
-        """Notice in-place edits of the list made outside the Graph methods."""
-        if len(self._nodes) != self._synced_len:
-            if self._insert_before or self._dropped:
-                self._flush()
-            self._resync()
-
-    def _flush(self) -> None:
-        """Apply the recorded insertions and removals to the list, in place, in O(n)."""
-        pending, dropped = self._insert_before, self._dropped
-        out: list[Node] = []
-        stack: list[tuple[Node, bool]] = []
-        for node in self._nodes:
-            stack.append((node, False))
-            while stack:
-                n, expanded = stack.pop()
-                if expanded:
-                    if id(n) not in dropped:
-                        out.append(n)
-                    continue
-                stack.append((n, True))
-                for p in reversed(pending.pop(id(n), ())):
-                    stack.append((p, False))
-        pending.clear()
-        dropped.clear()
-        self._nodes[:] = out
-        self._synced_len = len(out)
-
-    def _place(self, node: Node, before: Node | None) -> None:
-        """Put a new node at the end, or just before `before` (ValueError if not a node)."""
-        self._check_sync()
-        if id(node) in self._dropped:  # a removed node added again: settle its old slot first
-            self._flush()
-        if before is None:
-            self._nodes.append(node)
-            self._synced_len += 1
-        else:
-            if self._members.get(id(before)) is not before:
-                raise ValueError(f"{before!r} is not a node of the graph")
-            self._insert_before.setdefault(id(before), []).append(node)
-        self._members[id(node)] = node
-        self._by_name[node.name] = node
-        self._node_names.add(node.name)
+        self._init_order()
 
     # ----------------------------------------------------------------- construction
     def unique_value_name(self, hint: str) -> str:
         """`hint`, or `hint_1`, `hint_2`... whichever is not yet a value name."""
-        return _first_free(hint or "v", self.values, self._name_memo.setdefault("v", {}))
+        return first_free(hint or "v", self.values, self._name_memo.setdefault("v", {}))
 
     def unique_node_name(self, hint: str) -> str:
         """`hint`, or a suffixed variant that no node uses yet."""
-        return _first_free(hint or "node", self._node_names, self._name_memo.setdefault("n", {}))
+        return first_free(hint or "node", self._node_names, self._name_memo.setdefault("n", {}))
 
     def add_value(self, name: str, type: TensorType, data: np.ndarray | None = None) -> Value:
         """Create a value with a fresh name derived from `name`."""
@@ -341,8 +181,10 @@ class Graph:
         name: str | None = None,
         output_names: Sequence[str] | None = None,
         before: Node | None = None,
+        after: Node | None = None,
     ) -> Node:
-        """Append (or insert before `before`) a node; output types are inferred when omitted.
+        """Append (or insert before `before`, or after `after` and the nodes already inserted
+        after it) a node; output types are inferred when omitted.
 
         Attributes are checked and completed with defaults by the op's registry entry.
         """
@@ -350,7 +192,8 @@ class Graph:
 
         opdef = get_op(op)
         rebuilt = self._source_nodes_of(name) if name else None
-        node = Node(op, self.unique_node_name(name or op.lower()), opdef.normalize_attrs(attrs or {}))
+        node = Node(op, self.unique_node_name(name or op.lower()),
+                    opdef.normalize_attrs(attrs or {}))
         if rebuilt is not None:  # a pass rebuilding node `name`: the new node computes it too
             node.meta[SOURCE_NODES] = list(rebuilt)
         node.inputs = list(inputs)
@@ -362,7 +205,8 @@ class Graph:
             v = self.add_value(hint, t)
             v.producer = node
             node.outputs.append(v)
-        self._place(node, before)
+        self._place(node, before, after)
+        self._register_name(node)
         return node
 
     def adopt_node(
@@ -381,6 +225,7 @@ class Graph:
             v.producer = node
             node.outputs.append(v)
         self._place(node, before)
+        self._register_name(node)
         return node
 
     # ----------------------------------------------------------------- mutation
@@ -395,6 +240,11 @@ class Graph:
         node.inputs = []
         self._forget(node)
         self._dropped.add(id(node))
+
+    def _register_name(self, node: Node) -> None:
+        """Enter a new node's name in the name tables."""
+        self._by_name[node.name] = node
+        self._node_names.add(node.name)
 
     def _forget(self, node: Node) -> None:
         """Drop a node from the membership and name tables and its outputs from the values."""
@@ -526,43 +376,10 @@ class Graph:
         self.nodes = [self.nodes[i] for i in order]
 
     def clone(self) -> "Graph":
-        """A deep copy (constants included), for Before/After comparisons.
+        """A deep copy (constants included), for Before/After comparisons (see ir/clone.py)."""
+        from .clone import clone_graph
 
-        Built value by value and node by node: `copy.deepcopy` of the graph would recurse
-        along the use-def chain and overflow the stack on graphs of a few hundred nodes.
-        """
-        values: dict[int, Value] = {}
-        for v in [*self.values.values(), *self.inputs, *self.outputs,
-                  *(v for n in self.nodes for v in (*n.inputs, *n.outputs))]:
-            if v is not None:
-                values.setdefault(id(v), v)
-        memo: dict[int, object] = {}  # old object id -> copy, shared by every deepcopy below
-        for key, v in values.items():
-            memo[key] = Value(v.name, v.type, None if v.data is None else v.data.copy())
-        for n in self.nodes:
-            memo[id(n)] = Node(n.op, n.name, None, n.domain)
-        for key, v in values.items():
-            memo[key].quant = None if v.quant is None else copy.deepcopy(v.quant, memo)
-            memo[key].meta = _copy_plain(v.meta, memo)
-        g = Graph(self.name)
-        nodes = []
-        for n in self.nodes:
-            new = memo[id(n)]
-            new.attrs = _copy_plain(n.attrs, memo)
-            new.meta = _copy_plain(n.meta, memo)
-            new.inputs = [None if v is None else memo[id(v)] for v in n.inputs]
-            new.outputs = [memo[id(v)] for v in n.outputs]
-            for v in new.outputs:
-                v.producer = new
-            nodes.append(new)
-        g.nodes = nodes
-        g._by_name = {n.name: n for n in nodes}
-        g.values.update((name, memo[id(v)]) for name, v in self.values.items())
-        g.inputs = [memo[id(v)] for v in self.inputs]
-        g.outputs = [memo[id(v)] for v in self.outputs]
-        g.meta = copy.deepcopy(self.meta, memo)
-        g._node_names.update(self._node_names)
-        return g
+        return clone_graph(self)
 
     def verify(self) -> None:
         """Check structural invariants and that every node's types match its op's inference.
@@ -622,30 +439,6 @@ class Graph:
             if v is not None and v.producer is not None:
                 out.setdefault(id(v.producer), v.producer)
         return list(out.values())
-
-
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def _copy_plain(obj, memo: dict):
-    """copy.deepcopy(obj, memo) with a fast path for the dicts, lists and tuples of scalars
-    that attributes and meta mostly hold (deepcopy dominated `clone` on large graphs)."""
-    if isinstance(obj, _SCALARS):
-        return obj
-    kind = type(obj)
-    if kind not in (dict, list, tuple):
-        return copy.deepcopy(obj, memo)
-    done = memo.get(id(obj))
-    if done is not None:  # shared inside the graph: shared in the copy too, as deepcopy does
-        return done
-    if kind is dict:
-        out = {k: _copy_plain(v, memo) for k, v in obj.items()}
-    elif kind is list:
-        out = [_copy_plain(v, memo) for v in obj]
-    else:
-        out = tuple(_copy_plain(v, memo) for v in obj)
-    memo[id(obj)] = out
-    return out
 
 
 def compose_perm(transpose_perm: list[int], source_perm) -> tuple[int, ...] | None:

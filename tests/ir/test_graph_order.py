@@ -14,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgec.frontend.onnx import import_model
 from edgec.ir import Graph, TensorType
 from edgec.ir import graph as graph_module
+from edgec.ir import names as names_module
 
 
 def chain(n: int) -> tuple[Graph, list]:
@@ -146,7 +147,7 @@ def _count_work(n: int, monkeypatch) -> dict[str, int]:
 
     with monkeypatch.context() as patch:
         patch.setattr(graph_module.Graph, "_flush", counted_flush)
-        patch.setattr(graph_module._Names, "__contains__", counted_contains)
+        patch.setattr(names_module.NameSet, "__contains__", counted_contains)
         target = get_target("generic-fp32")
         g = run_pipeline(import_model(_unnamed_chain_model(n)), target,
                          CompileOptions(target=target.name))
