@@ -11,7 +11,7 @@ Where each limit is checked (see docs/robustness.md):
 - node count: before the graph is imported (frontend);
 - tensor rank, per-tensor elements, per-tensor bytes: on every inferred type during import,
   before a constant is folded (activations against the arena limit, constants against the
-  weights limit);
+  weights limit); the multiply-accumulates of a node folded at compile time likewise;
 - arena bytes: after memory planning, before the C back-end runs;
 - weights bytes and generated source bytes: estimated from the constants before the C is
   rendered, and the rendered text is measured again before anything is written.
@@ -50,6 +50,7 @@ class Limits:
     max_nodes: int = 1_000_000
     max_source_bytes: int = 256 * MIB  # about 14M float weights of C initializer text
     max_rank: int = 8  # the tensor-info table of the generated header holds 8 dimensions
+    max_fold_macs: int = 10**9  # work of one op evaluated at compile time (constant folding)
 
     def __post_init__(self):
         for f in fields(self):
@@ -65,6 +66,7 @@ FLAGS = {
     "max_nodes": "--max-nodes",
     "max_source_bytes": "--max-source-bytes",
     "max_rank": "--max-rank",
+    "max_fold_macs": "--max-fold-macs",
 }
 
 _SUFFIXES = {"": 1, "k": KIB, "kb": KIB, "kib": KIB, "m": MIB, "mb": MIB, "mib": MIB,
@@ -142,6 +144,15 @@ def check_tensor(t: TensorType, what: str, limits: Limits, constant: bool) -> No
         raise LimitError(f"{what} ({t}) has {numel:,} elements, more than the limit of "
                          f"{limits.max_tensor_elements:,}; raise it with "
                          f"{FLAGS['max_tensor_elements']} if this is intended")
+
+
+def check_fold_macs(macs: int, what: str, limits: Limits) -> None:
+    """LimitError when folding `what` to a constant would take more multiply-accumulates
+    than `limits.max_fold_macs` (compile time and memory, before any is spent)."""
+    if macs > limits.max_fold_macs:
+        raise LimitError(f"{what} folds to a constant at compile time with {macs:,} "
+                         f"multiply-accumulates, more than the limit of {limits.max_fold_macs:,}; "
+                         f"raise it with {FLAGS['max_fold_macs']} if this is intended")
 
 
 def check_arena(arena_bytes: int, limits: Limits) -> None:

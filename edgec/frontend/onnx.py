@@ -20,8 +20,8 @@ from edgec.errors import EdgecError, ModelLoadError, ShapeError, UnsupportedErro
 from edgec.frontend.control_flow import lower_control_flow
 from edgec.frontend.validate import (check_declared_outputs, check_input_types, check_tensor_proto,
                                      validate_model)
-from edgec.ir import DType, Graph, Node, TensorType
-from edgec.limits import Limits, check_model_file_size, check_tensor
+from edgec.ir import DType, Graph, Node, TensorType, Value
+from edgec.limits import Limits, check_fold_macs, check_model_file_size, check_tensor
 from edgec.ops import get_op, has_op
 
 MIN_OPSET = 11
@@ -378,6 +378,8 @@ def import_model(
                                             and gn.op not in KEEP_AT_IMPORT)
         for oname, t in zip(out_names, types):
             check_tensor(t, f"output '{oname}' of {desc}", limits, constant=folds)
+        if folds and gn.op not in SHAPE_ONLY_OPS:
+            _check_fold_work(opdef, node, types, desc, limits)
         if folds:
             datas = [None if v is None else v.data for v in node.inputs]
             if gn.op in SHAPE_ONLY_OPS:
@@ -417,6 +419,17 @@ def import_model(
     g.meta["opset"] = opset
     g.remove_dead()
     return g
+
+
+def _check_fold_work(opdef, node: Node, types, desc: str, limits: Limits) -> None:
+    """Folding runs the op in numpy at compile time: refuse one whose multiply-accumulates
+    exceed the limit before running it (a 191-byte model can ask for a 4096^3 MatMul)."""
+    node.outputs[:] = [Value(f"{node.name}_out{i}", t) for i, t in enumerate(types)]
+    try:
+        work = opdef.macs(node)
+    finally:
+        node.outputs[:] = []
+    check_fold_macs(work, desc, limits)
 
 
 def _ir_dtype(np_dtype, where: str) -> DType:

@@ -374,3 +374,22 @@ def test_conv_transpose_group_0(capfd, tmp_path):
                        {"x": ("float32", (1, 2, 4, 4))}, {"y": ("float32", None)},
                        {"w": np.ones((2, 1, 3, 3), np.float32)})
     refused(capfd, tmp_path, model, "ConvTranspose node 'up'", "group")
+
+
+def test_folding_a_huge_matmul_is_refused_before_it_runs(capfd, tmp_path):
+    """A 191-byte model asks for a 4096^3 MatMul of constants at compile time."""
+    fill = helper.make_tensor("v", F, [1], [1.0])
+    model = make_model([helper.make_node("ConstantOfShape", ["s"], ["a"], value=fill),
+                        helper.make_node("MatMul", ["a", "a"], ["m"], name="mm"),
+                        helper.make_node("ReduceSum", ["m"], ["r"], keepdims=0),
+                        helper.make_node("Add", ["x", "r"], ["y"])],
+                       {"x": ("float32", ())}, {"y": ("float32", None)},
+                       {"s": np.array([4096, 4096], np.int64)})
+    refused(capfd, tmp_path, model, "MatMul node 'mm'", "68,719,476,736", "--max-fold-macs")
+    # Folding below the limit still happens: the same model with 64x64 compiles.
+    model.graph.initializer[0].CopyFrom(numpy_helper.from_array(np.array([64, 64], np.int64),
+                                                                "s"))
+    path = tmp_path / "small.onnx"
+    onnx.save(model, str(path))
+    code, _, err = run_cli(capfd, "compile", path, "-o", tmp_path / "ok")
+    assert code == 0, err
