@@ -119,7 +119,8 @@ def npy_header(rng, blob: bytes) -> bytes:
         text = text.replace("'shape'", "'shap'")
     head = text.encode("latin1")
     head += b" " * ((64 - (10 + len(head) + 1) % 64) % 64) + b"\n"
-    start = 10 + struct.unpack("<H", blob[8:10])[0] if blob[6:8] == b"\x01\x00" else len(blob)
+    version_1 = blob[6:8] == b"\x01\x00" and len(blob) >= 10  # else: all of it is replaced
+    start = 10 + struct.unpack("<H", blob[8:10])[0] if version_1 else len(blob)
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(head)) + head + blob[start:]
 
 
