@@ -208,8 +208,12 @@ def test_qlinearconv_convinteger_exact_on_every_build():
     for got, setup in zip(results, setups):
         assert_exact(got, want, str(setup))
     ort = ort_run(model, feeds)
-    within_one_lsb(results[0], {k: v for k, v in ort.items() if k.startswith("y_")})
-    assert_exact(results[0], {k: v for k, v in ort.items() if k.startswith("ci_")}, "ort")
+    # onnxruntime's u8 x s8 QLinearConv is host-dependent: AVX2's vpmaddubsw saturates pairs
+    # of products to int16 (measured under qemu -cpu Haswell: 65/490 off, by up to 132), VNNI
+    # does not (docs/hosts.md); onnx.reference above is the exact oracle for that case.
+    host_exact = {k: v for k, v in ort.items() if k != "y_u8s8_pointwise"}
+    within_one_lsb(results[0], {k: v for k, v in host_exact.items() if k.startswith("y_")})
+    assert_exact(results[0], {k: v for k, v in host_exact.items() if k.startswith("ci_")}, "ort")
 
 
 def test_qlinearconv_auto_pad_and_1d():
