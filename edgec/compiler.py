@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import __version__
 from .frontend.onnx import load_onnx
-from .gcpause import gc_paused_for_large_graphs
+from .gcpause import gc_paused_for_large_graphs, paused_gc
 from .ir import Graph
 from .limits import Limits, check_arena, check_source_bytes, check_weights
 from .ops import get_op
@@ -164,7 +164,8 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
 def compile_model(model_path: str | os.PathLike, options: CompileOptions) -> CompileResult:
     """Load an ONNX file and compile it for `options.target`."""
     get_target(options.target)  # fail fast on an unknown target, before reading the model
-    g = load_onnx(model_path, options.input_shapes, options.limits)
+    with paused_gc():  # the import builds objects, not garbage: full collections only cost
+        g = load_onnx(model_path, options.input_shapes, options.limits)
     extra = {"model": Path(model_path).name, "model_sha256": file_sha256(model_path)}
     return compile_graph(g, options, model_name=Path(model_path).stem, extra_report=extra)
 

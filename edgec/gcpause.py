@@ -6,9 +6,10 @@ allocator triggers while the passes build and drop nodes cost a third of the com
 a 50,000-node graph and grow faster than the graph. The compiler breaks the reference cycles
 it creates (removing a node clears its inputs and its outputs' producer), so reference
 counting frees nearly everything without the collector; what is left is collected as usual
-once the collector is back on. Only graphs of `LARGE_GRAPH_NODES` nodes or more compile with
-the collector paused: on small graphs with big weights it saves nothing, and discarded
-copies of the weights would wait for it.
+once the collector is back on. The import of a model always runs with the collector paused
+(it builds the graph; the importer's own objects are collected afterwards); the compile of a
+graph only when it has `LARGE_GRAPH_NODES` nodes or more: on small graphs with big weights
+it saves nothing, and discarded copies of the weights would wait for the collector.
 """
 
 from __future__ import annotations

@@ -86,11 +86,15 @@ def plan_memory(g: Graph, alignment: int = 16, schedule: bool = True,
     units of memory_schedule.py, `packing_budget` in those of memory_offsets.py.
     """
     schedule_strategy = "original"
+    live = None
     if schedule and len(g.nodes) > 1:
-        result = schedule_for_memory(g, alignment, schedule_budget)
-        apply_schedule(g, result)
+        current = analyse_liveness(g, alignment) if views and in_place else None
+        result = schedule_for_memory(g, alignment, schedule_budget, current)
+        if not apply_schedule(g, result):
+            live = current  # same order: the liveness is already known
         schedule_strategy = result.strategy
-    live = analyse_liveness(g, alignment, views=views, in_place=in_place)
+    if live is None:
+        live = analyse_liveness(g, alignment, views=views, in_place=in_place)
     buffers = [Buffer(root, live.group_bytes[root], *live.group_lifetimes[root])
                for root in live.groups]
     packed = pack_buffers(buffers, strategies, packing_budget)

@@ -38,7 +38,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..ir import Graph, Node
-from .memory_liveness import align_up, analyse_liveness, in_place_inputs, view_source
+from .memory_liveness import (Liveness, align_up, analyse_liveness, in_place_inputs,
+                              view_source)
 
 DEFAULT_WORK_BUDGET = 2_000_000  # units per search (greedy, exact, beam): about 1 s here
 MAX_STATES_PER_LEVEL = 4000
@@ -225,16 +226,18 @@ def _search(model: _Model, upper: int, width: int | None, work_budget: int, stri
 
 
 def schedule_for_memory(g: Graph, alignment: int = 16,
-                        work_budget: int = DEFAULT_WORK_BUDGET) -> ScheduleResult:
+                        work_budget: int = DEFAULT_WORK_BUDGET,
+                        current: Liveness | None = None) -> ScheduleResult:
     """The node order of lowest peak live bytes that the search finds (does not modify g).
 
     `work_budget` bounds each search in deterministic work units (see the module doc); a
     graph too large for even the greedy pass keeps its order without building the search.
+    `current` may pass in analyse_liveness(g, alignment) of the current order, to be reused.
     """
     n = len(g.nodes)
     forced = n > 1 and _only_order(g.nodes)
     if forced or n > 1 and n * mask_words(n) > work_budget:
-        live = analyse_liveness(g, alignment)
+        live = current or analyse_liveness(g, alignment)
         label = "original (optimal)" if forced else "original (too large to search)"
         return ScheduleResult(list(g.nodes), live.peak_bytes, live.peak_bytes, label,
                               list(live.live_bytes), 0)
