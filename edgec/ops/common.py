@@ -66,7 +66,8 @@ def require_dtypes(node: Node, allowed: set[DType], indices=(0,)) -> None:
 
 def check_window(node: Node, nsp: int, kernel, strides, dilations, pads=None) -> None:
     """ShapeError unless a windowed op's kernel, strides, dilations (and pads, when given)
-    have one entry per spatial dim (two for pads) and kernel, strides, dilations are >= 1."""
+    have one entry per spatial dim (two for pads), kernel, strides, dilations are >= 1 and
+    pads >= 0."""
     named = {"kernel_shape": kernel, "strides": strides, "dilations": dilations}
     for key, values in named.items():
         if len(values) != nsp:
@@ -78,6 +79,9 @@ def check_window(node: Node, nsp: int, kernel, strides, dilations, pads=None) ->
     if pads is not None and len(pads) != 2 * nsp:
         raise ShapeError(f"{node.op} node '{node.name}': pads {list(pads)} does not fit {nsp} "
                          "spatial dimension(s)")
+    if pads is not None and any(v < 0 for v in pads):  # ONNX: pads are >= 0 (Pad crops)
+        raise ShapeError(f"{node.op} node '{node.name}': pads {list(pads)} must be 0 or more; "
+                         "the model is invalid")
 
 
 FLOATS = {DType.FLOAT32}

@@ -138,6 +138,7 @@ class PoolOp(OpDef):
                 or len(a["pads"]) != 2 * nsp:
             raise ShapeError(f"{node.op} node '{node.name}': attributes do not fit {nsp} "
                              "spatial dims")
+        check_window(node, nsp, a["kernel_shape"], a["strides"], a["dilations"], a["pads"])
         return [pool_out_size(sp[i], a["kernel_shape"][i], a["strides"][i], a["dilations"][i],
                               a["pads"][i], a["pads"][i + nsp], a["ceil_mode"])
                 for i in range(nsp)]

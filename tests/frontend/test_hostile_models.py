@@ -393,3 +393,9 @@ def test_folding_a_huge_matmul_is_refused_before_it_runs(capfd, tmp_path):
     onnx.save(model, str(path))
     code, _, err = run_cli(capfd, "compile", path, "-o", tmp_path / "ok")
     assert code == 0, err
+
+
+def test_negative_conv_pads(capfd, tmp_path):
+    """ONNX pads are >= 0; the int8 calibration kernels indexed with them (exit 3)."""
+    refused(capfd, tmp_path, conv_model(pads=[1, 1, 1, -2]), "Conv node 'conv'", "pads",
+            extra=("-t", "generic-int8"))
