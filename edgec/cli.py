@@ -49,13 +49,13 @@ def _add_pass_args(p: argparse.ArgumentParser):
 
 
 def _add_limit_args(p: argparse.ArgumentParser):
-    from .limits import FLAGS, Limits
+    from .limits import FLAGS, HELP, Limits
 
     q = p.add_argument_group("resource limits (see docs/robustness.md); sizes take K/M/G")
     defaults = Limits()
     for field, flag in FLAGS.items():
         q.add_argument(flag, dest=field, metavar="N", default=None,
-                       help=f"default {getattr(defaults, field):,}")
+                       help=f"{HELP[field]}; default {getattr(defaults, field):,}")
 
 
 def _limits(args):

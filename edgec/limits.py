@@ -69,6 +69,16 @@ FLAGS = {
     "max_fold_macs": "--max-fold-macs",
 }
 
+HELP = {
+    "max_arena_bytes": "largest memory-plan arena, and largest activation tensor",
+    "max_weights_bytes": "largest total of constant data, and model file size less 64 MiB",
+    "max_tensor_elements": "most elements of any one tensor",
+    "max_nodes": "most nodes in the model",
+    "max_source_bytes": "largest generated C (estimated before rendering)",
+    "max_rank": "most dimensions of any tensor",
+    "max_fold_macs": "most multiply-accumulates of one op folded at compile time",
+}
+
 _SUFFIXES = {"": 1, "k": KIB, "kb": KIB, "kib": KIB, "m": MIB, "mb": MIB, "mib": MIB,
              "g": GIB, "gb": GIB, "gib": GIB, "b": 1}
 
