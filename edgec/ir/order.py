@@ -59,7 +59,8 @@ class NodeOrder:
 
     def has_node(self, node: Node) -> bool:
         """True when `node` is one of this graph's nodes (O(1), unlike `node in g.nodes`)."""
-        self._check_sync()
+        if len(self._nodes) != self._synced_len:
+            self._check_sync()
         return self._members.get(id(node)) is node
 
     def _resync(self) -> None:
