@@ -107,9 +107,10 @@ def markdown(rows: list[dict], machine: dict) -> str:
              "included); int8 without `--calib`. Linear compile time keeps the cost per 1,000 "
              "nodes flat. `CPU per 1k nodes` leaves out the fixed cost (a 1-node chain); "
              "`growth` is the ratio of that variable CPU time to the previous size's over the "
-             "size ratio (1.00 = linear); below a few thousand nodes the fixed cost dominates and the "
-             "ratio is mostly noise. Before the fix (issue #12 item 8) the fp32 chains took 3.1 s, 4.6 s "
-             "and 10.7 s wall for 1k, 2k and 4k nodes, and 50k did not finish in 120 s.", "",
+             "size ratio (1.00 = linear); below a few thousand nodes the fixed cost dominates "
+             "and the ratio is mostly noise. Before the fix (issue #12 item 8) the fp32 chains "
+             "took 3.1 s, 4.6 s and 10.7 s wall for 1k, 2k and 4k nodes, and 50k did not "
+             "finish in 120 s.", "",
              "| target | nodes | wall | CPU | CPU per 1k nodes | growth |",
              "|---|---:|---:|---:|---:|---:|"]
     for target in ("generic-fp32", "generic-int8"):
