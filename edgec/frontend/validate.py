@@ -14,11 +14,12 @@ from __future__ import annotations
 import functools
 
 import onnx
-from onnx import TensorProto
+from onnx import AttributeProto, TensorProto
 
 from edgec.errors import ModelLoadError, ShapeError, UnsupportedError
 from edgec.ir import DType, Graph, TensorType
 from edgec.limits import Limits, check_node_count, check_tensor
+from edgec.ops import get_op, has_op
 
 # ONNX element types edgec has an IR type for.
 _SUPPORTED = {
@@ -96,13 +97,35 @@ def _check_attribute_types(n: onnx.NodeProto, index: int, opset: int) -> None:
                                  "is invalid")
     for a in n.attribute:
         spec = schema.attributes.get(a.name)
-        if spec is None or a.type == spec.type:
+        if spec is None:
+            _check_extension_attribute(n, index, a, schema)
+            continue
+        if a.type == spec.type:
             continue
         given = onnx.AttributeProto.AttributeType.Name(a.type)
         want = onnx.AttributeProto.AttributeType.Name(spec.type)
         raise ModelLoadError(f"{_node_desc(n, index)}: attribute '{a.name}' is {given} but ONNX "
                              f"{n.op_type}-{schema.since_version} defines it as {want}; the "
                              "model is invalid")
+
+
+_KIND_TYPES = {"int": AttributeProto.INT, "float": AttributeProto.FLOAT,
+               "str": AttributeProto.STRING, "ints": AttributeProto.INTS,
+               "floats": AttributeProto.FLOATS, "strs": AttributeProto.STRINGS,
+               "tensor": AttributeProto.TENSOR}
+
+
+def _check_extension_attribute(n: onnx.NodeProto, index: int, a: AttributeProto, schema) -> None:
+    """An attribute the installed ONNX schema lacks is accepted only when edgec's op knows it
+    (a newer opset's attribute, or a legacy one such as ReduceMean-18 'axes') with that type;
+    anything else is refused, as onnxruntime does."""
+    spec = get_op(n.op_type).attrs.get(a.name) if has_op(n.op_type) else None
+    want = None if spec is None else _KIND_TYPES.get(spec.kind, a.type)
+    if want == a.type:
+        return
+    given = AttributeProto.AttributeType.Name(a.type)
+    raise ModelLoadError(f"{_node_desc(n, index)}: attribute '{a.name}' ({given}) is not defined "
+                         f"by ONNX {n.op_type}-{schema.since_version}; the model is invalid")
 
 
 def _check_output_count(n: onnx.NodeProto, index: int, opset: int) -> None:

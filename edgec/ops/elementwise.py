@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from ..errors import UnsupportedError
+from ..errors import ShapeError, UnsupportedError
 from ..ir import DType, Node, TensorType
 from .base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
 from .common import FLOATS, NUMERIC, broadcast_plan, require_dtypes, row_major_strides
@@ -225,6 +225,9 @@ class Clip(UnaryOp):
         if len(node.inputs) > 1 or opset >= 11:
             for index, key in ((1, "min"), (2, "max")):
                 data = self.const_input(node, index, key)
+                if data is not None and np.asarray(data).size != 1:
+                    raise ShapeError(f"Clip node '{node.name}': {key} must be a scalar, not of "
+                                     f"shape {list(np.asarray(data).shape)}")
                 if data is not None:
                     node.attrs[key] = float(np.asarray(data).reshape(-1)[0])
             node.inputs = node.inputs[:1]

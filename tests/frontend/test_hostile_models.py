@@ -399,3 +399,17 @@ def test_negative_conv_pads(capfd, tmp_path):
     """ONNX pads are >= 0; the int8 calibration kernels indexed with them (exit 3)."""
     refused(capfd, tmp_path, conv_model(pads=[1, 1, 1, -2]), "Conv node 'conv'", "pads",
             extra=("-t", "generic-int8"))
+
+
+def test_attribute_the_schema_does_not_define(capfd, tmp_path):
+    """ReduceMean-18 takes axes as an input; an 'axes' attribute (here a string) is invalid."""
+    model = make_model([helper.make_node("ReduceMean", ["x"], ["y"], name="rm", axes="abc")],
+                       {"x": ("float32", (2, 3))}, {"y": ("float32", None)}, opset=18)
+    refused(capfd, tmp_path, model, "ReduceMean node 'rm'", "'axes'", "not defined")
+
+
+def test_clip_with_an_empty_min(capfd, tmp_path):
+    model = make_model([helper.make_node("Clip", ["x", "lo"], ["y"], name="clip")],
+                       {"x": ("float32", (4,))}, {"y": ("float32", None)},
+                       {"lo": np.zeros((0, 2), np.float32)})
+    refused(capfd, tmp_path, model, "Clip node 'clip'", "scalar")
