@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import ConstantInputRequired, UnsupportedError
 from ..ir.graph import IRError, Node, Value
 from ..ir.types import DType, TensorType
+from .prune_facet import broadcast_flow, concat_flow
 
 _REQUIRED = object()
 
@@ -179,6 +180,18 @@ class OpDef:
     def macs(self, node: Node) -> int:
         """Multiply-accumulate operations of one execution (0 for data movement)."""
         return 0
+
+    def prune_flow(self, node: Node, in_axes: list[int | None]):
+        """Prune facet: how channel indices flow through `node` (edgec/ops/prune_facet.py),
+        given the channel axis of each input (None: constant or untracked); None blocks.
+        The default follows `prune`: elementwise passthrough with broadcasting, or concat."""
+        from .prune_facet import broadcast_flow, concat_flow
+
+        if self.prune == PruneRule.PASSTHROUGH:
+            return broadcast_flow(node, in_axes)
+        if self.prune == PruneRule.CONCAT:
+            return concat_flow(node, in_axes, int(node.attrs.get("axis", 0)))
+        return None
 
     def quant_rule(self, node: Node) -> QuantRule:
         """The quantisation rule of this node (`quant` unless it depends on attributes)."""

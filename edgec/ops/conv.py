@@ -18,6 +18,7 @@ from ..errors import ShapeError, UnsupportedError
 from ..ir import Node, TensorType
 from . import arm64, x86_kernels
 from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type
+from . import prune_facet
 from .common import FLOATS, check_window, require_dtypes
 from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np, epilogue_c
 from .registry import register_op
@@ -137,6 +138,32 @@ class Conv(OpDef):
     dtypes = FLOATS
     spatial = True
     layout_inputs = (0, 3)  # data and the fused residual follow the activation layout
+
+    def prune_flow(self, node: Node, in_axes):
+        """Prune facet: output channels own weight rows and bias; input channels slice weight
+        columns. Grouped (and depthwise) convs couple each group's input and output channels,
+        so whole groups go and `group` follows."""
+        a = node.attrs
+        w = node.input(1)
+        if a.get("layout", "NCHW") != "NCHW" or a.get("input_layout") or len(node.inputs) > 3 \
+                or not w.is_const or in_axes[0] != 1:
+            return None
+        pf = prune_facet
+        flow = pf.PruneFlow(out_axes=[1], free_inputs={0})
+        flow.params.append(pf.ParamSlice(1, 0, pf.OUT0, role="filter"))
+        if node.input(2) is not None:
+            flow.params.append(pf.ParamSlice(2, 0, pf.OUT0))
+        groups = a["group"]
+        if groups == 1:
+            flow.params.append(pf.ParamSlice(1, 1, pf.IN0, role="consumer"))
+            return flow
+        per_in, per_out = w.shape[1], w.shape[0] // groups
+        ins, outs = pf.identity(groups * per_in), pf.identity(groups * per_out)
+        flow.couplings.append((pf.IN0, ins, pf.OUT0, (ins // per_in) * per_out))
+        flow.couplings.append((pf.OUT0, outs, pf.IN0, (outs // per_out) * per_in))
+        flow.updates.append(pf.AttrUpdate("group", None,
+                                          lambda kept, old: len(kept[pf.OUT0]) // per_out))
+        return flow
 
     def import_onnx(self, node: Node, opset: int) -> None:
         require_dtypes(node, self.dtypes, range(len(node.inputs)))

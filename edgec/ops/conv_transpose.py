@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import ShapeError, UnsupportedError
 from ..ir import Node, TensorType
 from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type
+from . import prune_facet
 from .common import FLOATS, check_window, require_dtypes
 from .conv import LAYOUTS, channels, from_nchw, make_shape, spatial_shape, to_nchw
 from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np, epilogue_c
@@ -95,6 +96,21 @@ class ConvTranspose(OpDef):
     spatial = True
     layout_inputs = (0, 3)  # data and the fused residual follow the activation layout
     dtypes = FLOATS
+
+    def prune_flow(self, node: Node, in_axes):
+        """Prune facet (group 1 only): input channels slice weight axis 0, output channels
+        weight axis 1 and the bias."""
+        a = node.attrs
+        if a.get("layout", "NCHW") != "NCHW" or a["group"] != 1 or len(node.inputs) > 3 \
+                or not node.input(1).is_const or in_axes[0] != 1:
+            return None
+        pf = prune_facet
+        flow = pf.PruneFlow(out_axes=[1], free_inputs={0})
+        flow.params += [pf.ParamSlice(1, 1, pf.OUT0, role="filter"),
+                        pf.ParamSlice(1, 0, pf.IN0, role="consumer")]
+        if node.input(2) is not None:
+            flow.params.append(pf.ParamSlice(2, 0, pf.OUT0))
+        return flow
 
     def import_onnx(self, node: Node, opset: int) -> None:
         require_dtypes(node, self.dtypes, range(len(node.inputs)))

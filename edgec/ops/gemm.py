@@ -15,6 +15,7 @@ from ..errors import ShapeError
 from ..ir import Node, TensorType
 from . import arm64, x86_kernels
 from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
+from . import prune_facet
 from .common import FLOATS, require_dtypes
 from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np, epilogue_c
 from .registry import register_op
@@ -37,6 +38,26 @@ class Gemm(OpDef):
     quant = QuantRule.REQUANTIZE
     prune = PruneRule.PRODUCER
     dtypes = FLOATS
+
+    def prune_flow(self, node: Node, in_axes):
+        """Prune facet: A's features (axis 1) slice B's K axis, output features slice B's N
+        axis and C (a Flatten before it turns channels into feature blocks)."""
+        a = node.attrs
+        b, c = node.input(1), node.input(2)
+        if a["transA"] or a.get("input_pool", "none") != "none" or len(node.inputs) > 3 \
+                or not b.is_const or in_axes[0] != 1 or (c is not None and not c.is_const):
+            return None
+        pf = prune_facet
+        k_axis, n_axis = (1, 0) if a["transB"] else (0, 1)
+        flow = pf.PruneFlow(out_axes=[1], free_inputs={0})
+        flow.params += [pf.ParamSlice(1, n_axis, pf.OUT0, role="filter"),
+                        pf.ParamSlice(1, k_axis, pf.IN0, role="consumer")]
+        n = node.output.shape[1]
+        if c is not None and c.shape and c.shape[-1] == n and n > 1:
+            flow.params.append(pf.ParamSlice(2, len(c.shape) - 1, pf.OUT0))
+        elif c is not None and c.shape and c.shape[-1] != 1:
+            return None
+        return flow
 
     def import_onnx(self, node: Node, opset: int) -> None:
         require_dtypes(node, self.dtypes, range(len(node.inputs)))
@@ -143,6 +164,19 @@ class MatMul(OpDef):
     quant = QuantRule.REQUANTIZE
     prune = PruneRule.PRODUCER
     dtypes = FLOATS
+
+    def prune_flow(self, node: Node, in_axes):
+        """Prune facet (constant 2-D B): A's last axis slices B's rows, the output's last
+        axis B's columns."""
+        x, b = node.input(0), node.input(1)
+        if not b.is_const or len(b.shape) != 2 or len(x.shape) < 2 or len(node.inputs) > 2 \
+                or in_axes[0] != len(x.shape) - 1:
+            return None
+        pf = prune_facet
+        flow = pf.PruneFlow(out_axes=[len(node.output.shape) - 1], free_inputs={0})
+        flow.params += [pf.ParamSlice(1, 1, pf.OUT0, role="filter"),
+                        pf.ParamSlice(1, 0, pf.IN0, role="consumer")]
+        return flow
 
     def import_onnx(self, node: Node, opset: int) -> None:
         require_dtypes(node, self.dtypes, range(len(node.inputs)))

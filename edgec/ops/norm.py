@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import ShapeError, UnsupportedError
 from ..ir import Node, TensorType
 from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type, normalize_axis
+from . import prune_facet
 from .common import FLOATS, require_dtypes
 from .conv import LAYOUTS, channels
 from .registry import register_op
@@ -72,6 +73,19 @@ class BatchNormalization(OpDef):
     spatial = True
     dtypes = FLOATS
     PARAMS = ("scale", "B", "input_mean", "input_var")
+
+    def prune_flow(self, node: Node, in_axes):
+        """Prune facet: channel c in is channel c out; the per-channel vectors are sliced
+        (gamma is what the `bn` criterion ranks)."""
+        if in_axes[0] != _channel_axis(in_type(node).rank, node.attrs["layout"]):
+            return None
+        pf = prune_facet
+        n = node.output.shape[in_axes[0]]
+        flow = pf.PruneFlow(out_axes=[in_axes[0]])
+        flow.couplings.append((pf.IN0, pf.identity(n), pf.OUT0, pf.identity(n)))
+        flow.params.append(pf.ParamSlice(1, 0, pf.OUT0, role="bn_scale"))
+        flow.params += [pf.ParamSlice(i, 0, pf.OUT0) for i in range(2, len(node.inputs))]
+        return flow
 
     def import_onnx(self, node: Node, opset: int) -> None:
         require_dtypes(node, self.dtypes, range(5))
@@ -129,6 +143,18 @@ class InstanceNormalization(OpDef):
     prune = PruneRule.PASSTHROUGH
     spatial = True
     dtypes = FLOATS
+
+    def prune_flow(self, node: Node, in_axes):
+        """Prune facet: per-channel statistics, so channels pass through; scale and B are
+        sliced."""
+        if in_axes[0] != _channel_axis(in_type(node).rank, node.attrs["layout"]):
+            return None
+        pf = prune_facet
+        n = node.output.shape[in_axes[0]]
+        flow = pf.PruneFlow(out_axes=[in_axes[0]])
+        flow.couplings.append((pf.IN0, pf.identity(n), pf.OUT0, pf.identity(n)))
+        flow.params += [pf.ParamSlice(i, 0, pf.OUT0) for i in range(1, len(node.inputs))]
+        return flow
 
     def import_onnx(self, node: Node, opset: int) -> None:
         require_dtypes(node, self.dtypes, range(3))

@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..ir import DType, Node, TensorType
 from .base import Attr, OpDef, QuantRule, in_type, normalize_axis
+from . import prune_facet
 from .common import FLOATS, NUMERIC, require_dtypes, row_major_strides
 from .registry import register_op
 
@@ -104,6 +105,20 @@ class ReduceOp(OpDef):
     vector_ok = True
     # Integer inputs accumulate in uint64_t (wrap-around like numpy, never undefined).
     int_wraps = False
+
+    def prune_flow(self, node: Node, in_axes):
+        """Prune facet: a reduction over other axes keeps channels (the axis shifts when
+        reduced axes before it are dropped); over the channel axis it blocks."""
+        a = in_axes[0]
+        axes = canonical_axes(node, node.attrs["axes"], in_type(node).rank)
+        if a is None or a in axes:
+            return None
+        pf = prune_facet
+        out_axis = a if node.attrs["keepdims"] else a - sum(1 for x in axes if x < a)
+        n = in_type(node).shape[a]
+        flow = pf.PruneFlow(out_axes=[out_axis])
+        flow.couplings.append((pf.IN0, pf.identity(n), pf.OUT0, pf.identity(n)))
+        return flow
 
     def np_reduce(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
         raise NotImplementedError

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import ShapeError, UnsupportedError
 from ..ir import DType, Node, TensorType
 from .base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type, normalize_axis
+from . import prune_facet
 from .common import require_dtypes, row_major_strides
 from .conv import LAYOUTS, from_nchw, to_nchw
 from .elementwise import ElementwiseOp
@@ -174,6 +175,26 @@ class Split(CopyOp):
 
     attrs = {"axis": Attr("int", 0), "split": Attr("ints")}
 
+    def prune_flow(self, node: Node, in_axes):
+        """Prune facet: split along the channel axis, output k's channel i is input channel
+        offset_k + i and `split` follows the kept counts; along another axis channels pass."""
+        a = in_axes[0]
+        if a is None:
+            return None
+        pf = prune_facet
+        flow = pf.PruneFlow(out_axes=[a] * len(node.outputs))
+        offset = 0
+        for k, v in enumerate(node.outputs):
+            n = v.shape[a]
+            base = offset if node.attrs["axis"] == a else 0
+            flow.couplings.append((pf.IN0, pf.identity(n) + base, ("out", k), pf.identity(n)))
+            offset += n
+        if node.attrs["axis"] == a:
+            outs = range(len(node.outputs))
+            flow.updates.append(pf.AttrUpdate(
+                "split", 1, lambda kept, old: [len(kept[("out", k)]) for k in outs]))
+        return flow
+
     def import_onnx(self, node: Node, opset: int) -> None:
         super().import_onnx(node, opset)
         x = in_type(node, 0)
@@ -237,6 +258,35 @@ class Slice(CopyOp):
 
     attrs = {"starts": Attr("ints"), "ends": Attr("ints"), "axes": Attr("ints"),
              "steps": Attr("ints")}
+
+    def prune_flow(self, node: Node, in_axes):
+        """Prune facet: a unit-step slice of the channel axis keeps input channels
+        [start, stop) as output channels 0..; channels outside it are free; the bounds follow
+        the kept channels. Other axes: channels pass through."""
+        a = in_axes[0]
+        if a is None:
+            return None
+        pf = prune_facet
+        start, stop, step = self._bounds(node)[a]
+        if step != 1:
+            return None
+        n = stop - start
+        flow = pf.PruneFlow(out_axes=[a], free_inputs={0})
+        flow.couplings.append((pf.IN0, pf.identity(n) + start, pf.OUT0, pf.identity(n)))
+        if n == node.input(0).shape[a]:
+            return flow
+        attrs = node.attrs
+        def bound(kept, key):
+            kept_in = kept[pf.IN0]
+            new_start = int(np.sum(kept_in < start))
+            new = {"starts": new_start, "ends": new_start + len(kept[pf.OUT0])}[key]
+            return [new if ax == a else v for v, ax in zip(attrs[key], attrs["axes"])]
+        flow.updates += [
+            pf.AttrUpdate("starts", 1, lambda kept, old: bound(kept, "starts")),
+            pf.AttrUpdate("ends", 2, lambda kept, old: bound(kept, "ends")),
+            pf.AttrUpdate("axes", 3, lambda kept, old: list(attrs["axes"])),
+            pf.AttrUpdate("steps", 4, lambda kept, old: list(attrs["steps"]))]
+        return flow
 
     def import_onnx(self, node: Node, opset: int) -> None:
         super().import_onnx(node, opset)

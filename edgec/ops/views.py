@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..ir import DType, Node, TensorType
 from .base import Attr, OpDef, PruneRule, QuantRule, in_type, normalize_axis
+from . import prune_facet
 from .registry import register_op
 
 
@@ -24,6 +25,11 @@ class ViewOp(OpDef):
     prune = PruneRule.BLOCK
     is_view = True
     dtypes = set(DType)  # a byte copy works for every element type
+
+    def prune_flow(self, node: Node, in_axes):
+        """Prune facet: the channel axis survives the view alone or merged with the axes
+        after it (channel -> feature block; see prune_facet.view_flow)."""
+        return prune_facet.view_flow(node, in_axes)
 
     def out_shape(self, node: Node) -> tuple[int, ...]:
         raise NotImplementedError
@@ -44,6 +50,13 @@ class Reshape(ViewOp):
     """ONNX Reshape with a constant target shape (0 copies, -1 infers)."""
 
     attrs = {"shape": Attr("ints"), "allowzero": Attr("int", 0)}
+
+    def prune_flow(self, node: Node, in_axes):
+        """Prune facet: `view_flow`, and the target shape follows the kept channels."""
+        flow = prune_facet.view_flow(node, in_axes)
+        if flow is not None:
+            flow.updates.append(prune_facet.reshape_update(flow.out_axes[0]))
+        return flow
 
     def import_onnx(self, node: Node, opset: int) -> None:
         self.take_const_input(node, 1, "shape")
@@ -135,6 +148,16 @@ class Transpose(OpDef):
     c_template = "ops/elementwise.c.j2"
     quant = QuantRule.SAME_AS_INPUT
     dtypes = set(DType)
+
+    def prune_flow(self, node: Node, in_axes):
+        """Prune facet: the channel axis moves to where `perm` puts it."""
+        if in_axes[0] is None:
+            return None
+        pf = prune_facet
+        n = node.input(0).shape[in_axes[0]]
+        flow = pf.PruneFlow(out_axes=[self.perm(node).index(in_axes[0])])
+        flow.couplings.append((pf.IN0, pf.identity(n), pf.OUT0, pf.identity(n)))
+        return flow
 
     def perm(self, node: Node) -> list[int]:
         """The permutation (reversal when the attribute is absent)."""
