@@ -177,8 +177,10 @@ def exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     bits_b = bits_total - bits_a
     with np.errstate(all="ignore"):
         # max, abs and frexp are exact, in float32 as in float64
-        ea = np.frexp(np.max(np.abs(a), axis=-1, keepdims=True).astype(np.float64))[1]
-        eb = np.frexp(np.max(np.abs(b), axis=-2, keepdims=True).astype(np.float64))[1]
+        ea = np.frexp(np.max(np.abs(a), axis=-1, keepdims=True, initial=0.0)  # K = 0 too
+                      .astype(np.float64))[1]
+        eb = np.frexp(np.max(np.abs(b), axis=-2, keepdims=True, initial=0.0)
+                      .astype(np.float64))[1]
         ai = np.multiply(a, _pow2(np.clip(bits_a - ea, -1022, 1023)), dtype=np.float64)
         np.rint(ai, out=ai)  # onto the grid: |ai| <= 2^bits_a
         bi = np.multiply(b, _pow2(np.clip(bits_b - eb, -1022, 1023)), dtype=np.float64)
