@@ -1,0 +1,166 @@
+"""`edgec.prune.prune_model_file`: groups -> criterion -> selection -> pruned ONNX -> recovery,
+with a report (groups, channels kept, MACs and parameters before/after, SNR before/after
+recovery, accuracy when the data has labels)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+
+from edgec.frontend.onnx import import_model, load_model_proto
+from edgec.ops import get_op
+from edgec.prune.apply import prune_model
+from edgec.prune.groups import Analysis, build_groups, describe_blockers, keep_masks
+from edgec.prune.recover import recover
+from edgec.prune.select import (CRITERIA, PruneOptionError, activation_means, select,
+                                unit_scores)
+from edgec.quant.calibrate import input_names, random_calibration_inputs, snr_db
+
+
+@dataclass
+class PruneResult:
+    """The pruned model (recovered when asked) and the report written next to it."""
+
+    model: onnx.ModelProto
+    report: dict = field(default_factory=dict)
+
+
+def model_cost(model: onnx.ModelProto) -> dict:
+    """MACs (edgec's per-op counts) and parameters (initializer elements) of a model."""
+    g = import_model(model)
+    macs = sum(get_op(n.op).macs(n) for n in g.nodes)
+    params = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
+    return {"macs": int(macs), "params": params}
+
+
+def run_ort(model: onnx.ModelProto, samples: list[dict]) -> list[np.ndarray]:
+    """First output of `model` per sample, by onnxruntime (for SNR and accuracy)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+    return [sess.run(None, s)[0] for s in samples]
+
+
+def output_snr(reference: list[np.ndarray], got: list[np.ndarray]) -> float:
+    """SNR in dB of `got` against `reference` over all samples."""
+    return snr_db(np.concatenate([r.reshape(-1) for r in reference]),
+                  np.concatenate([x.reshape(-1) for x in got]))
+
+
+def accuracy(outputs: list[np.ndarray], labels: np.ndarray) -> float:
+    """Top-1 accuracy in percent of per-sample logits against integer labels."""
+    pred = np.array([int(np.argmax(o.reshape(-1))) for o in outputs])
+    return float(100.0 * np.mean(pred == labels[: len(pred)]))
+
+
+def choose(analysis: Analysis, criterion: str, ratio: float, mode: str, round_to: int,
+           max_ratio: float, act_means=None) -> dict[str, np.ndarray]:
+    """Keep masks per value for one ratio."""
+    if criterion not in CRITERIA:
+        raise PruneOptionError(f"unknown criterion '{criterion}' (choose from "
+                               f"{', '.join(CRITERIA)})")
+    scores = {grp.gid: unit_scores(analysis, grp, criterion, act_means)
+              for grp in analysis.prunable()}
+    return keep_masks(analysis, select(analysis, scores, ratio, mode, round_to, max_ratio))
+
+
+def _ratio_for_macs(model, analysis, fraction, pick) -> tuple[float, dict]:
+    """Bisection on the ratio until MACs kept <= fraction of the original (closest above 0)."""
+    if not 0 < fraction <= 1:
+        raise PruneOptionError(f"--target-macs must be in (0, 1], not {fraction}")
+    full = model_cost(model)["macs"]
+    lo, hi, best = 0.0, 0.95, (0.0, pick(0.0))
+    for _ in range(12):
+        mid = (lo + hi) / 2
+        masks = pick(mid)
+        macs = model_cost(prune_model(model, analysis, masks))["macs"]
+        if macs <= fraction * full:
+            hi, best = mid, (mid, masks)
+        else:
+            lo = mid
+    if best[0] == 0.0 and fraction < 1:
+        masks = pick(hi)
+        best = (hi, masks)
+    return best
+
+
+def prune_model_file(path, ratio: float | None = None, target_macs: float | None = None,
+                     criterion: str = "l2", samples: list[dict] | None = None,
+                     eval_samples: list[dict] | None = None,
+                     labels: np.ndarray | None = None, round_to: int = 1,
+                     mode: str = "uniform", max_ratio: float = 0.9, do_recover: bool = True,
+                     ridge: float = 1e-3) -> PruneResult:
+    """Prune the ONNX model at `path` (see the module docstring). `samples` are calibration
+    inputs (seeded random ones when None; then SNR is on random data); SNR and accuracy
+    (`labels`) are measured on `eval_samples` (the calibration samples when None)."""
+    if (ratio is None) == (target_macs is None):
+        raise PruneOptionError("give exactly one of --ratio and --target-macs")
+    model = load_model_proto(path)
+    g = import_model(model)
+    analysis = build_groups(g)
+    data = "calibration data"
+    if samples is None:
+        samples, data = random_calibration_inputs(g, 8), "random N(0,1) inputs"
+    samples = [{n: s[n] for n in input_names(g)} for s in samples]
+    act = None
+    if criterion == "activation":
+        from edgec.prune.recover import _forward
+        act = activation_means(analysis, samples[:32], lambda f: _all_values(g, f, _forward))
+
+    def pick(r):
+        return choose(analysis, criterion, r, mode, round_to, max_ratio, act)
+    if target_macs is not None:
+        ratio, masks = _ratio_for_macs(model, analysis, target_macs, pick)
+    else:
+        masks = pick(ratio)
+    pruned = prune_model(model, analysis, masks)
+    evals = [{n: s[n] for n in input_names(g)} for s in eval_samples] if eval_samples \
+        else samples
+    ref = run_ort(model, evals)
+    report = {"model": str(path), "criterion": criterion, "ranking": mode, "ratio": ratio,
+              "round_to": round_to, "target_macs": target_macs, "data": data,
+              "samples": len(samples), "eval_samples": len(evals), "before": model_cost(model),
+              "after_pruning": model_cost(pruned)}
+    got = run_ort(pruned, evals)
+    report["snr_db_before_recovery"] = _finite(output_snr(ref, got))
+    if labels is not None:
+        report["accuracy"] = {"unpruned": accuracy(ref, labels), "pruned": accuracy(got, labels)}
+    if do_recover:
+        pruned, layers = recover(model, pruned, masks, samples, ridge=ridge)
+        got = run_ort(pruned, evals)
+        report["snr_db_after_recovery"] = _finite(output_snr(ref, got))
+        report["recovery"] = layers
+        if labels is not None:
+            report["accuracy"]["recovered"] = accuracy(got, labels)
+    report["groups"] = [
+        {"id": grp.gid, "producers": grp.producers, "channels": len(grp.units),
+         "kept": int(sum(bool(masks[_first(grp)][u[_first(grp)]].all()) for u in grp.units)),
+         "blocked_by": grp.blocked_by}
+        for grp in analysis.groups if grp.producers]
+    report["blockers"] = describe_blockers(analysis)
+    return PruneResult(pruned, report)
+
+
+def _first(grp) -> str:
+    return grp.values[0]
+
+
+def _finite(x: float):
+    return x if math.isfinite(x) else str(x)
+
+
+def _all_values(g, feeds, forward):
+    env = {}
+
+    def keep(node, args, out):
+        if out is not None:
+            for v in node.outputs:
+                env[v.name] = out if v is node.outputs[0] else None
+    forward(g, feeds, keep)
+    return env
