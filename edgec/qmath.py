@@ -27,6 +27,13 @@ import math
 
 import numpy as np
 
+from edgec.errors import DataError
+
+
+class MultiplierRangeError(DataError, ValueError):
+    """A requantisation multiplier int32 fixed point cannot hold: the ranges calibration
+    chose for a layer's input(s) and output differ by more than 2^30 (bad data, not a bug)."""
+
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 
@@ -45,7 +52,11 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     if shift < -31:
         return 0, 0
     if shift > 30:
-        raise ValueError(f"multiplier {real} is too large for int32 fixed point")
+        raise MultiplierRangeError(
+            f"an int8 requantisation multiplier of {real:.3g} exceeds what int32 fixed point "
+            "holds (2^30): a layer's input range is over 2^30 times its output range; check "
+            "the calibration data's scale (values near 3e38?) or keep that layer in float32 "
+            "with --keep-float")
     return q, shift
 
 

@@ -296,3 +296,18 @@ def test_snr_leaves_out_positions_where_the_reference_is_not_finite():
     with no_warnings():
         assert snr_db(ref, got) == pytest.approx(10 * np.log10((1 + 4 + 9e76) / 0.25))
         assert snr_db(ref[:2], np.float32([1.0, np.nan])) == -np.inf
+
+
+def test_calibration_outlier_near_float_max_is_a_data_error_with_advice():
+    """One value near 3e38 in digits' calibration data makes a layer's input range over 2^30
+    times its output's: the int8 multiplier cannot be held; the error says what to check and
+    which flag helps (it used to be an exit-3-style ValueError from the pass)."""
+    from helpers import ZOO_DIR
+
+    from edgec.compiler import compile_model
+
+    x = np.load(ZOO_DIR / "digits_calib.npz")["x"][:8].copy()
+    x[0, 0, 0, 0] = 3e38
+    options = CompileOptions(target="generic-int8", calib_samples=[{"x": xi[None]} for xi in x])
+    one_line_error(lambda: compile_model(ZOO_DIR / "digits_cnn.onnx", options),
+                   "calibration data", "--keep-float")
