@@ -367,7 +367,16 @@ class Graph(NodeOrder):
         return g
 
     def toposort(self) -> None:
-        """Reorder `nodes` topologically, keeping the current order wherever it is legal."""
+        """Reorder `nodes` topologically, keeping the current order wherever it is legal.
+
+        An order that is already topological is kept as it is (the lexicographic sort would
+        return it unchanged), after one O(n + edges) check instead of building a DiGraph."""
+        nodes = self.nodes
+        position = {id(n): i for i, n in enumerate(nodes)}
+        if all(v is None or v.producer is None or position.get(id(v.producer), -1) < i
+               for i, n in enumerate(nodes) for v in n.inputs):
+            self._resync()  # as assigning the same order would (forgets in-place reorders)
+            return
         g = self.to_networkx()
         try:
             order = list(nx.lexicographical_topological_sort(g, key=lambda i: i))
