@@ -106,7 +106,7 @@ def prune_model_file(path, ratio: float | None = None, target_macs: float | None
     analysis = build_groups(g)
     data = "calibration data"
     if samples is None:
-        samples, data = random_calibration_inputs(g, 8), "random N(0,1) inputs"
+        samples, data = random_calibration_inputs(g, 16), "random N(0,1) inputs"
     samples = [{n: s[n] for n in input_names(g)} for s in samples]
     act = None
     if criterion == "activation":
@@ -120,8 +120,14 @@ def prune_model_file(path, ratio: float | None = None, target_macs: float | None
     else:
         masks = pick(ratio)
     pruned = prune_model(model, analysis, masks)
-    evals = [{n: s[n] for n in input_names(g)} for s in eval_samples] if eval_samples \
-        else samples
+    if eval_samples:
+        evals = [{n: s[n] for n in input_names(g)} for s in eval_samples]
+    elif len(samples) >= 4:  # held out: recovery must not be judged on what it fitted
+        cut = len(samples) - max(1, len(samples) // 4)
+        samples, evals = samples[:cut], samples[cut:]
+        data += f" ({len(evals)} held out for evaluation)"
+    else:
+        evals = samples
     ref = run_ort(model, evals)
     report = {"model": str(path), "criterion": criterion, "ranking": mode, "ratio": ratio,
               "round_to": round_to, "target_macs": target_macs, "data": data,
