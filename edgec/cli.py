@@ -17,6 +17,7 @@ from .cli_text import print_verify as _print_verify
 from .console import Session, quote, set_current, visible
 from .console import warn as _console_warn
 from .errors import EdgecError
+from .prune.cli import add_prune_parser
 
 VERBOSE_HELP = ("show third-party warnings and logs in full as they happen, and the traceback "
                 "of an internal error")
@@ -509,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     o = sub.add_parser("ops", help="list supported operators")
     o.add_argument("--json", action="store_true", help="print a JSON list")
     o.set_defaults(fn=cmd_ops)
+    add_prune_parser(sub)  # edgec/prune/cli.py
     for s in [*sub.choices.values(), *gsub.choices.values()]:  # -v after the command too
         s.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                        help=VERBOSE_HELP)

@@ -170,3 +170,29 @@ def _all_values(g, feeds, forward):
                 env[v.name] = out if v is node.outputs[0] else None
     forward(g, feeds, keep)
     return env
+
+
+def sensitivity(path, samples: list[dict] | None = None, criterion: str = "l2",
+                ratios=(0.1, 0.3, 0.5, 0.7, 0.9)) -> dict:
+    """Output SNR (dB, against the unpruned model, no recovery) when one group at a time
+    loses each fraction of its channels: which groups tolerate pruning."""
+    model = load_model_proto(path)
+    g = import_model(model)
+    analysis = build_groups(g)
+    samples = samples or random_calibration_inputs(g, 8)
+    samples = [{n: s[n] for n in input_names(g)} for s in samples]
+    act = None
+    if criterion == "activation":
+        from edgec.prune.recover import _forward
+        act = activation_means(analysis, samples[:32], lambda f: _all_values(g, f, _forward))
+    ref = run_ort(model, samples)
+    rows = []
+    for grp in analysis.prunable():
+        scores = {grp.gid: unit_scores(analysis, grp, criterion, act)}
+        snrs = []
+        for r in ratios:
+            masks = keep_masks(analysis, select(analysis, scores, r, "uniform", 1, 0.95))
+            snrs.append(output_snr(ref, run_ort(prune_model(model, analysis, masks), samples)))
+        rows.append({"id": grp.gid, "channels": len(grp.units), "producers": grp.producers,
+                     "snr_db": snrs})
+    return {"ratios": list(ratios), "groups": rows}

@@ -1,0 +1,118 @@
+"""`edgec prune`: the command line of structured channel pruning (docs/pruning.md).
+
+Kept apart from edgec/cli.py, which only calls `add_prune_parser`; heavy imports happen when
+the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+LABEL_KEYS = ("y", "labels", "label")
+
+
+def add_prune_parser(sub) -> argparse.ArgumentParser:
+    """Register `edgec prune` on the sub-command parsers `sub`."""
+    p = sub.add_parser("prune", help="structured channel pruning: a smaller ONNX model")
+    p.add_argument("model", help="ONNX model")
+    p.add_argument("-o", "--output", help="pruned ONNX model to write (default MODEL.pruned.onnx)")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--ratio", type=float, help="fraction of each group's channels to remove")
+    how.add_argument("--target-macs", type=float, metavar="F",
+                     help="keep this fraction of the model's MACs (ratio found by bisection)")
+    p.add_argument("--criterion", default="l2", choices=("l1", "l2", "bn", "activation"),
+                   help="channel importance (default l2 filter norm)")
+    p.add_argument("--ranking", default="uniform", choices=("uniform", "global"),
+                   help="same fraction per group, or one threshold over all groups")
+    p.add_argument("--max-ratio", type=float, default=0.9,
+                   help="never remove more than this fraction of a group (default 0.9)")
+    p.add_argument("--round-to", type=int, default=1, metavar="N",
+                   help="keep a multiple of N channels per group (4/8/16 for SIMD kernels)")
+    p.add_argument("--calib", help="calibration inputs (.npy/.npz/folder) for recovery and the "
+                   "activation criterion (default: seeded random inputs)")
+    p.add_argument("--calib-limit", type=int, default=64, help="at most this many samples")
+    p.add_argument("--test", help="evaluation inputs (.npz; labels under 'y' give accuracy)")
+    p.add_argument("--no-recover", action="store_true",
+                   help="skip the label-free least-squares recovery")
+    p.add_argument("--report", help="JSON report path (default OUTPUT.json)")
+    p.add_argument("--sensitivity", action="store_true",
+                   help="print SNR per group for ratios 0.1-0.9 instead of pruning")
+    p.set_defaults(fn=cmd_prune)
+    return p
+
+
+def _labels(path: str | None, count: int):
+    import numpy as np
+
+    from edgec.datafiles import read_arrays
+
+    if not path or not str(path).endswith(".npz"):
+        return None
+    arrays = read_arrays(path, "evaluation data")
+    for key in LABEL_KEYS:
+        if isinstance(arrays, dict) and key in arrays:
+            return np.asarray(arrays[key]).reshape(-1)[:count].astype(np.int64)
+    return None
+
+
+def _samples(g, path: str | None, limit: int | None):
+    from edgec.quant.calibrate import load_calibration_inputs
+
+    return load_calibration_inputs(g, path, limit=limit) if path else None
+
+
+def cmd_prune(args) -> int:
+    """edgec prune MODEL -o OUT (--ratio R | --target-macs F): see docs/pruning.md."""
+    from edgec.frontend.onnx import load_onnx
+    from edgec.prune.driver import prune_model_file, sensitivity
+    from edgec.prune.select import PruneOptionError
+
+    g = load_onnx(args.model)
+    calib = _samples(g, args.calib, args.calib_limit)
+    test = _samples(g, args.test, None)
+    labels = _labels(args.test, len(test)) if test else None
+    if args.sensitivity:
+        rows = sensitivity(args.model, calib, args.criterion)
+        print(f"{'group':>5}  {'channels':>8}  " + "  ".join(f"r={r:.1f}" for r in rows["ratios"])
+              + "  producers")
+        for row in rows["groups"]:
+            print(f"{row['id']:>5}  {row['channels']:>8}  "
+                  + "  ".join(f"{s:5.1f}" for s in row["snr_db"]) + "  "
+                  + ", ".join(row["producers"]))
+        print("(SNR in dB of the model's output against the unpruned model, one group pruned at "
+              "a time, no recovery)")
+        return 0
+    if args.ratio is None and args.target_macs is None:
+        raise PruneOptionError("give --ratio R or --target-macs F (see 'edgec prune --help')")
+    result = prune_model_file(args.model, ratio=args.ratio, target_macs=args.target_macs,
+                              criterion=args.criterion, samples=calib, eval_samples=test,
+                              labels=labels, round_to=args.round_to, mode=args.ranking,
+                              max_ratio=args.max_ratio, do_recover=not args.no_recover)
+    import onnx
+
+    out = Path(args.output or Path(args.model).with_suffix(".pruned.onnx"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(result.model, str(out))
+    report_path = Path(args.report or out.with_suffix(".json"))
+    report_path.write_text(json.dumps(result.report, indent=1) + "\n")
+    r = result.report
+    b, a = r["before"], r["after_pruning"]
+    print(f"edgec prune: {len(r['groups'])} groups, ratio {r['ratio']:.3f} ({r['criterion']})")
+    print(f"  MACs {b['macs']:,} -> {a['macs']:,} ({100 * a['macs'] / max(b['macs'], 1):.1f}%), "
+          f"params {b['params']:,} -> {a['params']:,}")
+    line = f"  output SNR vs unpruned: {_db(r['snr_db_before_recovery'])}"
+    if "snr_db_after_recovery" in r:
+        line += f" -> {_db(r['snr_db_after_recovery'])} after recovery"
+    print(line + f" ({r['data']})")
+    if "accuracy" in r:
+        print("  accuracy: " + ", ".join(f"{k} {v:.2f}%" for k, v in r["accuracy"].items()))
+    for why in r["blockers"]:
+        print(f"  {why}")
+    print(f"edgec prune: wrote {out} and {report_path}")
+    return 0
+
+
+def _db(x) -> str:
+    return f"{x:.1f} dB" if isinstance(x, float) else f"{x} dB"
