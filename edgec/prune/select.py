@@ -27,22 +27,17 @@ class PruneOptionError(EdgecError):
     """Bad pruning options."""
 
 
-def _unit_of(grp: Group) -> dict[str, np.ndarray]:
-    """value name -> unit index of each channel (-1 outside the group)."""
-    out = {}
+def _unit_of(analysis: Analysis, grp: Group) -> dict[str, np.ndarray]:
+    """value name -> unit index of each of its channels (-1 outside the group)."""
+    out = {name: np.full(analysis.sizes[name], -1, np.int64) for name in grp.values}
     for u, unit in enumerate(grp.units):
         for name, idx in unit.items():
-            arr = out.setdefault(name, None)
-            if arr is None:
-                arr = out[name] = np.full(int(idx.max()) + 1 if len(idx) else 0, -1, np.int64)
-            if len(idx) and idx.max() >= len(arr):
-                arr = out[name] = np.concatenate([arr, np.full(idx.max() + 1 - len(arr), -1)])
-            arr[idx] = u
+            out[name][idx] = u
     return out
 
 
 def _param_scores(analysis: Analysis, grp: Group, roles: tuple[str, ...], kind: str):
-    unit_of = _unit_of(grp)
+    unit_of = _unit_of(analysis, grp)
     scores = np.zeros(len(grp.units))
     found = False
     for node in analysis.graph.nodes:
