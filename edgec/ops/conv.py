@@ -16,9 +16,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ShapeError, UnsupportedError
 from ..ir import Node, TensorType
-from . import arm64, x86_kernels
+from . import arm64, prune_facet, x86_kernels
 from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type
-from . import prune_facet
 from .common import FLOATS, check_window, require_dtypes
 from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np, epilogue_c
 from .registry import register_op

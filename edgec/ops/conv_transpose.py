@@ -20,8 +20,8 @@ import numpy as np
 
 from ..errors import ShapeError, UnsupportedError
 from ..ir import Node, TensorType
-from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type
 from . import prune_facet
+from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type
 from .common import FLOATS, check_window, require_dtypes
 from .conv import LAYOUTS, channels, from_nchw, make_shape, spatial_shape, to_nchw
 from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np, epilogue_c

@@ -13,9 +13,8 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..ir import Node, TensorType
-from . import arm64, x86_kernels
+from . import arm64, prune_facet, x86_kernels
 from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
-from . import prune_facet
 from .common import FLOATS, require_dtypes
 from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np, epilogue_c
 from .registry import register_op

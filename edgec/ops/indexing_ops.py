@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import ShapeError, UnsupportedError
 from ..ir import Node, TensorType
+from . import prune_facet
 from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type, normalize_axis
 from .common import row_major_strides
 from .registry import register_op
@@ -52,6 +53,19 @@ class Pad(OpDef):
     quant = QuantRule.SAME_AS_INPUT
     prune = PruneRule.BLOCK
     dtypes = DATA_DTYPES
+
+    def prune_flow(self, node: Node, in_axes):
+        """Prune facet: padding only other axes keeps channels (MobileNet's spatial Pads)."""
+        a = in_axes[0]
+        rank = len(in_type(node).shape)
+        pads = node.attrs["pads"]
+        if a is None or pads[a] or pads[a + rank]:
+            return None
+        pf = prune_facet
+        n = in_type(node).shape[a]
+        flow = pf.PruneFlow(out_axes=[a])
+        flow.couplings.append((pf.IN0, pf.identity(n), pf.OUT0, pf.identity(n)))
+        return flow
 
     def import_onnx(self, node: Node, opset: int) -> None:
         require_dtypes_unless_folded(node, self.dtypes, (0,))

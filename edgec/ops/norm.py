@@ -17,8 +17,8 @@ import numpy as np
 
 from ..errors import ShapeError, UnsupportedError
 from ..ir import Node, TensorType
-from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type, normalize_axis
 from . import prune_facet
+from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type, normalize_axis
 from .common import FLOATS, require_dtypes
 from .conv import LAYOUTS, channels
 from .registry import register_op

@@ -22,8 +22,8 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..ir import DType, Node, TensorType
-from .base import Attr, OpDef, QuantRule, in_type, normalize_axis
 from . import prune_facet
+from .base import Attr, OpDef, QuantRule, in_type, normalize_axis
 from .common import FLOATS, NUMERIC, require_dtypes, row_major_strides
 from .registry import register_op
 

@@ -16,8 +16,8 @@ import numpy as np
 
 from ..errors import ShapeError, UnsupportedError
 from ..ir import DType, Node, TensorType
-from .base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type, normalize_axis
 from . import prune_facet
+from .base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type, normalize_axis
 from .common import require_dtypes, row_major_strides
 from .conv import LAYOUTS, from_nchw, to_nchw
 from .elementwise import ElementwiseOp

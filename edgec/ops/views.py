@@ -12,8 +12,8 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..ir import DType, Node, TensorType
-from .base import Attr, OpDef, PruneRule, QuantRule, in_type, normalize_axis
 from . import prune_facet
+from .base import Attr, OpDef, PruneRule, QuantRule, in_type, normalize_axis
 from .registry import register_op
 
 
