@@ -11,7 +11,7 @@ Where each limit is checked (see docs/robustness.md):
 - node count: before the graph is imported (frontend);
 - tensor rank, per-tensor elements, per-tensor bytes: on every inferred type during import,
   before a constant is folded (activations against the arena limit, constants against the
-  weights limit); the multiply-accumulates of a node folded at compile time likewise;
+  weights limit); the multiply-accumulates of constant folding, summed, likewise;
 - arena bytes: after memory planning, before the C back-end runs;
 - weights bytes and generated source bytes: estimated from the constants before the C is
   rendered, and the rendered text is measured again before anything is written.
@@ -50,7 +50,7 @@ class Limits:
     max_nodes: int = 1_000_000
     max_source_bytes: int = 256 * MIB  # about 14M float weights of C initializer text
     max_rank: int = 8  # the tensor-info table of the generated header holds 8 dimensions
-    max_fold_macs: int = 10**9  # work of one op evaluated at compile time (constant folding)
+    max_fold_macs: int = 10**9  # work of constant folding at compile time, all ops together
 
     def __post_init__(self):
         for f in fields(self):
@@ -76,7 +76,7 @@ HELP = {
     "max_nodes": "most nodes in the model",
     "max_source_bytes": "largest generated C (estimated before rendering)",
     "max_rank": "most dimensions of any tensor",
-    "max_fold_macs": "most multiply-accumulates of one op folded at compile time",
+    "max_fold_macs": "most multiply-accumulates spent folding constants at compile time",
 }
 
 _SUFFIXES = {"": 1, "k": KIB, "kb": KIB, "kib": KIB, "m": MIB, "mb": MIB, "mib": MIB,
@@ -156,13 +156,14 @@ def check_tensor(t: TensorType, what: str, limits: Limits, constant: bool) -> No
                          f"{FLAGS['max_tensor_elements']} if this is intended")
 
 
-def check_fold_macs(macs: int, what: str, limits: Limits) -> None:
-    """LimitError when folding `what` to a constant would take more multiply-accumulates
-    than `limits.max_fold_macs` (compile time and memory, before any is spent)."""
-    if macs > limits.max_fold_macs:
-        raise LimitError(f"{what} folds to a constant at compile time with {macs:,} "
-                         f"multiply-accumulates, more than the limit of {limits.max_fold_macs:,}; "
-                         f"raise it with {FLAGS['max_fold_macs']} if this is intended")
+def check_fold_macs(total_macs: int, what: str, limits: Limits) -> None:
+    """LimitError when folding `what` to a constant brings the multiply-accumulates spent on
+    constant folding to more than `limits.max_fold_macs` (checked before it runs)."""
+    if total_macs > limits.max_fold_macs:
+        raise LimitError(f"{what} folds to a constant at compile time, which brings constant "
+                         f"folding to {total_macs:,} multiply-accumulates, more than the limit "
+                         f"of {limits.max_fold_macs:,}; raise it with {FLAGS['max_fold_macs']} "
+                         "if this is intended")
 
 
 def check_arena(arena_bytes: int, limits: Limits) -> None:

@@ -321,6 +321,7 @@ def import_model(
 
     g = Graph(name)
     env = {}  # gs tensor name -> IR value
+    fold_macs = 0  # work of constant folding so far (limits.max_fold_macs)
 
     def lookup(t):
         if t is None or t.name == "":
@@ -379,7 +380,8 @@ def import_model(
         for oname, t in zip(out_names, types):
             check_tensor(t, f"output '{oname}' of {desc}", limits, constant=folds)
         if folds and gn.op not in SHAPE_ONLY_OPS:
-            _check_fold_work(opdef, node, types, desc, limits)
+            fold_macs += _fold_work(opdef, node, types)
+            check_fold_macs(fold_macs, desc, limits)
         if folds:
             datas = [None if v is None else v.data for v in node.inputs]
             if gn.op in SHAPE_ONLY_OPS:
@@ -421,15 +423,14 @@ def import_model(
     return g
 
 
-def _check_fold_work(opdef, node: Node, types, desc: str, limits: Limits) -> None:
-    """Folding runs the op in numpy at compile time: refuse one whose multiply-accumulates
-    exceed the limit before running it (a 191-byte model can ask for a 4096^3 MatMul)."""
+def _fold_work(opdef, node: Node, types) -> int:
+    """Multiply-accumulates of evaluating `node` in numpy at compile time, counted before it
+    runs (a 191-byte model can ask for a 4096^3 MatMul)."""
     node.outputs[:] = [Value(f"{node.name}_out{i}", t) for i, t in enumerate(types)]
     try:
-        work = opdef.macs(node)
+        return opdef.macs(node)
     finally:
         node.outputs[:] = []
-    check_fold_macs(work, desc, limits)
 
 
 def _ir_dtype(np_dtype, where: str) -> DType:

@@ -413,3 +413,18 @@ def test_clip_with_an_empty_min(capfd, tmp_path):
                        {"x": ("float32", (4,))}, {"y": ("float32", None)},
                        {"lo": np.zeros((0, 2), np.float32)})
     refused(capfd, tmp_path, model, "Clip node 'clip'", "scalar")
+
+
+def test_fold_limit_counts_all_folded_ops_together(capfd, tmp_path):
+    """Two folded 64^3 MatMuls (262,144 multiply-accumulates each): the second passes a limit
+    of 400,000 only if each op were judged alone."""
+    fill = helper.make_tensor("v", F, [1], [1.0])
+    model = make_model([helper.make_node("ConstantOfShape", ["s"], ["a"], value=fill),
+                        helper.make_node("MatMul", ["a", "a"], ["m1"], name="mm1"),
+                        helper.make_node("MatMul", ["m1", "a"], ["m2"], name="mm2"),
+                        helper.make_node("ReduceSum", ["m2"], ["r"], keepdims=0),
+                        helper.make_node("Add", ["x", "r"], ["y"])],
+                       {"x": ("float32", ())}, {"y": ("float32", None)},
+                       {"s": np.array([64, 64], np.int64)})
+    refused(capfd, tmp_path, model, "MatMul node 'mm2'", "524,288", "--max-fold-macs",
+            extra=("--max-fold-macs", "400000"))
