@@ -122,6 +122,7 @@ def prune_model_file(path, ratio: float | None = None, target_macs: float | None
     pruned = prune_model(model, analysis, masks)
     if eval_samples:
         evals = [{n: s[n] for n in input_names(g)} for s in eval_samples]
+        data += f", evaluated on {len(evals)} separate samples"
     elif len(samples) >= 4:  # held out: recovery must not be judged on what it fitted
         cut = len(samples) - max(1, len(samples) // 4)
         samples, evals = samples[:cut], samples[cut:]

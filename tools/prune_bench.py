@@ -1,0 +1,147 @@
+"""Structured pruning table: zoo models pruned to a MAC budget, SNR and accuracy before and
+after label-free recovery, compiled weights and arena before and after (docs/benchmarks.md).
+
+    python tools/prune_bench.py --write docs/benchmarks.md
+
+Digits CNN runs on its real data (calibration split for recovery, test split for accuracy,
+and int8 accuracy through the generic-int8 reference interpreter); the other models on
+seeded random inputs (a quarter held out for the SNR). onnxruntime runs the fp32 models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from edgec.compiler import CompileOptions, compile_graph  # noqa: E402
+from edgec.frontend.onnx import import_model, load_onnx  # noqa: E402
+from edgec.interp import run_graph  # noqa: E402
+from edgec.prune.driver import prune_model_file  # noqa: E402
+
+ZOO = REPO / "golden" / "models"
+MODELS = ["digits_cnn", "resnet8", "dscnn", "mobilenetv2", "mobilenetv2_trained"]
+BEGIN, END = "<!-- prune:begin -->", "<!-- prune:end -->"
+
+
+def _digits(split: str):
+    data = np.load(ZOO / f"digits_{split}.npz")
+    return [{"x": data["x"][i:i + 1]} for i in range(len(data["x"]))], data["y"]
+
+
+def _compiled(model: onnx.ModelProto) -> dict:
+    r = compile_graph(import_model(model), CompileOptions(target="generic-fp32"),
+                      model_name="m").report
+    return {"weights_bytes": r["weights_bytes"], "arena_bytes": r["arena_bytes"]}
+
+
+def _int8_accuracy(model: onnx.ModelProto, test, labels) -> float:
+    """Top-1 accuracy of the generic-int8 graph (edgec's bit-exact int8 reference)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.onnx"
+        onnx.save(model, str(path))
+        g = load_onnx(path)
+        calib = str(ZOO / "digits_calib.npz")
+        result = compile_graph(g, CompileOptions(target="generic-int8", calib=calib),
+                               model_name="m")
+    graph = result.graph
+    name = graph.inputs[0].name
+    hits = 0
+    for sample, y in zip(test, labels):
+        out = next(iter(run_graph(graph, {name: sample["x"]}).values()))
+        hits += int(np.argmax(out.reshape(-1)) == y)
+    return 100.0 * hits / len(labels)
+
+
+def measure(name: str, target_macs: float, criterion: str) -> dict:
+    """One row: prune `name` to `target_macs` of its MACs and measure it."""
+    path = ZOO / f"{name}.onnx"
+    kwargs = {}
+    test = labels = None
+    if name == "digits_cnn":
+        calib, _ = _digits("calib")
+        test, labels = _digits("test")
+        kwargs = {"samples": calib, "eval_samples": test, "labels": labels}
+    t0 = time.perf_counter()
+    result = prune_model_file(path, target_macs=target_macs, criterion=criterion, **kwargs)
+    seconds = time.perf_counter() - t0
+    r = result.report
+    row = {"model": name, "criterion": criterion, "ratio": r["ratio"], "seconds": seconds,
+           "macs_before": r["before"]["macs"], "macs_after": r["after_pruning"]["macs"],
+           "params_before": r["before"]["params"], "params_after": r["after_pruning"]["params"],
+           "snr_before": r["snr_db_before_recovery"], "snr_after": r["snr_db_after_recovery"],
+           "data": r["data"], "accuracy": r.get("accuracy"),
+           "before": _compiled(onnx.load(str(path))), "after": _compiled(result.model)}
+    if test is not None:
+        row["int8_accuracy"] = {"unpruned": _int8_accuracy(onnx.load(str(path)), test, labels),
+                                "recovered": _int8_accuracy(result.model, test, labels)}
+    return row
+
+
+def markdown(rows: list[dict], target_macs: float) -> str:
+    """The markdown section."""
+    lines = [BEGIN, f"## Structured pruning to {target_macs:.0%} of MACs (tools/prune_bench.py)",
+             "",
+             "`edgec prune --target-macs` with the l2 criterion, uniform ranking; SNR of the "
+             "output against the unpruned model (onnxruntime) before and after label-free "
+             "least-squares recovery. Weights and arena: generic-fp32 compile report.", "",
+             "| model | ratio | MACs | params | weights | arena | SNR pruned | SNR recovered | "
+             "data |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['ratio']:.3f} | {r['macs_before'] / 1e6:.2f} M -> "
+            f"{r['macs_after'] / 1e6:.2f} M ({r['macs_after'] / r['macs_before']:.1%}) | "
+            f"{r['params_before']:,} -> {r['params_after']:,} | "
+            f"{r['before']['weights_bytes']:,} -> {r['after']['weights_bytes']:,} B | "
+            f"{r['before']['arena_bytes']:,} -> {r['after']['arena_bytes']:,} B | "
+            f"{_db(r['snr_before'])} | {_db(r['snr_after'])} | {r['data']} |")
+    for r in rows:
+        if r.get("accuracy"):
+            a = r["accuracy"]
+            lines += ["", f"{r['model']} test-split accuracy (fp32): unpruned {a['unpruned']:.2f}%, "
+                      f"pruned {a['pruned']:.2f}%, after label-free recovery "
+                      f"{a['recovered']:.2f}%."]
+        if r.get("int8_accuracy"):
+            q = r["int8_accuracy"]
+            lines.append(f"Through generic-int8 (edgec's int8 reference): unpruned "
+                         f"{q['unpruned']:.2f}%, pruned + recovered {q['recovered']:.2f}%.")
+    lines.append(END)
+    return "\n".join(lines) + "\n"
+
+
+def _db(x) -> str:
+    return f"{x:.1f} dB" if isinstance(x, float) else str(x)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure every model, print the section, optionally write it."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--target-macs", type=float, default=0.5)
+    ap.add_argument("--criterion", default="l2")
+    ap.add_argument("--write", metavar="MD", help="write the section into this markdown file")
+    ap.add_argument("--json", metavar="FILE", help="also save the rows as JSON")
+    args = ap.parse_args(argv)
+    rows = [measure(m, args.target_macs, args.criterion) for m in args.models.split(",")]
+    section = markdown(rows, args.target_macs)
+    print(section)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    if args.write:
+        from edgec.markdown import replace_section
+
+        replace_section(Path(args.write), BEGIN, END, section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
