@@ -36,6 +36,10 @@ def add_prune_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--test", help="evaluation inputs (.npz; labels under 'y' give accuracy)")
     p.add_argument("--no-recover", action="store_true",
                    help="skip the label-free least-squares recovery")
+    p.add_argument("--train", help="labelled training data (.npz with the input and 'y') for "
+                   "distillation fine-tuning, the unpruned model as teacher (T=4, alpha=0.7)")
+    p.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs (default 10)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--report", help="JSON report path (default OUTPUT.json)")
     p.add_argument("--sensitivity", action="store_true",
                    help="print SNR per group for ratios 0.1-0.9 instead of pruning")
@@ -84,12 +88,24 @@ def cmd_prune(args) -> int:
         print("(SNR in dB of the model's output against the unpruned model, one group pruned at "
               "a time, no recovery)")
         return 0
+    train = None
+    if args.train:
+        train_samples = _samples(g, args.train, None)
+        train_labels = _labels(args.train, len(train_samples))
+        if train_labels is None:
+            raise PruneOptionError(f"--train {args.train}: needs labels under 'y' in an .npz")
+        import numpy as np
+
+        name = g.inputs[0].name
+        train = (np.concatenate([s[name] for s in train_samples]), train_labels)
     if args.ratio is None and args.target_macs is None:
         raise PruneOptionError("give --ratio R or --target-macs F (see 'edgec prune --help')")
     result = prune_model_file(args.model, ratio=args.ratio, target_macs=args.target_macs,
                               criterion=args.criterion, samples=calib, eval_samples=test,
                               labels=labels, round_to=args.round_to, mode=args.ranking,
-                              max_ratio=args.max_ratio, do_recover=not args.no_recover)
+                              max_ratio=args.max_ratio, do_recover=not args.no_recover,
+                              train=train, epochs=args.epochs, lr=args.lr,
+                              progress=_progress)
     import onnx
 
     out = Path(args.output or Path(args.model).with_suffix(".pruned.onnx"))
@@ -105,6 +121,8 @@ def cmd_prune(args) -> int:
     line = f"  output SNR vs unpruned: {_db(r['snr_db_before_recovery'])}"
     if "snr_db_after_recovery" in r:
         line += f" -> {_db(r['snr_db_after_recovery'])} after recovery"
+    if "snr_db_after_distillation" in r:
+        line += f" -> {_db(r['snr_db_after_distillation'])} after distillation"
     print(line + f" ({r['data']})")
     if "accuracy" in r:
         print("  accuracy: " + ", ".join(f"{k} {v:.2f}%" for k, v in r["accuracy"].items()))
@@ -116,3 +134,7 @@ def cmd_prune(args) -> int:
 
 def _db(x) -> str:
     return f"{x:.1f} dB" if isinstance(x, float) else f"{x} dB"
+
+
+def _progress(epoch: int, loss: float, acc: float) -> None:
+    print(f"  epoch {epoch}: loss {loss:.4f}, train accuracy {acc:.2f}%", flush=True)

@@ -95,10 +95,12 @@ def prune_model_file(path, ratio: float | None = None, target_macs: float | None
                      eval_samples: list[dict] | None = None,
                      labels: np.ndarray | None = None, round_to: int = 1,
                      mode: str = "uniform", max_ratio: float = 0.9, do_recover: bool = True,
-                     ridge: float = 1e-3) -> PruneResult:
+                     ridge: float = 1e-3, train: tuple[np.ndarray, np.ndarray] | None = None,
+                     epochs: int = 10, lr: float = 1e-3, progress=None) -> PruneResult:
     """Prune the ONNX model at `path` (see the module docstring). `samples` are calibration
     inputs (seeded random ones when None; then SNR is on random data); SNR and accuracy
-    (`labels`) are measured on `eval_samples` (the calibration samples when None)."""
+    (`labels`) are measured on `eval_samples` (the calibration samples when None). `train`
+    (inputs, labels) adds distillation fine-tuning with the unpruned model as teacher."""
     if (ratio is None) == (target_macs is None):
         raise PruneOptionError("give exactly one of --ratio and --target-macs")
     model = load_model_proto(path)
@@ -145,6 +147,17 @@ def prune_model_file(path, ratio: float | None = None, target_macs: float | None
         report["recovery"] = layers
         if labels is not None:
             report["accuracy"]["recovered"] = accuracy(got, labels)
+    if train is not None:
+        from edgec.prune.distill import distill
+
+        pruned = distill(model, pruned, train[0], train[1], epochs=epochs, lr=lr,
+                         progress=progress)
+        got = run_ort(pruned, evals)
+        report["snr_db_after_distillation"] = _finite(output_snr(ref, got))
+        report["distillation"] = {"epochs": epochs, "lr": lr, "temperature": 4.0,
+                                  "alpha": 0.7, "train_samples": int(len(train[1]))}
+        if labels is not None:
+            report["accuracy"]["distilled"] = accuracy(got, labels)
     report["groups"] = [
         {"id": grp.gid, "producers": grp.producers, "channels": len(grp.units),
          "kept": int(sum(bool(masks[_first(grp)][u[_first(grp)]].all()) for u in grp.units)),
