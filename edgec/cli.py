@@ -17,7 +17,7 @@ from .cli_text import print_verify as _print_verify
 from .console import Session, quote, set_current, visible
 from .console import warn as _console_warn
 from .errors import EdgecError
-from .prune.cli import add_prune_parser
+from .prune.cli import add_compile_prune_arg, add_prune_parser, pruned_for_compile
 
 VERBOSE_HELP = ("show third-party warnings and logs in full as they happen, and the traceback "
                 "of an internal error")
@@ -168,7 +168,8 @@ def cmd_compile(args) -> int:
     check_output_dir(args.output)  # a bad -o fails at once, not after the compile
     from .compiler import compile_model, write_output
 
-    result = compile_model(args.model, _options(args))
+    with pruned_for_compile(args) as model_path:  # --prune (edgec/prune/cli.py)
+        result = compile_model(model_path, _options(args))
     out = write_output(result.files, args.output)
     _warn(result.warnings)
     r = result.report
@@ -417,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pass_args(c)
     c.add_argument("-o", "--output", required=True, help="output directory")
     c.add_argument("--json", action="store_true", help="print report.json's content")
+    add_compile_prune_arg(c)
     c.set_defaults(fn=cmd_compile)
 
     v = sub.add_parser("verify", help="compile, build, run and compare with onnxruntime")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 LABEL_KEYS = ("y", "labels", "label")
@@ -138,3 +140,37 @@ def _db(x) -> str:
 
 def _progress(epoch: int, loss: float, acc: float) -> None:
     print(f"  epoch {epoch}: loss {loss:.4f}, train accuracy {acc:.2f}%", flush=True)
+
+
+def add_compile_prune_arg(p: argparse.ArgumentParser) -> None:
+    """`edgec compile --prune R`: prune before the pipeline (and before quantisation)."""
+    p.add_argument("--prune", type=float, metavar="R",
+                   help="remove the fraction R of every prunable channel group first (l2, "
+                   "label-free recovery on --calib or random inputs; docs/pruning.md)")
+
+
+@contextmanager
+def pruned_for_compile(args):
+    """The model path to compile: with --prune, the pruned model in a temporary folder under
+    the same file name (names in the output stay the model's)."""
+    ratio = getattr(args, "prune", None)
+    if ratio is None:
+        yield args.model
+        return
+    import onnx
+
+    from edgec.frontend.onnx import load_onnx
+    from edgec.prune.driver import prune_model_file
+
+    calib = getattr(args, "calib", None)
+    samples = _samples(load_onnx(args.model), calib, getattr(args, "calib_limit", None) or 64) \
+        if calib else None
+    result = prune_model_file(args.model, ratio=ratio, samples=samples)
+    r = result.report
+    print(f"edgec: pruned {r['ratio']:.2f} of the channels: MACs {r['before']['macs']:,} -> "
+          f"{r['after_pruning']['macs']:,}, output SNR "
+          f"{_db(r.get('snr_db_after_recovery', r['snr_db_before_recovery']))}")
+    with tempfile.TemporaryDirectory(prefix="edgec-prune-") as tmp:
+        path = Path(tmp) / Path(args.model).name
+        onnx.save(result.model, str(path))
+        yield str(path)

@@ -77,3 +77,17 @@ def test_pruned_model_compiles_and_verifies(pruned_digits, tmp_path, target):
     if target.endswith("int8"):
         args += ["--calib", str(CALIB)]
     assert main(args) == 0
+
+
+def test_compile_with_prune(tmp_path, capsys):
+    out = tmp_path / "c"
+    rc = main(["compile", str(MODEL), "-t", "generic-fp32", "--prune", "0.5", "--calib",
+               str(CALIB), "-o", str(out), "--json"])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out.splitlines()[-1])
+    full = main(["compile", str(MODEL), "-t", "generic-fp32", "-o", str(tmp_path / "f"),
+                 "--json"])
+    assert full == 0
+    unpruned = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert report["macs"] < 0.6 * unpruned["macs"]
+    assert (out / "report.json").exists()
