@@ -121,9 +121,14 @@ def _keep_legacy_resize_semantics(old: onnx.ModelProto, new: onnx.ModelProto) ->
     """Upsample and Resize-10 map coordinates asymmetrically (x_out / scale) and round down
     (up when shrinking, as onnxruntime does); the version converter turns them into
     Resize-13 nodes with the half_pixel default, which changes linear results. Restore it."""
-    consts = {t.name: onnx.numpy_helper.to_array(t) for t in old.graph.initializer}
+    # Only the scales of these nodes are read: an unused initializer may hold anything.
+    wanted = {n.input[1] for n in old.graph.node
+              if n.op_type in ("Upsample", "Resize") and len(n.input) > 1}
+    consts = {t.name: onnx.numpy_helper.to_array(t) for t in old.graph.initializer
+              if t.name in wanted}
     for n in old.graph.node:
-        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value" \
+                and n.output and n.output[0] in wanted:
             consts[n.output[0]] = onnx.numpy_helper.to_array(n.attribute[0].t)
     legacy = {}
     for n in old.graph.node:

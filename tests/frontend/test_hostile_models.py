@@ -428,3 +428,16 @@ def test_fold_limit_counts_all_folded_ops_together(capfd, tmp_path):
                        {"s": np.array([64, 64], np.int64)})
     refused(capfd, tmp_path, model, "MatMul node 'mm2'", "524,288", "--max-fold-macs",
             extra=("--max-fold-macs", "400000"))
+
+
+def test_old_opset_with_an_unused_broken_initializer(capfd, tmp_path):
+    """Opset 9 goes through the version converter; an unused COMPLEX128 initializer whose
+    bytes do not fill it was converted to numpy on the way (exit 3); unused, it is ignored."""
+    bad = numpy_helper.from_array(np.ones(2, np.float32), "w")
+    bad.data_type = TensorProto.COMPLEX128
+    model = graph_model([helper.make_node("Relu", ["x"], ["y"])], [("x", F, [4])],
+                        [("y", F, [4])], [bad], opset=9)
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    code, _, err = run_cli(capfd, "compile", path, "-o", tmp_path / "out")
+    assert code == 0, err
