@@ -6,7 +6,7 @@ Importing this package registers every pass module in it.
 import importlib
 import pkgutil
 
-from .registry import PassFailure, PassManager, all_passes, get_pass, register_pass
+from edgec.passes.registry import PassFailure, PassManager, all_passes, get_pass, register_pass
 
 _SKIP = {"registry"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Graph, Node, Value
+from edgec.ir import Graph, Node, Value
 
 # Ops with a fused epilogue (edgec/ops/epilogue.py) and the axis of their output channels.
 EPILOGUE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")

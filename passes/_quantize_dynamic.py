@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Graph, Node
-from .quantize import quantize_weights
+from edgec.ir import Graph, Node
+from edgec.passes.quantize import quantize_weights
 
 CLAMPS = ("none", "relu", "clip")
 

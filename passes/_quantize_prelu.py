@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Node, QuantParams, Value
-from ..ops.quantized_prelu import qprelu_attrs
+from edgec.ir import Node, QuantParams, Value
+from edgec.ops.quantized_prelu import qprelu_attrs
 
 
 def standalone_slopes(node: Node) -> np.ndarray | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from ..ir import Graph, Node, Value
+from edgec.ir import Graph, Node, Value
 
 Rule = Callable[[Graph, Node], bool]
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Graph, Node
-from ._fusion import fusable_producer, scale_output_channels
-from ._rewrite import apply_rules
-from .registry import register_pass
+from edgec.ir import Graph, Node
+from edgec.passes._fusion import fusable_producer, scale_output_channels
+from edgec.passes._rewrite import apply_rules
+from edgec.passes.registry import register_pass
 
 
 def _bn_affine(g: Graph, bn: Node):

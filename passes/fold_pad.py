@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 
-from ..ir import Graph, Node
-from ._rewrite import apply_rules
-from .registry import register_pass
+from edgec.ir import Graph, Node
+from edgec.passes._rewrite import apply_rules
+from edgec.passes.registry import register_pass
 
 
 def _spatial_axes(node: Node, rank: int) -> list[int]:

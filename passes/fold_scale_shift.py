@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Graph, Node
-from ._fusion import channel_axis, fusable_producer, per_channel, scale_output_channels
-from ._rewrite import apply_rules
-from .registry import register_pass
+from edgec.ir import Graph, Node
+from edgec.passes._fusion import channel_axis, fusable_producer, per_channel, scale_output_channels
+from edgec.passes._rewrite import apply_rules
+from edgec.passes.registry import register_pass
 
 
 def _operands(node: Node):

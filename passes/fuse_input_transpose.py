@@ -12,10 +12,10 @@ strided reads are cheap.
 
 from __future__ import annotations
 
-from ..ir import Graph, Node
-from ..ops import get_op
-from ._rewrite import apply_rules
-from .registry import register_pass
+from edgec.ir import Graph, Node
+from edgec.ops import get_op
+from edgec.passes._rewrite import apply_rules
+from edgec.passes.registry import register_pass
 
 
 def fuse(g: Graph, node: Node) -> bool:

@@ -8,9 +8,9 @@ the pooled vector never needs its own buffer.
 
 from __future__ import annotations
 
-from ..ir import Graph, Node, Value
-from ._rewrite import apply_rules
-from .registry import register_pass
+from edgec.ir import Graph, Node, Value
+from edgec.passes._rewrite import apply_rules
+from edgec.passes.registry import register_pass
 
 VIEWS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}
 

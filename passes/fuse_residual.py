@@ -9,10 +9,10 @@ computed later absorbs the Add, so the earlier one can be freed sooner.
 
 from __future__ import annotations
 
-from ..ir import Graph, Node
-from ._fusion import fusable_producer
-from ._rewrite import apply_rules
-from .registry import register_pass
+from edgec.ir import Graph, Node
+from edgec.passes._fusion import fusable_producer
+from edgec.passes._rewrite import apply_rules
+from edgec.passes.registry import register_pass
 
 RESIDUAL_INDEX = {"Conv": 3, "Gemm": 3, "MatMul": 2}
 

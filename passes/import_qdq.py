@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import DType, Graph, Node, QuantParams, Value
-from ..ops import get_op
-from ..ops.base import QuantRule
-from ..ops.quantized import (
+from edgec.ir import DType, Graph, Node, QuantParams, Value
+from edgec.ops import get_op
+from edgec.ops.base import QuantRule
+from edgec.ops.quantized import (
     activation_range,
     average_pool_attrs,
     lookup_table_for_op,
@@ -37,8 +37,8 @@ from ..ops.quantized import (
     qmul_attrs,
     requant_attrs,
 )
-from ._rewrite import apply_rules
-from .registry import register_pass
+from edgec.passes._rewrite import apply_rules
+from edgec.passes.registry import register_pass
 
 QDQ_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
            "MatMulInteger"}

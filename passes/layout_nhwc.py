@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Graph, Node
-from ..ir.graph import SOURCE, push_source_through_transposes
-from ..ops import get_op
-from ..ops.elementwise import ElementwiseOp
-from ._rewrite import apply_rules
-from .registry import register_pass
+from edgec.ir import Graph, Node
+from edgec.ir.graph import SOURCE, push_source_through_transposes
+from edgec.ops import get_op
+from edgec.ops.elementwise import ElementwiseOp
+from edgec.passes._rewrite import apply_rules
+from edgec.passes.registry import register_pass
 
 
 def _to_last(rank: int) -> list[int]:

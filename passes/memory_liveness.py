@@ -30,9 +30,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from ..ir import Graph, Node, Value
-from ..ops import get_op
-from ..ops.elementwise import ElementwiseOp, Identity
+from edgec.ir import Graph, Node, Value
+from edgec.ops import get_op
+from edgec.ops.elementwise import ElementwiseOp, Identity
 
 
 def align_up(n: int, alignment: int) -> int:

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..ir import Graph
-from .memory_liveness import (AliasTable, activation_values, align_up, analyse_liveness,
+from edgec.ir import Graph
+from edgec.passes.memory_liveness import (AliasTable, activation_values, align_up, analyse_liveness,
                               storage_root)
-from .memory_offsets import DEFAULT_PACKING_BUDGET, Buffer, pack_buffers
-from .memory_schedule import DEFAULT_WORK_BUDGET, apply_schedule, schedule_for_memory
+from edgec.passes.memory_offsets import DEFAULT_PACKING_BUDGET, Buffer, pack_buffers
+from edgec.passes.memory_schedule import DEFAULT_WORK_BUDGET, apply_schedule, schedule_for_memory
 
 __all__ = [
     "Buffer",

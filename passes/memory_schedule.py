@@ -37,8 +37,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..ir import Graph, Node
-from .memory_liveness import (Liveness, align_up, analyse_liveness, in_place_inputs,
+from edgec.ir import Graph, Node
+from edgec.passes.memory_liveness import (Liveness, align_up, analyse_liveness, in_place_inputs,
                               view_source)
 
 DEFAULT_WORK_BUDGET = 2_000_000  # units per search (greedy, exact, beam): about 1 s here

@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import qmath
-from ..errors import EdgecError
-from ..ir import DType, Graph, Node, QuantParams, Value
-from ..ops import get_op
-from ..ops.base import QuantRule
-from ..ops.epilogue import activation_np
-from ..ops.quantized import (
+from edgec import qmath
+from edgec.errors import EdgecError
+from edgec.ir import DType, Graph, Node, QuantParams, Value
+from edgec.ops import get_op
+from edgec.ops.base import QuantRule
+from edgec.ops.epilogue import activation_np
+from edgec.ops.quantized import (
     activation_range,
     average_pool_attrs,
     lookup_table,
@@ -46,8 +46,8 @@ from ..ops.quantized import (
     qmul_attrs,
     requant_attrs,
 )
-from ._quantize_prelu import emit_qprelu, standalone_slopes
-from .registry import register_pass
+from edgec.passes._quantize_prelu import emit_qprelu, standalone_slopes
+from edgec.passes.registry import register_pass
 
 QMIN, QMAX = -128, 127
 WEIGHT_MAX = 127
@@ -567,7 +567,7 @@ def quantize(g: Graph) -> bool:
     if opts is None:
         return False
     if opts.mode == "dynamic":
-        from ._quantize_dynamic import quantize_dynamic
+        from edgec.passes._quantize_dynamic import quantize_dynamic
 
         return quantize_dynamic(g, opts)
     if opts.calibration is None:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..errors import EdgecError
-from ..ir import Graph, print_graph
+from edgec.errors import EdgecError
+from edgec.ir import Graph, print_graph
 
 PassFn = Callable[[Graph], bool]
 _PASSES: dict[str, PassFn] = {}

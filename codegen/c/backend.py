@@ -27,12 +27,12 @@ import numpy as np
 
 from edgec.errors import EdgecError
 
-from ... import __version__
-from ...ir import Graph, Node, Value
-from ...ops import get_op
-from ...ops.base import ConstArray
-from ..c.carray import c_initializer, c_scalar
-from .naming import c_identifier, c_string, c_text, comment_text, model_prefix
+from edgec import __version__
+from edgec.ir import Graph, Node, Value
+from edgec.ops import get_op
+from edgec.ops.base import ConstArray
+from edgec.codegen.c.carray import c_initializer, c_scalar
+from edgec.codegen.c.naming import c_identifier, c_string, c_text, comment_text, model_prefix
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 INT32_MAX = 2**31 - 1
@@ -283,7 +283,7 @@ class CBackend:
                     "bytes": data.nbytes,
                 })
         for ident, data, comment in extra_arrays:
-            from ...ir import DType
+            from edgec.ir import DType
             weights.append({
                 "ident": ident, "ctype": DType.from_numpy(data.dtype).ctype,
                 "count": max(data.size, 1), "init": c_initializer(data), "comment": comment,
