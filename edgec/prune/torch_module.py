@@ -105,7 +105,8 @@ OPS = {
     "Transpose": lambda n, x: x.permute(*n.attrs["perm"]),
     "Pad": lambda n, x: _pad_spatial(x, n.attrs["pads"], n.attrs["value"])
     if n.attrs["mode"] == "constant" else None,
-    "ReduceMean": lambda n, x: x.mean(dim=tuple(n.attrs["axes"]), keepdim=bool(n.attrs["keepdims"])),
+    "ReduceMean": lambda n, x: x.mean(dim=tuple(n.attrs["axes"]),
+                                      keepdim=bool(n.attrs["keepdims"])),
     "Slice": _slice,
     "Split": lambda n, x: torch.split(x, n.attrs["split"], n.attrs["axis"]),
 }
