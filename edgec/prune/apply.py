@@ -150,9 +150,12 @@ def _apply_update(m: _Model, onode, node, up, kept) -> None:
     if up.onnx_input is not None and up.onnx_input < len(onode.input) \
             and onode.input[up.onnx_input]:
         old = m.const(onode.input[up.onnx_input])
-        if old is None:
+        if old is None:  # computed in the model (a Shape subgraph): edgec folded it
             old = node.attrs.get(up.attr)
         new = np.asarray(up.value(kept, old), np.int64)
+        if np.array_equal(new, np.asarray(old).reshape(new.shape) if np.size(old) == new.size
+                          else None):
+            return  # e.g. Reshape to [N, -1]: keep the model's own (maybe dynamic) shape
         onode.input[up.onnx_input] = m.add_init(new, f"{node.name}_{up.attr}")
         return
     if up.onnx_input is not None and _as_input(up.attr, m.opset):

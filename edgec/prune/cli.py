@@ -19,6 +19,8 @@ def add_prune_parser(sub) -> argparse.ArgumentParser:
     """Register `edgec prune` on the sub-command parsers `sub`."""
     p = sub.add_parser("prune", help="structured channel pruning: a smaller ONNX model")
     p.add_argument("model", help="ONNX model")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=DxD...",
+                   help="fix a dynamic input shape, e.g. input=1x3x224x224 (repeatable)")
     p.add_argument("-o", "--output", help="pruned ONNX model to write (default MODEL.pruned.onnx)")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--ratio", type=float, help="fraction of each group's channels to remove")
@@ -71,16 +73,17 @@ def _samples(g, path: str | None, limit: int | None):
 
 def cmd_prune(args) -> int:
     """edgec prune MODEL -o OUT (--ratio R | --target-macs F): see docs/pruning.md."""
-    from edgec.frontend.onnx import load_onnx
+    from edgec.frontend.onnx import load_onnx, parse_input_shapes
     from edgec.prune.driver import prune_model_file, sensitivity
     from edgec.prune.select import PruneOptionError
 
-    g = load_onnx(args.model)
+    shapes = parse_input_shapes(args.input_shape)
+    g = load_onnx(args.model, shapes)
     calib = _samples(g, args.calib, args.calib_limit)
     test = _samples(g, args.test, None)
     labels = _labels(args.test, len(test)) if test else None
     if args.sensitivity:
-        rows = sensitivity(args.model, calib, args.criterion)
+        rows = sensitivity(args.model, calib, args.criterion, input_shapes=shapes)
         print(f"{'group':>5}  {'channels':>8}  " + "  ".join(f"r={r:.1f}" for r in rows["ratios"])
               + "  producers")
         for row in rows["groups"]:
@@ -107,7 +110,7 @@ def cmd_prune(args) -> int:
                               labels=labels, round_to=args.round_to, mode=args.ranking,
                               max_ratio=args.max_ratio, do_recover=not args.no_recover,
                               train=train, epochs=args.epochs, lr=args.lr,
-                              progress=_progress)
+                              progress=_progress, input_shapes=shapes)
     import onnx
 
     out = Path(args.output or Path(args.model).with_suffix(".pruned.onnx"))
@@ -159,13 +162,14 @@ def pruned_for_compile(args):
         return
     import onnx
 
-    from edgec.frontend.onnx import load_onnx
+    from edgec.frontend.onnx import load_onnx, parse_input_shapes
     from edgec.prune.driver import prune_model_file
 
+    shapes = parse_input_shapes(getattr(args, "input_shape", None))
     calib = getattr(args, "calib", None)
-    samples = _samples(load_onnx(args.model), calib, getattr(args, "calib_limit", None) or 64) \
-        if calib else None
-    result = prune_model_file(args.model, ratio=ratio, samples=samples)
+    samples = _samples(load_onnx(args.model, shapes), calib,
+                       getattr(args, "calib_limit", None) or 64) if calib else None
+    result = prune_model_file(args.model, ratio=ratio, samples=samples, input_shapes=shapes)
     r = result.report
     print(f"edgec: pruned {r['ratio']:.2f} of the channels: MACs {r['before']['macs']:,} -> "
           f"{r['after_pruning']['macs']:,}, output SNR "

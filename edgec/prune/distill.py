@@ -21,9 +21,10 @@ from edgec.frontend.onnx import import_model
 from edgec.prune.torch_module import IRModule
 
 
-def to_module(model: onnx.ModelProto) -> IRModule:
-    """The torch module of an fp32 ONNX model (through edgec's IR)."""
-    return IRModule(import_model(model), {t.name for t in model.graph.initializer})
+def to_module(model: onnx.ModelProto, input_shapes: dict | None = None) -> IRModule:
+    """The torch module of an fp32 ONNX model (through edgec's IR; dynamic inputs fixed by
+    `input_shapes`, the batch stays free)."""
+    return IRModule(import_model(model, input_shapes), {t.name for t in model.graph.initializer})
 
 
 def kd_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor,
@@ -36,12 +37,13 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor,
 
 def distill(teacher: onnx.ModelProto, student: onnx.ModelProto, x: np.ndarray, y: np.ndarray,
             epochs: int = 10, lr: float = 1e-3, batch: int = 32, temperature: float = 4.0,
-            alpha: float = 0.7, seed: int = 0,
+            alpha: float = 0.7, seed: int = 0, input_shapes: dict | None = None,
             progress: Callable[[int, float, float], None] | None = None) -> onnx.ModelProto:
     """Fine-tune `student` on (x, y) against `teacher`; returns the trained student model.
     `progress(epoch, mean loss, train accuracy %)` is called after every epoch."""
     torch.manual_seed(seed)
-    t_mod, s_mod = to_module(teacher).eval(), to_module(student).train()
+    t_mod = to_module(teacher, input_shapes).eval()
+    s_mod = to_module(student, input_shapes).train()
     xs = torch.from_numpy(np.asarray(x, np.float32))
     ys = torch.from_numpy(np.asarray(y, np.int64).reshape(-1))
     with torch.no_grad():

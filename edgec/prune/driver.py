@@ -28,9 +28,9 @@ class PruneResult:
     report: dict = field(default_factory=dict)
 
 
-def model_cost(model: onnx.ModelProto) -> dict:
+def model_cost(model: onnx.ModelProto, input_shapes: dict | None = None) -> dict:
     """MACs (edgec's per-op counts) and parameters (initializer elements) of a model."""
-    g = import_model(model)
+    g = import_model(model, input_shapes)
     macs = sum(get_op(n.op).macs(n) for n in g.nodes)
     params = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
     return {"macs": int(macs), "params": params}
@@ -70,16 +70,16 @@ def choose(analysis: Analysis, criterion: str, ratio: float, mode: str, round_to
     return keep_masks(analysis, select(analysis, scores, ratio, mode, round_to, max_ratio))
 
 
-def _ratio_for_macs(model, analysis, fraction, pick) -> tuple[float, dict]:
+def _ratio_for_macs(model, analysis, fraction, pick, shapes) -> tuple[float, dict]:
     """Bisection on the ratio until MACs kept <= fraction of the original (closest above 0)."""
     if not 0 < fraction <= 1:
         raise PruneOptionError(f"--target-macs must be in (0, 1], not {fraction}")
-    full = model_cost(model)["macs"]
+    full = model_cost(model, shapes)["macs"]
     lo, hi, best = 0.0, 0.95, (0.0, pick(0.0))
     for _ in range(12):
         mid = (lo + hi) / 2
         masks = pick(mid)
-        macs = model_cost(prune_model(model, analysis, masks))["macs"]
+        macs = model_cost(prune_model(model, analysis, masks), shapes)["macs"]
         if macs <= fraction * full:
             hi, best = mid, (mid, masks)
         else:
@@ -96,7 +96,8 @@ def prune_model_file(path, ratio: float | None = None, target_macs: float | None
                      labels: np.ndarray | None = None, round_to: int = 1,
                      mode: str = "uniform", max_ratio: float = 0.9, do_recover: bool = True,
                      ridge: float = 1e-3, train: tuple[np.ndarray, np.ndarray] | None = None,
-                     epochs: int = 10, lr: float = 1e-3, progress=None) -> PruneResult:
+                     epochs: int = 10, lr: float = 1e-3, progress=None,
+                     input_shapes: dict | None = None) -> PruneResult:
     """Prune the ONNX model at `path` (see the module docstring). `samples` are calibration
     inputs (seeded random ones when None; then SNR is on random data); SNR and accuracy
     (`labels`) are measured on `eval_samples` (the calibration samples when None). `train`
@@ -104,7 +105,8 @@ def prune_model_file(path, ratio: float | None = None, target_macs: float | None
     if (ratio is None) == (target_macs is None):
         raise PruneOptionError("give exactly one of --ratio and --target-macs")
     model = load_model_proto(path)
-    g = import_model(model)
+    shapes = input_shapes
+    g = import_model(model, shapes)
     analysis = build_groups(g)
     data = "calibration data"
     if samples is None:
@@ -118,7 +120,7 @@ def prune_model_file(path, ratio: float | None = None, target_macs: float | None
     def pick(r):
         return choose(analysis, criterion, r, mode, round_to, max_ratio, act)
     if target_macs is not None:
-        ratio, masks = _ratio_for_macs(model, analysis, target_macs, pick)
+        ratio, masks = _ratio_for_macs(model, analysis, target_macs, pick, shapes)
     else:
         masks = pick(ratio)
     pruned = prune_model(model, analysis, masks)
@@ -134,14 +136,16 @@ def prune_model_file(path, ratio: float | None = None, target_macs: float | None
     ref = run_ort(model, evals)
     report = {"model": str(path), "criterion": criterion, "ranking": mode, "ratio": ratio,
               "round_to": round_to, "target_macs": target_macs, "data": data,
-              "samples": len(samples), "eval_samples": len(evals), "before": model_cost(model),
-              "after_pruning": model_cost(pruned)}
+              "samples": len(samples), "eval_samples": len(evals),
+              "before": model_cost(model, shapes),
+              "after_pruning": model_cost(pruned, shapes)}
     got = run_ort(pruned, evals)
     report["snr_db_before_recovery"] = _finite(output_snr(ref, got))
     if labels is not None:
         report["accuracy"] = {"unpruned": accuracy(ref, labels), "pruned": accuracy(got, labels)}
     if do_recover:
-        pruned, layers = recover(model, pruned, masks, samples, ridge=ridge)
+        pruned, layers = recover(model, pruned, masks, samples, ridge=ridge,
+                                 input_shapes=shapes)
         got = run_ort(pruned, evals)
         report["snr_db_after_recovery"] = _finite(output_snr(ref, got))
         report["recovery"] = layers
@@ -151,7 +155,7 @@ def prune_model_file(path, ratio: float | None = None, target_macs: float | None
         from edgec.prune.distill import distill
 
         pruned = distill(model, pruned, train[0], train[1], epochs=epochs, lr=lr,
-                         progress=progress)
+                         progress=progress, input_shapes=shapes)
         got = run_ort(pruned, evals)
         report["snr_db_after_distillation"] = _finite(output_snr(ref, got))
         report["distillation"] = {"epochs": epochs, "lr": lr, "temperature": 4.0,
@@ -187,11 +191,12 @@ def _all_values(g, feeds, forward):
 
 
 def sensitivity(path, samples: list[dict] | None = None, criterion: str = "l2",
-                ratios=(0.1, 0.3, 0.5, 0.7, 0.9)) -> dict:
+                ratios=(0.1, 0.3, 0.5, 0.7, 0.9),
+                input_shapes: dict | None = None) -> dict:
     """Output SNR (dB, against the unpruned model, no recovery) when one group at a time
     loses each fraction of its channels: which groups tolerate pruning."""
     model = load_model_proto(path)
-    g = import_model(model)
+    g = import_model(model, input_shapes)
     analysis = build_groups(g)
     samples = samples or random_calibration_inputs(g, 8)
     samples = [{n: s[n] for n in input_names(g)} for s in samples]

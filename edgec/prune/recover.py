@@ -115,10 +115,11 @@ def _fit(a: np.ndarray, t: np.ndarray, held_out: np.ndarray, ridge: float) -> np
 
 def recover(original: onnx.ModelProto, pruned: onnx.ModelProto, masks: dict[str, np.ndarray],
             samples: list[dict[str, np.ndarray]], ridge: float = 1e-3, max_rows: int = 20000,
-            seed: int = 0) -> tuple[onnx.ModelProto, list[dict]]:
+            seed: int = 0, input_shapes: dict | None = None
+            ) -> tuple[onnx.ModelProto, list[dict]]:
     """The pruned model with its consumers re-fitted (module docstring) and one record per
     layer: name, rows, relative error before and after."""
-    g0, g1 = import_model(original), import_model(pruned)
+    g0, g1 = import_model(original, input_shapes), import_model(pruned, input_shapes)
     names = input_names(g1)
     feeds = {n: np.concatenate([s[n] for s in samples]) for n in names}
     n_samples = len(samples)

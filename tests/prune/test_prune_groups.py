@@ -229,3 +229,51 @@ def test_round_to_and_never_empty(ratio):
     assert kept % 8 == 0 and kept >= 8
     one = keep_masks(analysis, select(analysis, scores, 0.99, max_ratio=1.0))["c"].sum()
     assert one == 1
+
+
+def test_torch_export_with_dynamic_batch_and_batchnorm(tmp_path):
+    """A torch export keeps its BatchNorm (gamma ranks channels) and its dynamic batch: the
+    Reshape fed by a Shape subgraph is left alone and the pruned model runs batch 3."""
+    import torch
+
+    from edgec.prune.driver import prune_model_file, run_ort
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = torch.nn.Conv2d(1, 8, 3, padding=1)
+            self.bn = torch.nn.BatchNorm2d(8)
+            self.fc = torch.nn.Linear(8 * 4 * 4, 5)
+
+        def forward(self, x):
+            x = torch.nn.functional.max_pool2d(torch.relu(self.bn(self.c1(x))), 2)
+            return self.fc(x.view(x.size(0), -1))
+
+    torch.manual_seed(0)
+    net = Net().eval()
+    with torch.no_grad():
+        net.bn.weight.copy_(torch.tensor([0.1, 2.0, 0.2, 1.5, 0.3, 1.8, 0.05, 1.2]))
+    path = tmp_path / "dyn.onnx"
+    torch.onnx.export(net, torch.randn(1, 1, 8, 8), str(path), input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}},
+                      do_constant_folding=False, dynamo=False)
+    result = prune_model_file(path, ratio=0.5, criterion="bn", do_recover=False,
+                              input_shapes={"x": (1, 1, 8, 8)})
+    params = inits(result.model)
+    assert params["bn.weight__pruned"].tolist() == pytest.approx([2.0, 1.5, 1.8, 1.2])
+    assert params["fc.weight__pruned"].shape == (5, 64)
+    x = RNG.standard_normal((3, 1, 8, 8)).astype(F32)
+    out = run_ort(result.model, [{"x": x}])[0]
+    assert out.shape == (3, 5)
+    # the oracle: the original with the fc columns of the removed channels zeroed
+    model = onnx.load(str(path))
+    g = import_model(model, {"x": (1, 1, 8, 8)})
+    analysis = build_groups(g)
+    kept = np.zeros(8, bool)
+    kept[[1, 3, 5, 7]] = True  # the four largest gammas
+    fc = next(t for t in model.graph.initializer if t.name == "fc.weight")
+    data = numpy_helper.to_array(fc).copy()
+    data[:, ~np.repeat(kept, 16)] = 0
+    fc.CopyFrom(numpy_helper.from_array(data, fc.name))
+    assert analysis.prunable()
+    np.testing.assert_allclose(out, run_ort(model, [{"x": x}])[0], rtol=1e-4, atol=1e-5)
