@@ -222,8 +222,9 @@ class OpDef:
             return None
         if not v.is_const:
             raise ConstantInputRequired(
-                f"{node.op} node '{node.name}': input '{what}' must be a compile-time constant "
-                "(fix the input shapes with --input-shape so that it folds)",
+                f"{node.op} node '{node.name}': input '{what}' must be a compile-time constant, "
+                f"but {_computed_from(v)}; edgec does not support a computed '{what}' for "
+                f"{node.op} yet",
                 value_name=v.name,
             )
         return v.data
@@ -243,6 +244,28 @@ class OpDef:
             while ins and ins[-1] is None:
                 ins.pop()
         node.inputs = ins
+
+
+def _computed_from(v: Value, limit: int = 10000) -> str:
+    """Where a non-constant value comes from, for error messages: the graph inputs whose
+    data it is computed from. (Input shapes are always fixed before import, so shape
+    arithmetic has folded: what remains depends on data, and --input-shape cannot help.)"""
+    seen: set[int] = set()
+    inputs: list[str] = []
+    stack = [v]
+    while stack and len(seen) < limit:
+        cur = stack.pop()
+        if id(cur) in seen or cur.is_const:
+            continue
+        seen.add(id(cur))
+        if cur.producer is None:
+            inputs.append(cur.name)
+        else:
+            stack.extend(x for x in cur.producer.inputs if x is not None)
+    if not inputs:
+        return f"'{v.name}' is computed by ops that do not fold"
+    shown = ", ".join(f"'{n}'" for n in sorted(inputs)[:3]) + (" ..." if len(inputs) > 3 else "")
+    return f"'{v.name}' is computed at run time from the data of input {shown}"
 
 
 def in_type(node: Node, index: int = 0) -> TensorType:

@@ -212,52 +212,7 @@ _unary(
 )
 
 
-@register_op("Clip")
-class Clip(UnaryOp):
-    """ONNX Clip: y = min(max(x, min), max); bounds are constant (attributes in the IR)."""
-
-    attrs = {"min": Attr("float", float("-inf")), "max": Attr("float", float("inf"))}
-    quant = QuantRule.SAME_AS_INPUT
-    dtypes = NUMERIC
-
-    def import_onnx(self, node, opset):
-        super().import_onnx(node, opset)
-        if len(node.inputs) > 1 or opset >= 11:
-            for index, key in ((1, "min"), (2, "max")):
-                data = self.const_input(node, index, key)
-                if data is not None and np.asarray(data).size != 1:
-                    raise ShapeError(f"Clip node '{node.name}': {key} must be a scalar, not of "
-                                     f"shape {list(np.asarray(data).shape)}")
-                if data is not None:
-                    node.attrs[key] = float(np.asarray(data).reshape(-1)[0])
-            node.inputs = node.inputs[:1]
-
-    def np_fn(self, node, x):
-        lo, hi = node.attrs["min"], node.attrs["max"]
-        if x.dtype.kind in "iu":
-            info = np.iinfo(x.dtype)
-            lo = min(max(lo, info.min), info.max)
-            hi = min(max(hi, info.min), info.max)
-        return np.minimum(np.maximum(x, x.dtype.type(lo)), x.dtype.type(hi))
-
-    def c_expr(self, node):
-        t = node.input(0).dtype
-        lo, hi = node.attrs["min"], node.attrs["max"]
-        if t.is_float:
-            lit = _flit
-            has_lo, has_hi = bool(np.isfinite(lo)), bool(np.isfinite(hi))
-        else:
-            # A bound at or beyond the type's range is no bound (and comparing against it
-            # would draw -Wtype-limits).
-            info = np.iinfo(t.np)
-            has_lo, has_hi = lo > info.min, hi < info.max
-            lo = min(max(lo, info.min), info.max)
-            hi = min(max(hi, info.min), info.max)
-            lit = lambda v: f"(T){int(v)}"  # noqa: E731
-        lo_txt = f"(a < {lit(lo)} ? {lit(lo)} : a)" if has_lo else "a"
-        if has_hi:  # min(max(a, lo), hi), exactly as ONNX composes them
-            return f"({lo_txt} > {lit(hi)} ? {lit(hi)} : {lo_txt})"
-        return lo_txt
+# Clip lives in edgec/ops/clip.py (constant and runtime bounds).
 
 
 @register_op("Identity")
