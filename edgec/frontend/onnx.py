@@ -23,6 +23,7 @@ from edgec.frontend.validate import (check_declared_outputs, check_input_types, 
 from edgec.ir import DType, Graph, Node, TensorType, Value
 from edgec.limits import Limits, check_fold_macs, check_model_file_size, check_tensor
 from edgec.ops import get_op, has_op
+from edgec.ops.contrib_quant import CONTRIB_DOMAIN, CONTRIB_OPS
 
 MIN_OPSET = 11
 # Ops evaluated from static shapes alone: they never need their input's data.
@@ -235,7 +236,9 @@ def _check_supported(gs_graph) -> None:
     for n in gs_graph.nodes:
         default_domain = n.domain in (None, "", "ai.onnx")
         key = _text(n.op) if default_domain else f"{_text(n.domain)}.{_text(n.op)}"
-        if not default_domain or not has_op(n.op):
+        if n.domain == CONTRIB_DOMAIN and n.op in CONTRIB_OPS:
+            continue  # quantised contrib ops, imported onto edgec's int8 ops
+        if not default_domain or not has_op(n.op) or n.op in CONTRIB_OPS:
             missing.setdefault(key, []).append(n.name or "<unnamed>")
     if missing:
         parts = []

@@ -1,0 +1,153 @@
+"""com.microsoft quantised contrib ops that onnxruntime's quantisers emit, imported onto
+edgec's int8 ops (edgec/ops/quantized.py):
+
+- QLinearAdd / QLinearMul (A, A_scale, A_zp, B, B_scale, B_zp, C_scale, C_zp) -> QAdd / QMul:
+  TFLite's integer ADD / MUL scheme with multipliers from the model's scales;
+- QLinearSigmoid / QLinearLeakyRelu (X, X_scale, X_zp, Y_scale, Y_zp) -> QLookup: a 256-entry
+  table quantize(f(dequantize(q))) computed at compile time.
+
+The integer requantisation is edgec's fixed point (as for QDQ models, passes/import_qdq.py),
+where onnxruntime computes in float: Add and Mul can differ from onnxruntime by 1 LSB; the
+lookup tables are exact up to the float rounding of f. Int8 tensors only (per-tensor
+constant scales and zero points); uint8 tensors are refused with a one-line error (quantise
+with signed activations, onnxruntime's `activation_type=QuantType.QInt8`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgec.errors import ShapeError, UnsupportedError
+from edgec.ir import DType, Node, TensorType
+from edgec.ops.base import OpDef, QuantRule
+from edgec.ops.quantized import lookup_table_for_op, qadd_attrs, qmul_attrs
+from edgec.ops.registry import get_op, register_op
+
+CONTRIB_DOMAIN = "com.microsoft"
+
+
+class ContribImport(OpDef):
+    """A contrib op that exists only at import: `import_onnx` rewrites the node into one of
+    edgec's own ops, and every later facet is that op's."""
+
+    quant = QuantRule.REQUANTIZE
+    target_op = ""
+
+    def _scalar(self, node: Node, index: int, what: str, integer: bool) -> float | int:
+        data = self.const_input(node, index, what)
+        if data is None:
+            if integer:
+                return 0
+            raise ShapeError(f"{node.op} node '{node.name}': input '{what}' is missing")
+        data = np.asarray(data)
+        if data.size != 1:
+            raise UnsupportedError(f"{node.op} node '{node.name}': {what} must be per tensor "
+                                   f"(one value), not of shape {list(data.shape)}")
+        return int(data.reshape(-1)[0]) if integer else float(data.reshape(-1)[0])
+
+    def _int8_only(self, node: Node, indices) -> None:
+        for i in indices:
+            v = node.input(i)
+            if v is not None and v.dtype != DType.INT8:
+                raise UnsupportedError(
+                    f"{node.op} node '{node.name}': {v.dtype.value} tensors are not supported "
+                    "(int8 only): quantise with signed int8 activations")
+
+    def normalize_attrs(self, attrs: dict) -> dict:
+        """The attributes are the target op's (set by import_onnx)."""
+        return get_op(self.target_op).normalize_attrs(attrs)
+
+    def infer(self, node: Node) -> list[TensorType]:
+        """The target op's inference (the node has been rewritten)."""
+        return get_op(node.op).infer(node)
+
+    def reference(self, node: Node, *inputs):
+        """The target op's semantics (used when the node folds)."""
+        return get_op(node.op).reference(node, *inputs)
+
+    def c_template_for(self, node: Node, target) -> str:
+        """The target op's C template."""
+        return get_op(node.op).c_template_for(node, target)
+
+    def c_params(self, node: Node, target) -> dict:
+        """The target op's C parameters."""
+        return get_op(node.op).c_params(node, target)
+
+
+class _QLinearBinary(ContribImport):
+    """QLinearAdd / QLinearMul -> QAdd / QMul."""
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        self._int8_only(node, (0, 2, 3, 5, 7))
+        a_s = self._scalar(node, 1, "A_scale", False)
+        a_zp = self._scalar(node, 2, "A_zero_point", True)
+        b_s = self._scalar(node, 4, "B_scale", False)
+        b_zp = self._scalar(node, 5, "B_zero_point", True)
+        c_s = self._scalar(node, 6, "C_scale", False)
+        c_zp = self._scalar(node, 7, "C_zero_point", True)
+        if node.attrs:
+            raise UnsupportedError(f"{node.op} node '{node.name}': unexpected attributes "
+                                   f"{sorted(node.attrs)}")
+        make = qadd_attrs if self.target_op == "QAdd" else qmul_attrs
+        attrs = make(a_s, b_s, c_s)
+        attrs.update({"a_zero_point": a_zp, "b_zero_point": b_zp, "y_zero_point": c_zp})
+        node.attrs = attrs
+        node.inputs = [node.input(0), node.input(3)]
+        node.op = self.target_op
+
+
+@register_op("QLinearAdd")
+class QLinearAdd(_QLinearBinary):
+    """com.microsoft QLinearAdd (int8): imported as QAdd (edgec's fixed point)."""
+
+    target_op = "QAdd"
+
+
+@register_op("QLinearMul")
+class QLinearMul(_QLinearBinary):
+    """com.microsoft QLinearMul (int8): imported as QMul (edgec's fixed point)."""
+
+    target_op = "QMul"
+
+
+class _QLinearUnary(ContribImport):
+    """QLinearSigmoid / QLinearLeakyRelu -> QLookup."""
+
+    quant = QuantRule.LOOKUP
+    target_op = "QLookup"
+    function = ""
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        self._int8_only(node, (0, 2, 4))
+        xs = self._scalar(node, 1, "X_scale", False)
+        xzp = self._scalar(node, 2, "X_zero_point", True)
+        ys = self._scalar(node, 3, "Y_scale", False)
+        yzp = self._scalar(node, 4, "Y_zero_point", True)
+        fattrs = {}
+        if self.function == "LeakyRelu":
+            fattrs = {"alpha": float(node.attrs.pop("alpha", 0.01))}
+        if node.attrs:
+            raise UnsupportedError(f"{node.op} node '{node.name}': unexpected attributes "
+                                   f"{sorted(node.attrs)}")
+        table = lookup_table_for_op(self.function, fattrs, xs, xzp, ys, yzp)
+        node.attrs = {"table": table, "function": self.function, "x_scale": xs,
+                      "x_zero_point": xzp, "y_scale": ys, "y_zero_point": yzp}
+        node.inputs = [node.input(0)]
+        node.op = self.target_op
+
+
+@register_op("QLinearSigmoid")
+class QLinearSigmoid(_QLinearUnary):
+    """com.microsoft QLinearSigmoid (int8): imported as a QLookup table."""
+
+    function = "Sigmoid"
+
+
+@register_op("QLinearLeakyRelu")
+class QLinearLeakyRelu(_QLinearUnary):
+    """com.microsoft QLinearLeakyRelu (int8, attribute alpha): imported as a QLookup table."""
+
+    function = "LeakyRelu"
+
+
+CONTRIB_OPS = frozenset({"QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu"})
