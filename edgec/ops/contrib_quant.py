@@ -20,7 +20,7 @@ import numpy as np
 from edgec.errors import ShapeError, UnsupportedError
 from edgec.ir import DType, Node, TensorType
 from edgec.ops.base import OpDef, QuantRule
-from edgec.ops.quantized import lookup_table_for_op, qadd_attrs, qmul_attrs
+from edgec.ops.quantized import lookup_table_for_op, qadd_attrs, qmul_attrs, requant_attrs
 from edgec.ops.registry import get_op, register_op
 
 CONTRIB_DOMAIN = "com.microsoft"
@@ -150,4 +150,33 @@ class QLinearLeakyRelu(_QLinearUnary):
     function = "LeakyRelu"
 
 
-CONTRIB_OPS = frozenset({"QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu"})
+@register_op("QLinearGlobalAveragePool")
+class QLinearGlobalAveragePool(ContribImport):
+    """com.microsoft QLinearGlobalAveragePool (int8, channels_last 0/1): imported as
+    QGlobalAveragePool (exact int32 sum, fixed-point x_scale / (y_scale * count))."""
+
+    target_op = "QGlobalAveragePool"
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        self._int8_only(node, (0, 2, 4))
+        xs = self._scalar(node, 1, "x_scale", False)
+        xzp = self._scalar(node, 2, "x_zero_point", True)
+        ys = self._scalar(node, 3, "y_scale", False)
+        yzp = self._scalar(node, 4, "y_zero_point", True)
+        layout = "NHWC" if int(node.attrs.pop("channels_last", 0)) else "NCHW"
+        if node.attrs:
+            raise UnsupportedError(f"{node.op} node '{node.name}': unexpected attributes "
+                                   f"{sorted(node.attrs)}")
+        x = node.input(0)
+        if x is None or x.type.rank < 3:
+            raise ShapeError(f"{node.op} node '{node.name}': input needs spatial dims")
+        count = int(np.prod(x.shape[2:] if layout == "NCHW" else x.shape[1:-1]))
+        node.attrs = {"layout": layout, "mode": "requantize",
+                      **requant_attrs([xs / (ys * count)]), "x_zero_point": xzp,
+                      "y_zero_point": yzp, "x_scale": xs, "y_scale": ys}
+        node.inputs = [x]
+        node.op = self.target_op
+
+
+CONTRIB_OPS = frozenset({"QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu",
+                         "QLinearGlobalAveragePool"})

@@ -143,3 +143,23 @@ def test_contrib_op_names_in_the_default_domain_are_not_accepted():
     m.ir_version = 8
     with pytest.raises(UnsupportedError, match="unsupported operators: QLinearAdd"):
         import_model(m, None, name="t")
+
+
+@pytest.mark.parametrize("channels_last", [0, 1])
+def test_qlinear_global_average_pool(channels_last):
+    shape = (2, 5, 6, 7) if not channels_last else (2, 6, 7, 5)
+    out = (2, 5, 1, 1) if not channels_last else (2, 1, 1, 5)
+    ys, yzp = 0.01, -4
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_s", "x_z"], ["xq"]),
+        helper.make_node("QLinearGlobalAveragePool", ["xq", "x_s", "x_z", "y_s", "y_z"],
+                         ["yq"], domain=MS, channels_last=channels_last),
+        helper.make_node("DequantizeLinear", ["yq", "y_s", "y_z"], ["y"]),
+    ]
+    model = _model(nodes, {"x": shape}, out, _scales(x=(XS, XZP), y=(ys, yzp)))
+    x = (RNG.standard_normal(shape) + 0.5).astype(np.float32)
+    axes = (2, 3) if not channels_last else (1, 2)
+    rx = (_q(x, XS, XZP) - XZP) * np.float64(np.float32(XS))
+    mean = rx.mean(axis=axes, keepdims=True)
+    want = np.clip(np.rint(mean / np.float64(np.float32(ys))) + yzp, -128, 127).astype(np.int64)
+    _compare(model, {"x": x}, want, ys, yzp)
