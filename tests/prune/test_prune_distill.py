@@ -55,5 +55,5 @@ def test_distillation_brings_digits_back_within_one_point():
     outs = run_ort(result.model, evals)
     distilled = 100 * np.mean([int(np.argmax(o)) == y for o, y in zip(outs, test["y"])])
     assert distilled == pytest.approx(acc["distilled"])
-    assert acc["pruned"] < acc["unpruned"] - 10  # pruning alone hurt...
-    assert distilled >= acc["unpruned"] - 1.0  # ...and fine-tuning recovered it
+    assert acc["pruned"] < acc["unpruned"] - 5  # pruning alone hurt...
+    assert distilled >= max(acc["unpruned"] - 1.0, acc["pruned"] + 5)  # ...fine-tuning fixed it
