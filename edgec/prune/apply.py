@@ -65,6 +65,7 @@ class _Model:
             {i.name for i in self.graph.input}
 
     def fresh(self, hint: str) -> str:
+        """An unused tensor name derived from `hint`."""
         name, k = f"{hint}__pruned", 0
         while name in self.names:
             k += 1
@@ -73,6 +74,7 @@ class _Model:
         return name
 
     def add_init(self, data: np.ndarray, hint: str) -> str:
+        """Add `data` as a new initializer; returns its name."""
         name = self.fresh(hint)
         t = numpy_helper.from_array(np.ascontiguousarray(data), name)
         self.graph.initializer.append(t)
@@ -80,6 +82,7 @@ class _Model:
         return name
 
     def const(self, name: str):
+        """The data of an initializer or Constant output, None when computed."""
         if name in self.inits:
             return numpy_helper.to_array(self.inits[name])
         if name in self.consts:
