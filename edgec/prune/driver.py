@@ -71,11 +71,12 @@ def choose(analysis: Analysis, criterion: str, ratio: float, mode: str, round_to
 
 
 def _ratio_for_macs(model, analysis, fraction, pick, shapes) -> tuple[float, dict]:
-    """Bisection on the ratio until MACs kept <= fraction of the original (closest above 0)."""
+    """Bisection on the ratio until MACs kept <= fraction of the original; an error naming
+    the blocking nodes when even the largest ratio does not get there."""
     if not 0 < fraction <= 1:
         raise PruneOptionError(f"--target-macs must be in (0, 1], not {fraction}")
     full = model_cost(model, shapes)["macs"]
-    lo, hi, best = 0.0, 0.95, (0.0, pick(0.0))
+    lo, hi, best = 0.0, 0.95, None
     for _ in range(12):
         mid = (lo + hi) / 2
         masks = pick(mid)
@@ -84,9 +85,15 @@ def _ratio_for_macs(model, analysis, fraction, pick, shapes) -> tuple[float, dic
             hi, best = mid, (mid, masks)
         else:
             lo = mid
-    if best[0] == 0.0 and fraction < 1:
-        masks = pick(hi)
-        best = (hi, masks)
+    if best is None:
+        masks = pick(0.95)
+        macs = model_cost(prune_model(model, analysis, masks), shapes)["macs"]
+        if macs > fraction * full:
+            blockers = "; ".join(describe_blockers(analysis)[:3]) or "no prunable group"
+            raise PruneOptionError(
+                f"--target-macs {fraction}: pruning reaches only {macs / max(full, 1):.1%} of "
+                f"the MACs ({blockers}); raise the target or --max-ratio")
+        best = (0.95, masks)
     return best
 
 

@@ -277,3 +277,18 @@ def test_torch_export_with_dynamic_batch_and_batchnorm(tmp_path):
     fc.CopyFrom(numpy_helper.from_array(data, fc.name))
     assert analysis.prunable()
     np.testing.assert_allclose(out, run_ort(model, [{"x": x}])[0], rtol=1e-4, atol=1e-5)
+
+
+def test_unreachable_budget_names_the_blocker(tmp_path, capsys):
+    from edgec.cli import main
+
+    nodes = [conv("x", "c", "wc"),
+             helper.make_node("Softmax", ["c"], ["s"], name="channel_softmax", axis=1),
+             conv("s", "out", "w2")]
+    model = make_model(nodes, {"x": (F32, [1, 2, 3, 3])}, {"out": (F32, [1, 3, 3, 3])},
+                       {"wc": w(8, 2, 1, 1), "w2": w(3, 8, 1, 1)})
+    path = tmp_path / "blocked.onnx"
+    onnx.save(model, str(path))
+    assert main(["prune", str(path), "--target-macs", "0.5", "-o", str(tmp_path / "p.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("edgec: error:") and "channel_softmax" in err
