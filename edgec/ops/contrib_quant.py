@@ -4,7 +4,10 @@ edgec's int8 ops (edgec/ops/quantized.py):
 - QLinearAdd / QLinearMul (A, A_scale, A_zp, B, B_scale, B_zp, C_scale, C_zp) -> QAdd / QMul:
   TFLite's integer ADD / MUL scheme with multipliers from the model's scales;
 - QLinearSigmoid / QLinearLeakyRelu (X, X_scale, X_zp, Y_scale, Y_zp) -> QLookup: a 256-entry
-  table quantize(f(dequantize(q))) computed at compile time.
+  table quantize(f(dequantize(q))) computed at compile time;
+- QLinearGlobalAveragePool (channels_last 0/1) -> QGlobalAveragePool;
+- QLinearConcat (Y_scale, Y_zp, then X, X_scale, X_zp per input) stays its own node: each
+  input is requantised to the output's scale while it is copied.
 
 The integer requantisation is edgec's fixed point (as for QDQ models, passes/import_qdq.py),
 where onnxruntime computes in float: Add and Mul can differ from onnxruntime by 1 LSB; the
@@ -19,7 +22,8 @@ import numpy as np
 
 from edgec.errors import ShapeError, UnsupportedError
 from edgec.ir import DType, Node, TensorType
-from edgec.ops.base import OpDef, QuantRule
+from edgec import qmath
+from edgec.ops.base import Attr, OpDef, QuantRule, in_type, normalize_axis
 from edgec.ops.quantized import lookup_table_for_op, qadd_attrs, qmul_attrs, requant_attrs
 from edgec.ops.registry import get_op, register_op
 
@@ -178,5 +182,82 @@ class QLinearGlobalAveragePool(ContribImport):
         node.op = self.target_op
 
 
-CONTRIB_OPS = frozenset({"QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu",
+@register_op("QLinearConcat")
+class QLinearConcat(OpDef):
+    """com.microsoft QLinearConcat (int8): inputs requantised to the output's scale while
+    copied (edgec's fixed point, like QRequantize); kept as its own IR node.
+
+    ONNX inputs (Y_scale, Y_zp, X_0, X_0_scale, X_0_zp, ...) become inputs X_0.. and the
+    attributes `multiplier`, `shift`, `x_zero_point` (one per input) and `y_zero_point`.
+    """
+
+    attrs = {"axis": Attr("int"), "multiplier": Attr("ints"), "shift": Attr("ints"),
+             "x_zero_point": Attr("ints"), "y_zero_point": Attr("int", 0),
+             "x_scale": Attr("floats", ()), "y_scale": Attr("float", 0.0)}
+    quant = QuantRule.REQUANTIZE
+    c_template = "ops/qconcat.c.j2"
+    c_runtime = ("edgec_qmath.h",)
+
+    _scalar = ContribImport._scalar
+    _int8_only = ContribImport._int8_only
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        ins = list(node.inputs)
+        if len(ins) < 5 or (len(ins) - 2) % 3:
+            raise ShapeError(f"QLinearConcat node '{node.name}': needs Y_scale, Y_zero_point "
+                             "and (X, X_scale, X_zero_point) triples")
+        ys = self._scalar(node, 0, "Y_scale", False)
+        yzp = self._scalar(node, 1, "Y_zero_point", True)
+        self._int8_only(node, [1] + [j for j in range(2, len(ins)) if (j - 2) % 3 != 1])
+        xs, data, mult, shift, zps = [], [], [], [], []
+        for j in range(2, len(ins), 3):
+            s = self._scalar(node, j + 1, "X_scale", False)
+            m, sh = qmath.quantize_multiplier(s / ys)
+            xs.append(s)
+            data.append(ins[j])
+            mult.append(m)
+            shift.append(sh)
+            zps.append(self._scalar(node, j + 2, "X_zero_point", True))
+        node.attrs = {"axis": int(node.attrs.get("axis", 0)), "multiplier": mult,
+                      "shift": shift, "x_zero_point": zps, "y_zero_point": yzp,
+                      "x_scale": xs, "y_scale": ys}
+        node.inputs = data
+
+    def _axis(self, node: Node) -> int:
+        return normalize_axis(node.attrs["axis"], in_type(node, 0).rank, node)
+
+    def infer(self, node: Node) -> list[TensorType]:
+        types = [v.type for v in node.inputs]
+        if any(t.dtype != DType.INT8 for t in types):
+            raise ShapeError(f"QLinearConcat node '{node.name}': inputs must be int8")
+        axis = self._axis(node)
+        first = types[0].shape
+        for t in types[1:]:
+            if t.rank != len(first) or any(a != b for d, (a, b) in
+                                            enumerate(zip(t.shape, first)) if d != axis):
+                raise ShapeError(f"QLinearConcat node '{node.name}': shapes {first} and "
+                                 f"{t.shape} differ outside axis {axis}")
+        out = list(first)
+        out[axis] = sum(t.shape[axis] for t in types)
+        return [TensorType(tuple(out), DType.INT8)]
+
+    def reference(self, node: Node, *xs):
+        a = node.attrs
+        parts = [qmath.requantize(np.asarray(x, np.int64) - zp, m, s, a["y_zero_point"],
+                                  -128, 127)
+                 for x, zp, m, s in zip(xs, a["x_zero_point"], a["multiplier"], a["shift"])]
+        return (np.concatenate(parts, axis=self._axis(node)).astype(np.int8),)
+
+    def c_params(self, node: Node, target) -> dict:
+        axis = self._axis(node)
+        shapes = [v.shape for v in node.inputs]
+        inner = [int(np.prod(s[axis:])) for s in shapes]
+        offsets = [int(sum(inner[:i])) for i in range(len(inner))]
+        a = node.attrs
+        return {"outer": int(np.prod(shapes[0][:axis])), "inner": inner, "offset": offsets,
+                "out_inner": int(sum(inner)), "x_zp": a["x_zero_point"],
+                "mult": a["multiplier"], "shift": a["shift"], "y_zp": a["y_zero_point"]}
+
+
+CONTRIB_OPS = frozenset({"QLinearConcat", "QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu",
                          "QLinearGlobalAveragePool"})

@@ -3,7 +3,9 @@ QLinearLeakyRelu) as onnxruntime's quantisers emit them: float input -> Quantize
 contrib op -> DequantizeLinear. The generated C (generic and x86_64) is compared with an
 independent numpy formula (float64 real arithmetic, round half to even) and with
 onnxruntime with graph optimisations disabled: within 1 LSB, nearly all equal (edgec
-requantises in fixed point, onnxruntime in float). The lookup ops are exact.
+requantises in fixed point, onnxruntime in float; at an exact tie edgec's fixed point rounds
+half away from zero, as TFLite does, where numpy rounds half to even). The lookup ops and
+the global average pool matched onnxruntime exactly here.
 """
 
 from __future__ import annotations
@@ -163,3 +165,26 @@ def test_qlinear_global_average_pool(channels_last):
     mean = rx.mean(axis=axes, keepdims=True)
     want = np.clip(np.rint(mean / np.float64(np.float32(ys))) + yzp, -128, 127).astype(np.int64)
     _compare(model, {"x": x}, want, ys, yzp)
+
+
+def test_qlinear_concat_with_differing_scales():
+    ys, yzp = 0.055, 3  # no ratio of scales is a power of two: no exact ties
+    nodes = [
+        helper.make_node("QuantizeLinear", ["a", "a_s", "a_z"], ["aq"]),
+        helper.make_node("QuantizeLinear", ["b", "b_s", "b_z"], ["bq"]),
+        helper.make_node("QLinearConcat", ["y_s", "y_z", "aq", "a_s", "a_z", "bq", "b_s", "b_z",
+                                           "c_q", "c_s", "c_z"], ["yq"], domain=MS, axis=1),
+        helper.make_node("DequantizeLinear", ["yq", "y_s", "y_z"], ["y"]),
+    ]
+    c = RNG.integers(-128, 128, (2, 2, 16)).astype(np.int8)  # an int8 initializer input
+    inits = {**_scales(a=(XS, XZP), b=(BS, BZP), y=(ys, yzp), c=(0.1, -9)), "c_q": c}
+    model = _model(nodes, {"a": (2, 3, 16), "b": (2, 1, 16)}, (2, 6, 16), inits)
+    a = (RNG.standard_normal((2, 3, 16)) * 3).astype(np.float32)
+    b = (RNG.standard_normal((2, 1, 16)) * 2).astype(np.float32)
+    parts = [(_q(a, XS, XZP) - XZP) * np.float64(np.float32(XS)),
+             (_q(b, BS, BZP) - BZP) * np.float64(np.float32(BS)),
+             (c.astype(np.int64) + 9) * np.float64(np.float32(0.1))]
+    real = np.concatenate(parts, axis=1)
+    want = np.clip(np.rint(real / np.float64(np.float32(ys))) + yzp, -128, 127).astype(np.int64)
+    got = _compare(model, {"a": a, "b": b}, want, ys, yzp)
+    assert got.min() == -128 or got.max() == 127
