@@ -188,3 +188,38 @@ def test_qlinear_concat_with_differing_scales():
     want = np.clip(np.rint(real / np.float64(np.float32(ys))) + yzp, -128, 127).astype(np.int64)
     got = _compare(model, {"a": a, "b": b}, want, ys, yzp)
     assert got.min() == -128 or got.max() == 127
+
+
+@pytest.mark.parametrize("b_type,per_column,bias", [(np.int8, False, True),
+                                                    (np.uint8, True, False)])
+def test_dynamic_quantize_matmul(b_type, per_column, bias):
+    """Float output: an independent numpy formula of onnxruntime's scheme (A quantised to
+    uint8 with its range, exact integer products, float32 rescale) bit for bit on the
+    generic and x86_64 targets, and onnxruntime within float rounding."""
+    k, n = 24, 10
+    info = np.iinfo(b_type)
+    b = RNG.integers(info.min, info.max + 1, (k, n)).astype(b_type)
+    scale = (RNG.uniform(0.002, 0.02, n) if per_column else np.array(0.01)).astype(np.float32)
+    zp = (RNG.integers(100, 156, n) if per_column else np.array(0)).astype(b_type)
+    inits = {"B": b, "b_s": scale, "b_z": zp}
+    ins = ["a", "B", "b_s", "b_z"]
+    if bias:
+        inits["bias"] = RNG.standard_normal(n).astype(np.float32)
+        ins.append("bias")
+    nodes = [helper.make_node("DynamicQuantizeMatMul", ins, ["y"], domain=MS)]
+    model = _model(nodes, {"a": (2, 3, k)}, (2, 3, n), inits)
+    a = (RNG.standard_normal((2, 3, k)) * 2 + 0.3).astype(np.float32)
+    # onnxruntime's scheme, written out: uint8 dynamic quantisation of A
+    lo, hi = min(a.min(), np.float32(0)), max(a.max(), np.float32(0))
+    s = np.float32((hi - lo) / np.float32(255))
+    zpa = int(np.clip(np.round(np.float32(0) - lo / s), 0, 255))
+    qa = np.clip(np.rint(a / s) + zpa, 0, 255).astype(np.int64)
+    acc = (qa - zpa) @ (b.astype(np.int64) - zp.astype(np.int64).reshape(-1))
+    want = acc.astype(np.float32) * (s * scale.reshape(-1)).astype(np.float32)
+    if bias:
+        want = want + inits["bias"]
+    ort = onnxruntime_outputs(model, {"a": a}, optimize=False)["y"]
+    for target in ("generic-fp32", "x86_64-fp32", "generic-int8"):
+        got = run_c(model, {"a": a}, target)["y"]
+        assert got.tobytes() == want.astype(np.float32).tobytes(), target
+        np.testing.assert_allclose(got, ort, rtol=1e-5, atol=1e-5 * np.abs(ort).max())
