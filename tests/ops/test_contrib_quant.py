@@ -223,3 +223,38 @@ def test_dynamic_quantize_matmul(b_type, per_column, bias):
         got = run_c(model, {"a": a}, target)["y"]
         assert got.tobytes() == want.astype(np.float32).tobytes(), target
         np.testing.assert_allclose(got, ort, rtol=1e-5, atol=1e-5 * np.abs(ort).max())
+
+
+@pytest.mark.parametrize("a_type,bias", [(np.uint8, True), (np.int8, False)])
+def test_matmul_integer_to_float(a_type, bias):
+    """Exact integer products then float32 acc * (a_scale * b_scale[n]) (+ bias): a numpy
+    formula bit for bit, onnxruntime within float rounding."""
+    k, n = 20, 6
+    ai = np.iinfo(a_type)
+    b = RNG.integers(-128, 128, (k, n)).astype(np.int8)
+    a_zp = np.array(ai.min + 100, a_type)
+    inits = {"B": b, "a_s": np.array(0.02, np.float32),
+             "b_s": RNG.uniform(0.005, 0.05, n).astype(np.float32), "a_z": a_zp,
+             "b_z": RNG.integers(-5, 5, n).astype(np.int8)}
+    ins = ["a", "B", "a_s", "b_s", "a_z", "b_z"]
+    if bias:
+        inits["bias"] = RNG.standard_normal(n).astype(np.float32)
+        ins.append("bias")
+    nodes = [helper.make_node("MatMulIntegerToFloat", ins, ["y"], domain=MS)]
+    a = RNG.integers(ai.min, ai.max + 1, (3, k)).astype(a_type)
+    g = helper.make_graph(nodes, "t", [helper.make_tensor_value_info(
+        "a", helper.np_dtype_to_tensor_dtype(np.dtype(a_type)), (3, k))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, (3, n))],
+        [numpy_helper.from_array(np.asarray(v), key) for key, v in inits.items()])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
+                                                helper.make_opsetid(MS, 1)])
+    model.ir_version = 8
+    acc = (a.astype(np.int64) - int(a_zp)) @ (b.astype(np.int64) - inits["b_z"].astype(np.int64))
+    want = acc.astype(np.float32) * (np.float32(0.02) * inits["b_s"]).astype(np.float32)
+    if bias:
+        want = want + inits["bias"]
+    ort = onnxruntime_outputs(model, {"a": a}, optimize=False)["y"]
+    for target in ("generic-fp32", "x86_64-fp32"):
+        got = run_c(model, {"a": a}, target)["y"]
+        assert got.tobytes() == want.astype(np.float32).tobytes(), target
+        np.testing.assert_allclose(got, ort, rtol=1e-5, atol=1e-5 * np.abs(ort).max())
