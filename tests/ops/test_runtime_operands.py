@@ -149,3 +149,57 @@ def test_dynamic_input_dims_are_refused_with_input_shape_advice():
         import_model(m, None, name="t")
     g = import_model(m, {"x": (2, 6)}, name="t")  # fixed: the shape folds
     assert [n.op for n in g.nodes] == ["Reshape"] or len(g.nodes) <= 1
+
+
+def _shape_chain(prefix: str, idx: int):
+    """Nodes computing Shape(x)[idx] as a 1-element int64 tensor (folds on fixed shapes)."""
+    return [helper.make_node("Shape", ["x"], [f"{prefix}_s"]),
+            helper.make_node("Gather", [f"{prefix}_s", f"{prefix}_i"], [f"{prefix}_d"], axis=0)]
+
+
+def test_shape_computed_operands_fold_and_match_onnxruntime():
+    """Pad pads, Expand shape and Resize scales computed by Shape arithmetic fold at import
+    (the shapes are fixed), and the C matches onnxruntime. (edgec has no TopK yet.)"""
+    x = RNG.standard_normal((1, 2, 4, 6)).astype(F32)
+    idx = {"p_i": np.array([1], np.int64),
+           "two": np.array([2], np.int64), "zeros6": np.zeros(6, np.int64),
+           "ones2": np.array([1, 2], np.int64), "sc": np.array([1, 1, 2, 2], F32),
+           "half": np.array(2, F32), "lead": np.array([3, 1, 1, 1], np.int64)}
+    nodes = [
+        *_shape_chain("p", 1),  # pads: end pads [0, 0, C, C] with C = 2
+        helper.make_node("Concat", ["zeros6", "p_d", "p_d"], ["pads0"], axis=0),
+        helper.make_node("Slice", ["pads0", "zero1", "eight"], ["pads"]),
+        helper.make_node("Pad", ["x", "pads"], ["padded"]),
+        helper.make_node("Shape", ["x"], ["xs"]),
+        helper.make_node("Mul", ["xs", "lead"], ["eshape"]),
+        helper.make_node("Expand", ["x", "eshape"], ["expanded"]),
+        helper.make_node("Div", ["sc", "half"], ["sc_half"]),
+        helper.make_node("Mul", ["sc_half", "half"], ["scales"]),
+        helper.make_node("Resize", ["x", "", "scales"], ["resized"], mode="nearest"),
+    ]
+    idx.update({"zero1": np.array([0], np.int64), "eight": np.array([8], np.int64)})
+    outs = {"padded": (F32, (1, 2, 6, 8)),
+            "expanded": (F32, (3, 2, 4, 6)), "resized": (F32, (1, 2, 8, 12))}
+    model = make_model(nodes, {"x": (F32, x.shape)}, outs, idx)
+    want = ort_run(model, {"x": x})
+    got = run_c(model, {"x": x})
+    for name in outs:
+        assert np.array_equal(got[name], want[name]), name
+
+
+@pytest.mark.parametrize("op", ["Pad", "Expand"])
+def test_data_computed_operands_name_the_input_without_bad_advice(op):
+    """The same operands computed from data: one accurate error naming the op, the operand
+    and the graph input it comes from; no --input-shape advice."""
+    if op == "Pad":
+        node = helper.make_node("Pad", ["x", "v"], ["y"])
+    else:
+        node = helper.make_node("Expand", ["x", "v"], ["y"])
+    nodes = [helper.make_node("Cast", ["d"], ["v"], to=TensorProto.INT64), node]
+    model = make_model(nodes, {"x": (F32, (2, 6)), "d": (F32, (4 if op == "Pad" else 2,))},
+                       {"y": (F32, (2, 6))})
+    with pytest.raises(ConstantInputRequired) as e:
+        import_model(model, None, name="t")
+    msg = str(e.value)
+    assert op in msg and "'d'" in msg and "--input-shape" not in msg
+    assert "does not support a computed" in msg
