@@ -401,8 +401,9 @@ def cmd_ops(args) -> int:
     if getattr(args, "json", False):
         print(json.dumps(rows))
         return 0
-    for row in rows:
-        print(f"{row['name'].ljust(24)} {row['summary']}")
+    print(f"{'op'.ljust(24)} {'int8'.ljust(14)} semantics")
+    for row in rows:  # int8: how int8 builds run the op (float-only: stays float)
+        print(f"{row['name'].ljust(24)} {row['int8'].ljust(14)} {row['summary']}")
     return 0
 
 
