@@ -69,7 +69,23 @@ def _int8_accuracy(model: onnx.ModelProto, test, labels) -> tuple[str, float]:
     return how, 100.0 * hits / len(labels)
 
 
-def measure(name: str, target_macs: float, criterion: str) -> dict:
+def _speed(model: onnx.ModelProto) -> dict:
+    """x86_64-fp32 latency (edgec and onnxruntime, same run) and arm64-fp32 instructions per
+    inference (QEMU plugin: deterministic) of a model."""
+    from edgec.bench import bench_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.onnx"
+        onnx.save(model, str(path))
+        x86 = bench_model(path, "x86_64-fp32", runs=300)
+        out = {"x86_ms": x86["latency_ms"], "ort_ms": x86.get("onnxruntime_ms")}
+        if shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64"):
+            out["arm64_instructions"] = bench_model(path, "arm64-fp32", runs=1,
+                                                    compare=False).get("instructions")
+    return out
+
+
+def measure(name: str, target_macs: float, criterion: str, speed: bool = False) -> dict:
     """One row: prune `name` to `target_macs` of its MACs and measure it."""
     path = ZOO / f"{name}.onnx"
     kwargs = {}
@@ -90,6 +106,9 @@ def measure(name: str, target_macs: float, criterion: str) -> dict:
            "snr_before": r["snr_db_before_recovery"], "snr_after": r["snr_db_after_recovery"],
            "data": r["data"], "accuracy": r.get("accuracy"),
            "before": _compiled(onnx.load(str(path))), "after": _compiled(result.model)}
+    if speed:
+        row["speed_before"] = _speed(onnx.load(str(path)))
+        row["speed_after"] = _speed(result.model)
     if test is not None:
         how, full = _int8_accuracy(onnx.load(str(path)), test, labels)
         row["int8_accuracy"] = {"how": how, "unpruned": full,
@@ -114,6 +133,24 @@ def markdown(rows: list[dict], target_macs: float) -> str:
             f"{r['before']['weights_bytes']:,} -> {r['after']['weights_bytes']:,} B | "
             f"{r['before']['arena_bytes']:,} -> {r['after']['arena_bytes']:,} B | "
             f"{_db(r['snr_before'])} | {_db(r['snr_after'])} | {r['data']} |")
+    if any("speed_before" in r for r in rows):
+        lines += ["", "Speed (edgec's generated C, fp32): x86_64 latency next to onnxruntime "
+                  "in the same run (one core, median; the ratio is what compares across runs) and "
+                  "arm64 instructions per inference (QEMU plugin, deterministic).", "",
+                  "| model | x86_64 ms before -> after | edgec/onnxruntime before -> after | "
+                  "arm64 instructions before -> after |", "|---|---|---|---|"]
+        for r in rows:
+            b, a = r.get("speed_before"), r.get("speed_after")
+            if not b:
+                continue
+            ratio = (f"{b['x86_ms'] / b['ort_ms']:.2f} -> {a['x86_ms'] / a['ort_ms']:.2f}"
+                     if b.get("ort_ms") and a.get("ort_ms") else "—")
+            ins = (f"{b['arm64_instructions'] / 1e6:.2f} M -> "
+                   f"{a['arm64_instructions'] / 1e6:.2f} M "
+                   f"({a['arm64_instructions'] / b['arm64_instructions']:.1%})"
+                   if b.get("arm64_instructions") and a.get("arm64_instructions") else "—")
+            lines.append(f"| {r['model']} | {b['x86_ms']:.4f} -> {a['x86_ms']:.4f} "
+                         f"({a['x86_ms'] / b['x86_ms']:.1%}) | {ratio} | {ins} |")
     for r in rows:
         if r.get("accuracy"):
             a = r["accuracy"]
@@ -142,10 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--target-macs", type=float, default=0.5)
     ap.add_argument("--criterion", default="l2")
+    ap.add_argument("--speed", default="digits_cnn,resnet8,dscnn",
+                    help="models whose latency and arm64 instructions are measured too")
     ap.add_argument("--write", metavar="MD", help="write the section into this markdown file")
     ap.add_argument("--json", metavar="FILE", help="also save the rows as JSON")
     args = ap.parse_args(argv)
-    rows = [measure(m, args.target_macs, args.criterion) for m in args.models.split(",")]
+    speed = set(args.speed.split(",")) if args.speed else set()
+    rows = [measure(m, args.target_macs, args.criterion, m in speed)
+            for m in args.models.split(",")]
     section = markdown(rows, args.target_macs)
     print(section)
     if args.json:
