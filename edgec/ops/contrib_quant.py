@@ -36,6 +36,7 @@ class ContribImport(OpDef):
     edgec's own ops, and every later facet is that op's."""
 
     quant = QuantRule.REQUANTIZE
+    dtypes = {DType.INT8}
     target_op = ""
 
     def _scalar(self, node: Node, index: int, what: str, integer: bool) -> float | int:
@@ -196,6 +197,7 @@ class QLinearConcat(OpDef):
              "x_zero_point": Attr("ints"), "y_zero_point": Attr("int", 0),
              "x_scale": Attr("floats", ()), "y_scale": Attr("float", 0.0)}
     quant = QuantRule.REQUANTIZE
+    dtypes = {DType.INT8}
     c_template = "ops/qconcat.c.j2"
     c_runtime = ("edgec_qmath.h",)
 
@@ -420,5 +422,7 @@ class MatMulIntegerToFloat(OpDef):
                 "bias_index": sum(v is not None for v in node.inputs[:6])}
 
 
-CONTRIB_OPS = frozenset({"MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QLinearConcat", "QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu",
-                         "QLinearGlobalAveragePool"})
+# The com.microsoft ops edgec imports (edgec/frontend/onnx.py accepts them in that domain).
+CONTRIB_OPS = frozenset({"QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu",
+                         "QLinearGlobalAveragePool", "QLinearConcat", "DynamicQuantizeMatMul",
+                         "MatMulIntegerToFloat"})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import run_c
+from helpers import have, run_c
 from onnx import TensorProto, helper, numpy_helper
 
 from edgec.errors import UnsupportedError
@@ -20,6 +20,9 @@ from edgec.frontend.onnx import import_model
 from edgec.verify import onnxruntime_outputs
 
 RNG = np.random.default_rng(1919)
+ARM64 = have("aarch64-linux-gnu-gcc") and have("qemu-aarch64")
+TARGETS = ("generic-fp32", "x86_64-fp32", "generic-int8", "x86_64-int8") + \
+    (("arm64-int8",) if ARM64 else ())
 MS = "com.microsoft"
 XS, XZP = 0.05, -3  # input quantisation (QuantizeLinear of the float inputs)
 BS, BZP = 0.03, 7
@@ -65,7 +68,7 @@ def _compare(model, feeds, numpy_q, ys, yzp):
     want_ort = onnxruntime_outputs(model, feeds, optimize=False)["y"]
     ort_q = np.rint(want_ort / np.float32(ys)).astype(np.int64) + yzp
     outs = {}
-    for target in ("generic-fp32", "x86_64-fp32", "generic-int8", "x86_64-int8"):
+    for target in TARGETS:
         got = outs[target] = run_c(model, feeds, target)["y"]
         got_q = np.rint(got / np.float32(ys)).astype(np.int64) + yzp
         for name, ref in (("numpy", numpy_q), ("onnxruntime", ort_q)):

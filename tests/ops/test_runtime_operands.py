@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import make_model, ort_run, run_c
+from helpers import have, make_model, ort_run, run_c
 from onnx import TensorProto, helper
 
 from edgec.errors import ConstantInputRequired
@@ -44,8 +44,10 @@ def _log_mel_like(shape=(1, 8, 20)) -> np.ndarray:
     return x
 
 
-@pytest.mark.parametrize("target", ["generic-fp32", "x86_64-fp32"])
+@pytest.mark.parametrize("target", ["generic-fp32", "x86_64-fp32", "arm64-fp32"])
 def test_clip_runtime_min_matches_onnxruntime(target):
+    if target.startswith("arm64") and not (have("aarch64-linux-gnu-gcc") and have("qemu-aarch64")):
+        pytest.skip("needs gcc-aarch64-linux-gnu and qemu-user")
     model = _top_db_model()
     x = _log_mel_like()
     want = ort_run(model, {"x": x})["y"]
