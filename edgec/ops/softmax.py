@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..ir import Node, TensorType
+from . import prune_facet
 from .base import Attr, OpDef, QuantRule, in_type
 from .common import FLOATS, require_dtypes
 from .reduce import canonical_axes, reduction_plan
@@ -28,6 +29,18 @@ class SoftmaxFamily(OpDef):
     dtypes = FLOATS
     quant = QuantRule.FLOAT_ONLY  # an int8 lookup-table path comes later
     c_template = "ops/softmax.c.j2"
+
+    def prune_flow(self, node: Node, in_axes):
+        """Prune facet: normalising over other axes keeps channels; over the channel axis
+        it blocks (the result of every channel depends on all of them)."""
+        a = in_axes[0]
+        if a is None or a in node.attrs["axes"]:
+            return None
+        pf = prune_facet
+        n = in_type(node).shape[a]
+        flow = pf.PruneFlow(out_axes=[a])
+        flow.couplings.append((pf.IN0, pf.identity(n), pf.OUT0, pf.identity(n)))
+        return flow
 
     def np_fn(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
         raise NotImplementedError

@@ -115,11 +115,15 @@ def _fit(a: np.ndarray, t: np.ndarray, held_out: np.ndarray, ridge: float) -> np
 
 def recover(original: onnx.ModelProto, pruned: onnx.ModelProto, masks: dict[str, np.ndarray],
             samples: list[dict[str, np.ndarray]], ridge: float = 1e-3, max_rows: int = 20000,
-            seed: int = 0, input_shapes: dict | None = None
+            seed: int = 0, input_shapes: dict | None = None, memory_budget: float = 256e6
             ) -> tuple[onnx.ModelProto, list[dict]]:
     """The pruned model with its consumers re-fitted (module docstring) and one record per
-    layer: name, rows, relative error before and after."""
+    layer: name, rows, held-out error before and after. All samples run as one batch, so
+    only as many as keep three copies of the largest activation under `memory_budget` bytes
+    are used."""
     g0, g1 = import_model(original, input_shapes), import_model(pruned, input_shapes)
+    largest = max((v.type.numel * 4 for n in g0.nodes for v in n.outputs), default=1)
+    samples = samples[:max(2, int(memory_budget // (3 * largest)))]
     names = input_names(g1)
     feeds = {n: np.concatenate([s[n] for s in samples]) for n in names}
     n_samples = len(samples)

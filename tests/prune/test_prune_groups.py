@@ -292,3 +292,13 @@ def test_unreachable_budget_names_the_blocker(tmp_path, capsys):
     assert main(["prune", str(path), "--target-macs", "0.5", "-o", str(tmp_path / "p.onnx")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("edgec: error:") and "channel_softmax" in err
+
+
+def test_softmax_over_spatial_axes_passes_channels():
+    nodes = [conv("x", "c", "wc"),
+             helper.make_node("Softmax", ["c"], ["s"], name="spatial_softmax", axis=3),
+             conv("s", "out", "w2")]
+    model = make_model(nodes, {"x": (F32, [1, 2, 3, 3])}, {"out": (F32, [1, 3, 3, 3])},
+                       {"wc": w(8, 2, 1, 1), "w2": w(3, 8, 1, 1)})
+    analysis, masks, _ = prune_and_check(model)
+    assert group_of(analysis, "c").prunable and masks["s"].sum() == 4
