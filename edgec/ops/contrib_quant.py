@@ -10,10 +10,12 @@ edgec's int8 ops (edgec/ops/quantized.py):
   input is requantised to the output's scale while it is copied.
 
 The integer requantisation is edgec's fixed point (as for QDQ models, passes/import_qdq.py),
-where onnxruntime computes in float: Add and Mul can differ from onnxruntime by 1 LSB; the
-lookup tables are exact up to the float rounding of f. Int8 tensors only (per-tensor
-constant scales and zero points); uint8 tensors are refused with a one-line error (quantise
-with signed activations, onnxruntime's `activation_type=QuantType.QInt8`).
+where onnxruntime computes in float: Add, Mul and Concat can differ from onnxruntime by 1 LSB;
+the lookup tables are exact up to the float rounding of f. Scales and zero points must be
+per-tensor constants. uint8 tensors are supported by the lookups and QLinearConcat; QLinearAdd,
+QLinearMul and QLinearGlobalAveragePool on uint8 are refused with a one-line error (edgec's
+int8 kernels are signed: quantise with onnxruntime's `activation_type=QuantType.QInt8`).
+DynamicQuantizeMatMul and MatMulIntegerToFloat have their own kernels (float output).
 """
 
 from __future__ import annotations
@@ -117,14 +119,24 @@ class QLinearMul(_QLinearBinary):
 
 
 class _QLinearUnary(ContribImport):
-    """QLinearSigmoid / QLinearLeakyRelu -> QLookup."""
+    """QLinearSigmoid / QLinearLeakyRelu: int8 -> QLookup; uint8 stays this node, a table
+    y = table[x] of 256 uint8 entries (the int8 table of the codes shifted by 128: uint8 code
+    u with zero point z means what int8 code u - 128 with zero point z - 128 means)."""
 
     quant = QuantRule.LOOKUP
+    dtypes = {DType.INT8, DType.UINT8}
     target_op = "QLookup"
     function = ""
+    c_template = "ops/contrib_lut_u8.c.j2"
 
     def import_onnx(self, node: Node, opset: int) -> None:
-        self._int8_only(node, (0, 2, 4))
+        x = node.input(0)
+        u8 = x is not None and x.dtype == DType.UINT8
+        for i in (0, 2, 4):
+            v = node.input(i)
+            if v is not None and v.dtype != (DType.UINT8 if u8 else DType.INT8):
+                raise UnsupportedError(f"{node.op} node '{node.name}': x, x_zero_point and "
+                                       "y_zero_point must all be int8 or all uint8")
         xs = self._scalar(node, 1, "X_scale", False)
         xzp = self._scalar(node, 2, "X_zero_point", True)
         ys = self._scalar(node, 3, "Y_scale", False)
@@ -135,23 +147,62 @@ class _QLinearUnary(ContribImport):
         if node.attrs:
             raise UnsupportedError(f"{node.op} node '{node.name}': unexpected attributes "
                                    f"{sorted(node.attrs)}")
-        table = lookup_table_for_op(self.function, fattrs, xs, xzp, ys, yzp)
-        node.attrs = {"table": table, "function": self.function, "x_scale": xs,
-                      "x_zero_point": xzp, "y_scale": ys, "y_zero_point": yzp}
-        node.inputs = [node.input(0)]
-        node.op = self.target_op
+        shift = 128 if u8 else 0
+        table = lookup_table_for_op(self.function, fattrs, xs, xzp - shift, ys, yzp - shift)
+        node.attrs = {"table": [t + shift for t in table], "function": self.function,
+                      "x_scale": xs, "x_zero_point": xzp, "y_scale": ys, "y_zero_point": yzp}
+        node.inputs = [x]
+        if not u8:
+            node.op = self.target_op
+
+    def normalize_attrs(self, attrs: dict) -> dict:
+        """QLookup's schema, without its int8 range check on the table."""
+        return get_op(self.target_op).normalize_attrs(attrs)
+
+    def _table(self, node: Node) -> np.ndarray:
+        table = np.asarray(node.attrs["table"], np.int64)
+        if table.size != 256 or table.min() < 0 or table.max() > 255:
+            raise ShapeError(f"{node.op} node '{node.name}': table needs 256 uint8 entries")
+        return table.astype(np.uint8)
+
+    def infer(self, node: Node) -> list[TensorType]:
+        """uint8 form: same shape, uint8; int8 form: QLookup's."""
+        if node.op != self.name:
+            return get_op(node.op).infer(node)
+        x = node.input(0)
+        if x is None or x.dtype != DType.UINT8:
+            raise ShapeError(f"{node.op} node '{node.name}': the table form needs uint8 x")
+        return [TensorType(x.shape, DType.UINT8)]
+
+    def reference(self, node: Node, *inputs):
+        """uint8 form: y = table[x]."""
+        if node.op != self.name:
+            return get_op(node.op).reference(node, *inputs)
+        return (self._table(node)[np.asarray(inputs[0]).astype(np.int64)],)
+
+    def c_template_for(self, node: Node, target) -> str:
+        """The uint8 table template, or QLookup's."""
+        if node.op != self.name:
+            return get_op(node.op).c_template_for(node, target)
+        return self.c_template
+
+    def c_params(self, node: Node, target) -> dict:
+        """The uint8 table as a constant array."""
+        if node.op != self.name:
+            return get_op(node.op).c_params(node, target)
+        return {"table": ConstArray(self._table(node), "lut"), "count": node.output.type.numel}
 
 
 @register_op("QLinearSigmoid")
 class QLinearSigmoid(_QLinearUnary):
-    """com.microsoft QLinearSigmoid (int8): imported as a QLookup table."""
+    """com.microsoft QLinearSigmoid (int8 or uint8): a 256-entry table (QLookup for int8)."""
 
     function = "Sigmoid"
 
 
 @register_op("QLinearLeakyRelu")
 class QLinearLeakyRelu(_QLinearUnary):
-    """com.microsoft QLinearLeakyRelu (int8, attribute alpha): imported as a QLookup table."""
+    """com.microsoft QLinearLeakyRelu (int8 or uint8, attribute alpha): a 256-entry table."""
 
     function = "LeakyRelu"
 
@@ -186,7 +237,7 @@ class QLinearGlobalAveragePool(ContribImport):
 
 @register_op("QLinearConcat")
 class QLinearConcat(OpDef):
-    """com.microsoft QLinearConcat (int8): inputs requantised to the output's scale while
+    """com.microsoft QLinearConcat (int8 or uint8): inputs requantised to the output's scale while
     copied (edgec's fixed point, like QRequantize); kept as its own IR node.
 
     ONNX inputs (Y_scale, Y_zp, X_0, X_0_scale, X_0_zp, ...) become inputs X_0.. and the
@@ -197,7 +248,7 @@ class QLinearConcat(OpDef):
              "x_zero_point": Attr("ints"), "y_zero_point": Attr("int", 0),
              "x_scale": Attr("floats", ()), "y_scale": Attr("float", 0.0)}
     quant = QuantRule.REQUANTIZE
-    dtypes = {DType.INT8}
+    dtypes = {DType.INT8, DType.UINT8}
     c_template = "ops/qconcat.c.j2"
     c_runtime = ("edgec_qmath.h",)
 
@@ -211,7 +262,11 @@ class QLinearConcat(OpDef):
                              "and (X, X_scale, X_zero_point) triples")
         ys = self._scalar(node, 0, "Y_scale", False)
         yzp = self._scalar(node, 1, "Y_zero_point", True)
-        self._int8_only(node, [1] + [j for j in range(2, len(ins)) if (j - 2) % 3 != 1])
+        want = ins[2].dtype if ins[2] is not None else DType.INT8
+        for j in [1] + [j for j in range(2, len(ins)) if (j - 2) % 3 != 1]:
+            if ins[j] is not None and (ins[j].dtype != want or want not in self.dtypes):
+                raise UnsupportedError(f"QLinearConcat node '{node.name}': inputs and zero "
+                                       "points must all be int8 or all uint8")
         xs, data, mult, shift, zps = [], [], [], [], []
         for j in range(2, len(ins), 3):
             s = self._scalar(node, j + 1, "X_scale", False)
@@ -231,8 +286,9 @@ class QLinearConcat(OpDef):
 
     def infer(self, node: Node) -> list[TensorType]:
         types = [v.type for v in node.inputs]
-        if any(t.dtype != DType.INT8 for t in types):
-            raise ShapeError(f"QLinearConcat node '{node.name}': inputs must be int8")
+        if types[0].dtype not in self.dtypes or any(t.dtype != types[0].dtype for t in types):
+            raise ShapeError(f"QLinearConcat node '{node.name}': inputs must all be int8 or "
+                             "all uint8")
         axis = self._axis(node)
         first = types[0].shape
         for t in types[1:]:
@@ -242,14 +298,15 @@ class QLinearConcat(OpDef):
                                  f"{t.shape} differ outside axis {axis}")
         out = list(first)
         out[axis] = sum(t.shape[axis] for t in types)
-        return [TensorType(tuple(out), DType.INT8)]
+        return [TensorType(tuple(out), types[0].dtype)]
 
     def reference(self, node: Node, *xs):
         a = node.attrs
-        parts = [qmath.requantize(np.asarray(x, np.int64) - zp, m, s, a["y_zero_point"],
-                                  -128, 127)
+        dt = in_type(node, 0).dtype.np
+        lo, hi = int(np.iinfo(dt).min), int(np.iinfo(dt).max)
+        parts = [qmath.requantize(np.asarray(x, np.int64) - zp, m, s, a["y_zero_point"], lo, hi)
                  for x, zp, m, s in zip(xs, a["x_zero_point"], a["multiplier"], a["shift"])]
-        return (np.concatenate(parts, axis=self._axis(node)).astype(np.int8),)
+        return (np.concatenate(parts, axis=self._axis(node)).astype(dt),)
 
     def c_params(self, node: Node, target) -> dict:
         axis = self._axis(node)
@@ -257,9 +314,12 @@ class QLinearConcat(OpDef):
         inner = [int(np.prod(s[axis:])) for s in shapes]
         offsets = [int(sum(inner[:i])) for i in range(len(inner))]
         a = node.attrs
+        dt = in_type(node, 0).dtype
         return {"outer": int(np.prod(shapes[0][:axis])), "inner": inner, "offset": offsets,
                 "out_inner": int(sum(inner)), "x_zp": a["x_zero_point"],
-                "mult": a["multiplier"], "shift": a["shift"], "y_zp": a["y_zero_point"]}
+                "mult": a["multiplier"], "shift": a["shift"], "y_zp": a["y_zero_point"],
+                "qlo": int(np.iinfo(dt.np).min), "qhi": int(np.iinfo(dt.np).max),
+                "ctype": dt.ctype}
 
 
 @register_op("DynamicQuantizeMatMul")

@@ -39,16 +39,16 @@ def _model(nodes, inputs, out_shape, inits):
     return m
 
 
-def _scales(**kv):
+def _scales(dtype=np.int8, **kv):
     out = {}
     for k, (s, z) in kv.items():
         out[k + "_s"] = np.array(s, np.float32)
-        out[k + "_z"] = np.array(z, np.int8)
+        out[k + "_z"] = np.array(z, dtype)
     return out
 
 
-def _q(x, s, z):
-    return np.clip(np.rint(x / np.float32(s)) + z, -128, 127).astype(np.int64)
+def _q(x, s, z, lo=-128, hi=127):
+    return np.clip(np.rint(x / np.float32(s)) + z, lo, hi).astype(np.int64)
 
 
 def _binary_model(op, a_shape, b_shape, ys, yzp):
@@ -101,37 +101,38 @@ def test_qlinear_binary_with_broadcasting(op):
     assert ("QAdd" if op == "QLinearAdd" else "QMul") in ops
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
 @pytest.mark.parametrize("op,alpha", [("QLinearSigmoid", None), ("QLinearLeakyRelu", 0.1)])
-def test_qlinear_lookup_ops(op, alpha):
+def test_qlinear_lookup_ops(op, alpha, dtype):
+    shift = 128 if dtype == np.uint8 else 0  # uint8 codes: the int8 ones moved up by 128
+    qlo, qhi = -128 + shift, 127 + shift
     ys, yzp = (1 / 256, -128) if op == "QLinearSigmoid" else (0.04, 10)
+    xzp, yzp = XZP + shift, yzp + shift
     kw = {} if alpha is None else {"alpha": alpha}
     nodes = [
         helper.make_node("QuantizeLinear", ["x", "x_s", "x_z"], ["xq"]),
         helper.make_node(op, ["xq", "x_s", "x_z", "y_s", "y_z"], ["yq"], domain=MS, **kw),
         helper.make_node("DequantizeLinear", ["yq", "y_s", "y_z"], ["y"]),
     ]
-    model = _model(nodes, {"x": (4, 64)}, (4, 64), _scales(x=(XS, XZP), y=(ys, yzp)))
-    x = np.linspace(-7, 7, 256, dtype=np.float32).reshape(4, 64)  # every int8 code
+    model = _model(nodes, {"x": (4, 64)}, (4, 64), _scales(dtype, x=(XS, xzp), y=(ys, yzp)))
+    x = np.linspace(-7, 7, 256, dtype=np.float32).reshape(4, 64)  # every 8-bit code
     # ONNX's QDQ meaning in float32: dequantize, f, quantize (round half to even)
-    rx = (_q(x, XS, XZP) - XZP).astype(np.float32) * np.float32(XS)
+    rx = (_q(x, XS, xzp, qlo, qhi) - xzp).astype(np.float32) * np.float32(XS)
     fx = (np.float32(1) / (np.float32(1) + np.exp(-rx)) if alpha is None
           else np.where(rx >= 0, rx, rx * np.float32(alpha)))
-    want = np.clip(np.rint(fx / np.float32(ys)) + yzp, -128, 127).astype(np.int64)
-    _compare(model, {"x": x}, want, ys, yzp)
-    got = np.rint(run_c(model, {"x": x})["y"] / np.float32(ys)).astype(np.int64) + yzp
+    want = np.clip(np.rint(fx / np.float32(ys)) + yzp, qlo, qhi).astype(np.int64)
+    got = _compare(model, {"x": x}, want, ys, yzp)
     assert np.mean(got == want) == 1.0  # the table is f quantised: exact
 
 
-def test_uint8_contrib_is_refused_clearly():
-    nodes = [helper.make_node("QLinearSigmoid", ["xq", "x_s", "x_z", "y_s", "y_z"], ["yq"],
-                              domain=MS, name="sig")]
+def test_uint8_qlinear_add_is_refused_clearly():
+    nodes = [helper.make_node("QLinearAdd", ["xq", "x_s", "x_z", "xq", "x_s", "x_z", "x_s",
+                                             "x_z"], ["yq"], domain=MS, name="add")]
     g = helper.make_graph(
         nodes, "t", [helper.make_tensor_value_info("xq", TensorProto.UINT8, (4,))],
         [helper.make_tensor_value_info("yq", TensorProto.UINT8, (4,))],
         [numpy_helper.from_array(np.array(0.1, np.float32), "x_s"),
-         numpy_helper.from_array(np.array(128, np.uint8), "x_z"),
-         numpy_helper.from_array(np.array(1 / 256, np.float32), "y_s"),
-         numpy_helper.from_array(np.array(0, np.uint8), "y_z")])
+         numpy_helper.from_array(np.array(128, np.uint8), "x_z")])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
                                             helper.make_opsetid(MS, 1)])
     m.ir_version = 8
@@ -170,8 +171,12 @@ def test_qlinear_global_average_pool(channels_last):
     _compare(model, {"x": x}, want, ys, yzp)
 
 
-def test_qlinear_concat_with_differing_scales():
-    ys, yzp = 0.055, 3  # no ratio of scales is a power of two: no exact ties
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_qlinear_concat_with_differing_scales(dtype):
+    shift = 128 if dtype == np.uint8 else 0
+    qlo, qhi = -128 + shift, 127 + shift
+    ys, yzp = 0.055, 3 + shift  # no ratio of scales is a power of two: no exact ties
+    azp, bzp, czp = XZP + shift, BZP + shift, -9 + shift
     nodes = [
         helper.make_node("QuantizeLinear", ["a", "a_s", "a_z"], ["aq"]),
         helper.make_node("QuantizeLinear", ["b", "b_s", "b_z"], ["bq"]),
@@ -179,18 +184,18 @@ def test_qlinear_concat_with_differing_scales():
                                            "c_q", "c_s", "c_z"], ["yq"], domain=MS, axis=1),
         helper.make_node("DequantizeLinear", ["yq", "y_s", "y_z"], ["y"]),
     ]
-    c = RNG.integers(-128, 128, (2, 2, 16)).astype(np.int8)  # an int8 initializer input
-    inits = {**_scales(a=(XS, XZP), b=(BS, BZP), y=(ys, yzp), c=(0.1, -9)), "c_q": c}
+    c = RNG.integers(qlo, qhi + 1, (2, 2, 16)).astype(dtype)  # an initializer input
+    inits = {**_scales(dtype, a=(XS, azp), b=(BS, bzp), y=(ys, yzp), c=(0.1, czp)), "c_q": c}
     model = _model(nodes, {"a": (2, 3, 16), "b": (2, 1, 16)}, (2, 6, 16), inits)
     a = (RNG.standard_normal((2, 3, 16)) * 3).astype(np.float32)
     b = (RNG.standard_normal((2, 1, 16)) * 2).astype(np.float32)
-    parts = [(_q(a, XS, XZP) - XZP) * np.float64(np.float32(XS)),
-             (_q(b, BS, BZP) - BZP) * np.float64(np.float32(BS)),
-             (c.astype(np.int64) + 9) * np.float64(np.float32(0.1))]
+    parts = [(_q(a, XS, azp, qlo, qhi) - azp) * np.float64(np.float32(XS)),
+             (_q(b, BS, bzp, qlo, qhi) - bzp) * np.float64(np.float32(BS)),
+             (c.astype(np.int64) - czp) * np.float64(np.float32(0.1))]
     real = np.concatenate(parts, axis=1)
-    want = np.clip(np.rint(real / np.float64(np.float32(ys))) + yzp, -128, 127).astype(np.int64)
+    want = np.clip(np.rint(real / np.float64(np.float32(ys))) + yzp, qlo, qhi).astype(np.int64)
     got = _compare(model, {"a": a, "b": b}, want, ys, yzp)
-    assert got.min() == -128 or got.max() == 127
+    assert got.min() == qlo or got.max() == qhi
 
 
 @pytest.mark.parametrize("b_type,per_column,bias", [(np.int8, False, True),
