@@ -12,10 +12,11 @@ edgec's int8 ops (edgec/ops/quantized.py):
 The integer requantisation is edgec's fixed point (as for QDQ models, passes/import_qdq.py),
 where onnxruntime computes in float: Add, Mul and Concat can differ from onnxruntime by 1 LSB;
 the lookup tables are exact up to the float rounding of f. Scales and zero points must be
-per-tensor constants. uint8 tensors are supported by the lookups and QLinearConcat; QLinearAdd,
-QLinearMul and QLinearGlobalAveragePool on uint8 are refused with a one-line error (edgec's
-int8 kernels are signed: quantise with onnxruntime's `activation_type=QuantType.QInt8`).
-DynamicQuantizeMatMul and MatMulIntegerToFloat have their own kernels (float output).
+per-tensor constants. uint8 tensors are supported by all of them but
+QLinearGlobalAveragePool (edgec's pooling kernels are signed int8; refused with a one-line
+error): uint8 QLinearAdd / QLinearMul run QAdd's / QMul's integer arithmetic on the portable
+template, clamped to 0..255.
+DynamicQuantizeMatMul and MatMulIntegerToFloat live in edgec/ops/contrib_matmul.py.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import numpy as np
 from edgec.errors import ShapeError, UnsupportedError
 from edgec.ir import DType, Node, TensorType
 from edgec import qmath
-from edgec.ops.base import Attr, ConstArray, OpDef, QuantRule, in_type, normalize_axis
-from edgec.ops.dynamic_quant import INT32_MAX, dynamic_qparams
+from edgec.ops.base import (Attr, ConstArray, OpDef, QuantRule, broadcast_shapes, in_type,
+                             normalize_axis)
+from edgec.ops.common import broadcast_plan, row_major_strides
 from edgec.ops.quantized import lookup_table_for_op, qadd_attrs, qmul_attrs, requant_attrs
 from edgec.ops.registry import get_op, register_op
 
@@ -83,10 +85,21 @@ class ContribImport(OpDef):
 
 
 class _QLinearBinary(ContribImport):
-    """QLinearAdd / QLinearMul -> QAdd / QMul."""
+    """QLinearAdd / QLinearMul: int8 -> QAdd / QMul. uint8 stays this node with the same
+    integer arithmetic (QAdd's / QMul's attributes, clamp to 0..255) and template."""
+
+    dtypes = {DType.INT8, DType.UINT8}
+    c_template = "ops/qbinary.c.j2"
+    c_runtime = ("edgec_qmath.h", "edgec_qkernels.h")
 
     def import_onnx(self, node: Node, opset: int) -> None:
-        self._int8_only(node, (0, 2, 3, 5, 7))
+        a = node.input(0)
+        u8 = a is not None and a.dtype == DType.UINT8
+        for i in (0, 2, 3, 5, 7):
+            v = node.input(i)
+            if v is not None and v.dtype != (DType.UINT8 if u8 else DType.INT8):
+                raise UnsupportedError(f"{node.op} node '{node.name}': A, B, C and their zero "
+                                       "points must all be int8 or all uint8")
         a_s = self._scalar(node, 1, "A_scale", False)
         a_zp = self._scalar(node, 2, "A_zero_point", True)
         b_s = self._scalar(node, 4, "B_scale", False)
@@ -99,21 +112,61 @@ class _QLinearBinary(ContribImport):
         make = qadd_attrs if self.target_op == "QAdd" else qmul_attrs
         attrs = make(a_s, b_s, c_s)
         attrs.update({"a_zero_point": a_zp, "b_zero_point": b_zp, "y_zero_point": c_zp})
+        if u8:
+            attrs.update({"act_min": 0, "act_max": 255})
         node.attrs = attrs
-        node.inputs = [node.input(0), node.input(3)]
-        node.op = self.target_op
+        node.inputs = [a, node.input(3)]
+        if not u8:
+            node.op = self.target_op
+
+    def infer(self, node: Node) -> list[TensorType]:
+        """uint8 form: broadcast shape, uint8; int8 form: the target op's."""
+        if node.op != self.name:
+            return get_op(node.op).infer(node)
+        ta, tb = in_type(node, 0), in_type(node, 1)
+        if ta.dtype != DType.UINT8 or tb.dtype != DType.UINT8:
+            raise ShapeError(f"{node.op} node '{node.name}': the uint8 form needs uint8 A, B")
+        return [TensorType(broadcast_shapes(ta.shape, tb.shape), DType.UINT8)]
+
+    def reference(self, node: Node, *inputs):
+        """uint8 form: QAdd's / QMul's integer arithmetic, clamped to 0..255."""
+        if node.op != self.name:
+            return get_op(node.op).reference(node, *inputs)
+        y = get_op(self.target_op).np_fn(node, *inputs)
+        return (np.broadcast_to(y, self.infer(node)[0].shape).astype(np.uint8),)
+
+    def c_template_for(self, node: Node, target) -> str:
+        """uint8 form: the portable QAdd/QMul template (its stores cast to the output type)."""
+        if node.op != self.name:
+            return get_op(node.op).c_template_for(node, target)
+        return self.c_template
+
+    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
+        """The target op's headers, or the portable template's."""
+        if node.op != self.name:
+            return get_op(node.op).c_runtime_for(node, target)
+        return self.c_runtime
+
+    def c_params(self, node: Node, target) -> dict:
+        """uint8 form: the broadcasting loop nest of the QAdd/QMul template."""
+        if node.op != self.name:
+            return get_op(node.op).c_params(node, target)
+        dims, strides = broadcast_plan(node.outputs[0].shape, [in_type(node, i).shape
+                                                               for i in range(2)])
+        return {"dims": dims, "in_strides": strides,
+                "out_strides": row_major_strides(tuple(dims)), "op": self.target_op}
 
 
 @register_op("QLinearAdd")
 class QLinearAdd(_QLinearBinary):
-    """com.microsoft QLinearAdd (int8): imported as QAdd (edgec's fixed point)."""
+    """com.microsoft QLinearAdd (int8 or uint8): QAdd's integer scheme (edgec's fixed point)."""
 
     target_op = "QAdd"
 
 
 @register_op("QLinearMul")
 class QLinearMul(_QLinearBinary):
-    """com.microsoft QLinearMul (int8): imported as QMul (edgec's fixed point)."""
+    """com.microsoft QLinearMul (int8 or uint8): QMul's integer scheme (edgec's fixed point)."""
 
     target_op = "QMul"
 
@@ -320,166 +373,6 @@ class QLinearConcat(OpDef):
                 "mult": a["multiplier"], "shift": a["shift"], "y_zp": a["y_zero_point"],
                 "qlo": int(np.iinfo(dt.np).min), "qhi": int(np.iinfo(dt.np).max),
                 "ctype": dt.ctype}
-
-
-@register_op("DynamicQuantizeMatMul")
-class DynamicQuantizeMatMul(OpDef):
-    """com.microsoft DynamicQuantizeMatMul: A float [..., K] quantised at run time, times a
-    constant int8/uint8 B [K, N] with per-tensor or per-column scale and zero point, + bias.
-
-    Bits (float32 throughout, as edgec's DynamicQuantGemm): lo = min(min(A), 0), hi =
-    max(max(A), 0), s = (hi - lo) / 255 (1 when 0), zp = clamp(-128 - rint(lo / s)),
-    q = clamp(rint(a / s) + zp, -128, 127); acc = sum_k (q - zp)(B[k, n] - b_zp[n]) exactly;
-    y = float(acc) * (s * b_scale[n]) + bias[n]. onnxruntime quantises A to uint8 instead:
-    the same q - zp except when lo / s is exactly a half integer.
-    """
-
-    quant = QuantRule.FLOAT_ONLY
-    c_template = "ops/contrib_dq_matmul.c.j2"
-    dtypes = {DType.FLOAT32, DType.INT8, DType.UINT8}
-
-    def import_onnx(self, node: Node, opset: int) -> None:
-        if node.attrs:
-            raise UnsupportedError(f"{node.op} node '{node.name}': unexpected attributes "
-                                   f"{sorted(node.attrs)}")
-        a, b = node.input(0), node.input(1)
-        if a is None or a.dtype != DType.FLOAT32 or b is None or \
-                b.dtype not in (DType.INT8, DType.UINT8):
-            raise ShapeError(f"{node.op} node '{node.name}': needs float32 A and int8/uint8 B")
-        self.const_input(node, 1, "B")
-        for i, what in ((2, "b_scale"), (3, "b_zero_point")):
-            self.const_input(node, i, what)
-
-    def _params(self, node: Node):
-        b = self.const_input(node, 1, "B")
-        n = b.shape[1]
-        scale = np.broadcast_to(np.asarray(self.const_input(node, 2, "b_scale"), np.float32)
-                                .reshape(-1), (n,))
-        zp_data = self.const_input(node, 3, "b_zero_point")
-        zp = np.zeros(n, np.int64) if zp_data is None else \
-            np.broadcast_to(np.asarray(zp_data, np.int64).reshape(-1), (n,))
-        return b.astype(np.int64), scale, zp
-
-    def infer(self, node: Node) -> list[TensorType]:
-        a, b = in_type(node, 0), in_type(node, 1)
-        if a.rank < 1 or b.rank != 2 or a.shape[-1] != b.shape[0]:
-            raise ShapeError(f"{node.op} node '{node.name}': A {a.shape} and B {b.shape} do "
-                             "not form a matrix product (B must be 2-D)")
-        for i, what in ((2, "b_scale"), (3, "b_zero_point"), (4, "bias")):
-            v = node.input(i)
-            if v is not None and v.type.numel not in (1, b.shape[1]) or \
-                    (i == 4 and v is not None and v.type.numel != b.shape[1]):
-                raise ShapeError(f"{node.op} node '{node.name}': {what} must have 1 or "
-                                 f"{b.shape[1]} values")
-        k = b.shape[0]
-        b_data, _, zp = self._params(node)
-        if k * 255 * int(np.abs(b_data - zp).max(initial=0)) > INT32_MAX:
-            raise UnsupportedError(f"{node.op} node '{node.name}': K={k} could overflow the "
-                                   "int32 accumulator")
-        return [TensorType(a.shape[:-1] + (b.shape[1],), DType.FLOAT32)]
-
-    def reference(self, node: Node, x, b, b_scale, b_zp=None, bias=None):
-        x = np.asarray(x, np.float32)
-        b_data, scale_b, zp_b = self._params(node)
-        s, zp = dynamic_qparams(x)
-        q = np.clip(np.rint(x / s) + np.float32(zp), -128, 127).astype(np.int64)
-        acc = (q - zp) @ (b_data - zp_b)
-        y = acc.astype(np.float32) * (s * scale_b).astype(np.float32)
-        if bias is not None:
-            y = y + np.asarray(bias, np.float32).reshape(-1)
-        return (y.astype(np.float32),)
-
-    def macs(self, node: Node) -> int:
-        return node.output.type.numel * in_type(node, 1).shape[0]
-
-    def c_params(self, node: Node, target) -> dict:
-        x = in_type(node, 0)
-        k, n = in_type(node, 1).shape
-        _, scale, zp = self._params(node)
-        return {"COUNT": x.numel, "ROWS": x.numel // k if k else 0, "K": k, "N": n,
-                "b_scale": ConstArray(np.ascontiguousarray(scale, np.float32), "b_scale"),
-                "b_zp": ConstArray(np.ascontiguousarray(zp, np.int32), "b_zp"),
-                "has_bias": node.input(4) is not None,
-                "bias_index": sum(v is not None for v in node.inputs[:4])}
-
-
-@register_op("MatMulIntegerToFloat")
-class MatMulIntegerToFloat(OpDef):
-    """com.microsoft MatMulIntegerToFloat: int8/uint8 A [..., K] times a constant int8/uint8
-    B [K, N], y = float(acc) * m[n] (+ bias[n]) with acc = sum_k (A - a_zp)(B - b_zp[n])
-    exact in int32 and m = a_scale * b_scale[n] in float32 (per-tensor a_scale, a_zp)."""
-
-    quant = QuantRule.FLOAT_ONLY
-    c_template = "ops/contrib_int_matmul_f.c.j2"
-    dtypes = {DType.FLOAT32, DType.INT8, DType.UINT8}
-
-    def import_onnx(self, node: Node, opset: int) -> None:
-        if node.attrs:
-            raise UnsupportedError(f"{node.op} node '{node.name}': unexpected attributes "
-                                   f"{sorted(node.attrs)}")
-        a, b = node.input(0), node.input(1)
-        if a is None or b is None or a.dtype not in (DType.INT8, DType.UINT8) or \
-                b.dtype not in (DType.INT8, DType.UINT8):
-            raise ShapeError(f"{node.op} node '{node.name}': A and B must be int8/uint8")
-        for i, what in ((1, "B"), (2, "a_scale"), (3, "b_scale"), (4, "a_zero_point"),
-                        (5, "b_zero_point")):
-            self.const_input(node, i, what)
-        if np.asarray(self.const_input(node, 2, "a_scale")).size != 1 or \
-                (node.input(4) is not None and node.input(4).type.numel != 1):
-            raise UnsupportedError(f"{node.op} node '{node.name}': a_scale and a_zero_point "
-                                   "must be per tensor")
-
-    def _params(self, node: Node):
-        b = self.const_input(node, 1, "B")
-        n = b.shape[1]
-        a_s = np.float32(np.asarray(self.const_input(node, 2, "a_scale")).reshape(-1)[0])
-        b_s = np.broadcast_to(np.asarray(self.const_input(node, 3, "b_scale"), np.float32)
-                              .reshape(-1), (n,))
-        a_zp = self.const_input(node, 4, "a_zero_point")
-        a_zp = 0 if a_zp is None else int(np.asarray(a_zp).reshape(-1)[0])
-        b_zp = self.const_input(node, 5, "b_zero_point")
-        b_zp = np.zeros(n, np.int64) if b_zp is None else \
-            np.broadcast_to(np.asarray(b_zp, np.int64).reshape(-1), (n,))
-        return b.astype(np.int64), (a_s * b_s).astype(np.float32), a_zp, b_zp
-
-    def infer(self, node: Node) -> list[TensorType]:
-        a, b = in_type(node, 0), in_type(node, 1)
-        if a.rank < 1 or b.rank != 2 or a.shape[-1] != b.shape[0]:
-            raise ShapeError(f"{node.op} node '{node.name}': A {a.shape} and B {b.shape} do "
-                             "not form a matrix product (B must be 2-D)")
-        bias = node.input(6)
-        if bias is not None and bias.type.numel != b.shape[1]:
-            raise ShapeError(f"{node.op} node '{node.name}': bias needs {b.shape[1]} values")
-        b_data, mult, _, b_zp = self._params(node)
-        if mult.size != b.shape[1]:
-            raise ShapeError(f"{node.op} node '{node.name}': b_scale must have 1 or "
-                             f"{b.shape[1]} values")
-        if b.shape[0] * 255 * int(np.abs(b_data - b_zp).max(initial=0)) > INT32_MAX:
-            raise UnsupportedError(f"{node.op} node '{node.name}': K={b.shape[0]} could "
-                                   "overflow the int32 accumulator")
-        return [TensorType(a.shape[:-1] + (b.shape[1],), DType.FLOAT32)]
-
-    def reference(self, node: Node, a, *rest):
-        b_data, mult, a_zp, b_zp = self._params(node)
-        acc = (np.asarray(a, np.int64) - a_zp) @ (b_data - b_zp)
-        y = acc.astype(np.float32) * mult
-        bias = rest[5] if len(rest) > 5 else None
-        if bias is not None:
-            y = y + np.asarray(bias, np.float32).reshape(-1)
-        return (y.astype(np.float32),)
-
-    def macs(self, node: Node) -> int:
-        return node.output.type.numel * in_type(node, 1).shape[0]
-
-    def c_params(self, node: Node, target) -> dict:
-        x = in_type(node, 0)
-        k, n = in_type(node, 1).shape
-        _, mult, a_zp, b_zp = self._params(node)
-        return {"ROWS": x.numel // k if k else 0, "K": k, "N": n, "a_zp": a_zp,
-                "mult": ConstArray(np.ascontiguousarray(mult, np.float32), "mult"),
-                "b_zp": ConstArray(np.ascontiguousarray(b_zp, np.int32), "b_zp"),
-                "has_bias": node.input(6) is not None,
-                "bias_index": sum(v is not None for v in node.inputs[:6])}
 
 
 # The com.microsoft ops edgec imports (edgec/frontend/onnx.py accepts them in that domain).

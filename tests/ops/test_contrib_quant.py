@@ -51,19 +51,6 @@ def _q(x, s, z, lo=-128, hi=127):
     return np.clip(np.rint(x / np.float32(s)) + z, lo, hi).astype(np.int64)
 
 
-def _binary_model(op, a_shape, b_shape, ys, yzp):
-    nodes = [
-        helper.make_node("QuantizeLinear", ["a", "a_s", "a_z"], ["aq"]),
-        helper.make_node("QuantizeLinear", ["b", "b_s", "b_z"], ["bq"]),
-        helper.make_node(op, ["aq", "a_s", "a_z", "bq", "b_s", "b_z", "y_s", "y_z"], ["yq"],
-                         domain=MS, name=op.lower()),
-        helper.make_node("DequantizeLinear", ["yq", "y_s", "y_z"], ["y"]),
-    ]
-    out = np.broadcast_shapes(a_shape, b_shape)
-    return _model(nodes, {"a": a_shape, "b": b_shape}, out,
-                  _scales(a=(XS, XZP), b=(BS, BZP), y=(ys, yzp)))
-
-
 def _compare(model, feeds, numpy_q, ys, yzp):
     want_ort = onnxruntime_outputs(model, feeds, optimize=False)["y"]
     ort_q = np.rint(want_ort / np.float32(ys)).astype(np.int64) + yzp
@@ -84,21 +71,39 @@ def _compare(model, feeds, numpy_q, ys, yzp):
     return got_q
 
 
+def _binary_model(op, a_shape, b_shape, ys, yzp, dtype=np.int8, shift=0):
+    nodes = [
+        helper.make_node("QuantizeLinear", ["a", "a_s", "a_z"], ["aq"]),
+        helper.make_node("QuantizeLinear", ["b", "b_s", "b_z"], ["bq"]),
+        helper.make_node(op, ["aq", "a_s", "a_z", "bq", "b_s", "b_z", "y_s", "y_z"], ["yq"],
+                         domain=MS, name=op.lower()),
+        helper.make_node("DequantizeLinear", ["yq", "y_s", "y_z"], ["y"]),
+    ]
+    out = np.broadcast_shapes(a_shape, b_shape)
+    return _model(nodes, {"a": a_shape, "b": b_shape}, out,
+                  _scales(dtype, a=(XS, XZP + shift), b=(BS, BZP + shift), y=(ys, yzp)))
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
 @pytest.mark.parametrize("op", ["QLinearAdd", "QLinearMul"])
-def test_qlinear_binary_with_broadcasting(op):
+def test_qlinear_binary_with_broadcasting(op, dtype):
+    shift = 128 if dtype == np.uint8 else 0
+    qlo, qhi = -128 + shift, 127 + shift
     a_shape, b_shape = (2, 3, 8, 8), (1, 3, 1, 8)
     ys, yzp = (0.04, 5) if op == "QLinearAdd" else (0.03, -2)
-    model = _binary_model(op, a_shape, b_shape, ys, yzp)
+    yzp += shift
+    model = _binary_model(op, a_shape, b_shape, ys, yzp, dtype, shift)
     a = (RNG.standard_normal(a_shape) * 2.5).astype(np.float32)
     b = (RNG.standard_normal(b_shape) * 1.5).astype(np.float32)
-    ra = (_q(a, XS, XZP) - XZP) * np.float64(np.float32(XS))
-    rb = (_q(b, BS, BZP) - BZP) * np.float64(np.float32(BS))
+    ra = (_q(a, XS, XZP + shift, qlo, qhi) - XZP - shift) * np.float64(np.float32(XS))
+    rb = (_q(b, BS, BZP + shift, qlo, qhi) - BZP - shift) * np.float64(np.float32(BS))
     real = ra + rb if op == "QLinearAdd" else ra * rb
-    want = np.clip(np.rint(real / np.float64(np.float32(ys))) + yzp, -128, 127)
+    want = np.clip(np.rint(real / np.float64(np.float32(ys))) + yzp, qlo, qhi)
     got = _compare(model, {"a": a, "b": b}, want.astype(np.int64), ys, yzp)
-    assert got.min() == -128 or got.max() == 127  # saturation exercised
+    assert got.min() == qlo or got.max() == qhi  # saturation exercised
     ops = [n.op for n in import_model(model, None, name="t").nodes]
-    assert ("QAdd" if op == "QLinearAdd" else "QMul") in ops
+    internal = "QAdd" if op == "QLinearAdd" else "QMul"
+    assert (internal if dtype == np.int8 else op) in ops
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8])
@@ -125,12 +130,12 @@ def test_qlinear_lookup_ops(op, alpha, dtype):
     assert np.mean(got == want) == 1.0  # the table is f quantised: exact
 
 
-def test_uint8_qlinear_add_is_refused_clearly():
-    nodes = [helper.make_node("QLinearAdd", ["xq", "x_s", "x_z", "xq", "x_s", "x_z", "x_s",
-                                             "x_z"], ["yq"], domain=MS, name="add")]
+def test_uint8_qlinear_global_average_pool_is_refused_clearly():
+    nodes = [helper.make_node("QLinearGlobalAveragePool", ["xq", "x_s", "x_z", "x_s", "x_z"],
+                              ["yq"], domain=MS, name="gap")]
     g = helper.make_graph(
-        nodes, "t", [helper.make_tensor_value_info("xq", TensorProto.UINT8, (4,))],
-        [helper.make_tensor_value_info("yq", TensorProto.UINT8, (4,))],
+        nodes, "t", [helper.make_tensor_value_info("xq", TensorProto.UINT8, (1, 2, 3, 3))],
+        [helper.make_tensor_value_info("yq", TensorProto.UINT8, (1, 2, 1, 1))],
         [numpy_helper.from_array(np.array(0.1, np.float32), "x_s"),
          numpy_helper.from_array(np.array(128, np.uint8), "x_z")])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
