@@ -47,6 +47,8 @@ def add_prune_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--report", help="JSON report path (default OUTPUT.json)")
     p.add_argument("--sensitivity", action="store_true",
                    help="print SNR per group for ratios 0.1-0.9 instead of pruning")
+    p.add_argument("--plot", metavar="PNG", help="with --sensitivity: also draw the curves "
+                   "(needs matplotlib)")
     p.set_defaults(fn=cmd_prune)
     return p
 
@@ -92,6 +94,9 @@ def cmd_prune(args) -> int:
                   + ", ".join(row["producers"]))
         print("(SNR in dB of the model's output against the unpruned model, one group pruned at "
               "a time, no recovery)")
+        if args.plot:
+            _plot(rows, args.plot, Path(args.model).name)
+            print(f"edgec prune: wrote {args.plot}")
         return 0
     train = None
     if args.train:
@@ -135,6 +140,32 @@ def cmd_prune(args) -> int:
         print(f"  {why}")
     print(f"edgec prune: wrote {out} and {report_path}")
     return 0
+
+
+def _plot(rows: dict, path: str, title: str) -> None:
+    """SNR against ratio, one line per group."""
+    from edgec.prune.select import PruneOptionError
+
+    try:
+        import matplotlib
+    except ImportError:
+        raise PruneOptionError("--plot needs matplotlib (pip install matplotlib)") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row in rows["groups"]:
+        label = f"group {row['id']} ({row['channels']} ch, {row['producers'][0]})"
+        ax.plot(rows["ratios"], [min(s, 100.0) for s in row["snr_db"]], marker="o",
+                label=label[:60])
+    ax.set_xlabel("fraction of the group's channels removed")
+    ax.set_ylabel("output SNR vs unpruned (dB)")
+    ax.set_title(f"{title}: sensitivity per group (no recovery)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _db(x) -> str:

@@ -48,3 +48,12 @@ def test_sensitivity_table(capsys):
     assert len(rows) == 5
     snr = [float(v) for v in rows[0][2:7]]
     assert snr[0] > snr[-1]  # removing more channels costs more fidelity
+
+
+def test_sensitivity_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    from edgec.cli import main
+
+    png = tmp_path / "s.png"
+    assert main(["prune", str(ZOO_DIR / "dscnn.onnx"), "--sensitivity", "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
