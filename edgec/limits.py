@@ -49,7 +49,8 @@ class Limits:
     max_tensor_elements: int = 2**31 - 1  # the generated C indexes tensors with 32-bit ints
     max_nodes: int = 1_000_000
     max_source_bytes: int = 256 * MIB  # about 14M float weights of C initializer text
-    max_rank: int = 8  # the tensor-info table of the generated header holds 8 dimensions
+    max_rank: int = 32  # any rank compiles (the tensor table points at per-tensor shapes);
+    # a cap keeps hostile models from asking for rank-10^6 shape tables
     max_fold_macs: int = 10**9  # work of constant folding at compile time, all ops together
 
     def __post_init__(self):
