@@ -17,7 +17,7 @@ from edgec.prune.groups import Analysis, build_groups, describe_blockers, keep_m
 from edgec.prune.recover import recover
 from edgec.prune.select import (CRITERIA, PruneOptionError, activation_means, select,
                                 unit_scores)
-from edgec.quant.calibrate import input_names, random_calibration_inputs, snr_db
+from edgec.quant.calibrate import input_names, random_calibration_inputs, run_fast, snr_db
 
 
 @dataclass
@@ -121,8 +121,7 @@ def prune_model_file(path, ratio: float | None = None, target_macs: float | None
     samples = [{n: s[n] for n in input_names(g)} for s in samples]
     act = None
     if criterion == "activation":
-        from edgec.prune.recover import _forward
-        act = activation_means(analysis, samples[:32], lambda f: _all_values(g, f, _forward))
+        act = activation_means(analysis, samples[:32], lambda f: _all_values(g, f))
 
     def pick(r):
         return choose(analysis, criterion, r, mode, round_to, max_ratio, act)
@@ -186,15 +185,9 @@ def _finite(x: float):
     return x if math.isfinite(x) else str(x)
 
 
-def _all_values(g, feeds, forward):
-    env = {}
-
-    def keep(node, args, out):
-        if out is not None:
-            for v in node.outputs:
-                env[v.name] = out if v is node.outputs[0] else None
-    forward(g, feeds, keep)
-    return env
+def _all_values(g, feeds) -> dict:
+    """Every value of `g` on one sample (float32 fast kernels)."""
+    return run_fast(g, feeds, keep_all=True)
 
 
 def sensitivity(path, samples: list[dict] | None = None, criterion: str = "l2",
@@ -209,8 +202,7 @@ def sensitivity(path, samples: list[dict] | None = None, criterion: str = "l2",
     samples = [{n: s[n] for n in input_names(g)} for s in samples]
     act = None
     if criterion == "activation":
-        from edgec.prune.recover import _forward
-        act = activation_means(analysis, samples[:32], lambda f: _all_values(g, f, _forward))
+        act = activation_means(analysis, samples[:32], lambda f: _all_values(g, f))
     ref = run_ort(model, samples)
     rows = []
     for grp in analysis.prunable():
