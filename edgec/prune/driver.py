@@ -158,7 +158,11 @@ def prune_model_file(path, ratio: float | None = None, target_macs: float | None
         if labels is not None:
             report["accuracy"]["recovered"] = accuracy(got, labels)
     if train is not None:
-        from edgec.prune.distill import distill
+        try:
+            from edgec.prune.distill import distill
+        except ImportError:
+            raise PruneOptionError("--train needs torch (pip install 'edgec[torch]', which "
+                                   "pins the CPU build torch==2.13.0)") from None
 
         pruned = distill(model, pruned, train[0], train[1], epochs=epochs, lr=lr,
                          progress=progress, input_shapes=shapes)
