@@ -27,7 +27,7 @@ class PruneError(EdgecError):
     exit_code = 3
 
 
-def kept_refs(node, flow, masks: dict[str, np.ndarray]) -> dict:
+def kept_refs(node, masks: dict[str, np.ndarray]) -> dict:
     """Kept channel indices of every tracked ref of `node`."""
     kept = {}
     for kind, values in (("in", node.inputs), ("out", node.outputs)):
@@ -114,8 +114,8 @@ def prune_model(model: onnx.ModelProto, analysis: Analysis,
         flow = analysis.flows.get(node.name)
         if flow is None or not node.outputs:
             continue
-        kept = kept_refs(node, flow, masks)
-        if all(len(k) == masks_len(node, r, masks) for r, k in kept.items()):
+        kept = kept_refs(node, masks)
+        if all(len(k) == _channels(node, r, masks) for r, k in kept.items()):
             continue
         onode = m.by_output.get(node.outputs[0].name)
         if onode is None:
@@ -132,7 +132,7 @@ def prune_model(model: onnx.ModelProto, analysis: Analysis,
     return out
 
 
-def masks_len(node, ref, masks) -> int:
+def _channels(node, ref, masks) -> int:
     """Channel count of a ref before pruning."""
     return len(masks[ref_value(node, ref).name])
 
