@@ -29,10 +29,12 @@ class PruneResult:
 
 
 def model_cost(model: onnx.ModelProto, input_shapes: dict | None = None) -> dict:
-    """MACs (edgec's per-op counts) and parameters (initializer elements) of a model."""
+    """MACs (edgec's per-op counts) and parameters (elements of the constants the nodes read,
+    after edgec's import folded what it could) of a model."""
     g = import_model(model, input_shapes)
     macs = sum(get_op(n.op).macs(n) for n in g.nodes)
-    params = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
+    consts = {v.name: v for n in g.nodes for v in n.inputs if v is not None and v.is_const}
+    params = sum(int(v.type.numel) for v in consts.values())
     return {"macs": int(macs), "params": params}
 
 
