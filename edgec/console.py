@@ -98,6 +98,14 @@ def quote(name: object, limit: int = QUOTE_LIMIT) -> str:
     return "'" + _capped(_visible_pieces(str(name), "'"), limit) + "'"
 
 
+PATH_QUOTE_LIMIT = 400  # a path's end (the file name) matters: longer than a node name
+
+
+def quote_path(path) -> str:
+    """A user's file or folder path ready for a message (quote with room for long paths)."""
+    return quote(path, limit=PATH_QUOTE_LIMIT)
+
+
 def one_line(message: object, limit: int = LINE_LIMIT) -> str:
     """A whole message as one printable line: newlines and escapes written visibly, at most
     `limit` characters. Applied to every line edgec prints on stderr (belt and braces)."""

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgec.console import quote
+from edgec.console import quote, quote_path
 from edgec.errors import DataError
 from edgec.ir import DType
 
@@ -29,12 +29,6 @@ MAX_DATA_BYTES = 2 * 2**30
 # numpy kinds accepted as data: bool, signed and unsigned integers, floats.
 NUMERIC_KINDS = "biuf"
 HINT = "give an .npy array or an .npz of arrays keyed by input name"
-PATH_QUOTE_LIMIT = 400  # a path's end (the file name) matters: longer than a node name
-
-
-def quote_path(path) -> str:
-    """A user's file path ready for a message (console.quote with room for long paths)."""
-    return quote(path, limit=PATH_QUOTE_LIMIT)
 
 
 def _npy_header(fp) -> tuple[tuple[int, ...], np.dtype] | None:

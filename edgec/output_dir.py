@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from edgec import __version__
-from edgec.console import TERMINATING_SIGNALS, Terminated, quote, warn
+from edgec.console import TERMINATING_SIGNALS, Terminated, quote, quote_path, warn
 from edgec.errors import EdgecError
 
 MARKER = ".edgec_output.json"
@@ -118,17 +118,17 @@ def _checked_destination(text: str | bytes, path: Path) -> Path:
                              f"({len(os.fsencode(long[0]))} bytes; this file system allows "
                              f"{name_max}); choose a shorter -o")
     if ancestor != path and not ancestor.is_dir():
-        raise OutputDirError(f"cannot create output directory {quote(text)}: "
-                             f"{quote(ancestor)} is not a directory")
+        raise OutputDirError(f"cannot create output directory {quote_path(text)}: "
+                             f"{quote_path(ancestor)} is not a directory")
     if os.path.islink(path):
         if not path.exists():
             raise OutputDirError(
-                f"output directory {quote(text)} is a symbolic link to "
-                f"{quote(os.readlink(path))}, which does not exist; create the target or "
+                f"output directory {quote_path(text)} is a symbolic link to "
+                f"{quote_path(os.readlink(path))}, which does not exist; create the target or "
                 "remove the link")
         path = Path(os.path.realpath(path))
     if path.parent == path:
-        raise OutputDirError(f"cannot use {quote(text)} as the output directory; give a "
+        raise OutputDirError(f"cannot use {quote_path(text)} as the output directory; give a "
                              "folder of its own, e.g. -o out")
     try:
         cwd = Path(os.getcwd()).resolve()
@@ -137,7 +137,7 @@ def _checked_destination(text: str | bytes, path: Path) -> Path:
     real = path.resolve()
     if cwd is not None and (real == cwd or real in cwd.parents):
         raise OutputDirError(
-            f"-o {quote(text)} is the current directory (or holds it); edgec replaces its "
+            f"-o {quote_path(text)} is the current directory (or holds it); edgec replaces its "
             "output folder as a whole, so give a folder of its own, e.g. -o out")
     return path
 
@@ -148,10 +148,10 @@ def _check_replaceable(dest: Path) -> set[str]:
     if not os.path.lexists(dest):
         return set()
     if not dest.is_dir():
-        raise OutputDirError(f"output path {quote(dest)} exists and is not a directory; "
+        raise OutputDirError(f"output path {quote_path(dest)} exists and is not a directory; "
                              "choose another -o")
     if not os.access(dest, os.W_OK | os.X_OK):
-        raise OutputDirError(f"output directory {quote(dest)} is read-only; make it writable "
+        raise OutputDirError(f"output directory {quote_path(dest)} is read-only; make it writable "
                              "(chmod u+w) or choose another -o")
     try:
         with os.scandir(dest) as it:
@@ -170,7 +170,7 @@ def _check_replaceable(dest: Path) -> set[str]:
         shown = ", ".join(quote(n, 40) for n in foreign[:3])
         more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
         raise OutputDirError(
-            f"output directory {quote(dest)} holds files edgec did not write ({shown}{more}); "
+            f"output directory {quote_path(dest)} holds files edgec did not write ({shown}{more}); "
             f"edgec replaces only folders it wrote itself (listed in {MARKER}): choose another "
             "-o or move those files away")
     return set(entries)
@@ -266,7 +266,7 @@ def _remove_own(old: Path, owned: set[str]) -> None:
     except OSError:
         if os.path.lexists(old):
             warn(f"files that appeared in the output directory while edgec wrote it were "
-                 f"kept in {quote(old)}")
+                 f"kept in {quote_path(old)}")
 
 
 def _os_error(e: OSError, dest: Path) -> OutputDirError:
@@ -283,7 +283,7 @@ def _os_error(e: OSError, dest: Path) -> OutputDirError:
         errno.ELOOP: "too many levels of symbolic links; choose another -o",
     }
     reason = reasons.get(e.errno, f"{e.strerror or type(e).__name__}; choose another -o")
-    return OutputDirError(f"cannot write output directory {quote(dest)}: {reason}")
+    return OutputDirError(f"cannot write output directory {quote_path(dest)}: {reason}")
 
 
 # ----------------------------------------------------------------------------- signals
