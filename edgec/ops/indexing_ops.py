@@ -62,10 +62,7 @@ class Pad(OpDef):
         if a is None or pads[a] or pads[a + rank]:
             return None
         pf = prune_facet
-        n = in_type(node).shape[a]
-        flow = pf.PruneFlow(out_axes=[a])
-        flow.couplings.append((pf.IN0, pf.identity(n), pf.OUT0, pf.identity(n)))
-        return flow
+        return pf.passthrough_flow(in_type(node).shape[a], a)
 
     def import_onnx(self, node: Node, opset: int) -> None:
         require_dtypes_unless_folded(node, self.dtypes, (0,))

@@ -80,9 +80,7 @@ class BatchNormalization(OpDef):
         if in_axes[0] != _channel_axis(in_type(node).rank, node.attrs["layout"]):
             return None
         pf = prune_facet
-        n = node.output.shape[in_axes[0]]
-        flow = pf.PruneFlow(out_axes=[in_axes[0]])
-        flow.couplings.append((pf.IN0, pf.identity(n), pf.OUT0, pf.identity(n)))
+        flow = pf.passthrough_flow(node.output.shape[in_axes[0]], in_axes[0])
         flow.params.append(pf.ParamSlice(1, 0, pf.OUT0, role="bn_scale"))
         flow.params += [pf.ParamSlice(i, 0, pf.OUT0) for i in range(2, len(node.inputs))]
         return flow
@@ -150,9 +148,7 @@ class InstanceNormalization(OpDef):
         if in_axes[0] != _channel_axis(in_type(node).rank, node.attrs["layout"]):
             return None
         pf = prune_facet
-        n = node.output.shape[in_axes[0]]
-        flow = pf.PruneFlow(out_axes=[in_axes[0]])
-        flow.couplings.append((pf.IN0, pf.identity(n), pf.OUT0, pf.identity(n)))
+        flow = pf.passthrough_flow(node.output.shape[in_axes[0]], in_axes[0])
         flow.params += [pf.ParamSlice(i, 0, pf.OUT0) for i in range(1, len(node.inputs))]
         return flow
 

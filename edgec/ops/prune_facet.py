@@ -71,6 +71,13 @@ def identity(n: int) -> np.ndarray:
     return np.arange(n, dtype=np.int64)
 
 
+def passthrough_flow(channels: int, out_axis: int) -> PruneFlow:
+    """Input 0's channel c is the output's channel c (on output axis `out_axis`)."""
+    flow = PruneFlow(out_axes=[out_axis])
+    flow.couplings.append((IN0, identity(channels), OUT0, identity(channels)))
+    return flow
+
+
 def broadcast_flow(node, in_axes: list[int | None]) -> PruneFlow | None:
     """Elementwise ops with multidirectional broadcasting (unary ops, Add/Mul/Sub/Div, PRelu,
     pools, Resize): non-constant operands of full channel size are coupled channel for

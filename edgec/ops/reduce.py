@@ -115,10 +115,7 @@ class ReduceOp(OpDef):
             return None
         pf = prune_facet
         out_axis = a if node.attrs["keepdims"] else a - sum(1 for x in axes if x < a)
-        n = in_type(node).shape[a]
-        flow = pf.PruneFlow(out_axes=[out_axis])
-        flow.couplings.append((pf.IN0, pf.identity(n), pf.OUT0, pf.identity(n)))
-        return flow
+        return pf.passthrough_flow(in_type(node).shape[a], out_axis)
 
     def np_reduce(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
         raise NotImplementedError

@@ -37,10 +37,7 @@ class SoftmaxFamily(OpDef):
         if a is None or a in node.attrs["axes"]:
             return None
         pf = prune_facet
-        n = in_type(node).shape[a]
-        flow = pf.PruneFlow(out_axes=[a])
-        flow.couplings.append((pf.IN0, pf.identity(n), pf.OUT0, pf.identity(n)))
-        return flow
+        return pf.passthrough_flow(in_type(node).shape[a], a)
 
     def np_fn(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
         raise NotImplementedError

@@ -154,9 +154,8 @@ class Transpose(OpDef):
         if in_axes[0] is None:
             return None
         pf = prune_facet
-        n = node.input(0).shape[in_axes[0]]
-        flow = pf.PruneFlow(out_axes=[self.perm(node).index(in_axes[0])])
-        flow.couplings.append((pf.IN0, pf.identity(n), pf.OUT0, pf.identity(n)))
+        flow = pf.passthrough_flow(node.input(0).shape[in_axes[0]],
+                                   self.perm(node).index(in_axes[0]))
         return flow
 
     def perm(self, node: Node) -> list[int]:
