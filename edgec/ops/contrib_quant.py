@@ -12,10 +12,9 @@ edgec's int8 ops (edgec/ops/quantized.py):
 The integer requantisation is edgec's fixed point (as for QDQ models, passes/import_qdq.py),
 where onnxruntime computes in float: Add, Mul and Concat can differ from onnxruntime by 1 LSB;
 the lookup tables are exact up to the float rounding of f. Scales and zero points must be
-per-tensor constants. uint8 tensors are supported by all of them but
-QLinearGlobalAveragePool (edgec's pooling kernels are signed int8; refused with a one-line
-error): uint8 QLinearAdd / QLinearMul run QAdd's / QMul's integer arithmetic on the portable
-template, clamped to 0..255.
+per-tensor constants. int8 and uint8 are both supported; int8 nodes become edgec's
+internal int8 ops, uint8 nodes keep their own node with the same integer arithmetic clamped
+to 0..255 (portable templates). Mixed int8/uint8 operands are refused with a one-line error.
 DynamicQuantizeMatMul and MatMulIntegerToFloat live in edgec/ops/contrib_matmul.py.
 """
 
@@ -54,14 +53,6 @@ class ContribImport(OpDef):
             raise UnsupportedError(f"{node.op} node '{node.name}': {what} must be per tensor "
                                    f"(one value), not of shape {list(data.shape)}")
         return int(data.reshape(-1)[0]) if integer else float(data.reshape(-1)[0])
-
-    def _int8_only(self, node: Node, indices) -> None:
-        for i in indices:
-            v = node.input(i)
-            if v is not None and v.dtype != DType.INT8:
-                raise UnsupportedError(
-                    f"{node.op} node '{node.name}': {v.dtype.value} tensors are not supported "
-                    "(int8 only): quantise with signed int8 activations")
 
     def normalize_attrs(self, attrs: dict) -> dict:
         """The attributes are the target op's (set by import_onnx)."""
@@ -262,13 +253,23 @@ class QLinearLeakyRelu(_QLinearUnary):
 
 @register_op("QLinearGlobalAveragePool")
 class QLinearGlobalAveragePool(ContribImport):
-    """com.microsoft QLinearGlobalAveragePool (int8, channels_last 0/1): imported as
-    QGlobalAveragePool (exact int32 sum, fixed-point x_scale / (y_scale * count))."""
+    """com.microsoft QLinearGlobalAveragePool (int8 or uint8, channels_last 0/1): exact
+    int32 sum, fixed-point x_scale / (y_scale * count); int8 is QGlobalAveragePool, uint8
+    stays this node (its own loop, clamped to 0..255)."""
 
     target_op = "QGlobalAveragePool"
+    dtypes = {DType.INT8, DType.UINT8}
+    c_template = "ops/contrib_gap_u8.c.j2"
+    c_runtime = ("edgec_qmath.h",)
 
     def import_onnx(self, node: Node, opset: int) -> None:
-        self._int8_only(node, (0, 2, 4))
+        x = node.input(0)
+        u8 = x is not None and x.dtype == DType.UINT8
+        for i in (0, 2, 4):
+            v = node.input(i)
+            if v is not None and v.dtype != (DType.UINT8 if u8 else DType.INT8):
+                raise UnsupportedError(f"{node.op} node '{node.name}': x and the zero points "
+                                       "must all be int8 or all uint8")
         xs = self._scalar(node, 1, "x_scale", False)
         xzp = self._scalar(node, 2, "x_zero_point", True)
         ys = self._scalar(node, 3, "y_scale", False)
@@ -277,15 +278,69 @@ class QLinearGlobalAveragePool(ContribImport):
         if node.attrs:
             raise UnsupportedError(f"{node.op} node '{node.name}': unexpected attributes "
                                    f"{sorted(node.attrs)}")
-        x = node.input(0)
         if x is None or x.type.rank < 3:
             raise ShapeError(f"{node.op} node '{node.name}': input needs spatial dims")
-        count = int(np.prod(x.shape[2:] if layout == "NCHW" else x.shape[1:-1]))
         node.attrs = {"layout": layout, "mode": "requantize",
-                      **requant_attrs([xs / (ys * count)]), "x_zero_point": xzp,
-                      "y_zero_point": yzp, "x_scale": xs, "y_scale": ys}
+                      **requant_attrs([xs / (ys * self._geometry(x.shape, layout)[2])]),
+                      "x_zero_point": xzp, "y_zero_point": yzp, "x_scale": xs, "y_scale": ys}
+        if u8:
+            node.attrs.update({"act_min": 0, "act_max": 255})
         node.inputs = [x]
-        node.op = self.target_op
+        if not u8:
+            node.op = self.target_op
+
+    @staticmethod
+    def _geometry(shape, layout: str) -> tuple[int, int, int]:
+        """(N, C, spatial count) of a channels-first or channels-last shape."""
+        c = shape[1] if layout == "NCHW" else shape[-1]
+        count = int(np.prod(shape[2:] if layout == "NCHW" else shape[1:-1]))
+        return int(shape[0]), int(c), count
+
+    def infer(self, node: Node) -> list[TensorType]:
+        """uint8 form: [N, C, 1...] or [N, 1..., C] uint8; int8 form: the target op's."""
+        if node.op != self.name:
+            return get_op(node.op).infer(node)
+        x = in_type(node, 0)
+        nsp = x.rank - 2
+        if x.dtype != DType.UINT8:
+            raise ShapeError(f"{node.op} node '{node.name}': the uint8 form needs uint8 x")
+        shape = (x.shape[0], x.shape[1], *[1] * nsp) if node.attrs["layout"] == "NCHW" \
+            else (x.shape[0], *[1] * nsp, x.shape[-1])
+        return [TensorType(shape, DType.UINT8)]
+
+    def reference(self, node: Node, *inputs):
+        """uint8 form: requantised sums over the spatial dims."""
+        if node.op != self.name:
+            return get_op(node.op).reference(node, *inputs)
+        a = node.attrs
+        axes = tuple(range(2, inputs[0].ndim)) if a["layout"] == "NCHW" else \
+            tuple(range(1, inputs[0].ndim - 1))
+        sums = (np.asarray(inputs[0], np.int64) - a["x_zero_point"]).sum(axis=axes,
+                                                                         keepdims=True)
+        y = qmath.requantize(sums, a["multiplier"][0], a["shift"][0], a["y_zero_point"], 0, 255)
+        return (y.astype(np.uint8),)
+
+    def c_template_for(self, node: Node, target) -> str:
+        """uint8 form: its own loop; int8: QGlobalAveragePool's kernels."""
+        if node.op != self.name:
+            return get_op(node.op).c_template_for(node, target)
+        return self.c_template
+
+    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
+        """The target op's headers, or edgec_qmath.h."""
+        if node.op != self.name:
+            return get_op(node.op).c_runtime_for(node, target)
+        return self.c_runtime
+
+    def c_params(self, node: Node, target) -> dict:
+        """uint8 form: geometry and the requantisation constants."""
+        if node.op != self.name:
+            return get_op(node.op).c_params(node, target)
+        a = node.attrs
+        n, c, count = self._geometry(in_type(node, 0).shape, a["layout"])
+        return {"N": n, "C": c, "HW": count, "nhwc": a["layout"] == "NHWC",
+                "x_zp": a["x_zero_point"], "mult": a["multiplier"][0], "shift": a["shift"][0],
+                "y_zp": a["y_zero_point"]}
 
 
 @register_op("QLinearConcat")
@@ -306,7 +361,6 @@ class QLinearConcat(OpDef):
     c_runtime = ("edgec_qmath.h",)
 
     _scalar = ContribImport._scalar
-    _int8_only = ContribImport._int8_only
 
     def import_onnx(self, node: Node, opset: int) -> None:
         ins = list(node.inputs)

@@ -130,18 +130,18 @@ def test_qlinear_lookup_ops(op, alpha, dtype):
     assert np.mean(got == want) == 1.0  # the table is f quantised: exact
 
 
-def test_uint8_qlinear_global_average_pool_is_refused_clearly():
+def test_mixed_int8_uint8_operands_are_refused_clearly():
     nodes = [helper.make_node("QLinearGlobalAveragePool", ["xq", "x_s", "x_z", "x_s", "x_z"],
                               ["yq"], domain=MS, name="gap")]
     g = helper.make_graph(
         nodes, "t", [helper.make_tensor_value_info("xq", TensorProto.UINT8, (1, 2, 3, 3))],
         [helper.make_tensor_value_info("yq", TensorProto.UINT8, (1, 2, 1, 1))],
         [numpy_helper.from_array(np.array(0.1, np.float32), "x_s"),
-         numpy_helper.from_array(np.array(128, np.uint8), "x_z")])
+         numpy_helper.from_array(np.array(-3, np.int8), "x_z")])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
                                             helper.make_opsetid(MS, 1)])
     m.ir_version = 8
-    with pytest.raises(UnsupportedError, match="uint8 tensors are not supported"):
+    with pytest.raises(UnsupportedError, match="all be int8 or all uint8"):
         import_model(m, None, name="t")
 
 
@@ -156,23 +156,26 @@ def test_contrib_op_names_in_the_default_domain_are_not_accepted():
         import_model(m, None, name="t")
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
 @pytest.mark.parametrize("channels_last", [0, 1])
-def test_qlinear_global_average_pool(channels_last):
+def test_qlinear_global_average_pool(channels_last, dtype):
+    shift = 128 if dtype == np.uint8 else 0
+    qlo, qhi = -128 + shift, 127 + shift
     shape = (2, 5, 6, 7) if not channels_last else (2, 6, 7, 5)
     out = (2, 5, 1, 1) if not channels_last else (2, 1, 1, 5)
-    ys, yzp = 0.01, -4
+    ys, yzp, xzp = 0.01, -4 + shift, XZP + shift
     nodes = [
         helper.make_node("QuantizeLinear", ["x", "x_s", "x_z"], ["xq"]),
         helper.make_node("QLinearGlobalAveragePool", ["xq", "x_s", "x_z", "y_s", "y_z"],
                          ["yq"], domain=MS, channels_last=channels_last),
         helper.make_node("DequantizeLinear", ["yq", "y_s", "y_z"], ["y"]),
     ]
-    model = _model(nodes, {"x": shape}, out, _scales(x=(XS, XZP), y=(ys, yzp)))
+    model = _model(nodes, {"x": shape}, out, _scales(dtype, x=(XS, xzp), y=(ys, yzp)))
     x = (RNG.standard_normal(shape) + 0.5).astype(np.float32)
     axes = (2, 3) if not channels_last else (1, 2)
-    rx = (_q(x, XS, XZP) - XZP) * np.float64(np.float32(XS))
+    rx = (_q(x, XS, xzp, qlo, qhi) - xzp) * np.float64(np.float32(XS))
     mean = rx.mean(axis=axes, keepdims=True)
-    want = np.clip(np.rint(mean / np.float64(np.float32(ys))) + yzp, -128, 127).astype(np.int64)
+    want = np.clip(np.rint(mean / np.float64(np.float32(ys))) + yzp, qlo, qhi).astype(np.int64)
     _compare(model, {"x": x}, want, ys, yzp)
 
 
