@@ -24,6 +24,25 @@ ARM64 = have("aarch64-linux-gnu-gcc") and have("qemu-aarch64")
 TARGETS = ("generic-fp32", "x86_64-fp32", "generic-int8", "x86_64-int8") + \
     (("arm64-int8",) if ARM64 else ())
 MS = "com.microsoft"
+
+
+def _ort_integer_gemm_is_exact() -> bool:
+    """onnxruntime's u8 x s8 integer GEMM (DynamicQuantizeMatMul, MatMulIntegerToFloat) is
+    exact on VNNI CPUs and on arm64; on AVX2-only x86 it uses vpmaddubsw, whose int16 pair
+    sums saturate (docs/hosts.md), so its results there are not a reference. The CPU is read
+    as onnxruntime reads it (CPUID, through numpy's feature table)."""
+    import platform
+
+    if platform.machine() not in ("x86_64", "AMD64", "i686"):
+        return True
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # numpy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__ as features
+    return bool(features.get("AVX512VNNI") or features.get("AVXVNNI"))
+
+
+ORT_INT_GEMM_EXACT = _ort_integer_gemm_is_exact()
 XS, XZP = 0.05, -3  # input quantisation (QuantizeLinear of the float inputs)
 BS, BZP = 0.03, 7
 
@@ -238,7 +257,8 @@ def test_dynamic_quantize_matmul(b_type, per_column, bias):
     for target in ("generic-fp32", "x86_64-fp32", "generic-int8"):
         got = run_c(model, {"a": a}, target)["y"]
         assert got.tobytes() == want.astype(np.float32).tobytes(), target
-        np.testing.assert_allclose(got, ort, rtol=1e-5, atol=1e-5 * np.abs(ort).max())
+        if ORT_INT_GEMM_EXACT:
+            np.testing.assert_allclose(got, ort, rtol=1e-5, atol=1e-5 * np.abs(ort).max())
 
 
 @pytest.mark.parametrize("a_type,bias", [(np.uint8, True), (np.int8, False)])
@@ -273,4 +293,5 @@ def test_matmul_integer_to_float(a_type, bias):
     for target in ("generic-fp32", "x86_64-fp32"):
         got = run_c(model, {"a": a}, target)["y"]
         assert got.tobytes() == want.astype(np.float32).tobytes(), target
-        np.testing.assert_allclose(got, ort, rtol=1e-5, atol=1e-5 * np.abs(ort).max())
+        if ORT_INT_GEMM_EXACT:
+            np.testing.assert_allclose(got, ort, rtol=1e-5, atol=1e-5 * np.abs(ort).max())
