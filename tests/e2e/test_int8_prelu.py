@@ -147,17 +147,17 @@ def test_qprelu_identity_path_is_the_plain_requantisation():
 
 def test_export_qdq_of_the_prelu_model_agrees_with_the_int8_c(model_path, tmp_path):
     """The exported QDQ model (DQ -> PRelu -> Q) in onnxruntime, an independent int8
-    execution, agrees with edgec's int8 reference within one LSB of the output scale."""
-    import onnxruntime as ort
-
+    execution, agrees with edgec's int8 reference within one LSB of the output scale.
+    onnxruntime runs it unfused (Q/DQ around float ops): its fused int8 kernels give other
+    bits on AVX2-only CPUs (saturating vpmaddubsw) than on VNNI ones (docs/hosts.md)."""
     from edgec.interp import run_graph
     from edgec.quant.qdq_export import qdq_model
+    from edgec.verify import onnxruntime_outputs
 
     result = _compile(model_path, "generic-int8")
     model = qdq_model(result.graph)
     feeds = random_inputs(result.source_graph, 21)
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    got = sess.run(None, feeds)[0]
+    got = next(iter(onnxruntime_outputs(model, feeds, optimize=False).values()))
     want = run_graph(result.graph, feeds)["y"]
     dq = result.graph.outputs[0].producer
     assert dq.op == "DequantizeLinear"
