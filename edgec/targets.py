@@ -56,6 +56,7 @@ class Target:
     quant_pipeline: tuple[str, ...] = ()
     apt_packages: tuple[str, ...] = ()
     host_runnable: bool = True
+    bare_metal: bool = False  # firmware: no OS; section macros in the C (docs/cortex-m.md)
     features: frozenset = field(default_factory=frozenset)
 
     @property
@@ -170,6 +171,91 @@ register_target(Target(
     pipeline=INT8_FLOAT_PIPELINE,
     quant_pipeline=QUANT_PIPELINE,
     **ARM64_COMMON,
+))
+
+
+# Cortex-M (docs/cortex-m.md): bare-metal firmware built with arm-none-eabi-gcc, verified and
+# measured in qemu-system-arm (edgec/cortexm/: board images, runner, instruction counts). The
+# isa values are matched by no kernel selection yet, so these targets get the portable C
+# kernels (bit-exact with generic-int8); the DSP/Helium kernels live in
+# codegen/c/runtime/edgec_cm_*.h until they are wired into the kernel selection.
+CORTEXM_APT = ("gcc-arm-none-eabi", "libnewlib-arm-none-eabi", "qemu-system-arm")
+CORTEXM_COMMON = dict(
+    cc="arm-none-eabi-gcc",
+    ldflags=(),
+    alignment=16,
+    apt_packages=CORTEXM_APT,
+    host_runnable=False,
+    bare_metal=True,
+)
+for _core, _isa, _fp, _desc in (
+    ("m0", "armv6m", ("-mfloat-abi=soft",), "ARMv6-M (Cortex-M0/M0+), no DSP, no FPU"),
+    ("m4", "armv7em-dsp", ("-mfloat-abi=soft",), "ARMv7E-M with the DSP extension (SMLAD)"),
+    ("m7", "armv7em-dsp", ("-mfloat-abi=soft",), "ARMv7E-M with the DSP extension (SMLAD)"),
+    ("m55", "armv8.1m-mve", ("-mfloat-abi=hard",), "ARMv8.1-M with Helium (MVE)"),
+):
+    register_target(Target(
+        name=f"cortex-{_core}-int8",
+        description=f"Cortex-{_core.upper()} {_desc}, int8; bare-metal, runs under "
+                    "qemu-system-arm",
+        precision="int8",
+        isa=_isa,
+        cflags=("-O2", f"-mcpu=cortex-{_core}", "-mthumb", *_fp),
+        pipeline=INT8_FLOAT_PIPELINE,
+        quant_pipeline=QUANT_PIPELINE,
+        **CORTEXM_COMMON,
+    ))
+for _core, _fpu in (("m4", "fpv4-sp-d16"), ("m7", "fpv5-d16")):
+    register_target(Target(
+        name=f"cortex-{_core}-fp32",
+        description=f"Cortex-{_core.upper()}F with its FPU ({_fpu}, hard-float ABI), float32; "
+                    "bare-metal, runs under qemu-system-arm",
+        isa="armv7em-fpu",
+        cflags=("-O2", f"-mcpu=cortex-{_core}", "-mthumb", "-mfloat-abi=hard", f"-mfpu={_fpu}"),
+        **CORTEXM_COMMON,
+    ))
+
+
+# CoreML (docs/coreml.md): ML Program .mlpackage built with coremltools' MIL builder
+# (codegen/coreml/). MIL is channels-first, so the pipeline leaves layout-nhwc out; residual
+# adds stay Adds (MIL fuses what the Neural Engine wants). No C toolchain is involved.
+COREML_PIPELINE = tuple(p for p in FP32_PIPELINE if p not in (
+    "fuse-residual", "layout-nhwc", "fuse-input-transpose", "fuse-pool-gemm"))
+for _precision, _name, _desc in (
+    ("fp32", "coreml-fp32", "float32 compute (CPU/GPU)"),
+    ("fp16", "coreml-fp16", "float16 compute, the Neural Engine's precision"),
+    ("int8-weights", "coreml-int8", "edgec's per-channel int8 weights as CoreML weight "
+                                    "quantisation (iOS16+), float16 compute"),
+):
+    register_target(Target(
+        name=_name,
+        description=f"CoreML ML Program (.mlpackage), {_desc}",
+        backend="coreml",
+        precision=_precision,
+        cc="",
+        cflags=(),
+        ldflags=(),
+        pipeline=COREML_PIPELINE,
+    ))
+
+
+# TFLite (docs/tflite.md): a .tflite flatbuffer written by codegen/tflite/, run by LiteRT and
+# tflite-micro. int8: the C int8 targets' passes, calibration and quantisation (the file
+# carries edgec's scales and zero points); fp32: the fp32 pipeline without the C-only fusions
+# (residual adds, input transposes and pools fused into kernels have no TFLite operator).
+TFLITE_FP32_PIPELINE = tuple(p for p in FP32_PIPELINE if p not in (
+    "fuse-residual", "fuse-input-transpose", "fuse-pool-gemm"))
+register_target(Target(
+    name="tflite-int8",
+    description="TFLite flatbuffer, full integer: int8 activations, per-channel int8 weights, "
+                "int32 bias (LiteRT, tflite-micro, NNAPI)",
+    backend="tflite", precision="int8", cc="", cflags=(), ldflags=(),
+    pipeline=INT8_FLOAT_PIPELINE, quant_pipeline=QUANT_PIPELINE,
+))
+register_target(Target(
+    name="tflite-fp32",
+    description="TFLite flatbuffer, float32 (LiteRT, tflite-micro, GPU delegate)",
+    backend="tflite", cc="", cflags=(), ldflags=(), pipeline=TFLITE_FP32_PIPELINE,
 ))
 
 

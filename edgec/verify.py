@@ -296,6 +296,10 @@ def run_compiled(result, feeds_list: list[dict[str, np.ndarray]], workdir: Path,
     """Write, build and run a CompileResult on each sample; outputs by public name."""
     from . import toolchain
 
+    if getattr(result.target, "bare_metal", False):  # Cortex-M: qemu-system-arm images
+        from edgec.cortexm.runner import run_compiled as run_on_board
+
+        return run_on_board(result, feeds_list, workdir, sanitize=sanitize, cc=cc)
     exe = build_result(result, workdir, sanitize=sanitize, cc=cc)
     g = result.graph
     out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
