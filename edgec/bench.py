@@ -568,6 +568,10 @@ def _bench_emulated(result, feeds: dict, runs: int, workdir: Path) -> dict:
     from . import toolchain
     from .verify import build_result, harness_io
 
+    if getattr(result.target, "bare_metal", False):  # Cortex-M: edgec/cortexm/measure.py
+        from edgec.cortexm.measure import bench_cortexm
+
+        return bench_cortexm(result, feeds, workdir)
     exe = build_result(result, workdir)
     ins, specs = harness_io(result.graph, feeds)
     _, ns = toolchain.run(exe, result.target, ins, specs, runs=max(runs, 2))
