@@ -170,6 +170,9 @@ def cmd_compile(args) -> int:
 
     with pruned_for_compile(args) as model_path:  # --prune (edgec/prune/cli.py)
         result = compile_model(model_path, _options(args))
+    if getattr(args, "nnapi_level", None) is not None:  # codegen/tflite/compat.py
+        from edgec.codegen.tflite.compat import require_nnapi_level, tflite_bytes
+        require_nnapi_level(tflite_bytes(result.files), args.nnapi_level)
     out = write_output(result.files, args.output)
     _warn(result.warnings)
     r = result.report
@@ -279,7 +282,7 @@ def cmd_report(args) -> int:
     from .report import run_report
 
     print(run_report(args.model, _options(args), plot=args.plot, as_json=args.json,
-                     width=args.width))
+                     width=args.width, nnapi=args.nnapi))
     if args.plot and not args.json:
         print(f"edgec report: memory plan picture written to {args.plot}")
     return 0
@@ -424,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pass_args(c)
     c.add_argument("-o", "--output", required=True, help="output directory")
     c.add_argument("--json", action="store_true", help="print report.json's content")
+    c.add_argument("--nnapi-level", type=int, metavar="API",
+                   help="TFLite targets: fail naming every operator the NNAPI delegate refuses "
+                        "at this Android API level (27 = NNAPI 1.0 ... 30 = 1.3, 31+)")
     add_compile_prune_arg(c)
     c.set_defaults(fn=cmd_compile)
 
@@ -464,6 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write the memory timeline picture (.png needs matplotlib)")
     rp.add_argument("--json", action="store_true", help="print one JSON object")
     rp.add_argument("--width", type=int, default=64, help="columns of the ASCII plan")
+    rp.add_argument("--nnapi", action="store_true",
+                    help="TFLite targets: per operator, NNAPI delegate acceptance at each "
+                         "feature level and GPU delegate acceptance (report.json: nnapi, gpu)")
     rp.set_defaults(fn=cmd_report)
 
     gd = sub.add_parser("golden", help="record and check golden outputs (regression tests "

@@ -299,8 +299,9 @@ def report_text(result, model_name: str = "", width: int = 64) -> str:
 
 
 def run_report(model_path: str | Path, options, plot: str | None = None,
-               as_json: bool = False, width: int = 64) -> str:
-    """Compile `model_path` in memory and return the report text (or JSON); writes `plot`."""
+               as_json: bool = False, width: int = 64, nnapi: bool = False) -> str:
+    """Compile `model_path` in memory and return the report text (or JSON); writes `plot`.
+    `nnapi`: add the .tflite's NNAPI/GPU delegate sections (codegen/tflite/compat.py)."""
     from .compiler import compile_model
 
     if plot:
@@ -309,6 +310,11 @@ def run_report(model_path: str | Path, options, plot: str | None = None,
     name = Path(model_path).name
     if plot:
         write_plot(result.graph, result.plan, plot, title=name)
+    compat = ""
+    if nnapi:
+        from edgec.codegen.tflite.compat import compat_sections, compat_text, tflite_bytes
+        result.report.update(compat_sections(tflite_bytes(result.files)))
+        compat = "\n\n" + compat_text(result.report)
     if as_json:
         return json.dumps(report_dict(result), indent=2)
-    return report_text(result, name, width)
+    return report_text(result, name, width) + compat
