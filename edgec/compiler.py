@@ -149,7 +149,12 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     check_arena(plan.arena_bytes, options.limits)
     check_weights((v.data for v in g.constants if v.uses), options.limits)
     prefix = options.prefix or model_name
-    backend = CBackend(target, prefix, explicit_prefix=bool(options.prefix))
+    if target.backend == "tflite":  # a .tflite flatbuffer, not C (codegen/tflite/)
+        from .codegen.tflite import TFLiteBackend
+
+        backend = TFLiteBackend(target, prefix)
+    else:
+        backend = CBackend(target, prefix, explicit_prefix=bool(options.prefix))
     files = backend.generate(g, plan, model_name=model_name)
     check_source_bytes(sum(len(text) for text in files.values()), options.limits)
     report = build_report(g, plan, target, backend.weights_bytes, dict(extra_report or {}))

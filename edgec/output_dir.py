@@ -41,9 +41,9 @@ class OutputDirError(EdgecError):
     """The output folder cannot be written (or would not be safe to replace)."""
 
 
-def write_output_dir(files: dict[str, str], outdir: str | os.PathLike) -> Path:
-    """Write `files` (flat names -> text) into `outdir` as described in the module docstring;
-    returns `outdir` as a Path (a symbolic link to a folder keeps pointing at the new copy)."""
+def write_output_dir(files: dict[str, str | bytes], outdir: str | os.PathLike) -> Path:
+    """Write `files` (flat names -> text, or bytes for binary files) into `outdir` as described
+    in the module docstring; returns `outdir` as a Path (a symbolic link to a folder keeps pointing at the new copy)."""
     for name in files:
         if not name or name in (".", "..", MARKER) or "/" in name or "\0" in name:
             raise ValueError(f"write_output: bad file name {name!r}")
@@ -61,7 +61,10 @@ def write_output_dir(files: dict[str, str], outdir: str | os.PathLike) -> Path:
                 tmp = _fresh_dir(dest.parent, f".{dest.name[:_TEMP_PREFIX_CHARS]}.")
             mode = stat.S_IMODE(os.stat(dest).st_mode) if dest.is_dir() else None
             for name, text in files.items():
-                (tmp / name).write_text(text, encoding="utf-8")
+                if isinstance(text, bytes):  # binary artefacts (model.tflite)
+                    (tmp / name).write_bytes(text)
+                else:
+                    (tmp / name).write_text(text, encoding="utf-8")
             (tmp / MARKER).write_text(marker + "\n", encoding="utf-8")
             if mode is not None:
                 os.chmod(tmp, mode)

@@ -216,6 +216,26 @@ for _core, _fpu in (("m4", "fpv4-sp-d16"), ("m7", "fpv5-d16")):
     ))
 
 
+# TFLite (docs/tflite.md): a .tflite flatbuffer written by codegen/tflite/, run by LiteRT and
+# tflite-micro. int8: the C int8 targets' passes, calibration and quantisation (the file
+# carries edgec's scales and zero points); fp32: the fp32 pipeline without the C-only fusions
+# (residual adds, input transposes and pools fused into kernels have no TFLite operator).
+TFLITE_FP32_PIPELINE = tuple(p for p in FP32_PIPELINE if p not in (
+    "fuse-residual", "fuse-input-transpose", "fuse-pool-gemm"))
+register_target(Target(
+    name="tflite-int8",
+    description="TFLite flatbuffer, full integer: int8 activations, per-channel int8 weights, "
+                "int32 bias (LiteRT, tflite-micro, NNAPI)",
+    backend="tflite", precision="int8", cc="", cflags=(), ldflags=(),
+    pipeline=INT8_FLOAT_PIPELINE, quant_pipeline=QUANT_PIPELINE,
+))
+register_target(Target(
+    name="tflite-fp32",
+    description="TFLite flatbuffer, float32 (LiteRT, tflite-micro, GPU delegate)",
+    backend="tflite", cc="", cflags=(), ldflags=(), pipeline=TFLITE_FP32_PIPELINE,
+))
+
+
 def get_target(name: str) -> Target:
     """The target called `name`; TargetError listing the known targets otherwise."""
     try:

@@ -296,6 +296,10 @@ def run_compiled(result, feeds_list: list[dict[str, np.ndarray]], workdir: Path,
     """Write, build and run a CompileResult on each sample; outputs by public name."""
     from . import toolchain
 
+    if result.target.backend == "tflite":  # LiteRT's interpreter (codegen/tflite/runner.py)
+        from edgec.codegen.tflite.runner import run_compiled as run_tflite
+
+        return run_tflite(result, feeds_list)
     if getattr(result.target, "bare_metal", False):  # Cortex-M: qemu-system-arm images
         from edgec.cortexm.runner import run_compiled as run_on_board
 

@@ -1,0 +1,67 @@
+"""The TFLite back-end: a compiled graph -> `model.tflite` (+ report.json via the driver).
+
+Same interface as the C back-end (codegen/c/backend.py) so that the compile driver only
+chooses the class by `target.backend`: `generate(g, plan, model_name)` returns the output
+files, `weights_bytes` and `kernel_count` feed report.json.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgec import __version__
+from edgec.codegen.tflite.lower import Lowering
+
+MODEL_FILE = "model.tflite"
+
+
+class TFLiteBackend:
+    """Builds the .tflite flatbuffer of one compiled graph."""
+
+    def __init__(self, target, prefix: str, explicit_prefix: bool = False) -> None:
+        self.target = target
+        self.prefix = prefix
+        self.weights_bytes = 0
+        self.kernel_count = 0
+        self.operators: list[str] = []
+        self.differences: list[dict] = []  # layers whose TFLite multipliers differ (report)
+
+    def generate(self, g, plan, model_name: str = "model") -> dict[str, bytes]:
+        """{"model.tflite": the flatbuffer's bytes}."""
+        in_names = list(g.meta.get("input_names") or [v.name for v in g.inputs])
+        out_names = list(g.meta.get("output_names") or [v.name for v in g.outputs])
+        lw = Lowering(g)
+        builder = lw.run(in_names, out_names)
+        perms = {name: lw.input_perms[v.name] for name, v in zip(in_names, g.inputs)
+                 if v.name in lw.input_perms}
+        data = builder.finish(self._metadata(g, perms), f"edgec {__version__} {model_name}")
+        self.weights_bytes = sum(len(b) for b in builder.buffers[1:])
+        self.kernel_count = len(builder.operators)
+        self.operators = list(builder.op_kinds)
+        self.differences = lw.differences
+        return {MODEL_FILE: data}
+
+    def _metadata(self, g, perms: dict) -> dict:
+        quant = g.meta.get("quant")
+        cal = getattr(quant, "calibration", None)
+        info = {"edgec_version": __version__, "target": self.target.name,
+                "input_permutations": perms}
+        if cal is not None:
+            info["calibration"] = cal.summary()
+        elif quant is not None:
+            info["calibration"] = {"mode": getattr(quant, "mode", "")}
+        elif g.meta.get("prequantized"):
+            info["calibration"] = {"mode": "prequantized"}
+        return info
+
+
+def input_layout(model) -> dict[str, list[int]]:
+    """{input name: permutation applied to the ONNX-layout input} from a ModelT's metadata."""
+    import json
+
+    for m in model.metadata or []:
+        name = m.name.decode() if isinstance(m.name, bytes) else m.name
+        if name == "edgec_info":
+            raw = np.asarray(model.buffers[m.buffer].data, np.uint8).tobytes()
+            return json.loads(raw.decode()).get("input_permutations", {})
+    return {}

@@ -1,0 +1,262 @@
+"""Every TFLite operator edgec emits besides convolutions and fully connected layers.
+
+Each `lower_*` function maps one IR node; int8 tensors carry their IR quantisation
+(Value.quant), so an operator TFLite requires to keep input and output parameters equal
+(MAX_POOL_2D, RESHAPE, CONCATENATION, AVERAGE_POOL_2D) is only emitted when edgec's graph has
+them equal. Average pools that requantise (edgec's "requantize" mode) become MEAN, TFLite's
+reduction that rescales; see docs/tflite.md for where TFLite's MEAN rounds differently.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgec.codegen.tflite.ops_conv import int8_activation, same_pads
+from edgec.errors import UnsupportedError
+
+_FLOAT_UNARY = {"Relu": "RELU", "Sigmoid": "LOGISTIC", "Tanh": "TANH", "HardSwish": "HARD_SWISH"}
+_BINARY = {"Add": "ADD", "Sub": "SUB", "Mul": "MUL", "Max": "MAXIMUM", "Min": "MINIMUM"}
+
+
+def _refuse(node, why: str) -> UnsupportedError:
+    return UnsupportedError(f"{node.op} node '{node.name}': {why}")
+
+
+def _same_quant(node, *values) -> None:
+    """Refuse when int8 values do not share one scale and zero point."""
+    params = {(float(v.quant.scale[0]), int(v.quant.zero_point[0])) for v in values
+              if v.quant is not None}
+    if len(params) > 1:
+        raise _refuse(node, "TFLite needs equal input and output quantisation here")
+
+
+def lower_quantize(lw, node) -> None:
+    """QuantizeLinear (float -> int8, per tensor) -> QUANTIZE."""
+    if node.outputs[0].quant is None or node.outputs[0].quant.per_axis:
+        raise _refuse(node, "only per-tensor int8 quantisation maps to QUANTIZE")
+    lw.b.add_operator("QUANTIZE", [lw.tensor(node.inputs[0])], [lw.output_tensor(node.outputs[0])],
+                      lw.b.tfl.QuantizeOptionsT())
+
+
+def lower_dequantize(lw, node) -> None:
+    """DequantizeLinear (int8 -> float) -> DEQUANTIZE."""
+    x = node.inputs[0]
+    if x.quant is None or x.quant.per_axis or x.is_const:
+        raise _refuse(node, "only per-tensor int8 activations map to DEQUANTIZE")
+    lw.b.add_operator("DEQUANTIZE", [lw.tensor(x)], [lw.output_tensor(node.outputs[0])],
+                      lw.b.tfl.DequantizeOptionsT())
+
+
+def lower_reshape(lw, node) -> None:
+    """Reshape / Flatten / Squeeze / Unsqueeze -> RESHAPE (new shape as a const input)."""
+    x, y = node.inputs[0], node.outputs[0]
+    _same_quant(node, x, y)
+    reshape(lw, lw.tensor(x), lw.output_tensor(y), y.shape, node.name)
+
+
+def reshape(lw, x_t: int, y_t: int, shape, name: str) -> None:
+    """Emit RESHAPE x_t -> y_t."""
+    opt = lw.b.tfl.ReshapeOptionsT()
+    opt.newShape = list(int(d) for d in shape)
+    shape_t = lw.b.const(f"{name}/shape", np.asarray(shape, np.int32))
+    lw.b.add_operator("RESHAPE", [x_t, shape_t], [y_t], opt)
+
+
+def lower_transpose(lw, node) -> None:
+    """Transpose -> TRANSPOSE (only where the model itself needs one)."""
+    x = node.inputs[0]
+    perm = np.asarray(node.attrs["perm"], np.int32)
+    lw.b.add_operator("TRANSPOSE", [lw.tensor(x), lw.b.const(f"{node.name}/perm", perm)],
+                      [lw.output_tensor(node.outputs[0])], lw.b.tfl.TransposeOptionsT(),
+                      rank=len(perm))
+
+
+def _pool_padding(node, x_shape, y_shape) -> str:
+    a = node.attrs
+    k, s = a["kernel_shape"], a["strides"] or [1, 1]
+    pads = a["pads"] or [0, 0, 0, 0]
+    if a.get("layout") != "NHWC" or len(k) != 2 or a.get("ceil_mode", 0) \
+            or any(d != 1 for d in (a.get("dilations") or [1, 1])):
+        raise _refuse(node, "TFLite pools are 2-D, channels-last, floor-mode, undilated")
+    if not any(pads):
+        return "VALID"
+    same = [same_pads(x_shape[1 + i], k[i], s[i], 1) for i in range(2)]
+    if all(same[i] == (y_shape[1 + i], pads[i], pads[2 + i]) for i in range(2)):
+        if node.op in ("AveragePool", "QAveragePool") and a.get("count_include_pad", 0):
+            raise _refuse(node, "TFLite's padded average excludes the padding "
+                                "(count_include_pad=1 has no TFLite form)")
+        return "SAME"
+    raise _refuse(node, f"pads {pads} are neither TFLite's SAME nor VALID")
+
+
+def _pool(lw, node, kind: str, activation: str = "NONE") -> None:
+    x, y = node.inputs[0], node.outputs[0]
+    a = node.attrs
+    tfl = lw.b.tfl
+    opt = tfl.Pool2DOptionsT()
+    opt.padding = getattr(tfl.Padding, _pool_padding(node, x.shape, y.shape))
+    opt.strideH, opt.strideW = (a["strides"] or [1, 1])
+    opt.filterHeight, opt.filterWidth = a["kernel_shape"]
+    opt.fusedActivationFunction = getattr(tfl.ActivationFunctionType, activation)
+    lw.b.add_operator(kind, [lw.tensor(x)], [lw.output_tensor(y)], opt)
+
+
+def lower_maxpool(lw, node) -> None:
+    """MaxPool -> MAX_POOL_2D (int8: same quantisation in and out)."""
+    _same_quant(node, node.inputs[0], node.outputs[0])
+    _pool(lw, node, "MAX_POOL_2D")
+
+
+def lower_avgpool(lw, node) -> None:
+    """AveragePool / QAveragePool. One window position without padding (a global pool, or a
+    window that leaves the last rows out, as DS-CNN's) -> [SLICE] MEAN over H, W, which
+    requantises; float or int8 'divide' mode otherwise -> AVERAGE_POOL_2D."""
+    x, y = node.inputs[0], node.outputs[0]
+    a = node.attrs
+    one_window = tuple(y.shape[1:3]) == (1, 1) and not any(a.get("pads") or [0])
+    if one_window and (node.op == "QAveragePool" and a.get("mode") == "requantize"
+                       or node.op == "AveragePool"):
+        k = a["kernel_shape"]
+        x_t = lw.tensor(x)
+        if tuple(k) != tuple(x.shape[1:3]):
+            sliced = (x.shape[0], k[0], k[1], x.shape[3])
+            s_t = lw.activation_like(x_t, f"{node.name}/window", sliced)
+            begin = lw.b.const(f"{node.name}/begin", np.zeros(4, np.int32))
+            size = lw.b.const(f"{node.name}/size", np.asarray(sliced, np.int32))
+            lw.b.add_operator("SLICE", [x_t, begin, size], [s_t], lw.b.tfl.SliceOptionsT())
+            x_t = s_t
+        _mean(lw, node, x_t, y)
+        return
+    if node.op == "QAveragePool":
+        if a.get("mode") != "divide":
+            raise _refuse(node, "a requantising average pool over several windows has no "
+                                "TFLite form")
+        _same_quant(node, x, y)
+    _pool(lw, node, "AVERAGE_POOL_2D", int8_activation(node, a) if node.op == "QAveragePool"
+          else "NONE")
+
+
+def lower_global_avgpool(lw, node) -> None:
+    """GlobalAveragePool / QGlobalAveragePool (channels-last) -> MEAN over H, W."""
+    if node.attrs.get("layout") != "NHWC" or len(node.inputs[0].shape) != 4:
+        raise _refuse(node, "TFLite needs a 2-D channels-last pool")
+    _mean(lw, node, lw.tensor(node.inputs[0]), node.outputs[0])
+
+
+def _mean(lw, node, x_t: int, y) -> None:
+    a = node.attrs
+    if node.op.startswith("Q") and (a["act_min"], a["act_max"]) != (-128, 127):
+        raise _refuse(node, "MEAN has no fused activation")
+    opt = lw.b.tfl.ReducerOptionsT()
+    opt.keepDims = True
+    axes = lw.b.const(f"{node.name}/axes", np.asarray([1, 2], np.int32))
+    lw.b.add_operator("MEAN", [x_t, axes], [lw.output_tensor(y)], opt)
+
+
+def lower_qadd(lw, node) -> None:
+    """QAdd -> ADD (int8; TFLite derives the same multipliers from the three scales)."""
+    a = node.attrs
+    if a.get("left_shift", 20) != 20:
+        raise _refuse(node, "TFLite's int8 ADD uses left_shift 20")
+    opt = lw.b.tfl.AddOptionsT()
+    opt.fusedActivationFunction = getattr(lw.b.tfl.ActivationFunctionType,
+                                          int8_activation(node, a))
+    lw.b.add_operator("ADD", [lw.tensor(v) for v in node.inputs[:2]],
+                      [lw.output_tensor(node.outputs[0])], opt)
+
+
+def lower_qmul(lw, node) -> None:
+    """QMul -> MUL (int8)."""
+    a = node.attrs
+    opt = lw.b.tfl.MulOptionsT()
+    opt.fusedActivationFunction = getattr(lw.b.tfl.ActivationFunctionType,
+                                          int8_activation(node, a))
+    rescale = a["a_scale"] * a["b_scale"] / a["y_scale"] >= 1.0
+    lw.b.add_operator("MUL", [lw.tensor(v) for v in node.inputs[:2]],
+                      [lw.output_tensor(node.outputs[0])], opt, rescale_ge_1=rescale)
+
+
+def lower_binary(lw, node) -> None:
+    """Float Add / Sub / Mul / Max / Min -> ADD / SUB / MUL / MAXIMUM / MINIMUM."""
+    if any(v.dtype.value != "float32" for v in node.inputs):
+        raise _refuse(node, "only float32 operands map to TFLite here")
+    kind = _BINARY[node.op]
+    tfl = lw.b.tfl
+    opt = {"ADD": tfl.AddOptionsT, "SUB": tfl.SubOptionsT, "MUL": tfl.MulOptionsT,
+           "MAXIMUM": tfl.MaximumMinimumOptionsT, "MINIMUM": tfl.MaximumMinimumOptionsT}[kind]()
+    rank = max(len(v.shape) for v in node.inputs)
+    broadcast = node.inputs[0].shape != node.inputs[1].shape
+    y = node.outputs[0]
+    if kind in ("ADD", "SUB", "MUL"):
+        act, y = lw.fused_activation(node)
+        opt.fusedActivationFunction = getattr(tfl.ActivationFunctionType, act)
+    lw.b.add_operator(kind, [lw.tensor(v) for v in node.inputs], [lw.output_tensor(y)], opt,
+                      options_type="MaximumMinimumOptions" if kind in ("MAXIMUM", "MINIMUM")
+                      else None, rank=rank, broadcast=broadcast)
+
+
+def lower_softmax(lw, node) -> None:
+    """Softmax over the last axis (float) -> SOFTMAX (beta 1)."""
+    x = node.inputs[0]
+    axes = node.attrs.get("axes") or [node.attrs.get("axis", -1)]
+    if len(axes) != 1 or axes[0] % len(x.shape) != len(x.shape) - 1 or x.dtype.value != "float32":
+        raise _refuse(node, "TFLite's SOFTMAX is float/int8 over the last axis only")
+    opt = lw.b.tfl.SoftmaxOptionsT()
+    opt.beta = 1.0
+    lw.b.add_operator("SOFTMAX", [lw.tensor(x)], [lw.output_tensor(node.outputs[0])], opt)
+
+
+def lower_unary(lw, node) -> None:
+    """Float Relu / Sigmoid / Tanh / HardSwish / LeakyRelu / Clip(0, 6) -> their builtin."""
+    x = node.inputs[0]
+    if x.dtype.value != "float32":
+        raise _refuse(node, "only float32 data maps to this TFLite operator here")
+    tfl = lw.b.tfl
+    opt, kind = None, _FLOAT_UNARY.get(node.op)
+    if node.op == "LeakyRelu":
+        kind, opt = "LEAKY_RELU", tfl.LeakyReluOptionsT()
+        opt.alpha = float(node.attrs.get("alpha", 0.01))
+    elif node.op == "Clip":
+        lo, hi = (np.asarray(v.data).item() if v is not None and v.is_const else None
+                  for v in (list(node.inputs[1:]) + [None, None])[:2])
+        kind = {(0.0, 6.0): "RELU6", (-1.0, 1.0): "RELU_N1_TO_1", (0.0, None): "RELU"}.get(
+            (lo, hi))
+        if kind is None:
+            raise _refuse(node, f"Clip({lo}, {hi}) is none of RELU, RELU6, RELU_N1_TO_1")
+    lw.b.add_operator(kind, [lw.tensor(x)], [lw.output_tensor(node.outputs[0])], opt)
+
+
+def lower_concat(lw, node) -> None:
+    """Concat -> CONCATENATION (int8: every input quantised as the output)."""
+    y = node.outputs[0]
+    _same_quant(node, y, *node.inputs)
+    opt = lw.b.tfl.ConcatenationOptionsT()
+    opt.axis = int(node.attrs["axis"]) % len(y.shape)
+    lw.b.add_operator("CONCATENATION", [lw.tensor(v) for v in node.inputs],
+                      [lw.output_tensor(y)], opt)
+
+
+def lower_pad(lw, node) -> None:
+    """Pad (constant 0, float) -> PAD."""
+    a = node.attrs
+    x = node.inputs[0]
+    pads = a.get("pads")
+    value = a.get("value", 0.0)
+    if a.get("mode", "constant") != "constant" or pads is None or value != 0.0:
+        raise _refuse(node, "only constant zero padding with static pads maps to PAD")
+    n = len(x.shape)
+    paddings = np.asarray([[pads[i], pads[n + i]] for i in range(n)], np.int32)
+    lw.b.add_operator("PAD", [lw.tensor(x), lw.b.const(f"{node.name}/paddings", paddings)],
+                      [lw.output_tensor(node.outputs[0])], lw.b.tfl.PadOptionsT(), rank=n)
+
+
+LOWERINGS = {
+    "QuantizeLinear": lower_quantize, "DequantizeLinear": lower_dequantize,
+    "Reshape": lower_reshape, "Flatten": lower_reshape, "Squeeze": lower_reshape,
+    "Unsqueeze": lower_reshape, "Transpose": lower_transpose,
+    "MaxPool": lower_maxpool, "AveragePool": lower_avgpool, "QAveragePool": lower_avgpool,
+    "GlobalAveragePool": lower_global_avgpool, "QGlobalAveragePool": lower_global_avgpool,
+    "QAdd": lower_qadd, "QMul": lower_qmul, "Softmax": lower_softmax, "Concat": lower_concat,
+    "Pad": lower_pad, "Clip": lower_unary, "LeakyRelu": lower_unary,
+    **{op: lower_binary for op in _BINARY}, **{op: lower_unary for op in _FLOAT_UNARY},
+}

@@ -1,0 +1,97 @@
+"""Run an edgec .tflite in LiteRT's interpreter and in the tflite-micro Python interpreter.
+
+Inputs are given as for the ONNX model (by public name, ONNX layout); an input the file
+takes channels-last (metadata `edgec_info.input_permutations`) is transposed first.
+
+LiteRT runs with its *reference* kernels (OpResolverType.BUILTIN_REF, no XNNPACK delegate,
+one thread): they define TFLite's integer arithmetic; the optimised builtin kernels and
+XNNPACK (whose int8 path requantises in float) may round differently per CPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgec.codegen.tflite.backend import MODEL_FILE, input_layout
+from edgec.codegen.tflite.flatbuf import read_model
+from edgec.errors import TargetError, ToolchainError
+
+RUNTIMES = ("litert", "tflm")
+
+
+def _feeds_in_file_order(model_bytes: bytes, feeds: dict[str, np.ndarray],
+                         in_names: list[str]) -> list[np.ndarray]:
+    perms = input_layout(read_model(model_bytes))
+    out = []
+    for name in in_names:
+        arr = np.asarray(feeds[name])
+        if name in perms:
+            arr = arr.transpose(perms[name])
+        out.append(np.ascontiguousarray(arr))
+    return out
+
+
+def run_litert(model_bytes: bytes, feeds: dict[str, np.ndarray], in_names: list[str],
+               out_names: list[str]) -> dict[str, np.ndarray]:
+    """Outputs (by public name) of the model on one sample in LiteRT's reference kernels."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError:
+        raise TargetError("running .tflite files needs LiteRT: pip install ai-edge-litert") \
+            from None
+    try:
+        interp = Interpreter(model_content=model_bytes, num_threads=1,
+                             experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        interp.allocate_tensors()
+        for detail, arr in zip(interp.get_input_details(),
+                               _feeds_in_file_order(model_bytes, feeds, in_names)):
+            interp.set_tensor(detail["index"], arr.astype(detail["dtype"]))
+        interp.invoke()
+        outs = [interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()]
+    except (RuntimeError, ValueError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ToolchainError(f"LiteRT cannot run the generated {MODEL_FILE}: {first}") from None
+    return dict(zip(out_names, outs))
+
+
+def tflm_available() -> bool:
+    """True when the tflite-micro Python interpreter is installed."""
+    try:
+        from tflite_micro.python.tflite_micro import runtime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_tflm(model_bytes: bytes, feeds: dict[str, np.ndarray], in_names: list[str],
+             out_names: list[str], arena_size: int | None = None) -> dict[str, np.ndarray]:
+    """Outputs (by public name) of the model on one sample in tflite-micro's interpreter."""
+    try:
+        from tflite_micro.python.tflite_micro import runtime
+    except ImportError:
+        raise TargetError("running .tflite files in TFLite Micro needs: pip install "
+                          "tflite-micro") from None
+    kwargs = {} if arena_size is None else {"arena_size": arena_size}
+    try:
+        interp = runtime.Interpreter.from_bytes(bytes(model_bytes), **kwargs)
+        for i, arr in enumerate(_feeds_in_file_order(model_bytes, feeds, in_names)):
+            detail = interp.get_input_details(i)
+            interp.set_input(arr.astype(detail["dtype"]), i)
+        interp.invoke()
+        outs = [np.array(interp.get_output(i)) for i in range(len(out_names))]
+    except (RuntimeError, ValueError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ToolchainError(f"tflite-micro cannot run the generated {MODEL_FILE}: "
+                             f"{first}") from None
+    return dict(zip(out_names, outs))
+
+
+def run_compiled(result, feeds_list: list[dict[str, np.ndarray]], runtime: str = "litert"
+                 ) -> list[dict[str, np.ndarray]]:
+    """Run a TFLite CompileResult on each sample (the verify hook): outputs by public name."""
+    g = result.graph
+    in_names = list(g.meta.get("input_names") or [v.name for v in g.inputs])
+    out_names = list(g.meta.get("output_names") or [v.name for v in g.outputs])
+    run = run_litert if runtime == "litert" else run_tflm
+    data = result.files[MODEL_FILE]
+    return [run(data, feeds, in_names, out_names) for feeds in feeds_list]
