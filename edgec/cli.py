@@ -102,6 +102,9 @@ def _add_quant_args(p: argparse.ArgumentParser):
                    help="keep the most sensitive layers in float32 until --target-snr is met")
     q.add_argument("--target-snr", type=float, default=30.0, metavar="DB",
                    help="output SNR goal of --auto-mixed-precision; default %(default)s dB")
+    q.add_argument("--tflite-io", choices=("float", "int8"), default="float",
+                   help="tflite-int8: the model's inputs/outputs as float (a QUANTIZE and "
+                        "DEQUANTIZE inside; default) or int8 (docs/tflite.md)")
 
 
 def _floats(text: str, flag: str) -> tuple[float, ...]:
@@ -136,7 +139,8 @@ def _quant_options(args) -> dict:
     return {"quant": args.quant, "calib": args.calib, "calib_method": args.calib_method,
             "calib_percentile": args.calib_percentile, "calib_limit": args.calib_limit,
             "preprocess": _preprocess(args), "keep_float": tuple(args.keep_float),
-            "auto_mixed_precision": args.auto_mixed_precision, "target_snr": args.target_snr}
+            "auto_mixed_precision": args.auto_mixed_precision, "target_snr": args.target_snr,
+            "tflite_io": args.tflite_io}
 
 
 def _warn(warnings) -> None:

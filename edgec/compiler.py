@@ -47,6 +47,7 @@ class CompileOptions:
     target_snr: float = 30.0
     seed: int = 0
     limits: Limits = field(default_factory=Limits)  # resource limits (edgec/limits.py)
+    tflite_io: str = "float"  # TFLite int8 targets: "int8" model I/O (docs/tflite.md)
 
 
 @dataclass
@@ -152,7 +153,7 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     if target.backend == "tflite":  # a .tflite flatbuffer, not C (codegen/tflite/)
         from .codegen.tflite import TFLiteBackend
 
-        backend = TFLiteBackend(target, prefix)
+        backend = TFLiteBackend(target, prefix, io=options.tflite_io)
     else:
         backend = CBackend(target, prefix, explicit_prefix=bool(options.prefix))
     files = backend.generate(g, plan, model_name=model_name)

@@ -11,15 +11,21 @@ import numpy as np
 
 from edgec import __version__
 from edgec.codegen.tflite.lower import Lowering
+from edgec.errors import EdgecError
 
 MODEL_FILE = "model.tflite"
+IO_TYPES = ("float", "int8")  # --tflite-io: the element type of the file's inputs/outputs
 
 
 class TFLiteBackend:
     """Builds the .tflite flatbuffer of one compiled graph."""
 
-    def __init__(self, target, prefix: str, explicit_prefix: bool = False) -> None:
+    def __init__(self, target, prefix: str, explicit_prefix: bool = False,
+                 io: str = "float") -> None:
+        if io not in IO_TYPES:
+            raise EdgecError(f"--tflite-io must be one of {', '.join(IO_TYPES)}, not '{io}'")
         self.target = target
+        self.int8_io = io == "int8" and target.is_int8
         self.prefix = prefix
         self.weights_bytes = 0
         self.kernel_count = 0
@@ -30,7 +36,7 @@ class TFLiteBackend:
         """{"model.tflite": the flatbuffer's bytes}."""
         in_names = list(g.meta.get("input_names") or [v.name for v in g.inputs])
         out_names = list(g.meta.get("output_names") or [v.name for v in g.outputs])
-        lw = Lowering(g)
+        lw = Lowering(g, self.int8_io)
         builder = lw.run(in_names, out_names)
         perms = {name: lw.input_perms[v.name] for name, v in zip(in_names, g.inputs)
                  if v.name in lw.input_perms}
@@ -45,7 +51,7 @@ class TFLiteBackend:
         quant = g.meta.get("quant")
         cal = getattr(quant, "calibration", None)
         info = {"edgec_version": __version__, "target": self.target.name,
-                "input_permutations": perms}
+                "input_permutations": perms, "io": "int8" if self.int8_io else "float"}
         if cal is not None:
             info["calibration"] = cal.summary()
         elif quant is not None:

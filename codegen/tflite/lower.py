@@ -11,6 +11,9 @@ folded here so that no TRANSPOSE is left in the usual CNNs:
   classifier head flattening channel-first) becomes RESHAPE + FULLY_CONNECTED whose weight
   columns are permuted to the NHWC order instead.
 
+With `int8_io` the graph inputs' QuantizeLinear and the outputs' DequantizeLinear are left
+out: the file takes and returns int8 (its I/O tensors carry the scales and zero points).
+
 Every other node goes through the per-op tables of ops_conv.py / ops_misc.py; a node none of
 them maps raises UnsupportedError naming it (one line, exit code 2 in the CLI).
 """
@@ -39,8 +42,10 @@ def _only_user(v):
 class Lowering:
     """Walks a graph once, creating TFLite tensors on first use of each IR value."""
 
-    def __init__(self, g) -> None:
+    def __init__(self, g, int8_io: bool = False) -> None:
         self.g = g
+        self.int8_io = int8_io
+        self.io_values: dict[str, object] = {}  # graph I/O value -> the int8 value it uses
         self.b = ModelBuilder()
         self.tensors: dict[str, int] = {}
         self.shape_of: dict[str, tuple] = {}  # values whose TFLite shape differs (NHWC I/O)
@@ -149,13 +154,32 @@ class Lowering:
                 .reshape(wts.shape[0], -1)
         return heads
 
+    def fold_int8_io(self) -> None:
+        """int8 model I/O: a graph input's QuantizeLinear and a graph output's
+        DequantizeLinear (per tensor) leave the file; the int8 values become its I/O."""
+        for v in self.g.inputs:
+            node = _only_user(v)
+            if node is not None and node.op == "QuantizeLinear" and node.inputs[0] is v and \
+                    node.outputs[0].quant is not None and not node.outputs[0].quant.per_axis:
+                self.skip.add(id(node))
+                self.io_values[v.name] = node.outputs[0]
+        for v in self.g.outputs:
+            node = v.producer
+            if node is not None and node.op == "DequantizeLinear" and \
+                    node.inputs[0].quant is not None and not node.inputs[0].quant.per_axis and \
+                    not node.inputs[0].is_const and len(v.users) == 0:
+                self.skip.add(id(node))
+                self.io_values[v.name] = node.inputs[0]
+
     # ------------------------------------------------------------------ driver
     def run(self, in_names: list[str], out_names: list[str]) -> ModelBuilder:
         """Lower every node; returns the filled ModelBuilder."""
         self.fold_input_transposes()
         heads = self.fold_flatten_heads()
+        if self.int8_io:
+            self.fold_int8_io()
         for v in self.g.inputs:
-            self._new(v)
+            self._new(self.io_values.get(v.name, v))
         for node in self.g.nodes:
             if id(node) in self.skip:
                 continue
@@ -178,7 +202,7 @@ class Lowering:
         for v in self.g.outputs:
             if v.name in self.alias:
                 self.tensors.setdefault(v.name, self.tensors[self.alias[v.name]])
-        self.b.inputs = [self.tensors[v.name] for v in self.g.inputs]
-        self.b.outputs = [self.tensor(v) for v in self.g.outputs]
+        self.b.inputs = [self.tensors[self.io_values.get(v.name, v).name] for v in self.g.inputs]
+        self.b.outputs = [self.tensor(self.io_values.get(v.name, v)) for v in self.g.outputs]
         self.b.io_names = (in_names, out_names)
         return self.b

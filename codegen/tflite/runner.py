@@ -31,9 +31,24 @@ def _feeds_in_file_order(model_bytes: bytes, feeds: dict[str, np.ndarray],
     return out
 
 
+def quantize_input(arr: np.ndarray, dtype, scale: float, zero_point: int) -> np.ndarray:
+    """A float input for an int8 file input: ONNX QuantizeLinear (round half to even in
+    float32, saturate), as edgec's graph would have done inside the model."""
+    if np.dtype(dtype) != np.int8 or arr.dtype == np.int8:
+        return arr.astype(dtype)
+    q = np.rint(arr.astype(np.float32) / np.float32(scale)).astype(np.int64) + int(zero_point)
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def dequantize_output(arr: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """An int8 file output as the float the ONNX model returns: (q - zp) * scale in float32."""
+    return (arr.astype(np.int64) - int(zero_point)).astype(np.float32) * np.float32(scale)
+
+
 def run_litert(model_bytes: bytes, feeds: dict[str, np.ndarray], in_names: list[str],
-               out_names: list[str]) -> dict[str, np.ndarray]:
-    """Outputs (by public name) of the model on one sample in LiteRT's reference kernels."""
+               out_names: list[str], float_outputs: bool = True) -> dict[str, np.ndarray]:
+    """Outputs (by public name) of the model on one sample in LiteRT's reference kernels;
+    int8 file I/O is quantised / dequantised here (`float_outputs=False` keeps int8)."""
     try:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError:
@@ -45,9 +60,13 @@ def run_litert(model_bytes: bytes, feeds: dict[str, np.ndarray], in_names: list[
         interp.allocate_tensors()
         for detail, arr in zip(interp.get_input_details(),
                                _feeds_in_file_order(model_bytes, feeds, in_names)):
-            interp.set_tensor(detail["index"], arr.astype(detail["dtype"]))
+            interp.set_tensor(detail["index"], quantize_input(arr, detail["dtype"],
+                                                              *detail["quantization"]))
         interp.invoke()
         outs = [interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()]
+        if float_outputs:
+            outs = [dequantize_output(o, *d["quantization"]) if o.dtype == np.int8 else o
+                    for o, d in zip(outs, interp.get_output_details())]
     except (RuntimeError, ValueError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ToolchainError(f"LiteRT cannot run the generated {MODEL_FILE}: {first}") from None
@@ -64,7 +83,8 @@ def tflm_available() -> bool:
 
 
 def run_tflm(model_bytes: bytes, feeds: dict[str, np.ndarray], in_names: list[str],
-             out_names: list[str], arena_size: int | None = None) -> dict[str, np.ndarray]:
+             out_names: list[str], float_outputs: bool = True, arena_size: int | None = None
+             ) -> dict[str, np.ndarray]:
     """Outputs (by public name) of the model on one sample in tflite-micro's interpreter."""
     try:
         from tflite_micro.python.tflite_micro import runtime
@@ -75,10 +95,18 @@ def run_tflm(model_bytes: bytes, feeds: dict[str, np.ndarray], in_names: list[st
     try:
         interp = runtime.Interpreter.from_bytes(bytes(model_bytes), **kwargs)
         for i, arr in enumerate(_feeds_in_file_order(model_bytes, feeds, in_names)):
-            detail = interp.get_input_details(i)
-            interp.set_input(arr.astype(detail["dtype"]), i)
+            d = interp.get_input_details(i)
+            qp = d["quantization_parameters"]
+            scale, zp = (qp["scales"][0], qp["zero_points"][0]) if len(qp["scales"]) else (1, 0)
+            interp.set_input(quantize_input(arr, d["dtype"], scale, zp), i)
         interp.invoke()
-        outs = [np.array(interp.get_output(i)) for i in range(len(out_names))]
+        outs = []
+        for i in range(len(out_names)):
+            out = np.array(interp.get_output(i))
+            qp = interp.get_output_details(i)["quantization_parameters"]
+            if float_outputs and out.dtype == np.int8 and len(qp["scales"]):
+                out = dequantize_output(out, qp["scales"][0], qp["zero_points"][0])
+            outs.append(out)
     except (RuntimeError, ValueError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ToolchainError(f"tflite-micro cannot run the generated {MODEL_FILE}: "
