@@ -40,18 +40,20 @@ class TFLiteBackend:
         builder = lw.run(in_names, out_names)
         perms = {name: lw.input_perms[v.name] for name, v in zip(in_names, g.inputs)
                  if v.name in lw.input_perms}
-        data = builder.finish(self._metadata(g, perms), f"edgec {__version__} {model_name}")
+        out_perms = {name: lw.output_perms[v.name] for name, v in zip(out_names, g.outputs)
+                     if v.name in lw.output_perms}
+        data = builder.finish(self._metadata(g, perms, out_perms), f"edgec {__version__} {model_name}")
         self.weights_bytes = sum(len(b) for b in builder.buffers[1:])
         self.kernel_count = len(builder.operators)
         self.operators = list(builder.op_kinds)
         self.differences = lw.differences
         return {MODEL_FILE: data}
 
-    def _metadata(self, g, perms: dict) -> dict:
+    def _metadata(self, g, perms: dict, out_perms: dict) -> dict:
         quant = g.meta.get("quant")
         cal = getattr(quant, "calibration", None)
         info = {"edgec_version": __version__, "target": self.target.name,
-                "input_permutations": perms, "io": "int8" if self.int8_io else "float"}
+                "input_permutations": perms, "output_permutations": out_perms, "io": "int8" if self.int8_io else "float"}
         if cal is not None:
             info["calibration"] = cal.summary()
         elif quant is not None:
@@ -61,13 +63,14 @@ class TFLiteBackend:
         return info
 
 
-def input_layout(model) -> dict[str, list[int]]:
-    """{input name: permutation applied to the ONNX-layout input} from a ModelT's metadata."""
+def input_layout(model, key: str = "input_permutations") -> dict[str, list[int]]:
+    """{input name: permutation applied to the ONNX-layout input} from a ModelT's metadata
+    (key "output_permutations": {output name: permutation back to the ONNX layout})."""
     import json
 
     for m in model.metadata or []:
         name = m.name.decode() if isinstance(m.name, bytes) else m.name
         if name == "edgec_info":
             raw = np.asarray(model.buffers[m.buffer].data, np.uint8).tobytes()
-            return json.loads(raw.decode()).get("input_permutations", {})
+            return json.loads(raw.decode()).get(key, {})
     return {}

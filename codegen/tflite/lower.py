@@ -7,6 +7,8 @@ folded here so that no TRANSPOSE is left in the usual CNNs:
   becomes an NHWC input of the .tflite (as TFLite models take images); the file's
   `edgec_info` metadata records the permutation, and the runner applies it to ONNX-layout
   inputs;
+- a Transpose NHWC->NCHW (through a DequantizeLinear or not) giving a graph output becomes
+  an NHWC output (`output_permutations` in the metadata);
 - Transpose NHWC->NCHW, Flatten/Reshape to [N, C*H*W], Gemm with constant weights (a
   classifier head flattening channel-first) becomes RESHAPE + FULLY_CONNECTED whose weight
   columns are permuted to the NHWC order instead.
@@ -51,6 +53,8 @@ class Lowering:
         self.shape_of: dict[str, tuple] = {}  # values whose TFLite shape differs (NHWC I/O)
         self.skip: set[int] = set()  # ids of nodes folded away
         self.input_perms: dict[str, list[int]] = {}
+        self.output_perms: dict[str, list[int]] = {}
+        self.input_perms_values: set[str] = set()  # values the input folds alias
         self.alias: dict[str, str] = {}  # folded Transpose output -> the value it equals
         self.differences: list[dict] = []  # where TFLite's arithmetic departs from edgec's
 
@@ -72,6 +76,9 @@ class Lowering:
     def tensor(self, v) -> int:
         """The tensor of an IR value that was produced already (or a constant)."""
         if v.name in self.tensors:
+            return self.tensors[v.name]
+        if v.name in self.alias:
+            self.tensors[v.name] = self.tensors[self.alias[v.name]]
             return self.tensors[v.name]
         if v.is_const:
             return self._new(v)
@@ -128,7 +135,29 @@ class Lowering:
                 self.shape_of[value.name] = tuple(value.shape[i] for i in TO_NHWC)
             self.skip.add(id(node))
             self.alias[node.outputs[0].name] = cur.name
+            self.input_perms_values.add(node.outputs[0].name)
             self.input_perms[v.name] = TO_NHWC
+
+    def fold_output_transposes(self) -> None:
+        """Transpose(0,3,1,2) [-> DequantizeLinear] -> graph output: an NHWC output of the
+        .tflite (metadata `output_permutations` says how to get the ONNX layout back)."""
+        for v in self.g.outputs:
+            chain, cur = [v], v
+            node = cur.producer
+            while node is not None and node.op == "DequantizeLinear" and \
+                    _only_user(node.inputs[0]) is node:
+                cur = node.inputs[0]
+                chain.append(cur)
+                node = cur.producer
+            if node is None or node.op != "Transpose" or list(node.attrs["perm"]) != TO_NCHW \
+                    or len(cur.users) != (0 if cur is v else 1) or node.inputs[0].is_const \
+                    or node.inputs[0].name in self.input_perms_values:
+                continue
+            self.skip.add(id(node))
+            self.alias[cur.name] = node.inputs[0].name
+            for value in chain[:-1]:
+                self.shape_of[value.name] = tuple(value.shape[i] for i in TO_NHWC)
+            self.output_perms[v.name] = TO_NCHW
 
     def fold_flatten_heads(self) -> dict:
         """Transpose(0,3,1,2) -> Flatten/Reshape [N, CHW] -> (Q)Gemm: permuted weights."""
@@ -175,6 +204,7 @@ class Lowering:
     def run(self, in_names: list[str], out_names: list[str]) -> ModelBuilder:
         """Lower every node; returns the filled ModelBuilder."""
         self.fold_input_transposes()
+        self.fold_output_transposes()
         heads = self.fold_flatten_heads()
         if self.int8_io:
             self.fold_int8_io()
@@ -183,9 +213,6 @@ class Lowering:
         for node in self.g.nodes:
             if id(node) in self.skip:
                 continue
-            for v in node.inputs:
-                if v is not None and v.name in self.alias and v.name not in self.tensors:
-                    self.tensors[v.name] = self.tensors[self.alias[v.name]]
             if id(node) in heads and node.op in ("Flatten", "Reshape"):
                 src = heads[id(node)]
                 reshape(self, self.tensor(src), self.output_tensor(node.outputs[0]),
@@ -199,9 +226,6 @@ class Lowering:
                 raise UnsupportedError(f"node '{node.name}' ({node.op}) has no TFLite operator "
                                        "in edgec; compile it for a C target instead")
             fn(self, node)
-        for v in self.g.outputs:
-            if v.name in self.alias:
-                self.tensors.setdefault(v.name, self.tensors[self.alias[v.name]])
         self.b.inputs = [self.tensors[self.io_values.get(v.name, v).name] for v in self.g.inputs]
         self.b.outputs = [self.tensor(self.io_values.get(v.name, v)) for v in self.g.outputs]
         self.b.io_names = (in_names, out_names)

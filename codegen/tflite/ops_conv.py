@@ -21,6 +21,9 @@ from edgec import qmath
 from edgec.errors import UnsupportedError
 
 ACTIVATIONS = {"none": "NONE", "relu": "RELU", "relu6": "RELU6"}
+# Fused float activations TFLite has no fused form of: a separate operator after the layer.
+TRAILING = {"sigmoid": "LOGISTIC", "tanh": "TANH", "hardswish": "HARD_SWISH",
+            "leaky_relu": "LEAKY_RELU"}
 
 
 def same_pads(size: int, k: int, s: int, d: int) -> tuple[int, int, int]:
@@ -84,10 +87,32 @@ def _fused(node, a: dict, float_op: bool) -> str:
             return "RELU_N1_TO_1"
         raise UnsupportedError(f"node '{node.name}': a fused Clip({lo}, {hi}) has no TFLite "
                                "fused activation (only Relu, Relu6 and Clip(-1, 1))")
+    if act in TRAILING:
+        return "NONE"
     if act not in ACTIVATIONS:
         raise UnsupportedError(f"node '{node.name}': fused activation '{act}' has no TFLite "
                                "equivalent")
     return ACTIVATIONS[act]
+
+
+def layer_output(lw, node, float_op: bool) -> tuple[int, object]:
+    """(tensor the layer writes, callback emitting the trailing activation operator if the
+    node has a fused activation TFLite cannot fuse)."""
+    y = node.outputs[0]
+    act = node.attrs.get("activation", "none") if float_op else "none"
+    if act not in TRAILING:
+        return lw.output_tensor(y), lambda: None
+    final = lw.output_tensor(y)
+    raw = lw.activation_like(final, f"{node.name}/pre_{act}", lw.b.tensors[final].shape)
+
+    def emit() -> None:
+        opt = None
+        if act == "leaky_relu":
+            opt = lw.b.tfl.LeakyReluOptionsT()
+            opt.alpha = float(node.attrs.get("act_alpha", 0.01))
+        lw.b.add_operator(TRAILING[act], [raw], [final], opt)
+
+    return raw, emit
 
 
 def check_multipliers(lw, node, x_scale: float, w_scale, y_scale: float) -> None:
@@ -155,7 +180,7 @@ def lower_conv(lw, node) -> None:
         w_t = lw.b.const(w.name, wt.astype(np.float32))
         b_t = lw.b.const(bias.name if bias is not None else f"{node.name}/bias",
                          bias_data.astype(np.float32))
-    y_t = lw.output_tensor(y)
+    y_t, trailing = layer_output(lw, node, not quant)
     tfl = lw.b.tfl
     act = getattr(tfl.ActivationFunctionType, _fused(node, a, not quant))
     pad = getattr(tfl.Padding, padding)
@@ -171,6 +196,7 @@ def lower_conv(lw, node) -> None:
     opt.fusedActivationFunction = act
     lw.b.add_operator(kind, [x_t, w_t, b_t], [y_t], opt,
                       dilated=dilations != [1, 1])
+    trailing()
 
 
 def lower_gemm(lw, node, weights: np.ndarray | None = None) -> None:
@@ -213,5 +239,7 @@ def lower_gemm(lw, node, weights: np.ndarray | None = None) -> None:
                                           _fused(node, a, not quant))
     keep = len(x.shape) != 2
     opt.keepNumDims = keep
-    lw.b.add_operator("FULLY_CONNECTED", [lw.tensor(x), w_t, b_t],
-                      [lw.output_tensor(node.outputs[0])], opt, keep_num_dims=keep)
+    y_t, trailing = layer_output(lw, node, not quant)
+    lw.b.add_operator("FULLY_CONNECTED", [lw.tensor(x), w_t, b_t], [y_t], opt,
+                      keep_num_dims=keep)
+    trailing()

@@ -19,6 +19,13 @@ from edgec.errors import TargetError, ToolchainError
 RUNTIMES = ("litert", "tflm")
 
 
+def _outputs_in_onnx_layout(model_bytes: bytes, outs: dict[str, np.ndarray]
+                            ) -> dict[str, np.ndarray]:
+    perms = input_layout(read_model(model_bytes), "output_permutations")
+    return {name: arr.transpose(perms[name]) if name in perms else arr
+            for name, arr in outs.items()}
+
+
 def _feeds_in_file_order(model_bytes: bytes, feeds: dict[str, np.ndarray],
                          in_names: list[str]) -> list[np.ndarray]:
     perms = input_layout(read_model(model_bytes))
@@ -70,7 +77,7 @@ def run_litert(model_bytes: bytes, feeds: dict[str, np.ndarray], in_names: list[
     except (RuntimeError, ValueError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ToolchainError(f"LiteRT cannot run the generated {MODEL_FILE}: {first}") from None
-    return dict(zip(out_names, outs))
+    return _outputs_in_onnx_layout(model_bytes, dict(zip(out_names, outs)))
 
 
 def tflm_available() -> bool:
@@ -111,7 +118,7 @@ def run_tflm(model_bytes: bytes, feeds: dict[str, np.ndarray], in_names: list[st
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ToolchainError(f"tflite-micro cannot run the generated {MODEL_FILE}: "
                              f"{first}") from None
-    return dict(zip(out_names, outs))
+    return _outputs_in_onnx_layout(model_bytes, dict(zip(out_names, outs)))
 
 
 def run_compiled(result, feeds_list: list[dict[str, np.ndarray]], runtime: str = "litert"

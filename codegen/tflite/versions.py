@@ -64,6 +64,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "CONCATENATION": ((_in8, 2),),
     "PAD": ((_rank_over_4, 4), (_in8, 2)),
     "TRANSPOSE": ((_rank_over_4, 4), (_in8, 2)),
+    "SLICE": ((_rank_over_4, 5), (_in8, 2)),
     "RESIZE_BILINEAR": ((_feature("half_pixel_centers"), 3), (_in8, 2)),
     "RESIZE_NEAREST_NEIGHBOR": ((_feature("half_pixel_centers"), 3),
                                 (_feature("align_corners"), 3), (_in8, 2)),
