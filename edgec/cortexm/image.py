@@ -96,3 +96,23 @@ def build_image(src_dir: Path, target: Target, prefix: str, build_dir: Path | No
           f"-Wl,-Map={build_dir / (prefix + '.map')}", *map(str, objects + fw_objects),
           "-lm", "-o", str(elf)], f"linking the {board.machine} image")
     return Image(elf, board, build_dir, objects)
+
+
+def build_program(sources: list[Path], target: Target, elf: Path,
+                  include_dirs: tuple[Path, ...] = (), defines: tuple[str, ...] = (),
+                  with_firmware: bool = True) -> Image:
+    """Compile and link C `sources` (plus edgec's start-up and semihosting code unless
+    `with_firmware` is false) into an image for `target`'s board in one compiler call; the
+    kernel tests and the firmware example use it."""
+    board = board_for(target)
+    compiler = shlex.split(compiler_for(target))
+    require_tool(compiler[0], target)
+    elf = Path(elf)
+    elf.parent.mkdir(parents=True, exist_ok=True)
+    firmware = [FIRMWARE_DIR / n for n in FIRMWARE_SOURCES[:2]] if with_firmware else []
+    incs = [f"-I{d}" for d in (*include_dirs, FIRMWARE_DIR)]
+    _run([*compiler, "-std=gnu99", "-Wall", "-Wextra", "-Werror", *FP_FLAGS, *target.cflags,
+          "-ffunction-sections", "-fdata-sections", *defines, *incs, *LINK_FLAGS,
+          f"-T{board.linker_script_path}", *map(str, [*firmware, *sources]), "-lm",
+          "-o", str(elf)], f"building {elf.name}")
+    return Image(elf, board, elf.parent, [])

@@ -1,0 +1,218 @@
+/*
+ * edgec_cm_mve.h - int8 kernels for ARMv8.1-M cores with Helium (MVE: Cortex-M55, M85),
+ * written for edgec. Part of edgec (Apache-2.0).
+ *
+ * Same arithmetic and API as edgec_cm_dsp.h (bias_eff folds the input zero point in,
+ * edgec_cm_requant finishes each output; bit-exact with edgec's int8 reference), with 128-bit
+ * vectors of 16 int8 lanes:
+ *   GEMM (pointwise convolution, fully connected): blocks of 2 rows x 2 output channels;
+ *     per 16 K steps 4 vector loads (VLDRB) and 4 VMLADAVA, each multiplying 16 lane pairs
+ *     and adding all 16 products to a scalar int32 accumulator. The K % 16 tail is the same
+ *     code with a tail predicate (VCTP8: lanes past K load as 0 and add nothing).
+ *   Depthwise (NHWC): 8 channels per step, loaded sign-extended to int16 lanes (VLDRB.S16);
+ *     VMULLB/VMULLT multiply the even and odd lanes into two int32x4 products that VADD
+ *     adds to per-channel accumulators; the channel tail is predicated (VCTP16).
+ *   General convolution: two pixels' im2col rows, then the GEMM (as edgec_cm_dsp.h).
+ */
+#ifndef EDGEC_CM_MVE_H
+#define EDGEC_CM_MVE_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include <arm_mve.h>
+
+#include "edgec_cm_requant.h"
+
+#if !defined(__ARM_FEATURE_MVE)
+#error "edgec_cm_mve.h needs Helium (MVE): -mcpu=cortex-m55 or -march=armv8.1-m.main+mve"
+#endif
+
+static inline int8_t edgec_cm_mve_out(int32_t acc, const int32_t *mult, const int32_t *shift,
+                                      int32_t n, int per_channel, int32_t y_zp,
+                                      int32_t act_min, int32_t act_max)
+{
+    const int32_t c = per_channel ? n : 0;
+    return (int8_t)edgec_cm_requant(acc, mult[c], (int)shift[c], y_zp, act_min, act_max);
+}
+
+static inline int32_t edgec_cm_mve_dot_s8(const int8_t *x, const int8_t *w, int32_t k,
+                                          int32_t acc)
+{
+    int32_t i;
+    for (i = 0; i < k; i += 16) {
+        const mve_pred16_t p = vctp8q((uint32_t)(k - i));
+        acc = vmladavaq_s8(acc, vldrbq_z_s8(x + i, p), vldrbq_z_s8(w + i, p));
+    }
+    return acc;
+}
+
+/* y[r][n] = requant(bias_eff[n] + sum_k x[r][k] * w[n][k]) for r < rows, n < n_out. */
+static inline void edgec_cm_mve_gemm_s8(const int8_t *x, int32_t rows, int32_t k,
+                                        const int8_t *w, int32_t n_out,
+                                        const int32_t *bias_eff, const int32_t *mult,
+                                        const int32_t *shift, int per_channel, int32_t y_zp,
+                                        int32_t act_min, int32_t act_max, int8_t *y)
+{
+    int32_t r = 0;
+    for (; r + 2 <= rows; r += 2) {
+        const int8_t *x0 = x + (size_t)r * (size_t)k;
+        const int8_t *x1 = x0 + k;
+        int8_t *y0 = y + (size_t)r * (size_t)n_out;
+        int8_t *y1 = y0 + n_out;
+        int32_t n = 0;
+        for (; n + 2 <= n_out; n += 2) {
+            const int8_t *w0 = w + (size_t)n * (size_t)k;
+            const int8_t *w1 = w0 + k;
+            int32_t a00 = bias_eff[n], a01 = bias_eff[n + 1];
+            int32_t a10 = bias_eff[n], a11 = bias_eff[n + 1];
+            int32_t i;
+            for (i = 0; i < k; i += 16) {
+                const mve_pred16_t p = vctp8q((uint32_t)(k - i));
+                const int8x16_t xa = vldrbq_z_s8(x0 + i, p);
+                const int8x16_t xb = vldrbq_z_s8(x1 + i, p);
+                const int8x16_t wa = vldrbq_z_s8(w0 + i, p);
+                const int8x16_t wb = vldrbq_z_s8(w1 + i, p);
+                a00 = vmladavaq_s8(a00, xa, wa);
+                a01 = vmladavaq_s8(a01, xa, wb);
+                a10 = vmladavaq_s8(a10, xb, wa);
+                a11 = vmladavaq_s8(a11, xb, wb);
+            }
+            y0[n] = edgec_cm_mve_out(a00, mult, shift, n, per_channel, y_zp, act_min, act_max);
+            y0[n + 1] = edgec_cm_mve_out(a01, mult, shift, n + 1, per_channel, y_zp, act_min,
+                                         act_max);
+            y1[n] = edgec_cm_mve_out(a10, mult, shift, n, per_channel, y_zp, act_min, act_max);
+            y1[n + 1] = edgec_cm_mve_out(a11, mult, shift, n + 1, per_channel, y_zp, act_min,
+                                         act_max);
+        }
+        if (n < n_out) { /* an odd channel count: the last channel alone */
+            const int8_t *w0 = w + (size_t)n * (size_t)k;
+            y0[n] = edgec_cm_mve_out(edgec_cm_mve_dot_s8(x0, w0, k, bias_eff[n]), mult, shift,
+                                     n, per_channel, y_zp, act_min, act_max);
+            y1[n] = edgec_cm_mve_out(edgec_cm_mve_dot_s8(x1, w0, k, bias_eff[n]), mult, shift,
+                                     n, per_channel, y_zp, act_min, act_max);
+        }
+    }
+    if (r < rows) { /* an odd row count: the last row alone */
+        const int8_t *x0 = x + (size_t)r * (size_t)k;
+        int8_t *y0 = y + (size_t)r * (size_t)n_out;
+        int32_t n;
+        for (n = 0; n < n_out; ++n) {
+            y0[n] = edgec_cm_mve_out(edgec_cm_mve_dot_s8(x0, w + (size_t)n * (size_t)k, k,
+                                                         bias_eff[n]),
+                                     mult, shift, n, per_channel, y_zp, act_min, act_max);
+        }
+    }
+}
+
+/* Geometry of a 2-D NHWC convolution (batch 1), as in edgec_cm_dsp.h. */
+typedef struct edgec_cm_mve_conv_geometry {
+    int32_t in_h, in_w, in_c;
+    int32_t out_h, out_w, out_c;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t dilation_h, dilation_w;
+    int32_t pad_top, pad_left;
+} edgec_cm_mve_conv_geometry;
+
+/* Depthwise convolution, channel multiplier 1: w is [k_h][k_w][C], out_c == in_c == C. */
+static inline void edgec_cm_mve_depthwise_s8(const edgec_cm_mve_conv_geometry *g,
+                                             const int8_t *x, int32_t x_zp, const int8_t *w,
+                                             const int32_t *bias_eff, const int32_t *mult,
+                                             const int32_t *shift, int per_channel,
+                                             int32_t y_zp, int32_t act_min, int32_t act_max,
+                                             int8_t *y)
+{
+    /* Geometry in locals: the int8 output stores may alias *g (char types alias anything),
+       which would reload every field after each store. */
+    const int32_t c_all = g->in_c, in_h = g->in_h, in_w = g->in_w;
+    const int32_t out_h = g->out_h, out_w = g->out_w, k_h = g->k_h, k_w = g->k_w;
+    const int32_t stride_h = g->stride_h, stride_w = g->stride_w;
+    const int32_t dilation_h = g->dilation_h, dilation_w = g->dilation_w;
+    const int32_t pad_top = g->pad_top, pad_left = g->pad_left;
+    const int16x8_t zp_lanes = vdupq_n_s16((int16_t)x_zp);
+    int32_t oy, ox;
+    for (oy = 0; oy < out_h; ++oy) {
+        const int32_t iy0 = oy * stride_h - pad_top;
+        for (ox = 0; ox < out_w; ++ox) {
+            const int32_t ix0 = ox * stride_w - pad_left;
+            int8_t *out = y + ((size_t)oy * (size_t)out_w + (size_t)ox) * (size_t)c_all;
+            int32_t c;
+            for (c = 0; c < c_all; c += 8) {
+                const mve_pred16_t p = vctp16q((uint32_t)(c_all - c));
+                int32x4_t even = vdupq_n_s32(0), odd = vdupq_n_s32(0);
+                int32_t even_sums[4], odd_sums[4];
+                int32_t ky, kx, j;
+                for (ky = 0; ky < k_h; ++ky) {
+                    const int32_t iy = iy0 + ky * dilation_h;
+                    for (kx = 0; kx < k_w; ++kx) {
+                        const int32_t ix = ix0 + kx * dilation_w;
+                        const int16x8_t wv = vldrbq_z_s16(
+                            w + ((size_t)ky * (size_t)k_w + (size_t)kx) * (size_t)c_all +
+                                (size_t)c, p);
+                        const int16x8_t xv =
+                            (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w)
+                                ? zp_lanes
+                                : vldrbq_z_s16(x + ((size_t)iy * (size_t)in_w +
+                                                    (size_t)ix) * (size_t)c_all + (size_t)c,
+                                               p);
+                        even = vaddq_s32(even, vmullbq_int_s16(xv, wv));
+                        odd = vaddq_s32(odd, vmulltq_int_s16(xv, wv));
+                    }
+                }
+                vstrwq_s32(even_sums, even); /* channels c, c+2, c+4, c+6 */
+                vstrwq_s32(odd_sums, odd);   /* channels c+1, c+3, c+5, c+7 */
+                for (j = 0; j < 8 && c + j < c_all; ++j) {
+                    const int32_t sum = (j & 1) ? odd_sums[j >> 1] : even_sums[j >> 1];
+                    out[c + j] = edgec_cm_mve_out(bias_eff[c + j] + sum, mult, shift, c + j,
+                                                  per_channel, y_zp, act_min, act_max);
+                }
+            }
+        }
+    }
+}
+
+/* One pixel's im2col row of K = k_h * k_w * in_c bytes (padding: the input zero point). */
+static inline void edgec_cm_mve_im2col_row(const edgec_cm_mve_conv_geometry *g,
+                                           const int8_t *x, int32_t x_zp, int32_t pixel,
+                                           int8_t *row)
+{
+    const int32_t oy = pixel / g->out_w, ox = pixel % g->out_w;
+    int32_t ky, kx;
+    for (ky = 0; ky < g->k_h; ++ky) {
+        const int32_t iy = oy * g->stride_h - g->pad_top + ky * g->dilation_h;
+        for (kx = 0; kx < g->k_w; ++kx) {
+            const int32_t ix = ox * g->stride_w - g->pad_left + kx * g->dilation_w;
+            if (iy < 0 || iy >= g->in_h || ix < 0 || ix >= g->in_w) {
+                memset(row, (int)(int8_t)x_zp, (size_t)g->in_c);
+            } else {
+                memcpy(row, x + ((size_t)iy * (size_t)g->in_w + (size_t)ix) * (size_t)g->in_c,
+                       (size_t)g->in_c);
+            }
+            row += g->in_c;
+        }
+    }
+}
+
+/* General convolution, group 1: w is [out_c][k_h][k_w][in_c]; `scratch` holds 2 K bytes. */
+static inline void edgec_cm_mve_conv_s8(const edgec_cm_mve_conv_geometry *g, const int8_t *x,
+                                        int32_t x_zp, const int8_t *w, const int32_t *bias_eff,
+                                        const int32_t *mult, const int32_t *shift,
+                                        int per_channel, int32_t y_zp, int32_t act_min,
+                                        int32_t act_max, int8_t *y, int8_t *scratch)
+{
+    const int32_t k = g->k_h * g->k_w * g->in_c;
+    const int32_t pixels = g->out_h * g->out_w;
+    int32_t p;
+    for (p = 0; p < pixels; p += 2) {
+        const int32_t rows = p + 1 < pixels ? 2 : 1;
+        edgec_cm_mve_im2col_row(g, x, x_zp, p, scratch);
+        if (rows == 2) {
+            edgec_cm_mve_im2col_row(g, x, x_zp, p + 1, scratch + k);
+        }
+        edgec_cm_mve_gemm_s8(scratch, rows, k, w, g->out_c, bias_eff, mult, shift, per_channel,
+                             y_zp, act_min, act_max, y + (size_t)p * (size_t)g->out_c);
+    }
+}
+
+#endif /* EDGEC_CM_MVE_H */
