@@ -12,12 +12,13 @@ from pathlib import Path
 
 from . import __version__
 from .clocks import clocks_line
-from .cli_text import model_name
+from .cli_text import model_name, print_report_summary
 from .cli_text import print_verify as _print_verify
 from .console import Session, quote, set_current, visible
 from .console import warn as _console_warn
 from .errors import EdgecError
 from .prune.cli import add_compile_prune_arg, add_prune_parser, pruned_for_compile
+from edgec.codegen.coreml.options import add_coreml_args
 
 VERBOSE_HELP = ("show third-party warnings and logs in full as they happen, and the traceback "
                 "of an internal error")
@@ -46,6 +47,7 @@ def _add_pass_args(p: argparse.ArgumentParser):
     p.add_argument("--disable-pass", action="append", default=[], metavar="NAME",
                    help="skip a pass of the target's pipeline (repeatable)")
     _add_limit_args(p)
+    add_coreml_args(p)
     _add_quant_args(p)
 
 
@@ -161,6 +163,7 @@ def _options(args):
         dump_ir=Path(args.dump_ir) if getattr(args, "dump_ir", None) else None,
         disabled_passes=tuple(getattr(args, "disable_pass", []) or ()),
         limits=_limits(args),
+        coreml_target=getattr(args, "coreml_target", None),
         **_quant_options(args),
     )
 
@@ -185,6 +188,9 @@ def cmd_compile(args) -> int:
         return 0
     print(f"edgec: compiled {model_name(args.model)} for {r['target']} -> "
           f"{model_name(str(out))}/")
+    if r.get("backend") == "coreml":  # a package, no C arena (docs/coreml.md)
+        print_report_summary(r)
+        return 0
     print(f"  kernels {r['kernels']}, MACs {r['macs']:,}, weights {r['weights_bytes']:,} B, "
           f"arena {r['arena_bytes']:,} B (lower bound {r['arena_lower_bound_bytes']:,} B)")
     q = r.get("quantization")

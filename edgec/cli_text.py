@@ -27,6 +27,11 @@ def print_report_summary(report: dict) -> None:
     """One line of the compile report: kernels, MACs, weights and arena."""
     if not report:
         return
+    if report.get("backend") == "coreml":  # no C arena: CoreML plans its own memory
+        print(f"  compiled: {report['kernels']} MIL ops, {report['macs']:,} MACs, weights "
+              f"{report['weights_bytes']:,} B, {report['format']} for "
+              f"{report['deployment_target']}+")
+        return
     print(f"  compiled: {report['kernels']} kernels, {report['macs']:,} MACs, weights "
           f"{report['weights_bytes']:,} B, arena {report['arena_bytes']:,} B (lower bound "
           f"{report['arena_lower_bound_bytes']:,} B)")

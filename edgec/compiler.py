@@ -48,6 +48,7 @@ class CompileOptions:
     seed: int = 0
     limits: Limits = field(default_factory=Limits)  # resource limits (edgec/limits.py)
     tflite_io: str = "float"  # TFLite int8 targets: "int8" model I/O (docs/tflite.md)
+    coreml_target: str | None = None  # CoreML targets: --coreml-target (docs/coreml.md)
 
 
 @dataclass
@@ -135,6 +136,10 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     from .passes.memory_plan import plan_memory
 
     target = get_target(options.target)
+    if target.backend == "coreml":  # ML Program package, not C (codegen/coreml/build.py)
+        from .codegen.coreml.build import compile_coreml
+
+        return compile_coreml(g, options, model_name, extra_report)
     if options.prefix:  # a reserved --prefix fails before the pipeline and calibration run
         model_prefix(options.prefix, explicit=True)
     g.mark_sources()  # provenance of every value, for per-layer debugging (docs/golden.md)

@@ -44,8 +44,9 @@ class OutputDirError(EdgecError):
 def write_output_dir(files: dict[str, str | bytes], outdir: str | os.PathLike) -> Path:
     """Write `files` (flat names -> text, or bytes for binary files) into `outdir` as described
     in the module docstring; returns `outdir` as a Path (a symbolic link to a folder keeps pointing at the new copy)."""
-    for name in files:
-        if not name or name in (".", "..", MARKER) or "/" in name or "\0" in name:
+    for name in files:  # "DIR/.../FILE" names a file inside a folder of the output (.mlpackage)
+        parts = name.split("/")
+        if not name or name == MARKER or "\0" in name or any(p in ("", ".", "..") for p in parts):
             raise ValueError(f"write_output: bad file name {name!r}")
     dest = _destination(outdir)
     _check_replaceable(dest)
@@ -61,6 +62,7 @@ def write_output_dir(files: dict[str, str | bytes], outdir: str | os.PathLike) -
                 tmp = _fresh_dir(dest.parent, f".{dest.name[:_TEMP_PREFIX_CHARS]}.")
             mode = stat.S_IMODE(os.stat(dest).st_mode) if dest.is_dir() else None
             for name, text in files.items():
+                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
                 if isinstance(text, bytes):  # binary artefacts (model.tflite)
                     (tmp / name).write_bytes(text)
                 else:
@@ -166,6 +168,10 @@ def _check_replaceable(dest: Path) -> set[str]:
     if MARKER in entries:  # a marker that is not a readable list is not edgec's: foreign
         listed = _marker_files(dest) if entries[MARKER] else None
         owned = set() if listed is None else listed | {MARKER}
+        folders = {f.split("/", 1)[0] for f in owned if "/" in f}  # e.g. model.mlpackage
+        for name in folders & set(entries):  # a folder counts as a file when edgec wrote it all
+            entries[name] = entries[name] or _holds_only(dest, name, owned)
+        owned |= folders
     else:  # an older edgec, before markers: the files its report.json names
         owned = _legacy_files(dest / "report.json")
     foreign = sorted(n for n, regular in entries.items() if n not in owned or not regular)
@@ -177,6 +183,18 @@ def _check_replaceable(dest: Path) -> set[str]:
             f"edgec replaces only folders it wrote itself (listed in {MARKER}): choose another "
             "-o or move those files away")
     return set(entries)
+
+
+def _holds_only(dest: Path, folder: str, listed: set[str]) -> bool:
+    """True when dest/folder is a real folder whose files (and symlinks) are all listed."""
+    top = dest / folder
+    if top.is_symlink() or not top.is_dir():
+        return False
+    for root, dirs, files in os.walk(top):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            if Path(root, name).relative_to(dest).as_posix() not in listed:
+                return False
+    return True
 
 
 def _marker_files(dest: Path) -> set[str] | None:
@@ -261,9 +279,13 @@ def _remove_own(old: Path, owned: set[str]) -> None:
     there after the last check stays, in the renamed folder, and a warning says where."""
     with contextlib.suppress(OSError):
         with os.scandir(old) as it:
-            files = [e.path for e in it if e.name in owned and e.is_file(follow_symlinks=False)]
+            mine = [e for e in it if e.name in owned]
+        files = [e.path for e in mine if e.is_file(follow_symlinks=False)]
+        folders = [e.path for e in mine if e.is_dir(follow_symlinks=False)]
         for path in files:
             os.unlink(path)
+        for path in folders:  # folders edgec wrote whole (listed as FOLDER/... in the marker)
+            shutil.rmtree(path)
     try:
         os.rmdir(old)
     except OSError:

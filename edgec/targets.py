@@ -216,6 +216,29 @@ for _core, _fpu in (("m4", "fpv4-sp-d16"), ("m7", "fpv5-d16")):
     ))
 
 
+# CoreML (docs/coreml.md): ML Program .mlpackage built with coremltools' MIL builder
+# (codegen/coreml/). MIL is channels-first, so the pipeline leaves layout-nhwc out; residual
+# adds stay Adds (MIL fuses what the Neural Engine wants). No C toolchain is involved.
+COREML_PIPELINE = tuple(p for p in FP32_PIPELINE if p not in (
+    "fuse-residual", "layout-nhwc", "fuse-input-transpose", "fuse-pool-gemm"))
+for _precision, _name, _desc in (
+    ("fp32", "coreml-fp32", "float32 compute (CPU/GPU)"),
+    ("fp16", "coreml-fp16", "float16 compute, the Neural Engine's precision"),
+    ("int8-weights", "coreml-int8", "edgec's per-channel int8 weights as CoreML weight "
+                                    "quantisation (iOS16+), float16 compute"),
+):
+    register_target(Target(
+        name=_name,
+        description=f"CoreML ML Program (.mlpackage), {_desc}",
+        backend="coreml",
+        precision=_precision,
+        cc="",
+        cflags=(),
+        ldflags=(),
+        pipeline=COREML_PIPELINE,
+    ))
+
+
 # TFLite (docs/tflite.md): a .tflite flatbuffer written by codegen/tflite/, run by LiteRT and
 # tflite-micro. int8: the C int8 targets' passes, calibration and quantisation (the file
 # carries edgec's scales and zero points); fp32: the fp32 pipeline without the C-only fusions

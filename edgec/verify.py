@@ -352,6 +352,12 @@ def verify_model(model_path: str | Path, options, inputs_path: str | None = None
                  cc: str | None = None) -> VerifyResult:
     """Compile `model_path` for options.target, run it and compare with onnxruntime."""
     from .compiler import compile_model
+    from .targets import get_target
+
+    if get_target(options.target).backend == "coreml":  # MIL program evaluated in numpy
+        from edgec.codegen.coreml.verify import verify_coreml
+
+        return verify_coreml(model_path, options, inputs_path, seed, rtol)
 
     result = compile_model(model_path, options)
     g = result.source_graph

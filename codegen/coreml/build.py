@@ -1,0 +1,163 @@
+"""The CoreML back-end's compile step: IR -> MIL Program -> ML Program `.mlpackage`.
+
+`compile_coreml` is what edgec/compiler.py calls for targets with backend "coreml". It runs
+the target's pipeline, lowers the graph to MIL (program.py), converts it with coremltools
+(the MIL pass pipeline, fp16 or fp32 compute precision) without loading it (no CoreML
+runtime on Linux), writes the package into memory as files of the output folder
+(`NAME.mlpackage/...` plus report.json) and describes inputs, outputs and provenance in the
+model's metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgec import __version__
+from edgec.codegen.coreml._ct import coremltools, quiet
+from edgec.codegen.coreml.program import build_program, deployment_target, needed_target
+from edgec.ir import Graph
+from edgec.ops import get_op
+
+WEIGHTS_FILE = "Data/com.apple.CoreML/weights/weight.bin"
+PRECISIONS = {"fp32": "FLOAT32", "fp16": "FLOAT16", "int8-weights": "FLOAT16"}
+
+
+@dataclass
+class CoreMLArtifacts:
+    """What the conversion made: the MLModel, the spec I/O names, package file bytes."""
+
+    mlmodel: object
+    spec_inputs: list[str]
+    spec_outputs: list[str]
+    package_files: dict[str, bytes]
+    deployment_target: str
+    convert_seconds: float
+
+    @property
+    def weights_bytes(self) -> int:
+        """Size of the package's weight file (0 when every constant is inline)."""
+        return len(self.package_files.get(WEIGHTS_FILE, b""))
+
+
+def read_package(folder: Path) -> dict[str, bytes]:
+    """Every file under an .mlpackage folder, by relative POSIX path."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def convert(g: Graph, target, coreml_target: str | None, model_name: str,
+            metadata: dict[str, str]) -> CoreMLArtifacts:
+    """Lower `g` for `target` and convert it into an ML Program package (in memory)."""
+    ct = coremltools()
+    int8 = target.precision == "int8-weights"
+    needed = needed_target(int8)
+    opset = deployment_target(coreml_target, needed)
+    t0 = time.perf_counter()
+    with quiet():
+        prog, ctx, spec_in, spec_out = build_program(g, int8, opset)
+        precision = getattr(ct.precision, PRECISIONS[target.precision])
+        mlmodel = ct.convert(prog, convert_to="mlprogram", compute_precision=precision,
+                             minimum_deployment_target=opset, skip_model_load=True)
+    seconds = time.perf_counter() - t0
+    describe(mlmodel, g, spec_in, spec_out, metadata)
+    with tempfile.TemporaryDirectory(prefix="edgec-coreml-") as tmp:
+        path = Path(tmp) / f"{model_name}.mlpackage"
+        with quiet():
+            mlmodel.save(str(path))
+        files = read_package(path)
+    name = coreml_target or needed
+    return CoreMLArtifacts(mlmodel, spec_in, spec_out, files, name, seconds)
+
+
+def describe(mlmodel, g: Graph, spec_in: list[str], spec_out: list[str],
+             metadata: dict[str, str]) -> None:
+    """Input/output descriptions with the model's names and shapes; edgec's metadata."""
+    in_names = g.meta.get("input_names") or [v.name for v in g.inputs]
+    out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
+    for spec, name, v in zip(spec_in, in_names, g.inputs):
+        mlmodel.input_description[spec] = _io_doc(name, v)
+    for spec, name, v in zip(spec_out, out_names, g.outputs):
+        mlmodel.output_description[spec] = _io_doc(name, v)
+    mlmodel.author = "edgec"
+    mlmodel.short_description = f"{metadata.get('edgec.source_model', 'model')} compiled by " \
+        f"edgec {__version__} for {metadata.get('edgec.target', '?')}"
+    mlmodel.version = __version__
+    mlmodel.user_defined_metadata.update(metadata)
+
+
+def _io_doc(name: str, v) -> str:
+    shape = "x".join(str(d) for d in v.shape) or "scalar"
+    return f"ONNX '{name}': {v.dtype.value} {shape}"[:400]
+
+
+def report(g: Graph, target, art: CoreMLArtifacts, extra: dict) -> dict:
+    """report.json of a CoreML build (docs/coreml.md lists the keys)."""
+    mil_ops = Counter(op.op_type for op in art.mlmodel._mil_program.functions["main"].operations
+                      if op.op_type != "const")
+    in_names = g.meta.get("input_names") or [v.name for v in g.inputs]
+    out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
+    params = sum(v.data.size for v in g.constants if v.uses and v.dtype.is_float)
+    r = {
+        "edgec_version": __version__,
+        "backend": "coreml",
+        "target": target.name,
+        "precision": target.precision,
+        "format": "mlprogram",
+        "deployment_target": art.deployment_target,
+        "ops": dict(sorted(Counter(n.op for n in g.nodes).items())),
+        "mil_ops": dict(sorted(mil_ops.items())),
+        "kernels": int(sum(mil_ops.values())),
+        "macs": int(sum(get_op(n.op).macs(n) for n in g.nodes)),
+        "params": int(params),
+        "weights_bytes": art.weights_bytes,
+        "package_bytes": int(sum(len(b) for b in art.package_files.values())),
+        "convert_seconds": round(art.convert_seconds, 3),
+        "inputs": [{"name": n, "coreml_name": s, "shape": list(v.shape), "dtype": v.dtype.value}
+                   for n, s, v in zip(in_names, art.spec_inputs, g.inputs)],
+        "outputs": [{"name": n, "coreml_name": s, "shape": list(v.shape),
+                     "dtype": v.dtype.value}
+                    for n, s, v in zip(out_names, art.spec_outputs, g.outputs)],
+    }
+    r.update(extra)
+    return r
+
+
+def metadata_for(target, extra: dict) -> dict[str, str]:
+    """User-defined metadata: edgec version, target, source model and hash, calibration."""
+    calib = "none: weights only, per-output-channel symmetric int8 (max|w|/127)" \
+        if target.precision == "int8-weights" else "none: float model"
+    return {"edgec.version": __version__, "edgec.target": target.name,
+            "edgec.source_model": str(extra.get("model", "model")),
+            "edgec.source_sha256": str(extra.get("model_sha256", "")),
+            "edgec.calibration": calib}
+
+
+def compile_coreml(g: Graph, options, model_name: str = "model",
+                   extra_report: dict | None = None):
+    """Compile an imported graph for a CoreML target: a CompileResult whose files are
+    `MODEL.mlpackage/...` (bytes) and report.json; `result.coreml` holds the artefacts."""
+    from edgec.compiler import CompileResult, run_pipeline
+    from edgec.targets import get_target
+
+    target = get_target(options.target)
+    g.mark_sources()
+    source = g.clone()
+    g = run_pipeline(g, target, options)
+    g.verify()
+    extra = dict(extra_report or {})
+    art = convert(g, target, getattr(options, "coreml_target", None), model_name,
+                  metadata_for(target, extra))
+    rep = report(g, target, art, extra)
+    package = f"{model_name}.mlpackage"
+    rep["package"] = package
+    files: dict = {f"{package}/{k}": v for k, v in art.package_files.items()}
+    files["report.json"] = json.dumps(rep, indent=2) + "\n"
+    result = CompileResult(g, None, files, rep, target, source, None, [])
+    result.coreml = art
+    return result
+

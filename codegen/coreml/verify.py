@@ -1,0 +1,168 @@
+"""`edgec verify -t coreml-*`: the package's MIL program, evaluated in numpy, against
+onnxruntime (and on macOS, CoreML's own prediction as well).
+
+The package is written to a temporary folder, loaded back with coremltools
+(`skip_model_load=True`: the spec parses and its weights resolve), its MIL program read back
+from the spec (evaluate.load_package) and evaluated (evaluate.py). Verdicts per output:
+
+  coreml-fp32  within the fp32 band of edgec/verify.py (8 x onnxruntime's own optimised vs
+               unoptimised spread, rtol x max|ref|, 1e-7): the same rule as the C targets;
+  coreml-fp16  SNR against onnxruntime >= FP16_MIN_SNR_DB (50 dB);
+  coreml-int8  SNR against onnxruntime >= edgec's own int8-weights SNR - INT8_SNR_MARGIN_DB
+               (0.5 dB); edgec's own: the fp32 graph with the same int8 weights (int8.py's
+               round trip) run by edgec's fast float kernels (edgec.quant.calibrate.run_fast).
+
+On macOS with CoreML (coremltools' native module present), `MLModel.predict` runs too and
+its outputs must meet the same verdict; elsewhere that step is skipped and says so.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgec.codegen.coreml.evaluate import evaluate, load_package
+from edgec.codegen.coreml.int8 import fake_quantized
+from edgec.ir import Graph
+from edgec.quant.calibrate import snr_db
+from edgec.verify import (
+    DEFAULT_RTOL,
+    VerifyResult,
+    compare,
+    compare_outputs,
+    load_inputs,
+    onnxruntime_outputs,
+    random_inputs,
+    split_batches,
+)
+
+FP16_MIN_SNR_DB = 50.0
+INT8_SNR_MARGIN_DB = 0.5
+
+
+def write_package(result, folder: Path) -> Path:
+    """Write the result's `.mlpackage` files under `folder`; the package path."""
+    for name, data in result.files.items():
+        if name.startswith(result.report["package"] + "/"):
+            path = folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    return folder / result.report["package"]
+
+
+def run_package(result, samples: list[dict[str, np.ndarray]], folder: Path
+                ) -> list[dict[str, np.ndarray]]:
+    """Evaluate the written package's MIL program on each sample; outputs by ONNX name."""
+    prog = load_package(write_package(result, folder))
+    ins, outs = result.report["inputs"], result.report["outputs"]
+    results = []
+    for s in samples:
+        got = evaluate(prog, {i["coreml_name"]: s[i["name"]] for i in ins})
+        results.append({o["name"]: got[o["coreml_name"]] for o in outs})
+    return results
+
+
+def predict_on_mac(result, samples, folder: Path) -> list[dict[str, np.ndarray]] | None:
+    """CoreML's own outputs (macOS only); None where CoreML cannot run."""
+    if sys.platform != "darwin":
+        return None
+    import coremltools as ct
+
+    model = ct.models.MLModel(str(folder / result.report["package"]))
+    ins, outs = result.report["inputs"], result.report["outputs"]
+    results = []
+    for s in samples:
+        pred = model.predict({i["coreml_name"]: s[i["name"]] for i in ins})
+        results.append({o["name"]: np.asarray(pred[o["coreml_name"]]) for o in outs})
+    return results
+
+
+def weights_only_graph(g: Graph) -> Graph:
+    """A copy of the CoreML pipeline's graph with every weight the int8 lowering quantises
+    replaced by its int8 round trip (the same tensors and axes as ops_nn's ctx.weight)."""
+    g = g.clone()
+    for node in g.nodes:
+        w = node.input(1)
+        if w is None or not w.is_const or np.asarray(w.data).ndim < 2:
+            continue
+        if node.op == "Conv":
+            axis = 0
+        elif node.op == "Gemm" and (node.input(2) is None or node.input(2).is_const):
+            axis = 0 if node.attrs["transB"] else 1
+        elif node.op == "MatMul" and np.asarray(w.data).ndim == 2:
+            axis = 1
+        else:
+            continue
+        node.set_input(1, g.const(fake_quantized(np.asarray(w.data, np.float32), axis),
+                                  w.name + "_int8w"))
+    return g
+
+
+def int8_weights_snr(g: Graph, samples, refs, out_names: list[str]) -> dict[str, float]:
+    """edgec's own int8-weights SNR per output (fp32 kernels, int8-rounded weights)."""
+    from edgec.quant.calibrate import run_fast
+
+    wg = weights_only_graph(g)
+    in_names = g.meta.get("input_names") or [v.name for v in g.inputs]
+    got = {n: [] for n in out_names}
+    for s in samples:
+        env = run_fast(wg, {n: s[n] for n in in_names})
+        for n, v in zip(out_names, wg.outputs):
+            got[n].append(np.asarray(env[v.name]).reshape(-1))
+    return {n: snr_db(np.concatenate([np.asarray(r[n]).reshape(-1) for r in refs]),
+                      np.concatenate(got[n])) for n in out_names}
+
+
+def judge(result, model_path, samples, compiled, rtol: float) -> VerifyResult:
+    """Per-output verdicts of the module docstring."""
+    precision = result.target.precision
+    if precision == "fp32":
+        return compare_outputs(result, model_path, samples, compiled, rtol)
+    g = result.source_graph
+    out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
+    refs = [onnxruntime_outputs(model_path, s) for s in samples]
+    floors = {n: FP16_MIN_SNR_DB for n in out_names}
+    if precision == "int8-weights":
+        own = int8_weights_snr(result.graph, samples, refs, out_names)
+        floors = {n: own[n] - INT8_SNR_MARGIN_DB for n in out_names}
+        result.report["edgec_int8_weights_snr_db"] = {n: round(v, 3) for n, v in own.items()}
+    comparisons, stacked = [], {}
+    for name in out_names:
+        got = np.concatenate([np.asarray(c[name]).reshape(-1) for c in compiled])
+        ref = np.concatenate([np.asarray(r[name]).reshape(-1) for r in refs])
+        cmp = compare(name, got, ref)
+        cmp.ok = bool(cmp.snr_db >= floors[name])
+        comparisons.append(cmp)
+        stacked[name] = np.concatenate([c[name] for c in compiled]) if len(compiled) > 1 \
+            else compiled[0][name]
+    result.report["snr_floor_db"] = {n: round(v, 3) for n, v in floors.items()}
+    return VerifyResult(result.target.name, all(c.ok for c in comparisons), comparisons,
+                        len(samples), stacked, result.report)
+
+
+def verify_coreml(model_path: str | Path, options, inputs_path: str | None = None,
+                  seed: int = 0, rtol: float = DEFAULT_RTOL) -> VerifyResult:
+    """Compile for a CoreML target, evaluate the package's program, judge it (docstring)."""
+    from edgec.compiler import compile_model
+
+    result = compile_model(model_path, options)
+    g = result.source_graph
+    feeds = load_inputs(inputs_path, g) if inputs_path else random_inputs(g, seed)
+    samples = split_batches(g, feeds)
+    with tempfile.TemporaryDirectory(prefix="edgec-verify-coreml-") as tmp:
+        compiled = run_package(result, samples, Path(tmp))
+        on_mac = predict_on_mac(result, samples, Path(tmp))
+    res = judge(result, model_path, samples, compiled, rtol)
+    if on_mac is None:
+        res.warnings.append("CoreML prediction skipped: it needs macOS; the package's MIL "
+                            "program was evaluated in numpy (docs/coreml.md)")
+    else:
+        mac = judge(result, model_path, samples, on_mac, rtol)
+        res.ok = res.ok and mac.ok
+        for o in mac.outputs:
+            o.name = f"{o.name} (CoreML predict)"
+        res.outputs += mac.outputs
+    return res
