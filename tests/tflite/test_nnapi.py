@@ -7,12 +7,15 @@ The rules come from TFLite's nnapi_delegate.cc Validate(); the models are real f
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from tflite_tiny import int8_conv, one_op, options
 
 from edgec.codegen.tflite.compat import compat_sections, compat_text, require_nnapi_level
 from edgec.codegen.tflite.compat_view import read_ops
+from edgec.codegen.tflite.gpu import GPU_RULES
 from edgec.codegen.tflite.nnapi import RULES, refusals
 from edgec.errors import EdgecError, ModelLoadError, UnsupportedError
 
@@ -241,3 +244,10 @@ def test_require_level_names_the_refused_ops():
 def test_not_a_tflite_is_a_clear_error():
     with pytest.raises(ModelLoadError, match="not a TFLite flatbuffer"):
         read_ops(b"\x08\x00\x00\x00ONNX and then some")
+
+
+def test_docs_name_every_rule():
+    """docs/nnapi.md lists each NNAPI and GPU rule by name."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "nnapi.md").read_text()
+    missing = [r.name for r in [*RULES, *GPU_RULES] if f"`{r.name}`" not in text]
+    assert missing == []
