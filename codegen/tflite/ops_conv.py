@@ -23,7 +23,7 @@ from edgec.errors import UnsupportedError
 ACTIVATIONS = {"none": "NONE", "relu": "RELU", "relu6": "RELU6"}
 # Fused float activations TFLite has no fused form of: a separate operator after the layer.
 TRAILING = {"sigmoid": "LOGISTIC", "tanh": "TANH", "hardswish": "HARD_SWISH",
-            "leaky_relu": "LEAKY_RELU"}
+            "leaky_relu": "LEAKY_RELU", "prelu": "PRELU"}
 
 
 def same_pads(size: int, k: int, s: int, d: int) -> tuple[int, int, int]:
@@ -106,11 +106,14 @@ def layer_output(lw, node, float_op: bool) -> tuple[int, object]:
     raw = lw.activation_like(final, f"{node.name}/pre_{act}", lw.b.tensors[final].shape)
 
     def emit() -> None:
-        opt = None
+        opt, inputs = None, [raw]
         if act == "leaky_relu":
             opt = lw.b.tfl.LeakyReluOptionsT()
             opt.alpha = float(node.attrs.get("act_alpha", 0.01))
-        lw.b.add_operator(TRAILING[act], [raw], [final], opt)
+        if act == "prelu":  # one slope per channel, broadcast along the last (channel) axis
+            slope = np.asarray(node.attrs["act_slope"], np.float32)
+            inputs.append(lw.b.const(f"{node.name}/slope", slope))
+        lw.b.add_operator(TRAILING[act], inputs, [final], opt)
 
     return raw, emit
 

@@ -250,6 +250,48 @@ def lower_pad(lw, node) -> None:
                       [lw.output_tensor(node.outputs[0])], lw.b.tfl.PadOptionsT(), rank=n)
 
 
+def lower_resize(lw, node) -> None:
+    """Resize over H, W of channels-last data -> RESIZE_NEAREST_NEIGHBOR (asymmetric
+    coordinates, floor) or RESIZE_BILINEAR (half_pixel, align_corners or asymmetric)."""
+    a = node.attrs
+    x, y = node.inputs[0], node.outputs[0]
+    scales = list(a.get("scales") or [])
+    if a.get("layout") != "NHWC" or len(x.shape) != 4 or a.get("antialias", 0) or \
+            (scales and scales[:2] != [1.0, 1.0]) or tuple(x.shape[::3]) != tuple(y.shape[::3]):
+        raise _refuse(node, "TFLite resizes H and W of 4-D channels-last data only")
+    ctm, mode = a["coordinate_transformation_mode"], a["mode"]
+    tfl = lw.b.tfl
+    features = {}
+    if mode == "nearest" and ctm == "asymmetric" and a["nearest_mode"] == "floor":
+        kind, opt = "RESIZE_NEAREST_NEIGHBOR", tfl.ResizeNearestNeighborOptionsT()
+    elif mode == "linear" and ctm in ("half_pixel", "pytorch_half_pixel", "align_corners",
+                                      "asymmetric"):
+        if ctm == "pytorch_half_pixel" and min(y.shape[1:3]) == 1:
+            raise _refuse(node, "pytorch_half_pixel to a length of 1 is not TFLite's half pixel")
+        kind, opt = "RESIZE_BILINEAR", tfl.ResizeBilinearOptionsT()
+        opt.alignCorners = ctm == "align_corners"
+        opt.halfPixelCenters = ctm in ("half_pixel", "pytorch_half_pixel")
+        features["half_pixel_centers"] = opt.halfPixelCenters
+    else:
+        raise _refuse(node, f"mode '{mode}' with coordinates '{ctm}' (nearest_mode "
+                            f"'{a['nearest_mode']}') has no TFLite resize")
+    if x.dtype.value == "int8" and kind == "RESIZE_BILINEAR":
+        raise _refuse(node, "int8 bilinear resize rounds differently in TFLite; compile it "
+                            "for a C int8 target or keep it float (--keep-float)")
+    _same_quant(node, x, y)
+    size = lw.b.const(f"{node.name}/size", np.asarray(y.shape[1:3], np.int32))
+    lw.b.add_operator(kind, [lw.tensor(x), size], [lw.output_tensor(y)], opt, **features)
+
+
+def lower_prelu(lw, node) -> None:
+    """Float PRelu with a constant slope -> PRELU."""
+    x, slope = node.inputs[0], node.inputs[1]
+    if x.dtype.value != "float32" or not slope.is_const:
+        raise _refuse(node, "only float PRelu with constant slopes maps to PRELU")
+    lw.b.add_operator("PRELU", [lw.tensor(x), lw.b.const(slope.name, np.asarray(
+        slope.data, np.float32))], [lw.output_tensor(node.outputs[0])])
+
+
 LOWERINGS = {
     "QuantizeLinear": lower_quantize, "DequantizeLinear": lower_dequantize,
     "Reshape": lower_reshape, "Flatten": lower_reshape, "Squeeze": lower_reshape,
@@ -258,5 +300,6 @@ LOWERINGS = {
     "GlobalAveragePool": lower_global_avgpool, "QGlobalAveragePool": lower_global_avgpool,
     "QAdd": lower_qadd, "QMul": lower_qmul, "Softmax": lower_softmax, "Concat": lower_concat,
     "Pad": lower_pad, "Clip": lower_unary, "LeakyRelu": lower_unary,
+    "Resize": lower_resize, "Upsample": lower_resize, "PRelu": lower_prelu,
     **{op: lower_binary for op in _BINARY}, **{op: lower_unary for op in _FLOAT_UNARY},
 }

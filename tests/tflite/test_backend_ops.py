@@ -200,3 +200,33 @@ def test_compile_writes_tflite_and_report(tmp_path, capsys):
     ref = onnxruntime_outputs(path, feeds)["y"]
     got = run_litert(data, feeds, ["x"], ["y"])["y"]
     assert compare("y", got, ref.reshape(got.shape), rtol=1e-5).ok
+
+
+@pytest.mark.parametrize("mode, coords", [("nearest", "asymmetric"), ("linear", "half_pixel"),
+                                          ("linear", "align_corners")])
+def test_fp32_resize(mode, coords):
+    """Resize x2 of a conv's output -> RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR, as ORT."""
+    conv, inits = _conv("c", "x", "t", 4, 8)
+    resize = helper.make_node("Resize", ["t", "", "scales"], ["y"], name="up", mode=mode,
+                              coordinate_transformation_mode=coords, nearest_mode="floor")
+    inits["scales"] = np.array([1, 1, 2, 2], np.float32)
+    model = make_model([conv, resize], {"x": X}, {"y": ("float32", [1, 8, 12, 12])}, inits,
+                       opset=13)
+    feeds = {"x": RNG.standard_normal(X[1]).astype(np.float32)}
+    kind = "RESIZE_NEAREST_NEIGHBOR" if mode == "nearest" else "RESIZE_BILINEAR"
+    _check_fp32(model, feeds, ["CONV_2D", kind])
+
+
+def test_fp32_prelu_fused_and_standalone():
+    """PRelu fused after a conv (a trailing PRELU) and after an Add (a PRELU op)."""
+    conv, inits = _conv("c", "x", "t", 4, 4)
+    p1 = helper.make_node("PRelu", ["t", "s1"], ["u"], name="p1")
+    add = helper.make_node("Add", ["u", "x"], ["v"], name="add")
+    p2 = helper.make_node("PRelu", ["v", "s2"], ["y"], name="p2")
+    inits["s1"] = RNG.random((4, 1, 1)).astype(np.float32)
+    inits["s2"] = RNG.random((4, 1, 1)).astype(np.float32)
+    model = make_model([conv, p1, add, p2], {"x": X}, {"y": X}, inits)
+    feeds = {"x": RNG.standard_normal(X[1]).astype(np.float32)}
+    # x feeds the conv and the add: the layout pass keeps the add channels-first, so the
+    # model itself needs its two Transposes here
+    _check_fp32(model, feeds, ["TRANSPOSE", "CONV_2D", "PRELU", "TRANSPOSE", "ADD", "PRELU"])
