@@ -230,3 +230,4 @@ def test_fp32_prelu_fused_and_standalone():
     # x feeds the conv and the add: the layout pass keeps the add channels-first, so the
     # model itself needs its two Transposes here
     _check_fp32(model, feeds, ["TRANSPOSE", "CONV_2D", "PRELU", "TRANSPOSE", "ADD", "PRELU"])
+

@@ -20,6 +20,7 @@ pytest.importorskip("ai_edge_litert.interpreter")
 from ai_edge_litert import schema_py_generated as schema  # noqa: E402
 
 from edgec.codegen.tflite import builtin_name, read_model  # noqa: E402
+from edgec.codegen.tflite.layers import layer_differences  # noqa: E402
 from edgec.codegen.tflite.runner import run_compiled, tflm_available  # noqa: E402
 
 SLOW = pytest.mark.slow  # MobileNetV2: ~20 s to calibrate and quantise
@@ -197,3 +198,27 @@ def test_tflite_micro_matches_litert(zoo_dir, name, target):
     micro = run_compiled(result, [feeds], runtime="tflm")[0]
     for out_name, value in litert.items():
         np.testing.assert_array_equal(micro[out_name].reshape(value.shape), value)
+
+
+# Layers whose requantisation rounds (TFLite: twice; edgec: once). Everything else must match.
+ROUNDING_OPS = {"QConv", "QAveragePool", "QGlobalAveragePool"}
+
+
+@pytest.mark.parametrize("name", ["digits_cnn", "dscnn", "resnet8"])
+def test_int8_layers_on_litert_inputs(zoo_dir, name):
+    """Each layer on LiteRT's own inputs: every int8 op matches edgec's reference exactly
+    except convolutions (<= 1 LSB on < 0.5 % of outputs) and MEAN (<= 1 LSB); float islands
+    within float32 rounding. Attributes the end-to-end xfails above to those two."""
+    result = compiled(zoo_dir, name, "tflite-int8")
+    rows = [r for seed in (0, 1) for r in
+            layer_differences(result, random_inputs(result.source_graph, seed=seed))]
+    assert {r["op"] for r in rows} >= {"QConv"}
+    conv = [r for r in rows if r["op"] == "QConv"]
+    assert sum(r["differing"] for r in conv) <= 0.005 * sum(r["size"] for r in conv)
+    for r in rows:
+        if r["op"] in ROUNDING_OPS:
+            assert r["max_abs"] <= 1, r
+        elif r["op"] == "Softmax":
+            assert r["max_abs"] <= 1e-6, r
+        else:
+            assert r["differing"] == 0, r
