@@ -162,6 +162,10 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     else:
         backend = CBackend(target, prefix, explicit_prefix=bool(options.prefix))
     files = backend.generate(g, plan, model_name=model_name)
+    if getattr(target, "bare_metal", False):  # Cortex-M: example firmware (edgec/cortexm/cmake.py)
+        from .cortexm.cmake import firmware_files
+
+        files.update(firmware_files(target, backend.prefix))
     check_source_bytes(sum(len(text) for text in files.values()), options.limits)
     report = build_report(g, plan, target, backend.weights_bytes, dict(extra_report or {}))
     report["kernels"] = backend.kernel_count

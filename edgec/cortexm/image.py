@@ -29,6 +29,8 @@ FIRMWARE_SOURCES = ("edgec_cm_startup.c", "edgec_cm_semihost.c", "edgec_cm_main.
 SECTION_FLAGS = ("-ffunction-sections", "-fdata-sections", "-fcallgraph-info=su")
 ARENA_SECTION_DEFINE = '-DEDGEC_ARENA_SECTION=__attribute__((section(".edgec_arena")))'
 LINK_FLAGS = ("-nostartfiles", "-Wl,--gc-sections", "--specs=nano.specs", "--specs=nosys.specs")
+# Not library sources: the host harness and debug dump (the firmware/ example lives in its own
+# folder and is not globbed).
 HOST_ONLY_SOURCES = ("edgec_harness.c", "edgec_debug_dump.c")
 
 
