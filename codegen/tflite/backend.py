@@ -42,7 +42,8 @@ class TFLiteBackend:
                  if v.name in lw.input_perms}
         out_perms = {name: lw.output_perms[v.name] for name, v in zip(out_names, g.outputs)
                      if v.name in lw.output_perms}
-        data = builder.finish(self._metadata(g, perms, out_perms), f"edgec {__version__} {model_name}")
+        data = builder.finish(self._metadata(g, perms, out_perms),
+                              f"edgec {__version__} {model_name}")
         self.weights_bytes = sum(len(b) for b in builder.buffers[1:])
         self.kernel_count = len(builder.operators)
         self.operators = list(builder.op_kinds)
@@ -53,7 +54,8 @@ class TFLiteBackend:
         quant = g.meta.get("quant")
         cal = getattr(quant, "calibration", None)
         info = {"edgec_version": __version__, "target": self.target.name,
-                "input_permutations": perms, "output_permutations": out_perms, "io": "int8" if self.int8_io else "float"}
+                "input_permutations": perms, "output_permutations": out_perms,
+                "io": "int8" if self.int8_io else "float"}
         if cal is not None:
             info["calibration"] = cal.summary()
         elif quant is not None:

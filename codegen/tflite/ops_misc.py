@@ -38,6 +38,15 @@ def lower_quantize(lw, node) -> None:
                       lw.b.tfl.QuantizeOptionsT())
 
 
+def lower_requantize(lw, node) -> None:
+    """QRequantize (int8 -> int8, new scale) -> QUANTIZE (TFLite's int8 requantise)."""
+    a = node.attrs
+    if (a["act_min"], a["act_max"]) != (-128, 127):
+        raise _refuse(node, "TFLite's requantising QUANTIZE has no clamp")
+    lw.b.add_operator("QUANTIZE", [lw.tensor(node.inputs[0])], [lw.output_tensor(node.outputs[0])],
+                      lw.b.tfl.QuantizeOptionsT())
+
+
 def lower_dequantize(lw, node) -> None:
     """DequantizeLinear (int8 -> float) -> DEQUANTIZE."""
     x = node.inputs[0]
@@ -294,6 +303,7 @@ def lower_prelu(lw, node) -> None:
 
 LOWERINGS = {
     "QuantizeLinear": lower_quantize, "DequantizeLinear": lower_dequantize,
+    "QRequantize": lower_requantize,
     "Reshape": lower_reshape, "Flatten": lower_reshape, "Squeeze": lower_reshape,
     "Unsqueeze": lower_reshape, "Transpose": lower_transpose,
     "MaxPool": lower_maxpool, "AveragePool": lower_avgpool, "QAveragePool": lower_avgpool,

@@ -15,6 +15,7 @@ from edgec.verify import compare, onnxruntime_outputs
 
 pytest.importorskip("ai_edge_litert.interpreter")
 from edgec.codegen.tflite import builtin_name, read_model  # noqa: E402
+from edgec.codegen.tflite.layers import layer_differences  # noqa: E402
 from edgec.codegen.tflite.runner import quantize_input, run_compiled, run_litert  # noqa: E402
 
 RNG = np.random.default_rng(7)
@@ -158,7 +159,8 @@ def test_litert_conv_rounds_twice_edgec_once():
     once = np.zeros_like(acc)
     for m in range(16):
         real = float(np.float32(x_t.quantization.scale[0])) * \
-            float(np.float32(w_t.quantization.scale[m])) / float(np.float32(y_t.quantization.scale[0]))
+            float(np.float32(w_t.quantization.scale[m])) / \
+            float(np.float32(y_t.quantization.scale[0]))
         q, shift = _quantize_multiplier(real)
         left, right = max(shift, 0), max(-shift, 0)
         twice[..., m] = _rounding_divide_by_pot(_srdhm(acc[..., m] << left, q), right)
@@ -231,3 +233,26 @@ def test_fp32_prelu_fused_and_standalone():
     # model itself needs its two Transposes here
     _check_fp32(model, feeds, ["TRANSPOSE", "CONV_2D", "PRELU", "TRANSPOSE", "ADD", "PRELU"])
 
+
+
+def test_int8_mul_concat_requantize_per_layer():
+    """int8 MUL of two activations and a Concat of differently scaled inputs (edgec
+    requantises one: QUANTIZE int8 -> int8): each layer on LiteRT's inputs is within 1 LSB of
+    edgec's reference (TFLite rounds requantisation twice, docs/tflite.md)."""
+    c1, i1 = _conv("c1", "x", "a", 4, 4)
+    c2, i2 = _conv("c2", "x", "b", 4, 4)
+    mul = helper.make_node("Mul", ["a", "b"], ["m"], name="mul")
+    cat = helper.make_node("Concat", ["m", "a"], ["y"], axis=1, name="cat")
+    model = make_model([c1, c2, mul, cat], {"x": X}, {"y": ("float32", [1, 8, 6, 6])},
+                       {**i1, **i2})
+    result = compile_model_proto(model, "tflite-int8")
+    ops = _ops(result)
+    assert {"MUL", "CONCATENATION"} <= set(ops)
+    rng = np.random.default_rng(5)
+    rows = layer_differences(result, {"x": rng.standard_normal(X[1]).astype(np.float32)})
+    seen = {r["op"] for r in rows}
+    assert {"QMul", "Concat"} <= seen
+    for r in rows:
+        assert r["max_abs"] <= 1, r
+        if r["op"] in ("Concat", "Reshape", "Transpose", "QuantizeLinear"):
+            assert r["differing"] == 0, r
