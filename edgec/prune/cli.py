@@ -26,6 +26,11 @@ def add_prune_parser(sub) -> argparse.ArgumentParser:
     how.add_argument("--ratio", type=float, help="fraction of each group's channels to remove")
     how.add_argument("--target-macs", type=float, metavar="F",
                      help="keep this fraction of the model's MACs (ratio found by bisection)")
+    how.add_argument("--sparsity", type=float, metavar="S",
+                     help="unstructured: zero the fraction S of the smallest weights (shapes "
+                     "stay; the report estimates the flash a compressed form would save)")
+    p.add_argument("--sparsity-scope", default="layer", choices=("layer", "global"),
+                   help="with --sparsity: S in every layer, or one |w| threshold over all")
     p.add_argument("--criterion", default="l2", choices=("l1", "l2", "bn", "activation"),
                    help="channel importance (default l2 filter norm)")
     p.add_argument("--ranking", default="uniform", choices=("uniform", "global"),
@@ -108,8 +113,11 @@ def cmd_prune(args) -> int:
 
         name = g.inputs[0].name
         train = (np.concatenate([s[name] for s in train_samples]), train_labels)
+    if args.sparsity is not None:
+        return _sparsity(args, test, labels, shapes)
     if args.ratio is None and args.target_macs is None:
-        raise PruneOptionError("give --ratio R or --target-macs F (see 'edgec prune --help')")
+        raise PruneOptionError("give --ratio R, --target-macs F or --sparsity S (see "
+                               "'edgec prune --help')")
     result = prune_model_file(args.model, ratio=args.ratio, target_macs=args.target_macs,
                               criterion=args.criterion, samples=calib, eval_samples=test,
                               labels=labels, round_to=args.round_to, mode=args.ranking,
@@ -138,6 +146,31 @@ def cmd_prune(args) -> int:
         print("  accuracy: " + ", ".join(f"{k} {v:.2f}%" for k, v in r["accuracy"].items()))
     for why in r["blockers"]:
         print(f"  {why}")
+    print(f"edgec prune: wrote {out} and {report_path}")
+    return 0
+
+
+def _sparsity(args, test, labels, shapes) -> int:
+    """edgec prune MODEL --sparsity S: write the magnitude-pruned model and its report."""
+    import onnx
+
+    from edgec.prune.sparsity import sparsify_model_file
+
+    model, r = sparsify_model_file(args.model, args.sparsity, args.sparsity_scope, test, labels,
+                                   shapes)
+    out = Path(args.output or Path(args.model).with_suffix(".pruned.onnx"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(out))
+    report_path = Path(args.report or out.with_suffix(".json"))
+    report_path.write_text(json.dumps(r, indent=1) + "\n")
+    print(f"edgec prune: {len(r['layers'])} weight tensors, {r['zeros_after']:,} of "
+          f"{r['elements']:,} weights zero ({100 * r['weight_sparsity']:.1f}%, "
+          f"{r['scope']} scope); output SNR vs unpruned {_db(r['snr_db'])} ({r['data']})")
+    if "accuracy" in r:
+        print("  accuracy: " + ", ".join(f"{k} {v:.2f}%" for k, v in r["accuracy"].items()))
+    print(f"  flash a bitmap-compressed form would save (not built yet: weights are stored "
+          f"dense): {r['flash_saved_fp32_bytes']:,} of {r['dense_fp32_bytes']:,} B fp32, "
+          f"{r['flash_saved_int8_bytes']:,} of {r['dense_int8_bytes']:,} B int8")
     print(f"edgec prune: wrote {out} and {report_path}")
     return 0
 
