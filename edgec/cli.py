@@ -226,6 +226,15 @@ def _verify_per_layer(args) -> int:
     """edgec verify --per-layer: the debug build dumps every layer; a table per layer."""
     import numpy as np
 
+    from .targets import get_target
+
+    if get_target(args.target).backend == "tflite":  # LiteRT's tensors (codegen/tflite/)
+        from edgec.codegen.tflite.layers import per_layer_report
+
+        text, ok = per_layer_report(args.model, _options(args), args.inputs, args.seed)
+        print(text)
+        return 0 if ok else 1
+
     from .debug import VERIFY_STEPS, per_layer_text, verify_per_layer
     from .golden.console import Progress
 
@@ -355,6 +364,12 @@ def cmd_bench(args) -> int:
     """edgec bench MODEL -t TARGET: latency of the generated C next to onnxruntime."""
     from .bench import bench_model
     from .frontend.onnx import parse_input_shapes
+    from .errors import TargetError
+    from .targets import get_target
+
+    if get_target(args.target).backend == "tflite":
+        raise TargetError(f"edgec bench times generated C; '{args.target}' writes a .tflite "
+                          "(time it with LiteRT's benchmark_model)")
 
     row = bench_model(args.model, args.target, runs=args.runs, compare=not args.no_compare,
                       input_shapes=parse_input_shapes(args.input_shape),

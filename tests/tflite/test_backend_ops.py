@@ -256,3 +256,15 @@ def test_int8_mul_concat_requantize_per_layer():
         assert r["max_abs"] <= 1, r
         if r["op"] in ("Concat", "Reshape", "Transpose", "QuantizeLinear"):
             assert r["differing"] == 0, r
+
+
+def test_cli_verify_per_layer_and_bench(zoo_dir, capsys):
+    """`edgec verify -t tflite-int8 --per-layer` tables every layer on LiteRT's inputs (exit 1:
+    a conv rounds differently); `edgec bench -t tflite-*` is a one-line error, exit 2."""
+    model = str(zoo_dir / "digits_cnn.onnx")
+    code = cli.main(["verify", model, "-t", "tflite-int8", "--per-layer"])
+    out = capsys.readouterr().out
+    assert code == 1 and "MaxPool" in out and "QConv" in out and "edgec verify: FAIL" in out
+    assert cli.main(["bench", model, "-t", "tflite-fp32"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "writes a .tflite" in err[0]
