@@ -114,9 +114,9 @@ def firmware_files(target: Target, prefix: str) -> dict[str, str]:
     than 10 inputs or outputs get a main that needs editing (one digit in the file names)."""
     board = board_for(target)
     cpu_flags = " ".join(f for f in target.cflags if not f.startswith("-O"))
-    fields = dict(prefix=prefix, PREFIX=prefix.upper(), target=target.name,
-                  machine=board.machine, linker_script=board.linker_script,
-                  cpu_flags=cpu_flags)
+    fields = {"prefix": prefix, "PREFIX": prefix.upper(), "target": target.name,
+                  "machine": board.machine, "linker_script": board.linker_script,
+                  "cpu_flags": cpu_flags}
     files = {
         "firmware/arm-none-eabi.cmake": TOOLCHAIN.format(**fields),
         "firmware/CMakeLists.txt": FIRMWARE_CMAKE.format(**fields),

@@ -105,4 +105,4 @@ def estimate_cycles(kinds: dict[str, int], core: str) -> tuple[int, dict[str, in
         by_class[cls] += count
         cost = table[cls] + (MULTI_PER_REG * max(regs, 1) if cls == "multi" else 0)
         cycles += cost * count
-    return int(round(cycles)), {k: v for k, v in by_class.items() if v}
+    return round(cycles), {k: v for k, v in by_class.items() if v}

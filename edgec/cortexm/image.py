@@ -6,8 +6,8 @@ vector table and reset handler, semihosting calls, a main that reads in<i>.bin, 
 once and writes out<i>.bin), linked with the board's linker script against newlib-nano (libc
 for memcpy/memset, libm for the float steps; the library calls no malloc and no printf).
 Objects are compiled one by one with -fcallgraph-info=su (-fstack-usage's frames plus the
-call edges) so measure.py can bound the stack. The static arena goes to the linker script's .edgec_arena section through the
-library's EDGEC_ARENA_SECTION macro.
+call edges) so measure.py can bound the stack. The static arena goes to the linker script's
+.edgec_arena section through the library's EDGEC_ARENA_SECTION macro.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from pathlib import Path
 from edgec.cortexm.boards import FIRMWARE_DIR, Board, board_for
 from edgec.errors import ToolchainError
 from edgec.targets import Target
-from edgec.toolchain import (FP_FLAGS, STRICT_FLAGS, TRAP_SANITIZE_FLAGS, compiler_for,
-                             require_tool)
+from edgec.toolchain import FP_FLAGS, STRICT_FLAGS, TRAP_SANITIZE_FLAGS, compiler_for, require_tool
 
 FIRMWARE_SOURCES = ("edgec_cm_startup.c", "edgec_cm_semihost.c", "edgec_cm_main.c")
 # Unused functions and data are dropped at link time; each object writes its call graph with
@@ -45,7 +44,7 @@ class Image:
 
 
 def _run(cmd: list[str], what: str) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines() or ["(no message)"]
         detail = next((line for line in lines if "error" in line), lines[0])

@@ -69,7 +69,8 @@ def section_sizes(elf: Path, target) -> dict[str, int]:
     """{section: bytes} from `arm-none-eabi-size -A`."""
     size = shutil.which(target.cc.replace("gcc", "size")) or shutil.which("size")
     if size is None:
-        raise ToolchainError("arm-none-eabi-size is missing (apt-get install binutils-arm-none-eabi)")
+        raise ToolchainError("arm-none-eabi-size is missing "
+                             "(apt-get install binutils-arm-none-eabi)")
     text = subprocess.run([size, "-A", str(elf)], capture_output=True, text=True,
                           check=True).stdout
     out = {}

@@ -12,12 +12,12 @@ def bench_lines(row: dict) -> list[str]:
         f"  compiler     {row['compiler']}",
         f"  instructions {row['instructions']:,} per inference"
         + (f" ({ipm:.3f} per MAC)" if ipm is not None else ""),
-        f"  cycles (est) {row['cycles_est']:,}" + (f" ({cpm:.3f} per MAC; instruction-class "
-                                                   "table, docs/cortex-m.md)" if cpm else ""),
-        f"  flash        {row['flash_bytes']:,} B (.text + .rodata + .data; weights "
-        f"{row['weights_bytes']:,} B)",
-        f"  RAM          {row['ram_bytes']:,} B (arena {row['arena_bytes']:,} B + stack "
-        f"{row['stack_bytes']:,} B)",
+        f"  cycles (est) {row['cycles_est']:,}"
+        + (f" ({cpm:.3f} per MAC; instruction-class table, docs/cortex-m.md)" if cpm else ""),
+        (f"  flash        {row['flash_bytes']:,} B (.text + .rodata + .data; weights "
+         f"{row['weights_bytes']:,} B)"),
+        (f"  RAM          {row['ram_bytes']:,} B (arena {row['arena_bytes']:,} B + stack "
+         f"{row['stack_bytes']:,} B)"),
         f"  device       {'fits' if row['fits_device'] else 'does not fit'} {row['device']}",
     ]
     return lines

@@ -48,7 +48,7 @@ def run_image(image: Image, inputs: list[np.ndarray],
         cmd = qemu_command(image.board, image.elf, extra)
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                                  cwd=tmpd, env={})
+                                  cwd=tmpd, env={}, check=False)
         except subprocess.TimeoutExpired:
             raise ToolchainError(f"the {image.board.machine} image did not finish within "
                                  f"{timeout:.0f} s") from None

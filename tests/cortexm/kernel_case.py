@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from edgec.codegen.c.carray import c_initializer
+
 from edgec.cortexm.image import build_program
 from edgec.cortexm.measure import count_image
 from edgec.cortexm.runner import run_image

@@ -63,7 +63,7 @@ def test_requantisation_short_path_is_exact(tmp_path, target):
         "        memcpy(kcase_out + 4 * i, &r, 4);",
         "    }"])
     got, _ = run_case(tmp_path, target, "edgec_cm_requant.h",
-                      dict(acc=accs, mult=mults, shift=shifts), 4 * accs.size, body)
+                      {"acc": accs, "mult": mults, "shift": shifts}, 4 * accs.size, body)
     np.testing.assert_array_equal(got.view(np.int32), want)
 
 
@@ -83,8 +83,8 @@ def test_gemm_bit_exact(tmp_path, header, fn, target, rows, k, n):
     want = reference_out(acc, mult, shift, y_zp, lo, hi)
     body = (f"    {fn}_gemm_s8(x, {rows}, {k}, w, {n}, bias, "
             f"{c_requant_args(per_channel, y_zp, lo, hi)}, kcase_out);")
-    got, _ = run_case(tmp_path, target, header, dict(x=x, w=w, bias=bias, mult=mult,
-                                                     shift=shift), rows * n, body)
+    got, _ = run_case(tmp_path, target, header, {"x": x, "w": w, "bias": bias, "mult": mult,
+                                                     "shift": shift}, rows * n, body)
     np.testing.assert_array_equal(got.reshape(rows, n), want)
 
 
@@ -141,10 +141,10 @@ def test_depthwise_bit_exact(tmp_path, header, fn, target, case):
     geo = f"{fn}_conv_geometry" if fn == "edgec_cm_mve" else "edgec_cm_conv_geometry"
     body = "\n".join([
         geometry_c(geo, h, wd, c, oh, ow, c, k[0], k[1], stride, dilation, pads),
-        f"    {fn}_depthwise_s8(&g, x, {x_zp}, w, bias, "
-        f"{c_requant_args(per_channel, y_zp, lo, hi)}, kcase_out);"])
-    got, _ = run_case(tmp_path, target, header, dict(x=x, w=w, bias=bias, mult=mult,
-                                                     shift=shift), acc.size, body)
+        (f"    {fn}_depthwise_s8(&g, x, {x_zp}, w, bias, "
+         f"{c_requant_args(per_channel, y_zp, lo, hi)}, kcase_out);")])
+    got, _ = run_case(tmp_path, target, header, {"x": x, "w": w, "bias": bias, "mult": mult,
+                                                     "shift": shift}, acc.size, body)
     np.testing.assert_array_equal(got.reshape(want.shape), want)
 
 
@@ -173,9 +173,9 @@ def test_general_conv_bit_exact(tmp_path, header, fn, target, case):
     geo = f"{fn}_conv_geometry" if fn == "edgec_cm_mve" else "edgec_cm_conv_geometry"
     body = "\n".join([
         geometry_c(geo, h, wd, cin, oh, ow, m, k[0], k[1], stride, dilation, pads),
-        f"    {fn}_conv_s8(&g, x, {x_zp}, w, bias, "
-        f"{c_requant_args(per_channel, y_zp, lo, hi)}, kcase_out, kcase_scratch);"])
-    got, _ = run_case(tmp_path, target, header, dict(x=x, w=w_packed, bias=bias, mult=mult,
-                                                     shift=shift), acc.size, body,
+        (f"    {fn}_conv_s8(&g, x, {x_zp}, w, bias, "
+         f"{c_requant_args(per_channel, y_zp, lo, hi)}, kcase_out, kcase_scratch);")])
+    got, _ = run_case(tmp_path, target, header, {"x": x, "w": w_packed, "bias": bias, "mult": mult,
+                                                     "shift": shift}, acc.size, body,
                       scratch=2 * k[0] * k[1] * cin)
     np.testing.assert_array_equal(got.reshape(want.shape), want)

@@ -6,7 +6,8 @@
  * edgec/ops/quantized.py): raw int8 inputs times per-channel int8 weights (zero point 0,
  * range [-127, 127]) accumulate in int32 on top of bias_eff[n] = bias[n] - x_zp * sum(w[n]),
  * which folds the input zero point in; then edgec_cm_requant (edgec_requant's single-rounding
- * fixed-point multiplier with a short path, edgec_cm_requant.h; zero point, activation clamp). Every kernel is bit-exact with that reference:
+ * fixed-point multiplier with a short path, edgec_cm_requant.h; zero point, activation
+ * clamp). Every kernel is bit-exact with that reference:
  * the products are exact in int32 and the order of additions does not matter for integers.
  *
  * The dual 16-bit MAC: SXTB16 sign-extends bytes 0 and 2 of a word into two int16 halves,
@@ -17,10 +18,11 @@
  *     channels, so each extended input word feeds 2 channels and each extended weight word
  *     2 rows: per 4 K steps 4 loads, 8 SXTB16 and 8 SMLAD for 16 MACs. Odd rows/channels
  *     and the K % 4 tail run one at a time.
- *   Depthwise (NHWC): per output pixel, 4 channels at a time over the kernel taps that lie
- *     inside the image; one word of 4 channels per tap and operand, SMLABB/SMLATT multiply
- *     the extended halves into 4 per-channel accumulators (a depthwise MAC has no partner in
- *     the same channel to pair with).
+ *   Depthwise (NHWC): per output pixel, 4 channels at a time over the kernel taps; one word
+ *     of 4 channels per tap and operand, SMLABB/SMLATT multiply the extended halves into 4
+ *     per-channel accumulators (a depthwise MAC has no partner in the same channel to pair
+ *     with). Pixels whose taps all lie inside the image walk pointers without bounds
+ *     checks; border pixels check each tap and use the input zero point outside.
  *   General convolution: two output pixels' receptive fields are gathered into two rows
  *     (im2col, padding filled with the input zero point, which bias_eff cancels) in a
  *     caller-provided scratch of 2 K bytes, then the GEMM kernel runs its 2 x 2 blocks.
@@ -217,10 +219,51 @@ static inline void edgec_cm_depthwise_s8(const edgec_cm_conv_geometry *g, const 
         for (ox = 0; ox < out_w; ++ox) {
             const int32_t ix0 = ox * stride_w - pad_left;
             int8_t *out = y + ((size_t)oy * (size_t)out_w + (size_t)ox) * (size_t)c_all;
-            /* Taps outside the image read the zero point: bias_eff counted them as x_zp. */
+            /* Taps outside the image read the zero point (bias_eff counted them as x_zp). */
             const int32_t c_blocks = c_all - c_all % 4;
-            int32_t c;
-            for (c = 0; c < c_blocks; c += 4) {
+            const int interior = iy0 >= 0 && ix0 >= 0 && iy0 + (k_h - 1) * dilation_h < in_h &&
+                                 ix0 + (k_w - 1) * dilation_w < in_w;
+            int32_t c = 0;
+            if (interior) { /* every tap inside the image: no bounds checks, pointer steps */
+                const int8_t *x_pixel = x + ((size_t)iy0 * (size_t)in_w + (size_t)ix0) *
+                                                (size_t)c_all;
+                const size_t row_step = (size_t)dilation_h * (size_t)in_w * (size_t)c_all;
+                const size_t col_step = (size_t)dilation_w * (size_t)c_all;
+                for (; c < c_blocks; c += 4) {
+                    int32_t a0 = bias_eff[c], a1 = bias_eff[c + 1];
+                    int32_t a2 = bias_eff[c + 2], a3 = bias_eff[c + 3];
+                    const int8_t *wp = w + c;
+                    const int8_t *x_row = x_pixel + c;
+                    int32_t ky, kx;
+                    for (ky = 0; ky < k_h; ++ky) {
+                        const int8_t *xp = x_row;
+                        for (kx = 0; kx < k_w; ++kx) {
+                            const int32_t wv = edgec_cm_load4(wp);
+                            const int32_t xv = edgec_cm_load4(xp);
+                            const int32_t w_even = edgec_cm_even(wv);
+                            const int32_t x_even = edgec_cm_even(xv);
+                            const int32_t w_odd = edgec_cm_odd(wv);
+                            const int32_t x_odd = edgec_cm_odd(xv);
+                            a0 = __smlabb(x_even, w_even, a0);
+                            a2 = __smlatt(x_even, w_even, a2);
+                            a1 = __smlabb(x_odd, w_odd, a1);
+                            a3 = __smlatt(x_odd, w_odd, a3);
+                            wp += c_all;
+                            xp += col_step;
+                        }
+                        x_row += row_step;
+                    }
+                    out[c] = edgec_cm_out(a0, mult, shift, c, per_channel, y_zp, act_min,
+                                          act_max);
+                    out[c + 1] = edgec_cm_out(a1, mult, shift, c + 1, per_channel, y_zp, act_min,
+                                              act_max);
+                    out[c + 2] = edgec_cm_out(a2, mult, shift, c + 2, per_channel, y_zp, act_min,
+                                              act_max);
+                    out[c + 3] = edgec_cm_out(a3, mult, shift, c + 3, per_channel, y_zp, act_min,
+                                              act_max);
+                }
+            }
+            for (; c < c_blocks; c += 4) { /* border pixels: taps outside read x_zp */
                 int32_t a0 = bias_eff[c], a1 = bias_eff[c + 1];
                 int32_t a2 = bias_eff[c + 2], a3 = bias_eff[c + 3];
                 int32_t ky, kx;

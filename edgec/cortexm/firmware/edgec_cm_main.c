@@ -22,6 +22,8 @@
 #define EDGEC_CM_CAT2(a, b) a##b
 #define EDGEC_CM_CAT(a, b) EDGEC_CM_CAT2(a, b)
 #define EDGEC_CM_MODEL(name) EDGEC_CM_CAT(EDGEC_CM_PREFIX, name)
+#define EDGEC_CM_COUNT(table) \
+    ((int)(sizeof EDGEC_CM_MODEL(table) / sizeof EDGEC_CM_MODEL(table)[0]))
 
 #define STACK_PAINT_BYTES 16384u
 #define STACK_PAINT_WORDS (STACK_PAINT_BYTES / 4u)
@@ -91,9 +93,10 @@ int main(void)
     uint32_t w;
     uint32_t stack_used;
     int i;
-    for (i = 0; i < (int)(sizeof EDGEC_CM_MODEL(_inputs) / sizeof EDGEC_CM_MODEL(_inputs)[0]); ++i) {
+    for (i = 0; i < EDGEC_CM_COUNT(_inputs); ++i) {
         if (EDGEC_CM_MODEL(_inputs)[i].bytes > 0u &&
-            transfer("in", i, EDGEC_CM_MODEL(_input)(NULL, i), EDGEC_CM_MODEL(_inputs)[i].bytes, 0)) {
+            transfer("in", i, EDGEC_CM_MODEL(_input)(NULL, i), EDGEC_CM_MODEL(_inputs)[i].bytes,
+                     0)) {
             return 3;
         }
     }
@@ -114,9 +117,10 @@ int main(void)
     if (transfer("stack", -1, &stack_used, sizeof stack_used, 1)) {
         return 6;
     }
-    for (i = 0; i < (int)(sizeof EDGEC_CM_MODEL(_outputs) / sizeof EDGEC_CM_MODEL(_outputs)[0]); ++i) {
+    for (i = 0; i < EDGEC_CM_COUNT(_outputs); ++i) {
         if (EDGEC_CM_MODEL(_outputs)[i].bytes > 0u &&
-            transfer("out", i, EDGEC_CM_MODEL(_output)(NULL, i), EDGEC_CM_MODEL(_outputs)[i].bytes, 1)) {
+            transfer("out", i, EDGEC_CM_MODEL(_output)(NULL, i),
+                     EDGEC_CM_MODEL(_outputs)[i].bytes, 1)) {
             return 5;
         }
     }
