@@ -11,7 +11,8 @@
  *     code with a tail predicate (VCTP8: lanes past K load as 0 and add nothing).
  *   Depthwise (NHWC): 8 channels per step, loaded sign-extended to int16 lanes (VLDRB.S16);
  *     VMULLB/VMULLT multiply the even and odd lanes into two int32x4 products that VADD
- *     adds to per-channel accumulators; the channel tail is predicated (VCTP16).
+ *     adds to per-channel accumulators; the channel tail is predicated (VCTP16). Pixels
+ *     whose taps all lie inside the image walk pointers without bounds checks.
  *   General convolution: two pixels' im2col rows, then the GEMM (as edgec_cm_dsp.h).
  */
 #ifndef EDGEC_CM_MVE_H
@@ -137,13 +138,36 @@ static inline void edgec_cm_mve_depthwise_s8(const edgec_cm_mve_conv_geometry *g
         for (ox = 0; ox < out_w; ++ox) {
             const int32_t ix0 = ox * stride_w - pad_left;
             int8_t *out = y + ((size_t)oy * (size_t)out_w + (size_t)ox) * (size_t)c_all;
+            const int interior = iy0 >= 0 && ix0 >= 0 && iy0 + (k_h - 1) * dilation_h < in_h &&
+                                 ix0 + (k_w - 1) * dilation_w < in_w;
+            const int8_t *x_pixel = interior ? x + ((size_t)iy0 * (size_t)in_w + (size_t)ix0) *
+                                                       (size_t)c_all
+                                             : x;
+            const size_t row_step = (size_t)dilation_h * (size_t)in_w * (size_t)c_all;
+            const size_t col_step = (size_t)dilation_w * (size_t)c_all;
             int32_t c;
             for (c = 0; c < c_all; c += 8) {
                 const mve_pred16_t p = vctp16q((uint32_t)(c_all - c));
                 int32x4_t even = vdupq_n_s32(0), odd = vdupq_n_s32(0);
                 int32_t even_sums[4], odd_sums[4];
                 int32_t ky, kx, j;
-                for (ky = 0; ky < k_h; ++ky) {
+                if (interior) { /* every tap inside the image: pointer steps, no checks */
+                    const int8_t *wp = w + c;
+                    const int8_t *x_row = x_pixel + c;
+                    for (ky = 0; ky < k_h; ++ky) {
+                        const int8_t *xp = x_row;
+                        for (kx = 0; kx < k_w; ++kx) {
+                            const int16x8_t wv = vldrbq_z_s16(wp, p);
+                            const int16x8_t xv = vldrbq_z_s16(xp, p);
+                            even = vaddq_s32(even, vmullbq_int_s16(xv, wv));
+                            odd = vaddq_s32(odd, vmulltq_int_s16(xv, wv));
+                            wp += c_all;
+                            xp += col_step;
+                        }
+                        x_row += row_step;
+                    }
+                }
+                for (ky = 0; ky < k_h && !interior; ++ky) {
                     const int32_t iy = iy0 + ky * dilation_h;
                     for (kx = 0; kx < k_w; ++kx) {
                         const int32_t ix = ix0 + kx * dilation_w;
