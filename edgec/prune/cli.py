@@ -114,7 +114,7 @@ def cmd_prune(args) -> int:
         name = g.inputs[0].name
         train = (np.concatenate([s[name] for s in train_samples]), train_labels)
     if args.sparsity is not None:
-        return _sparsity(args, test, labels, shapes)
+        return _sparsity(args, test, labels, shapes, train)
     if args.ratio is None and args.target_macs is None:
         raise PruneOptionError("give --ratio R, --target-macs F or --sparsity S (see "
                                "'edgec prune --help')")
@@ -150,14 +150,14 @@ def cmd_prune(args) -> int:
     return 0
 
 
-def _sparsity(args, test, labels, shapes) -> int:
+def _sparsity(args, test, labels, shapes, train) -> int:
     """edgec prune MODEL --sparsity S: write the magnitude-pruned model and its report."""
     import onnx
 
     from edgec.prune.sparsity import sparsify_model_file
 
     model, r = sparsify_model_file(args.model, args.sparsity, args.sparsity_scope, test, labels,
-                                   shapes)
+                                   shapes, train, args.epochs, args.lr, _progress)
     out = Path(args.output or Path(args.model).with_suffix(".pruned.onnx"))
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(out))
@@ -165,7 +165,9 @@ def _sparsity(args, test, labels, shapes) -> int:
     report_path.write_text(json.dumps(r, indent=1) + "\n")
     print(f"edgec prune: {len(r['layers'])} weight tensors, {r['zeros_after']:,} of "
           f"{r['elements']:,} weights zero ({100 * r['weight_sparsity']:.1f}%, "
-          f"{r['scope']} scope); output SNR vs unpruned {_db(r['snr_db'])} ({r['data']})")
+          f"{r['scope']} scope); output SNR vs unpruned {_db(r['snr_db'])}"
+          + (f" -> {_db(r['snr_db_after_distillation'])} after distillation"
+             if "snr_db_after_distillation" in r else "") + f" ({r['data']})")
     if "accuracy" in r:
         print("  accuracy: " + ", ".join(f"{k} {v:.2f}%" for k, v in r["accuracy"].items()))
     print(f"  flash a bitmap-compressed form would save (not built yet: weights are stored "

@@ -38,9 +38,12 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor,
 def distill(teacher: onnx.ModelProto, student: onnx.ModelProto, x: np.ndarray, y: np.ndarray,
             epochs: int = 10, lr: float = 1e-3, batch: int = 32, temperature: float = 4.0,
             alpha: float = 0.7, seed: int = 0, input_shapes: dict | None = None,
-            progress: Callable[[int, float, float], None] | None = None) -> onnx.ModelProto:
+            progress: Callable[[int, float, float], None] | None = None,
+            keep_zero: dict[str, np.ndarray] | None = None) -> onnx.ModelProto:
     """Fine-tune `student` on (x, y) against `teacher`; returns the trained student model.
-    `progress(epoch, mean loss, train accuracy %)` is called after every epoch."""
+    `progress(epoch, mean loss, train accuracy %)` is called after every epoch. `keep_zero`
+    (initializer name -> bool mask of the weights allowed to be non-zero) keeps the zeros of
+    magnitude pruning zero: masked weights are reset to zero after every step."""
     torch.manual_seed(seed)
     t_mod = to_module(teacher, input_shapes).eval()
     s_mod = to_module(student, input_shapes).train()
@@ -49,6 +52,9 @@ def distill(teacher: onnx.ModelProto, student: onnx.ModelProto, x: np.ndarray, y
     with torch.no_grad():
         t_logits = torch.cat([t_mod(xs[i:i + batch]) for i in range(0, len(xs), batch)])
     opt = torch.optim.Adam(s_mod.parameters(), lr=lr)
+    masks = {name: (s_mod.value(name), torch.from_numpy(np.asarray(m, np.float32)))
+             for name, m in (keep_zero or {}).items() if name in s_mod.param_names
+             and tuple(s_mod.value(name).shape) == np.shape(m)}
     gen = torch.Generator().manual_seed(seed)
     for epoch in range(epochs):
         order = torch.randperm(len(xs), generator=gen)
@@ -60,6 +66,9 @@ def distill(teacher: onnx.ModelProto, student: onnx.ModelProto, x: np.ndarray, y
             opt.zero_grad()
             loss.backward()
             opt.step()
+            with torch.no_grad():
+                for param, mask in masks.values():
+                    param.mul_(mask)
             total += loss.item() * len(idx)
             hits += int((out.argmax(1) == ys[idx]).sum())
         if progress is not None:

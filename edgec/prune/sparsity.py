@@ -122,10 +122,13 @@ def _layer_row(name: str, before: np.ndarray, after: np.ndarray) -> dict:
 def sparsify_model_file(path, sparsity: float, scope: str = "layer",
                         eval_samples: list[dict] | None = None,
                         labels: np.ndarray | None = None,
-                        input_shapes: dict | None = None) -> tuple[onnx.ModelProto, dict]:
+                        input_shapes: dict | None = None,
+                        train: tuple[np.ndarray, np.ndarray] | None = None, epochs: int = 10,
+                        lr: float = 1e-3, progress=None) -> tuple[onnx.ModelProto, dict]:
     """`edgec prune MODEL --sparsity S`: magnitude-prune the model at `path`; the report adds
     the output SNR against the unpruned model (onnxruntime; on `eval_samples`, else on eight
-    seeded N(0,1) inputs) and top-1 accuracy when `labels` are given."""
+    seeded N(0,1) inputs) and top-1 accuracy when `labels` are given. `train` (inputs,
+    labels) adds distillation fine-tuning that keeps the zeros zero."""
     from edgec.frontend.onnx import import_model, load_model_proto
     from edgec.prune.driver import accuracy, output_snr, run_ort
     from edgec.quant.calibrate import input_names, random_calibration_inputs
@@ -143,4 +146,18 @@ def sparsify_model_file(path, sparsity: float, scope: str = "layer",
                   snr_db=snr if math.isfinite(snr) else str(snr))
     if labels is not None:
         report["accuracy"] = {"unpruned": accuracy(ref, labels), "pruned": accuracy(got, labels)}
+    if train is not None:
+        from edgec.prune.distill import distill
+
+        inits = {t.name: numpy_helper.to_array(t) for t in pruned.graph.initializer}
+        keep = {row["name"]: inits[row["name"]] != 0 for row in report["layers"]}
+        pruned = distill(model, pruned, train[0], train[1], epochs=epochs, lr=lr,
+                         progress=progress, input_shapes=input_shapes, keep_zero=keep)
+        got = run_ort(pruned, evals)
+        snr = output_snr(ref, got)
+        report["snr_db_after_distillation"] = snr if math.isfinite(snr) else str(snr)
+        report["distillation"] = {"epochs": epochs, "lr": lr, "temperature": 4.0, "alpha": 0.7,
+                                  "train_samples": int(len(train[1]))}
+        if labels is not None:
+            report["accuracy"]["distilled"] = accuracy(got, labels)
     return pruned, report

@@ -135,3 +135,24 @@ def test_model_without_weights_is_refused():
                        {"x": (F32, [1, 4])}, {"y": (F32, [1, 4])})
     with pytest.raises(PruneOptionError, match="no Conv/ConvTranspose/Gemm/MatMul"):
         magnitude_prune(model, 0.5)
+
+
+def test_distillation_keeps_the_zeros_and_helps():
+    """Fine-tuning (--train) re-zeroes the pruned weights after every step: the zero pattern
+    of every weight tensor is unchanged, the survivors moved, and digits accuracy on its test
+    split rises (measured 59.4% -> 98.5% at 70% with 4 epochs)."""
+    from edgec.prune.sparsity import sparsify_model_file
+
+    calib, test = np.load(ZOO_DIR / "digits_calib.npz"), np.load(ZOO_DIR / "digits_test.npz")
+    samples = [{"x": test["x"][i:i + 1]} for i in range(len(test["y"]))]
+    plain, r0 = sparsify_model_file(ZOO_DIR / "digits_cnn.onnx", 0.7, eval_samples=samples,
+                                    labels=test["y"])
+    tuned, r1 = sparsify_model_file(ZOO_DIR / "digits_cnn.onnx", 0.7, eval_samples=samples,
+                                    labels=test["y"], train=(calib["x"], calib["y"]),
+                                    epochs=2, lr=2e-3)
+    a, b = arrays(plain), arrays(tuned)
+    for row in r1["layers"]:
+        name = row["name"]
+        np.testing.assert_array_equal(a[name] == 0, b[name] == 0)
+        assert not np.array_equal(a[name], b[name])
+    assert r1["accuracy"]["distilled"] > r0["accuracy"]["pruned"] + 20
