@@ -257,6 +257,13 @@ register_target(Target(
     description="TFLite flatbuffer, float32 (LiteRT, tflite-micro, GPU delegate)",
     backend="tflite", cc="", cflags=(), ldflags=(), pipeline=TFLITE_FP32_PIPELINE,
 ))
+register_target(Target(
+    name="tflite-fp16",
+    description="TFLite flatbuffer, float16 weights (DEQUANTIZE to float32 at load), float32 "
+                "compute; half the weight bytes (GPU delegate)",
+    backend="tflite", precision="fp16", cc="", cflags=(), ldflags=(),
+    pipeline=TFLITE_FP32_PIPELINE,
+))
 
 
 def get_target(name: str) -> Target:

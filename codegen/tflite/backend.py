@@ -36,7 +36,7 @@ class TFLiteBackend:
         """{"model.tflite": the flatbuffer's bytes}."""
         in_names = list(g.meta.get("input_names") or [v.name for v in g.inputs])
         out_names = list(g.meta.get("output_names") or [v.name for v in g.outputs])
-        lw = Lowering(g, self.int8_io)
+        lw = Lowering(g, self.int8_io, fp16_weights=self.target.precision == "fp16")
         builder = lw.run(in_names, out_names)
         perms = {name: lw.input_perms[v.name] for name, v in zip(in_names, g.inputs)
                  if v.name in lw.input_perms}

@@ -44,9 +44,10 @@ def _only_user(v):
 class Lowering:
     """Walks a graph once, creating TFLite tensors on first use of each IR value."""
 
-    def __init__(self, g, int8_io: bool = False) -> None:
+    def __init__(self, g, int8_io: bool = False, fp16_weights: bool = False) -> None:
         self.g = g
         self.int8_io = int8_io
+        self.fp16_weights = fp16_weights
         self.io_values: dict[str, object] = {}  # graph I/O value -> the int8 value it uses
         self.b = ModelBuilder()
         self.tensors: dict[str, int] = {}
@@ -89,6 +90,16 @@ class Lowering:
         if v.name in self.tensors:
             return self.tensors[v.name]
         return self._new(v)
+
+    def float_weight(self, name: str, data: np.ndarray) -> int:
+        """A float32 weight tensor; with fp16 weights a float16 constant and the DEQUANTIZE
+        that widens it at load time (TFLite's float16 quantisation)."""
+        if not self.fp16_weights:
+            return self.b.const(name, np.asarray(data, np.float32))
+        half = self.b.const(f"{name}/fp16", np.asarray(data, np.float16))
+        wide = self.b.add_tensor(name, data.shape, "float32")
+        self.b.add_operator("DEQUANTIZE", [half], [wide], self.b.tfl.DequantizeOptionsT())
+        return wide
 
     def activation_like(self, like: int, name: str, shape) -> int:
         """A new activation tensor with `like`'s element type and quantisation."""

@@ -180,7 +180,7 @@ def lower_conv(lw, node) -> None:
                          bias_data.astype(np.int32), scale=b_scale,
                          zero_point=np.zeros(b_scale.size, np.int64), axis=0)
     else:
-        w_t = lw.b.const(w.name, wt.astype(np.float32))
+        w_t = lw.float_weight(w.name, wt)
         b_t = lw.b.const(bias.name if bias is not None else f"{node.name}/bias",
                          bias_data.astype(np.float32))
     y_t, trailing = layer_output(lw, node, not quant)
@@ -232,7 +232,7 @@ def lower_gemm(lw, node, weights: np.ndarray | None = None) -> None:
                          b_data.astype(np.int32), scale=b_scale,
                          zero_point=np.zeros(b_scale.size, np.int64), axis=0)
     else:
-        w_t = lw.b.const(w.name, wdata.astype(np.float32))
+        w_t = lw.float_weight(w.name, wdata)
         b_data = np.asarray(bias.data) if bias is not None else np.zeros(n, np.float32)
         b_t = lw.b.const(bias.name if bias is not None else f"{node.name}/bias",
                          b_data.astype(np.float32))

@@ -222,3 +222,23 @@ def test_int8_layers_on_litert_inputs(zoo_dir, name):
             assert r["max_abs"] <= 1e-6, r
         else:
             assert r["differing"] == 0, r
+
+
+@pytest.mark.parametrize("name", ["digits_cnn", "dscnn", "resnet8"])
+def test_fp16_weights(zoo_dir, name):
+    """tflite-fp16: every conv / fully connected weight is a float16 buffer widened by a
+    DEQUANTIZE (version 3), the file is about half the fp32 one, and LiteRT's outputs stay
+    within float16's weight rounding of onnxruntime fp32 (SNR >= 50 dB)."""
+    half = compiled(zoo_dir, name, "tflite-fp16")
+    full = compiled(zoo_dir, name, "tflite-fp32")
+    data = half.files["model.tflite"]
+    ops = ops_and_versions(data)
+    layers = [op for op, _ in ops if op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    assert [v for op, v in ops if op == "DEQUANTIZE"] == [3] * len(layers)
+    assert len(data) < 0.6 * len(full.files["model.tflite"])
+    feeds = random_inputs(half.source_graph, seed=3)
+    got = run_compiled(half, [feeds])[0]
+    ref = onnxruntime_outputs(zoo_dir / f"{name}.onnx", feeds)
+    for out_name, value in got.items():
+        c = compare(out_name, value, np.asarray(ref[out_name]).reshape(value.shape))
+        assert c.snr_db >= 50, (out_name, c.snr_db)
