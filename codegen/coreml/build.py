@@ -45,9 +45,19 @@ class CoreMLArtifacts:
 
 
 def read_package(folder: Path) -> dict[str, bytes]:
-    """Every file under an .mlpackage folder, by relative POSIX path."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file under an .mlpackage folder, by relative POSIX path. An output folder holds
+    files only, so a manifest entry naming an empty folder (the weights of a model whose
+    constants are all inline) is left out of Manifest.json: the package then loads as is."""
+    files = {p.relative_to(folder).as_posix(): p.read_bytes()
+             for p in sorted(folder.rglob("*")) if p.is_file()}
+    manifest = json.loads(files["Manifest.json"])
+    entries = manifest.get("itemInfoEntries", {})
+    for key, item in list(entries.items()):
+        prefix = f"Data/{item.get('path', '')}"
+        if not any(name == prefix or name.startswith(prefix + "/") for name in files):
+            del entries[key]
+    files["Manifest.json"] = (json.dumps(manifest, indent=4) + "\n").encode()
+    return files
 
 
 def convert(g: Graph, target, coreml_target: str | None, model_name: str,

@@ -21,7 +21,9 @@ UNARY = {
     "sin": np.sin, "cos": np.cos, "ceil": np.ceil, "floor": np.floor, "sign": np.sign,
 }
 BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "real_div": np.divide,
-          "pow": np.power, "maximum": np.maximum, "minimum": np.minimum}
+          "pow": np.power, "maximum": np.maximum, "minimum": np.minimum, "less": np.less,
+          "less_equal": np.less_equal, "greater": np.greater,
+          "greater_equal": np.greater_equal, "equal": np.equal, "not_equal": np.not_equal}
 REDUCE = {
     "reduce_mean": lambda x, a, k: np.mean(x, axis=a, keepdims=k, dtype=np.float64),
     "reduce_max": lambda x, a, k: np.max(x, axis=a, keepdims=k),
@@ -240,3 +242,9 @@ def upsample_nearest(get, op):
     x = np.asarray(get("x"))
     sh, sw = int(get("scale_factor_height", 1)), int(get("scale_factor_width", 1))
     return np.repeat(np.repeat(x, sh, axis=-2), sw, axis=-1)
+
+
+@evaluates("select")
+def select(get, op):
+    """cond ? a : b, broadcast."""
+    return np.where(np.asarray(get("cond")).astype(bool), _f(get("a")), _f(get("b")))

@@ -22,8 +22,7 @@ UNARY = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Lo
          "Sqrt": "sqrt", "Abs": "abs", "Erf": "erf", "Softplus": "softplus",
          "Softsign": "softsign", "Sin": "sin", "Cos": "cos", "Ceil": "ceil", "Floor": "floor",
          "Sign": "sign"}
-BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "real_div", "Pow": "pow",
-          "Max": "maximum", "Min": "minimum"}
+BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "real_div", "Pow": "pow"}
 
 
 def _x(ctx: Ctx, node: Node, i: int = 0):
@@ -46,9 +45,7 @@ def unary(ctx: Ctx, node: Node):
 
 @lowers(*BINARY)
 def binary(ctx: Ctx, node: Node):
-    """Two-input elementwise ops (numpy broadcasting, as in MIL); Max/Min with two inputs."""
-    if len(node.inputs) != 2:
-        raise UnsupportedError(f"CoreML: {node.op} '{node.name}' with {len(node.inputs)} inputs")
+    """Two-input elementwise ops (numpy broadcasting, as in MIL)."""
     fn = getattr(ctx.mb, BINARY[node.op])
     return fn(x=_x(ctx, node, 0), y=_x(ctx, node, 1), name=_out(ctx, node))
 
@@ -103,14 +100,16 @@ def hard_swish(ctx: Ctx, node: Node):
 
 @lowers("PRelu")
 def prelu_op(ctx: Ctx, node: Node):
-    """PRelu with a constant slope that is a scalar or per channel (axis 1)."""
+    """PRelu with a constant slope (broadcast to x as ONNX says): a scalar slope is
+    leaky_relu, any other relu(x) + slope * min(x, 0)."""
     slope = ctx.const(node.input(1), "slope", node).astype(np.float32)
-    x_shape = node.input(0).shape
-    if slope.size != 1 and (len(x_shape) < 2 or slope.size != x_shape[1]
-                            or np.squeeze(slope).ndim != 1):
-        raise UnsupportedError(f"CoreML: PRelu '{node.name}' slope of shape {slope.shape} is "
-                               "neither a scalar nor per channel")
-    return prelu(ctx, _x(ctx, node), slope, 1, _out(ctx, node))
+    if slope.size == 1:
+        return prelu(ctx, _x(ctx, node), slope, 1, _out(ctx, node))
+    out = _out(ctx, node)
+    x = _x(ctx, node)
+    neg = ctx.mb.minimum(x=x, y=np.float32(0), name=out + "_neg")
+    scaled = ctx.mb.mul(x=neg, y=slope, name=out + "_scaled")
+    return ctx.mb.add(x=ctx.mb.relu(x=x, name=out + "_pos"), y=scaled, name=out)
 
 
 @lowers("Gelu")

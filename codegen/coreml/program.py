@@ -9,12 +9,12 @@ user asks for a later one; an earlier one than needed is an error.
 
 from __future__ import annotations
 
-from edgec.codegen.coreml import ops_nn, ops_tensor  # noqa: F401 (register the lowerings)
+from edgec.codegen.coreml import ops_logic, ops_nn, ops_tensor  # noqa: F401 (lowerings)
 from edgec.codegen.coreml._ct import coremltools, mil
 from edgec.codegen.coreml.int8 import INT8_FEATURE
 from edgec.codegen.coreml.options import COREML_TARGETS
 from edgec.codegen.coreml.registry import Ctx, identifier, lower_node
-from edgec.errors import EdgecError, UnsupportedError
+from edgec.errors import ConstantInputRequired, EdgecError, UnsupportedError
 from edgec.ir import Graph
 
 # The lowest deployment target of ML Programs, and what needs more (coremltools opsets).
@@ -73,6 +73,9 @@ def build_program(g: Graph, int8_weights: bool, opset) -> tuple[object, Ctx, lis
     spec_in, spec_out, mapping = public_names(g)
     placeholders = {}
     for v, name in zip(g.inputs, spec_in):
+        if not v.shape:  # CoreML inputs have rank >= 1: a scalar is bound as a constant
+            raise ConstantInputRequired(f"CoreML back-end: input '{v.name}' is a scalar; CoreML "
+                                        "inputs need rank >= 1 (make it a constant)", v.name)
         if not v.dtype.is_float or v.dtype.value != "float32":
             raise UnsupportedError(f"CoreML back-end: input '{v.name}' is {v.dtype.value}; "
                                    "only float32 inputs are supported")

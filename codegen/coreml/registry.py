@@ -16,12 +16,13 @@ from collections.abc import Callable
 import numpy as np
 
 from edgec.codegen.coreml.int8 import int8_weight
-from edgec.errors import UnsupportedError
+from edgec.errors import ConstantInputRequired, EdgecError, UnsupportedError
 from edgec.ir import Graph, Node, Value
 
 Lowering = Callable[["Ctx", Node], object]
 LOWERINGS: dict[str, Lowering] = {}
 _NOT_IDENT = re.compile(r"[^A-Za-z0-9_]")
+MAX_RANK = 5  # CoreML's limit on tensor rank
 
 
 def lowers(*ops: str) -> Callable[[Lowering], Lowering]:
@@ -86,8 +87,9 @@ class Ctx:
     def const(self, v: Value, what: str, node: Node) -> np.ndarray:
         """The data of a value that must be constant (weights, shapes) for the MIL op."""
         if v is None or not v.is_const:
-            raise UnsupportedError(f"CoreML: {node.op} node '{node.name}' needs a constant {what};"
-                                   " this one is computed at run time")
+            raise ConstantInputRequired(f"CoreML: {node.op} node '{node.name}' needs a constant "
+                                        f"{what}; this one is computed at run time",
+                                        None if v is None else v.name)
         return np.asarray(v.data)
 
     def weight(self, data: np.ndarray, axis: int = 0, name: str = "w"):
@@ -111,6 +113,18 @@ def lower_node(ctx: Ctx, node: Node):
         raise UnsupportedError(f"CoreML back-end: node '{node.name}' ({node.op}) has no MIL "
                                "lowering; use a C target, or see docs/coreml.md for the "
                                "supported operators")
-    var = fn(ctx, node)
+    for v in (*node.inputs, *node.outputs):
+        if v is not None and (len(v.shape) > MAX_RANK or 0 in v.shape):
+            raise UnsupportedError(f"CoreML back-end: node '{node.name}' ({node.op}) has a "
+                                   f"tensor of shape {tuple(v.shape)}; CoreML tensors have rank "
+                                   f"<= {MAX_RANK} and no empty axes")
+    try:
+        var = fn(ctx, node)
+    except EdgecError:
+        raise
+    except (ValueError, TypeError, NotImplementedError) as e:  # coremltools' builder refused
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise UnsupportedError(f"CoreML back-end: node '{node.name}' ({node.op}) cannot be "
+                               f"expressed in MIL: {reason}") from None
     if var is not None:
         ctx.bind(node.outputs[0], var)
