@@ -7,6 +7,8 @@ files, `weights_bytes` and `kernel_count` feed report.json.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from edgec import __version__
@@ -31,6 +33,7 @@ class TFLiteBackend:
         self.kernel_count = 0
         self.operators: list[str] = []
         self.differences: list[dict] = []  # layers whose TFLite multipliers differ (report)
+        self.report_sections: dict = {}  # merged into report.json by the compile driver
 
     def generate(self, g, plan, model_name: str = "model") -> dict[str, bytes]:
         """{"model.tflite": the flatbuffer's bytes}."""
@@ -48,6 +51,12 @@ class TFLiteBackend:
         self.kernel_count = len(builder.operators)
         self.operators = list(builder.op_kinds)
         self.differences = lw.differences
+        self.report_sections = {"tflite": {
+            "file": MODEL_FILE, "file_bytes": len(data), "operators": len(builder.operators),
+            "operator_counts": dict(sorted(Counter(builder.op_kinds).items())),
+            "transposes": builder.op_kinds.count("TRANSPOSE"), "io": "int8" if self.int8_io
+            else "float", "weights": "float16" if self.target.precision == "fp16" else None,
+            "multiplier_differences": lw.differences}}
         return {MODEL_FILE: data}
 
     def _metadata(self, g, perms: dict, out_perms: dict) -> dict:
