@@ -170,6 +170,7 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     report = build_report(g, plan, target, backend.weights_bytes, dict(extra_report or {}))
     report["kernels"] = backend.kernel_count
     report["prefix"] = backend.prefix
+    report.update(getattr(backend, "report_sections", {}))  # e.g. "tflite" (docs/report.md)
     if quant_report:
         report["quantization"] = quant_report
     files["report.json"] = json.dumps(report, indent=2, sort_keys=False) + "\n"
