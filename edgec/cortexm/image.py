@@ -12,6 +12,7 @@ call edges) so measure.py can bound the stack. The static arena goes to the link
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 from dataclasses import dataclass
@@ -43,10 +44,27 @@ class Image:
     library_objects: list[Path]
 
 
-def _run(cmd: list[str], what: str) -> None:
+class ModelTooLargeError(ToolchainError):
+    """The model's weights or arena exceed the board's memory (the link fails)."""
+
+
+# GNU ld: "region `RAM' overflowed by 123 bytes" / "section `.x' will not fit in region `CODE'"
+OVERFLOW = re.compile(r"region `(\w+)' overflowed by (\d+) bytes|will not fit in region `(\w+)'")
+
+
+def _run(cmd: list[str], what: str, board: Board | None = None) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines() or ["(no message)"]
+        overflow = [m for m in map(OVERFLOW.search, lines) if m]
+        if board is not None and overflow:
+            parts = sorted({f"region {m.group(1)} overflowed by {int(m.group(2)):,} B"
+                            for m in overflow if m.group(1)}) or sorted(
+                {f"a section does not fit region {m.group(3)}" for m in overflow})
+            raise ModelTooLargeError(
+                f"the model does not fit QEMU {board.machine}'s memory ({'; '.join(parts)}); "
+                "see `edgec report` for its weights and arena, or pick a target whose board "
+                "has more memory (docs/cortex-m.md)")
         detail = next((line for line in lines if "error" in line), lines[0])
         raise ToolchainError(f"{what} failed with {cmd[0]}: {detail.strip()}")
 
@@ -95,7 +113,7 @@ def build_image(src_dir: Path, target: Target, prefix: str, build_dir: Path | No
     elf = build_dir / f"{prefix}.elf"
     _run([*compiler, *flags, *LINK_FLAGS, f"-T{board.linker_script_path}",
           f"-Wl,-Map={build_dir / (prefix + '.map')}", *map(str, objects + fw_objects),
-          "-lm", "-o", str(elf)], f"linking the {board.machine} image")
+          "-lm", "-o", str(elf)], f"linking the {board.machine} image", board)
     return Image(elf, board, build_dir, objects)
 
 
