@@ -209,15 +209,16 @@ def lower_gemm(lw, node, weights: np.ndarray | None = None) -> None:
     quant = node.op == "QGemm"
     x, w = node.inputs[0], node.inputs[1]
     bias = node.inputs[2] if len(node.inputs) > 2 else None
-    if not quant and (a.get("transA", 0) or a.get("alpha", 1.0) != 1.0
-                      or a.get("beta", 1.0) != 1.0 or a.get("input_pool", "none") != "none"):
-        raise UnsupportedError(f"Gemm node '{node.name}': only y = x W + b maps to "
-                               "FULLY_CONNECTED")
+    if not quant and (a.get("transA", 0) or a.get("input_pool", "none") != "none"):
+        raise UnsupportedError(f"Gemm node '{node.name}': only y = alpha x W + beta b maps "
+                               "to FULLY_CONNECTED")
     if not w.is_const or (bias is not None and not bias.is_const):
         raise UnsupportedError(f"{node.op} node '{node.name}': TFLite needs constant weights")
     wdata = np.asarray(w.data) if weights is None else weights
     if not quant and weights is None and not a.get("transB", 0):
         wdata = wdata.T  # FULLY_CONNECTED keeps weights [N, K]
+    if not quant:  # alpha and beta fold into the constants (exact for powers of two)
+        wdata = wdata.astype(np.float32) * np.float32(a.get("alpha", 1.0))
     n = wdata.shape[0]
     if bias is not None and bias.shape != (n,):
         raise UnsupportedError(f"{node.op} node '{node.name}': the bias must be a vector [N]")
@@ -233,7 +234,8 @@ def lower_gemm(lw, node, weights: np.ndarray | None = None) -> None:
                          zero_point=np.zeros(b_scale.size, np.int64), axis=0)
     else:
         w_t = lw.float_weight(w.name, wdata)
-        b_data = np.asarray(bias.data) if bias is not None else np.zeros(n, np.float32)
+        b_data = np.asarray(bias.data, np.float32) * np.float32(a.get("beta", 1.0)) \
+            if bias is not None else np.zeros(n, np.float32)
         b_t = lw.b.const(bias.name if bias is not None else f"{node.name}/bias",
                          b_data.astype(np.float32))
     tfl = lw.b.tfl

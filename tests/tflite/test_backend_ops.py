@@ -268,3 +268,14 @@ def test_cli_verify_per_layer_and_bench(zoo_dir, capsys):
     assert cli.main(["bench", model, "-t", "tflite-fp32"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "writes a .tflite" in err[0]
+
+
+def test_fp32_gemm_alpha_beta_untransposed():
+    """Gemm with transB=0, alpha 0.5, beta 2 -> FULLY_CONNECTED with folded constants."""
+    rng = np.random.default_rng(9)
+    gemm = helper.make_node("Gemm", ["x", "w", "b"], ["y"], alpha=0.5, beta=2.0, name="fc")
+    model = make_model([gemm], {"x": ("float32", [2, 16])}, {"y": ("float32", [2, 8])},
+                       {"w": rng.standard_normal((16, 8)).astype(np.float32),
+                        "b": rng.standard_normal(8).astype(np.float32)})
+    feeds = {"x": rng.standard_normal((2, 16)).astype(np.float32)}
+    _check_fp32(model, feeds, ["FULLY_CONNECTED"])
