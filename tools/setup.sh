@@ -38,6 +38,7 @@ PY="${PYTHON:-python3}"
 if [ "$mode" = test ]; then
     "$PY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
     # the test extra brings coremltools (CoreML targets), ai-edge-litert and tflite-micro
+    # the test extra also brings ai-edge-litert and tflite-micro (TFLite targets, docs/tflite.md)
     "$PY" -m pip install -q --disable-pip-version-check -e ".[test]"
     # QEMU instruction-count plugin for the arm64 benchmarks (needs root once: the plugin
     # header comes from Debian's qemu source package; see tools/build_tcg_plugin.py).

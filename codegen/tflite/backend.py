@@ -26,6 +26,9 @@ class TFLiteBackend:
                  io: str = "float") -> None:
         if io not in IO_TYPES:
             raise EdgecError(f"--tflite-io must be one of {', '.join(IO_TYPES)}, not '{io}'")
+        if io == "int8" and not target.is_int8:
+            raise EdgecError(f"--tflite-io int8 needs an int8 target (tflite-int8), not "
+                             f"'{target.name}'")
         self.target = target
         self.int8_io = io == "int8" and target.is_int8
         self.prefix = prefix

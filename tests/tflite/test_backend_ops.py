@@ -279,3 +279,12 @@ def test_fp32_gemm_alpha_beta_untransposed():
                         "b": rng.standard_normal(8).astype(np.float32)})
     feeds = {"x": rng.standard_normal((2, 16)).astype(np.float32)}
     _check_fp32(model, feeds, ["FULLY_CONNECTED"])
+
+
+def test_int8_io_on_a_float_target_is_one_line_exit_2(zoo_dir, tmp_path, capsys):
+    """--tflite-io int8 asks for int8 tensors: on tflite-fp32 a one-line error, exit 2."""
+    code = cli.main(["compile", str(zoo_dir / "digits_cnn.onnx"), "-t", "tflite-fp32",
+                     "--tflite-io", "int8", "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--tflite-io int8 needs" in err[0]
+    assert not (tmp_path / "out").exists()
