@@ -83,7 +83,9 @@ def ensure_onnx2tf(venv: Path) -> tuple[Path | None, str]:
 def run_onnx2tf(exe: Path, model: Path, input_name: str, calib_nhwc: Path, out: Path,
                 quant_type: str = "per-channel") -> tuple[float, Path | None, str]:
     """(seconds, the int8 float-I/O file or None, error line) of one `onnx2tf -oiqt` run."""
-    cmd = [str(exe), "-i", str(model), "-o", str(out), "-oiqt", "-qt", quant_type, "-cind",
+    own_copy = out.parent / f"{out.name}_input.onnx"  # onnx2tf rewrites its input file in
+    shutil.copyfile(model, own_copy)  # place (node names, producer): give it a fresh copy
+    cmd = [str(exe), "-i", str(own_copy), "-o", str(out), "-oiqt", "-qt", quant_type, "-cind",
            input_name, str(calib_nhwc), "[[[[0.0]]]]", "[[[[1.0]]]]", "-v", "error"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=out.parent)
