@@ -292,6 +292,32 @@ def lower_resize(lw, node) -> None:
     lw.b.add_operator(kind, [lw.tensor(x), size], [lw.output_tensor(y)], opt, **features)
 
 
+def lower_lookup(lw, node) -> None:
+    """QLookup (edgec's exact 256-entry int8 table: sigmoid, tanh, hardswish, SiLU, ...) ->
+    CAST to int32, ADD 128, GATHER from the table: the same bits as edgec. (TFLite's int8
+    LOGISTIC / TANH fix the output scale to 1/256 and 1/128, which calibration does not
+    choose, and compute their own approximations.)"""
+    x, y = node.inputs[0], node.outputs[0]
+    table = np.asarray(node.attrs["table"], np.int64)
+    if table.size != 256 or y.quant is None:
+        raise _refuse(node, "needs a 256-entry int8 table")
+    tfl = lw.b.tfl
+    x_t = lw.tensor(x)
+    shape = list(lw.b.tensors[x_t].shape)
+    wide = lw.b.add_tensor(f"{node.name}/int32", shape, "int32")
+    cast = tfl.CastOptionsT()
+    cast.inDataType, cast.outDataType = tfl.TensorType.INT8, tfl.TensorType.INT32
+    lw.b.add_operator("CAST", [x_t], [wide], cast)
+    index = lw.b.add_tensor(f"{node.name}/index", shape, "int32")
+    offset = lw.b.const(f"{node.name}/offset", np.asarray([128], np.int32))
+    lw.b.add_operator("ADD", [wide, offset], [index], tfl.AddOptionsT())
+    params = lw.b.const(f"{node.name}/table", table.astype(np.int8), scale=y.quant.scale,
+                        zero_point=y.quant.zero_point)
+    gather = tfl.GatherOptionsT()
+    gather.axis = 0
+    lw.b.add_operator("GATHER", [params, index], [lw.output_tensor(y)], gather)
+
+
 def lower_prelu(lw, node) -> None:
     """Float PRelu with a constant slope -> PRELU."""
     x, slope = node.inputs[0], node.inputs[1]
@@ -311,5 +337,6 @@ LOWERINGS = {
     "QAdd": lower_qadd, "QMul": lower_qmul, "Softmax": lower_softmax, "Concat": lower_concat,
     "Pad": lower_pad, "Clip": lower_unary, "LeakyRelu": lower_unary,
     "Resize": lower_resize, "Upsample": lower_resize, "PRelu": lower_prelu,
+    "QLookup": lower_lookup,
     **{op: lower_binary for op in _BINARY}, **{op: lower_unary for op in _FLOAT_UNARY},
 }

@@ -70,6 +70,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
                                 (_feature("align_corners"), 3), (_in8, 2)),
     "DEQUANTIZE": ((lambda i, o, f: i[0] == "float16", 3), (_in8, 2)),
     "QUANTIZE": ((_feature("per_channel"), 3),),
+    "CAST": ((lambda i, o, f: "int8" in (i[0], o[0]), 3),),
+    "GATHER": ((_in8, 2),),
     "RESHAPE": (),
     "HARD_SWISH": (),
     "LEAKY_RELU": (),

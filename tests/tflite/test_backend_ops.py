@@ -288,3 +288,22 @@ def test_int8_io_on_a_float_target_is_one_line_exit_2(zoo_dir, tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--tflite-io int8 needs" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("op", ["Sigmoid", "Tanh", "HardSwish"])
+def test_int8_lookup_is_cast_add_gather_and_exact(op):
+    """An int8 activation edgec computes as a 256-entry table: CAST (v3), ADD, GATHER (v2)
+    from the same table, so that layer matches edgec's reference bit for bit."""
+    conv, inits = _conv("c", "x", "t", 4, 8)
+    act = helper.make_node(op, ["t"], ["y"], name="act")
+    model = make_model([conv, act], {"x": X}, {"y": ("float32", [1, 8, 6, 6])}, inits,
+                       opset=14)
+    result = compile_model_proto(model, "tflite-int8")
+    assert any(n.op == "QLookup" for n in result.graph.nodes)
+    model_t = read_model(result.files["model.tflite"])
+    versions = {builtin_name(c.builtinCode): c.version for c in model_t.operatorCodes}
+    assert versions["CAST"] == 3 and versions["GATHER"] == 2 and versions["ADD"] == 1
+    rng = np.random.default_rng(4)
+    rows = layer_differences(result, {"x": rng.standard_normal(X[1]).astype(np.float32)})
+    lookups = [r for r in rows if r["op"] == "QLookup"]
+    assert lookups and all(r["differing"] == 0 for r in lookups)
