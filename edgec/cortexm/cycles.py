@@ -18,6 +18,9 @@ Sources (Arm technical reference manuals, "instruction timings"/"cycle timing" t
   Cortex-M7  (DDI 0489, and Arm's M7 software optimisation notes): dual issue of most pairs of
              ALU and load/store instructions, single-cycle loads from TCM, branch prediction;
              charged ALU 0.5, load/store 1, MUL/MAC 1, branch 1, SDIV 7, FP as M4 but VMLA 2.
+  Undecoded kinds (plugin.py): ".byte" in the coprocessor encoding space and ldc/stc are
+  Helium instructions; other ".byte" kinds (ARMv8.1-M's LE/DLS/WLS loop instructions, VCTP)
+  are class "other" at 1 cycle.
   Cortex-M55 (DDI 0553, Helium "beat" model): scalar as M4 with single-cycle loads from TCM;
              a 128-bit Helium instruction is 4 beats on a dual-beat datapath = 2 cycles
              (VMLADAV, VMLA, VADD, VLDRB.S8 ...); overlap of a vector load with the next MAC
@@ -65,6 +68,13 @@ def classify(kind: str) -> tuple[str, int]:
     vector = "q" in parts[1:]
     regs = next((int(p[1:]) for p in parts[1:] if p.startswith("n") and p[1:].isdigit()), 0)
     base = mnemonic.split(".")[0]
+    if mnemonic == ".byte":  # not decoded by QEMU's disassembler (plugin.py): by encoding
+        high = next((int(p[1:], 16) for p in parts[1:] if p.startswith("h")), 0)
+        if 0xEC <= high <= 0xEF or high >= 0xFC:
+            return "vector", 0  # coprocessor space: Helium (MVE) data processing
+        return "other", 0  # 0xF0-0xF7: LE/DLS/WLS loops, VCTP and other 32-bit control
+    if base in ("ldc", "ldcl", "stc", "stcl"):  # no coprocessors on M: Helium VLDR/VSTR
+        return "vector_mem", 0
     if base in ("push", "pop", "vpush", "vpop") or re.match(r"^(ldm|stm|vldm|vstm)", base):
         return "multi", regs
     if base.startswith("v"):

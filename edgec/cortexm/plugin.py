@@ -5,8 +5,11 @@ model's run function, l = a layer function, s = main, which stops counting), but
 counts every executed instruction by its *kind*, so that cycles.py can price it with a core's
 timing table. The kind of an instruction is its mnemonic from QEMU's disassembler (e.g.
 `smlad`, `ldrsb.w`, `vmladava.s8`), plus "/q" when it names a vector register q0-q7 (Helium)
-and "/nN" for register lists of N registers (push, pop, ldm, stm, vpush ...). Kinds are
-interned at translation time, so execution only adds to counters.
+and "/nN" for register lists of N registers (push, pop, ldm, stm, vpush ...). QEMU 7.2's
+disassembler does not decode most Helium and low-overhead-loop instructions: it prints them
+as `.byte` (kind ".byte/hXX", XX = the high byte of the first halfword, which tells the
+encoding space apart) or as coprocessor `ldc`/`stc` (Helium's vector loads and stores share
+that space). Kinds are interned at translation time, so execution only adds to counters.
 
 Output lines: "calls N", "fn INDEX COUNT" (per map entry) and "kind NAME COUNT".
 Built once per installed QEMU next to the arm64 plugin, with the same plugin API header
@@ -77,7 +80,7 @@ static int list_length(const char *ops)
     return n;
 }
 
-static int intern(const char *disas)
+static int intern(const char *disas, const unsigned char *bytes, size_t size)
 {
     char key[KIND_LEN];
     const char *ops;
@@ -98,6 +101,10 @@ static int intern(const char *disas)
     regs = list_length(ops);
     if (regs > 0) {
         snprintf(key + strlen(key), sizeof key - strlen(key), "/n%d", regs);
+    }
+    if (key[0] == '.' && bytes != NULL && size >= 2) {
+        /* not decoded: name the high byte of the first halfword (Thumb encoding space) */
+        snprintf(key + strlen(key), sizeof key - strlen(key), "/h%02x", bytes[1]);
     }
     for (i = 0; i < n_kinds; ++i) {
         if (strcmp(kind_names[i], key) == 0) {
@@ -153,8 +160,10 @@ static void block_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         abort();
     }
     for (i = 0; i < b->n; ++i) {
-        char *text = qemu_plugin_insn_disas(qemu_plugin_tb_get_insn(tb, i));
-        b->kinds[i] = intern(text ? text : "?");
+        const struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
+        char *text = qemu_plugin_insn_disas(insn);
+        b->kinds[i] = intern(text ? text : "?", qemu_plugin_insn_data(insn),
+                             qemu_plugin_insn_size(insn));
         free(text);
     }
     for (f = 0; f < n_functions; ++f) {

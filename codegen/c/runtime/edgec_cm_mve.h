@@ -5,10 +5,11 @@
  * Same arithmetic and API as edgec_cm_dsp.h (bias_eff folds the input zero point in,
  * edgec_cm_requant finishes each output; bit-exact with edgec's int8 reference), with 128-bit
  * vectors of 16 int8 lanes:
- *   GEMM (pointwise convolution, fully connected): blocks of 2 rows x 2 output channels;
- *     per 16 K steps 4 vector loads (VLDRB) and 4 VMLADAVA, each multiplying 16 lane pairs
+ *   GEMM (pointwise convolution, fully connected): blocks of 1 row x 4 output channels;
+ *     per 16 K steps 5 vector loads (VLDRB) and 4 VMLADAVA, each multiplying 16 lane pairs
  *     and adding all 16 products to a scalar int32 accumulator. The K % 16 tail is the same
- *     code with a tail predicate (VCTP8: lanes past K load as 0 and add nothing).
+ *     code with a tail predicate (VCTP8: lanes past K load as 0 and add nothing). The 4
+ *     sums are requantised as one vector (VMULH, VSHL, VSTRB.32) on the short path.
  *   Depthwise (NHWC): 8 channels per step, loaded sign-extended to int16 lanes (VLDRB.S16);
  *     VMULLB/VMULLT multiply the even and odd lanes into two int32x4 products that VADD
  *     adds to per-channel accumulators; the channel tail is predicated (VCTP16). Pixels
@@ -48,57 +49,105 @@ static inline int32_t edgec_cm_mve_dot_s8(const int8_t *x, const int8_t *w, int3
     return acc;
 }
 
-/* y[r][n] = requant(bias_eff[n] + sum_k x[r][k] * w[n][k]) for r < rows, n < n_out. */
+/* edgec_cm_requant of 4 channels at once, for shifts <= -2 only (edgec_cm_requant.h's short
+ * path): VMULH gives the high word of each 64-bit product, VSHL by the negative amount
+ * shift + 2 is the arithmetic right shift, then (A + 1) >> 1, zero point, clamp. */
+static inline int32x4_t edgec_cm_mve_requant4(int32x4_t acc, int32x4_t mult, int32x4_t shift,
+                                              int32_t y_zp, int32_t act_min, int32_t act_max)
+{
+    const int32x4_t high = vmulhq_s32(acc, mult);
+    int32x4_t t = vshlq_s32(high, vaddq_n_s32(shift, 2));
+    t = vshrq_n_s32(vaddq_n_s32(t, 1), 1);
+    t = vaddq_n_s32(t, y_zp);
+    t = vmaxq_s32(t, vdupq_n_s32(act_min));
+    return vminq_s32(t, vdupq_n_s32(act_max));
+}
+
+/* The 1 x 4 block's K loop: sums[j] += dot(x0, weight row w0 + j k). Whole vectors without
+ * predication, then one predicated tail; its own function, so that the GEMM's loop
+ * invariants do not push the 4 sums out of registers (GCC 12 spills them otherwise). */
+static __attribute__((noinline)) void edgec_cm_mve_block1x4(const int8_t *x0,
+                                                            const int8_t *w0, int32_t k,
+                                                            int32_t *sums)
+{
+    const int8_t *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
+    const int32_t k_full = k - k % 16;
+    int32_t a0 = sums[0], a1 = sums[1], a2 = sums[2], a3 = sums[3];
+    int32_t i;
+    for (i = 0; i < k_full; i += 16) {
+        const int8x16_t xv = vldrbq_s8(x0 + i);
+        a0 = vmladavaq_s8(a0, xv, vldrbq_s8(w0 + i));
+        a1 = vmladavaq_s8(a1, xv, vldrbq_s8(w1 + i));
+        a2 = vmladavaq_s8(a2, xv, vldrbq_s8(w2 + i));
+        a3 = vmladavaq_s8(a3, xv, vldrbq_s8(w3 + i));
+    }
+    if (i < k) {
+        const mve_pred16_t p = vctp8q((uint32_t)(k - i));
+        const int8x16_t xv = vldrbq_z_s8(x0 + i, p);
+        a0 = vmladavaq_s8(a0, xv, vldrbq_z_s8(w0 + i, p));
+        a1 = vmladavaq_s8(a1, xv, vldrbq_z_s8(w1 + i, p));
+        a2 = vmladavaq_s8(a2, xv, vldrbq_z_s8(w2 + i, p));
+        a3 = vmladavaq_s8(a3, xv, vldrbq_z_s8(w3 + i, p));
+    }
+    sums[0] = a0;
+    sums[1] = a1;
+    sums[2] = a2;
+    sums[3] = a3;
+}
+
+/* y[r][n] = requant(bias_eff[n] + sum_k x[r][k] * w[n][k]) for r < rows, n < n_out.
+ * Blocks of 1 row x 4 channels: per 16 K steps one input vector feeds 4 VMLADAVA; the 4
+ * sums are requantised together (edgec_cm_mve_requant4) and stored with one narrowing
+ * VSTRB.32 when every shift is <= -2 (typical), one by one otherwise. */
 static inline void edgec_cm_mve_gemm_s8(const int8_t *x, int32_t rows, int32_t k,
                                         const int8_t *w, int32_t n_out,
                                         const int32_t *bias_eff, const int32_t *mult,
                                         const int32_t *shift, int per_channel, int32_t y_zp,
                                         int32_t act_min, int32_t act_max, int8_t *y)
 {
-    int32_t r = 0;
-    for (; r + 2 <= rows; r += 2) {
-        const int8_t *x0 = x + (size_t)r * (size_t)k;
-        const int8_t *x1 = x0 + k;
-        int8_t *y0 = y + (size_t)r * (size_t)n_out;
-        int8_t *y1 = y0 + n_out;
-        int32_t n = 0;
-        for (; n + 2 <= n_out; n += 2) {
-            const int8_t *w0 = w + (size_t)n * (size_t)k;
-            const int8_t *w1 = w0 + k;
-            int32_t a00 = bias_eff[n], a01 = bias_eff[n + 1];
-            int32_t a10 = bias_eff[n], a11 = bias_eff[n + 1];
-            int32_t i;
-            for (i = 0; i < k; i += 16) {
-                const mve_pred16_t p = vctp8q((uint32_t)(k - i));
-                const int8x16_t xa = vldrbq_z_s8(x0 + i, p);
-                const int8x16_t xb = vldrbq_z_s8(x1 + i, p);
-                const int8x16_t wa = vldrbq_z_s8(w0 + i, p);
-                const int8x16_t wb = vldrbq_z_s8(w1 + i, p);
-                a00 = vmladavaq_s8(a00, xa, wa);
-                a01 = vmladavaq_s8(a01, xa, wb);
-                a10 = vmladavaq_s8(a10, xb, wa);
-                a11 = vmladavaq_s8(a11, xb, wb);
-            }
-            y0[n] = edgec_cm_mve_out(a00, mult, shift, n, per_channel, y_zp, act_min, act_max);
-            y0[n + 1] = edgec_cm_mve_out(a01, mult, shift, n + 1, per_channel, y_zp, act_min,
-                                         act_max);
-            y1[n] = edgec_cm_mve_out(a10, mult, shift, n, per_channel, y_zp, act_min, act_max);
-            y1[n + 1] = edgec_cm_mve_out(a11, mult, shift, n + 1, per_channel, y_zp, act_min,
-                                         act_max);
-        }
-        if (n < n_out) { /* an odd channel count: the last channel alone */
-            const int8_t *w0 = w + (size_t)n * (size_t)k;
-            y0[n] = edgec_cm_mve_out(edgec_cm_mve_dot_s8(x0, w0, k, bias_eff[n]), mult, shift,
-                                     n, per_channel, y_zp, act_min, act_max);
-            y1[n] = edgec_cm_mve_out(edgec_cm_mve_dot_s8(x1, w0, k, bias_eff[n]), mult, shift,
-                                     n, per_channel, y_zp, act_min, act_max);
-        }
+    const int32_t n_blocks = n_out - n_out % 4;
+    int short_path = 1;
+    int32_t r, n;
+    for (n = 0; n < (per_channel ? n_out : 1); ++n) {
+        short_path &= shift[n] <= -2;
     }
-    if (r < rows) { /* an odd row count: the last row alone */
+    for (r = 0; r < rows; ++r) {
         const int8_t *x0 = x + (size_t)r * (size_t)k;
         int8_t *y0 = y + (size_t)r * (size_t)n_out;
-        int32_t n;
-        for (n = 0; n < n_out; ++n) {
+        for (n = 0; n < n_blocks; n += 4) {
+            const int8_t *w0 = w + (size_t)n * (size_t)k;
+            int32_t sums[4];
+            int32_t a0, a1, a2, a3;
+            sums[0] = bias_eff[n];
+            sums[1] = bias_eff[n + 1];
+            sums[2] = bias_eff[n + 2];
+            sums[3] = bias_eff[n + 3];
+            edgec_cm_mve_block1x4(x0, w0, k, sums);
+            a0 = sums[0];
+            a1 = sums[1];
+            a2 = sums[2];
+            a3 = sums[3];
+            if (short_path) {
+                int32x4_t acc = vdupq_n_s32(a0);
+                acc = vsetq_lane_s32(a1, acc, 1);
+                acc = vsetq_lane_s32(a2, acc, 2);
+                acc = vsetq_lane_s32(a3, acc, 3);
+                vstrbq_s32(y0 + n, edgec_cm_mve_requant4(
+                    acc, per_channel ? vldrwq_s32(mult + n) : vdupq_n_s32(mult[0]),
+                    per_channel ? vldrwq_s32(shift + n) : vdupq_n_s32(shift[0]), y_zp, act_min,
+                    act_max));
+            } else {
+                y0[n] = edgec_cm_mve_out(a0, mult, shift, n, per_channel, y_zp, act_min,
+                                         act_max);
+                y0[n + 1] = edgec_cm_mve_out(a1, mult, shift, n + 1, per_channel, y_zp,
+                                             act_min, act_max);
+                y0[n + 2] = edgec_cm_mve_out(a2, mult, shift, n + 2, per_channel, y_zp,
+                                             act_min, act_max);
+                y0[n + 3] = edgec_cm_mve_out(a3, mult, shift, n + 3, per_channel, y_zp,
+                                             act_min, act_max);
+            }
+        }
+        for (n = n_blocks; n < n_out; ++n) { /* up to 3 channels left */
             y0[n] = edgec_cm_mve_out(edgec_cm_mve_dot_s8(x0, w + (size_t)n * (size_t)k, k,
                                                          bias_eff[n]),
                                      mult, shift, n, per_channel, y_zp, act_min, act_max);
