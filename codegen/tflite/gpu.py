@@ -42,6 +42,8 @@ GPU_OPS = set(POOLS + CONVS + UNARY + BINARY + ONE_RUNTIME_INPUT) | {
 GPU_CUSTOM_OPS = {"Convolution2DTransposeBias", "MaxPoolingWithArgmax2D", "MaxUnpooling2D",
                   "Resampler"}
 GPU_ACTIVATIONS = {"NONE", "RELU", "RELU_N1_TO_1", "RELU6", "TANH"}  # not SIGN_BIT
+GPU_CASTS = (({"BOOL"}, {"FLOAT16", "FLOAT32"}), ({"FLOAT16", "FLOAT32"}, {"BOOL"}),
+             ({"FLOAT32", "INT32"}, {"FLOAT32", "INT32"}))  # (from, to) pairs it converts
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,14 @@ def slice_rank(op: OpView) -> bool:
 def gather_indices(op: OpView) -> bool:
     x, idx = op.input(0), op.input(1)
     return x is None or idx is None or x.type == "INT32" or idx.rank != 1 or idx.type != "INT32"
+
+
+@gpu_rule("cast-types", "CAST only bool <-> float and between float32 and int32 (no int8)",
+          "CAST")
+def cast_types(op: OpView) -> bool:
+    x = op.input(0)
+    src, dst = (x.type if x is not None else "NONE"), op.outputs[0].type
+    return not any(src in ins and dst in outs for ins, outs in GPU_CASTS)
 
 
 def _prod(shape: list[int]) -> int:

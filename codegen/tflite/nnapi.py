@@ -41,7 +41,7 @@ MAX_VERSION: dict[str, int | None] = {
     "MAXIMUM": 3, "MINIMUM": 3, "GATHER": 2, "SPLIT": 3, "EXP": 1, "SQRT": 1, "RSQRT": 1,
     "ABS": 1, "LOG": 1, "POW": 1, "SIN": 1, "FLOOR": 1, "ARG_MAX": 2, "ARG_MIN": 2,
     "TRANSPOSE_CONV": 3, "REDUCE_MAX": 2, "REDUCE_MIN": 2, "SUM": 1, "REDUCE_PROD": 1,
-    "BATCH_TO_SPACE_ND": 2, "SPACE_TO_BATCH_ND": 2, "L2_NORMALIZATION": 2,
+    "BATCH_TO_SPACE_ND": 2, "SPACE_TO_BATCH_ND": 2, "L2_NORMALIZATION": 2, "CAST": 1,
 }
 # First API level at which Validate maps the operator at all (ExpectMinAndroidSdkVersion).
 MIN_LEVEL = {
@@ -54,6 +54,7 @@ MIN_LEVEL = {
     "RSQRT": NNAPI_12, "ABS": NNAPI_12, "LOG": NNAPI_12, "POW": NNAPI_12, "SIN": NNAPI_12,
     "ARG_MAX": NNAPI_12, "ARG_MIN": NNAPI_12, "TRANSPOSE_CONV": NNAPI_12,
     "REDUCE_MAX": NNAPI_12, "REDUCE_MIN": NNAPI_12, "SUM": NNAPI_12, "REDUCE_PROD": NNAPI_12,
+    "CAST": NNAPI_12,
 }
 # Operators whose options carry a fused activation that becomes an NNAPI FuseCode operand.
 FUSED_ACTIVATION_OPS = {"ADD", "MUL", "SUB", "DIV", "CONV_2D", "DEPTHWISE_CONV_2D",
@@ -90,6 +91,11 @@ def _in_type(op: OpView, i: int = 0) -> str:
     return t.type if t is not None else "NONE"
 
 
+def _cast_types(level: int) -> set[str]:
+    """Element types CAST takes and gives: int8 only from NNAPI 1.3."""
+    return {"FLOAT32", "INT32", "UINT8"} | ({"INT8"} if level >= NNAPI_13 else set())
+
+
 def _accepted_input_types(op: OpView, level: int) -> set[str] | None:
     """The input-0 types Validate accepts for `op` at `level` (None: no type check)."""
     code = op.code
@@ -113,6 +119,10 @@ def _accepted_input_types(op: OpView, level: int) -> set[str] | None:
         return {"FLOAT16"} | FLOAT_OR_QUANT8
     if code == "DEQUANTIZE":
         return QUANT8 if level >= NNAPI_12 else {"UINT8"}
+    if code == "CAST":
+        return _cast_types(level)
+    if code == "GATHER":
+        return FLOAT_OR_QUANT8 | {"FLOAT16", "INT32"}
     if code in ("LEAKY_RELU", "PRELU", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "REDUCE_MAX",
                 "REDUCE_MIN"):
         return FLOAT_OR_QUANT8
@@ -332,6 +342,17 @@ def quantize_input_type(op: OpView, level: int) -> bool:
 def dequantize_int8_asymmetric_12(op: OpView, level: int) -> bool:
     x = op.input(0)
     return level == NNAPI_12 and x is not None and x.type == "INT8" and x.zero_point != 0
+
+
+@rule("cast-output-type", "CAST gives float32, int32 or uint8 (int8 from NNAPI 1.3)", "CAST")
+def cast_output_type(op: OpView, level: int) -> bool:
+    return op.outputs[0].type not in _cast_types(level)
+
+
+@rule("gather-positions", "GATHER needs int32 positions of rank 1 or more", "GATHER")
+def gather_positions(op: OpView, level: int) -> bool:
+    pos = op.input(1)
+    return pos is None or pos.type != "INT32" or pos.rank == 0
 
 
 def refusals(op: OpView, level: int) -> list[Rule]:

@@ -116,6 +116,11 @@ def gather(idx_shape):
                   options("GatherOptions", axis=0))
 
 
+def cast(in_dtype):
+    x = f32([1, 4]) if in_dtype == "float32" else {"shape": [1, 4], "dtype": in_dtype}
+    return one_op("CAST", [x], [{"shape": [1, 4], "dtype": "int32"}])
+
+
 def gather_nd():
     return one_op("GATHER_ND", [f32([4, 3]), const([2, 1], [[0], [2]])], [f32([2, 3])])
 
@@ -139,6 +144,7 @@ CASES = {
     "resize-flags": (lambda: resize(True), lambda: resize(False)),
     "slice-rank": (lambda: slice_op(2), lambda: slice_op(3)),
     "gather-indices": (lambda: gather([2, 1]), lambda: gather([2])),
+    "cast-types": (lambda: cast("int8"), lambda: cast("float32")),
 }
 
 

@@ -143,6 +143,19 @@ def conv_version(version):
     return bytes(b.Output())
 
 
+def cast(out_dtype):
+    out = f32([1, 4]) if out_dtype == "float32" else {"shape": [1, 4], "dtype": out_dtype}
+    if out_dtype in ("int8", "uint8"):
+        out.update(scale=0.1)
+    return one_op("CAST", [f32([1, 4])], [out])
+
+
+def gather(scalar_positions):
+    pos = const([], [1]) if scalar_positions else const([2], [0, 2])
+    return one_op("GATHER", [f32([4, 3]), pos], [f32([3] if scalar_positions else [2, 3])],
+                  options("GatherOptions", axis=0))
+
+
 # rule name -> (API level, model that trips it, model fixed in that one respect)
 CASES = {
     "unmapped-op": (30, gather_nd, lambda: transpose()),
@@ -187,6 +200,8 @@ CASES = {
                                                           "dtype": "int32"}),
                             lambda: quantize(in_spec=q8([1, 4], scale=0.2))),
     "dequantize-int8-asymmetric-1.2": (29, lambda: dequantize(5), lambda: dequantize(0)),
+    "cast-output-type": (29, lambda: cast("int8"), lambda: cast("int32")),
+    "gather-positions": (29, lambda: gather(True), lambda: gather(False)),
 }
 
 
