@@ -78,6 +78,9 @@ def test_cycle_table_classes():
     assert classify("vmla.f32") == ("fp_mac", 0)
     assert classify("vdiv.f32") == ("fp_div", 0)
     assert classify("sxtb16") == ("alu", 0)
+    assert classify(".byte/hee") == ("vector", 0)  # undecoded, coprocessor space: Helium
+    assert classify(".byte/hf0") == ("other", 0)  # undecoded LE/DLS/WLS/VCTP
+    assert classify("ldc") == ("vector_mem", 0)  # Helium VLDR as QEMU 7.2 prints it
     cycles, by_class = estimate_cycles({"smlad": 10, "ldr": 4, "push/n3": 1}, "cortex-m4")
     assert by_class == {"mul": 10, "load": 4, "multi": 1}
     assert cycles == 10 * COST["cortex-m4"]["mul"] + 4 * COST["cortex-m4"]["load"] + (1 + 3)
