@@ -13,7 +13,9 @@
  *   Depthwise (NHWC): 8 channels per step, loaded sign-extended to int16 lanes (VLDRB.S16);
  *     VMULLB/VMULLT multiply the even and odd lanes into two int32x4 products that VADD
  *     adds to per-channel accumulators; the channel tail is predicated (VCTP16). Pixels
- *     whose taps all lie inside the image walk pointers without bounds checks.
+ *     whose taps all lie inside the image walk pointers without bounds checks. On the
+ *     short requantisation path the 8 sums are requantised as two vectors (even and odd
+ *     channels: gathered parameters, scattered byte stores).
  *   General convolution: two pixels' im2col rows, then the GEMM (as edgec_cm_dsp.h).
  */
 #ifndef EDGEC_CM_MVE_H
@@ -181,7 +183,11 @@ static inline void edgec_cm_mve_depthwise_s8(const edgec_cm_mve_conv_geometry *g
     const int32_t dilation_h = g->dilation_h, dilation_w = g->dilation_w;
     const int32_t pad_top = g->pad_top, pad_left = g->pad_left;
     const int16x8_t zp_lanes = vdupq_n_s16((int16_t)x_zp);
+    int short_path = 1;
     int32_t oy, ox;
+    for (oy = 0; oy < (per_channel ? c_all : 1); ++oy) {
+        short_path &= shift[oy] <= -2;
+    }
     for (oy = 0; oy < out_h; ++oy) {
         const int32_t iy0 = oy * stride_h - pad_top;
         for (ox = 0; ox < out_w; ++ox) {
@@ -232,6 +238,25 @@ static inline void edgec_cm_mve_depthwise_s8(const edgec_cm_mve_conv_geometry *g
                         even = vaddq_s32(even, vmullbq_int_s16(xv, wv));
                         odd = vaddq_s32(odd, vmulltq_int_s16(xv, wv));
                     }
+                }
+                if (short_path && c + 8 <= c_all) { /* 8 channels requantised as vectors */
+                    const uint32x4_t lanes = vidupq_n_u32(0, 2); /* channels 0, 2, 4, 6 */
+                    int32x4_t mult_even = vdupq_n_s32(mult[0]), mult_odd = mult_even;
+                    int32x4_t shift_even = vdupq_n_s32(shift[0]), shift_odd = shift_even;
+                    if (per_channel) {
+                        mult_even = vldrwq_gather_shifted_offset_s32(mult + c, lanes);
+                        mult_odd = vldrwq_gather_shifted_offset_s32(mult + c + 1, lanes);
+                        shift_even = vldrwq_gather_shifted_offset_s32(shift + c, lanes);
+                        shift_odd = vldrwq_gather_shifted_offset_s32(shift + c + 1, lanes);
+                    }
+                    even = vaddq_s32(even, vldrwq_gather_shifted_offset_s32(bias_eff + c, lanes));
+                    odd = vaddq_s32(odd,
+                                    vldrwq_gather_shifted_offset_s32(bias_eff + c + 1, lanes));
+                    vstrbq_scatter_offset_s32(out + c, lanes, edgec_cm_mve_requant4(
+                        even, mult_even, shift_even, y_zp, act_min, act_max));
+                    vstrbq_scatter_offset_s32(out + c + 1, lanes, edgec_cm_mve_requant4(
+                        odd, mult_odd, shift_odd, y_zp, act_min, act_max));
+                    continue;
                 }
                 vstrwq_s32(even_sums, even); /* channels c, c+2, c+4, c+6 */
                 vstrwq_s32(odd_sums, odd);   /* channels c+1, c+3, c+5, c+7 */
