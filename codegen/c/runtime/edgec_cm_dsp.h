@@ -103,6 +103,7 @@ static __attribute__((noinline)) void edgec_cm_block2x2(const int8_t *x0, const 
 {
     const int8_t *const x_end = x0 + (k - k % 4);
     int32_t a00 = sums[0], a10 = sums[1], a01 = sums[2], a11 = sums[3];
+#pragma GCC unroll 2
     while (x0 < x_end) {
         const int32_t xa = edgec_cm_load4(x0);
         const int32_t xb = edgec_cm_load4(x0 + k);
