@@ -500,6 +500,11 @@ def bench_model(model_path: str | Path, target_name: str, runs: int = DEFAULT_RU
             else:
                 ort_forms["fp32"] = OrtModel(model_path, feeds)
             runners.update({f"ort:{k}": v for k, v in ort_forms.items()})
+            from edgec.codegen.tflite.bench import litert_fields, litert_runner  # LiteRT column
+
+            litert, litert_reason = litert_runner(model_path, target, feeds, calib, input_shapes)
+            if litert is not None:
+                runners["litert"] = litert
         peak = FmaPeak(tmpd)
         for _ in range(5):
             peak.probe()
@@ -515,8 +520,9 @@ def bench_model(model_path: str | Path, target_name: str, runs: int = DEFAULT_RU
         if compare:
             row.update(_agreement(edgec_model, ort_forms, target))
             row["onnxruntime_call_overhead_ms"] = round(ort_call_overhead_ns() / 1e6, 4)
-    row["litert_ms"] = None
-    row["litert"] = LITERT_NA
+            row.update(litert_fields(timings, litert_reason))  # codegen/tflite/bench.py
+    row.setdefault("litert_ms", None)
+    row.setdefault("litert", LITERT_NA)
     return row
 
 

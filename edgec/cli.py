@@ -400,7 +400,8 @@ def cmd_bench(args) -> int:
         print(f"  AVX2 bound   {row['avx2_bound_ms']:.4f} ms  (MACs at the measured "
               f"{row['int8_avx2_peak_gmacs']:.1f} GMAC/s vpmaddwd ceiling; no AVX2 kernel is "
               "faster)")
-    print(f"  LiteRT       {row['litert']}")
+    print(f"  LiteRT       {row['litert']}" + (" ms (edgec's .tflite: XNNPACK, 1 thread)"
+                                                  if row.get("litert_ms") else ""))
     return 0
 
 
