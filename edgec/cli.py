@@ -368,8 +368,8 @@ def cmd_bench(args) -> int:
     from .targets import get_target
 
     if get_target(args.target).backend == "tflite":
-        raise TargetError(f"edgec bench times generated C; '{args.target}' writes a .tflite "
-                          "(time it with LiteRT's benchmark_model)")
+        raise TargetError(f"edgec bench times generated C; '{args.target}' writes a .tflite: "
+                          "bench a C target (e.g. x86_64-int8), whose LiteRT column times it")
 
     row = bench_model(args.model, args.target, runs=args.runs, compare=not args.no_compare,
                       input_shapes=parse_input_shapes(args.input_shape),
