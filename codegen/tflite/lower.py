@@ -1,6 +1,6 @@
 """edgec IR (after the target's passes and quantisation) -> one TFLite subgraph.
 
-The IR is already channels-last (passes/layout_nhwc.py); two patterns at its edges are
+The IR is already channels-last (passes/layout_nhwc.py); three patterns at its edges are
 folded here so that no TRANSPOSE is left in the usual CNNs:
 
 - a graph input that reaches a Transpose NCHW->NHWC (directly or through its QuantizeLinear)
