@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-# The runtime version TFLite's converter records for the newest of these kernel versions
-# (tensorflow/lite/tools/versioning/runtime_version.cc: CONV_2D v3 / FULLY_CONNECTED v4 /
-# ADD v2 ... int8 kernels are all "1.14.0"; FULLY_CONNECTED v5 (keep_num_dims) "2.0.0").
+# Recorded as the "min_runtime_version" metadata. TFLite's converter computes it per operator
+# version (tensorflow/lite/tools/versioning/runtime_version.cc); edgec writes one fixed floor
+# that covers the int8 conv / fully connected / add / pool / mean kernels (1.14-2.0). Newer
+# operator versions edgec may emit (CAST 3, RESIZE_* 3) need newer runtimes than it says;
+# runtimes check operator versions themselves, not this string.
 MIN_RUNTIME_VERSION = "2.0.0"
 
 Rule = tuple[Callable[[list[str], list[str], dict], bool], int]
