@@ -224,6 +224,10 @@ def build_debug(result, workdir: Path, entries: list[DumpEntry], sanitize: bool 
     from . import toolchain
     from .compiler import write_output
 
+    if getattr(result.target, "bare_metal", False):  # Cortex-M: no hosted debug harness
+        from edgec.cortexm.runner import per_layer_refusal
+
+        raise per_layer_refusal(result.target)
     workdir = Path(workdir)
     dump_path = (workdir / DUMP_FILE).resolve()
     files = dict(result.files)

@@ -92,3 +92,11 @@ def run_compiled(result, feeds_list: list[dict[str, np.ndarray]], workdir: Path,
         results.append(dict(zip(out_names, run_image(image, ins, specs))))
     return results
 
+
+
+def per_layer_refusal(target) -> TargetError:
+    """The one-line error of `edgec verify --per-layer` (and golden checks) on a Cortex-M
+    target: the per-layer dump needs a hosted harness (files, printf)."""
+    return TargetError(f"--per-layer needs a hosted build and {target.name} runs bare metal; "
+                       "run it with -t generic-int8 (or generic-fp32), whose portable kernels "
+                       "the Cortex-M targets use today")

@@ -44,3 +44,14 @@ def test_missing_qemu_names_the_package(monkeypatch):
                                           r"qemu-system-arm"):
         runner.qemu_command(BOARDS["cortex-m4"], "image.elf")
     assert shutil.which is not None
+
+
+def test_per_layer_is_refused_in_one_line(zoo_dir):
+    proc = subprocess.run([sys.executable, "-m", "edgec.cli", "verify",
+                           str(zoo_dir / "digits_cnn.onnx"), "-t", "cortex-m4-int8",
+                           "--per-layer"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "edgec: error: --per-layer needs a hosted build and cortex-m4-int8 runs bare metal; "
+        "run it with -t generic-int8 (or generic-fp32), whose portable kernels the Cortex-M "
+        "targets use today")
