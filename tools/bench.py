@@ -94,8 +94,10 @@ def markdown(rows: list[dict], machine: dict, peak: dict | None, vers: dict,
         + "int8: edgec's int8 targets vs onnxruntime's own `quantize_static` models (per-channel, "
         "u8 activations / s8 weights, calibrated on the same 16 seeded N(0, 1) samples); both "
         "the QDQ and the QOperator form run and the faster is the reference (named in the "
-        "table). The machine is shared and noisy: the ratio, measured side by side, is the "
-        "number to read.",
+        "table). LiteRT: edgec's own .tflite of the model (tflite-fp32, or tflite-int8 "
+        "calibrated on the same samples; docs/tflite.md) in LiteRT's default CPU path (XNNPACK "
+        "delegate, 1 thread), each invoke timed from Python, in the same alternation. The "
+        "machine is shared and noisy: the ratio, measured side by side, is the number to read.",
         "",
         ("| model | precision | edgec ms | onnxruntime ms | ratio edgec / ort | LiteRT ms | "
          "MMACs | edgec GMAC/s | share of peak | edgec compile s |"),
