@@ -377,13 +377,15 @@ def cmd_bench(args) -> int:
     if args.json:
         print(json.dumps(row))
         return 0
-    print(f"edgec bench: {model_name(args.model)} on {row['target']} "
-          f"({row['runs']} runs, median; MACs {row['macs']:,})")
-    if row.get("cortexm"):  # Cortex-M: instructions, estimated cycles, flash, RAM
+    if row.get("cortexm"):  # Cortex-M: one counted run; instructions, cycles, flash, RAM
         from edgec.cortexm.report import bench_lines
 
+        print(f"edgec bench: {model_name(args.model)} on {row['target']} (one run in QEMU, "
+              f"deterministic counts; MACs {row['macs']:,})")
         print("\n".join(bench_lines(row)))
         return 0
+    print(f"edgec bench: {model_name(args.model)} on {row['target']} "
+          f"({row['runs']} runs, median; MACs {row['macs']:,})")
     if row.get("emulated"):
         print(f"  emulated: {row['latency_ms']:.3f} ms wall (not meaningful), "
               f"{row.get('instructions') or 'n/a'} instructions per inference")
