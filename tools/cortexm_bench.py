@@ -114,9 +114,8 @@ def kernel_rows(tmp: Path) -> list[dict]:
 def section(rows: list[dict], kernels: list[dict], tflm: dict) -> str:
     """The markdown section."""
     first = rows[0]
-    lines = [BEGIN, "## Cortex-M: instructions, cycles, flash and RAM (tools/cortexm_bench.py)", "",
-             "Written by `python tools/cortexm_bench.py --write docs/benchmarks.md`; do not edit "
-             "by hand. Every number comes from one run in qemu-system-arm "
+    intro = ("Written by `python tools/cortexm_bench.py --write docs/benchmarks.md`; do not "
+             "edit by hand. Every number comes from one run in qemu-system-arm "
              f"({first['qemu_version']}), built with {first['compiler']}. *instr* counts the "
              "instructions executed inside the model's run function (deterministic); *est. "
              "cycles* prices them with the core's instruction-class table (docs/cortex-m.md: "
@@ -125,9 +124,11 @@ def section(rows: list[dict], kernels: list[dict], tflm: dict) -> str:
              "tflite-micro interpreter's arena for the .tflite edgec writes for the same "
              "model and calibration (target tflite-int8), measured in the same run. All "
              "Cortex-M targets use the portable C kernels today (the DSP/Helium kernels "
-             "below are tested but not yet wired into kernel selection).", "",
-             "| model | target | MACs | instr | instr/MAC | est. cycles | cycles/MAC | flash B "
-             "| RAM B (arena + stack) | TFLM arena B | RAM / TFLM | fits device |",
+             "below are tested but not yet wired into kernel selection).")
+    header = ("| model | target | MACs | instr | instr/MAC | est. cycles | cycles/MAC | flash B "
+              "| RAM B (arena + stack) | TFLM arena B | RAM / TFLM | fits device |")
+    lines = [BEGIN, "## Cortex-M: instructions, cycles, flash and RAM (tools/cortexm_bench.py)", "",
+             intro, "", header,
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         t = tflm.get(r["model"]) if r["target"].endswith("int8") else None
@@ -138,9 +139,11 @@ def section(rows: list[dict], kernels: list[dict], tflm: dict) -> str:
             f"{r['cycles_per_mac_est']:.3f} | {r['flash_bytes']:,} | {r['ram_bytes']:,} "
             f"({r['arena_bytes']:,} + {r['stack_bytes']:,}) | {f'{t:,}' if t else '-'} | "
             f"{ratio} | {'yes' if r['fits_device'] else 'no'} |")
-    lines += ["", "Devices: " + "; ".join(sorted({f"{r['core']}: {r['device']}" for r in rows})),
-              "", "Kernels of codegen/c/runtime/edgec_cm_dsp.h and edgec_cm_mve.h (bit-exact, "
-              "tests/cortexm/test_kernels.py), whole call including requantisation:", "",
+    devices = "; ".join(sorted({f"{r['core']}: {r['device']}" for r in rows}))
+    kernels_intro = ("Kernels of codegen/c/runtime/edgec_cm_dsp.h and edgec_cm_mve.h "
+                     "(bit-exact, tests/cortexm/test_kernels.py), whole call including "
+                     "requantisation:")
+    lines += ["", f"Devices: {devices}", "", kernels_intro, "",
               "| kernel | target | instructions | instr/MAC |", "|---|---|---|---|"]
     for k in kernels:
         lines.append(f"| {k['kernel']} | {k['target']} | {k['instructions']:,} | "
