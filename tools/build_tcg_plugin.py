@@ -9,7 +9,8 @@ Debian's QEMU supports plugins but ships neither plugins nor the plugin API head
      deb-src entry is written to /etc/apt/sources.list.d/edgec-deb-src.sources when apt has
      none). This needs root once; EDGEC_QEMU_PLUGIN_H=/path/qemu-plugin.h skips it.
   2. the plugin (source in edgec/instr_count.py, PLUGIN_SOURCE) is compiled with the host gcc
-     into the cache directory ($EDGEC_CACHE_DIR, else ~/.cache/edgec/qemu-plugin-<version>/).
+     into the cache directory ($EDGEC_CACHE_DIR, else ~/.cache/edgec/qemu-plugin-<version>/);
+     with qemu-system-arm installed, the Cortex-M counter (edgec/cortexm/plugin.py) too.
 
 `edgec bench -t arm64-*` builds it on first use the same way; this tool is for set-up
 scripts and for seeing where it went.
@@ -18,8 +19,10 @@ scripts and for seeing where it went.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 
+from edgec.cortexm.plugin import build_cm_plugin
 from edgec.errors import EdgecError
 from edgec.instr_count import build_plugin
 
@@ -35,6 +38,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build_tcg_plugin: error: {e}", file=sys.stderr)
         return 2
     print(path)
+    if shutil.which("qemu-system-arm"):  # the Cortex-M counter (edgec/cortexm/plugin.py)
+        try:
+            print(build_cm_plugin(force=args.force))
+        except EdgecError as e:
+            print(f"build_tcg_plugin: error: {e}", file=sys.stderr)
+            return 2
     return 0
 
 
