@@ -24,8 +24,10 @@ import numpy as np
 
 from edgec.codegen.tflite.schema import load_schema
 from edgec.codegen.tflite.versions import MIN_RUNTIME_VERSION, operator_version
+from edgec.errors import UnsupportedError
 
 BUFFER_ALIGNMENT = 16
+MAX_FLATBUFFER_BYTES = 2**31 - 4096  # flatbuffers' 32-bit offsets, with room for the tables
 FILE_IDENTIFIER = b"TFL3"
 SCHEMA_VERSION = 3
 SIGNATURE_KEY = "serving_default"
@@ -151,7 +153,11 @@ class ModelBuilder:
             m.name, m.buffer = name, index
             model.metadata.append(m)
         model.signatureDefs = [self._signature()]
-        builder = flatbuffers.Builder(1024 + sum(len(b) + BUFFER_ALIGNMENT for b in self.buffers))
+        total = sum(len(b) + BUFFER_ALIGNMENT for b in self.buffers)
+        if total >= MAX_FLATBUFFER_BYTES:
+            raise UnsupportedError(f"the model's constants take {total:,} bytes; a TFLite "
+                                   "flatbuffer holds less than 2 GiB")
+        builder = flatbuffers.Builder(1024 + total)
         builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
         return bytes(builder.Output())
 

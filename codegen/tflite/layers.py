@@ -40,7 +40,7 @@ def layer_differences(result, feeds: dict[str, np.ndarray]) -> list[dict]:
     reordered: set[str] = set()  # values whose file tensor holds another element order
     for node in g.nodes:  # folded Transposes (lower.py): the file has no tensor for them
         if node.op == "Transpose" and node.outputs[0].name not in index:
-            if node.attrs["perm"] == TO_NHWC and node.inputs[0].name in index:
+            if list(node.attrs.get("perm") or []) == TO_NHWC and node.inputs[0].name in index:
                 index[node.outputs[0].name] = index[node.inputs[0].name]  # same data, NHWC
             else:  # a flatten head: the next view's output is in NHWC order
                 reordered.update(v.name for u in node.outputs[0].users for v in u.outputs)

@@ -35,6 +35,11 @@ TABLE = {"Conv": lower_conv, "QConv": lower_conv, "Gemm": lower_gemm, "QGemm": l
          **LOWERINGS}
 
 
+def _perm(node) -> list[int]:
+    """A Transpose node's permutation (empty when the attribute is absent: reversed axes)."""
+    return list(node.attrs.get("perm") or [])
+
+
 def _only_user(v):
     """The single node reading `v` (None when several or none do)."""
     users = v.users
@@ -139,7 +144,7 @@ class Lowering:
                 cur = node.outputs[0]
                 chain.append(cur)
                 node = _only_user(cur)
-            if node is None or node.op != "Transpose" or list(node.attrs["perm"]) != TO_NHWC \
+            if node is None or node.op != "Transpose" or _perm(node) != TO_NHWC \
                     or cur in self.g.outputs:
                 continue
             for value in chain:
@@ -160,7 +165,7 @@ class Lowering:
                 cur = node.inputs[0]
                 chain.append(cur)
                 node = cur.producer
-            if node is None or node.op != "Transpose" or list(node.attrs["perm"]) != TO_NCHW \
+            if node is None or node.op != "Transpose" or _perm(node) != TO_NCHW \
                     or len(cur.users) != (0 if cur is v else 1) or node.inputs[0].is_const \
                     or node.inputs[0].name in self.input_perms_values:
                 continue
@@ -174,7 +179,7 @@ class Lowering:
         """Transpose(0,3,1,2) -> Flatten/Reshape [N, CHW] -> (Q)Gemm: permuted weights."""
         heads = {}
         for node in self.g.nodes:
-            if node.op != "Transpose" or list(node.attrs["perm"]) != TO_NCHW:
+            if node.op != "Transpose" or _perm(node) != TO_NCHW:
                 continue
             flat = _only_user(node.outputs[0])
             if flat is None or flat.op not in ("Flatten", "Reshape") or \

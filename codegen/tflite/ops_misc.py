@@ -14,7 +14,9 @@ import numpy as np
 from edgec.codegen.tflite.ops_conv import int8_activation, same_pads
 from edgec.errors import UnsupportedError
 
-_FLOAT_UNARY = {"Relu": "RELU", "Sigmoid": "LOGISTIC", "Tanh": "TANH", "HardSwish": "HARD_SWISH"}
+_FLOAT_UNARY = {"Relu": "RELU", "Sigmoid": "LOGISTIC", "Tanh": "TANH", "HardSwish": "HARD_SWISH",
+                "Sqrt": "SQRT", "Exp": "EXP", "Log": "LOG", "Abs": "ABS", "Neg": "NEG",
+                "Floor": "FLOOR"}  # CEIL: LiteRT's reference op resolver has no kernel
 _BINARY = {"Add": "ADD", "Sub": "SUB", "Mul": "MUL", "Max": "MAXIMUM", "Min": "MINIMUM"}
 
 
@@ -74,7 +76,8 @@ def reshape(lw, x_t: int, y_t: int, shape, name: str) -> None:
 def lower_transpose(lw, node) -> None:
     """Transpose -> TRANSPOSE (only where the model itself needs one)."""
     x = node.inputs[0]
-    perm = np.asarray(node.attrs["perm"], np.int32)
+    perm = node.attrs.get("perm")
+    perm = np.asarray(perm if perm else list(range(len(x.shape)))[::-1], np.int32)
     lw.b.add_operator("TRANSPOSE", [lw.tensor(x), lw.b.const(f"{node.name}/perm", perm)],
                       [lw.output_tensor(node.outputs[0])], lw.b.tfl.TransposeOptionsT(),
                       rank=len(perm))
@@ -187,8 +190,9 @@ def lower_qmul(lw, node) -> None:
 
 def lower_binary(lw, node) -> None:
     """Float Add / Sub / Mul / Max / Min -> ADD / SUB / MUL / MAXIMUM / MINIMUM."""
-    if any(v.dtype.value != "float32" for v in node.inputs):
-        raise _refuse(node, "only float32 operands map to TFLite here")
+    if len(node.inputs) != 2 or any(v is None or v.dtype.value != "float32"
+                                    for v in node.inputs):
+        raise _refuse(node, "only two float32 operands map to TFLite here")
     kind = _BINARY[node.op]
     tfl = lw.b.tfl
     opt = {"ADD": tfl.AddOptionsT, "SUB": tfl.SubOptionsT, "MUL": tfl.MulOptionsT,
@@ -277,6 +281,8 @@ def lower_resize(lw, node) -> None:
                                       "asymmetric"):
         if ctm == "pytorch_half_pixel" and min(y.shape[1:3]) == 1:
             raise _refuse(node, "pytorch_half_pixel to a length of 1 is not TFLite's half pixel")
+        if any(y.shape[i] < x.shape[i] for i in (1, 2)):
+            raise _refuse(node, "TFLite's bilinear resize does not downsample as ONNX does")
         kind, opt = "RESIZE_BILINEAR", tfl.ResizeBilinearOptionsT()
         opt.alignCorners = ctm == "align_corners"
         opt.halfPixelCenters = ctm in ("half_pixel", "pytorch_half_pixel")
@@ -318,6 +324,30 @@ def lower_lookup(lw, node) -> None:
     lw.b.add_operator("GATHER", [params, index], [lw.output_tensor(y)], gather)
 
 
+_REDUCE = {"ReduceMean": "MEAN", "ReduceSum": "SUM", "ReduceMax": "REDUCE_MAX",
+           "ReduceMin": "REDUCE_MIN", "ReduceProd": "REDUCE_PROD"}
+
+
+def lower_reduce(lw, node) -> None:
+    """Float ReduceMean / Sum / Max / Min / Prod over constant axes -> MEAN, SUM, ..."""
+    from edgec.ops.reduce import canonical_axes
+
+    x = node.inputs[0]
+    if x.dtype.value != "float32":
+        raise _refuse(node, "only float32 reductions map to TFLite here")
+    rank = len(x.shape)
+    axes = sorted(canonical_axes(node, node.attrs.get("axes") or [], rank))
+    if not axes and node.outputs[0].shape == x.shape:  # noop_with_empty_axes: a copy
+        lower_reshape(lw, node)
+        return
+    axes = axes or list(range(rank))
+    opt = lw.b.tfl.ReducerOptionsT()
+    opt.keepDims = bool(node.attrs.get("keepdims", 1))
+    axes_t = lw.b.const(f"{node.name}/axes", np.asarray(axes, np.int32))
+    lw.b.add_operator(_REDUCE[node.op], [lw.tensor(x), axes_t],
+                      [lw.output_tensor(node.outputs[0])], opt)
+
+
 def lower_prelu(lw, node) -> None:
     """Float PRelu with a constant slope -> PRELU."""
     x, slope = node.inputs[0], node.inputs[1]
@@ -337,6 +367,7 @@ LOWERINGS = {
     "QAdd": lower_qadd, "QMul": lower_qmul, "Softmax": lower_softmax, "Concat": lower_concat,
     "Pad": lower_pad, "Clip": lower_unary, "LeakyRelu": lower_unary,
     "Resize": lower_resize, "Upsample": lower_resize, "PRelu": lower_prelu,
-    "QLookup": lower_lookup,
+    "QLookup": lower_lookup, "Identity": lower_reshape,
+    **{op: lower_reduce for op in _REDUCE},
     **{op: lower_binary for op in _BINARY}, **{op: lower_unary for op in _FLOAT_UNARY},
 }

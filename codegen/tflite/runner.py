@@ -41,8 +41,8 @@ def _feeds_in_file_order(model_bytes: bytes, feeds: dict[str, np.ndarray],
 def quantize_input(arr: np.ndarray, dtype, scale: float, zero_point: int) -> np.ndarray:
     """A float input for an int8 file input: ONNX QuantizeLinear (round half to even in
     float32, saturate), as edgec's graph would have done inside the model."""
-    if np.dtype(dtype) != np.int8 or arr.dtype == np.int8:
-        return arr.astype(dtype)
+    if np.dtype(dtype) != np.int8 or arr.dtype == np.int8 or not scale:
+        return arr.astype(dtype)  # not a quantised int8 input (scale 0: plain integers)
     q = np.rint(arr.astype(np.float32) / np.float32(scale)).astype(np.int64) + int(zero_point)
     return np.clip(q, -128, 127).astype(np.int8)
 
@@ -72,7 +72,8 @@ def run_litert(model_bytes: bytes, feeds: dict[str, np.ndarray], in_names: list[
         interp.invoke()
         outs = [interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()]
         if float_outputs:
-            outs = [dequantize_output(o, *d["quantization"]) if o.dtype == np.int8 else o
+            outs = [dequantize_output(o, *d["quantization"])
+                    if o.dtype == np.int8 and d["quantization"][0] else o
                     for o, d in zip(outs, interp.get_output_details())]
     except (RuntimeError, ValueError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
@@ -111,7 +112,7 @@ def run_tflm(model_bytes: bytes, feeds: dict[str, np.ndarray], in_names: list[st
         for i in range(len(out_names)):
             out = np.array(interp.get_output(i))
             qp = interp.get_output_details(i)["quantization_parameters"]
-            if float_outputs and out.dtype == np.int8 and len(qp["scales"]):
+            if float_outputs and out.dtype == np.int8 and len(qp["scales"]) and qp["scales"][0]:
                 out = dequantize_output(out, qp["scales"][0], qp["zero_points"][0])
             outs.append(out)
     except (RuntimeError, ValueError) as e:
