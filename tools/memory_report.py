@@ -3,10 +3,10 @@ docs/benchmarks.md (between the memory markers; the rest of the file is kept).
 
 For each zoo model and target: edgec's planned arena (inputs, outputs and every activation,
 as TFLM's arena holds them), the lower bound of the chosen schedule, the naive total (every
-tensor its own buffer, as emx-onnx-cgen does) and the kernel count. TFLM's arenas are the
-figures measured on this machine with the tflite-micro package (`print_allocations()`), as
-recorded in shared/DESIGN.md section 6; edgec has no TFLite backend yet to re-measure them in
-the same run.
+tensor its own buffer, as emx-onnx-cgen does) and the kernel count. TFLM's arena is measured
+in the same run: edgec's .tflite of the model (tflite-int8 with the same calibration, or
+tflite-fp32) in the tflite-micro interpreter, whose recording allocator reports the whole
+arena it used (tools/tflite_compare.py `tflm_arena`).
 
 Usage: python tools/memory_report.py [--write docs/benchmarks.md]
 """
@@ -25,9 +25,7 @@ BEGIN, END = "<!-- memory:begin -->", "<!-- memory:end -->"
 MODELS = [("mobilenetv2", "MobileNetV2 1.0 224"), ("resnet8", "ResNet-8"),
           ("dscnn", "DS-CNN"), ("digits_cnn", "digits CNN")]
 TARGETS = ["generic-fp32", "x86_64-fp32", "generic-int8"]
-# TFLite Micro arena bytes measured here (shared/DESIGN.md section 6).
-TFLM = {("mobilenetv2", "fp32"): 9_960_064, ("mobilenetv2", "int8"): 2_615_248,
-        ("dscnn", "fp32"): 72_224, ("dscnn", "int8"): 24_384}
+_TFLM: dict[tuple[str, str], int] = {}  # (model, precision) -> TFLM arena bytes
 
 
 def measure(model: str, target: str) -> dict:
@@ -44,7 +42,17 @@ def measure(model: str, target: str) -> dict:
         opts.calib_samples = [{vi.name: rng.standard_normal(shape).astype(np.float32)}
                               for _ in range(8)]
     r = compile_model(ZOO / f"{model}.onnx", opts).report
-    return {k: r[k] for k in ("kernels", "arena_bytes", "arena_lower_bound_bytes", "naive_bytes")}
+    precision = target.split("-")[-1]
+    if (model, precision) not in _TFLM:  # edgec's .tflite in TFLM, same calibration
+        sys.path.insert(0, str(REPO / "tools"))
+        from tflite_compare import tflm_arena
+
+        opts.target = f"tflite-{precision}"
+        data = compile_model(ZOO / f"{model}.onnx", opts).files["model.tflite"]
+        _TFLM[model, precision] = tflm_arena(data)["total"]
+    return {"tflm_bytes": _TFLM[model, precision],
+            **{k: r[k] for k in ("kernels", "arena_bytes", "arena_lower_bound_bytes",
+                                 "naive_bytes")}}
 
 
 def markdown(rows: list[dict]) -> str:
@@ -56,16 +64,17 @@ def markdown(rows: list[dict]) -> str:
         "Written by `python tools/memory_report.py --write docs/benchmarks.md`. *arena* is",
         "edgec's planned arena (inputs, outputs and every intermediate tensor, as TFLM's arena",
         "holds them); *lower bound* is the largest total of bytes that must be live at one",
-        "step of the chosen schedule; *naive* gives every tensor its own buffer. TFLM arenas",
-        "are the figures measured on this machine with the tflite-micro package (recorded in",
-        "shared/DESIGN.md; edgec has no TFLite backend yet to re-measure them in this run).",
+        "step of the chosen schedule; *naive* gives every tensor its own buffer. *TFLM arena*",
+        "is measured in this run: edgec's .tflite of the model (tflite-int8 with the same",
+        "calibration, or tflite-fp32) in the tflite-micro interpreter, the whole arena its",
+        "recording allocator reports (tensors plus the interpreter's persistent data).",
         "",
         "| model | target | kernels | arena B | lower bound B | arena / bound | naive B | "
         "TFLM arena B | edgec / TFLM |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        tflm = TFLM.get((r["model"], r["target"].split("-")[-1]))
+        tflm = r.get("tflm_bytes")
         lines.append(
             f"| {r['label']} | {r['target']} | {r['kernels']} | {r['arena_bytes']:,} | "
             f"{r['arena_lower_bound_bytes']:,} | "
