@@ -95,7 +95,8 @@ def compat_text(sections: dict) -> str:
                 *[f"  {name}: {reason}" for name, reason in used.items()]]
     verdict = gpu["litert_analyzer"]
     if verdict["available"]:
-        said = "compatible" if verdict["compatible"] else "not compatible"
+        said = {True: "compatible", False: "not compatible"}.get(verdict["compatible"],
+                                                                 verdict.get("error", "?"))
         out.append(f"LiteRT's model analyzer (GPU check) says: {said}")
     return "\n".join(out)
 

@@ -7,6 +7,7 @@ with the schema object API once and gives each operator as an `OpView` holding j
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 from edgec.errors import ModelLoadError, TargetError
@@ -103,7 +104,7 @@ def read_model(data: bytes):
                              ".tflite file an edgec tflite target wrote")
     try:
         return schema.ModelT.InitFromPackedBuf(data, 0)
-    except Exception as exc:  # a corrupt flatbuffer raises anything from struct/IndexError
+    except (struct.error, IndexError, TypeError, ValueError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"cannot read the TFLite flatbuffer ({type(exc).__name__}): "
                              "the file is truncated or corrupt") from None
 

@@ -18,8 +18,8 @@ FULLY_CONNECTED take only float or uint8 inputs before NNAPI 1.2.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from edgec.codegen.tflite.compat_view import OpView
 
@@ -137,43 +137,43 @@ def _accepted_input_types(op: OpView, level: int) -> set[str] | None:
 
 
 @rule("unmapped-op", "the NNAPI delegate maps no such operator (custom or unknown builtin)")
-def unmapped_op(op: OpView, level: int) -> bool:
+def _unmapped_op(op: OpView, level: int) -> bool:
     return op.code not in MAX_VERSION
 
 
 @rule("op-version", "operator version is newer than the NNAPI delegate maps")
-def op_version(op: OpView, level: int) -> bool:
+def _op_version(op: OpView, level: int) -> bool:
     limit = MAX_VERSION.get(op.code)
     return limit is not None and op.version > limit
 
 
 @rule("op-needs-newer-nnapi", "NNAPI has this operator only from a later feature level")
-def op_needs_newer_nnapi(op: OpView, level: int) -> bool:
+def _op_needs_newer_nnapi(op: OpView, level: int) -> bool:
     return level < MIN_LEVEL.get(op.code, NNAPI_10)
 
 
 @rule("input-type", "input type not accepted at this level (e.g. int8 CONV_2D/FC before "
                     "NNAPI 1.2)")
-def input_type(op: OpView, level: int) -> bool:
+def _input_type(op: OpView, level: int) -> bool:
     accepted = _accepted_input_types(op, level)
     return accepted is not None and _in_type(op) not in accepted
 
 
 @rule("hybrid-before-1.2", "float input with quantised weights (hybrid) needs NNAPI 1.2",
       "CONV_2D", "FULLY_CONNECTED")
-def hybrid_before_12(op: OpView, level: int) -> bool:
+def _hybrid_before_12(op: OpView, level: int) -> bool:
     return level < NNAPI_12 and _in_type(op) == "FLOAT32" and _in_type(op, 1) in QUANT8
 
 
 @rule("per-channel-before-1.2", "per-channel quantised filters need NNAPI 1.2", "CONV_2D")
-def per_channel_before_12(op: OpView, level: int) -> bool:
+def _per_channel_before_12(op: OpView, level: int) -> bool:
     w = op.input(1)
     return level < NNAPI_12 and w is not None and w.per_channel
 
 
 @rule("uint8-scales-1.0", "NNAPI 1.0/1.1 need input_scale * filter_scale < output_scale "
                           "for uint8", *CONVOLUTIONS)
-def uint8_scales_10(op: OpView, level: int) -> bool:
+def _uint8_scales_10(op: OpView, level: int) -> bool:
     x, w = op.input(0), op.input(1)
     if level >= NNAPI_12 or x is None or w is None or x.type != "UINT8":
         return False
@@ -181,7 +181,7 @@ def uint8_scales_10(op: OpView, level: int) -> bool:
 
 
 @rule("missing-bias", "CONV_2D without a bias input is not mapped", "CONV_2D")
-def missing_bias(op: OpView, level: int) -> bool:
+def _missing_bias(op: OpView, level: int) -> bool:
     # Validate counts inputs (TODO b/132950584 there); an omitted (-1) bias is refused too:
     # the delegate's CONV_2D mapping adds no zero bias, unlike its FULLY_CONNECTED mapping.
     return len(op.inputs) != 3 or op.input(2) is None
@@ -189,63 +189,63 @@ def missing_bias(op: OpView, level: int) -> bool:
 
 @rule("dilation-before-1.2", "dilated convolution needs NNAPI 1.2",
       "CONV_2D", "DEPTHWISE_CONV_2D")
-def dilation_before_12(op: OpView, level: int) -> bool:
+def _dilation_before_12(op: OpView, level: int) -> bool:
     dilated = op.option("dilationWFactor", 1) != 1 or op.option("dilationHFactor", 1) != 1
     return level < NNAPI_12 and dilated
 
 
 @rule("avg-pool-window", "quantised AVERAGE_POOL_2D window over 256 elements overflows "
                          "NNAPI's reference CPU path", "AVERAGE_POOL_2D")
-def avg_pool_window(op: OpView, level: int) -> bool:
+def _avg_pool_window(op: OpView, level: int) -> bool:
     window = (op.option("filterWidth", 1) or 1) * (op.option("filterHeight", 1) or 1)
     return _in_type(op) in QUANT8 and window > 256
 
 
 @rule("fused-activation", "NNAPI fuses only NONE, RELU, RELU1 and RELU6 (no TANH, SIGN_BIT)",
       *sorted(FUSED_ACTIVATION_OPS))
-def fused_activation(op: OpView, level: int) -> bool:
+def _fused_activation(op: OpView, level: int) -> bool:
     return op.activation not in NNAPI_FUSE_CODES
 
 
 @rule("int32-activation", "int32 ADD/MUL/SUB take no fused activation", "ADD", "MUL", "SUB")
-def int32_activation(op: OpView, level: int) -> bool:
+def _int32_activation(op: OpView, level: int) -> bool:
     return _in_type(op) == "INT32" and op.activation != "NONE"
 
 
 @rule("rank-over-4", "NNAPI takes tensors of rank 4 at most here",
       "SUB", "SOFTMAX", "CONCATENATION")
-def rank_over_4(op: OpView, level: int) -> bool:
+def _rank_over_4(op: OpView, level: int) -> bool:
     ranked = op.inputs[:2] if op.code == "SUB" else op.inputs[:1]
     return any(t is not None and t.rank > 4 for t in ranked)
 
 
 @rule("fc-keep-num-dims", "FULLY_CONNECTED with keep_num_dims needs NNAPI 1.3",
       "FULLY_CONNECTED")
-def fc_keep_num_dims(op: OpView, level: int) -> bool:
+def _fc_keep_num_dims(op: OpView, level: int) -> bool:
     return level < NNAPI_13 and bool(op.option("keepNumDims", False))
 
 
 @rule("fc-int16-output", "FULLY_CONNECTED with an int16 output is not mapped",
       "FULLY_CONNECTED")
-def fc_int16_output(op: OpView, level: int) -> bool:
+def _fc_int16_output(op: OpView, level: int) -> bool:
     return op.outputs[0].type == "INT16"
 
 
 @rule("softmax-rank-before-1.2", "SOFTMAX before NNAPI 1.2 takes 2-D or 4-D input only",
       "SOFTMAX")
-def softmax_rank_before_12(op: OpView, level: int) -> bool:
+def _softmax_rank_before_12(op: OpView, level: int) -> bool:
     x = op.input(0)
     return level < NNAPI_12 and x is not None and x.rank not in (2, 4)
 
 
 @rule("softmax-output-type", "SOFTMAX output must be float32, uint8 or int8", "SOFTMAX")
-def softmax_output_type(op: OpView, level: int) -> bool:
+def _softmax_output_type(op: OpView, level: int) -> bool:
     return op.outputs[0].type not in FLOAT_OR_QUANT8
 
 
 @rule("reshape-shape-const", "RESHAPE needs a constant shape input (or a non-scalar "
                              "new_shape option)", "RESHAPE")
-def reshape_shape_const(op: OpView, level: int) -> bool:
+def _reshape_shape_const(op: OpView, level: int) -> bool:
     if len(op.inputs) >= 2:
         shape = op.input(1)
         return shape is None or not shape.is_const
@@ -255,40 +255,40 @@ def reshape_shape_const(op: OpView, level: int) -> bool:
 
 @rule("resize-size-const", "RESIZE needs a constant size input",
       "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")
-def resize_size_const(op: OpView, level: int) -> bool:
+def _resize_size_const(op: OpView, level: int) -> bool:
     size = op.input(1)
     return size is None or not size.is_const
 
 
 @rule("resize-rank", "RESIZE_BILINEAR input must be 4-D", "RESIZE_BILINEAR")
-def resize_rank(op: OpView, level: int) -> bool:
+def _resize_rank(op: OpView, level: int) -> bool:
     x = op.input(0)
     return x is not None and x.rank != 4
 
 
 @rule("resize-square-before-1.2", "before NNAPI 1.2 RESIZE_BILINEAR output needs "
                                   "width == height", "RESIZE_BILINEAR")
-def resize_square_before_12(op: OpView, level: int) -> bool:
+def _resize_square_before_12(op: OpView, level: int) -> bool:
     y = op.outputs[0]
     return level < NNAPI_12 and y.rank == 4 and y.shape[1] != y.shape[2]
 
 
 @rule("resize-align-corners", "align_corners / half_pixel_centers need NNAPI 1.3",
       "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")
-def resize_align_corners(op: OpView, level: int) -> bool:
+def _resize_align_corners(op: OpView, level: int) -> bool:
     flagged = bool(op.option("alignCorners", False)) or bool(op.option("halfPixelCenters",
                                                                         False))
     return level <= NNAPI_12 and flagged
 
 
 @rule("concat-activation", "CONCATENATION takes no fused activation", "CONCATENATION")
-def concat_activation(op: OpView, level: int) -> bool:
+def _concat_activation(op: OpView, level: int) -> bool:
     return op.activation != "NONE"
 
 
 @rule("concat-mixed-quant-before-1.2", "before NNAPI 1.2 uint8 CONCATENATION inputs need "
                                        "one scale and zero point", "CONCATENATION")
-def concat_mixed_quant_before_12(op: OpView, level: int) -> bool:
+def _concat_mixed_quant_before_12(op: OpView, level: int) -> bool:
     ins = [t for t in op.inputs if t is not None]
     if level >= NNAPI_12 or not ins or ins[0].type != "UINT8":
         return False
@@ -298,59 +298,59 @@ def concat_mixed_quant_before_12(op: OpView, level: int) -> bool:
 
 @rule("pad-inputs", "PAD needs its paddings input and a non-empty input tensor",
       "PAD", "PADV2")
-def pad_inputs(op: OpView, level: int) -> bool:
+def _pad_inputs(op: OpView, level: int) -> bool:
     x = op.input(0)
     return len(op.inputs) < 2 or x is None or 0 in x.shape
 
 
 @rule("pad-value-before-1.2", "a padding value (PADV2) needs NNAPI 1.2", "PAD", "PADV2")
-def pad_value_before_12(op: OpView, level: int) -> bool:
+def _pad_value_before_12(op: OpView, level: int) -> bool:
     return level < NNAPI_12 and len(op.inputs) == 3
 
 
 @rule("transpose-perm-const", "TRANSPOSE needs a constant permutation", "TRANSPOSE")
-def transpose_perm_const(op: OpView, level: int) -> bool:
+def _transpose_perm_const(op: OpView, level: int) -> bool:
     perm = op.input(1)
     return perm is None or not perm.is_const
 
 
 @rule("mean-scalar-output", "MEAN producing a scalar is not mapped", "MEAN")
-def mean_scalar_output(op: OpView, level: int) -> bool:
+def _mean_scalar_output(op: OpView, level: int) -> bool:
     return op.outputs[0].rank == 0
 
 
 @rule("quantize-int8-output", "QUANTIZE to int8 needs NNAPI 1.3 (uint8 before)", "QUANTIZE")
-def quantize_int8_output(op: OpView, level: int) -> bool:
+def _quantize_int8_output(op: OpView, level: int) -> bool:
     out = op.outputs[0].type
     return out not in (QUANT8 if level >= NNAPI_13 else {"UINT8"})
 
 
 @rule("quantize-scale", "QUANTIZE needs positive scales", "QUANTIZE")
-def quantize_scale(op: OpView, level: int) -> bool:
+def _quantize_scale(op: OpView, level: int) -> bool:
     x = op.input(0)
     bad_in = x is not None and x.type in QUANT8 and not x.scale > 0
     return bad_in or not op.outputs[0].scale > 0
 
 
 @rule("quantize-input-type", "QUANTIZE input must be float32 or quantised", "QUANTIZE")
-def quantize_input_type(op: OpView, level: int) -> bool:
+def _quantize_input_type(op: OpView, level: int) -> bool:
     return _in_type(op) not in FLOAT_OR_QUANT8
 
 
 @rule("dequantize-int8-asymmetric-1.2", "NNAPI 1.2 dequantizes int8 only with zero point 0",
       "DEQUANTIZE")
-def dequantize_int8_asymmetric_12(op: OpView, level: int) -> bool:
+def _dequantize_int8_asymmetric_12(op: OpView, level: int) -> bool:
     x = op.input(0)
     return level == NNAPI_12 and x is not None and x.type == "INT8" and x.zero_point != 0
 
 
 @rule("cast-output-type", "CAST gives float32, int32 or uint8 (int8 from NNAPI 1.3)", "CAST")
-def cast_output_type(op: OpView, level: int) -> bool:
+def _cast_output_type(op: OpView, level: int) -> bool:
     return op.outputs[0].type not in _cast_types(level)
 
 
 @rule("gather-positions", "GATHER needs int32 positions of rank 1 or more", "GATHER")
-def gather_positions(op: OpView, level: int) -> bool:
+def _gather_positions(op: OpView, level: int) -> bool:
     pos = op.input(1)
     return pos is None or pos.type != "INT32" or pos.rank == 0
 

@@ -175,3 +175,23 @@ def test_litert_analyzer_misses_what_the_rules_refuse():
     data = gather_nd()
     assert [r.name for r in gpu_refusals(read_ops(data)[0])] == ["unsupported-op"]
     assert litert_analyzer_verdict(data)["compatible"] is True
+
+
+def test_corrupt_files_give_a_clear_error_or_a_verdict():
+    """Damaged .tflite bytes: a ModelLoadError, or sections (the C++ analyzer, which crashes
+    on some damaged files, runs in a child process and only reports it)."""
+    from edgec.errors import ModelLoadError
+
+    good = bytearray(int8_conv())
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        bad = bytearray(good)
+        for _ in range(3):
+            bad[8 + int(rng.integers(len(bad) - 8))] = int(rng.integers(256))
+        if i % 4 == 0:
+            bad = bad[:int(rng.integers(8, len(bad)))]
+        try:
+            sections = compat_sections(bytes(bad))
+        except ModelLoadError:
+            continue
+        assert sections["gpu"]["litert_analyzer"]["available"]
