@@ -47,6 +47,23 @@ DEFAULT_CALIB, EVAL_SAMPLES = 64, 16
 ONNX2TF = "onnx2tf==2.6.9"
 TFLM_ARENA_LIMIT = 64 << 20
 BEGIN, END = "<!-- tflite-compare:begin -->", "<!-- tflite-compare:end -->"
+INTRO = ("Same ONNX file and calibration inputs for both (digits: digits_calib.npz; others: "
+         "int8_accuracy's seeded inputs). Conversion: a fresh process each, calibration "
+         "included; onnx2tf `-oiqt` also writes its float32/float16/int16 files in that run. "
+         "Files compared: the int8 file with float I/O (edgec `tflite-int8`, onnx2tf "
+         "`*_integer_quant.tflite`). NNAPI 1.2 / GPU: operators the delegates take by the rules "
+         "of codegen/tflite/nnapi.py and gpu.py.")
+WRITTEN_BY = ("Written by `python tools/tflite_compare.py --write docs/benchmarks.md`; do "
+              "not edit by hand.")
+PER_TENSOR = "its rows are its per-tensor int8 (`-qt per-tensor`), what its users fall back to."
+TABLE_HEAD = ("| model | converter | conversion | operators | TRANSPOSE | file size | "
+              "NNAPI 1.2 ops | GPU ops |")
+ARENA_INTRO = ("Arena: edgec's C arena (report.json `arena_bytes`) beside the arena tflite-micro's "
+               "recording allocator reports for the .tflite (tensors: its planned tensor arena; "
+               "total: with the interpreter's persistent data).")
+ARENA_HEAD = ("| model | edgec C int8 | TFLM int8 tensors / total (edgec .tflite) | TFLM int8 "
+              "tensors (onnx2tf .tflite) | edgec C fp32 | TFLM fp32 tensors / total (edgec "
+              ".tflite) |")
 
 
 # ------------------------------------------------------------------------------ onnx2tf
@@ -174,11 +191,11 @@ def nhwc(feeds: dict) -> dict:
 def int8_snr(model: Path, edgec_data: bytes, o2t_data: bytes | None, evals: list[dict]
              ) -> tuple[float, float | None]:
     """SNR (dB) of both int8 files' outputs against onnxruntime fp32 on `evals`."""
+    import onnx
     from edgec.codegen.tflite.runner import run_litert
+
     from edgec.quant.calibrate import snr_db
     from edgec.verify import onnxruntime_outputs
-
-    import onnx
 
     graph = onnx.load(str(model)).graph
     in_name, out_name = graph.input[0].name, graph.output[0].name
@@ -304,26 +321,17 @@ def _behind(rows: list[dict]) -> list[str]:
 def markdown(rows: list[dict], machine: dict, onnx2tf_version: str, onnx2tf_error: str) -> str:
     """The tflite-compare section of docs/benchmarks.md."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [BEGIN, "## TFLite: edgec vs onnx2tf, and the TFLM arena", "",
-             "Written by `python tools/tflite_compare.py --write docs/benchmarks.md`; do not "
-             "edit by hand.", "",
-             f"Machine: {machine.get('cpu', '?')}, {machine.get('cores')} cores; "
-             f"{machine.get('os', '')}. Measured {now}. Versions: {_versions(onnx2tf_version)}.",
-             "", "Same ONNX file and calibration inputs for both (digits: digits_calib.npz; "
-             "others: int8_accuracy's seeded inputs). Conversion: a fresh process each, "
-             "calibration included; onnx2tf `-oiqt` also writes its float32/float16/int16 "
-             "files in that run. Files compared: the int8 file with float I/O (edgec "
-             "`tflite-int8`, onnx2tf `*_integer_quant.tflite`). NNAPI 1.2 / GPU: operators "
-             "the delegates take by the rules of codegen/tflite/nnapi.py and gpu.py.", ""]
+    where = (f"Machine: {machine.get('cpu', '?')}, {machine.get('cores')} cores; "
+             f"{machine.get('os', '')}. Measured {now}. Versions: {_versions(onnx2tf_version)}.")
+    lines = [BEGIN, "## TFLite: edgec vs onnx2tf, and the TFLM arena", "", WRITTEN_BY, "",
+             where, "", INTRO, ""]
     if onnx2tf_error:
         lines += [f"onnx2tf could not be run here: {onnx2tf_error}", ""]
     failed = [f"{r['model']} ({_short(r['onnx2tf_error'])})" for r in rows
               if r.get("onnx2tf_mode") == "per-tensor"]
     if failed:
-        lines += ["onnx2tf's per-channel int8 failed on " + "; ".join(failed) + "; its rows "
-                  "are its per-tensor int8 (`-qt per-tensor`), what its users fall back to.", ""]
-    lines += ["| model | converter | conversion | operators | TRANSPOSE | file size | "
-              "NNAPI 1.2 ops | GPU ops |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"onnx2tf's per-channel int8 failed on {'; '.join(failed)}; {PER_TENSOR}", ""]
+    lines += [TABLE_HEAD, "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         o2t = "onnx2tf" + (" per-tensor" if r.get("onnx2tf_mode") == "per-tensor" else "")
         for who, stats, secs in (("edgec", r["edgec"], r["edgec_s"]),
@@ -345,12 +353,7 @@ def markdown(rows: list[dict], machine: dict, onnx2tf_version: str, onnx2tf_erro
                 theirs += " (per-tensor)"
             lines.append(f"| {r['model']} | {r['calib']} / {r['eval']} | "
                          f"{r['snr_edgec']:.1f} dB | {theirs} |")
-    lines += ["", "Arena: edgec's C arena (report.json `arena_bytes`) beside the arena "
-              "tflite-micro's recording allocator reports for the .tflite (tensors: its "
-              "planned tensor arena; total: with the interpreter's persistent data).", "",
-              "| model | edgec C int8 | TFLM int8 tensors / total (edgec .tflite) | "
-              "TFLM int8 tensors (onnx2tf .tflite) | edgec C fp32 | TFLM fp32 tensors / total "
-              "(edgec .tflite) |", "|---|---|---|---|---|---|"]
+    lines += ["", ARENA_INTRO, "", ARENA_HEAD, "|---|---|---|---|---|---|"]
     for r in rows:
         t8, t32 = r["tflm_int8"], r["tflm_fp32"]
         o2t = r.get("tflm_onnx2tf", {}).get("tensors")
