@@ -42,8 +42,9 @@ def nnapi_section(ops: list[OpView]) -> dict:
             "operators": len(ops), "accepted": accepted, "ops": rows}
 
 
-def gpu_section(ops: list[OpView], data: bytes) -> dict:
-    """report.json's "gpu" section: the delegate's rules per operator and LiteRT's analyzer."""
+def gpu_section(ops: list[OpView], data: bytes, analyzer: bool = True) -> dict:
+    """report.json's "gpu" section: the delegate's rules per operator and (`analyzer`) what
+    LiteRT's analyzer says (a child process, about a second)."""
     rows = []
     for op in ops:
         rules = gpu_refusals(op)
@@ -52,13 +53,15 @@ def gpu_section(ops: list[OpView], data: bytes) -> dict:
                      "refused_by": [{"rule": r.name, "reason": r.reason} for r in rules]})
     return {"source": GPU_SOURCE, "operators": len(ops),
             "accepted": sum(r["accepted"] for r in rows), "ops": rows,
-            "litert_analyzer": litert_analyzer_verdict(data)}
+            "litert_analyzer": litert_analyzer_verdict(data) if analyzer else
+            {"available": False, "compatible": None, "warnings": []}}
 
 
-def compat_sections(data: bytes) -> dict:
-    """{"nnapi": ..., "gpu": ...} for the .tflite bytes `data`."""
+def compat_sections(data: bytes, analyzer: bool = True) -> dict:
+    """{"nnapi": ..., "gpu": ...} for the .tflite bytes `data`; `analyzer=False` skips
+    LiteRT's analyzer (the rules alone take milliseconds)."""
     ops = read_ops(data)
-    return {"nnapi": nnapi_section(ops), "gpu": gpu_section(ops, data)}
+    return {"nnapi": nnapi_section(ops), "gpu": gpu_section(ops, data, analyzer)}
 
 
 def compat_text(sections: dict) -> str:
