@@ -17,7 +17,15 @@ from edgec.errors import UnsupportedError
 _FLOAT_UNARY = {"Relu": "RELU", "Sigmoid": "LOGISTIC", "Tanh": "TANH", "HardSwish": "HARD_SWISH",
                 "Sqrt": "SQRT", "Exp": "EXP", "Log": "LOG", "Abs": "ABS", "Neg": "NEG",
                 "Floor": "FLOOR"}  # CEIL: LiteRT's reference op resolver has no kernel
-_BINARY = {"Add": "ADD", "Sub": "SUB", "Mul": "MUL", "Max": "MAXIMUM", "Min": "MINIMUM"}
+_BINARY = {"Add": "ADD", "Sub": "SUB", "Mul": "MUL", "Max": "MAXIMUM", "Min": "MINIMUM",
+           "Div": "DIV", "Pow": "POW", "Less": "LESS", "Greater": "GREATER",
+           "LessOrEqual": "LESS_EQUAL", "GreaterOrEqual": "GREATER_EQUAL", "Equal": "EQUAL"}
+# BuiltinOptions member of each binary builtin (the object API class is this name + "T").
+_BINARY_OPTIONS = {"ADD": "AddOptions", "SUB": "SubOptions", "MUL": "MulOptions",
+                   "MAXIMUM": "MaximumMinimumOptions", "MINIMUM": "MaximumMinimumOptions",
+                   "DIV": "DivOptions", "POW": "PowOptions", "LESS": "LessOptions",
+                   "GREATER": "GreaterOptions", "LESS_EQUAL": "LessEqualOptions",
+                   "GREATER_EQUAL": "GreaterEqualOptions", "EQUAL": "EqualOptions"}
 
 
 def _refuse(node, why: str) -> UnsupportedError:
@@ -189,23 +197,29 @@ def lower_qmul(lw, node) -> None:
 
 
 def lower_binary(lw, node) -> None:
-    """Float Add / Sub / Mul / Max / Min -> ADD / SUB / MUL / MAXIMUM / MINIMUM."""
+    """Float Add / Sub / Mul / Div / Pow / Max / Min and comparisons -> their builtin."""
     if len(node.inputs) != 2 or any(v is None or v.dtype.value != "float32"
                                     for v in node.inputs):
         raise _refuse(node, "only two float32 operands map to TFLite here")
     kind = _BINARY[node.op]
     tfl = lw.b.tfl
-    opt = {"ADD": tfl.AddOptionsT, "SUB": tfl.SubOptionsT, "MUL": tfl.MulOptionsT,
-           "MAXIMUM": tfl.MaximumMinimumOptionsT, "MINIMUM": tfl.MaximumMinimumOptionsT}[kind]()
+    opt = getattr(tfl, _BINARY_OPTIONS[kind] + "T")()
     rank = max(len(v.shape) for v in node.inputs)
     broadcast = node.inputs[0].shape != node.inputs[1].shape
     y = node.outputs[0]
-    if kind in ("ADD", "SUB", "MUL"):
+    if kind in ("ADD", "SUB", "MUL", "DIV"):
         act, y = lw.fused_activation(node)
         opt.fusedActivationFunction = getattr(tfl.ActivationFunctionType, act)
     lw.b.add_operator(kind, [lw.tensor(v) for v in node.inputs], [lw.output_tensor(y)], opt,
-                      options_type="MaximumMinimumOptions" if kind in ("MAXIMUM", "MINIMUM")
-                      else None, rank=rank, broadcast=broadcast)
+                      options_type=_BINARY_OPTIONS[kind], rank=rank, broadcast=broadcast)
+
+
+def lower_where(lw, node) -> None:
+    """Where(cond, x, y) -> SELECT_V2 (broadcasting)."""
+    if len(node.inputs) != 3 or any(v is None for v in node.inputs):
+        raise _refuse(node, "needs a condition and two operands")
+    lw.b.add_operator("SELECT_V2", [lw.tensor(v) for v in node.inputs],
+                      [lw.output_tensor(node.outputs[0])], lw.b.tfl.SelectV2OptionsT())
 
 
 def lower_softmax(lw, node) -> None:
@@ -367,7 +381,7 @@ LOWERINGS = {
     "QAdd": lower_qadd, "QMul": lower_qmul, "Softmax": lower_softmax, "Concat": lower_concat,
     "Pad": lower_pad, "Clip": lower_unary, "LeakyRelu": lower_unary,
     "Resize": lower_resize, "Upsample": lower_resize, "PRelu": lower_prelu,
-    "QLookup": lower_lookup, "Identity": lower_reshape,
+    "QLookup": lower_lookup, "Identity": lower_reshape, "Where": lower_where,
     **{op: lower_reduce for op in _REDUCE},
     **{op: lower_binary for op in _BINARY}, **{op: lower_unary for op in _FLOAT_UNARY},
 }

@@ -34,7 +34,7 @@ def _feeds_in_file_order(model_bytes: bytes, feeds: dict[str, np.ndarray],
         arr = np.asarray(feeds[name])
         if name in perms:
             arr = arr.transpose(perms[name])
-        out.append(np.ascontiguousarray(arr))
+        out.append(np.array(arr, order="C"))  # ascontiguousarray makes a scalar 1-D
     return out
 
 

@@ -53,6 +53,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "SUB": ((_broadcast_over_4, 3), (_in8, 2)),
     # rescale input1*input2/output >= 1: 3; int8: 2.
     "MUL": ((_feature("rescale_ge_1"), 3), (_in8, 2)),
+    "DIV": ((_broadcast_over_4, 2),),
     "MAXIMUM": ((_broadcast_over_4, 3), (_in8, 2)),
     "MINIMUM": ((_broadcast_over_4, 3), (_in8, 2)),
     "AVERAGE_POOL_2D": ((_in8, 2),),
