@@ -359,7 +359,12 @@ def refusals(op: OpView, level: int) -> list[Rule]:
     """The rules that refuse `op` at API `level` (empty: the delegate accepts it)."""
     if op.code not in MAX_VERSION:
         return [RULES[0]]
-    if op.code == "DEQUANTIZE" and level >= NNAPI_13 and _in_type(op) == "FLOAT16" \
-            and not op.input(0).is_const:
-        return []  # Validate accepts fp16 -> fp32 dequantisation of activations outright
+    if op.code == "DEQUANTIZE" and _in_type(op) == "FLOAT16":
+        if op.input(0).is_const:
+            # fp16 weights: DoPrepare prunes these DEQUANTIZEs (FP16GraphPartitionHelper) and
+            # the consumers read the weights as float32; such a model is delegated whole or
+            # not at all.
+            return []
+        if level >= NNAPI_13:
+            return []  # Validate accepts fp16 -> fp32 dequantisation of activations outright
     return [r for r in RULES if (not r.ops or op.code in r.ops) and r.refuses(op, level)]

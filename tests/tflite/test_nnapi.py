@@ -266,3 +266,15 @@ def test_docs_name_every_rule():
     text = (Path(__file__).resolve().parents[2] / "docs" / "nnapi.md").read_text()
     missing = [r.name for r in [*RULES, *GPU_RULES] if f"`{r.name}`" not in text]
     assert missing == []
+
+
+def test_fp16_dequantize_of_weights_is_pruned_of_activations_needs_13():
+    """Constant fp16 -> fp32 DEQUANTIZE (tflite-fp16 weights): the delegate folds it at any
+    level; on an activation Validate takes it from NNAPI 1.3."""
+    weights = one_op("DEQUANTIZE", [const([2, 2], np.ones((2, 2)), "float16")], [f32([2, 2])])
+    (op,) = read_ops(weights)
+    assert all(refusals(op, level) == [] for level in (27, 29, 30, 31))
+    acts = one_op("DEQUANTIZE", [{"shape": [2, 2], "dtype": "float16"}], [f32([2, 2])])
+    (op,) = read_ops(acts)
+    assert [r.name for r in refusals(op, 29)] == ["input-type"]
+    assert refusals(op, 30) == []

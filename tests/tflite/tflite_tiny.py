@@ -12,9 +12,9 @@ from ai_edge_litert import schema_py_generated as schema
 
 _TYPES = {"float32": schema.TensorType.FLOAT32, "int8": schema.TensorType.INT8,
           "uint8": schema.TensorType.UINT8, "int32": schema.TensorType.INT32,
-          "int16": schema.TensorType.INT16}
+          "int16": schema.TensorType.INT16, "float16": schema.TensorType.FLOAT16}
 _NUMPY = {"float32": np.float32, "int8": np.int8, "uint8": np.uint8, "int32": np.int32,
-          "int16": np.int16}
+          "int16": np.int16, "float16": np.float16}
 
 
 class TinyModel:
