@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Cortex-M benchmarks: per target and model, executed instructions per MAC, estimated cycles,
-flash and RAM, next to the TFLite Micro arena of the same model; and the DSP/Helium kernels
-(not yet wired into kernel selection) on DS-CNN-shaped layers.
+flash and RAM, next to the TFLite Micro arena of the same model, with the portable kernels
+(today's default) and with the DSP/Helium kernels routed in (edgec/cortexm/kernels.py); and
+the kernels alone on DS-CNN-shaped layers.
 
     python tools/cortexm_bench.py [--models a,b] [--targets t1,t2] [--write docs/benchmarks.md]
 
@@ -30,6 +31,7 @@ BEGIN, END = "<!-- cortexm:begin -->", "<!-- cortexm:end -->"
 MODELS = ("dscnn", "resnet8", "digits_cnn")
 TARGETS = ("cortex-m0-int8", "cortex-m4-int8", "cortex-m7-int8", "cortex-m55-int8",
            "cortex-m4-fp32", "cortex-m7-fp32")
+KERNEL_TARGETS = ("cortex-m4-int8", "cortex-m7-int8", "cortex-m55-int8")
 CALIB_SAMPLES = 8
 TFLM_SCRIPT = """
 import sys
@@ -60,16 +62,23 @@ def tflm_arena_bytes(model: str, calib: list, tmp: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def bench_row(model: str, target: str, calib: list, tmp: Path) -> dict:
-    """bench_cortexm's row for one model on one target."""
+def bench_row(model: str, target: str, calib: list, tmp: Path, kernels: bool = False) -> dict:
+    """bench_cortexm's row for one model on one target; `kernels`: with the DSP/Helium
+    kernels routed in (edgec/cortexm/kernels.py), as kernel selection will do."""
+    from contextlib import nullcontext
+
     from edgec.compiler import CompileOptions, compile_model
+    from edgec.cortexm.kernels import cortexm_kernels
     from edgec.cortexm.measure import bench_cortexm
     from edgec.verify import random_inputs
 
-    res = compile_model(ZOO / f"{model}.onnx", CompileOptions(
-        target=target, calib_samples=calib if target.endswith("int8") else None))
-    row = bench_cortexm(res, random_inputs(res.source_graph, 0), tmp / f"{model}-{target}")
-    row["model"], row["target"] = model, target
+    with cortexm_kernels() if kernels else nullcontext():
+        res = compile_model(ZOO / f"{model}.onnx", CompileOptions(
+            target=target, calib_samples=calib if target.endswith("int8") else None))
+    row = bench_cortexm(res, random_inputs(res.source_graph, 0),
+                        tmp / f"{model}-{target}-{int(kernels)}")
+    row["model"], row["target"], row["kernels"] = model, target, \
+        "edgec_cm" if kernels else "portable"
     return row
 
 
@@ -122,19 +131,22 @@ def section(rows: list[dict], kernels: list[dict], tflm: dict) -> str:
              "an estimate without memory wait states). *flash* = .text + .rodata + .data of "
              "the whole image; *RAM* = arena + worst-case stack. *TFLM arena* is the "
              "tflite-micro interpreter's arena for the .tflite edgec writes for the same "
-             "model and calibration (target tflite-int8), measured in the same run. All "
-             "Cortex-M targets use the portable C kernels today (the DSP/Helium kernels "
-             "below are tested but not yet wired into kernel selection).")
-    header = ("| model | target | MACs | instr | instr/MAC | est. cycles | cycles/MAC | flash B "
-              "| RAM B (arena + stack) | TFLM arena B | RAM / TFLM | fits device |")
+             "model and calibration (target tflite-int8), measured in the same run. "
+             "*kernels*: `portable` is what the targets compile to today; `edgec_cm` routes "
+             "int8 QConv/QGemm to the DSP (M4/M7) or Helium (M55) kernels the way kernel "
+             "selection will once it is wired (edgec/cortexm/kernels.py; bit-exact, "
+             "tests/cortexm/test_kernels_in_models.py).")
+    header = ("| model | target | kernels | MACs | instr | instr/MAC | est. cycles | cycles/MAC "
+              "| flash B | RAM B (arena + stack) | TFLM arena B | RAM / TFLM | fits device |")
     lines = [BEGIN, "## Cortex-M: instructions, cycles, flash and RAM (tools/cortexm_bench.py)", "",
              intro, "", header,
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         t = tflm.get(r["model"]) if r["target"].endswith("int8") else None
         ratio = f"{r['ram_bytes'] / t:.3f}" if t else "-"
         lines.append(
-            f"| {r['model']} | {r['target']} | {r['macs']:,} | {r['instructions']:,} | "
+            f"| {r['model']} | {r['target']} | {r['kernels']} | {r['macs']:,} | "
+            f"{r['instructions']:,} | "
             f"{r['instructions_per_mac']:.3f} | {r['cycles_est']:,} | "
             f"{r['cycles_per_mac_est']:.3f} | {r['flash_bytes']:,} | {r['ram_bytes']:,} "
             f"({r['arena_bytes']:,} + {r['stack_bytes']:,}) | {f'{t:,}' if t else '-'} | "
@@ -167,10 +179,13 @@ def main(argv: list[str] | None = None) -> int:
             calib = calibration(model)
             tflm[model] = tflm_arena_bytes(model, calib, tmpd)
             for target in args.targets.split(","):
-                rows.append(bench_row(model, target, calib, tmpd))
-                r = rows[-1]
-                print(f"{model} {target}: {r['instructions_per_mac']:.3f} instr/MAC, "
-                      f"RAM {r['ram_bytes']:,} B, TFLM {tflm[model]}", file=sys.stderr)
+                with_kernels = (False, True) if target in KERNEL_TARGETS else (False,)
+                for kernels in with_kernels:
+                    rows.append(bench_row(model, target, calib, tmpd, kernels))
+                    r = rows[-1]
+                    print(f"{model} {target} {r['kernels']}: {r['instructions_per_mac']:.3f} "
+                          f"instr/MAC, RAM {r['ram_bytes']:,} B, TFLM {tflm[model]}",
+                          file=sys.stderr)
         kernels = kernel_rows(tmpd)
     text = section(rows, kernels, tflm)
     print(text)
