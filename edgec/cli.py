@@ -18,7 +18,7 @@ from .console import Session, quote, set_current, visible
 from .console import warn as _console_warn
 from .errors import EdgecError
 from .prune.cli import add_compile_prune_arg, add_prune_parser, pruned_for_compile
-from edgec.codegen.coreml.options import add_coreml_args
+from edgec.codegen.coreml.options import add_coreml_args, refuse_other_commands
 
 VERBOSE_HELP = ("show third-party warnings and logs in full as they happen, and the traceback "
                 "of an internal error")
@@ -580,6 +580,7 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "fn", None):
             parser.print_help()
             return 2
+        refuse_other_commands(args)  # CoreML targets: compile and verify only
         return args.fn(args)
 
     with Session(verbose=_verbose(argv)) as session:

@@ -59,6 +59,8 @@ def print_verify(args, res, final: bool | None = None) -> None:
         if o.band_rel is not None:
             status += (f" (err {o.max_rel_err:.1e} {'within' if o.ok else 'outside'} band "
                        f"{o.band_rel:.1e})")
+        elif o.name in res.report.get("snr_floor_db", {}):  # coreml fp16/int8 (docs/coreml.md)
+            status += f" (SNR floor {res.report['snr_floor_db'][o.name]:.1f} dB)"
         rows.append((visible(o.name, limit=80), fmt_err(o.max_abs_err),
                      fmt_err(o.max_rel_err), band, spread,
                      "inf" if math.isinf(o.snr_db) else f"{o.snr_db:.1f}", status))

@@ -11,7 +11,7 @@ edgec/codegen/coreml/evaluate.py): MIL ops (without consts), package and weight-
 conversion time (median of --repeat runs from the ONNX file to the package's bytes, timed
 inside the converting process after its imports; onnx2coreml's includes model.save), and the SNR of the package's program
 evaluated in numpy against onnxruntime on one seeded input (n/a when the program uses an op
-edgec's evaluator does not know). A converter error is recorded as its first line.
+edgec's evaluator does not know). A converter error is recorded as its first two lines.
 With --write-docs the table replaces the CoreML section of docs/benchmarks.md.
 """
 
@@ -47,7 +47,7 @@ with contextlib.redirect_stderr(io.StringIO()):
         print(json.dumps({"ok": True, "seconds": seconds,
                           "version": onnx2coreml.__version__}))
     except Exception as e:
-        line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        line = " ".join(ln.strip() for ln in str(e).strip().splitlines()[:2]) or type(e).__name__
         print(json.dumps({"ok": False, "error": f"{type(e).__name__}: {line}"[:300],
                           "version": onnx2coreml.__version__}))
 """

@@ -16,3 +16,23 @@ def add_coreml_args(p: argparse.ArgumentParser) -> None:
                    help="minimum deployment target of the .mlpackage, e.g. iOS16 or macOS13 "
                         "(default: the earliest the model's features allow: iOS15, or iOS16 "
                         "for int8 weights)")
+
+
+def refuse_other_commands(args) -> None:
+    """CoreML targets work with `edgec compile` and `edgec verify`; any other command given
+    one (report, bench, golden, debug: they need C) is a one-line error instead of a crash."""
+    from edgec.errors import TargetError
+    from edgec.targets import all_targets
+
+    command = getattr(args, "command", None)
+    if command == "compile" or (command == "verify" and not getattr(args, "per_layer", False)):
+        return
+    if command == "verify":
+        command = "verify --per-layer"
+    given = getattr(args, "target", None)
+    values = [given] if isinstance(given, str) else list(given or [])
+    targets = all_targets()
+    for name in (n.strip() for v in values for n in str(v).split(",")):
+        if name in targets and targets[name].backend == "coreml":
+            raise TargetError(f"'edgec {command}' does not support the CoreML target {name}; "
+                              "use 'edgec compile' or 'edgec verify' (docs/coreml.md)")

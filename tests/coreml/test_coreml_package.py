@@ -147,3 +147,10 @@ def test_predict_on_mac(conv_path):
 
     res = verify_coreml(conv_path, CompileOptions(target="coreml-fp16"))
     assert res.ok and any("CoreML predict" in o.name for o in res.outputs)
+
+
+@pytest.mark.parametrize("argv", [["report"], ["bench"], ["verify", "--per-layer"]])
+def test_commands_that_need_c_refuse_coreml_targets(conv_path, capsys, argv):
+    code = main([*argv[:1], str(conv_path), "-t", "coreml-fp16", *argv[1:]])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "CoreML target coreml-fp16" in err
