@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,11 +53,27 @@ def read_package(folder: Path) -> dict[str, bytes]:
              for p in sorted(folder.rglob("*")) if p.is_file()}
     manifest = json.loads(files["Manifest.json"])
     entries = manifest.get("itemInfoEntries", {})
+    renamed = {}
     for key, item in list(entries.items()):
         prefix = f"Data/{item.get('path', '')}"
         if not any(name == prefix or name.startswith(prefix + "/") for name in files):
             del entries[key]
-    files["Manifest.json"] = (json.dumps(manifest, indent=4) + "\n").encode()
+            continue
+        renamed[key] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"edgec:{item.get('path', '')}"))
+    # Item identifiers derived from the item's path, not random: the same model compiles
+    # to the same package bytes (coremltools' conversion-date metadata aside).
+    manifest["itemInfoEntries"] = {renamed[k]: v for k, v in entries.items()}
+    root = manifest.get("rootModelIdentifier")
+    if root in renamed:
+        manifest["rootModelIdentifier"] = renamed[root]
+    files["Manifest.json"] = (json.dumps(manifest, indent=4, sort_keys=True) + "\n").encode()
+    spec_name = "Data/com.apple.CoreML/model.mlmodel"
+    if spec_name in files:  # protobuf maps (the metadata) serialise in hash order otherwise
+        from coremltools.proto import Model_pb2
+
+        spec = Model_pb2.Model()
+        spec.ParseFromString(files[spec_name])
+        files[spec_name] = spec.SerializeToString(deterministic=True)
     return files
 
 

@@ -154,3 +154,10 @@ def test_commands_that_need_c_refuse_coreml_targets(conv_path, capsys, argv):
     code = main([*argv[:1], str(conv_path), "-t", "coreml-fp16", *argv[1:]])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "CoreML target coreml-fp16" in err
+
+
+def test_same_model_gives_the_same_package_bytes(conv_path):
+    one, two = (compile_model(conv_path, CompileOptions(target="coreml-int8")).files
+                for _ in range(2))
+    package = {k: v for k, v in one.items() if k.startswith("tiny.mlpackage/")}
+    assert len(package) == 3 and package == {k: two[k] for k in package}
