@@ -148,7 +148,10 @@ def markdown(rows: list[dict], machine: str, o2c_version: str) -> str:
            "lowest over the outputs). Conversion time: median of 3 runs from the ONNX file to "
            "the package, inside the converting process, imports excluded (coremltools calls "
            "gc.collect() during conversion; in edgec's environment torch is installed, which "
-           "makes that collection cost about 1.9 s per conversion).", "",
+           "makes that collection cost about 1.9 s per conversion). The machine is a shared "
+           "2-core VM that other jobs loaded during the run: the conversion times moved by up "
+           "to 3x between two runs of this tool, so only the ops, sizes, SNRs and which models "
+           "convert are firm.", "",
            "| model | precision | converts (edgec / o2c) | MIL ops | package bytes | "
            "weight bytes | convert s | SNR dB |", "|---|---|---|---|---|---|---|---|"]
     errors = []
