@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 from collections.abc import Iterator
 
 from edgec.errors import EdgecError
@@ -33,7 +32,6 @@ def quiet() -> Iterator[None]:
 
 def coremltools():
     """The coremltools module; EdgecError saying how to install it when it is missing."""
-    os.environ.setdefault("TQDM_DISABLE", "1")
     try:
         with quiet():
             import coremltools as ct
