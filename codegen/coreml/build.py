@@ -11,17 +11,19 @@ model's metadata.
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edgec import __version__
 from edgec.codegen.coreml._ct import coremltools, quiet
 from edgec.codegen.coreml.program import build_program, deployment_target, needed_target
 from edgec.ir import Graph
+from edgec.limits import check_weights
 from edgec.ops import get_op
 
 WEIGHTS_FILE = "Data/com.apple.CoreML/weights/weight.bin"
@@ -176,6 +178,8 @@ def compile_coreml(g: Graph, options, model_name: str = "model",
     source = g.clone()
     g = run_pipeline(g, target, options)
     g.verify()
+    no_c_source = replace(options.limits, max_source_bytes=sys.maxsize)  # no C here
+    check_weights((v.data for v in g.constants if v.uses), no_c_source)  # --max-weights-bytes
     extra = dict(extra_report or {})
     art = convert(g, target, getattr(options, "coreml_target", None), model_name,
                   metadata_for(target, extra))
