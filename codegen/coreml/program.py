@@ -83,11 +83,12 @@ def build_program(g: Graph, int8_weights: bool, opset) -> tuple[object, Ctx, lis
                                             dtype=types.fp32)
     prog = Program()
     with Function(placeholders, opset_version=opset) as func:
-        ctx = Ctx(g, mb, types, int8_weights, {})
+        inputs = {v.name for v in g.inputs}
+        ctx = Ctx(g, mb, types, int8_weights,
+                  {k: name for k, name in mapping.items() if k not in inputs},
+                  reserved=set(spec_in) | set(spec_out))
         for v, name in zip(g.inputs, spec_in):
             ctx.bind(v, func.inputs[name])
-        ctx.public = {k: s for k, s in mapping.items() if k not in ctx.vars}
-        ctx._used |= set(spec_in) | set(spec_out)
         for node in g.nodes:
             lower_node(ctx, node)
         outs = []

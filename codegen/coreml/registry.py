@@ -45,7 +45,8 @@ def identifier(text: str) -> str:
 class Ctx:
     """State of one lowering run: the MIL Var of every IR value built so far."""
 
-    def __init__(self, g: Graph, mb, types, int8_weights: bool, public_names: dict[str, str]):
+    def __init__(self, g: Graph, mb, types, int8_weights: bool, public_names: dict[str, str],
+                 reserved: set[str] = frozenset()):
         self.g = g
         self.mb = mb
         self.types = types
@@ -53,7 +54,7 @@ class Ctx:
         self.vars: dict[str, object] = {}
         self.features: set[str] = set()  # "int8-weights" -> iOS16 (docs/coreml.md)
         self.public = public_names  # IR value name -> spec name (graph inputs and outputs)
-        self._used: set[str] = set(public_names.values())
+        self._used: set[str] = set(public_names.values()) | set(reserved)
         self.int8_weight_bytes = 0
         self.float_weight_bytes = 0
 

@@ -161,3 +161,18 @@ def test_same_model_gives_the_same_package_bytes(conv_path):
                 for _ in range(2))
     package = {k: v for k, v in one.items() if k.startswith("tiny.mlpackage/")}
     assert len(package) == 3 and package == {k: two[k] for k in package}
+
+
+def test_an_input_that_is_also_an_output(tmp_path):
+    nodes = [helper.make_node("Sigmoid", ["x"], ["y"])]
+    path = tmp_path / "io.onnx"
+    onnx.save(make_model(nodes, {"x": ("float32", (2, 3))},
+                         {"y": ("float32", (2, 3)), "x": ("float32", (2, 3))}), str(path))
+    result = compile_model(path, CompileOptions(target="coreml-fp32"))
+    from edgec.codegen.coreml.verify import run_package
+
+    x = np.linspace(-3, 3, 6, dtype=np.float32).reshape(2, 3)
+    got = run_package(result, [{"x": x}], tmp_path / "pkg")[0]
+    want = onnxruntime_outputs(path, {"x": x})
+    np.testing.assert_allclose(got["y"], want["y"], rtol=1e-6)
+    np.testing.assert_array_equal(got["x"], x)
