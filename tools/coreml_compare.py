@@ -9,9 +9,10 @@ For every zoo model and compute precision (fp32, fp16) each converter writes an 
 in this one. Both packages are then read back the same way (coremltools' milproto loader,
 edgec/codegen/coreml/evaluate.py): MIL ops (without consts), package and weight-file bytes,
 conversion time (median of --repeat runs from the ONNX file to the package's bytes, timed
-inside the converting process after its imports; onnx2coreml's includes model.save), and the SNR of the package's program
-evaluated in numpy against onnxruntime on one seeded input (n/a when the program uses an op
-edgec's evaluator does not know). A converter error is recorded as its first two lines.
+inside the converting process after its imports; onnx2coreml's includes model.save), and
+the SNR of the package's program evaluated in numpy against onnxruntime on one seeded input
+(n/a when the program uses an op edgec's evaluator does not know). A converter error is
+recorded as its first two lines.
 With --write-docs the table replaces the CoreML section of docs/benchmarks.md.
 """
 

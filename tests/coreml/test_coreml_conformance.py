@@ -1,8 +1,9 @@
 """ONNX backend node tests through coreml-fp32 (tools/coreml_conformance.py): the package's
 MIL program, evaluated in numpy, must give each case's expected outputs (onnx's own
-reference data, an oracle independent of edgec). A sample of cases of every family, and the
-whole family subset; docs/coreml.md holds its last full run. Slow: collecting the cases
-alone takes ~30 s."""
+reference data, an oracle independent of edgec). A sample of cases of every family; the whole
+subset (348 cases, ~4-8 min on 2 cores, too long for the suite) is
+`python tools/coreml_conformance.py`, whose last run docs/coreml.md holds. Slow: collecting
+the cases alone takes ~30 s."""
 
 from __future__ import annotations
 
@@ -51,15 +52,3 @@ def test_case_is_declined_in_one_line(cases, name):
     status, detail = coreml_conformance.run_case(cases[name], "coreml-fp32")
     assert status == "declined" and DECLINED[name] in detail and "\n" not in detail
 
-
-def test_family_subset_pass_rate():
-    """Every claimed case of the seven families: no mismatch and no crash; the declined ones
-    are the documented limits (non-float inputs, pool dilations, rank > 5, ...)."""
-    rows = [(c.name, coreml_conformance.run_case(c, "coreml-fp32"))
-            for c in coreml_conformance.cases_for()]
-    bad = [(n, s, d) for n, (s, d) in rows if s in ("mismatch", "crash")]
-    known = {"test_resize_downsample_scales_linear_align_corners",
-             "test_resize_downsample_scales_cubic_align_corners"}  # as on the C targets
-    assert {n for n, _, _ in bad} <= known, bad
-    passed = sum(s == "passed" for _, (s, _) in rows)
-    assert passed >= 0.8 * len(rows), (passed, len(rows))
