@@ -1,0 +1,26 @@
+"""Transitional family: ops whose C lowering still sits on the op class (`c_template_for`,
+`c_params`, `c_runtime_for`). Each is asked once per node; families moving to codegen/c
+register their own candidates instead."""
+
+from __future__ import annotations
+
+from edgec.ir import Node
+from edgec.ops import all_ops, get_op
+from edgec.codegen.c.kernel import PORTABLE, Candidate, Kernel, NodeScratch, has_kernels, \
+    register_candidates
+
+
+def _from_op_facets(node: Node, target, scratch: NodeScratch) -> Kernel:
+    opdef = get_op(node.op)
+    # The template first: c_template_for refuses nodes a kernel cannot handle (3-D, NCHW)
+    # before c_params has to make sense of them.
+    template = opdef.c_template_for(node, target)
+    params = opdef.c_params(node, target)
+    return Kernel(template, params, opdef.c_runtime_for(node, target))
+
+
+def register_remaining() -> None:
+    """Register the op-facet candidate for every op no other family lowers."""
+    for name, opdef in all_ops().items():
+        if not has_kernels(name) and not opdef.fold_only:
+            register_candidates(name, PORTABLE, [Candidate("op-facets", _from_op_facets)])
