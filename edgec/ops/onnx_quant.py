@@ -30,8 +30,7 @@ import numpy as np
 from ..errors import ShapeError, UnsupportedError
 from ..ir import DType, Node, TensorType
 from .base import Attr, ConstArray, OpDef, QuantRule, in_type, normalize_axis
-from .common import broadcast_plan, require_dtypes, row_major_strides
-from . import arm64_int8, x86_q8
+from .common import require_dtypes
 from .conv import CONV_ATTRS, from_nchw, resolve_auto_pad, to_nchw
 from .quant_common import (
     CONV_TEMPLATES,
@@ -110,7 +109,6 @@ class QuantLinearBase(OpDef):
              "output_dtype": Attr("int", 0), "saturate": Attr("int", 1),
              "precision": Attr("int", 0)}
     quant = QuantRule.FLOAT_ONLY
-    c_runtime = QUANT_RUNTIME
 
     def params(self, node: Node, scale=None, zp=None) -> tuple[np.ndarray, np.ndarray | None]:
         """Scale and zero point expanded to broadcast against x."""
@@ -128,23 +126,6 @@ class QuantLinearBase(OpDef):
         """Per-tensor and per-axis forms are layout-agnostic (the axis is remapped)."""
         return _axis_sink(node, perm)
 
-    def c_params(self, node: Node, target) -> dict:
-        s, z = self.params(node)
-        rank = in_type(node, 0).rank
-        arrays = [s] + ([] if z is None else [z])
-        arrays = [a.reshape((1,) * (rank - a.ndim) + a.shape) for a in arrays]
-        dims, strides = broadcast_plan(in_type(node, 0).shape,
-                                       [in_type(node, 0).shape] + [a.shape for a in arrays])
-        p = {"dims": dims, "x_strides": strides[0], "s_strides": strides[1],
-             "z_strides": strides[2] if z is not None else None,
-             "out_strides": row_major_strides(tuple(dims)), "has_zp": z is not None,
-             "scale": ConstArray(np.ascontiguousarray(arrays[0], np.float32).reshape(-1),
-                                 "scale")}
-        if z is not None:
-            p["zero_point"] = ConstArray(np.ascontiguousarray(arrays[1]).reshape(-1),
-                                         "zero_point")
-        return p
-
 
 @register_op("QuantizeLinear")
 class QuantizeLinear(QuantLinearBase):
@@ -156,7 +137,6 @@ class QuantizeLinear(QuantLinearBase):
     """
 
     dtypes = {DType.FLOAT32} | Q_TYPES
-    c_template = "ops/quantize_linear.c.j2"
 
     def import_onnx(self, node: Node, opset: int) -> None:
         require_dtypes(node, {DType.FLOAT32}, (0, 1))
@@ -190,27 +170,6 @@ class QuantizeLinear(QuantLinearBase):
             r = np.minimum(r, hi - z)
         return ((r.astype(np.int64) + z).astype(out.np),)
 
-    def c_params(self, node: Node, target) -> dict:
-        p = super().c_params(node, target)
-        out = node.output.dtype
-        p["qmin"], p["qmax"] = int_range(out)
-        return (x86_q8.quantize_linear_params(node, target, p)
-                or arm64_int8.quantize_linear_params(node, target, p) or p)
-
-    def c_template_for(self, node: Node, target) -> str:
-        if x86_q8.is_x86(target) and "scale_lit" in self.c_params(node, target):
-            return "ops/x86/quantize_linear.c.j2"
-        if arm64_int8.flavour(target) and "neon" in self.c_params(node, target):
-            return "ops/arm64/quantize_linear.c.j2"
-        return self.c_template
-
-    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
-        if self.c_template_for(node, target).startswith("ops/x86/"):
-            return x86_q8.RUNTIME
-        if self.c_template_for(node, target).startswith("ops/arm64/"):
-            return arm64_int8.Q8_RUNTIME
-        return tuple(self.c_runtime)
-
 
 @register_op("DequantizeLinear")
 class DequantizeLinear(QuantLinearBase):
@@ -220,7 +179,6 @@ class DequantizeLinear(QuantLinearBase):
     """
 
     dtypes = {DType.FLOAT32, DType.INT32} | Q_TYPES
-    c_template = "ops/dequantize_linear.c.j2"
 
     def import_onnx(self, node: Node, opset: int) -> None:
         require_dtypes(node, Q_TYPES | {DType.INT32}, (0, 2))
@@ -246,11 +204,6 @@ class DequantizeLinear(QuantLinearBase):
         if z is not None:
             dx = dx - z.astype(x.dtype)  # numpy promotion as in onnx.reference
         return ((dx * s.astype(np.float32)).astype(np.float32),)
-
-    def c_params(self, node: Node, target) -> dict:
-        p = super().c_params(node, target)
-        p["wide"] = in_type(node, 0).dtype == DType.INT32
-        return p
 
 
 # ------------------------------------------------------------------------------ convolutions

@@ -25,21 +25,16 @@ from .. import qmath
 from ..detmath import deterministic_math
 from ..errors import ShapeError
 from ..ir import DType, Node, TensorType
-from . import arm64_int8, x86_q8
 from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
 from .common import broadcast_plan, row_major_strides
 from .conv import CONV_GEOMETRY_ATTRS, from_nchw, to_nchw
 from .elementwise import ElementwiseOp
 from .quant_common import (
-    CONV_TEMPLATES,
     conv_acc_nchw,
     conv_geometry,
     conv_infer,
-    conv_kernel_kind,
-    conv_kernel_params,
     fixed_epilogue,
     flatten_epilogue,
-    gemm_kernel_params,
     internal_op_import,
     quantize_multiplier_list,
     requantize_fixed,
@@ -213,34 +208,6 @@ class QConv(QuantizedOp):
     def macs(self, node: Node) -> int:
         return node.output.type.numel * int(np.prod(in_type(node, 1).shape[1:]))
 
-    def c_template_for(self, node: Node, target) -> str:
-        portable = CONV_TEMPLATES[conv_kernel_kind(node, in_type(node, 1).shape)]
-        if x86_q8.is_x86(target):
-            kind = x86_q8.qconv_kind(node, target, self.c_params(node, None))
-            return f"ops/x86/qconv_{kind}.c.j2" if kind else portable
-        if arm64_int8.flavour(target):
-            return arm64_int8.qconv_template(node, target, self.c_params(node, None)) or portable
-        return portable
-
-    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
-        template = self.c_template_for(node, target)
-        if template.startswith("ops/x86/"):
-            return x86_q8.RUNTIME
-        return arm64_int8.runtime_for(template, self.c_runtime)
-
-    def c_params(self, node: Node, target) -> dict:
-        a = node.attrs
-        w = self.const_input(node, 1, "w").astype(np.int64)
-        b = self.const_input(node, 2, "bias")
-        p = conv_kernel_params(node, a["x_zero_point"], w, b)
-        mult, shift = _requant_fixed_attrs(node)
-        rq = fixed_epilogue(mult, shift, a["y_zero_point"], a["act_min"], a["act_max"], "int8_t")
-        p = flatten_epilogue(p, rq)
-        kind = x86_q8.qconv_kind(node, target, p)
-        if kind:
-            return x86_q8.qconv_params(node, p, kind, x86_q8.is_vnni(target))
-        return arm64_int8.qconv_params(node, target, p)
-
 
 # ------------------------------------------------------------------------------ QGemm
 @register_op("QGemm")
@@ -282,35 +249,6 @@ class QGemm(QuantizedOp):
 
     def macs(self, node: Node) -> int:
         return node.output.type.numel * in_type(node, 1).shape[1]
-
-    c_template = "ops/qgemm.c.j2"
-
-    def c_template_for(self, node: Node, target) -> str:
-        if x86_q8.is_x86(target):
-            ok = x86_q8.qgemm_applies(node, target, self.c_params(node, None))
-            return "ops/x86/qgemm.c.j2" if ok else self.c_template
-        if arm64_int8.flavour(target):
-            return arm64_int8.qgemm_template(node, target, self.c_params(node, None)) \
-                or self.c_template
-        return self.c_template
-
-    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
-        template = self.c_template_for(node, target)
-        if template.startswith("ops/x86/"):
-            return x86_q8.RUNTIME
-        return arm64_int8.runtime_for(template, self.c_runtime)
-
-    def c_params(self, node: Node, target) -> dict:
-        a = node.attrs
-        w = self.const_input(node, 1, "w").astype(np.int64)
-        b = self.const_input(node, 2, "bias")
-        p = gemm_kernel_params(node, in_type(node, 0), a["x_zero_point"], w, b)
-        mult, shift = _requant_fixed_attrs(node)
-        rq = fixed_epilogue(mult, shift, a["y_zero_point"], a["act_min"], a["act_max"], "int8_t")
-        p = flatten_epilogue(p, rq)
-        if x86_q8.qgemm_applies(node, target, p):
-            return x86_q8.qgemm_params(node, p, x86_q8.is_vnni(target))
-        return arm64_int8.qgemm_params(node, target, p)
 
 
 # ------------------------------------------------------------------------------ QMatMul
@@ -403,12 +341,6 @@ class QAdd(QBinaryOp):
         "a_scale": Attr("float", 0.0), "b_scale": Attr("float", 0.0),
         "y_scale": Attr("float", 0.0),
     }
-
-    def c_template_for(self, node: Node, target) -> str:
-        return "ops/x86/qadd.c.j2" if x86_q8.qadd_applies(node, target) else self.c_template
-
-    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
-        return x86_q8.RUNTIME if x86_q8.qadd_applies(node, target) else tuple(self.c_runtime)
 
     def np_fn(self, node: Node, a, b):
         at = node.attrs

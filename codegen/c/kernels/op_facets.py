@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from edgec.ir import Node
 from edgec.ops import all_ops, get_op
+from edgec.ops.base import OpDef
 from edgec.codegen.c.kernel import PORTABLE, Candidate, Kernel, NodeScratch, has_kernels, \
     register_candidates
 
@@ -19,8 +20,13 @@ def _from_op_facets(node: Node, target, scratch: NodeScratch) -> Kernel:
     return Kernel(template, params, opdef.c_runtime_for(node, target))
 
 
+def _has_c_facet(opdef) -> bool:
+    return getattr(opdef, "c_template", None) is not None or \
+        type(opdef).c_template_for is not OpDef.c_template_for
+
+
 def register_remaining() -> None:
-    """Register the op-facet candidate for every op no other family lowers."""
+    """Register the op-facet candidate for every op with a C facet no other family lowers."""
     for name, opdef in all_ops().items():
-        if not has_kernels(name) and not opdef.fold_only:
+        if not has_kernels(name) and _has_c_facet(opdef):
             register_candidates(name, PORTABLE, [Candidate("op-facets", _from_op_facets)])
