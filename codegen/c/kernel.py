@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from edgec.ir import Node
+from edgec.ops import get_op
 
 PORTABLE = "portable"
 # Target.isa prefix -> the ISA family whose candidates apply (others: portable only).
@@ -99,3 +100,16 @@ def guard_for(op: str) -> Callable[[Node], None] | None:
 def has_kernels(op: str) -> bool:
     """True when some C kernel is registered for `op`."""
     return (op, PORTABLE) in _CANDIDATES
+
+
+def op_lowering(template, params=None) -> Candidate:
+    """A portable candidate built from a lowering written against the op's registry entry:
+    `template` is a template name or a function (op, node, target) choosing one (and refusing
+    nodes no kernel handles, before the parameters have to make sense of them); `params` a
+    function (op, node, target) -> dict, or None when the template needs none."""
+    def build(node: Node, target, scratch: NodeScratch) -> Kernel:
+        op = get_op(node.op)
+        name = template(op, node, target) if callable(template) else template
+        return Kernel(name, params(op, node, target) if params else {})
+
+    return Candidate(getattr(template, "__name__", str(template)), build)

@@ -3,9 +3,9 @@
 order: acc = sum + bias; acc += residual (optional 4th input); acc = activation(acc).
 Activations: none, relu, clip (min=act_alpha, max=act_beta), leaky_relu (alpha), prelu
 (per-channel slopes in act_slope), hardswish, hardsigmoid (alpha, beta), sigmoid, silu, tanh.
-The fusion passes set these attributes; the numpy form below and the C forms (codegen/c/epilogue.py
-and the vector kernels under codegen/c) must agree, NaN included: every activation propagates a
-NaN accumulator (as numpy and onnxruntime do).
+The fusion passes set these attributes; the numpy form below and the C forms
+(codegen/c/epilogue.py and the vector kernels under codegen/c) must agree, NaN included: every
+activation propagates a NaN accumulator (as numpy and onnxruntime do).
 """
 
 from __future__ import annotations

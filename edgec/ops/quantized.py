@@ -25,16 +25,13 @@ from .. import qmath
 from ..detmath import deterministic_math
 from ..errors import ShapeError
 from ..ir import DType, Node, TensorType
-from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
-from .common import broadcast_plan, row_major_strides
+from .base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
 from .conv import CONV_GEOMETRY_ATTRS, from_nchw, to_nchw
 from .elementwise import ElementwiseOp
 from .quant_common import (
     conv_acc_nchw,
     conv_geometry,
     conv_infer,
-    fixed_epilogue,
-    flatten_epilogue,
     internal_op_import,
     quantize_multiplier_list,
     requantize_fixed,
@@ -161,7 +158,6 @@ class QuantizedOp(OpDef):
     """Common facets of the internal int8 ops."""
 
     quant = QuantRule.REQUANTIZE
-    c_runtime = ("edgec_qmath.h", "edgec_qkernels.h")
     dtypes = INT8
 
     def import_onnx(self, node: Node, opset: int) -> None:
@@ -284,18 +280,6 @@ class QMatMul(QuantizedOp):
         batch, m, k, n, _, _ = MatMul.shapes(node)
         return int(np.prod(batch, dtype=np.int64)) * m * k * n
 
-    c_template = "ops/qmatmul.c.j2"
-
-    def c_params(self, node: Node, target) -> dict:
-        from .onnx_quant import matmul_runtime_params
-
-        at = node.attrs
-        p = matmul_runtime_params(node, in_type(node, 0), in_type(node, 1), at["a_zero_point"],
-                                  [at["b_zero_point"]])
-        rq = fixed_epilogue(at["multiplier"], at["shift"], at["y_zero_point"], at["act_min"],
-                            at["act_max"], "int8_t")
-        return flatten_epilogue(p, rq)
-
 
 # ------------------------------------------------------------------------------ QAdd / QMul
 class QBinaryOp(ElementwiseOp):
@@ -303,8 +287,6 @@ class QBinaryOp(ElementwiseOp):
 
     arity = 2
     quant = QuantRule.REQUANTIZE
-    c_runtime = ("edgec_qmath.h", "edgec_qkernels.h")
-    c_template = "ops/qbinary.c.j2"
     dtypes = INT8
 
     def import_onnx(self, node: Node, opset: int) -> None:
@@ -314,12 +296,6 @@ class QBinaryOp(ElementwiseOp):
         require_int8(node, (0, 1))
         return [TensorType(broadcast_shapes(in_type(node, 0).shape, in_type(node, 1).shape),
                            DType.INT8)]
-
-    def c_params(self, node: Node, target) -> dict:
-        dims, strides = broadcast_plan(node.output.shape, [in_type(node, i).shape
-                                                           for i in range(2)])
-        return {"dims": dims, "in_strides": strides,
-                "out_strides": row_major_strides(tuple(dims)), "op": self.name}
 
 
 @register_op("QAdd")
@@ -379,7 +355,6 @@ class QMul(QBinaryOp):
 class QUnaryOp(ElementwiseOp):
     """Common facets of int8 -> int8 elementwise maps (flat loop, may run in place)."""
 
-    c_runtime = ("edgec_qmath.h", "edgec_qkernels.h")
     prune = PruneRule.PASSTHROUGH
     dtypes = INT8
 
@@ -412,7 +387,6 @@ class QLookup(QUnaryOp):
              "x_scale": Attr("float", 0.0), "x_zero_point": Attr("int", 0),
              "y_scale": Attr("float", 0.0), "y_zero_point": Attr("int", 0)}
     quant = QuantRule.LOOKUP
-    c_template = "ops/qlookup.c.j2"
 
     def _table(self, node: Node) -> np.ndarray:
         table = np.asarray(node.attrs["table"], dtype=np.int64)
@@ -422,9 +396,6 @@ class QLookup(QUnaryOp):
 
     def np_fn(self, node: Node, x):
         return self._table(node)[x.astype(np.int64) - QMIN]
-
-    def c_params(self, node: Node, target) -> dict:
-        return {"table": ConstArray(self._table(node), "lut"), "count": node.output.type.numel}
 
 
 @register_op("QRequantize")
@@ -437,7 +408,6 @@ class QRequantize(QUnaryOp):
 
     attrs = {"x_zero_point": Attr("int", 0), **REQUANT_ATTRS, **SCALE_ATTRS}
     quant = QuantRule.REQUANTIZE
-    c_template = "ops/qrequantize.c.j2"
 
     def infer(self, node: Node) -> list[TensorType]:
         if len(node.attrs["multiplier"]) != 1:
@@ -448,11 +418,4 @@ class QRequantize(QUnaryOp):
         a = node.attrs
         return qmath.requantize(x.astype(np.int64) - a["x_zero_point"], a["multiplier"][0],
                                 a["shift"][0], a["y_zero_point"], a["act_min"], a["act_max"])
-
-    def c_params(self, node: Node, target) -> dict:
-        a = node.attrs
-        p = {"count": node.output.type.numel, "x_zp": a["x_zero_point"]}
-        rq = fixed_epilogue(a["multiplier"], a["shift"], a["y_zero_point"], a["act_min"],
-                            a["act_max"], "int8_t")
-        return flatten_epilogue(p, rq)
 
