@@ -9,10 +9,10 @@ Output files (PREFIX is a sanitised C identifier):
 
 Each layer's body comes from the node's Kernel (`select(node, target)`, codegen/c/select.py,
 asked once per node): its template rendered with its params; the backend provides the
-signature, the pointers into the arena, and a comment naming the source node. Identifiers never come from model names, and model text
-reaches the C only through `naming.c_text` (comments and string literals; see naming.py).
-A layer whose outputs are all empty (a dimension of 0) has nothing to compute and gets an
-empty body instead of its op's loops.
+signature, the pointers into the arena, and a comment naming the source node. Identifiers
+never come from model names, and model text reaches the C only through `naming.c_text`
+(comments and string literals; see naming.py). A layer whose outputs are all empty (a
+dimension of 0) has nothing to compute and gets an empty body instead of its op's loops.
 """
 
 from __future__ import annotations
