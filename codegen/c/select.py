@@ -1,7 +1,7 @@
 """Kernel selection: `select(node, target) -> Kernel`, once per node.
 
 How an op becomes C. Each op's kernel family (a module under codegen/c/kernels/, one per op
-family: conv, gemm, quantized, pool, elementwise ...) registers ordered `Candidate`s per ISA
+family: conv, gemm, quantized, pool, reduce, copy ...) registers ordered `Candidate`s per ISA
 family (`x86`, `arm64`) and a `portable` list. `select`:
 
   1. runs the op's guard, if any (refuses nodes no C kernel of the op handles);

@@ -18,11 +18,8 @@ existing node's source nodes. Per-layer debugging uses this to name compiled val
 Cost: every edit is O(1) amortised or linear in what it touches, so passes stay linear in
 the graph size: the node order is kept by `order.NodeOrder` (insertions and removals are
 settled in one pass when `nodes` is next read; `has_node` is a dict lookup), names by
-`names.first_free`, and `remove_dead` walks back from the outputs once.
-
-The op set: the IR knows no ops. `add_node` and `verify` check attributes and types against
-the op set installed with `install_op_set` (edgec.ops installs its registry when imported),
-so that the IR never imports the layer above it.
+`names.first_free`, and `remove_dead` walks back from the outputs once. The IR knows no op
+set: `add_node` and `verify` ask the one edgec.ops installs (`install_op_set`) when imported.
 """
 
 from __future__ import annotations
@@ -48,8 +45,7 @@ _op_lookup: Callable[[str], Any] | None = None
 
 
 def install_op_set(lookup: Callable[[str], Any]) -> None:
-    """Install the op set: `lookup(name)` returns the op's definition (normalize_attrs,
-    check_attrs, infer, perm for Transpose) or raises for an unknown op."""
+    """Install the op set: `lookup(name)` gives an op's definition or raises if unknown."""
     global _op_lookup
     _op_lookup = lookup
 

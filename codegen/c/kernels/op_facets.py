@@ -1,6 +1,7 @@
 """Transitional family: ops whose C lowering still sits on the op class (`c_template_for`,
-`c_params`, `c_runtime_for`). Each is asked once per node; families moving to codegen/c
-register their own candidates instead."""
+`c_params`, `c_runtime_for`; today the elementwise family: the `c_expr` of ~60 ops in
+edgec/ops/elementwise.py, logic.py, clip.py and Cast). Each is asked once per node; a family
+moved to codegen/c registers its own candidates and drops out of this list."""
 
 from __future__ import annotations
 
