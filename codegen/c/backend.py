@@ -7,12 +7,12 @@ Output files (PREFIX is a sanitised C identifier):
   edgec_*.h           shared kernel headers the layers need (copied from runtime/)
   CMakeLists.txt, PREFIX.mk   drop-in build files for firmware and application builds
 
-Each layer's body comes from its op's template (`OpDef.c_template_for`) rendered with the
-op's `c_params`; the backend provides the signature, the pointers into the arena, and a
-comment naming the source node. Identifiers never come from model names, and model text
-reaches the C only through `naming.c_text` (comments and string literals; see naming.py).
-A layer whose outputs are all empty (a dimension of 0) has nothing to compute and gets an
-empty body instead of its op's loops.
+Each layer's body comes from the node's Kernel (`select(node, target)`, codegen/c/select.py,
+asked once per node): its template rendered with its params; the backend provides the
+signature, the pointers into the arena, and a comment naming the source node. Identifiers
+never come from model names, and model text reaches the C only through `naming.c_text`
+(comments and string literals; see naming.py). A layer whose outputs are all empty (a
+dimension of 0) has nothing to compute and gets an empty body instead of its op's loops.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ from edgec.ir import Graph, Node, Value
 from edgec.ops import get_op
 from edgec.ops.base import ConstArray
 from edgec.codegen.c.carray import c_initializer, c_scalar
+from edgec.codegen.c.kernel import Kernel
 from edgec.codegen.c.naming import c_identifier, c_string, c_text, comment_text, model_prefix
+from edgec.codegen.c.select import select
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 INT32_MAX = 2**31 - 1
@@ -115,6 +117,7 @@ class Layer:
     args: list[str]
     body: str
     comment: str
+    kernel: Kernel
     index: int = 0
 
 
@@ -145,7 +148,7 @@ class CBackend:
 
     # ------------------------------------------------------------------ layers
     def _render_layer(self, index: int, node: Node, consts, plan, extra_arrays) -> Layer:
-        opdef = get_op(node.op)
+        kernel = select(node, self.target)
         fn = f"layer_{index:03d}_{c_identifier(node.op, 'op')}"
         params: list[str] = []
         args: list[str] = []
@@ -203,19 +206,18 @@ class CBackend:
             body = "\n".join(["/* every output is empty (a dimension of 0): no work */"]
                               + [f"(void){a};" for a in (act_ident[id(v)] for v in act_values)])
         else:
-            body = self._render_body(node, opdef, fn, ins, all_ins, outs, extra_arrays)
+            body = self._render_body(node, kernel, fn, ins, all_ins, outs, extra_arrays)
         shapes_in = ", ".join(str(v.type) for v in node.inputs if v is not None and not v.is_const)
         out_type = node.output.type if len(node.outputs) == 1 else ""
         comment = (f"{c_text(node.op)} '{comment_text(node.name)}': {c_text(out_type)}"
                    f" <- {c_text(shapes_in)}")
-        return Layer(fn, node, params, args, body, comment)
+        return Layer(fn, node, params, args, body, comment, kernel)
 
-    def _render_body(self, node: Node, opdef, fn: str, ins, all_ins, outs, extra_arrays) -> str:
-        """The body of a layer function from its op's template and c_params."""
-        # The template first: c_template_for refuses nodes a kernel cannot handle (3-D, NCHW)
-        # before c_params has to make sense of them.
-        template = self.env.get_template(opdef.c_template_for(node, self.target))
-        p = dict(opdef.c_params(node, self.target))
+    def _render_body(self, node: Node, kernel: Kernel, fn: str, ins, all_ins, outs,
+                     extra_arrays) -> str:
+        """The body of a layer function: the node's kernel template rendered with its params."""
+        template = self.env.get_template(kernel.template)
+        p = dict(kernel.params)
         for key, val in list(p.items()):
             if isinstance(val, ConstArray):
                 ident = f"{self.prefix}_{fn.replace('layer_', 'l')}_{c_identifier(val.hint, 'k')}"
@@ -271,8 +273,7 @@ class CBackend:
             layer.index = i
             layers.append(layer)
         self.kernel_count = len(layers)
-        runtime = sorted({h for L in layers for h in get_op(L.node.op).c_runtime_for(L.node,
-                                                                                  self.target)})
+        runtime = sorted({h for L in layers for h in L.kernel.runtime})
         weights = []
         for ct in consts.values():
             if ct.ident in self._const_used:

@@ -18,12 +18,13 @@ existing node's source nodes. Per-layer debugging uses this to name compiled val
 Cost: every edit is O(1) amortised or linear in what it touches, so passes stay linear in
 the graph size: the node order is kept by `order.NodeOrder` (insertions and removals are
 settled in one pass when `nodes` is next read; `has_node` is a dict lookup), names by
-`names.first_free`, and `remove_dead` walks back from the outputs once.
+`names.first_free`, and `remove_dead` walks back from the outputs once. The IR knows no op
+set: `add_node` and `verify` ask the one edgec.ops installs (`install_op_set`) when imported.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import networkx as nx
 import numpy as np
@@ -38,6 +39,22 @@ SOURCE_NODES = "source_nodes"  # Node.meta key: names of the imported nodes a no
 
 class IRError(Exception):
     """An inconsistency inside the IR (a bug in edgec or in a pass, not in the user's model)."""
+
+
+_op_lookup: Callable[[str], Any] | None = None
+
+
+def install_op_set(lookup: Callable[[str], Any]) -> None:
+    """Install the op set: `lookup(name)` gives an op's definition or raises if unknown."""
+    global _op_lookup
+    _op_lookup = lookup
+
+
+def op_definition(name: str):
+    """The definition of op `name` in the installed op set."""
+    if _op_lookup is None:
+        raise IRError("no op set is installed: import edgec.ops before building graphs")
+    return _op_lookup(name)
 
 
 class Value:
@@ -188,9 +205,7 @@ class Graph(NodeOrder):
 
         Attributes are checked and completed with defaults by the op's registry entry.
         """
-        from ..ops import get_op  # local import: ops depend on this module
-
-        opdef = get_op(op)
+        opdef = op_definition(op)
         rebuilt = self._source_nodes_of(name) if name else None
         node = Node(op, self.unique_node_name(name or op.lower()),
                     opdef.normalize_attrs(attrs or {}))
@@ -395,8 +410,6 @@ class Graph(NodeOrder):
 
         Raises IRError naming the first problem found.
         """
-        from ..ops import get_op
-
         for name, v in self.values.items():
             if v.name != name:
                 raise IRError(f"value table key {name} names value {v.name}")
@@ -424,7 +437,7 @@ class Graph(NodeOrder):
                 if self.values.get(v.name) is not v:
                     raise IRError(f"{node.name} output {v.name} is not in the value table")
                 defined.add(id(v))
-            opdef = get_op(node.op)
+            opdef = op_definition(node.op)
             opdef.check_attrs(node)
             inferred = opdef.infer(node)
             if len(inferred) != len(node.outputs):
@@ -461,14 +474,12 @@ def compose_perm(transpose_perm: list[int], source_perm) -> tuple[int, ...] | No
 def push_source_through_transposes(v: Value) -> None:
     """Give the inputs of the Transposes that produce `v` (and so on upwards) `v`'s source,
     each in its own layout, unless they already have one."""
-    from ..ops import get_op
-
     while v.producer is not None and v.producer.op == "Transpose" and SOURCE in v.meta:
         x = v.producer.input(0)
         if x is None or x.is_const or SOURCE in x.meta:
             return
         name, perm = v.meta[SOURCE]
-        x.meta[SOURCE] = (name, compose_perm(get_op("Transpose").perm(v.producer), perm))
+        x.meta[SOURCE] = (name, compose_perm(op_definition("Transpose").perm(v.producer), perm))
         v = x
 
 

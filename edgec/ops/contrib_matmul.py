@@ -11,7 +11,7 @@ import numpy as np
 
 from edgec.errors import ShapeError, UnsupportedError
 from edgec.ir import DType, Node, TensorType
-from edgec.ops.base import ConstArray, OpDef, QuantRule, in_type
+from edgec.ops.base import OpDef, QuantRule, in_type
 from edgec.ops.dynamic_quant import INT32_MAX, dynamic_qparams
 from edgec.ops.registry import register_op
 
@@ -29,7 +29,6 @@ class DynamicQuantizeMatMul(OpDef):
     """
 
     quant = QuantRule.FLOAT_ONLY
-    c_template = "ops/contrib_dq_matmul.c.j2"
     dtypes = {DType.FLOAT32, DType.INT8, DType.UINT8}
 
     def import_onnx(self, node: Node, opset: int) -> None:
@@ -86,16 +85,6 @@ class DynamicQuantizeMatMul(OpDef):
     def macs(self, node: Node) -> int:
         return node.output.type.numel * in_type(node, 1).shape[0]
 
-    def c_params(self, node: Node, target) -> dict:
-        x = in_type(node, 0)
-        k, n = in_type(node, 1).shape
-        _, scale, zp = self._params(node)
-        return {"COUNT": x.numel, "ROWS": x.numel // k if k else 0, "K": k, "N": n,
-                "b_scale": ConstArray(np.ascontiguousarray(scale, np.float32), "b_scale"),
-                "b_zp": ConstArray(np.ascontiguousarray(zp, np.int32), "b_zp"),
-                "has_bias": node.input(4) is not None,
-                "bias_index": sum(v is not None for v in node.inputs[:4])}
-
 
 @register_op("MatMulIntegerToFloat")
 class MatMulIntegerToFloat(OpDef):
@@ -104,7 +93,6 @@ class MatMulIntegerToFloat(OpDef):
     exact in int32 and m = a_scale * b_scale[n] in float32 (per-tensor a_scale, a_zp)."""
 
     quant = QuantRule.FLOAT_ONLY
-    c_template = "ops/contrib_int_matmul_f.c.j2"
     dtypes = {DType.FLOAT32, DType.INT8, DType.UINT8}
 
     def import_onnx(self, node: Node, opset: int) -> None:
@@ -165,12 +153,3 @@ class MatMulIntegerToFloat(OpDef):
     def macs(self, node: Node) -> int:
         return node.output.type.numel * in_type(node, 1).shape[0]
 
-    def c_params(self, node: Node, target) -> dict:
-        x = in_type(node, 0)
-        k, n = in_type(node, 1).shape
-        _, mult, a_zp, b_zp = self._params(node)
-        return {"ROWS": x.numel // k if k else 0, "K": k, "N": n, "a_zp": a_zp,
-                "mult": ConstArray(np.ascontiguousarray(mult, np.float32), "mult"),
-                "b_zp": ConstArray(np.ascontiguousarray(b_zp, np.int32), "b_zp"),
-                "has_bias": node.input(6) is not None,
-                "bias_index": sum(v is not None for v in node.inputs[:6])}

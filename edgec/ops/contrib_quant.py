@@ -25,9 +25,8 @@ import numpy as np
 from edgec.errors import ShapeError, UnsupportedError
 from edgec.ir import DType, Node, TensorType
 from edgec import qmath
-from edgec.ops.base import (Attr, ConstArray, OpDef, QuantRule, broadcast_shapes, in_type,
+from edgec.ops.base import (Attr, OpDef, QuantRule, broadcast_shapes, in_type,
                              normalize_axis)
-from edgec.ops.common import broadcast_plan, row_major_strides
 from edgec.ops.quantized import lookup_table_for_op, qadd_attrs, qmul_attrs, requant_attrs
 from edgec.ops.registry import get_op, register_op
 
@@ -66,22 +65,12 @@ class ContribImport(OpDef):
         """The target op's semantics (used when the node folds)."""
         return get_op(node.op).reference(node, *inputs)
 
-    def c_template_for(self, node: Node, target) -> str:
-        """The target op's C template."""
-        return get_op(node.op).c_template_for(node, target)
-
-    def c_params(self, node: Node, target) -> dict:
-        """The target op's C parameters."""
-        return get_op(node.op).c_params(node, target)
-
 
 class _QLinearBinary(ContribImport):
     """QLinearAdd / QLinearMul: int8 -> QAdd / QMul. uint8 stays this node with the same
     integer arithmetic (QAdd's / QMul's attributes, clamp to 0..255) and template."""
 
     dtypes = {DType.INT8, DType.UINT8}
-    c_template = "ops/qbinary.c.j2"
-    c_runtime = ("edgec_qmath.h", "edgec_qkernels.h")
 
     def import_onnx(self, node: Node, opset: int) -> None:
         a = node.input(0)
@@ -126,27 +115,6 @@ class _QLinearBinary(ContribImport):
         y = get_op(self.target_op).np_fn(node, *inputs)
         return (np.broadcast_to(y, self.infer(node)[0].shape).astype(np.uint8),)
 
-    def c_template_for(self, node: Node, target) -> str:
-        """uint8 form: the portable QAdd/QMul template (its stores cast to the output type)."""
-        if node.op != self.name:
-            return get_op(node.op).c_template_for(node, target)
-        return self.c_template
-
-    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
-        """The target op's headers, or the portable template's."""
-        if node.op != self.name:
-            return get_op(node.op).c_runtime_for(node, target)
-        return self.c_runtime
-
-    def c_params(self, node: Node, target) -> dict:
-        """uint8 form: the broadcasting loop nest of the QAdd/QMul template."""
-        if node.op != self.name:
-            return get_op(node.op).c_params(node, target)
-        dims, strides = broadcast_plan(node.outputs[0].shape, [in_type(node, i).shape
-                                                               for i in range(2)])
-        return {"dims": dims, "in_strides": strides,
-                "out_strides": row_major_strides(tuple(dims)), "op": self.target_op}
-
 
 @register_op("QLinearAdd")
 class QLinearAdd(_QLinearBinary):
@@ -171,7 +139,6 @@ class _QLinearUnary(ContribImport):
     dtypes = {DType.INT8, DType.UINT8}
     target_op = "QLookup"
     function = ""
-    c_template = "ops/contrib_lut_u8.c.j2"
 
     def import_onnx(self, node: Node, opset: int) -> None:
         x = node.input(0)
@@ -224,18 +191,6 @@ class _QLinearUnary(ContribImport):
             return get_op(node.op).reference(node, *inputs)
         return (self._table(node)[np.asarray(inputs[0]).astype(np.int64)],)
 
-    def c_template_for(self, node: Node, target) -> str:
-        """The uint8 table template, or QLookup's."""
-        if node.op != self.name:
-            return get_op(node.op).c_template_for(node, target)
-        return self.c_template
-
-    def c_params(self, node: Node, target) -> dict:
-        """The uint8 table as a constant array."""
-        if node.op != self.name:
-            return get_op(node.op).c_params(node, target)
-        return {"table": ConstArray(self._table(node), "lut"), "count": node.output.type.numel}
-
 
 @register_op("QLinearSigmoid")
 class QLinearSigmoid(_QLinearUnary):
@@ -259,8 +214,6 @@ class QLinearGlobalAveragePool(ContribImport):
 
     target_op = "QGlobalAveragePool"
     dtypes = {DType.INT8, DType.UINT8}
-    c_template = "ops/contrib_gap_u8.c.j2"
-    c_runtime = ("edgec_qmath.h",)
 
     def import_onnx(self, node: Node, opset: int) -> None:
         x = node.input(0)
@@ -320,28 +273,6 @@ class QLinearGlobalAveragePool(ContribImport):
         y = qmath.requantize(sums, a["multiplier"][0], a["shift"][0], a["y_zero_point"], 0, 255)
         return (y.astype(np.uint8),)
 
-    def c_template_for(self, node: Node, target) -> str:
-        """uint8 form: its own loop; int8: QGlobalAveragePool's kernels."""
-        if node.op != self.name:
-            return get_op(node.op).c_template_for(node, target)
-        return self.c_template
-
-    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
-        """The target op's headers, or edgec_qmath.h."""
-        if node.op != self.name:
-            return get_op(node.op).c_runtime_for(node, target)
-        return self.c_runtime
-
-    def c_params(self, node: Node, target) -> dict:
-        """uint8 form: geometry and the requantisation constants."""
-        if node.op != self.name:
-            return get_op(node.op).c_params(node, target)
-        a = node.attrs
-        n, c, count = self._geometry(in_type(node, 0).shape, a["layout"])
-        return {"N": n, "C": c, "HW": count, "nhwc": a["layout"] == "NHWC",
-                "x_zp": a["x_zero_point"], "mult": a["multiplier"][0], "shift": a["shift"][0],
-                "y_zp": a["y_zero_point"]}
-
 
 @register_op("QLinearConcat")
 class QLinearConcat(OpDef):
@@ -357,8 +288,6 @@ class QLinearConcat(OpDef):
              "x_scale": Attr("floats", ()), "y_scale": Attr("float", 0.0)}
     quant = QuantRule.REQUANTIZE
     dtypes = {DType.INT8, DType.UINT8}
-    c_template = "ops/qconcat.c.j2"
-    c_runtime = ("edgec_qmath.h",)
 
     _scalar = ContribImport._scalar
 
@@ -414,19 +343,6 @@ class QLinearConcat(OpDef):
         parts = [qmath.requantize(np.asarray(x, np.int64) - zp, m, s, a["y_zero_point"], lo, hi)
                  for x, zp, m, s in zip(xs, a["x_zero_point"], a["multiplier"], a["shift"])]
         return (np.concatenate(parts, axis=self._axis(node)).astype(dt),)
-
-    def c_params(self, node: Node, target) -> dict:
-        axis = self._axis(node)
-        shapes = [v.shape for v in node.inputs]
-        inner = [int(np.prod(s[axis:])) for s in shapes]
-        offsets = [int(sum(inner[:i])) for i in range(len(inner))]
-        a = node.attrs
-        dt = in_type(node, 0).dtype
-        return {"outer": int(np.prod(shapes[0][:axis])), "inner": inner, "offset": offsets,
-                "out_inner": int(sum(inner)), "x_zp": a["x_zero_point"],
-                "mult": a["multiplier"], "shift": a["shift"], "y_zp": a["y_zero_point"],
-                "qlo": int(np.iinfo(dt.np).min), "qhi": int(np.iinfo(dt.np).max),
-                "ctype": dt.ctype}
 
 
 # The com.microsoft ops edgec imports (edgec/frontend/onnx.py accepts them in that domain).

@@ -14,12 +14,12 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..errors import ShapeError, UnsupportedError
+from ..errors import ShapeError
 from ..ir import Node, TensorType
-from . import arm64, prune_facet, x86_kernels
-from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type
+from . import prune_facet
+from .base import Attr, OpDef, PruneRule, QuantRule, in_type
 from .common import FLOATS, check_window, require_dtypes
-from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np, epilogue_c
+from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np
 from .registry import register_op
 
 LAYOUTS = ("NCHW", "NHWC")
@@ -231,72 +231,9 @@ class Conv(OpDef):
         out = node.output.type
         return out.numel * int(np.prod(w.shape[1:]))
 
-    def c_template_for(self, node: Node, target) -> str:
-        a = node.attrs
-        if a["layout"] != "NHWC":
-            raise UnsupportedError(f"Conv node '{node.name}': C kernels need channels-last data")
-        if len(a["kernel_shape"]) > 2:
-            raise UnsupportedError(f"Conv node '{node.name}': 3-D convolution has no C kernel")
-        x86 = x86_kernels.conv_kernel(node, target, self.is_depthwise(node))
-        if x86 is not None:
-            return f"ops/x86/conv_{x86}.c.j2"
-        neon = arm64.conv_template(node, target, arm64.conv_kind(node), bool(a["input_layout"]))
-        if neon:
-            return neon
-        if self.is_depthwise(node) and not a.get("input_layout"):
-            return "ops/conv_depthwise.c.j2"
-        return "ops/conv.c.j2"
-
     @staticmethod
     def is_depthwise(node: Node) -> bool:
         """One input channel per group and one output channel per input channel."""
         w = in_type(node, 1)
         return node.attrs["group"] > 1 and w.shape[1] == 1 and w.shape[0] == node.attrs["group"]
 
-    def c_params(self, node: Node, target) -> dict:
-        a = node.attrs
-        x, w = in_type(node, 0), node.input(1)
-        wd = self.const_input(node, 1, "W")
-        nsp = x.rank - 2
-        # Treat 1-D convolution as 2-D with height 1.
-        k = ([1] if nsp == 1 else []) + list(a["kernel_shape"])
-        s = ([1] if nsp == 1 else []) + list(a["strides"])
-        d = ([1] if nsp == 1 else []) + list(a["dilations"])
-        pads = a["pads"]
-        pb = ([0] if nsp == 1 else []) + list(pads[:nsp])
-        x_nchw = a.get("input_layout") == "NCHW"
-        in_sp = ([1] if nsp == 1 else []) + list(x.shape[2:] if x_nchw else x.shape[1:-1])
-        out_sp = ([1] if nsp == 1 else []) + list(node.output.shape[1:-1])
-        group = a["group"]
-        m = w.shape[0]
-        c = x.shape[1] if x_nchw else x.shape[-1]
-        bias = node.input(2)
-        geo = {
-            "N": x.shape[0], "H": in_sp[0], "W": in_sp[1], "C": c,
-            "OH": out_sp[0], "OW": out_sp[1], "M": m,
-            "KH": k[0], "KW": k[1], "SH": s[0], "SW": s[1], "DH": d[0], "DW": d[1],
-            "PT": pb[0], "PL": pb[1], "G": group, "CG": c // group, "MG": m // group,
-            "has_bias": bias is not None,
-            "x_nchw": x_nchw,
-        }
-        x86 = x86_kernels.conv_kernel(node, target, self.is_depthwise(node))
-        if x86 is not None:
-            make = {"gemm": x86_kernels.conv_gemm_params, "dw": x86_kernels.conv_dw_params,
-                    "winograd": x86_kernels.conv_winograd_params}[x86]
-            return {**geo, **make(node, geo, wd)}
-        w4 = wd.reshape(m, c // group, k[0], k[1])
-        if self.is_depthwise(node) and not x_nchw:
-            packed = np.transpose(w4[:, 0], (1, 2, 0))  # [kh, kw, C]
-        else:
-            packed = w4.reshape(group, m // group, c // group, k[0], k[1])
-            packed = np.transpose(packed, (0, 3, 4, 2, 1))  # [g, kh, kw, cg, mg]
-        if a["activation"] == "prelu":
-            geo["prelu_slope"] = ConstArray(np.asarray(a["act_slope"], np.float32), "slope")
-        geo["weights"] = ConstArray(np.ascontiguousarray(packed, dtype=np.float32), "w_packed")
-        geo["epilogue"] = epilogue_c(node, "acc", channel="m", slope_name="act_slope_arr")
-        return arm64.conv_params(node, target, geo)
-
-    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
-        if x86_kernels.conv_kernel(node, target, self.is_depthwise(node)) is not None:
-            return x86_kernels.RUNTIME
-        return arm64.runtime_for(self.c_template_for(node, target))

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError, UnsupportedError
+from ..errors import ShapeError
 from ..ir import Node, TensorType
 from . import prune_facet
-from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type
+from .base import Attr, OpDef, PruneRule, QuantRule, in_type
 from .common import FLOATS, check_window, require_dtypes
 from .conv import LAYOUTS, channels, from_nchw, make_shape, spatial_shape, to_nchw
-from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np, epilogue_c
+from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np
 from .registry import register_op
 
 
@@ -182,42 +182,3 @@ class ConvTranspose(OpDef):
         x, w = in_type(node, 0), in_type(node, 1)
         return x.numel * int(np.prod(w.shape[1:]))  # every input value meets M/group * k taps
 
-    def c_template_for(self, node: Node, target) -> str:
-        a = node.attrs
-        if a["layout"] != "NHWC":
-            raise UnsupportedError(f"ConvTranspose node '{node.name}': C kernels need "
-                                   "channels-last data")
-        if len(a["kernel_shape"]) > 2:
-            raise UnsupportedError(f"ConvTranspose node '{node.name}': 3-D transposed "
-                                   "convolution has no C kernel")
-        return "ops/conv_transpose.c.j2"
-
-    def c_params(self, node: Node, target) -> dict:
-        a = node.attrs
-        x = in_type(node, 0)
-        wd = self.const_input(node, 1, "W")
-        nsp = x.rank - 2
-        lead = [1] if nsp == 1 else []  # 1-D runs as 2-D with height 1
-
-        def two(values, fill=1):
-            return [fill] * len(lead) + list(values)
-
-        k, s, d = two(a["kernel_shape"]), two(a["strides"]), two(a["dilations"])
-        pb = two(a["pads"][:nsp], fill=0)
-        in_sp, out_sp = two(x.shape[1:-1]), two(node.output.shape[1:-1])
-        group, c = a["group"], x.shape[-1]
-        mg = wd.shape[1]
-        packed = wd.reshape(group, c // group, mg, k[0], k[1]).transpose(0, 3, 4, 1, 2)
-        extra = {}
-        if a["activation"] == "prelu":
-            extra["prelu_slope"] = ConstArray(np.asarray(a["act_slope"], np.float32), "slope")
-        return {
-            **extra,
-            "N": x.shape[0], "H": in_sp[0], "W": in_sp[1], "C": c,
-            "OH": out_sp[0], "OW": out_sp[1], "M": mg * group,
-            "KH": k[0], "KW": k[1], "SH": s[0], "SW": s[1], "DH": d[0], "DW": d[1],
-            "PT": pb[0], "PL": pb[1], "G": group, "CG": c // group, "MG": mg,
-            "weights": ConstArray(np.ascontiguousarray(packed, dtype=np.float32), "w_packed"),
-            "has_bias": node.input(2) is not None,
-            "epilogue": epilogue_c(node, "acc", channel="m", slope_name="act_slope_arr"),
-        }

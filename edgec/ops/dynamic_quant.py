@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ShapeError, UnsupportedError
 from ..ir import DType, Node, TensorType
-from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type
+from .base import Attr, OpDef, PruneRule, QuantRule, in_type
 from .registry import register_op
 
 ACTIVATIONS = ("none", "relu", "clip")
@@ -50,7 +50,6 @@ class DynamicQuantGemm(OpDef):
              "act_alpha": Attr("float", 0.0), "act_beta": Attr("float", 0.0)}
     quant = QuantRule.FLOAT_ONLY
     prune = PruneRule.PRODUCER
-    c_template = "ops/dynamic_quant_gemm.c.j2"
     dtypes = {DType.FLOAT32}
 
     def import_onnx(self, node: Node, opset: int) -> None:
@@ -90,19 +89,3 @@ class DynamicQuantGemm(OpDef):
     def macs(self, node: Node) -> int:
         return node.output.type.numel * in_type(node, 1).shape[1]
 
-    def c_params(self, node: Node, target) -> dict:
-        x, w = in_type(node, 0), node.input(1)
-        k, n = x.shape[-1], w.shape[0]
-        wd = self.const_input(node, 1, "w").astype(np.int64)
-        if k * 255 * int(np.abs(wd).max(initial=0)) > INT32_MAX:
-            raise UnsupportedError(f"DynamicQuantGemm node '{node.name}': K={k} could overflow "
-                                   "the int32 accumulator")
-        a = node.attrs
-        from ..codegen.c.carray import c_scalar
-
-        return {
-            "COUNT": x.numel, "ROWS": x.numel // k if k else 0, "K": k, "N": n,
-            "w_scale": ConstArray(np.asarray(a["w_scale"], np.float32), "w_scale"),
-            "has_bias": node.input(2) is not None, "activation": a["activation"],
-            "lo": c_scalar(a["act_alpha"], "float"), "hi": c_scalar(a["act_beta"], "float"),
-        }

@@ -3,9 +3,9 @@
 order: acc = sum + bias; acc += residual (optional 4th input); acc = activation(acc).
 Activations: none, relu, clip (min=act_alpha, max=act_beta), leaky_relu (alpha), prelu
 (per-channel slopes in act_slope), hardswish, hardsigmoid (alpha, beta), sigmoid, silu, tanh.
-The fusion passes set these attributes; the numpy and C forms below must agree, NaN included:
-every activation propagates a NaN accumulator (as numpy and onnxruntime do); the SIMD forms in
-codegen/c/runtime/edgec_x86_f32.h and arm64.py give the same bits.
+The fusion passes set these attributes; the numpy form below and the C forms
+(codegen/c/epilogue.py and the vector kernels under codegen/c) must agree, NaN included: every
+activation propagates a NaN accumulator (as numpy and onnxruntime do).
 """
 
 from __future__ import annotations
@@ -65,39 +65,3 @@ def apply_epilogue_np(y, node, residual=None, channel_axis: int = -1) -> np.ndar
     if residual is not None:
         y = y + residual
     return activation_np(np.asarray(y, dtype=np.float32), node.attrs, channel_axis)
-
-
-def _lit(x: float) -> str:
-    return f"{float(np.float32(x))!r}f"
-
-
-def epilogue_c(node, var: str, channel: str = "m", slope_name: str | None = None) -> str:
-    """A C statement applying the node's activation to float variable `var` (may be empty)."""
-    a = node.attrs
-    act = a.get("activation", "none")
-    if act == "none":
-        return ""
-    if act == "relu":  # NaN stays NaN (`NaN <= 0` is false); -0.0 becomes +0.0
-        return f"{var} = {var} <= 0.0f ? 0.0f : {var};"
-    if act == "clip":
-        lo, hi = _lit(a["act_alpha"]), _lit(a["act_beta"])
-        return f"{var} = {var} < {lo} ? {lo} : ({var} > {hi} ? {hi} : {var});"
-    if act == "leaky_relu":
-        return f"{var} = {var} >= 0.0f ? {var} : {var} * {_lit(a['act_alpha'])};"
-    if act == "prelu":
-        if slope_name is None:
-            raise ValueError("prelu epilogue needs the slope array name")
-        return f"{var} = {var} >= 0.0f ? {var} : {var} * {slope_name}[{channel}];"
-    if act == "hardswish":
-        return (f"{{ float h_ = {var} * 0.166666672f + 0.5f; h_ = h_ < 0.0f ? 0.0f : "
-                f"(h_ > 1.0f ? 1.0f : h_); {var} = {var} * h_; }}")
-    if act == "hardsigmoid":
-        return (f"{var} = {_lit(a['act_alpha'])} * {var} + {_lit(a['act_beta'])}; "
-                f"{var} = {var} < 0.0f ? 0.0f : ({var} > 1.0f ? 1.0f : {var});")
-    if act == "sigmoid":
-        return f"{var} = 1.0f / (1.0f + expf(-{var}));"
-    if act == "silu":
-        return f"{var} = {var} / (1.0f + expf(-{var}));"
-    if act == "tanh":
-        return f"{var} = tanhf({var});"
-    raise ValueError(f"unknown activation {act}")

@@ -13,10 +13,10 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..ir import Node, TensorType
-from . import arm64, prune_facet, x86_kernels
-from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
+from . import prune_facet
+from .base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
 from .common import FLOATS, require_dtypes
-from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np, epilogue_c
+from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np
 from .registry import register_op
 
 
@@ -101,59 +101,6 @@ class Gemm(OpDef):
         pooled = in_type(node, 0).numel if node.attrs.get("input_pool", "none") == "mean" else 0
         return m * k * n + pooled
 
-    def c_template_for(self, node: Node, target) -> str:
-        if x86_kernels.gemm_kernel(node, target):
-            return "ops/x86/gemm.c.j2"
-        if arm64.is_arm64(target):
-            return arm64.gemm_template(node, target, self.c_params(node, None)) or "ops/gemm.c.j2"
-        return "ops/gemm.c.j2"
-
-    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
-        if x86_kernels.gemm_kernel(node, target):
-            return x86_kernels.RUNTIME
-        return arm64.runtime_for(self.c_template_for(node, target))
-
-    def c_params(self, node: Node, target) -> dict:
-        at = node.attrs
-        m, k, n = self._dims(node)
-        if x86_kernels.gemm_kernel(node, target):
-            return x86_kernels.gemm_params(node, m, k, n)
-        b = node.input(1)
-        p = {"M": m, "K": k, "N": n, "transA": at["transA"], "alpha_lit": f"{at['alpha']!r}f"}
-        if at.get("input_pool", "none") == "mean":
-            count = in_type(node, 0).numel // (m * k)
-            p["pool_count"] = count
-            p["pool_scale"] = f"{float(np.float32(1.0 / count))!r}f"
-        if b.is_const:
-            bk = b.data.T if at["transB"] else b.data
-            p["b_packed"] = ConstArray(
-                np.ascontiguousarray(np.float32(at["alpha"]) * bk.astype(np.float32)), "b_kn")
-            p["b_const"] = True
-        else:
-            p["b_const"] = False
-            p["transB"] = at["transB"]
-        c = node.input(2)
-        if c is not None and c.is_const:
-            cb = np.float32(at["beta"]) * np.broadcast_to(c.data, (m, n)).astype(np.float32)
-            if np.all(cb == cb[:1]):
-                p["bias_row"] = ConstArray(np.ascontiguousarray(cb[0]), "bias")
-            else:
-                p["bias_full"] = ConstArray(np.ascontiguousarray(cb), "bias")
-        elif c is not None:
-            # A computed C broadcast to [M, N]: a size-1 dimension is not indexed.
-            rows, cols = (1,) * (2 - len(c.shape)) + tuple(c.shape)
-            terms = []
-            if rows != 1:
-                terms.append("i" if cols == 1 else f"i * {cols}u")
-            if cols != 1:
-                terms.append("m")
-            p["bias_index"] = " + ".join(terms) or "0"
-            p["beta_lit"] = f"{float(np.float32(at['beta']))!r}f"
-        if at["activation"] == "prelu":
-            p["prelu_slope"] = ConstArray(np.asarray(at["act_slope"], np.float32), "slope")
-        p["epilogue"] = epilogue_c(node, "acc", channel="m", slope_name="act_slope_arr")
-        return arm64.gemm_params(node, target, p)
-
 
 @register_op("MatMul")
 class MatMul(OpDef):
@@ -209,38 +156,3 @@ class MatMul(OpDef):
         batch, m, k, n, _, _ = self.shapes(node)
         return int(np.prod(batch, dtype=np.int64)) * m * k * n
 
-    def c_template_for(self, node: Node, target) -> str:
-        if x86_kernels.uses_x86(node, target):
-            return "ops/x86/matmul.c.j2"
-        return "ops/matmul.c.j2"
-
-    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
-        return x86_kernels.RUNTIME if x86_kernels.uses_x86(node, target) else ()
-
-    def c_params(self, node: Node, target) -> dict:
-        batch, m, k, n, abatch, bbatch = self.shapes(node)
-        rank = len(batch)
-        abatch = (1,) * (rank - len(abatch)) + tuple(abatch)
-        bbatch = (1,) * (rank - len(bbatch)) + tuple(bbatch)
-
-        def batch_offsets(bshape, mat_size):
-            # Element offset of each output batch's matrix inside the operand.
-            offs = []
-            for idx in np.ndindex(*batch) if batch else [()]:
-                flat = 0
-                for d, i in enumerate(idx):
-                    flat = flat * bshape[d] + (i if bshape[d] != 1 else 0)
-                offs.append(flat * mat_size)
-            return offs
-
-        a_offs = batch_offsets(abatch, m * k)
-        b_offs = batch_offsets(bbatch, k * n)
-        if x86_kernels.uses_x86(node, target):
-            return x86_kernels.matmul_params(node, len(a_offs), m, k, n, a_offs, b_offs)
-        p = {"M": m, "K": k, "N": n, "B": len(a_offs)}
-        p["a_offsets"] = ConstArray(np.asarray(a_offs, np.int32), "a_off")
-        p["b_offsets"] = ConstArray(np.asarray(b_offs, np.int32), "b_off")
-        if node.attrs["activation"] == "prelu":
-            p["prelu_slope"] = ConstArray(np.asarray(node.attrs["act_slope"], np.float32), "slope")
-        p["epilogue"] = epilogue_c(node, "acc", channel="m", slope_name="act_slope_arr")
-        return p

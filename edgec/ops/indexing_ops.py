@@ -20,25 +20,16 @@ import numpy as np
 from ..errors import ShapeError, UnsupportedError
 from ..ir import Node, TensorType
 from . import prune_facet
-from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type, normalize_axis
-from .common import row_major_strides
+from .base import Attr, OpDef, PruneRule, QuantRule, in_type, normalize_axis
 from .registry import register_op
 from .shape_ops import (
     DATA_DTYPES,
     INDEX_DTYPES,
-    affine_index,
     permute_per_axis,
     require_dtypes_unless_folded,
 )
 
 PAD_MODES = ("constant", "reflect", "edge", "wrap")
-
-
-def _index_table(values: np.ndarray, hint: str) -> ConstArray:
-    """A compile-time index table, int32 unless the values need int64."""
-    values = np.asarray(values, dtype=np.int64).reshape(-1)
-    small = values.size == 0 or (values.min() >= -(2**31) and values.max() < 2**31)
-    return ConstArray(values.astype(np.int32 if small else np.int64), hint)
 
 
 # ------------------------------------------------------------------------------ Pad
@@ -49,7 +40,6 @@ class Pad(OpDef):
 
     attrs = {"pads": Attr("ints"), "mode": Attr("str", "constant", PAD_MODES),
              "value": Attr("float", 0.0)}
-    c_template = "ops/pad.c.j2"
     quant = QuantRule.SAME_AS_INPUT
     prune = PruneRule.BLOCK
     dtypes = DATA_DTYPES
@@ -148,40 +138,6 @@ class Pad(OpDef):
                 maps.append(np.pad(kept, (pb, pe), mode=mode))
         return maps
 
-    def c_params(self, node: Node, target) -> dict:
-        x = in_type(node, 0)
-        out = node.output.shape
-        widths = self._widths(node)
-        maps = self.source_maps(node)
-        identity = [w == (0, 0, 0, 0) for w in widths]
-        k = len(out)
-        while k > 0 and identity[k - 1]:
-            k -= 1
-        row = int(np.prod(out[k:], dtype=np.int64))
-        value = node.attrs["value"]
-        params = {"empty": node.output.type.numel == 0, "copy_all": k == 0, "row": row,
-                  "value": value if x.dtype.is_float else int(value)}
-        if params["empty"] or k == 0:
-            return params
-        in_strides = row_major_strides(x.shape)
-        outer_sizes = list(out[: k - 1])
-        dst_strides = row_major_strides(tuple(outer_sizes) + (out[k - 1] * row,))[:-1]
-        outer = []
-        for d in range(k - 1):
-            if not identity[d]:
-                params[f"table{d}"] = _index_table(maps[d], f"pad_map{d}")
-            outer.append({"size": out[d], "stride": in_strides[d], "mapped": not identity[d]})
-        cb, ce, pb, _ = widths[k - 1]
-        params.update(
-            outer=outer,
-            dst_index=affine_index(0, dst_strides),
-            inner_size=out[k - 1], inner_begin=pb, inner_count=x.shape[k - 1] - cb - ce,
-            inner_src=cb, constant=node.attrs["mode"] == "constant",
-        )
-        if out[k - 1] > params["inner_count"]:  # the innermost padded dimension has borders
-            params["inner_table"] = _index_table(maps[k - 1], f"pad_map{k - 1}")
-        return params
-
 
 # ------------------------------------------------------------------------------ Gather
 class GatherBase(OpDef):
@@ -221,7 +177,6 @@ class Gather(GatherBase):
     """ONNX Gather: slices of `data` along `axis` picked by `indices` (scalar indices drop
     the axis)."""
 
-    c_template = "ops/gather.c.j2"
 
     def infer(self, node: Node) -> list[TensorType]:
         x, idx = in_type(node, 0), in_type(node, 1)
@@ -236,27 +191,11 @@ class Gather(GatherBase):
             return None
         return {"axis": perm[node.attrs["axis"]]}
 
-    def c_params(self, node: Node, target) -> dict:
-        x = in_type(node, 0)
-        axis = node.attrs["axis"]
-        table = self.normalized_indices(node)
-        params = {
-            "outer": int(np.prod(x.shape[:axis], dtype=np.int64)),
-            "dim": x.shape[axis],
-            "count": in_type(node, 1).numel,
-            "inner": int(np.prod(x.shape[axis + 1:], dtype=np.int64)),
-            "empty": node.output.type.numel == 0,
-        }
-        if table is not None:
-            params["table"] = _index_table(table, "indices")
-        return params
-
 
 @register_op("GatherElements")
 class GatherElements(GatherBase):
     """ONNX GatherElements: y[i..., j, k...] = data[i..., indices[i..., j, k...], k...]."""
 
-    c_template = "ops/gather_elements.c.j2"
 
     def infer(self, node: Node) -> list[TensorType]:
         x, idx = in_type(node, 0), in_type(node, 1)
@@ -273,20 +212,3 @@ class GatherElements(GatherBase):
         idx = np.where(idx < 0, idx + x.shape[axis], idx)
         return (np.take_along_axis(x, idx, axis=axis),)
 
-    def c_params(self, node: Node, target) -> dict:
-        x, idx = in_type(node, 0), in_type(node, 1)
-        axis = node.attrs["axis"]
-        data_strides = row_major_strides(x.shape)
-        loop_strides = [0 if d == axis else s for d, s in enumerate(data_strides)]
-        table = self.normalized_indices(node)
-        params = {
-            "dims": list(idx.shape),
-            "src_index": affine_index(0, loop_strides),
-            "dst_index": affine_index(0, row_major_strides(idx.shape)),
-            "axis_stride": data_strides[axis],
-            "dim": x.shape[axis],
-            "empty": idx.numel == 0,
-        }
-        if table is not None:
-            params["table"] = _index_table(table, "indices")
-        return params

@@ -41,12 +41,6 @@ def _per_channel(v: np.ndarray, rank: int, axis: int) -> np.ndarray:
     return np.asarray(v, dtype=np.float64).reshape(shape)
 
 
-def _require_channels_last(node: Node) -> None:
-    x = in_type(node, 0)
-    if x.rank > 2 and node.attrs["layout"] != "NHWC":
-        raise UnsupportedError(f"{node.op} node '{node.name}': C kernels need channels-last data")
-
-
 def _check_channel_vectors(node: Node, names: tuple[str, ...]) -> None:
     """ShapeError unless inputs 1.. hold one value per channel."""
     x = in_type(node, 0)
@@ -113,17 +107,6 @@ class BatchNormalization(OpDef):
         factor = scale / np.sqrt(var + node.attrs["epsilon"])
         return factor.astype(np.float32), (b - mean * factor).astype(np.float32)
 
-    def c_template_for(self, node: Node, target) -> str:
-        _require_channels_last(node)
-        return "ops/batch_norm.c.j2"
-
-    def c_params(self, node: Node, target) -> dict:
-        x = in_type(node, 0)
-        factor, shift = self.folded(node)
-        c = x.shape[-1]
-        return {"ROWS": x.numel // c, "C": c, "scale": ConstArray(factor, "scale"),
-                "shift": ConstArray(shift, "shift")}
-
     def macs(self, node: Node) -> int:
         return in_type(node, 0).numel
 
@@ -171,16 +154,6 @@ class InstanceNormalization(OpDef):
         y = (x64 - mean) / np.sqrt(var + node.attrs["epsilon"])
         y = y * _per_channel(scale, x.ndim, axis) + _per_channel(b, x.ndim, axis)
         return (y.astype(x.dtype),)
-
-    def c_template_for(self, node: Node, target) -> str:
-        _require_channels_last(node)
-        return "ops/instance_norm.c.j2"
-
-    def c_params(self, node: Node, target) -> dict:
-        x = in_type(node, 0)
-        hw = int(np.prod(x.shape[1:-1]))
-        return {"N": x.shape[0], "HW": hw, "C": x.shape[-1], "inv_hw": _flit(1.0 / hw),
-                "eps": _flit(node.attrs["epsilon"])}
 
     def macs(self, node: Node) -> int:
         return 3 * in_type(node, 0).numel  # mean, variance, affine
@@ -257,9 +230,6 @@ class LayerNormalization(OpDef):
             return dict(node.attrs)
         return None
 
-    def c_template_for(self, node: Node, target) -> str:
-        return "ops/layer_norm.c.j2"
-
     def _affine_operand(self, node: Node, index: int, d: int, what: str):
         """A ConstArray of the Scale/B values broadcast to D, or None to read the input."""
         v = node.input(index)
@@ -274,16 +244,6 @@ class LayerNormalization(OpDef):
             raise UnsupportedError(f"LayerNormalization node '{node.name}': a computed {what} "
                                    "must hold the whole normalised shape")
         return None
-
-    def c_params(self, node: Node, target) -> dict:
-        _, rows, d = self.split(node)
-        p = {"ROWS": rows, "D": d, "inv_d": _flit(1.0 / d), "eps": _flit(node.attrs["epsilon"]),
-             "has_bias": node.input(2) is not None}
-        for index, what in ((1, "Scale"), (2, "B")):
-            packed = self._affine_operand(node, index, d, what)
-            if packed is not None:
-                p[what.lower()] = packed
-        return p
 
     def macs(self, node: Node) -> int:
         return 3 * in_type(node, 0).numel  # mean, variance, affine

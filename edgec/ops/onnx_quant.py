@@ -29,22 +29,13 @@ import numpy as np
 
 from ..errors import ShapeError, UnsupportedError
 from ..ir import DType, Node, TensorType
-from .base import Attr, ConstArray, OpDef, QuantRule, in_type, normalize_axis
-from .common import broadcast_plan, require_dtypes, row_major_strides
-from . import arm64_int8, x86_q8
+from .base import Attr, OpDef, QuantRule, in_type, normalize_axis
+from .common import require_dtypes
 from .conv import CONV_ATTRS, from_nchw, resolve_auto_pad, to_nchw
 from .quant_common import (
-    CONV_TEMPLATES,
-    INT32_EPILOGUE,
-    INT32_LIMIT,
     conv_acc_nchw,
     conv_geometry,
     conv_infer,
-    conv_kernel_kind,
-    conv_kernel_params,
-    flatten_epilogue,
-    float_epilogue,
-    gemm_kernel_params,
     int_range,
     requantize_onnx_float,
 )
@@ -110,7 +101,6 @@ class QuantLinearBase(OpDef):
              "output_dtype": Attr("int", 0), "saturate": Attr("int", 1),
              "precision": Attr("int", 0)}
     quant = QuantRule.FLOAT_ONLY
-    c_runtime = QUANT_RUNTIME
 
     def params(self, node: Node, scale=None, zp=None) -> tuple[np.ndarray, np.ndarray | None]:
         """Scale and zero point expanded to broadcast against x."""
@@ -128,23 +118,6 @@ class QuantLinearBase(OpDef):
         """Per-tensor and per-axis forms are layout-agnostic (the axis is remapped)."""
         return _axis_sink(node, perm)
 
-    def c_params(self, node: Node, target) -> dict:
-        s, z = self.params(node)
-        rank = in_type(node, 0).rank
-        arrays = [s] + ([] if z is None else [z])
-        arrays = [a.reshape((1,) * (rank - a.ndim) + a.shape) for a in arrays]
-        dims, strides = broadcast_plan(in_type(node, 0).shape,
-                                       [in_type(node, 0).shape] + [a.shape for a in arrays])
-        p = {"dims": dims, "x_strides": strides[0], "s_strides": strides[1],
-             "z_strides": strides[2] if z is not None else None,
-             "out_strides": row_major_strides(tuple(dims)), "has_zp": z is not None,
-             "scale": ConstArray(np.ascontiguousarray(arrays[0], np.float32).reshape(-1),
-                                 "scale")}
-        if z is not None:
-            p["zero_point"] = ConstArray(np.ascontiguousarray(arrays[1]).reshape(-1),
-                                         "zero_point")
-        return p
-
 
 @register_op("QuantizeLinear")
 class QuantizeLinear(QuantLinearBase):
@@ -156,7 +129,6 @@ class QuantizeLinear(QuantLinearBase):
     """
 
     dtypes = {DType.FLOAT32} | Q_TYPES
-    c_template = "ops/quantize_linear.c.j2"
 
     def import_onnx(self, node: Node, opset: int) -> None:
         require_dtypes(node, {DType.FLOAT32}, (0, 1))
@@ -190,27 +162,6 @@ class QuantizeLinear(QuantLinearBase):
             r = np.minimum(r, hi - z)
         return ((r.astype(np.int64) + z).astype(out.np),)
 
-    def c_params(self, node: Node, target) -> dict:
-        p = super().c_params(node, target)
-        out = node.output.dtype
-        p["qmin"], p["qmax"] = int_range(out)
-        return (x86_q8.quantize_linear_params(node, target, p)
-                or arm64_int8.quantize_linear_params(node, target, p) or p)
-
-    def c_template_for(self, node: Node, target) -> str:
-        if x86_q8.is_x86(target) and "scale_lit" in self.c_params(node, target):
-            return "ops/x86/quantize_linear.c.j2"
-        if arm64_int8.flavour(target) and "neon" in self.c_params(node, target):
-            return "ops/arm64/quantize_linear.c.j2"
-        return self.c_template
-
-    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
-        if self.c_template_for(node, target).startswith("ops/x86/"):
-            return x86_q8.RUNTIME
-        if self.c_template_for(node, target).startswith("ops/arm64/"):
-            return arm64_int8.Q8_RUNTIME
-        return tuple(self.c_runtime)
-
 
 @register_op("DequantizeLinear")
 class DequantizeLinear(QuantLinearBase):
@@ -220,7 +171,6 @@ class DequantizeLinear(QuantLinearBase):
     """
 
     dtypes = {DType.FLOAT32, DType.INT32} | Q_TYPES
-    c_template = "ops/dequantize_linear.c.j2"
 
     def import_onnx(self, node: Node, opset: int) -> None:
         require_dtypes(node, Q_TYPES | {DType.INT32}, (0, 2))
@@ -246,11 +196,6 @@ class DequantizeLinear(QuantLinearBase):
         if z is not None:
             dx = dx - z.astype(x.dtype)  # numpy promotion as in onnx.reference
         return ((dx * s.astype(np.float32)).astype(np.float32),)
-
-    def c_params(self, node: Node, target) -> dict:
-        p = super().c_params(node, target)
-        p["wide"] = in_type(node, 0).dtype == DType.INT32
-        return p
 
 
 # ------------------------------------------------------------------------------ convolutions
@@ -299,7 +244,6 @@ class IntegerConvBase(OpDef):
 
     attrs = CONV_ATTRS
     spatial = True
-    c_runtime = QUANT_RUNTIME
     x_index, w_index, xzp_index, wzp_index = 0, 1, 2, 3
 
     def conv_infer(self, node: Node, out: DType) -> list[TensorType]:
@@ -313,17 +257,6 @@ class IntegerConvBase(OpDef):
                                                             or 0)
         wz = _weight_zp(w_zp, w.shape[0], node).reshape(-1, *([1] * (w.ndim - 1)))
         return conv_acc_nchw(xs, w.astype(np.int64) - wz, bias, geo)
-
-    def kernel_params(self, node: Node) -> dict:
-        w = self.const_input(node, self.w_index, "w").astype(np.int64)
-        x_zp = _scalar(self.const_input(node, self.xzp_index, "x_zero_point"), node,
-                       "x zero point") or 0
-        wz = _weight_zp(self.const_input(node, self.wzp_index, "w_zero_point"), w.shape[0], node)
-        bias = self.const_input(node, 8, "B") if self.name == "QLinearConv" else None
-        return conv_kernel_params(node, x_zp, w - wz.reshape(-1, *([1] * (w.ndim - 1))), bias)
-
-    def c_template_for(self, node: Node, target) -> str:
-        return CONV_TEMPLATES[conv_kernel_kind(node, in_type(node, self.w_index).shape)]
 
     def macs(self, node: Node) -> int:
         return node.output.type.numel * int(np.prod(in_type(node, self.w_index).shape[1:]))
@@ -368,14 +301,6 @@ class QLinearConv(IntegerConvBase):
         y = requantize_onnx_float(acc, mult, zp, lo, hi)
         return (from_nchw(y.astype(out.np), node.attrs["layout"]),)
 
-    def c_params(self, node: Node, target) -> dict:
-        p = self.kernel_params(node)
-        consts = [self.const_input(node, i, "scale") for i in (1, 4, 6)]
-        y_zp = self.const_input(node, 7, "y_zero_point")
-        out = node.output.dtype
-        rq = float_epilogue(self.multiplier(*consts), y_zp, *int_range(out), out.ctype)
-        return flatten_epilogue(p, rq)
-
 
 @register_op("ConvInteger")
 class ConvInteger(IntegerConvBase):
@@ -396,9 +321,6 @@ class ConvInteger(IntegerConvBase):
         acc = self.accumulate(node, x, w, x_zp, w_zp, None)
         return (from_nchw(acc.astype(np.int32), node.attrs["layout"]),)
 
-    def c_params(self, node: Node, target) -> dict:
-        return flatten_epilogue(self.kernel_params(node), INT32_EPILOGUE)
-
 
 # ------------------------------------------------------------------------------ matmuls
 def matmul_shapes(node: Node, a: TensorType, b: TensorType):
@@ -412,47 +334,9 @@ def matmul_shapes(node: Node, a: TensorType, b: TensorType):
     return batch, a.shape[-2], a.shape[-1], b.shape[-1], a.shape[:-2], b.shape[:-2]
 
 
-def matmul_runtime_params(node: Node, a_t: TensorType, b_t: TensorType, a_zp: int,
-                          b_zp: list[int], b_input: int = 1) -> dict:
-    """C parameters of the two-operand integer matmul kernel (qmatmul.c.j2)."""
-    batch, m, k, n, abatch, bbatch = matmul_shapes(node, a_t, b_t)
-    rank = len(batch)
-    abatch = (1,) * (rank - len(abatch)) + tuple(abatch)
-    bbatch = (1,) * (rank - len(bbatch)) + tuple(bbatch)
-
-    def offsets(bshape, mat_size):
-        out = []
-        for idx in np.ndindex(*batch) if batch else [()]:
-            flat = 0
-            for d, i in enumerate(idx):
-                flat = flat * bshape[d] + (i if bshape[d] != 1 else 0)
-            out.append(flat * mat_size)
-        return out
-
-    alo, ahi = int_range(a_t.dtype)
-    blo, bhi = int_range(b_t.dtype)
-    bz = np.asarray(b_zp, np.int64).reshape(-1)
-    a_abs = max(abs(alo - a_zp), abs(ahi - a_zp))
-    b_abs = int(np.max(np.maximum(np.abs(blo - bz), np.abs(bhi - bz))))
-    if k * a_abs * b_abs > INT32_LIMIT:
-        raise UnsupportedError(f"{node.op} node '{node.name}': the int32 accumulator could "
-                               f"overflow ({k} products)")
-    a_offs = offsets(abatch, m * k)
-    p = {"M": m, "K": k, "NOUT": n, "B": len(a_offs),
-         "a_offsets": ConstArray(np.asarray(a_offs, np.int32), "a_off"),
-         "b_offsets": ConstArray(np.asarray(offsets(bbatch, k * n), np.int32), "b_off"),
-         "a_zp": int(a_zp), "b_zp_per_column": bz.size > 1, "b_input": b_input}
-    if bz.size > 1:
-        p["b_zp"] = ConstArray(bz.astype(np.int32), "b_zero_point")
-    else:
-        p["b_zp_lit"] = int(bz[0])
-    return p
-
-
 class IntegerMatMulBase(OpDef):
     """QLinearMatMul and MatMulInteger: numpy matmul shapes; a per tensor, b per column."""
 
-    c_runtime = QUANT_RUNTIME
     b_index, azp_index, bzp_index = 1, 2, 3
 
     def shapes_out(self, node: Node, out: DType) -> list[TensorType]:
@@ -481,20 +365,6 @@ class IntegerMatMulBase(OpDef):
         """A constant 2-D b runs on the fully-connected kernel with packed weights."""
         b = node.input(self.b_index)
         return b.is_const and b.type.rank == 2 and in_type(node, 0).rank >= 2
-
-    def c_template_for(self, node: Node, target) -> str:
-        return "ops/qgemm.c.j2" if self.uses_gemm(node) else "ops/qmatmul.c.j2"
-
-    def kernel_params(self, node: Node) -> dict:
-        a_zp = self.const_input(node, self.azp_index, "a_zero_point")
-        b_zp = self.const_input(node, self.bzp_index, "b_zero_point")
-        a_zp, b_zp = self.zero_points(node, a_zp, b_zp)
-        if self.uses_gemm(node):
-            b = node.input(self.b_index).data.astype(np.int64)
-            w_nk = (b - b_zp.reshape(1, -1)).T
-            return gemm_kernel_params(node, in_type(node, 0), a_zp, w_nk, None)
-        return matmul_runtime_params(node, in_type(node, 0), in_type(node, self.b_index), a_zp,
-                                     list(b_zp), self.b_index)
 
 
 @register_op("QLinearMatMul")
@@ -535,14 +405,6 @@ class QLinearMatMul(IntegerMatMulBase):
                                   np.asarray(y_zp).reshape(()), lo, hi)
         return (y.astype(out),)
 
-    def c_params(self, node: Node, target) -> dict:
-        p = self.kernel_params(node)
-        scales = [self.const_input(node, i, "scale") for i in (1, 4, 6)]
-        mult = self.multiplier(*scales).astype(np.float32)  # exact: float16 fits float32
-        y_zp = self.const_input(node, 7, "y_zero_point")
-        out = node.output.dtype
-        return flatten_epilogue(p, float_epilogue(mult, y_zp, *int_range(out), out.ctype))
-
 
 @register_op("MatMulInteger")
 class MatMulInteger(IntegerMatMulBase):
@@ -565,9 +427,6 @@ class MatMulInteger(IntegerMatMulBase):
         az, bz = self.zero_points(node, a_zp, b_zp)
         return (self.accumulate(a, b, az, bz).astype(np.int32),)
 
-    def c_params(self, node: Node, target) -> dict:
-        return flatten_epilogue(self.kernel_params(node), INT32_EPILOGUE)
-
 
 @register_op("DynamicQuantizeLinear")
 class DynamicQuantizeLinear(OpDef):
@@ -579,7 +438,6 @@ class DynamicQuantizeLinear(OpDef):
     """
 
     dtypes = {DType.FLOAT32, DType.UINT8}
-    c_template = "ops/dynamic_quantize_linear.c.j2"
 
     def import_onnx(self, node: Node, opset: int) -> None:
         require_dtypes(node, {DType.FLOAT32})
@@ -599,5 +457,3 @@ class DynamicQuantizeLinear(OpDef):
         y = np.clip(np.rint(x / scale) + zp, 0, 255)
         return y.astype(np.uint8), np.array(scale, np.float32), np.array(zp, np.uint8)
 
-    def c_params(self, node: Node, target) -> dict:
-        return {"count": in_type(node, 0).numel}

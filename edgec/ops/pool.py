@@ -24,7 +24,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ShapeError, UnsupportedError
 from ..ir import DType, Node, TensorType
-from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type
+from .base import Attr, OpDef, PruneRule, QuantRule, in_type
 from .common import FLOATS, check_window, require_dtypes
 from .conv import LAYOUTS, channels, from_nchw, make_shape, resolve_auto_pad, spatial_shape, to_nchw
 from .registry import register_op
@@ -96,7 +96,6 @@ class PoolOp(OpDef):
     """Common facets of windowed pools (MaxPool, AveragePool, LpPool)."""
 
     kind = "max"
-    c_template = "ops/pool.c.j2"
     prune = PruneRule.PASSTHROUGH
     spatial = True
     dtypes = FLOATS
@@ -157,73 +156,6 @@ class PoolOp(OpDef):
         y = pool_nchw(to_nchw(x, layout), self.kind, node.attrs)
         return (from_nchw(y, layout).astype(x.dtype),)
 
-    def c_template_for(self, node: Node, target) -> str:
-        if node.attrs["layout"] != "NHWC":
-            raise UnsupportedError(f"{node.op} node '{node.name}': C kernels need channels-last "
-                                   "data")
-        if len(node.attrs["kernel_shape"]) > 3:
-            raise UnsupportedError(f"{node.op} node '{node.name}': pooling over more than 3 "
-                                   "spatial dims has no C kernel")
-        return self.c_template
-
-    def c_params(self, node: Node, target) -> dict:
-        a = node.attrs
-        x, y = in_type(node, 0), node.output.type
-        in_sp, out_sp = x.shape[1:-1], y.shape[1:-1]
-        nsp = len(in_sp)
-        include = bool(a.get("count_include_pad", 0))
-        axes, counts = [], []
-        out_pixel, in_pixel = "n", "n"
-        for i, name in enumerate("dhw"[3 - nsp:]):
-            k, s, d = a["kernel_shape"][i], a["strides"][i], a["dilations"][i]
-            pb, pe = a["pads"][i], a["pads"][i + nsp]
-            axes.append({
-                "name": name, "size": in_sp[i], "out": out_sp[i], "k": k, "s": s, "d": d,
-                "pad": pb,
-                # Bounds checks only where some tap can leave the input: below (padding
-                # before) needs a signed index, above (padding after, ceil_mode) does not.
-                "check_below": pb > 0,
-                "check_above": (out_sp[i] - 1) * s + (k - 1) * d - pb >= in_sp[i],
-            })
-            counts.append(np.maximum(window_counts(in_sp[i], k, s, d, pb, pe, out_sp[i],
-                                                   include), 1))
-            out_pixel = f"({out_pixel} * {out_sp[i]}u + o{name})"
-            index = f"(size_t)i{name}" if pb > 0 else f"i{name}"
-            in_pixel = f"({in_pixel} * {in_sp[i]}u + {index})"
-        p = {"kind": self.kind, "N": x.shape[0], "C": x.shape[-1], "axes": axes,
-             "out_pixel": out_pixel, "in_pixel": in_pixel}
-        if self.kind == "max":
-            p["init"] = _c_literal(lowest_value(x.dtype.np), x.dtype)
-            return p
-        p["init"] = "0.0f"
-        if self.kind == "lp":
-            p["lp"] = _lp_exprs(a["p"])
-        elif all(np.all(c == c[0]) for c in counts):
-            p["uniform_inv"] = _c_literal(1.0 / int(np.prod([c[0] for c in counts])),
-                                          DType.FLOAT32)
-        else:
-            for ax, c in zip(axes, counts):
-                p[f"count_{ax['name']}"] = ConstArray(c.astype(np.int32), f"count_{ax['name']}")
-        return p
-
-
-def _c_literal(value, dtype: DType) -> str:
-    """An exact C literal of `value` in element type `dtype`."""
-    if dtype.is_float:
-        return f"{float(np.float32(value)):#.9g}f"  # 9 digits round-trip a float32
-    return str(int(value)) if int(value) > -(2**31) else f"({int(value) + 1} - 1)"
-
-
-def _lp_exprs(p: int) -> dict:
-    """C expressions of an Lp pool: the per-tap term of `v` and the final root of `acc`."""
-    # Explicit float functions: newlib's <tgmath.h> cannot expand a generic pow.
-    if p == 1:
-        return {"term": "fabsf(v)", "root": "acc"}
-    if p == 2:
-        return {"term": "v * v", "root": "sqrtf(acc)"}
-    exponent, root = _c_literal(p, DType.FLOAT32), _c_literal(1.0 / p, DType.FLOAT32)
-    return {"term": f"powf(fabsf(v), {exponent})", "root": f"powf(acc, {root})"}
-
 
 @register_op("MaxPool")
 class MaxPool(PoolOp):
@@ -269,7 +201,6 @@ class GlobalPoolOp(OpDef):
     """Common facets of global pools: one value per (n, c) over all spatial positions."""
 
     kind = "max"
-    c_template = "ops/global_pool.c.j2"
     prune = PruneRule.PASSTHROUGH
     spatial = True
     dtypes = FLOATS
@@ -302,25 +233,6 @@ class GlobalPoolOp(OpDef):
             p = node.attrs["p"]
             y = (np.abs(xc.astype(np.float64)) ** p).sum(axis=axes, keepdims=True) ** (1.0 / p)
         return (from_nchw(y, layout).astype(x.dtype),)
-
-    def c_template_for(self, node: Node, target) -> str:
-        if node.attrs["layout"] != "NHWC":
-            raise UnsupportedError(f"{node.op} node '{node.name}': C kernels need channels-last "
-                                   "data")
-        return self.c_template
-
-    def c_params(self, node: Node, target) -> dict:
-        x = in_type(node, 0)
-        hw = int(np.prod(x.shape[1:-1]))
-        p = {"kind": self.kind, "N": x.shape[0], "HW": hw, "C": x.shape[-1]}
-        if self.kind == "max":
-            p["init"] = _c_literal(lowest_value(x.dtype.np), x.dtype)
-        else:
-            p["init"] = "0.0f"
-            p["inv_hw"] = _c_literal(1.0 / hw, DType.FLOAT32)
-        if self.kind == "lp":
-            p["lp"] = _lp_exprs(node.attrs["p"])
-        return p
 
     def macs(self, node: Node) -> int:
         return 0 if self.kind == "max" else in_type(node, 0).numel

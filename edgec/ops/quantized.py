@@ -25,21 +25,13 @@ from .. import qmath
 from ..detmath import deterministic_math
 from ..errors import ShapeError
 from ..ir import DType, Node, TensorType
-from . import arm64_int8, x86_q8
-from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
-from .common import broadcast_plan, row_major_strides
+from .base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
 from .conv import CONV_GEOMETRY_ATTRS, from_nchw, to_nchw
 from .elementwise import ElementwiseOp
 from .quant_common import (
-    CONV_TEMPLATES,
     conv_acc_nchw,
     conv_geometry,
     conv_infer,
-    conv_kernel_kind,
-    conv_kernel_params,
-    fixed_epilogue,
-    flatten_epilogue,
-    gemm_kernel_params,
     internal_op_import,
     quantize_multiplier_list,
     requantize_fixed,
@@ -166,7 +158,6 @@ class QuantizedOp(OpDef):
     """Common facets of the internal int8 ops."""
 
     quant = QuantRule.REQUANTIZE
-    c_runtime = ("edgec_qmath.h", "edgec_qkernels.h")
     dtypes = INT8
 
     def import_onnx(self, node: Node, opset: int) -> None:
@@ -213,34 +204,6 @@ class QConv(QuantizedOp):
     def macs(self, node: Node) -> int:
         return node.output.type.numel * int(np.prod(in_type(node, 1).shape[1:]))
 
-    def c_template_for(self, node: Node, target) -> str:
-        portable = CONV_TEMPLATES[conv_kernel_kind(node, in_type(node, 1).shape)]
-        if x86_q8.is_x86(target):
-            kind = x86_q8.qconv_kind(node, target, self.c_params(node, None))
-            return f"ops/x86/qconv_{kind}.c.j2" if kind else portable
-        if arm64_int8.flavour(target):
-            return arm64_int8.qconv_template(node, target, self.c_params(node, None)) or portable
-        return portable
-
-    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
-        template = self.c_template_for(node, target)
-        if template.startswith("ops/x86/"):
-            return x86_q8.RUNTIME
-        return arm64_int8.runtime_for(template, self.c_runtime)
-
-    def c_params(self, node: Node, target) -> dict:
-        a = node.attrs
-        w = self.const_input(node, 1, "w").astype(np.int64)
-        b = self.const_input(node, 2, "bias")
-        p = conv_kernel_params(node, a["x_zero_point"], w, b)
-        mult, shift = _requant_fixed_attrs(node)
-        rq = fixed_epilogue(mult, shift, a["y_zero_point"], a["act_min"], a["act_max"], "int8_t")
-        p = flatten_epilogue(p, rq)
-        kind = x86_q8.qconv_kind(node, target, p)
-        if kind:
-            return x86_q8.qconv_params(node, p, kind, x86_q8.is_vnni(target))
-        return arm64_int8.qconv_params(node, target, p)
-
 
 # ------------------------------------------------------------------------------ QGemm
 @register_op("QGemm")
@@ -283,35 +246,6 @@ class QGemm(QuantizedOp):
     def macs(self, node: Node) -> int:
         return node.output.type.numel * in_type(node, 1).shape[1]
 
-    c_template = "ops/qgemm.c.j2"
-
-    def c_template_for(self, node: Node, target) -> str:
-        if x86_q8.is_x86(target):
-            ok = x86_q8.qgemm_applies(node, target, self.c_params(node, None))
-            return "ops/x86/qgemm.c.j2" if ok else self.c_template
-        if arm64_int8.flavour(target):
-            return arm64_int8.qgemm_template(node, target, self.c_params(node, None)) \
-                or self.c_template
-        return self.c_template
-
-    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
-        template = self.c_template_for(node, target)
-        if template.startswith("ops/x86/"):
-            return x86_q8.RUNTIME
-        return arm64_int8.runtime_for(template, self.c_runtime)
-
-    def c_params(self, node: Node, target) -> dict:
-        a = node.attrs
-        w = self.const_input(node, 1, "w").astype(np.int64)
-        b = self.const_input(node, 2, "bias")
-        p = gemm_kernel_params(node, in_type(node, 0), a["x_zero_point"], w, b)
-        mult, shift = _requant_fixed_attrs(node)
-        rq = fixed_epilogue(mult, shift, a["y_zero_point"], a["act_min"], a["act_max"], "int8_t")
-        p = flatten_epilogue(p, rq)
-        if x86_q8.qgemm_applies(node, target, p):
-            return x86_q8.qgemm_params(node, p, x86_q8.is_vnni(target))
-        return arm64_int8.qgemm_params(node, target, p)
-
 
 # ------------------------------------------------------------------------------ QMatMul
 @register_op("QMatMul")
@@ -346,18 +280,6 @@ class QMatMul(QuantizedOp):
         batch, m, k, n, _, _ = MatMul.shapes(node)
         return int(np.prod(batch, dtype=np.int64)) * m * k * n
 
-    c_template = "ops/qmatmul.c.j2"
-
-    def c_params(self, node: Node, target) -> dict:
-        from .onnx_quant import matmul_runtime_params
-
-        at = node.attrs
-        p = matmul_runtime_params(node, in_type(node, 0), in_type(node, 1), at["a_zero_point"],
-                                  [at["b_zero_point"]])
-        rq = fixed_epilogue(at["multiplier"], at["shift"], at["y_zero_point"], at["act_min"],
-                            at["act_max"], "int8_t")
-        return flatten_epilogue(p, rq)
-
 
 # ------------------------------------------------------------------------------ QAdd / QMul
 class QBinaryOp(ElementwiseOp):
@@ -365,8 +287,6 @@ class QBinaryOp(ElementwiseOp):
 
     arity = 2
     quant = QuantRule.REQUANTIZE
-    c_runtime = ("edgec_qmath.h", "edgec_qkernels.h")
-    c_template = "ops/qbinary.c.j2"
     dtypes = INT8
 
     def import_onnx(self, node: Node, opset: int) -> None:
@@ -376,12 +296,6 @@ class QBinaryOp(ElementwiseOp):
         require_int8(node, (0, 1))
         return [TensorType(broadcast_shapes(in_type(node, 0).shape, in_type(node, 1).shape),
                            DType.INT8)]
-
-    def c_params(self, node: Node, target) -> dict:
-        dims, strides = broadcast_plan(node.output.shape, [in_type(node, i).shape
-                                                           for i in range(2)])
-        return {"dims": dims, "in_strides": strides,
-                "out_strides": row_major_strides(tuple(dims)), "op": self.name}
 
 
 @register_op("QAdd")
@@ -403,12 +317,6 @@ class QAdd(QBinaryOp):
         "a_scale": Attr("float", 0.0), "b_scale": Attr("float", 0.0),
         "y_scale": Attr("float", 0.0),
     }
-
-    def c_template_for(self, node: Node, target) -> str:
-        return "ops/x86/qadd.c.j2" if x86_q8.qadd_applies(node, target) else self.c_template
-
-    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
-        return x86_q8.RUNTIME if x86_q8.qadd_applies(node, target) else tuple(self.c_runtime)
 
     def np_fn(self, node: Node, a, b):
         at = node.attrs
@@ -447,7 +355,6 @@ class QMul(QBinaryOp):
 class QUnaryOp(ElementwiseOp):
     """Common facets of int8 -> int8 elementwise maps (flat loop, may run in place)."""
 
-    c_runtime = ("edgec_qmath.h", "edgec_qkernels.h")
     prune = PruneRule.PASSTHROUGH
     dtypes = INT8
 
@@ -480,7 +387,6 @@ class QLookup(QUnaryOp):
              "x_scale": Attr("float", 0.0), "x_zero_point": Attr("int", 0),
              "y_scale": Attr("float", 0.0), "y_zero_point": Attr("int", 0)}
     quant = QuantRule.LOOKUP
-    c_template = "ops/qlookup.c.j2"
 
     def _table(self, node: Node) -> np.ndarray:
         table = np.asarray(node.attrs["table"], dtype=np.int64)
@@ -490,9 +396,6 @@ class QLookup(QUnaryOp):
 
     def np_fn(self, node: Node, x):
         return self._table(node)[x.astype(np.int64) - QMIN]
-
-    def c_params(self, node: Node, target) -> dict:
-        return {"table": ConstArray(self._table(node), "lut"), "count": node.output.type.numel}
 
 
 @register_op("QRequantize")
@@ -505,7 +408,6 @@ class QRequantize(QUnaryOp):
 
     attrs = {"x_zero_point": Attr("int", 0), **REQUANT_ATTRS, **SCALE_ATTRS}
     quant = QuantRule.REQUANTIZE
-    c_template = "ops/qrequantize.c.j2"
 
     def infer(self, node: Node) -> list[TensorType]:
         if len(node.attrs["multiplier"]) != 1:
@@ -516,11 +418,4 @@ class QRequantize(QUnaryOp):
         a = node.attrs
         return qmath.requantize(x.astype(np.int64) - a["x_zero_point"], a["multiplier"][0],
                                 a["shift"][0], a["y_zero_point"], a["act_min"], a["act_max"])
-
-    def c_params(self, node: Node, target) -> dict:
-        a = node.attrs
-        p = {"count": node.output.type.numel, "x_zp": a["x_zero_point"]}
-        rq = fixed_epilogue(a["multiplier"], a["shift"], a["y_zero_point"], a["act_min"],
-                            a["act_max"], "int8_t")
-        return flatten_epilogue(p, rq)
 

@@ -22,9 +22,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import qmath
-from ..errors import ShapeError, UnsupportedError
+from ..errors import ShapeError
 from ..ir import DType, Node, TensorType
-from .base import Attr, ConstArray, PruneRule, QuantRule, in_type
+from .base import Attr, PruneRule, QuantRule, in_type
 from .conv import LAYOUTS, channels, from_nchw, make_shape, spatial_shape, to_nchw
 from .pool import pool_out_size, window_counts
 from .quant_common import require_int8
@@ -163,43 +163,6 @@ class QAveragePool(QuantizedOp):
             count = np.multiply.outer(count, c)
         return (from_nchw(finish_average(node, sums, count.astype(np.int64)), layout),)
 
-    def c_template_for(self, node: Node, target) -> str:
-        if node.attrs["layout"] != "NHWC":
-            raise UnsupportedError(f"QAveragePool node '{node.name}': C kernels need "
-                                   "channels-last data")
-        if len(node.attrs["kernel_shape"]) > 2:
-            raise UnsupportedError(f"QAveragePool node '{node.name}': 3-D pooling has no C "
-                                   "kernel")
-        return "ops/qavgpool.c.j2"
-
-    def c_params(self, node: Node, target) -> dict:
-        a = node.attrs
-        x = in_type(node, 0)
-        geo = self.geometry(node)
-        div, valid = self.counts(node)
-        if len(geo) == 1:
-            geo = [(1, 1, 1, 1, 0, 0, 1)] + geo
-            div, valid = [np.ones(1, np.int64)] + div, [np.ones(1, np.int64)] + valid
-        (h, kh, sh, dh, pt, _, oh), (w, kw, sw, dw, pl, _, ow) = geo
-        max_count = int(div[0].max() * div[1].max())
-        p = {"N": x.shape[0], "H": h, "W": w, "C": x.shape[-1], "OH": oh, "OW": ow,
-             "KH": kh, "KW": kw, "SH": sh, "SW": sw, "DH": dh, "DW": dw, "PT": pt, "PL": pl,
-             "CB": min(x.shape[-1], 64), "mode": a["mode"], "x_zp": a["x_zero_point"],
-             "y_zp": a["y_zero_point"], "lo": a["act_min"], "hi": a["act_max"],
-             "div_h": ConstArray(div[0].astype(np.int32), "count_h"),
-             "div_w": ConstArray(div[1].astype(np.int32), "count_w"),
-             "valid_h": ConstArray(valid[0].astype(np.int32), "valid_h"),
-             "valid_w": ConstArray(valid[1].astype(np.int32), "valid_w")}
-        if a["mode"] == "divide":
-            if a["x_zero_point"] != a["y_zero_point"]:
-                raise ShapeError(f"QAveragePool node '{node.name}': mode 'divide' needs equal "
-                                 "input and output zero points")
-        else:
-            mult, shift = table_for(node, max_count)
-            p["mult"] = ConstArray(mult[:max_count].astype(np.int32), "rq_mult")
-            p["shift"] = ConstArray(shift[:max_count].astype(np.int8), "rq_shift")
-        return p
-
 
 @register_op("QGlobalAveragePool")
 class QGlobalAveragePool(QuantizedOp):
@@ -238,24 +201,3 @@ class QGlobalAveragePool(QuantizedOp):
         return qmath.requantize(sums, mult[count - 1], shift[count - 1], a["y_zero_point"],
                                 a["act_min"], a["act_max"]).astype(np.int8)
 
-    def c_template_for(self, node: Node, target) -> str:
-        if node.attrs["layout"] != "NHWC":
-            raise UnsupportedError(f"QGlobalAveragePool node '{node.name}': C kernels need "
-                                   "channels-last data")
-        return "ops/qglobal_avgpool.c.j2"
-
-    def c_params(self, node: Node, target) -> dict:
-        a = node.attrs
-        x = in_type(node, 0)
-        count = int(np.prod(x.shape[1:-1]))
-        p = {"N": x.shape[0], "P": count, "C": x.shape[-1], "mode": a["mode"],
-             "x_zp": a["x_zero_point"], "y_zp": a["y_zero_point"], "lo": a["act_min"],
-             "hi": a["act_max"]}
-        if a["mode"] == "divide":
-            if a["x_zero_point"] != a["y_zero_point"]:
-                raise ShapeError(f"QGlobalAveragePool node '{node.name}': mode 'divide' needs "
-                                 "equal input and output zero points")
-        else:
-            mult, shift = table_for(node, count, single_count=count)
-            p["mult_lit"], p["shift_lit"] = int(mult[count - 1]), int(shift[count - 1])
-        return p

@@ -26,7 +26,7 @@ import numpy as np
 from edgec import qmath
 from edgec.errors import ShapeError
 from edgec.ir import DType, Node, TensorType
-from edgec.ops.base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type
+from edgec.ops.base import Attr, OpDef, PruneRule, QuantRule, in_type
 from edgec.ops.quant_common import internal_op_import, require_int8
 from edgec.ops.quantized import requant_attrs
 from edgec.ops.registry import register_op
@@ -60,8 +60,6 @@ class QPRelu(OpDef):
              "y_scale": Attr("float", 0.0), "alpha": Attr("floats", ())}
     quant = QuantRule.REQUANTIZE
     prune = PruneRule.BLOCK
-    c_template = "ops/qprelu.c.j2"
-    c_runtime = ("edgec_qmath.h", "edgec_qkernels.h")
     dtypes = (DType.INT8,)
 
     def import_onnx(self, node: Node, opset: int) -> None:
@@ -106,14 +104,3 @@ class QPRelu(OpDef):
     def macs(self, node: Node) -> int:
         return in_type(node, 0).numel
 
-    def c_params(self, node: Node, target) -> dict:
-        a = node.attrs
-        n = self._channels(node)
-        count = in_type(node, 0).numel
-        return {"count": count, "channels": n, "rows": count // n if n else 0,
-                "x_zp": a["x_zero_point"], "y_zp": a["y_zero_point"],
-                "mult": a["multiplier"][0], "shift": a["shift"][0],
-                "lo": a["act_min"], "hi": a["act_max"],
-                "sign": ConstArray(np.asarray(a["alpha_sign"], np.int8), "prelu_sign"),
-                "amult": ConstArray(np.asarray(a["alpha_multiplier"], np.int32), "prelu_mult"),
-                "ashift": ConstArray(np.asarray(a["alpha_shift"], np.int8), "prelu_shift")}

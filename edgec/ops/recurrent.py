@@ -71,31 +71,6 @@ def activation_np(name: str, alpha: float, beta: float, x: np.ndarray) -> np.nda
     raise UnsupportedError(f"activation '{name}' is not supported")
 
 
-def activation_c(name: str, alpha: float, beta: float, v: str) -> str:
-    """The same activation as a C99 float expression of `v` (a simple identifier)."""
-    a, b = _lit(alpha), _lit(beta)
-    return {
-        "Relu": f"({v} > 0.0f ? {v} : 0.0f)",
-        "Tanh": f"tanhf({v})",
-        "Sigmoid": f"(1.0f / (1.0f + expf(-{v})))",
-        "Softsign": f"({v} / (1.0f + fabsf({v})))",
-        "Softplus": f"(log1pf(expf(-fabsf({v}))) + ({v} > 0.0f ? {v} : 0.0f))",
-        "Affine": f"({a} * {v} + {b})",
-        "LeakyRelu": f"({v} >= 0.0f ? {v} : {a} * {v})",
-        "ThresholdedRelu": f"({v} > {a} ? {v} : 0.0f)",
-        "ScaledTanh": f"({a} * tanhf({b} * {v}))",
-        "HardSigmoid": f"fminf(fmaxf({a} * {v} + {b}, 0.0f), 1.0f)",
-        "Elu": f"({v} >= 0.0f ? {v} : {a} * expm1f({v}))",
-    }[name]
-
-
-def _lit(x: float) -> str:
-    x = float(np.float32(x))
-    if not np.isfinite(x):
-        raise UnsupportedError("recurrent activation parameters must be finite")
-    return f"{x!r}f"
-
-
 class RecurrentOp(OpDef):
     """Common facets of LSTM, GRU and RNN; subclasses set the gate count and defaults."""
 
@@ -113,7 +88,6 @@ class RecurrentOp(OpDef):
     }
     dtypes = FLOATS
     quant = QuantRule.FLOAT_ONLY
-    c_template = "ops/recurrent.c.j2"
 
     # ------------------------------------------------------------------ import
     def import_onnx(self, node: Node, opset: int) -> None:
@@ -234,21 +208,6 @@ class RecurrentOp(OpDef):
     def cell(self, node, x, state, w, r, bias, peep, acts):
         """One step for one batch entry: the new state list (float64)."""
         raise NotImplementedError
-
-    # ------------------------------------------------------------------ C facet
-    def c_params(self, node: Node, target) -> dict:
-        k = self.dims(node)
-        acts = self.activation_params(node)
-        per_dir = len(self.default_activations)
-        return {**k, "kind": node.op, "gates": self.gates, "layout": node.attrs["layout"],
-                "directions": ["reverse" if node.attrs["direction"] == "reverse" or di == 1
-                               else "forward" for di in range(k["D"])],
-                "act": [[activation_c(n, a, b, "v") for n, a, b in acts[di * per_dir:
-                                                                          (di + 1) * per_dir]]
-                        for di in range(k["D"])],
-                "clip": None if node.attrs.get("clip") is None else _lit(node.attrs["clip"]),
-                "input_forget": int(node.attrs.get("input_forget", 0)),
-                "lbr": int(node.attrs.get("linear_before_reset", 0))}
 
 
 @register_op("RNN")

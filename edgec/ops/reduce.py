@@ -6,9 +6,10 @@ whether they stay as size-1 dims. Opset differences (axes as attribute or as con
 "reduce over no axis": every output element reduces the one-element set {x}, which is exactly
 ONNX's noop_with_empty_axes behaviour (ReduceSumSquare gives x*x, ReduceL1 gives |x|...).
 
-The C kernels see the input through a *reduction plan* (`reduction_plan`): size-1 dims are
-dropped and adjacent dims that are both kept or both reduced are merged, leaving a loop nest
-over kept dims (the output, dense and in order) and one over reduced dims. Each op is a row of
+The C kernels (codegen/c/kernels/reduce.py) see the input through a *reduction plan*
+(`reduction_plan`): size-1 dims are dropped and adjacent dims that are both kept or both
+reduced are merged, leaving a loop nest over kept dims (the output, dense and in order) and
+one over reduced dims. Each op is a row of
 a table: accumulator start value, update statement and final expression. The math
 functions are the explicit float ones (expf, logf...): these ops are float32-only, and
 newlib's <tgmath.h> cannot expand exp() for arm-none-eabi.
@@ -24,48 +25,11 @@ from ..errors import ShapeError
 from ..ir import DType, Node, TensorType
 from . import prune_facet
 from .base import Attr, OpDef, QuantRule, in_type, normalize_axis
-from .common import FLOATS, NUMERIC, require_dtypes, row_major_strides
+from .common import FLOATS, NUMERIC, require_dtypes
 from .registry import register_op
-
-# C limits per element type: the start value of Max (lowest) and Min (highest).
-C_LIMITS = {
-    "float": ("(-INFINITY)", "INFINITY"),
-    "double": ("(-INFINITY)", "INFINITY"),
-    "int8_t": ("INT8_MIN", "INT8_MAX"),
-    "uint8_t": ("0", "UINT8_MAX"),
-    "int16_t": ("INT16_MIN", "INT16_MAX"),
-    "int32_t": ("INT32_MIN", "INT32_MAX"),
-    "int64_t": ("INT64_MIN", "INT64_MAX"),
-}
 
 
 # ------------------------------------------------------------------------------ loop plans
-def reduction_plan(shape: tuple[int, ...], axes) -> dict:
-    """Loop nests for reducing `shape` over `axes` (see the module docstring).
-
-    Returns {"kept": [{"n", "s"}...], "red": [{"n", "s"}...], "kept_out": [strides]}: loop
-    sizes and input element strides of the kept and reduced nests (outermost first), and the
-    output strides of the kept nest (the output is dense over the kept dims, in order).
-    """
-    axes = set(axes)
-    strides = row_major_strides(tuple(shape))
-    groups: list[list] = []  # [reduced?, size, innermost stride]
-    for d, n in enumerate(shape):
-        if n == 1:
-            continue
-        red = d in axes
-        if groups and groups[-1][0] == red and groups[-1][2] == n * strides[d]:
-            groups[-1][1] *= n
-            groups[-1][2] = strides[d]
-        else:
-            groups.append([red, n, strides[d]])
-    kept = [{"n": n, "s": s} for red, n, s in groups if not red]
-    red = [{"n": n, "s": s} for red, n, s in groups if red]
-    if not kept:
-        kept = [{"n": 1, "s": 0}]
-    kept_out = row_major_strides(tuple(k["n"] for k in kept))
-    return {"kept": kept, "red": red, "kept_out": kept_out}
-
 
 def reduced_shape(shape: tuple[int, ...], axes, keepdims: int) -> tuple[int, ...]:
     """The output shape of reducing `shape` over `axes`."""
@@ -163,35 +127,10 @@ class ReduceOp(OpDef):
     def keep_reduced_dims(self, node: Node) -> dict | None:
         return None if node.attrs["keepdims"] else {**node.attrs, "keepdims": 1}
 
-    # --------------------------------------------------------------- C facet
-    c_template = "ops/reduce.c.j2"
 
     def acc_ctype(self, dtype: DType) -> str:
         """C type of the accumulator (integer sums and products wrap in uint64_t)."""
         return "uint64_t" if self.int_wraps and not dtype.is_float else dtype.ctype
-
-    def c_params(self, node: Node, target) -> dict:
-        x = in_type(node, 0)
-        plan = reduction_plan(x.shape, node.attrs["axes"])
-        ctype = x.dtype.ctype
-        acc = self.acc_ctype(x.dtype)
-        count = int(np.prod([x.shape[a] for a in node.attrs["axes"]], dtype=np.int64))
-        lo, hi = C_LIMITS.get(ctype, ("0", "1"))
-        r = self.recipe
-        step = r.float_step if r.float_step and x.dtype.is_float else r.step
-        init = {"lo": lo, "hi": hi}.get(r.init, r.init)
-        if init in ("0", "1") and acc in ("float", "double"):
-            init += ".0f" if acc == "float" else ".0"
-        finish = r.finish.format(n=f"{count}.0f" if acc == "float" else str(count))
-        last_kept = bool(plan["kept"]) and plan["kept"][-1]["s"] == 1 and plan["kept"][-1]["n"] > 1
-        vector = (self.vector_ok and acc == ctype and bool(plan["red"]) and last_kept
-                  and count > 0)
-        if count == 0:  # an empty reduced dim: every output is the value of the empty set
-            empty_value = "(-INFINITY)" if self.name == "ReduceLogSumExp" else finish
-            return {**plan, "acc": acc, "init": init, "empty_value": empty_value,
-                    "vector": False, "count": 0, "out_empty": node.output.type.numel == 0}
-        return {**plan, "acc": acc, "init": init, "step": step, "finish": finish,
-                "vector": vector, "count": count, "out_empty": node.output.type.numel == 0}
 
 
 def _reduce_op(name: str, np_reduce, recipe: Recipe, dtypes=FLOATS,
@@ -285,7 +224,6 @@ class ArgOp(OpDef):
     }
     dtypes = NUMERIC
     quant = QuantRule.FLOAT_ONLY  # the output is an index, not a quantisable value
-    c_template = "ops/argmax.c.j2"
     better = ">"
 
     def import_onnx(self, node: Node, opset: int) -> None:
@@ -339,15 +277,6 @@ class ArgOp(OpDef):
 
     def macs(self, node: Node) -> int:
         return in_type(node, 0).numel
-
-    def c_params(self, node: Node, target) -> dict:
-        x = in_type(node, 0)
-        axis = node.attrs["axis"]
-        outer = int(np.prod(x.shape[:axis], dtype=np.int64))
-        inner = int(np.prod(x.shape[axis + 1:], dtype=np.int64))
-        op = self.better + ("=" if node.attrs["select_last_index"] else "")
-        return {"outer": outer, "inner": inner, "n": x.shape[axis], "cmp": op,
-                "out_empty": node.output.type.numel == 0}
 
 
 @register_op("ArgMax")

@@ -26,8 +26,8 @@ import numpy as np
 
 from ..errors import ShapeError, UnsupportedError
 from ..ir import Node, TensorType
-from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type
-from .common import FLOATS, NUMERIC, require_dtypes, row_major_strides
+from .base import Attr, OpDef, PruneRule, QuantRule, in_type
+from .common import FLOATS, NUMERIC, require_dtypes
 from .conv import LAYOUTS
 from .reduce import canonical_axes
 from .registry import register_op
@@ -213,7 +213,6 @@ class Resize(OpDef):
     quant = QuantRule.REQUANTIZE  # per node: see quant_rule
     prune = PruneRule.PASSTHROUGH
     spatial = True
-    c_template = "ops/resize.c.j2"
 
     def quant_rule(self, node: Node) -> QuantRule:
         """Nearest only copies values (same scale); interpolation gets its own scale."""
@@ -302,47 +301,6 @@ class Resize(OpDef):
             return 0
         taps = int(np.prod([t.taps for t in self.tables(node) if t is not None]))
         return node.output.type.numel * taps
-
-    # --------------------------------------------------------------- C facet
-    def c_params(self, node: Node, target) -> dict:
-        x = in_type(node, 0)
-        y = node.output.type
-        if max(x.numel, y.numel) >= 2**31:
-            raise UnsupportedError(f"{node.op} node '{node.name}': tensors of 2^31 elements "
-                                   "or more are not supported")
-        strides = row_major_strides(x.shape)
-        loops: list[dict] = []  # outermost first; a trailing copy block becomes the row
-        params: dict = {}
-        for axis, t in enumerate(self.tables(node)):
-            n = y.shape[axis]
-            if t is None:
-                if n == 1:
-                    continue
-                if loops and loops[-1]["kind"] == "copy":
-                    loops[-1]["n"] *= n
-                    loops[-1]["s"] = strides[axis]
-                else:
-                    loops.append({"kind": "copy", "n": n, "s": strides[axis]})
-                continue
-            key = f"a{axis}"
-            params[f"{key}_off"] = ConstArray((t.index * strides[axis]).astype(np.int32),
-                                              f"{key}_offsets")
-            if t.weight is not None:
-                params[f"{key}_w"] = ConstArray(t.weight.astype(np.float32), f"{key}_weights")
-            if t.valid is not None:
-                params[f"{key}_valid"] = ConstArray(t.valid.astype(np.uint8), f"{key}_inside")
-            loops.append({"kind": "resize", "n": n, "taps": t.taps, "key": key,
-                          "weighted": t.weight is not None, "checked": t.valid is not None})
-        row = 1
-        if loops and loops[-1]["kind"] == "copy" and loops[-1]["s"] == 1:
-            row = loops.pop()["n"]
-        out_strides = [s * row for s in row_major_strides(tuple(lp["n"] for lp in loops))]
-        extrap = node.attrs["extrapolation_value"]
-        ctype = x.dtype.ctype
-        fill = (f"{float(np.float32(extrap))!r}f" if ctype == "float"
-                else f"({ctype}){int(extrap)}")
-        return {**params, "loops": loops, "row": row, "out_strides": out_strides,
-                "fill": fill, "weighted": any(lp.get("weighted") for lp in loops)}
 
 
 @register_op("Upsample")

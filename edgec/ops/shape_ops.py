@@ -3,11 +3,12 @@ DepthToSpace, SpaceToDepth; and Cast (an elementwise conversion).
 
 Every one of the copy ops moves "boxes" of elements: nested loops with constant element
 strides over an input (a stride of 0 repeats, a negative stride walks backwards) writing to
-an output. `copy_box` turns (dims, source strides, destination strides) into the smallest loop
-nest: size-1 dimensions are dropped, dimensions that stay contiguous on both sides are merged,
-and an innermost run that is contiguous on both sides becomes one memcpy. All of them render
-with the shared template ops/strided_copy.c.j2. Constant shape-like inputs (split sizes, slice
-bounds, expand shape, tile repeats) become attributes at import.
+an output. `copy_box` (codegen/c/kernels/copy.py) turns (dims, source strides, destination
+strides) into the smallest loop nest: size-1 dimensions are dropped, dimensions that stay
+contiguous on both sides are merged, and an innermost run that is contiguous on both sides
+becomes one memcpy. All of them render with the shared template ops/strided_copy.c.j2.
+Constant shape-like inputs (split sizes, slice bounds, expand shape, tile repeats) become
+attributes at import.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..errors import ShapeError, UnsupportedError
 from ..ir import DType, Node, TensorType
 from . import prune_facet
 from .base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type, normalize_axis
-from .common import require_dtypes, row_major_strides
+from .common import require_dtypes
 from .conv import LAYOUTS, from_nchw, to_nchw
 from .elementwise import ElementwiseOp
 from .registry import register_op
@@ -27,7 +28,6 @@ from .registry import register_op
 DATA_DTYPES = {DType.FLOAT32, DType.INT8, DType.UINT8, DType.INT16, DType.INT32, DType.INT64,
                DType.BOOL}
 INDEX_DTYPES = {DType.INT32, DType.INT64}
-STRIDED_COPY = "ops/strided_copy.c.j2"
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -36,57 +36,6 @@ def require_dtypes_unless_folded(node: Node, allowed: set[DType], indices=(0,)) 
     if all(v is None or v.is_const for v in node.inputs):
         return
     require_dtypes(node, allowed, indices)
-
-
-def affine_index(base: int, strides) -> str:
-    """C index `base + i0 * s0 - i1 * s1 ...` over loop counters i0, i1, ... in size_t.
-
-    Negative strides are subtracted after every positive term; unsigned arithmetic wraps, so
-    the value is exact whenever the true index is in range.
-    """
-    terms = [f"{base}u"] if base else []
-    terms += [f"i{d}" if s == 1 else f"i{d} * {s}u" for d, s in enumerate(strides) if s > 0]
-    text = " + ".join(terms) or "0"
-    for d, s in enumerate(strides):
-        if s < 0:
-            text += f" - i{d}" if s == -1 else f" - i{d} * {-s}u"
-    return text
-
-
-def copy_box(src: int, dst: int, dims, src_strides, dst_strides, src_offset: int = 0,
-             dst_offset: int = 0) -> dict | None:
-    """One box of a strided copy as the template wants it (None when it moves nothing).
-
-    `src` indexes the op's inputs, `dst` its outputs; strides and offsets count elements.
-    """
-    if any(n == 0 for n in dims):
-        return None
-    merged: list[list[int]] = []
-    for n, s, t in zip(dims, src_strides, dst_strides):
-        if n == 1:
-            continue
-        if merged and merged[-1][1] == s * n and merged[-1][2] == t * n:
-            merged[-1] = [merged[-1][0] * n, s, t]
-        else:
-            merged.append([n, s, t])
-    run = 1
-    if merged and merged[-1][1] == 1 and merged[-1][2] == 1:
-        run = merged.pop()[0]
-    return {
-        "src": src, "dst": dst, "dims": [m[0] for m in merged], "run": run,
-        "src_index": affine_index(src_offset, [m[1] for m in merged]),
-        "dst_index": affine_index(dst_offset, [m[2] for m in merged]),
-    }
-
-
-def copy_params(boxes, n_inputs: int, n_outputs: int) -> dict:
-    """c_params of the strided-copy template; remembers which tensors no box touches."""
-    boxes = [b for b in boxes if b is not None]
-    return {
-        "boxes": boxes,
-        "idle_inputs": [i for i in range(n_inputs) if all(b["src"] != i for b in boxes)],
-        "idle_outputs": [i for i in range(n_outputs) if all(b["dst"] != i for b in boxes)],
-    }
 
 
 def permute_per_axis(values, perm: list[int]) -> list:
@@ -100,7 +49,6 @@ def permute_per_axis(values, perm: list[int]) -> list:
 class CopyOp(OpDef):
     """Common facets of the strided-copy ops."""
 
-    c_template = STRIDED_COPY
     quant = QuantRule.SAME_AS_INPUT
     prune = PruneRule.BLOCK
     dtypes = DATA_DTYPES
@@ -141,19 +89,6 @@ class Concat(CopyOp):
 
     def reference(self, node: Node, *xs):
         return (np.concatenate([x for x in xs if x is not None], axis=node.attrs["axis"]),)
-
-    def c_params(self, node: Node, target) -> dict:
-        shape = node.output.shape
-        axis = normalize_axis(node.attrs["axis"], len(shape), node)
-        outer = int(np.prod(shape[:axis], dtype=np.int64))
-        inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
-        total = shape[axis] * inner
-        boxes, offset = [], 0
-        for k, v in enumerate(node.inputs):
-            n = v.shape[axis] * inner
-            boxes.append(copy_box(k, 0, [outer, n], [n, 1], [total, 1], 0, offset))
-            offset += n
-        return copy_params(boxes, len(node.inputs), 1)
 
 
 # ------------------------------------------------------------------------------ Split
@@ -235,19 +170,6 @@ class Split(CopyOp):
 
     def sink_transpose(self, node: Node, perm: list[int]) -> dict | None:
         return {"axis": perm[node.attrs["axis"]], "split": list(node.attrs["split"])}
-
-    def c_params(self, node: Node, target) -> dict:
-        shape = in_type(node, 0).shape
-        axis = normalize_axis(node.attrs["axis"], len(shape), node)
-        outer = int(np.prod(shape[:axis], dtype=np.int64))
-        inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
-        total = shape[axis] * inner
-        boxes, offset = [], 0
-        for k, size in enumerate(node.attrs["split"]):
-            n = size * inner
-            boxes.append(copy_box(0, k, [outer, n], [total, 1], [n, 1], offset, 0))
-            offset += n
-        return copy_params(boxes, 1, len(node.outputs))
 
 
 # ------------------------------------------------------------------------------ Slice
@@ -334,15 +256,6 @@ class Slice(CopyOp):
     def sink_transpose(self, node: Node, perm: list[int]) -> dict | None:
         return {**node.attrs, "axes": [perm[ax] for ax in node.attrs["axes"]]}
 
-    def c_params(self, node: Node, target) -> dict:
-        strides = row_major_strides(in_type(node, 0).shape)
-        bounds = self._bounds(node)
-        offset = sum(b[0] * s for b, s in zip(bounds, strides))
-        out = node.output.shape
-        box = copy_box(0, 0, out, [b[2] * s for b, s in zip(bounds, strides)],
-                       row_major_strides(out), offset)
-        return copy_params([box], 1, 1)
-
 
 # ------------------------------------------------------------------------------ Expand, Tile
 @register_op("Expand")
@@ -368,13 +281,6 @@ class Expand(CopyOp):
             return None
         return {"shape": permute_per_axis(node.attrs["shape"], perm)}
 
-    def c_params(self, node: Node, target) -> dict:
-        out = node.output.shape
-        x = in_type(node, 0).shape
-        padded = (1,) * (len(out) - len(x)) + tuple(x)
-        src = [0 if n == 1 else s for n, s in zip(padded, row_major_strides(padded))]
-        return copy_params([copy_box(0, 0, out, src, row_major_strides(out))], 1, 1)
-
 
 @register_op("Tile")
 class Tile(CopyOp):
@@ -399,15 +305,6 @@ class Tile(CopyOp):
     def sink_transpose(self, node: Node, perm: list[int]) -> dict | None:
         return {"repeats": permute_per_axis(node.attrs["repeats"], perm)}
 
-    def c_params(self, node: Node, target) -> dict:
-        # Output viewed as [r0, d0, r1, d1, ...]: the repeat dimensions have source stride 0.
-        x = in_type(node, 0).shape
-        dims, src = [], []
-        for n, r, s in zip(x, node.attrs["repeats"], row_major_strides(x)):
-            dims += [r, n]
-            src += [0, s]
-        return copy_params([copy_box(0, 0, dims, src, row_major_strides(tuple(dims)))], 1, 1)
-
 
 # ------------------------------------------------------------------------------ DepthToSpace
 class BlockRearrange(CopyOp):
@@ -421,12 +318,6 @@ class BlockRearrange(CopyOp):
             raise UnsupportedError(f"{node.op} node '{node.name}': only 4-D input is supported")
         if int(node.attrs.get("blocksize", 0)) < 1:
             raise ShapeError(f"{node.op} node '{node.name}': blocksize must be positive")
-
-    def c_template_for(self, node: Node, target) -> str:
-        if node.attrs["layout"] != "NHWC":
-            raise UnsupportedError(f"{node.op} node '{node.name}': C kernels need "
-                                   "channels-last data")
-        return STRIDED_COPY
 
     @staticmethod
     def nhwc_dims(node: Node) -> tuple[int, int, int, int]:
@@ -472,19 +363,6 @@ class DepthToSpace(BlockRearrange):
         return (from_nchw(np.ascontiguousarray(y.reshape(n, c // (b * b), h * b, w * b)),
                           layout),)
 
-    def c_params(self, node: Node, target) -> dict:
-        # Output [N, H, bh, W, bw, C'] row-major; input channel (bh*b + bw)*C' + c (DCR) or
-        # c*b*b + bh*b + bw (CRD).
-        n, h, w, c = self.nhwc_dims(node)
-        b = node.attrs["blocksize"]
-        co = c // (b * b)
-        dims = [n, h, b, w, b, co]
-        if node.attrs["mode"] == "DCR":
-            src = [h * w * c, w * c, b * co, c, co, 1]
-        else:
-            src = [h * w * c, w * c, b, c, 1, b * b]
-        return copy_params([copy_box(0, 0, dims, src, row_major_strides(tuple(dims)))], 1, 1)
-
 
 @register_op("SpaceToDepth")
 class SpaceToDepth(BlockRearrange):
@@ -511,19 +389,6 @@ class SpaceToDepth(BlockRearrange):
         y = x.reshape(n, c, h // b, b, w // b, b).transpose(order)
         return (from_nchw(np.ascontiguousarray(y.reshape(n, c * b * b, h // b, w // b)),
                           layout),)
-
-    def c_params(self, node: Node, target) -> dict:
-        # Output [N, H/b, W/b, bh, bw, C] (DCR) or [N, H/b, W/b, C, bh, bw] (CRD) row-major
-        # reads input pixel (h*b + bh, w*b + bw), channel c.
-        n, h, w, c = self.nhwc_dims(node)
-        b = node.attrs["blocksize"]
-        if node.attrs["mode"] == "DCR":
-            dims = [n, h // b, w // b, b, b, c]
-            src = [h * w * c, b * w * c, b * c, w * c, c, 1]
-        else:
-            dims = [n, h // b, w // b, c, b, b]
-            src = [h * w * c, b * w * c, b * c, 1, w * c, c]
-        return copy_params([copy_box(0, 0, dims, src, row_major_strides(tuple(dims)))], 1, 1)
 
 
 # ------------------------------------------------------------------------------ Cast

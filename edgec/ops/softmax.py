@@ -18,7 +18,7 @@ from ..ir import Node, TensorType
 from . import prune_facet
 from .base import Attr, OpDef, QuantRule, in_type
 from .common import FLOATS, require_dtypes
-from .reduce import canonical_axes, reduction_plan
+from .reduce import canonical_axes
 from .registry import register_op
 
 
@@ -28,7 +28,6 @@ class SoftmaxFamily(OpDef):
     attrs = {"axes": Attr("ints")}
     dtypes = FLOATS
     quant = QuantRule.FLOAT_ONLY  # an int8 lookup-table path comes later
-    c_template = "ops/softmax.c.j2"
 
     def prune_flow(self, node: Node, in_axes):
         """Prune facet: normalising over other axes keeps channels; over the channel axis
@@ -68,11 +67,6 @@ class SoftmaxFamily(OpDef):
 
     def macs(self, node: Node) -> int:
         return 2 * in_type(node, 0).numel
-
-    def c_params(self, node: Node, target) -> dict:
-        x = in_type(node, 0)
-        plan = reduction_plan(x.shape, node.attrs["axes"])
-        return {**plan, "kind": self.name, "empty": x.numel == 0}
 
 
 @register_op("Softmax")

@@ -20,7 +20,6 @@ from .registry import register_op
 class ViewOp(OpDef):
     """Common facets: same data, new shape."""
 
-    c_template = "ops/copy.c.j2"
     quant = QuantRule.SAME_AS_INPUT
     prune = PruneRule.BLOCK
     is_view = True
@@ -145,7 +144,6 @@ class Transpose(OpDef):
     """ONNX Transpose: a strided copy (rendered by the elementwise template)."""
 
     attrs = {"perm": Attr("ints", None)}
-    c_template = "ops/elementwise.c.j2"
     quant = QuantRule.SAME_AS_INPUT
     dtypes = set(DType)
 
@@ -173,31 +171,4 @@ class Transpose(OpDef):
 
     def reference(self, node: Node, x):
         return (np.ascontiguousarray(np.transpose(x, self.perm(node))),)
-
-    def c_params(self, node: Node, target) -> dict:
-        x = in_type(node, 0)
-        perm = self.perm(node)
-        out_shape = node.output.shape
-        in_strides = [1] * x.rank
-        for i in range(x.rank - 2, -1, -1):
-            in_strides[i] = in_strides[i + 1] * x.shape[i + 1]
-        # Loop over output dims (dropping size-1 ones), merging runs that stay contiguous.
-        dims, strides = [], []
-        for d in range(len(out_shape)):
-            if out_shape[d] == 1:
-                continue
-            s = in_strides[perm[d]]
-            if dims and strides[-1] == s * out_shape[d]:
-                dims[-1] *= out_shape[d]
-                strides[-1] = s
-            else:
-                dims.append(out_shape[d])
-                strides.append(s)
-        if not dims:
-            dims, strides = [1], [0]
-        out_strides = [1] * len(dims)
-        for i in range(len(dims) - 2, -1, -1):
-            out_strides[i] = out_strides[i + 1] * dims[i + 1]
-        return {"dims": dims, "in_strides": [strides], "out_strides": out_strides,
-                "operands": ["a"], "expr": "a"}
 

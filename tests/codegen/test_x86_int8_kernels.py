@@ -1,4 +1,4 @@
-"""x86_64 int8 kernels (edgec/ops/x86_q8.py, templates ops/x86/q*, header edgec_x86_q8.h)
+"""x86_64 int8 kernels (codegen/c/isa/x86_q8.py, templates ops/x86/q*, header edgec_x86_q8.h)
 bit-exact against edgec's int8 reference interpreter on small random layers: pointwise (odd
 K, channel tails), general and strided convolutions, channels-first stems, groups, depthwise
 (tails, strides, 5x5, dilation), fully connected (GEMV and tiles), QAdd and QuantizeLinear;

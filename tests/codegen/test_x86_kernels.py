@@ -1,4 +1,4 @@
-"""x86_64 AVX2+FMA float32 kernels (edgec/ops/x86_kernels.py, templates ops/x86/*, header
+"""x86_64 AVX2+FMA float32 kernels (codegen/c/isa/x86_f32.py, templates ops/x86/*, header
 edgec_x86_f32.h) against onnxruntime on awkward shapes: channel counts that are not multiples
 of 8 or 16, 1x1 maps, odd sizes, strides, dilations, groups, depthwise, channels-first input,
 fused residual and every activation; Gemm (GEMV, tiles, pooled head) and MatMul (constant

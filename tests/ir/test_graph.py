@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import edgec.ops  # noqa: F401  (installs the op set the IR checks nodes against)
 from edgec.ir import DType, Graph, IRError, TensorType, print_graph
 
 

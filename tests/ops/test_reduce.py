@@ -13,7 +13,7 @@ from onnx.reference import ReferenceEvaluator
 from edgec.errors import ShapeError, UnsupportedError
 from edgec.frontend.onnx import import_model
 from edgec.ops import get_op
-from edgec.ops.reduce import reduction_plan
+from edgec.codegen.c.kernels.reduce import reduction_plan
 from edgec.verify import compare
 
 REDUCE_OPS = ["ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceProd",

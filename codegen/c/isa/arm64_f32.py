@@ -2,10 +2,10 @@
 
 Targets with isa "arm64-neon" (arm64-fp32, arm64-int8-base: ARMv8.0 NEON), "arm64-dotprod"
 (arm64-int8: ARMv8.2 SDOT) run these kernels; everything they do not cover falls back to the
-portable templates (which stay the reference). The ops call `conv_template`/`conv_params`
-(Conv), `gemm_template`/`gemm_params` (Gemm), `qconv_template`/`qconv_params` (QConv) and
-`qgemm_template`/`qgemm_params` (QGemm) from their C facets; each returns None (template) or
-the portable parameters unchanged when no NEON kernel applies.
+portable templates (which stay the reference). The kernel families (codegen/c/kernels/) call
+`conv_template`/`conv_params` (Conv), `gemm_template`/`gemm_params` (Gemm),
+`qconv_template`/`qconv_params` (QConv) and `qgemm_template`/`qgemm_params` (QGemm); each
+returns None (template) or the portable parameters unchanged when no NEON kernel applies.
 
 fp32 (codegen/c/runtime/edgec_neon_f32.h): pointwise convolution and Gemm are a GEMM over
 rows (pixels) with weights packed in panels of 8 output channels [panel][K][8]; general NHWC
@@ -14,15 +14,15 @@ depthwise convolution runs 16 channels per step over the valid taps of each outp
 Epilogues (bias, residual, activation) are applied in registers where the activation has a
 vector form (VECTOR_ACTIVATIONS), else on a stored tile with the scalar epilogue.
 
-int8: see the docstring of edgec/ops/arm64_int8.py.
+int8: see the docstring of codegen/c/isa/arm64_q8.py.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Node
-from .base import ConstArray, in_type
+from edgec.ir import Node
+from edgec.ops.base import ConstArray, in_type
 
 NEON_ISAS = ("arm64-neon", "arm64-dotprod", "arm64-i8mm")
 F32_PANEL = 8  # output channels per packed weight panel (edgec_neon_f32.h EDGEC_F32_PANEL)

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import DType, Node
-from .base import ConstArray, in_type
-from .x86_kernels import ISAS, VNNI_ISA, row_segments
+from edgec.ir import DType, Node
+from edgec.codegen.c.carray import c_scalar
+from edgec.ops.base import ConstArray, in_type
+from edgec.codegen.c.isa.x86_f32 import ISAS, VNNI_ISA, row_segments
 
 RUNTIME = ("edgec_qmath.h", "edgec_qkernels.h", "edgec_x86_q8.h")
 PACK_BYTES = 32 * 1024  # widened A rows of one pixel block, on the stack
@@ -356,7 +357,6 @@ def qadd_applies(node: Node, target) -> bool:
 def quantize_linear_params(node: Node, target, p: dict) -> dict | None:
     """x86/quantize_linear values for a per-tensor float32 -> int8/uint8 QuantizeLinear, or
     None (portable) otherwise."""
-    from ..codegen.c.carray import c_scalar
 
     out = node.output.dtype
     if not is_x86(target) or out not in (DType.INT8, DType.UINT8) \

@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import DType, Node
-from .base import ConstArray, in_type
+from edgec.ir import DType, Node
+from edgec.codegen.c.epilogue import epilogue_c
+from edgec.ops.base import ConstArray, in_type
 
 ISA = "x86_64-avx2"
 VNNI_ISA = "x86_64-avx512vnni"  # AVX2 + AVX-512 VNNI/VL (int8 dot products); fp32 as AVX2
@@ -127,7 +128,6 @@ def activation_params(node: Node, groups: int = 1, per_group: int = 0, padded: i
                       ) -> dict:
     """Template values of the fused activation: kernel code, two literals, PReLU slopes and
     `post_act` (a scalar C statement on `v` for activations without a vector form)."""
-    from .epilogue import epilogue_c
 
     a = node.attrs
     act = a.get("activation", "none")

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import DType, Node
-from .arm64 import interior_range
-from .base import ConstArray, in_type
+from edgec.ir import DType, Node
+from edgec.codegen.c.isa.arm64_f32 import interior_range
+from edgec.codegen.c.carray import c_scalar
+from edgec.ops.base import ConstArray, in_type
 
 Q8_RUNTIME = ("edgec_qmath.h", "edgec_qkernels.h", "edgec_neon_q8.h")
 DOT_BLOCK = 16  # output channels per SDOT block
@@ -199,7 +200,6 @@ def runtime_for(template: str, default: tuple[str, ...]) -> tuple[str, ...]:
 def quantize_linear_params(node: Node, target, p: dict) -> dict | None:
     """NEON parameters of a per-tensor float32 -> int8/uint8 QuantizeLinear (literals of the
     scale, of the clamp bounds minus the zero point, and the zero point), or None."""
-    from ..codegen.c.carray import c_scalar
 
     if flavour(target) is None or node.output.dtype not in (DType.INT8, DType.UINT8) \
             or node.input(0).dtype != DType.FLOAT32 or p["scale"].data.size != 1 \

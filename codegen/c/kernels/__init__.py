@@ -1,0 +1,11 @@
+"""Kernel families of the C back-end, one module per op family; importing this package
+registers them all (see codegen/c/select.py for the mechanism)."""
+
+import importlib
+import pkgutil
+
+from edgec.codegen.c.kernels import op_facets
+
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    importlib.import_module(f"{__name__}.{_module}")
+op_facets.register_remaining()
