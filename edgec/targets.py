@@ -6,7 +6,7 @@ Adding a target is adding a row. The pass pipeline of a target is a list of pass
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import TargetError
 
@@ -56,7 +56,6 @@ class Target:
     quant_pipeline: tuple[str, ...] = ()
     apt_packages: tuple[str, ...] = ()
     host_runnable: bool = True
-    features: frozenset = field(default_factory=frozenset)
 
     @property
     def is_int8(self) -> bool:
@@ -86,7 +85,6 @@ register_target(Target(
     isa="x86_64-avx2",
     cflags=("-O3", "-mavx2", "-mfma"),
     alignment=64,
-    features=frozenset({"avx2", "fma"}),
 ))
 
 register_target(Target(
@@ -106,7 +104,6 @@ register_target(Target(
     isa="x86_64-avx2",
     cflags=("-O3", "-mavx2", "-mfma"),
     alignment=64,
-    features=frozenset({"avx2", "fma"}),
     pipeline=INT8_FLOAT_PIPELINE,
     quant_pipeline=QUANT_PIPELINE,
 ))
@@ -119,7 +116,6 @@ register_target(Target(
     isa="x86_64-avx512vnni",
     cflags=("-O3", "-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"),
     alignment=64,
-    features=frozenset({"avx2", "fma", "avx512vnni"}),
     pipeline=INT8_FLOAT_PIPELINE,
     quant_pipeline=QUANT_PIPELINE,
 ))
@@ -142,7 +138,6 @@ register_target(Target(
     isa="arm64-neon",
     cflags=("-O3", "-march=armv8-a"),
     runner=("qemu-aarch64", "-cpu", "cortex-a53"),
-    features=frozenset({"neon"}),
     **ARM64_COMMON,
 ))
 register_target(Target(
@@ -153,7 +148,6 @@ register_target(Target(
     isa="arm64-dotprod",
     cflags=("-O3", "-march=armv8.2-a+dotprod"),
     runner=("qemu-aarch64", "-cpu", "max"),
-    features=frozenset({"neon", "dotprod"}),
     pipeline=INT8_FLOAT_PIPELINE,
     quant_pipeline=QUANT_PIPELINE,
     **ARM64_COMMON,
@@ -166,7 +160,6 @@ register_target(Target(
     isa="arm64-neon",
     cflags=("-O3", "-march=armv8-a"),
     runner=("qemu-aarch64", "-cpu", "cortex-a53"),
-    features=frozenset({"neon"}),
     pipeline=INT8_FLOAT_PIPELINE,
     quant_pipeline=QUANT_PIPELINE,
     **ARM64_COMMON,

@@ -193,10 +193,6 @@ class OpDef:
             return concat_flow(node, in_axes, int(node.attrs.get("axis", 0)))
         return None
 
-    def quant_rule(self, node: Node) -> QuantRule:
-        """The quantisation rule of this node (`quant` unless it depends on attributes)."""
-        return self.quant
-
     def sink_transpose(self, node: Node, perm: list[int]) -> dict | None:
         """Layout facet: let a Transpose on input 0 move below this op.
 
