@@ -11,9 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgec.ir import Graph, Node
-from edgec.passes.quantize import quantize_weights
-
-CLAMPS = ("none", "relu", "clip")
+from edgec.ops.int8_scheme import CLAMP_ACTIVATIONS, quantize_weights
 
 
 def _weights_and_bias(node: Node):
@@ -47,7 +45,7 @@ def quantize_dynamic(g: Graph, opts) -> bool:
     for node in list(g.nodes):
         if node.op not in ("Gemm", "MatMul") or opts.keeps_float(node.name, node.op):
             continue
-        if node.attrs.get("activation", "none") not in CLAMPS:
+        if node.attrs.get("activation", "none") not in CLAMP_ACTIVATIONS:
             continue
         wb = _weights_and_bias(node)
         if wb is None:

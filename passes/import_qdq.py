@@ -29,14 +29,14 @@ import numpy as np
 from edgec.ir import DType, Graph, Node, QuantParams, Value
 from edgec.ops import get_op
 from edgec.ops.base import QuantRule
-from edgec.ops.quantized import (
+from edgec.ops.int8_scheme import (
     activation_range,
     average_pool_attrs,
-    lookup_table_for_op,
     qadd_attrs,
     qmul_attrs,
     requant_attrs,
 )
+from edgec.ops.quantized import lookup_table_for_op
 from edgec.passes._rewrite import apply_rules
 from edgec.passes.registry import register_pass
 

@@ -37,21 +37,26 @@ from edgec.ir import DType, Graph, Node, QuantParams, Value
 from edgec.ops import get_op
 from edgec.ops.base import QuantRule
 from edgec.ops.epilogue import activation_np
-from edgec.ops.quantized import (
+from edgec.ops.int8_scheme import (
+    CLAMP_ACTIVATIONS,
+    PRE_ACTIVATION,
+    QMAX,
+    QMIN,
     activation_range,
     average_pool_attrs,
     lookup_table,
-    lookup_table_for_op,
+    params_from_range,
     qadd_attrs,
     qmul_attrs,
+    quantize_bias,
+    quantize_weights,
     requant_attrs,
 )
+from edgec.ops.quantized import lookup_table_for_op
+from edgec.passes._quantize_dynamic import quantize_dynamic
 from edgec.passes._quantize_prelu import emit_qprelu, standalone_slopes
 from edgec.passes.registry import register_pass
 
-QMIN, QMAX = -128, 127
-WEIGHT_MAX = 127
-CLAMPS = ("none", "relu", "clip")
 LOOKUP_ACTIVATIONS = ("leaky_relu", "hardswish", "hardsigmoid", "sigmoid", "silu", "tanh",
                       "prelu")  # prelu: a QPRelu after the layer (passes/_quantize_prelu.py)
 CONV_GEOMETRY = ("dilations", "group", "kernel_shape", "pads", "strides", "layout")
@@ -59,41 +64,9 @@ POOL_GEOMETRY = ("ceil_mode", "count_include_pad", "dilations", "kernel_shape", 
                  "strides", "layout")
 COMPUTE_KINDS = ("conv", "gemm", "matmul", "qmatmul", "add", "mul", "avgpool", "gap", "lookup",
                  "prelu")
-PRE = "::pre"
 
 
 # ------------------------------------------------------------------------------ helpers
-def quantize_weights(w: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric per-channel int8 weights along `axis`: (int8 weights, float32 scales)."""
-    w = np.asarray(w, np.float32)
-    moved = np.moveaxis(w, axis, 0)
-    absmax = np.abs(moved.reshape(moved.shape[0], -1)).max(axis=1) if moved.size else \
-        np.zeros(moved.shape[0], np.float32)
-    scale = np.where(absmax > 0, absmax / np.float32(WEIGHT_MAX), np.float32(1.0))
-    scale = scale.astype(np.float32)
-    shape = [1] * w.ndim
-    shape[axis] = scale.size
-    q = np.clip(np.rint(w / scale.reshape(shape)), -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8)
-    return q, scale
-
-
-def quantize_bias(b: np.ndarray | None, x_scale: float, w_scale: np.ndarray) -> np.ndarray:
-    """int32 bias with scale x_scale * w_scale[m] (zeros when absent)."""
-    scale = np.float64(x_scale) * w_scale.astype(np.float64)
-    if b is None:
-        return np.zeros(w_scale.size, np.int32)
-    q = np.rint(np.asarray(b, np.float64).reshape(-1) / scale)
-    return np.clip(q, -(2**31) + 1, 2**31 - 1).astype(np.int32)
-
-
-def params_from_range(lo: float, hi: float) -> QuantParams:
-    """Asymmetric int8 parameters covering [lo, hi] (zero exactly representable)."""
-    scale, zp = qmath.choose_qparams(lo, hi, QMIN, QMAX)
-    if not scale > 0 or not np.isfinite(scale):
-        scale, zp = 1.0, 0
-    return QuantParams(np.float32(scale), zp, None, DType.INT8)
-
-
 def _scale(p: QuantParams) -> float:
     return float(p.scale[0])
 
@@ -136,8 +109,9 @@ class Quantizer:
         op = node.op
         if op in ("Conv", "Gemm", "MatMul"):
             act = a.get("activation", "none")
-            if act not in CLAMPS and (act not in LOOKUP_ACTIVATIONS
-                                      or node.output.name + PRE not in self.cal.stats):
+            if act not in CLAMP_ACTIVATIONS and (
+                    act not in LOOKUP_ACTIVATIONS
+                    or node.output.name + PRE_ACTIVATION not in self.cal.stats):
                 return None
             if op == "Conv":
                 ok = (a["layout"] == "NHWC" and not a.get("input_layout")
@@ -233,7 +207,7 @@ class Quantizer:
                 and x not in self.g.outputs
                 and self.kind[id(prod)] in ("conv", "gemm", "matmul", "qmatmul", "add", "mul",
                                             "avgpool", "gap")
-                and prod.attrs.get("activation", "none") in CLAMPS)
+                and prod.attrs.get("activation", "none") in CLAMP_ACTIVATIONS)
 
     def fold_clamp_params(self) -> None:
         """A layer whose Relu/Clip folds into its clamp writes with the clamp output's scale."""
@@ -253,7 +227,7 @@ class Quantizer:
                         and v not in self.g.outputs \
                         and self.kind[id(prod)] in ("conv", "gemm", "matmul", "qmatmul", "add",
                                                     "mul", "avgpool", "gap", "concat") \
-                        and prod.attrs.get("activation", "none") in CLAMPS:
+                        and prod.attrs.get("activation", "none") in CLAMP_ACTIVATIONS:
                     self.forced[v.name] = out
 
     # ---------------------------------------------------------------- value access
@@ -338,18 +312,20 @@ class Quantizer:
         a = node.attrs
         xp = xq.quant
         act = a.get("activation", "none")
-        lookup = act not in CLAMPS
-        yp = self.own_params(node.output.name + PRE) if lookup else self.params_of(node.output)
+        lookup = act not in CLAMP_ACTIVATIONS
+        yp = self.own_params(node.output.name + PRE_ACTIVATION) if lookup else \
+            self.params_of(node.output)
         real = np.float64(_scale(xp)) * w_scale.astype(np.float64) / np.float64(_scale(yp))
-        lo, hi = activation_range(act if act in CLAMPS else "none", _scale(yp), _zp(yp),
-                                  a.get("act_alpha", 0.0), a.get("act_beta", 0.0))
+        lo, hi = activation_range(act if act in CLAMP_ACTIVATIONS else "none", _scale(yp),
+                                  _zp(yp), a.get("act_alpha", 0.0), a.get("act_beta", 0.0))
         attrs = {**geometry, "x_zero_point": _zp(xp), "y_zero_point": _zp(yp),
                  **requant_attrs(real), "act_min": lo, "act_max": hi, "x_scale": _scale(xp),
                  "y_scale": _scale(yp), "w_scale": [float(s) for s in w_scale]}
         b_q = quantize_bias(bias, _scale(xp), w_scale)
         inputs = [xq, self.g.const(w_q, node.name + "_w_int8"),
                   self.g.const(b_q, node.name + "_bias_int32")]
-        y = self._emit(node, op, inputs, attrs, yp, "" if not lookup else PRE.replace(":", "_"))
+        y = self._emit(node, op, inputs, attrs, yp,
+                       "" if not lookup else PRE_ACTIVATION.replace(":", "_"))
         self._record(node, op, xp, yp, w_scale_min=float(w_scale.min()),
                      w_scale_max=float(w_scale.max()), activation=act)
         if act == "prelu":
@@ -567,12 +543,10 @@ def quantize(g: Graph) -> bool:
     if opts is None:
         return False
     if opts.mode == "dynamic":
-        from edgec.passes._quantize_dynamic import quantize_dynamic
-
         return quantize_dynamic(g, opts)
     if opts.calibration is None:
         raise EdgecError("the quantize pass needs calibration statistics (g.meta['quant'])")
     return Quantizer(g, opts).run()
 
 
-__all__ = ["Quantizer", "params_from_range", "quantize", "quantize_bias", "quantize_weights"]
+__all__ = ["Quantizer", "quantize"]

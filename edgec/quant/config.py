@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .calibrate import CLAMP_ACTIVATIONS, PRE_ACTIVATION, Calibration
+from .calibrate import Calibration
 
 QUANT_MODES = ("static", "dynamic")
-__all__ = ["CLAMP_ACTIVATIONS", "PRE_ACTIVATION", "QUANT_MODES", "QuantOptions"]
+__all__ = ["QUANT_MODES", "QuantOptions"]
 
 
 @dataclass
