@@ -39,8 +39,9 @@ def _weights_and_bias(node: Node):
     return None
 
 
-def quantize_dynamic(g: Graph, opts) -> bool:
-    """Replace every matching Gemm/MatMul; True when any was replaced."""
+def quantize_dynamic(g: Graph, opts, record) -> bool:
+    """Replace every matching Gemm/MatMul (options `opts`, layer records into `record`);
+    True when any was replaced."""
     changed = False
     for node in list(g.nodes):
         if node.op not in ("Gemm", "MatMul") or opts.keeps_float(node.name, node.op):
@@ -61,7 +62,7 @@ def quantize_dynamic(g: Graph, opts) -> bool:
             "act_alpha": a.get("act_alpha", 0.0), "act_beta": a.get("act_beta", 0.0)},
             name=node.name, before=node)
         g.replace_all_uses(node.output, new.output)
-        opts.layers.append({"node": node.name, "value": node.output.name, "source_op": node.op,
+        record.layers.append({"node": node.name, "value": node.output.name, "source_op": node.op,
                             "op": "DynamicQuantGemm", "w_scale_min": float(w_scale.min()),
                             "w_scale_max": float(w_scale.max())})
         changed = True

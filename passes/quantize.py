@@ -1,9 +1,11 @@
 """quantize: rewrite a calibrated fp32 graph into edgec's int8 ops (TFLite int8 scheme).
 
-Input: the graph after the target's fp32 pipeline (fused epilogues, channels-last) and
-`g.meta["quant"]`, an `edgec.quant.config.QuantOptions` holding the calibration statistics
-of every float value. Output: the same function on int8 data, with float32 graph inputs and
-outputs (QuantizeLinear after the inputs, DequantizeLinear before the outputs).
+Input: the graph after the target's fp32 pipeline (fused epilogues, channels-last) and the
+pipeline's `PassOptions.quant`, an `edgec.quant.config.QuantOptions` holding the calibration
+statistics of every float value (mode "static"; mode "dynamic" is passes/_quantize_dynamic.py).
+Output: the same function on int8 data, with float32 graph inputs and outputs (QuantizeLinear
+after the inputs, DequantizeLinear before the outputs); what was done is written to
+`PassOptions.quant_record` (per-layer records, float value -> int8 value).
 
 Algorithm:
 1. Classify every node: a *compute* node that has an int8 form (Conv/Gemm/MatMul with
@@ -55,7 +57,7 @@ from edgec.ops.int8_scheme import (
 from edgec.ops.quantized import lookup_table_for_op
 from edgec.passes._quantize_dynamic import quantize_dynamic
 from edgec.passes._quantize_prelu import emit_qprelu, standalone_slopes
-from edgec.passes.registry import register_pass
+from edgec.passes.registry import PassOptions, register_pass
 
 LOOKUP_ACTIVATIONS = ("leaky_relu", "hardswish", "hardsigmoid", "sigmoid", "silu", "tanh",
                       "prelu")  # prelu: a QPRelu after the layer (passes/_quantize_prelu.py)
@@ -83,9 +85,10 @@ def _same_params(a: QuantParams, b: QuantParams) -> bool:
 class Quantizer:
     """One run of the quantize pass over a graph (see the module docstring)."""
 
-    def __init__(self, g: Graph, options):
+    def __init__(self, g: Graph, options, record):
         self.g = g
         self.opts = options
+        self.record_to = record  # QuantRecord: layer records and the value map
         self.cal = options.calibration
         self.params: dict[str, QuantParams] = {}
         self.forced: dict[str, QuantParams] = {}
@@ -93,8 +96,8 @@ class Quantizer:
         self.fval: dict[str, Value] = {}  # int8-only value name -> dequantised float value
         self.kind: dict[int, str | None] = {}  # by id(node)
         self.int8: set[int] = set()  # id() of int8 nodes
-        self._layer_index: dict[str, list[dict]] = {}  # output value -> opts.layers records
-        self._layers_indexed = 0  # how many of opts.layers are in _layer_index
+        self._layer_index: dict[str, list[dict]] = {}  # output value -> record_to.layers
+        self._layers_indexed = 0  # how many of record_to.layers are in _layer_index
 
     # ---------------------------------------------------------------- classification
     def classify(self, node: Node) -> str | None:
@@ -288,7 +291,7 @@ class Quantizer:
         return new.output
 
     def _record(self, node: Node, op: str, x: QuantParams, y: QuantParams, **extra) -> None:
-        self.opts.layers.append({"node": node.meta.get("source_name", node.name),
+        self.record_to.layers.append({"node": node.meta.get("source_name", node.name),
                                  "value": node.outputs[0].name,
                                  "source_op": node.op, "op": op,
                                  "x_scale": _scale(x), "x_zero_point": _zp(x),
@@ -297,7 +300,7 @@ class Quantizer:
     def _take_layers_writing(self, name: str) -> list[dict]:
         """The layer records whose output value is `name`, removed from the index (which
         takes in records added since the last call): O(1) amortised, not a scan of all."""
-        layers = self.opts.layers
+        layers = self.record_to.layers
         if self._layers_indexed > len(layers):  # the list was replaced: index it afresh
             self._layer_index, self._layers_indexed = {}, 0
         for rec in layers[self._layers_indexed:]:
@@ -524,7 +527,7 @@ class Quantizer:
             outs = outs if isinstance(outs, list) else [outs]
             for old, new in zip(node.outputs, outs):
                 self.qval[old.name] = new
-                self.opts.value_map[old.name] = new.name
+                self.record_to.value_map[old.name] = new.name
         for v in list(g.outputs):
             if v.producer is not None and id(v.producer) in self.int8:
                 last = g.nodes[-1]
@@ -536,17 +539,18 @@ class Quantizer:
         return True
 
 
-@register_pass("quantize")
-def quantize(g: Graph) -> bool:
-    """Rewrite the graph into int8 ops using the calibration in g.meta["quant"]."""
-    opts = g.meta.get("quant")
+@register_pass("quantize", takes_options=True)
+def quantize(g: Graph, options: PassOptions) -> bool:
+    """Rewrite the graph into int8 ops as `options.quant` says (static: with its calibration;
+    dynamic: Gemm/MatMul weights only), recording into `options.quant_record`."""
+    opts = options.quant
     if opts is None:
         return False
     if opts.mode == "dynamic":
-        return quantize_dynamic(g, opts)
+        return quantize_dynamic(g, opts, options.quant_record)
     if opts.calibration is None:
-        raise EdgecError("the quantize pass needs calibration statistics (g.meta['quant'])")
-    return Quantizer(g, opts).run()
+        raise EdgecError("the quantize pass needs calibration statistics (PassOptions.quant)")
+    return Quantizer(g, opts, options.quant_record).run()
 
 
 __all__ = ["Quantizer", "quantize"]
