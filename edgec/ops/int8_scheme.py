@@ -122,6 +122,20 @@ def average_pool_attrs(x_scale: float, y_scale: float, max_count: int) -> dict:
             "x_scale": x_scale, "y_scale": y_scale}
 
 
+def qprelu_attrs(alpha, x_scale: float, x_zero_point: int, y_scale: float,
+                 y_zero_point: int) -> dict:
+    """QPRelu attributes for slopes `alpha` (one per channel of the last axis, or one)."""
+    alpha = np.asarray(alpha, np.float64).reshape(-1)
+    identity = requant_attrs([np.float64(x_scale) / np.float64(y_scale)])
+    slope = requant_attrs(np.float64(x_scale) * np.abs(alpha) / np.float64(y_scale))
+    return {"x_zero_point": int(x_zero_point), "y_zero_point": int(y_zero_point),
+            "multiplier": identity["multiplier"], "shift": identity["shift"],
+            "alpha_sign": [int(s) for s in np.sign(alpha)],
+            "alpha_multiplier": slope["multiplier"], "alpha_shift": slope["shift"],
+            "act_min": QMIN, "act_max": QMAX, "x_scale": float(x_scale),
+            "y_scale": float(y_scale), "alpha": [float(v) for v in alpha]}
+
+
 # ------------------------------------------------------------------------------ lookup tables
 def lookup_table(fn, x_scale: float, x_zero_point: int, y_scale: float, y_zero_point: int
                  ) -> list[int]:

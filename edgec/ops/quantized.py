@@ -28,6 +28,15 @@ from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, broadcast_shape
 from .common import broadcast_plan, row_major_strides
 from .conv import CONV_GEOMETRY_ATTRS, from_nchw, to_nchw
 from .elementwise import ElementwiseOp
+from .int8_export import (
+    QADD_EXPORT,
+    QCONV_EXPORT,
+    QGEMM_EXPORT,
+    QLOOKUP_EXPORT,
+    QMATMUL_EXPORT,
+    QMUL_EXPORT,
+    QREQUANTIZE_EXPORT,
+)
 from .int8_scheme import (  # noqa: F401  (also imported from here, their former home)
     QMAX,
     QMIN,
@@ -107,6 +116,8 @@ class QConv(QuantizedOp):
     depthwise and general, channels-last.
     """
 
+    quant = QCONV_EXPORT
+
     attrs = {**CONV_GEOMETRY_ATTRS, "x_zero_point": Attr("int", 0), **REQUANT_ATTRS,
              **SCALE_ATTRS, "w_scale": Attr("floats", ())}
     prune = PruneRule.PRODUCER
@@ -176,6 +187,8 @@ class QGemm(QuantizedOp):
     y = clamp(MBQM(acc, multiplier[n], shift[n]) + y_zero_point, act_min, act_max).
     """
 
+    quant = QGEMM_EXPORT
+
     attrs = {"x_zero_point": Attr("int", 0), **REQUANT_ATTRS, **SCALE_ATTRS,
              "w_scale": Attr("floats", ())}
     prune = PruneRule.PRODUCER
@@ -244,6 +257,8 @@ class QMatMul(QuantizedOp):
     acc = sum_k (a - a_zero_point) * (b - b_zero_point);
     y = clamp(MBQM(acc, multiplier, shift) + y_zero_point, act_min, act_max).
     """
+
+    quant = QMATMUL_EXPORT
 
     attrs = {"a_zero_point": Attr("int", 0), "b_zero_point": Attr("int", 0), **REQUANT_ATTRS,
              "a_scale": Attr("float", 0.0), "b_scale": Attr("float", 0.0),
@@ -316,6 +331,8 @@ class QAdd(QBinaryOp):
     `qadd_attrs` derives the multipliers from the scales as TFLite does.
     """
 
+    quant = QADD_EXPORT
+
     attrs = {
         "a_zero_point": Attr("int", 0), "b_zero_point": Attr("int", 0),
         "y_zero_point": Attr("int", 0), "left_shift": Attr("int", 20),
@@ -350,6 +367,8 @@ class QMul(QBinaryOp):
     y = clamp(MBQM((a - a_zero_point) * (b - b_zero_point), multiplier, shift) + y_zero_point,
     act_min, act_max); `qmul_attrs` gives multiplier/shift for a_scale * b_scale / y_scale.
     """
+
+    quant = QMUL_EXPORT
 
     attrs = {
         "a_zero_point": Attr("int", 0), "b_zero_point": Attr("int", 0),
@@ -402,7 +421,7 @@ class QLookup(QUnaryOp):
     attrs = {"table": Attr("ints"), "function": Attr("str", ""),
              "x_scale": Attr("float", 0.0), "x_zero_point": Attr("int", 0),
              "y_scale": Attr("float", 0.0), "y_zero_point": Attr("int", 0)}
-    quant = QuantRule.LOOKUP
+    quant = QLOOKUP_EXPORT
     c_template = "ops/qlookup.c.j2"
 
     def _table(self, node: Node) -> np.ndarray:
@@ -427,7 +446,7 @@ class QRequantize(QUnaryOp):
     """
 
     attrs = {"x_zero_point": Attr("int", 0), **REQUANT_ATTRS, **SCALE_ATTRS}
-    quant = QuantRule.REQUANTIZE
+    quant = QREQUANTIZE_EXPORT
     c_template = "ops/qrequantize.c.j2"
 
     def infer(self, node: Node) -> list[TensorType]:

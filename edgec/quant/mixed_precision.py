@@ -46,11 +46,11 @@ def output_snr(float_graph: Graph, g: Graph, samples, refs) -> float:
 
 def candidate_layers(float_graph: Graph, cal: Calibration, keep_float) -> list[str]:
     """Names of the nodes the quantize pass would turn into int8 compute ops."""
-    from ..passes.quantize import COMPUTE_KINDS, Quantizer
+    from ..passes.quantize import Quantizer
     from ..passes.registry import QuantRecord
 
     q = Quantizer(float_graph, QuantOptions(cal, tuple(keep_float)), QuantRecord())
-    return [n.name for n in float_graph.nodes if q.classify(n) in COMPUTE_KINDS]
+    return [n.name for n in float_graph.nodes if q.is_compute(n)]
 
 
 def choose_float_layers(float_graph: Graph, cal: Calibration, samples, target_snr: float,

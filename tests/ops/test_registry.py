@@ -3,7 +3,8 @@
 import pytest
 
 from edgec.ops import OpDef, all_ops, register_op
-from edgec.ops.base import PruneRule, QuantRule
+from edgec.ops.base import PruneRule
+from edgec.ops.int8_facet import Int8Facet
 
 
 def _overrides(op, name):
@@ -20,7 +21,7 @@ def test_op_has_every_facet(name):
     assert _overrides(op, "reference"), f"{name} lacks a reference implementation"
     has_c = op.c_template is not None or _overrides(op, "c_template_for")
     assert has_c or op.fold_only, f"{name} lacks a C facet and is not fold-only"
-    assert isinstance(op.quant, QuantRule)
+    assert isinstance(op.quant, Int8Facet)
     assert isinstance(op.prune, PruneRule)
 
 
