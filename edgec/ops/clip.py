@@ -15,7 +15,7 @@ from edgec.ir import Node
 from edgec.ops.base import Attr, PruneRule, QuantRule, in_type
 from edgec.ops.common import NUMERIC
 from edgec.ops.elementwise import UnaryOp, _flit
-from edgec.ops.int8_elementwise import CLAMP_INT8
+from edgec.ops.int8_elementwise import CLIP_INT8
 from edgec.ops.registry import register_op
 
 
@@ -29,7 +29,7 @@ class Clip(UnaryOp):
     """
 
     attrs = {"min": Attr("float", float("-inf")), "max": Attr("float", float("inf"))}
-    quant = CLAMP_INT8
+    quant = CLIP_INT8
     dtypes = NUMERIC
 
     def import_onnx(self, node, opset):

@@ -18,7 +18,7 @@ from ..errors import ShapeError, UnsupportedError
 from ..ir import DType, Node, TensorType
 from .base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
 from .common import FLOATS, NUMERIC, broadcast_plan, require_dtypes, row_major_strides
-from .int8_elementwise import ADD_INT8, CLAMP_INT8, MUL_INT8, PRELU_INT8
+from .int8_elementwise import ADD_INT8, MUL_INT8, PRELU_INT8, RELU_INT8
 from .intmath import WRAP_HELPER_DTYPES, helper_suffix, int_div, int_pow
 from .registry import register_op
 
@@ -155,7 +155,7 @@ def _unary(name: str, np_fn, c_expr: str, attrs=None, dtypes=FLOATS, quant=Quant
 # `a <= 0 ? 0 : a` is false for NaN and keeps a, where `a > 0 ? a : 0` would give 0; for every
 # other input both give the same bits (-0.0 -> +0.0).
 _unary("Relu", lambda x, a: np.maximum(x, 0), "(a <= (T)0 ? (T)0 : a)", dtypes=NUMERIC,
-       quant=CLAMP_INT8)
+       quant=RELU_INT8)
 _unary("Sigmoid", lambda x, a: 1.0 / (1.0 + np.exp(-x)), "((T)1 / ((T)1 + exp(-a)))")
 _unary("Tanh", lambda x, a: np.tanh(x), "tanh(a)")
 _unary("Exp", lambda x, a: np.exp(x), "exp(a)")

@@ -22,6 +22,7 @@ from ..ir import Node, TensorType
 from . import prune_facet
 from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type, normalize_axis
 from .common import row_major_strides
+from .int8_facet import PAD_INT8
 from .registry import register_op
 from .shape_ops import (
     DATA_DTYPES,
@@ -50,7 +51,7 @@ class Pad(OpDef):
     attrs = {"pads": Attr("ints"), "mode": Attr("str", "constant", PAD_MODES),
              "value": Attr("float", 0.0)}
     c_template = "ops/pad.c.j2"
-    quant = QuantRule.SAME_AS_INPUT
+    quant = PAD_INT8
     prune = PruneRule.BLOCK
     dtypes = DATA_DTYPES
 

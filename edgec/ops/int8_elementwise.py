@@ -48,7 +48,7 @@ class BinaryInt8(Int8Facet):
         if len(node.inputs) != 2 or not all(v.dtype == DType.FLOAT32 for v in node.inputs) \
                 or all(v.is_const for v in node.inputs):
             return None
-        return node.op.lower()
+        return self.name
 
     def quantize(self, op, node: Node, quantizer) -> Value:
         """QAdd / QMul between the operands' and the output's parameters."""
@@ -226,18 +226,20 @@ class ConcatInt8(Int8Facet):
 
 
 class ClampInt8(Int8Facet):
-    """Relu / Clip on int8 data: folded into the producer's clamp, or an integer Clip."""
+    """Relu / Clip on int8 data: folded into the producer's clamp, or an integer Clip.
+    `bounds(node)` gives the clamp as a fused activation: (kind, alpha, beta)."""
 
     role = "clamp"
     category = "same-as-input"
 
-    @staticmethod
-    def int8_range(node: Node, scale: float, zero_point: int) -> tuple[int, int]:
+    def __init__(self, name: str, bounds):
+        super().__init__(name)
+        self.bounds = bounds
+
+    def int8_range(self, node: Node, scale: float, zero_point: int) -> tuple[int, int]:
         """(lo, hi) of the clamp in int8 codes of parameters (scale, zero_point)."""
-        if node.op == "Relu":
-            return activation_range("relu", scale, zero_point)
-        return activation_range("clip", scale, zero_point, max(node.attrs["min"], -3e38),
-                                min(node.attrs["max"], 3e38))
+        kind, alpha, beta = self.bounds(node)
+        return activation_range(kind, scale, zero_point, alpha, beta)
 
     def plan(self, op, node: Node, quantizer) -> str | None:
         """Always a clamp (it runs in int8 when its neighbours do)."""
@@ -263,4 +265,6 @@ AVERAGE_POOL_INT8 = AveragePoolInt8("average-pool")
 GLOBAL_AVERAGE_POOL_INT8 = GlobalAveragePoolInt8("global-average-pool")
 PRELU_INT8 = PReluInt8("prelu")
 CONCAT_INT8 = ConcatInt8("concat")
-CLAMP_INT8 = ClampInt8("clamp")
+RELU_INT8 = ClampInt8("relu", lambda node: ("relu", 0.0, 0.0))
+CLIP_INT8 = ClampInt8("clip", lambda node: ("clip", max(node.attrs["min"], -3e38),
+                                            min(node.attrs["max"], 3e38)))

@@ -109,16 +109,21 @@ class QBinaryExport(Int8Facet):
 
 
 class QPoolExport(Int8Facet):
-    """QAveragePool (AveragePool, NCHW) / QGlobalAveragePool (ReduceMean) between DQ and Q."""
+    """QAveragePool (AveragePool, NCHW) / QGlobalAveragePool (ReduceMean over every spatial
+    axis: `global_pool`) between DQ and Q."""
 
     category = "requantize"
+
+    def __init__(self, name: str, global_pool: bool):
+        super().__init__(name)
+        self.global_pool = global_pool
 
     def to_qdq(self, op, node: Node, writer) -> bool:
         """DQ(x) -> AveragePool or ReduceMean -> Clip -> Q."""
         a = node.attrs
         rank = len(node.input(0).shape)
         xd = _dq_input(writer, node, 0, "x")
-        if node.op == "QGlobalAveragePool":
+        if self.global_pool:
             axes = list(range(1, rank - 1)) if a["layout"] == "NHWC" else list(range(2, rank))
             y = writer.add("ReduceMean", [xd], axes=axes, keepdims=1)
         else:
@@ -178,7 +183,8 @@ QGEMM_EXPORT = QGemmExport("qgemm")
 QADD_EXPORT = QBinaryExport("qadd", "Add")
 QMUL_EXPORT = QBinaryExport("qmul", "Mul")
 QMATMUL_EXPORT = QBinaryExport("qmatmul", "MatMul")
-QPOOL_EXPORT = QPoolExport("qpool")
+QAVERAGE_POOL_EXPORT = QPoolExport("qaveragepool", global_pool=False)
+QGLOBAL_AVERAGE_POOL_EXPORT = QPoolExport("qglobalaveragepool", global_pool=True)
 QREQUANTIZE_EXPORT = QRequantizeExport("qrequantize")
 QPRELU_EXPORT = QPReluExport("qprelu")
 QLOOKUP_EXPORT = QLookupExport("qlookup")

@@ -4,6 +4,7 @@ Every OpDef carries `quant`, an `Int8Facet`. Three paths ask it, never the op's 
 
 - the quantize pass (passes/quantize.py) on a calibrated float graph: `plan` names the
   rewrite of a node (None: it stays float32) and `quantize` emits its int8 form;
+  in dynamic mode (passes/_quantize_dynamic.py) `dynamic_weights` picks the layers;
 - import-qdq (passes/import_qdq.py) on a pre-quantised ONNX model: `from_qdq` turns
   DequantizeLinear -> node -> QuantizeLinear into the int8 op (None: the pattern stays);
 - export-qdq (edgec/quant/qdq_export.py) on an int8 graph: `to_qdq` writes an int8 op as
@@ -27,9 +28,9 @@ int8_elementwise.py, edgec's int8 ops their export facets in int8_export.py.
 
 The objects a facet is handed are the passes' own (duck-typed here, so ops import no pass):
 a `quantizer` (passes/quantize.py: g, int8_of, params_of, own_params, has_stats, emit, record,
-free_name, fold_clamp), the `inputs` of import-qdq (passes/import_qdq.py: act, weight, bias,
-dq) with a `QdqOutput`, and the export `writer` (edgec/quant/qdq_export.py: dq, q, add, init,
-clip_float, nchw, nhwc, name_of).
+free_name, tighten_clamp), the `inputs` of import-qdq (passes/import_qdq.py QdqInputs: act,
+weight, bias, dq) with a `QdqOutput`, and the export `writer` (edgec/quant/qdq_export.py
+QDQWriter: dq, q, add, init, clip_float, nchw, nhwc, name_of, ONNX_INT32).
 """
 
 from __future__ import annotations
@@ -118,10 +119,16 @@ class Int8Facet:
 
 
 class SameScale(Int8Facet):
-    """The output keeps the data input's scale: the op runs unchanged on int8 codes."""
+    """The output keeps the data input's scale: the op runs unchanged on int8 codes.
+    `fill_attr` names an attribute holding a value in the data's units (Pad's fill value),
+    which is quantised with the data's parameters."""
 
     role = "same"
     category = "same-as-input"
+
+    def __init__(self, name: str, fill_attr: str | None = None):
+        super().__init__(name)
+        self.fill_attr = fill_attr
 
     def plan(self, op, node: Node, quantizer) -> str | None:
         """Same-scale when the op runs on int8 data and its other inputs are not float."""
@@ -137,9 +144,9 @@ class SameScale(Int8Facet):
         xq = quantizer.int8_of(node.input(0), node)
         p = xq.quant
         attrs = dict(node.attrs)
-        if node.op == "Pad":
-            attrs["value"] = float(qmath.quantize_float(np.float32(attrs["value"]),
-                                                        scale_of(p), zero_point_of(p)))
+        if self.fill_attr:
+            attrs[self.fill_attr] = float(qmath.quantize_float(
+                np.float32(attrs[self.fill_attr]), scale_of(p), zero_point_of(p)))
         inputs = [xq] + list(node.inputs[1:])
         names = [v.name + "_int8" for v in node.outputs]
         g = quantizer.g
@@ -158,8 +165,9 @@ class SameScale(Int8Facet):
         xv, xs, xzp = x
         g = out.graph
         attrs = dict(node.attrs)
-        if node.op == "Pad":
-            attrs["value"] = float(np.clip(np.rint(attrs["value"] / xs) + xzp, QMIN, QMAX))
+        if self.fill_attr:
+            fill = attrs[self.fill_attr]
+            attrs[self.fill_attr] = float(np.clip(np.rint(fill / xs) + xzp, QMIN, QMAX))
         same = g.add_node(node.op, [xv] + list(node.inputs[1:]), attrs=attrs, name=node.name,
                           before=out.before).output
         if xs == out.scale and xzp == out.zero_point and out.act_min == QMIN and \
@@ -216,6 +224,7 @@ class QuantRule:
     LOOKUP = Lookup("lookup")  # a 256-entry table on int8 (sigmoid, tanh, hardswish...)
 
 
+PAD_INT8 = SameScale("pad", fill_attr="value")  # the constant fill in int8 codes
 # Gelu and Sign are listed as lookups (docs/ops.md) but the quantize pass has never made
 # them one (it took only the lookups registered in elementwise.py): they stay float, and
 # the refactor that put the int8 rule on the op changed neither the listing nor the output.

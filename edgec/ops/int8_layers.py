@@ -130,22 +130,22 @@ class ConvInt8(Int8Facet):
                           attrs=attrs, name=node.name, before=out.before).output
 
 
-def _qdq_fully_connected(node: Node, inputs, out: QdqOutput) -> Value | None:
-    """QGemm from a QDQ Gemm (transA=0, alpha=beta=1) or MatMul with 2-D int8 weights."""
+def _qdq_fully_connected(node: Node, inputs, out: QdqOutput, gemm: bool) -> Value | None:
+    """QGemm from a QDQ Gemm (`gemm`: transA=0, alpha=beta=1) or MatMul with 2-D int8
+    weights."""
     a = node.attrs
-    op = node.op
     x = inputs.act(0)
-    if x is None or len(node.inputs) > (3 if op == "Gemm" else 2):
+    if x is None or len(node.inputs) > (3 if gemm else 2):
         return None
-    if op == "Gemm" and (a["transA"] or a["alpha"] != 1.0 or a["beta"] != 1.0):
+    if gemm and (a["transA"] or a["alpha"] != 1.0 or a["beta"] != 1.0):
         return None
-    trans = op == "Gemm" and a["transB"]
+    trans = gemm and a["transB"]
     w = inputs.weight(1, 0 if trans else 1)
     if w is None or w[0].ndim != 2:
         return None
     w_nk = w[0] if trans else np.ascontiguousarray(w[0].T)
     xv, xs, xzp = x
-    bias = inputs.bias(2, xs, w[1]) if op == "Gemm" else np.zeros(w[1].size, np.int32)
+    bias = inputs.bias(2, xs, w[1]) if gemm else np.zeros(w[1].size, np.int32)
     if bias is None:
         return None
     g = out.graph
@@ -194,7 +194,7 @@ class GemmInt8(Int8Facet):
 
     def from_qdq(self, op, node: Node, inputs, out: QdqOutput) -> Value | None:
         """QGemm from the model's int8 weights and int32 (or float) bias."""
-        return _qdq_fully_connected(node, inputs, out)
+        return _qdq_fully_connected(node, inputs, out, gemm=True)
 
     def dynamic_weights(self, node: Node):
         """alpha * B as [N, K] and beta * C per column (None when C varies along rows)."""
@@ -256,7 +256,7 @@ class MatMulInt8(Int8Facet):
 
     def from_qdq(self, op, node: Node, inputs, out: QdqOutput) -> Value | None:
         """QGemm from the model's int8 weights."""
-        return _qdq_fully_connected(node, inputs, out)
+        return _qdq_fully_connected(node, inputs, out, gemm=False)
 
     def dynamic_weights(self, node: Node):
         """B^T as [N, K] for a constant 2-D B (no bias)."""

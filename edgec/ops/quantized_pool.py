@@ -26,7 +26,7 @@ from ..errors import ShapeError, UnsupportedError
 from ..ir import DType, Node, TensorType
 from .base import Attr, ConstArray, PruneRule, in_type
 from .conv import LAYOUTS, channels, from_nchw, make_shape, spatial_shape, to_nchw
-from .int8_export import QPOOL_EXPORT
+from .int8_export import QAVERAGE_POOL_EXPORT, QGLOBAL_AVERAGE_POOL_EXPORT
 from .pool import pool_out_size, window_counts
 from .quant_common import require_int8
 from .quantized import QMAX, QMIN, QuantizedOp
@@ -92,7 +92,7 @@ def table_for(node: Node, max_count: int, single_count: int | None = None):
 class QAveragePool(QuantizedOp):
     """int8 AveragePool; AveragePool's attributes plus the int8 ones (see the module doc)."""
 
-    quant = QPOOL_EXPORT
+    quant = QAVERAGE_POOL_EXPORT
 
     attrs = {
         "auto_pad": Attr("str", "NOTSET", ("NOTSET",)),
@@ -210,7 +210,7 @@ class QGlobalAveragePool(QuantizedOp):
 
     attrs = {"layout": Attr("str", "NCHW", LAYOUTS), **POOL_QUANT_ATTRS}
     prune = PruneRule.PASSTHROUGH
-    quant = QPOOL_EXPORT
+    quant = QGLOBAL_AVERAGE_POOL_EXPORT
     spatial = True
 
     def infer(self, node: Node) -> list[TensorType]:
