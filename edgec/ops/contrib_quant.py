@@ -28,7 +28,8 @@ from edgec import qmath
 from edgec.ops.base import (Attr, ConstArray, OpDef, QuantRule, broadcast_shapes, in_type,
                              normalize_axis)
 from edgec.ops.common import broadcast_plan, row_major_strides
-from edgec.ops.quantized import lookup_table_for_op, qadd_attrs, qmul_attrs, requant_attrs
+from edgec.ops.int8_scheme import qadd_attrs, qmul_attrs, requant_attrs
+from edgec.ops.quantized import lookup_table_for_op
 from edgec.ops.registry import get_op, register_op
 
 CONTRIB_DOMAIN = "com.microsoft"

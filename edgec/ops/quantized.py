@@ -37,17 +37,7 @@ from .int8_export import (
     QMUL_EXPORT,
     QREQUANTIZE_EXPORT,
 )
-from .int8_scheme import (  # noqa: F401  (also imported from here, their former home)
-    QMAX,
-    QMIN,
-    activation_range,
-    average_pool_attrs,
-    lookup_table,
-    lookup_table_of,
-    qadd_attrs,
-    qmul_attrs,
-    requant_attrs,
-)
+from .int8_scheme import QMAX, QMIN, lookup_table_of
 from .quant_common import (
     CONV_TEMPLATES,
     conv_acc_nchw,
