@@ -63,6 +63,8 @@ class CompileResult:
     source_graph: Graph | None = None
     float_graph: Graph | None = None  # int8 targets: the fp32 graph that was quantised
     warnings: list[str] = field(default_factory=list)
+    # int8 targets: float value name -> the int8 value that replaced it (per-layer debugging)
+    quant_value_map: dict[str, str] = field(default_factory=dict)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -145,11 +147,11 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     g.mark_sources()  # provenance of every value, for per-layer debugging (docs/golden.md)
     source = g.clone()
     g = run_pipeline(g, target, options)
-    float_graph, warnings, quant_report = None, [], {}
+    float_graph, warnings, quant_report, value_map = None, [], {}, {}
     if target.is_int8:
         from .quant.driver import quantize_graph
 
-        g, float_graph, warnings, quant_report = quantize_graph(g, target, options)
+        g, float_graph, warnings, quant_report, value_map = quantize_graph(g, target, options)
     g.verify()
     plan = plan_memory(g, target.alignment)
     check_arena(plan.arena_bytes, options.limits)
@@ -174,7 +176,8 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     if quant_report:
         report["quantization"] = quant_report
     files["report.json"] = json.dumps(report, indent=2, sort_keys=False) + "\n"
-    return CompileResult(g, plan, files, report, target, source, float_graph, warnings)
+    return CompileResult(g, plan, files, report, target, source, float_graph, warnings,
+                         quant_value_map=value_map)
 
 
 def compile_model(model_path: str | os.PathLike, options: CompileOptions) -> CompileResult:

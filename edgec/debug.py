@@ -110,8 +110,7 @@ def _same_nonunit_dims(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
 
 
 def _quant_value_map(result) -> dict[str, str]:
-    qopts = result.graph.meta.get("quant")
-    return dict(getattr(qopts, "value_map", None) or {})
+    return dict(getattr(result, "quant_value_map", None) or {})
 
 
 def value_provenance(result) -> dict[str, tuple[str, tuple[int, ...] | None]]:

@@ -462,7 +462,7 @@ def portable_twin(target_name: str) -> Target:
     name = f"{target_name}-portable"
     if name not in all_targets():
         t = get_target(target_name)
-        register_target(replace(t, name=name, isa="generic", features=frozenset(),
+        register_target(replace(t, name=name, isa="generic",
                                 description=f"{t.description} -- portable C kernels only"))
     return get_target(name)
 

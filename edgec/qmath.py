@@ -68,6 +68,12 @@ def quantize_multipliers(reals) -> tuple[np.ndarray, np.ndarray]:
     return q, s
 
 
+def quantize_multiplier_list(reals) -> tuple[list[int], list[int]]:
+    """`quantize_multipliers` as lists of Python ints (for node attributes)."""
+    q, s = quantize_multipliers(np.atleast_1d(np.asarray(reals, dtype=np.float64)))
+    return [int(v) for v in q], [int(v) for v in s]
+
+
 def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
     """TFLite's single-rounding MultiplyByQuantizedMultiplier (int64 arrays out).
 

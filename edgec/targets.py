@@ -6,7 +6,7 @@ Adding a target is adding a row. The pass pipeline of a target is a list of pass
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import TargetError
 
@@ -57,7 +57,6 @@ class Target:
     apt_packages: tuple[str, ...] = ()
     host_runnable: bool = True
     bare_metal: bool = False  # firmware: no OS; section macros in the C (docs/cortex-m.md)
-    features: frozenset = field(default_factory=frozenset)
 
     @property
     def is_int8(self) -> bool:
@@ -87,7 +86,6 @@ register_target(Target(
     isa="x86_64-avx2",
     cflags=("-O3", "-mavx2", "-mfma"),
     alignment=64,
-    features=frozenset({"avx2", "fma"}),
 ))
 
 register_target(Target(
@@ -107,7 +105,6 @@ register_target(Target(
     isa="x86_64-avx2",
     cflags=("-O3", "-mavx2", "-mfma"),
     alignment=64,
-    features=frozenset({"avx2", "fma"}),
     pipeline=INT8_FLOAT_PIPELINE,
     quant_pipeline=QUANT_PIPELINE,
 ))
@@ -120,7 +117,6 @@ register_target(Target(
     isa="x86_64-avx512vnni",
     cflags=("-O3", "-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"),
     alignment=64,
-    features=frozenset({"avx2", "fma", "avx512vnni"}),
     pipeline=INT8_FLOAT_PIPELINE,
     quant_pipeline=QUANT_PIPELINE,
 ))
@@ -143,7 +139,6 @@ register_target(Target(
     isa="arm64-neon",
     cflags=("-O3", "-march=armv8-a"),
     runner=("qemu-aarch64", "-cpu", "cortex-a53"),
-    features=frozenset({"neon"}),
     **ARM64_COMMON,
 ))
 register_target(Target(
@@ -154,7 +149,6 @@ register_target(Target(
     isa="arm64-dotprod",
     cflags=("-O3", "-march=armv8.2-a+dotprod"),
     runner=("qemu-aarch64", "-cpu", "max"),
-    features=frozenset({"neon", "dotprod"}),
     pipeline=INT8_FLOAT_PIPELINE,
     quant_pipeline=QUANT_PIPELINE,
     **ARM64_COMMON,
@@ -167,7 +161,6 @@ register_target(Target(
     isa="arm64-neon",
     cflags=("-O3", "-march=armv8-a"),
     runner=("qemu-aarch64", "-cpu", "cortex-a53"),
-    features=frozenset({"neon"}),
     pipeline=INT8_FLOAT_PIPELINE,
     quant_pipeline=QUANT_PIPELINE,
     **ARM64_COMMON,

@@ -8,12 +8,13 @@ initializers (per tensor or per channel), biases as DequantizeLinear of int32. T
 1. uint8 activations become int8: a QuantizeLinear to uint8 and the DequantizeLinears that
    read it get zero point - 128 and int8 data (exact: q8 = qu8 - 128 everywhere).
 2. Each QuantizeLinear (int8, per tensor) whose input is the single-use output of an op whose
-   float inputs are all DequantizeLinear outputs (or constants) is fused with that op:
-   Conv -> QConv, Gemm / MatMul with constant weights -> QGemm, Add / Mul -> QAdd / QMul,
-   AveragePool / GlobalAveragePool -> QAveragePool / QGlobalAveragePool, unary functions ->
-   QLookup, same-scale ops (MaxPool, views, Transpose, Concat, Pad, Slice...) -> the op on
-   int8 data (+ QRequantize when the Quantize's parameters differ). A Relu/Clip between
-   the op and the Quantize becomes the clamp. Multipliers come from the model's scales
+   float inputs are all DequantizeLinear outputs (or constants) is fused with that op, as the
+   op's int8 facet says (`from_qdq`, edgec/ops/int8_facet.py): Conv -> QConv, Gemm / MatMul
+   with constant weights -> QGemm, Add / Mul -> QAdd / QMul, AveragePool /
+   GlobalAveragePool -> QAveragePool / QGlobalAveragePool, unary functions -> QLookup,
+   same-scale ops (MaxPool, views, Transpose, Pad, Slice...) -> the op on int8 data
+   (+ QRequantize when the Quantize's parameters differ). A Relu/Clip between the op and the
+   Quantize becomes the clamp. Multipliers come from the model's scales
    (x_scale * w_scale[m] / y_scale); the requantisation is edgec's fixed point, so results
    can differ from onnxruntime's float requantisation by 1 LSB.
 3. Everything else stays as it is: QuantizeLinear / DequantizeLinear at the boundaries and
@@ -28,23 +29,13 @@ import numpy as np
 
 from edgec.ir import DType, Graph, Node, QuantParams, Value
 from edgec.ops import get_op
-from edgec.ops.base import QuantRule
-from edgec.ops.quantized import (
-    activation_range,
-    average_pool_attrs,
-    lookup_table_for_op,
-    qadd_attrs,
-    qmul_attrs,
-    requant_attrs,
-)
+from edgec.ops.int8_facet import QdqOutput
+from edgec.ops.int8_scheme import QMAX, QMIN
 from edgec.passes._rewrite import apply_rules
 from edgec.passes.registry import register_pass
 
 QDQ_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
            "MatMulInteger"}
-CONV_GEOMETRY = ("dilations", "group", "kernel_shape", "pads", "strides", "layout")
-POOL_GEOMETRY = ("ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads",
-                 "strides", "layout")
 
 
 def _const(v: Value | None):
@@ -93,10 +84,12 @@ def to_int8(g: Graph) -> bool:
     return changed
 
 
-class _Inputs:
-    """The DequantizeLinear feeding each float input of an op (None when not quantised)."""
+class QdqInputs:
+    """The DequantizeLinear feeding each float input of an op (None when not quantised): what
+    an int8 facet's `from_qdq` reads the model's int8 data and scales from."""
 
     def __init__(self, node: Node):
+        self.node = node
         self.dq: list[Node | None] = []
         self.ok = True
         for v in node.inputs:
@@ -138,26 +131,27 @@ class _Inputs:
             return None
         return w, s
 
-
-def _bias(node: Node, ins: _Inputs, index: int, x_scale: float, w_scale: np.ndarray):
-    """int32 bias in units of x_scale * w_scale[m] (the model's own when its scale matches)."""
-    v = node.input(index)
-    if v is None:
-        return np.zeros(w_scale.size, np.int32)
-    d = ins.dq[index]
-    want = np.float64(x_scale) * w_scale.astype(np.float64)
-    if d is not None and d.input(0).is_const and d.input(0).dtype == DType.INT32:
-        s = np.broadcast_to(np.asarray(_const(d.input(1)), np.float64).reshape(-1), want.shape)
-        data = np.asarray(d.input(0).data, np.int64).reshape(-1)
-        if np.allclose(s, want, rtol=1e-6, atol=0) and _const(d.input(2)) is not None and \
-                not np.any(_const(d.input(2))):
-            return data.astype(np.int32)
-        real = (data - np.asarray(_const(d.input(2)), np.int64).reshape(-1)) * s
-    elif v.is_const:
-        real = np.asarray(v.data, np.float64).reshape(-1)
-    else:
-        return None
-    return np.clip(np.rint(real / want), -(2**31) + 1, 2**31 - 1).astype(np.int32)
+    def bias(self, index: int, x_scale: float, w_scale: np.ndarray):
+        """int32 bias (input `index`) in units of x_scale * w_scale[m]: the model's own when
+        its scale matches, zeros when absent; None when it is computed at run time."""
+        v = self.node.input(index)
+        if v is None:
+            return np.zeros(w_scale.size, np.int32)
+        d = self.dq[index]
+        want = np.float64(x_scale) * w_scale.astype(np.float64)
+        if d is not None and d.input(0).is_const and d.input(0).dtype == DType.INT32:
+            s = np.broadcast_to(np.asarray(_const(d.input(1)), np.float64).reshape(-1),
+                                want.shape)
+            data = np.asarray(d.input(0).data, np.int64).reshape(-1)
+            if np.allclose(s, want, rtol=1e-6, atol=0) and _const(d.input(2)) is not None \
+                    and not np.any(_const(d.input(2))):
+                return data.astype(np.int32)
+            real = (data - np.asarray(_const(d.input(2)), np.int64).reshape(-1)) * s
+        elif v.is_const:
+            real = np.asarray(v.data, np.float64).reshape(-1)
+        else:
+            return None
+        return np.clip(np.rint(real / want), -(2**31) + 1, 2**31 - 1).astype(np.int32)
 
 
 def _fuse(g: Graph, q: Node) -> bool:
@@ -171,119 +165,24 @@ def _fuse(g: Graph, q: Node) -> bool:
             or y in g.outputs:
         return False
     ys, yzp = out
-    lo, hi = -128, 127
-    if node.op in ("Relu", "Clip") and node.input(0).producer is not None and \
+    lo, hi = QMIN, QMAX
+    clamp = get_op(node.op).quant
+    if clamp.role == "clamp" and node.input(0).producer is not None and \
             len(node.input(0).uses) == 1 and node.input(0) not in g.outputs:
-        clamp = node
-        if clamp.op == "Relu":
-            lo, hi = activation_range("relu", ys, yzp)
-        else:
-            lo, hi = activation_range("clip", ys, yzp, max(clamp.attrs["min"], -3e38),
-                                      min(clamp.attrs["max"], 3e38))
-        inner = clamp.input(0).producer
-        if inner.op in ("Conv", "Gemm", "MatMul", "Add", "Mul", "AveragePool",
-                        "GlobalAveragePool"):
+        lo, hi = clamp.int8_range(node, ys, yzp)
+        inner = node.input(0).producer
+        if get_op(inner.op).quant.clamp_epilogue:
             node = inner
-    ins = _Inputs(node)
+    ins = QdqInputs(node)
     if not ins.ok:
         return False
-    new = _build(g, node, ins, ys, yzp, lo, hi, before=q)
+    op = get_op(node.op)
+    new = op.quant.from_qdq(op, node, ins, QdqOutput(g, ys, yzp, lo, hi, before=q))
     if new is None:
         return False
     new.quant = QuantParams(np.float32(ys), yzp, None, DType.INT8)
     g.replace_all_uses(q.output, new)
     return True
-
-
-def _build(g: Graph, node: Node, ins: _Inputs, ys: float, yzp: int, lo: int, hi: int,
-           before: Node) -> Value | None:
-    op = node.op
-    a = node.attrs
-    base = {"y_zero_point": yzp, "act_min": lo, "act_max": hi}
-    if op == "Conv" and len(node.inputs) <= 3:
-        x, w = ins.act(0), ins.weight(1, 0)
-        if x is None or w is None or a.get("activation", "none") != "none":
-            return None
-        xv, xs, xzp = x
-        bias = _bias(node, ins, 2, xs, w[1])
-        if bias is None:
-            return None
-        attrs = {**{k: a[k] for k in CONV_GEOMETRY}, "x_zero_point": xzp, **base,
-                 **requant_attrs(np.float64(xs) * w[1].astype(np.float64) / ys),
-                 "x_scale": xs, "y_scale": ys, "w_scale": [float(s) for s in w[1]]}
-        return g.add_node("QConv", [xv, g.const(w[0], node.name + "_w"),
-                                    g.const(bias, node.name + "_b")],
-                          attrs=attrs, name=node.name, before=before).output
-    if op in ("Gemm", "MatMul"):
-        x = ins.act(0)
-        if x is None or len(node.inputs) > (3 if op == "Gemm" else 2):
-            return None
-        if op == "Gemm" and (a["transA"] or a["alpha"] != 1.0 or a["beta"] != 1.0):
-            return None
-        trans = op == "Gemm" and a["transB"]
-        w = ins.weight(1, 0 if trans else 1)
-        if w is None or w[0].ndim != 2:
-            return None
-        w_nk = w[0] if trans else np.ascontiguousarray(w[0].T)
-        xv, xs, xzp = x
-        bias = _bias(node, ins, 2, xs, w[1]) if op == "Gemm" else np.zeros(w[1].size, np.int32)
-        if bias is None:
-            return None
-        attrs = {"x_zero_point": xzp, **base,
-                 **requant_attrs(np.float64(xs) * w[1].astype(np.float64) / ys),
-                 "x_scale": xs, "y_scale": ys, "w_scale": [float(s) for s in w[1]]}
-        return g.add_node("QGemm", [xv, g.const(w_nk, node.name + "_w"),
-                                    g.const(bias, node.name + "_b")],
-                          attrs=attrs, name=node.name, before=before).output
-    if op in ("Add", "Mul") and len(node.inputs) == 2:
-        pa, pb = ins.act(0), ins.act(1)
-        if pa is None or pb is None:
-            return None
-        attrs = (qadd_attrs if op == "Add" else qmul_attrs)(pa[1], pb[1], ys)
-        attrs.update({"a_zero_point": pa[2], "b_zero_point": pb[2], **base})
-        return g.add_node("QAdd" if op == "Add" else "QMul", [pa[0], pb[0]], attrs=attrs,
-                          name=node.name, before=before).output
-    x = ins.act(0)
-    if x is None:
-        return None
-    xv, xs, xzp = x
-    if op == "AveragePool":
-        attrs = {k: a[k] for k in POOL_GEOMETRY if k in a}
-        attrs.update(average_pool_attrs(xs, ys, int(np.prod(a["kernel_shape"]))))
-        attrs.update({"x_zero_point": xzp, **base})
-        return g.add_node("QAveragePool", [xv], attrs=attrs, name=node.name,
-                          before=before).output
-    if op == "GlobalAveragePool":
-        layout = a.get("layout", "NCHW")
-        shape = xv.shape
-        count = int(np.prod(shape[2:] if layout == "NCHW" else shape[1:-1]))
-        attrs = {"layout": layout, "mode": "requantize",
-                 **requant_attrs([xs / (ys * count)]), "x_zero_point": xzp, **base,
-                 "x_scale": xs, "y_scale": ys}
-        return g.add_node("QGlobalAveragePool", [xv], attrs=attrs, name=node.name,
-                          before=before).output
-    opdef = get_op(op)
-    if len(node.inputs) == 1 and opdef.quant == QuantRule.LOOKUP and \
-            type(opdef).__module__.endswith("elementwise"):
-        table = lookup_table_for_op(op, a, xs, xzp, ys, yzp)
-        return g.add_node("QLookup", [xv], attrs={
-            "table": table, "function": op, "x_scale": xs, "x_zero_point": xzp,
-            "y_scale": ys, "y_zero_point": yzp}, name=node.name, before=before).output
-    if opdef.quant == QuantRule.SAME_AS_INPUT and DType.INT8 in getattr(opdef, "dtypes", ()) \
-            and op not in ("Relu", "Clip") and all(d is None for d in ins.dq[1:]) \
-            and len(node.outputs) == 1:
-        attrs = dict(a)
-        if op == "Pad":
-            attrs["value"] = float(np.clip(np.rint(attrs["value"] / xs) + xzp, -128, 127))
-        same = g.add_node(op, [xv] + list(node.inputs[1:]), attrs=attrs, name=node.name,
-                          before=before).output
-        if xs == ys and xzp == yzp and lo == -128 and hi == 127:
-            return same
-        rq = {"x_zero_point": xzp, **base, **requant_attrs([xs / ys]), "x_scale": xs,
-              "y_scale": ys}
-        return g.add_node("QRequantize", [same], attrs=rq, name=node.name + "_requant",
-                          before=before).output
-    return None
 
 
 @register_pass("import-qdq")

@@ -1,7 +1,9 @@
 """Named graph passes, registered once, and the pass manager that runs a pipeline of them.
 
-A pass is a function `Graph -> bool` (True when it changed the graph). Pipelines are lists of
-pass names (data, chosen per target in edgec.targets). The manager can verify the IR after
+A pass is a function `Graph -> bool` (True when it changed the graph); a pass registered with
+`takes_options=True` is called as `fn(graph, options)` with the pipeline's `PassOptions` (the
+data it needs besides the graph, and where it reports back). Pipelines are lists of pass
+names (data, chosen per target in edgec.targets). The manager can verify the IR after
 every pass, dump the IR text after each pass, skip disabled passes, and on failure names the
 failing pass and the passes that ran before it.
 """
@@ -11,23 +13,49 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from edgec.errors import EdgecError
 from edgec.ir import Graph, print_graph
 
-PassFn = Callable[[Graph], bool]
+if TYPE_CHECKING:  # annotations only: the pass registry does not need the quant package
+    from edgec.quant.config import QuantOptions
+
+PassFn = Callable[..., bool]
 _PASSES: dict[str, PassFn] = {}
 
 
-def register_pass(name: str):
-    """Decorator registering a pass under `name`; a name can be registered only once."""
+@dataclass
+class QuantRecord:
+    """What the quantize pass did, written by the pass for its caller."""
+
+    # per-layer records for report.json and `edgec report`
+    layers: list[dict] = field(default_factory=list)
+    # float value name -> name of the int8 value that replaced it (per-layer SNR, debug)
+    value_map: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PassOptions:
+    """Pipeline data for the passes that take options (registered with takes_options=True).
+
+    quant: what the quantize pass is told (static or dynamic, calibration, float layers);
+    None leaves the graph float. quant_record: where the quantize pass writes what it did."""
+
+    quant: QuantOptions | None = None
+    quant_record: QuantRecord = field(default_factory=QuantRecord)
+
+
+def register_pass(name: str, takes_options: bool = False):
+    """Decorator registering a pass under `name`; a name can be registered only once.
+    With `takes_options` the pass manager calls it as fn(graph, PassOptions)."""
 
     def wrap(fn: PassFn) -> PassFn:
         if name in _PASSES:
             raise ValueError(f"pass {name} is registered twice")
         _PASSES[name] = fn
         fn.pass_name = name
+        fn.takes_options = takes_options
         return fn
 
     return wrap
@@ -60,6 +88,7 @@ class PassManager:
     dump_dir: Path | None = None
     disabled: set[str] = field(default_factory=set)
     log: list[tuple[str, bool, float]] = field(default_factory=list)
+    options: PassOptions = field(default_factory=PassOptions)
 
     def run(self, g: Graph) -> Graph:
         """Apply every enabled pass in order; returns the same (mutated) graph."""
@@ -75,7 +104,7 @@ class PassManager:
             fn = get_pass(name)
             t0 = time.perf_counter()
             try:
-                changed = bool(fn(g))
+                changed = bool(fn(g, self.options) if fn.takes_options else fn(g))
                 if self.verify_each:
                     g.verify()
             except EdgecError as e:

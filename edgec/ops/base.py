@@ -9,7 +9,9 @@ A registry entry (`OpDef` subclass, registered with `@register_op("Name")`) carr
 - `reference`: numpy semantics, used by the reference interpreter and constant folding;
 - the C facet: `c_template` (a Jinja template under codegen/c/templates) plus `c_params`;
   ops that only ever fold to constants set `fold_only = True` instead;
-- `quant` and `prune`: how int8 quantisation and channel pruning treat the op;
+- `quant`: the int8 facet (edgec/ops/int8_facet.py): how the op quantises, and how it maps
+  from and back to ONNX QDQ;
+- `prune` / `prune_flow`: the prune facet, how channel pruning flows through the op;
 - `macs`: multiply-accumulates, for reports and benchmarks.
 """
 
@@ -24,18 +26,10 @@ import numpy as np
 from ..errors import ConstantInputRequired, UnsupportedError
 from ..ir.graph import IRError, Node, Value
 from ..ir.types import DType, TensorType
+from .int8_facet import Int8Facet, QuantRule
 from .prune_facet import broadcast_flow, concat_flow
 
 _REQUIRED = object()
-
-
-class QuantRule(enum.Enum):
-    """How the int8 quantisation pass treats an op."""
-
-    FLOAT_ONLY = "float-only"  # stays in float; dequantise before, quantise after
-    SAME_AS_INPUT = "same-as-input"  # output keeps the input's scale (relu, max pool, views)
-    REQUANTIZE = "requantize"  # output gets its own calibrated scale (conv, add, avg pool)
-    LOOKUP = "lookup"  # a 256-entry table on int8 (sigmoid, tanh, hardswish...)
 
 
 class PruneRule(enum.Enum):
@@ -94,7 +88,7 @@ class OpDef:
 
     name: str = ""
     attrs: dict[str, Attr] = {}
-    quant: QuantRule = QuantRule.FLOAT_ONLY
+    quant: Int8Facet = QuantRule.FLOAT_ONLY
     prune: PruneRule = PruneRule.BLOCK
     fold_only: bool = False
     c_template: str | None = None
@@ -185,17 +179,11 @@ class OpDef:
         """Prune facet: how channel indices flow through `node` (edgec/ops/prune_facet.py),
         given the channel axis of each input (None: constant or untracked); None blocks.
         The default follows `prune`: elementwise passthrough with broadcasting, or concat."""
-        from .prune_facet import broadcast_flow, concat_flow
-
         if self.prune == PruneRule.PASSTHROUGH:
             return broadcast_flow(node, in_axes)
         if self.prune == PruneRule.CONCAT:
             return concat_flow(node, in_axes, int(node.attrs.get("axis", 0)))
         return None
-
-    def quant_rule(self, node: Node) -> QuantRule:
-        """The quantisation rule of this node (`quant` unless it depends on attributes)."""
-        return self.quant
 
     def sink_transpose(self, node: Node, perm: list[int]) -> dict | None:
         """Layout facet: let a Transpose on input 0 move below this op.

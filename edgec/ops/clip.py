@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from edgec.errors import ShapeError, UnsupportedError
-from edgec.ir import Node
 from edgec.ops.base import Attr, PruneRule, QuantRule, in_type
 from edgec.ops.common import NUMERIC
 from edgec.ops.elementwise import UnaryOp, _flit
+from edgec.ops.int8_elementwise import CLIP_INT8
 from edgec.ops.registry import register_op
 
 
@@ -28,7 +28,7 @@ class Clip(UnaryOp):
     """
 
     attrs = {"min": Attr("float", float("-inf")), "max": Attr("float", float("inf"))}
-    quant = QuantRule.SAME_AS_INPUT
+    quant = CLIP_INT8
     dtypes = NUMERIC
 
     def import_onnx(self, node, opset):

@@ -17,9 +17,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ..errors import ShapeError
 from ..ir import Node, TensorType
 from . import prune_facet
-from .base import Attr, OpDef, PruneRule, QuantRule, in_type
+from .base import Attr, OpDef, PruneRule, in_type
 from .common import FLOATS, check_window, require_dtypes
 from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np
+from .int8_layers import CONV_INT8
 from .registry import register_op
 
 LAYOUTS = ("NCHW", "NHWC")
@@ -132,7 +133,7 @@ class Conv(OpDef):
         "input_layout": Attr("str", "", ("", "NCHW")),
         **EPILOGUE_ATTRS,
     }
-    quant = QuantRule.REQUANTIZE
+    quant = CONV_INT8
     prune = PruneRule.PRODUCER
     dtypes = FLOATS
     spatial = True

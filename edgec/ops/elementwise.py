@@ -14,10 +14,11 @@ import re
 
 import numpy as np
 
-from ..errors import ShapeError, UnsupportedError
+from ..errors import UnsupportedError
 from ..ir import DType, Node, TensorType
 from .base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
 from .common import FLOATS, NUMERIC, broadcast_plan, require_dtypes, row_major_strides
+from .int8_elementwise import ADD_INT8, MUL_INT8, PRELU_INT8, RELU_INT8
 from .intmath import WRAP_HELPER_DTYPES, helper_suffix, int_div, int_pow
 from .registry import register_op
 
@@ -154,7 +155,7 @@ def _unary(name: str, np_fn, c_expr: str, attrs=None, dtypes=FLOATS, quant=Quant
 # `a <= 0 ? 0 : a` is false for NaN and keeps a, where `a > 0 ? a : 0` would give 0; for every
 # other input both give the same bits (-0.0 -> +0.0).
 _unary("Relu", lambda x, a: np.maximum(x, 0), "(a <= (T)0 ? (T)0 : a)", dtypes=NUMERIC,
-       quant=QuantRule.SAME_AS_INPUT)
+       quant=RELU_INT8)
 _unary("Sigmoid", lambda x, a: 1.0 / (1.0 + np.exp(-x)), "((T)1 / ((T)1 + exp(-a)))")
 _unary("Tanh", lambda x, a: np.tanh(x), "tanh(a)")
 _unary("Exp", lambda x, a: np.exp(x), "exp(a)")
@@ -302,9 +303,9 @@ def _div(a, b):
     return int_div(a, b) if a.dtype.kind in "iu" else a / b
 
 
-_binary("Add", lambda a, b: a + b, "(a + b)", int_helper="add")
+_binary("Add", lambda a, b: a + b, "(a + b)", int_helper="add", quant=ADD_INT8)
 _binary("Sub", lambda a, b: a - b, "(a - b)", int_helper="sub")
-_binary("Mul", lambda a, b: a * b, "(a * b)", int_helper="mul")
+_binary("Mul", lambda a, b: a * b, "(a * b)", int_helper="mul", quant=MUL_INT8)
 _binary("Div", _div, "(a / b)", int_helper="div", int_helper_narrow=True)
 
 
@@ -346,7 +347,8 @@ class Pow(BinaryOp):
         return "edgec_i64_of_f64(pow((double)a, (double)b))"
 
 
-_binary("PRelu", lambda a, b: np.where(a < 0, a * b, a), "(a < (T)0 ? a * b : a)", dtypes=FLOATS)
+_binary("PRelu", lambda a, b: np.where(a < 0, a * b, a), "(a < (T)0 ? a * b : a)", dtypes=FLOATS,
+        quant=PRELU_INT8)
 _binary("Equal", lambda a, b: a == b, "(a == b)", dtypes=NUMERIC | {DType.BOOL},
         quant=QuantRule.FLOAT_ONLY, out=DType.BOOL)
 _binary("Less", lambda a, b: a < b, "(a < b)", quant=QuantRule.FLOAT_ONLY, out=DType.BOOL)

@@ -14,9 +14,10 @@ import numpy as np
 from ..errors import ShapeError
 from ..ir import Node, TensorType
 from . import prune_facet
-from .base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
+from .base import Attr, OpDef, PruneRule, broadcast_shapes, in_type
 from .common import FLOATS, require_dtypes
 from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np
+from .int8_layers import GEMM_INT8, MATMUL_INT8
 from .registry import register_op
 
 
@@ -34,7 +35,7 @@ class Gemm(OpDef):
         "input_pool": Attr("str", "none", ("none", "mean")),
         **EPILOGUE_ATTRS,
     }
-    quant = QuantRule.REQUANTIZE
+    quant = GEMM_INT8
     prune = PruneRule.PRODUCER
     dtypes = FLOATS
 
@@ -107,7 +108,7 @@ class MatMul(OpDef):
     """ONNX MatMul (numpy matmul semantics)."""
 
     attrs = dict(EPILOGUE_ATTRS)
-    quant = QuantRule.REQUANTIZE
+    quant = MATMUL_INT8
     prune = PruneRule.PRODUCER
     dtypes = FLOATS
 

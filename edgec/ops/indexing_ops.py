@@ -21,6 +21,7 @@ from ..errors import ShapeError, UnsupportedError
 from ..ir import Node, TensorType
 from . import prune_facet
 from .base import Attr, OpDef, PruneRule, QuantRule, in_type, normalize_axis
+from .int8_facet import PAD_INT8
 from .registry import register_op
 from .shape_ops import (
     DATA_DTYPES,
@@ -40,7 +41,7 @@ class Pad(OpDef):
 
     attrs = {"pads": Attr("ints"), "mode": Attr("str", "constant", PAD_MODES),
              "value": Attr("float", 0.0)}
-    quant = QuantRule.SAME_AS_INPUT
+    quant = PAD_INT8
     prune = PruneRule.BLOCK
     dtypes = DATA_DTYPES
 

@@ -13,6 +13,7 @@ from ..ir import DType, Node
 from .base import Attr, QuantRule
 from .common import FLOATS, NUMERIC
 from .elementwise import BinaryOp, UnaryOp, _binary, _unary
+from .int8_facet import UNPLANNED_LOOKUP
 from .intmath import int_mod
 from .registry import register_op
 from .shape_ops import Cast
@@ -36,6 +37,8 @@ _unary("Not", lambda x, a: np.logical_not(x), "(!a)", dtypes=BOOLS, quant=QuantR
 @register_op("Sign")
 class Sign(UnaryOp):
     """ONNX Sign: -1, 0 or 1 in x's type; NaN stays NaN (numpy, onnxruntime)."""
+
+    quant = UNPLANNED_LOOKUP
 
     dtypes = NUMERIC
 
@@ -78,6 +81,8 @@ _GELU_C = {
 @register_op("Gelu")
 class Gelu(UnaryOp):
     """ONNX Gelu (opset 20): exact (erf) or tanh approximation."""
+
+    quant = UNPLANNED_LOOKUP
 
     attrs = {"approximate": Attr("str", "none", ("none", "tanh"))}
     dtypes = FLOATS

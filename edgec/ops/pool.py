@@ -27,6 +27,7 @@ from ..ir import DType, Node, TensorType
 from .base import Attr, OpDef, PruneRule, QuantRule, in_type
 from .common import FLOATS, check_window, require_dtypes
 from .conv import LAYOUTS, channels, from_nchw, make_shape, resolve_auto_pad, spatial_shape, to_nchw
+from .int8_elementwise import AVERAGE_POOL_INT8, GLOBAL_AVERAGE_POOL_INT8
 from .registry import register_op
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
@@ -172,7 +173,7 @@ class AveragePool(PoolOp):
     """ONNX AveragePool (count_include_pad, ceil_mode, dilations, every auto_pad)."""
 
     attrs = {**PoolOp.base_attrs, "count_include_pad": Attr("int", 0, (0, 1))}
-    quant = QuantRule.REQUANTIZE
+    quant = AVERAGE_POOL_INT8
     kind = "avg"
 
     def macs(self, node: Node) -> int:
@@ -251,7 +252,7 @@ class GlobalMaxPool(GlobalPoolOp):
 class GlobalAveragePool(GlobalPoolOp):
     """ONNX GlobalAveragePool: the mean over every spatial position."""
 
-    quant = QuantRule.REQUANTIZE
+    quant = GLOBAL_AVERAGE_POOL_INT8
     kind = "avg"
     dtypes = FLOATS
 

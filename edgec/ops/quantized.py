@@ -12,9 +12,8 @@ kernels (templates codegen/c/templates/ops/q*.c.j2) reproduce it exactly on ever
 and optimisation level (all arithmetic is integer). Float attributes (x_scale, y_scale,
 w_scale, a_scale...) are metadata for export and reports; no kernel reads them.
 
-Helpers for the quantize pass (`requant_attrs`, `qadd_attrs`, `qmul_attrs`,
-`average_pool_attrs`, `lookup_table`, `activation_range`) compute the integer attributes from
-scales the way TFLite does.
+The integer attributes are computed from scales by edgec/ops/int8_scheme.py (the way
+TFLite does).
 """
 
 from __future__ import annotations
@@ -22,18 +21,26 @@ from __future__ import annotations
 import numpy as np
 
 from .. import qmath
-from ..detmath import deterministic_math
 from ..errors import ShapeError
 from ..ir import DType, Node, TensorType
 from .base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
 from .conv import CONV_GEOMETRY_ATTRS, from_nchw, to_nchw
 from .elementwise import ElementwiseOp
+from .int8_export import (
+    QADD_EXPORT,
+    QCONV_EXPORT,
+    QGEMM_EXPORT,
+    QLOOKUP_EXPORT,
+    QMATMUL_EXPORT,
+    QMUL_EXPORT,
+    QREQUANTIZE_EXPORT,
+)
+from .int8_scheme import QMAX, QMIN, lookup_table_of
 from .quant_common import (
     conv_acc_nchw,
     conv_geometry,
     conv_infer,
     internal_op_import,
-    quantize_multiplier_list,
     requantize_fixed,
     require_int8,
 )
@@ -41,7 +48,6 @@ from .registry import get_op, register_op
 
 INT8 = {DType.INT8}
 INT8_BIAS = {DType.INT8, DType.INT32}
-QMIN, QMAX = -128, 127
 
 # Requantisation of an accumulator to the output (fixed point, TFLite rounding).
 REQUANT_ATTRS = {
@@ -56,95 +62,11 @@ SCALE_ATTRS = {"x_scale": Attr("float", 0.0), "y_scale": Attr("float", 0.0)}
 
 
 # ------------------------------------------------------------------------------ helpers
-# Per-channel multipliers of one layer share a single shift when the channels' exponents are
-# at most this many bits apart: each mantissa then keeps >= 31 - 8 = 23 significant bits
-# (float32 precision), the layer stores no shift table and SIMD kernels shift by a constant.
-COMMON_SHIFT_MAX_GAP = 8
-
-
-def requant_attrs(real_multipliers) -> dict:
-    """{"multiplier": [...], "shift": [...]} for real multipliers (e.g. sx * sw[m] / sy).
-
-    When the exponents differ by at most COMMON_SHIFT_MAX_GAP bits, every channel is
-    expressed with the largest shift S: q'[m] = round_half_up(q[m] / 2^(S - s[m])), so that
-    q'[m] * 2^(S - 31) ~= q[m] * 2^(s[m] - 31). The result is what the kernels use, bit for
-    bit, in the reference and in C.
-    """
-    mult, shift = quantize_multiplier_list(real_multipliers)
-    live = [s for q, s in zip(mult, shift) if q]
-    if len(set(live)) > 1 and max(live) - min(live) <= COMMON_SHIFT_MAX_GAP:
-        top = max(live)
-        mult = [0 if q == 0 else (q + (1 << (top - s - 1))) >> (top - s) if top > s else q
-                for q, s in zip(mult, shift)]
-        shift = [top] * len(shift)
-    elif live and len(set(live)) == 1:
-        shift = [live[0]] * len(shift)
-    return {"multiplier": mult, "shift": shift}
-
-
-def activation_range(activation: str, y_scale: float, y_zero_point: int, alpha: float = 0.0,
-                     beta: float = 0.0) -> tuple[int, int]:
-    """(act_min, act_max) of a fused relu / clip (bounds alpha, beta) on the int8 output."""
-    lo, hi = QMIN, QMAX
-    if activation == "relu":
-        lo = max(lo, y_zero_point)
-    elif activation == "clip":
-        q = qmath.quantize_float(np.array([alpha, beta], np.float32), y_scale, y_zero_point)
-        lo, hi = max(lo, int(q[0])), min(hi, int(q[1]))
-    elif activation != "none":
-        raise ValueError(f"activation {activation} is not an integer clamp")
-    return lo, hi
-
-
-def qadd_attrs(a_scale: float, b_scale: float, y_scale: float, left_shift: int = 20) -> dict:
-    """QAdd's integer multipliers, as TFLite prepares int8 ADD (twice the larger input scale)."""
-    twice_max = 2.0 * max(a_scale, b_scale)
-    am, ash = quantize_multiplier_list([a_scale / twice_max])
-    bm, bsh = quantize_multiplier_list([b_scale / twice_max])
-    ym, ysh = quantize_multiplier_list([twice_max / ((1 << left_shift) * y_scale)])
-    return {"left_shift": left_shift, "a_multiplier": am[0], "a_shift": ash[0],
-            "b_multiplier": bm[0], "b_shift": bsh[0], "multiplier": ym[0], "shift": ysh[0],
-            "a_scale": a_scale, "b_scale": b_scale, "y_scale": y_scale}
-
-
-def qmul_attrs(a_scale: float, b_scale: float, y_scale: float) -> dict:
-    """QMul's output multiplier: a_scale * b_scale / y_scale."""
-    m, s = quantize_multiplier_list([a_scale * b_scale / y_scale])
-    return {"multiplier": m[0], "shift": s[0], "a_scale": a_scale, "b_scale": b_scale,
-            "y_scale": y_scale}
-
-
-def average_pool_attrs(x_scale: float, y_scale: float, max_count: int) -> dict:
-    """Multipliers x_scale / (y_scale * count) for count = 1..max_count (QAveragePool)."""
-    mult, shift = quantize_multiplier_list(
-        [x_scale / (y_scale * c) for c in range(1, max_count + 1)])
-    return {"mode": "requantize", "multiplier": mult, "shift": shift,
-            "x_scale": x_scale, "y_scale": y_scale}
-
-
-def lookup_table(fn, x_scale: float, x_zero_point: int, y_scale: float, y_zero_point: int
-                 ) -> list[int]:
-    """table[q + 128] = quantize(fn(dequantize(q))) for every int8 q; fn maps float32 arrays.
-
-    fn runs under `deterministic_math` (numpy's exp/log/tanh replaced by IEEE-exact
-    float64 versions), so the table is the same on every host (edgec/detmath.py)."""
-    q = np.arange(QMIN, QMAX + 1)
-    x = qmath.dequantize(q, x_scale, x_zero_point)
-    with np.errstate(all="ignore"), deterministic_math():
-        y = np.asarray(fn(x), dtype=np.float32)
-    return [int(v) for v in qmath.quantize_float(y, y_scale, y_zero_point)]
-
-
 def lookup_table_for_op(op: str, attrs: dict, x_scale: float, x_zero_point: int,
                         y_scale: float, y_zero_point: int) -> list[int]:
     """The QLookup table of a unary float op of the registry (Sigmoid, Tanh, LeakyRelu...)."""
-    from ..ir import Graph
-
-    g = Graph("lookup")
-    x = g.add_input("x", TensorType((256,), DType.FLOAT32))
-    node = g.add_node(op, [x], attrs=attrs)
-    return lookup_table(lambda v: get_op(op).reference(node, v)[0], x_scale, x_zero_point,
-                        y_scale, y_zero_point)
+    return lookup_table_of(op, get_op(op).reference, attrs, x_scale, x_zero_point, y_scale,
+                           y_zero_point)
 
 
 def _requant_fixed_attrs(node: Node) -> tuple[list[int], list[int]]:
@@ -174,6 +96,8 @@ class QConv(QuantizedOp):
     Geometry attributes as Conv (empty lists mean the ONNX defaults). Kernels: pointwise,
     depthwise and general, channels-last.
     """
+
+    quant = QCONV_EXPORT
 
     attrs = {**CONV_GEOMETRY_ATTRS, "x_zero_point": Attr("int", 0), **REQUANT_ATTRS,
              **SCALE_ATTRS, "w_scale": Attr("floats", ())}
@@ -216,6 +140,8 @@ class QGemm(QuantizedOp):
     y = clamp(MBQM(acc, multiplier[n], shift[n]) + y_zero_point, act_min, act_max).
     """
 
+    quant = QGEMM_EXPORT
+
     attrs = {"x_zero_point": Attr("int", 0), **REQUANT_ATTRS, **SCALE_ATTRS,
              "w_scale": Attr("floats", ())}
     prune = PruneRule.PRODUCER
@@ -255,6 +181,8 @@ class QMatMul(QuantizedOp):
     acc = sum_k (a - a_zero_point) * (b - b_zero_point);
     y = clamp(MBQM(acc, multiplier, shift) + y_zero_point, act_min, act_max).
     """
+
+    quant = QMATMUL_EXPORT
 
     attrs = {"a_zero_point": Attr("int", 0), "b_zero_point": Attr("int", 0), **REQUANT_ATTRS,
              "a_scale": Attr("float", 0.0), "b_scale": Attr("float", 0.0),
@@ -307,6 +235,8 @@ class QAdd(QBinaryOp):
     `qadd_attrs` derives the multipliers from the scales as TFLite does.
     """
 
+    quant = QADD_EXPORT
+
     attrs = {
         "a_zero_point": Attr("int", 0), "b_zero_point": Attr("int", 0),
         "y_zero_point": Attr("int", 0), "left_shift": Attr("int", 20),
@@ -335,6 +265,8 @@ class QMul(QBinaryOp):
     y = clamp(MBQM((a - a_zero_point) * (b - b_zero_point), multiplier, shift) + y_zero_point,
     act_min, act_max); `qmul_attrs` gives multiplier/shift for a_scale * b_scale / y_scale.
     """
+
+    quant = QMUL_EXPORT
 
     attrs = {
         "a_zero_point": Attr("int", 0), "b_zero_point": Attr("int", 0),
@@ -386,7 +318,7 @@ class QLookup(QUnaryOp):
     attrs = {"table": Attr("ints"), "function": Attr("str", ""),
              "x_scale": Attr("float", 0.0), "x_zero_point": Attr("int", 0),
              "y_scale": Attr("float", 0.0), "y_zero_point": Attr("int", 0)}
-    quant = QuantRule.LOOKUP
+    quant = QLOOKUP_EXPORT
 
     def _table(self, node: Node) -> np.ndarray:
         table = np.asarray(node.attrs["table"], dtype=np.int64)
@@ -407,7 +339,7 @@ class QRequantize(QUnaryOp):
     """
 
     attrs = {"x_zero_point": Attr("int", 0), **REQUANT_ATTRS, **SCALE_ATTRS}
-    quant = QuantRule.REQUANTIZE
+    quant = QREQUANTIZE_EXPORT
 
     def infer(self, node: Node) -> list[TensorType]:
         if len(node.attrs["multiplier"]) != 1:

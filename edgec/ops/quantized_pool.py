@@ -24,8 +24,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .. import qmath
 from ..errors import ShapeError
 from ..ir import DType, Node, TensorType
-from .base import Attr, PruneRule, QuantRule, in_type
+from .base import Attr, PruneRule, in_type
 from .conv import LAYOUTS, channels, from_nchw, make_shape, spatial_shape, to_nchw
+from .int8_export import QAVERAGE_POOL_EXPORT, QGLOBAL_AVERAGE_POOL_EXPORT
 from .pool import pool_out_size, window_counts
 from .quant_common import require_int8
 from .quantized import QMAX, QMIN, QuantizedOp
@@ -90,6 +91,8 @@ def table_for(node: Node, max_count: int, single_count: int | None = None):
 @register_op("QAveragePool")
 class QAveragePool(QuantizedOp):
     """int8 AveragePool; AveragePool's attributes plus the int8 ones (see the module doc)."""
+
+    quant = QAVERAGE_POOL_EXPORT
 
     attrs = {
         "auto_pad": Attr("str", "NOTSET", ("NOTSET",)),
@@ -170,7 +173,7 @@ class QGlobalAveragePool(QuantizedOp):
 
     attrs = {"layout": Attr("str", "NCHW", LAYOUTS), **POOL_QUANT_ATTRS}
     prune = PruneRule.PASSTHROUGH
-    quant = QuantRule.REQUANTIZE
+    quant = QGLOBAL_AVERAGE_POOL_EXPORT
     spatial = True
 
     def infer(self, node: Node) -> list[TensorType]:

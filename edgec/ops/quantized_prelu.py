@@ -26,26 +26,11 @@ import numpy as np
 from edgec import qmath
 from edgec.errors import ShapeError
 from edgec.ir import DType, Node, TensorType
-from edgec.ops.base import Attr, OpDef, PruneRule, QuantRule, in_type
+from edgec.ops.base import Attr, OpDef, PruneRule, in_type
+from edgec.ops.int8_export import QPRELU_EXPORT
+from edgec.ops.int8_scheme import QMAX, QMIN
 from edgec.ops.quant_common import internal_op_import, require_int8
-from edgec.ops.quantized import requant_attrs
 from edgec.ops.registry import register_op
-
-QMIN, QMAX = -128, 127
-
-
-def qprelu_attrs(alpha, x_scale: float, x_zero_point: int, y_scale: float,
-                 y_zero_point: int) -> dict:
-    """QPRelu attributes for slopes `alpha` (one per channel of the last axis, or one)."""
-    alpha = np.asarray(alpha, np.float64).reshape(-1)
-    identity = requant_attrs([np.float64(x_scale) / np.float64(y_scale)])
-    slope = requant_attrs(np.float64(x_scale) * np.abs(alpha) / np.float64(y_scale))
-    return {"x_zero_point": int(x_zero_point), "y_zero_point": int(y_zero_point),
-            "multiplier": identity["multiplier"], "shift": identity["shift"],
-            "alpha_sign": [int(s) for s in np.sign(alpha)],
-            "alpha_multiplier": slope["multiplier"], "alpha_shift": slope["shift"],
-            "act_min": QMIN, "act_max": QMAX, "x_scale": float(x_scale),
-            "y_scale": float(y_scale), "alpha": [float(v) for v in alpha]}
 
 
 @register_op("QPRelu")
@@ -58,7 +43,7 @@ class QPRelu(OpDef):
              "alpha_shift": Attr("ints"), "act_min": Attr("int", QMIN),
              "act_max": Attr("int", QMAX), "x_scale": Attr("float", 0.0),
              "y_scale": Attr("float", 0.0), "alpha": Attr("floats", ())}
-    quant = QuantRule.REQUANTIZE
+    quant = QPRELU_EXPORT
     prune = PruneRule.BLOCK
     dtypes = (DType.INT8,)
 

@@ -210,13 +210,9 @@ class Resize(OpDef):
         "layout": Attr("str", "NCHW", LAYOUTS),
     }
     dtypes = NUMERIC
-    quant = QuantRule.REQUANTIZE  # per node: see quant_rule
+    quant = QuantRule.REQUANTIZE
     prune = PruneRule.PASSTHROUGH
     spatial = True
-
-    def quant_rule(self, node: Node) -> QuantRule:
-        """Nearest only copies values (same scale); interpolation gets its own scale."""
-        return QuantRule.SAME_AS_INPUT if node.attrs["mode"] == "nearest" else QuantRule.REQUANTIZE
 
     def import_onnx(self, node: Node, opset: int) -> None:
         require_dtypes(node, self.dtypes)

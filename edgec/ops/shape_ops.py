@@ -22,6 +22,7 @@ from .base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type, 
 from .common import require_dtypes
 from .conv import LAYOUTS, from_nchw, to_nchw
 from .elementwise import ElementwiseOp
+from .int8_elementwise import CONCAT_INT8
 from .registry import register_op
 
 # Element types the data-movement kernels handle (the C is generic over `ctype`).
@@ -63,7 +64,7 @@ class Concat(CopyOp):
     """ONNX Concat along any axis; constant inputs are copied from their weight arrays."""
 
     attrs = {"axis": Attr("int")}
-    quant = QuantRule.REQUANTIZE
+    quant = CONCAT_INT8
     prune = PruneRule.CONCAT
 
     def import_onnx(self, node: Node, opset: int) -> None:

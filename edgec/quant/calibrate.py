@@ -35,6 +35,7 @@ from ..interp import execute
 from ..ir import Graph
 from ..ops import get_op
 from ..ops.epilogue import activation_np
+from ..ops.int8_scheme import CLAMP_ACTIVATIONS, PRE_ACTIVATION
 from .fast_kernels import FAST_KERNELS
 from .images import IMAGE_SUFFIXES, ImagePreprocess, load_image_folder
 from .observers import DEFAULT_PERCENTILE, METHODS, TensorStats
@@ -42,9 +43,6 @@ from .progress import Progress
 
 CHUNK = 25
 EPILOGUE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-# Fused activations that int8 kernels apply as a clamp; others become a lookup table.
-CLAMP_ACTIVATIONS = ("none", "relu", "clip")
-PRE_ACTIVATION = "::pre"
 DEFAULT_RANDOM_SAMPLES = 8
 RANDOM_WARNING = ("edgec: warning: no --calib data given; calibrating int8 on seeded random "
                   "inputs (accuracy needs representative data: pass --calib)")

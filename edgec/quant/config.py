@@ -1,13 +1,14 @@
-"""What the quantize pass is told (stored in `g.meta["quant"]` by the compile driver)."""
+"""What the quantize pass is told: the compile driver passes it to the pass manager as
+`PassOptions.quant` (passes/registry.py); the pass reports in `PassOptions.quant_record`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from .calibrate import CLAMP_ACTIVATIONS, PRE_ACTIVATION, Calibration
+from .calibrate import Calibration
 
 QUANT_MODES = ("static", "dynamic")
-__all__ = ["CLAMP_ACTIVATIONS", "PRE_ACTIVATION", "QUANT_MODES", "QuantOptions"]
+__all__ = ["QUANT_MODES", "QuantOptions"]
 
 
 @dataclass
@@ -22,10 +23,6 @@ class QuantOptions:
     calibration: Calibration | None = None
     keep_float: tuple[str, ...] = ()
     mode: str = "static"
-    # Filled by the pass: per-layer records for report.json and `edgec report`.
-    layers: list[dict] = field(default_factory=list)
-    # float value name -> name of the int8 value that replaced it (per-layer SNR, export).
-    value_map: dict[str, str] = field(default_factory=dict)
 
     def keeps_float(self, node_name: str, op: str) -> bool:
         """True when `--keep-float` names this node or its op type."""

@@ -88,19 +88,21 @@ def snr_by_node(quant: dict | None) -> dict[str, float | None]:
             if "snr_db" in layer}
 
 
-def quantize_graph(g: Graph, target, options) -> tuple[Graph, Graph | None, list[str], dict]:
+def quantize_graph(g: Graph, target, options
+                   ) -> tuple[Graph, Graph | None, list[str], dict, dict[str, str]]:
     """Quantise the float-pipelined graph `g` for an int8 target.
 
-    Returns (int8 graph, the fp32 graph it came from, warnings, report section).
+    Returns (int8 graph, the fp32 graph it came from, warnings, report section, float value
+    name -> int8 value name).
     """
-    from ..passes import PassManager
+    from ..passes import PassManager, PassOptions
 
     if options.quant not in QUANT_MODES:
         raise EdgecError(f"--quant must be one of {', '.join(QUANT_MODES)}, not "
                          f"'{options.quant}'")
     if g.meta.get("prequantized"):
         return g, None, [], {"mode": "prequantized",
-                             "note": "scales taken from the model (QDQ / QLinear operators)"}
+                             "note": "scales taken from the model (QDQ / QLinear operators)"}, {}
     check_keep_float(g, options.keep_float)
     float_graph = g.clone()
     warnings: list[str] = []
@@ -122,21 +124,23 @@ def quantize_graph(g: Graph, target, options) -> tuple[Graph, Graph | None, list
             keep = keep + tuple(chosen)
             report["auto_mixed_precision"] = amp
         qopts = QuantOptions(cal, keep)
-    g.meta["quant"] = qopts
+    pass_options = PassOptions(quant=qopts)
     pm = PassManager(list(target.quant_pipeline), verify_each=options.verify_each,
-                     dump_dir=options.dump_ir, disabled=set(options.disabled_passes))
+                     dump_dir=options.dump_ir, disabled=set(options.disabled_passes),
+                     options=pass_options)
     g = pm.run(g)
+    record = pass_options.quant_record
     report["keep_float"] = list(keep)
     report["float_nodes"] = [n.name for n in g.nodes
                              if n.op not in ("QuantizeLinear", "DequantizeLinear")
                              and all(v.dtype.is_float for v in n.outputs)]
-    snrs = layer_snrs(float_graph, g, qopts.value_map, samples) if samples else {}
+    snrs = layer_snrs(float_graph, g, record.value_map, samples) if samples else {}
     layers = []
-    for rec in qopts.layers:
+    for rec in record.layers:
         row = dict(rec)
         value = rec.get("value")
         if value in snrs:
             row["snr_db"] = None if math.isinf(snrs[value]) else round(snrs[value], 2)
         layers.append(row)
     report["layers"] = layers
-    return g, float_graph, warnings, report
+    return g, float_graph, warnings, report, record.value_map

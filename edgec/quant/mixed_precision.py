@@ -26,11 +26,10 @@ COMPUTE_OPS = ("Conv", "Gemm", "MatMul", "Add", "Mul", "AveragePool", "GlobalAve
 def quantized_copy(float_graph: Graph, cal: Calibration, keep_float: tuple[str, ...]) -> Graph:
     """float_graph quantised with `keep_float` (quantize pass only, no cleanup)."""
     from ..passes.quantize import Quantizer
+    from ..passes.registry import QuantRecord
 
     g = float_graph.clone()
-    opts = QuantOptions(cal, tuple(keep_float))
-    g.meta["quant"] = opts
-    Quantizer(g, opts).run()
+    Quantizer(g, QuantOptions(cal, tuple(keep_float)), QuantRecord()).run()
     return g
 
 
@@ -47,10 +46,11 @@ def output_snr(float_graph: Graph, g: Graph, samples, refs) -> float:
 
 def candidate_layers(float_graph: Graph, cal: Calibration, keep_float) -> list[str]:
     """Names of the nodes the quantize pass would turn into int8 compute ops."""
-    from ..passes.quantize import COMPUTE_KINDS, Quantizer
+    from ..passes.quantize import Quantizer
+    from ..passes.registry import QuantRecord
 
-    q = Quantizer(float_graph, QuantOptions(cal, tuple(keep_float)))
-    return [n.name for n in float_graph.nodes if q.classify(n) in COMPUTE_KINDS]
+    q = Quantizer(float_graph, QuantOptions(cal, tuple(keep_float)), QuantRecord())
+    return [n.name for n in float_graph.nodes if q.is_compute(n)]
 
 
 def choose_float_layers(float_graph: Graph, cal: Calibration, samples, target_snr: float,

@@ -1,19 +1,11 @@
 """`edgec export-qdq`: edgec's int8 graph written as a QDQ ONNX model that onnxruntime runs.
 
 Every int8 op becomes DequantizeLinear -> float op -> QuantizeLinear with the scales edgec
-chose, so onnxruntime recomputes the same quantised network independently (its own
-requantisation: float, round half to even, where edgec uses TFLite's fixed point; results
-agree within 1 LSB almost everywhere):
-
-  QConv        DQ(x) -> Transpose to NCHW -> Conv(DQ(w int8, per channel), DQ(bias int32))
-               -> Clip(act range) -> Transpose back -> Q
-  QGemm        DQ(x) -> Gemm / MatMul + Add with DQ'd weights and bias -> Clip -> Q
-  QAdd, QMul   DQ(a), DQ(b) -> Add / Mul -> Clip -> Q  (QMatMul likewise with MatMul)
-  QAveragePool DQ -> AveragePool (NCHW) -> Clip -> Q;  QGlobalAveragePool: ReduceMean
-  QRequantize  DQ -> Clip -> Q with the new parameters
-  QLookup      exact: Gather(table, int32(x) + 128)
-  QPRelu       DQ -> PRelu(slopes along the last axis) -> Clip -> Q
-  int8 Clip    Clip on int8 with int8 bounds (exact)
+chose, as its int8 facet writes it (`to_qdq`, edgec/ops/int8_export.py lists the forms), so
+onnxruntime recomputes the same quantised network independently (its own requantisation:
+float, round half to even, where edgec uses TFLite's fixed point; results agree within 1 LSB
+almost everywhere); QLookup is exact (a Gather from its table) and an int8 Clip is a Clip on
+int8 with int8 bounds.
 Same-scale ops (views, Transpose, Concat, MaxPool, Pad, Slice...) run on int8 data, and float
 islands as float ops. Channels-last spatial ops are wrapped in Transposes (ONNX is NCHW).
 Written with opset 17.
@@ -29,6 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import UnsupportedError
 from ..ir import DType, Graph, Node, Value
+from ..ops import get_op
 
 OPSET = 17
 ONNX_DTYPES = {DType.FLOAT32: TensorProto.FLOAT, DType.INT8: TensorProto.INT8,
@@ -45,7 +38,10 @@ SPATIAL_PLAIN = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
 
 
 class QDQWriter:
-    """Builds the ONNX graph node by node (see the module docstring)."""
+    """Builds the ONNX graph node by node (see the module docstring); the int8 ops' export
+    facets (edgec/ops/int8_export.py) write through its helpers."""
+
+    ONNX_INT32 = TensorProto.INT32
 
     def __init__(self, g: Graph):
         self.g = g
@@ -115,111 +111,6 @@ class QDQWriter:
         z = int(p.zero_point[0]) if zp is None else zp
         return self.dq(self.name_of(v), np.float32(s), np.int8(z))
 
-    # ---------------------------------------------------------------- int8 ops
-    def q_conv(self, node: Node) -> None:
-        a = node.attrs
-        x, w, b = node.input(0), node.input(1), node.input(2)
-        rank = len(x.shape)
-        xs, ws = np.float32(a["x_scale"]), np.asarray(a["w_scale"], np.float32)
-        xd = self.dq(self.name_of(x), xs, np.int8(a["x_zero_point"]))
-        if a["layout"] == "NHWC":
-            xd = self.nchw(xd, rank)
-        wd = self.dq(self.init(w.data, "w"), ws, np.zeros(ws.size, np.int8), axis=0)
-        ins = [xd, wd]
-        if b is not None:
-            bs = (xs * ws).astype(np.float32)
-            ins.append(self.dq(self.init(b.data.astype(np.int32), "b"), bs,
-                               np.zeros(ws.size, np.int32), axis=0))
-        attrs = {k: a[k] for k in ("dilations", "group", "kernel_shape", "pads", "strides")}
-        y = self.add("Conv", ins, **attrs)
-        y = self.clip_float(y, a["act_min"], a["act_max"], a["y_scale"], a["y_zero_point"])
-        if a["layout"] == "NHWC":
-            y = self.nhwc(y, rank)
-        self.q(y, a["y_scale"], a["y_zero_point"], node.output.name)
-
-    def q_gemm(self, node: Node) -> None:
-        a = node.attrs
-        x, w, b = node.input(0), node.input(1), node.input(2)
-        xs, ws = np.float32(a["x_scale"]), np.asarray(a["w_scale"], np.float32)
-        xd = self.dq(self.name_of(x), xs, np.int8(a["x_zero_point"]))
-        zeros = np.zeros(ws.size, np.int8)
-        bias = None
-        if b is not None:
-            bias = self.dq(self.init(b.data.astype(np.int32), "b"), (xs * ws).astype(np.float32),
-                           np.zeros(ws.size, np.int32), axis=0)
-        if len(x.shape) == 2:
-            wd = self.dq(self.init(w.data, "w"), ws, zeros, axis=0)
-            y = self.add("Gemm", [xd, wd] + ([bias] if bias else []), transB=1)
-        else:
-            wd = self.dq(self.init(np.ascontiguousarray(w.data.T), "w"), ws, zeros, axis=1)
-            y = self.add("MatMul", [xd, wd])
-            if bias:
-                y = self.add("Add", [y, bias])
-        y = self.clip_float(y, a["act_min"], a["act_max"], a["y_scale"], a["y_zero_point"])
-        self.q(y, a["y_scale"], a["y_zero_point"], node.output.name)
-
-    def q_binary(self, node: Node) -> None:
-        a = node.attrs
-        ad = self.dq(self.name_of(node.input(0)), np.float32(a["a_scale"]),
-                     np.int8(a["a_zero_point"]))
-        bd = self.dq(self.name_of(node.input(1)), np.float32(a["b_scale"]),
-                     np.int8(a["b_zero_point"]))
-        y = self.add("Add" if node.op == "QAdd" else "Mul", [ad, bd])
-        y = self.clip_float(y, a["act_min"], a["act_max"], a["y_scale"], a["y_zero_point"])
-        self.q(y, a["y_scale"], a["y_zero_point"], node.output.name)
-
-    def q_matmul(self, node: Node) -> None:
-        a = node.attrs
-        ad = self.dq(self.name_of(node.input(0)), np.float32(a["a_scale"]),
-                     np.int8(a["a_zero_point"]))
-        bd = self.dq(self.name_of(node.input(1)), np.float32(a["b_scale"]),
-                     np.int8(a["b_zero_point"]))
-        y = self.add("MatMul", [ad, bd])
-        y = self.clip_float(y, a["act_min"], a["act_max"], a["y_scale"], a["y_zero_point"])
-        self.q(y, a["y_scale"], a["y_zero_point"], node.output.name)
-
-    def q_pool(self, node: Node) -> None:
-        a = node.attrs
-        x = node.input(0)
-        rank = len(x.shape)
-        xd = self.dq(self.name_of(x), np.float32(a["x_scale"]), np.int8(a["x_zero_point"]))
-        if node.op == "QGlobalAveragePool":
-            axes = list(range(1, rank - 1)) if a["layout"] == "NHWC" else list(range(2, rank))
-            y = self.add("ReduceMean", [xd], axes=axes, keepdims=1)
-        else:
-            if a["layout"] == "NHWC":
-                xd = self.nchw(xd, rank)
-            attrs = {k: a[k] for k in ("ceil_mode", "count_include_pad", "kernel_shape", "pads",
-                                       "strides") if a.get(k) not in (None, [], ())}
-            if a.get("dilations") and any(d != 1 for d in a["dilations"]):
-                attrs["dilations"] = a["dilations"]
-            y = self.add("AveragePool", [xd], **attrs)
-            if a["layout"] == "NHWC":
-                y = self.nhwc(y, rank)
-        y = self.clip_float(y, a["act_min"], a["act_max"], a["y_scale"], a["y_zero_point"])
-        self.q(y, a["y_scale"], a["y_zero_point"], node.output.name)
-
-    def q_requantize(self, node: Node) -> None:
-        a = node.attrs
-        xd = self.dq(self.name_of(node.input(0)), np.float32(a["x_scale"]),
-                     np.int8(a["x_zero_point"]))
-        y = self.clip_float(xd, a["act_min"], a["act_max"], a["y_scale"], a["y_zero_point"])
-        self.q(y, a["y_scale"], a["y_zero_point"], node.output.name)
-
-    def q_prelu(self, node: Node) -> None:
-        a = node.attrs
-        xd = self.dq(self.name_of(node.input(0)), np.float32(a["x_scale"]),
-                     np.int8(a["x_zero_point"]))
-        y = self.add("PRelu", [xd, self.init(np.asarray(a["alpha"], np.float32), "slope")])
-        y = self.clip_float(y, a["act_min"], a["act_max"], a["y_scale"], a["y_zero_point"])
-        self.q(y, a["y_scale"], a["y_zero_point"], node.output.name)
-
-    def q_lookup(self, node: Node) -> None:
-        idx = self.add("Cast", [self.name_of(node.input(0))], to=TensorProto.INT32)
-        idx = self.add("Add", [idx, self.init(np.int32(128), "offset")])
-        table = np.asarray(node.attrs["table"], np.int64).astype(np.int8)
-        self.add("Gather", [self.init(table, "lut"), idx], [node.output.name], axis=0)
-
     # ---------------------------------------------------------------- other ops
     def plain(self, node: Node) -> None:
         """An op written as itself (views get their shape/axes back as inputs)."""
@@ -280,12 +171,10 @@ class QDQWriter:
 
     def write(self) -> onnx.ModelProto:
         """The ONNX model of the whole graph."""
-        handlers = {"QConv": self.q_conv, "QGemm": self.q_gemm, "QAdd": self.q_binary,
-                    "QMul": self.q_binary, "QMatMul": self.q_matmul, "QAveragePool": self.q_pool,
-                    "QGlobalAveragePool": self.q_pool, "QRequantize": self.q_requantize,
-                    "QLookup": self.q_lookup, "QPRelu": self.q_prelu}
         for node in self.g.nodes:
-            handlers.get(node.op, self.plain)(node)
+            op = get_op(node.op)
+            if not op.quant.to_qdq(op, node, self):  # int8 ops: DQ -> float op -> Q
+                self.plain(node)
         g = self.g
         in_names = g.meta.get("input_names") or [v.name for v in g.inputs]
         out_names = g.meta.get("output_names") or [v.name for v in g.outputs]

@@ -19,7 +19,7 @@ from edgec.bench import machine_info
 from edgec.compiler import CompileOptions, compile_model
 from edgec.ir import DType, Graph, TensorType
 from edgec.ops import get_op
-from edgec.ops.quantized_prelu import qprelu_attrs
+from edgec.ops.int8_scheme import qprelu_attrs
 from edgec.verify import compare_outputs, onnxruntime_outputs, random_inputs, run_compiled
 
 ARM64 = shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64")

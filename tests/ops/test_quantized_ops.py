@@ -18,15 +18,15 @@ from edgec import qmath, toolchain
 from edgec.compiler import CompileOptions, compile_graph, write_output
 from edgec.interp import run_graph
 from edgec.ir import DType, Graph, TensorType
-from edgec.ops.quantized import (
+from edgec.ops.int8_scheme import (
     activation_range,
     average_pool_attrs,
     lookup_table,
-    lookup_table_for_op,
     qadd_attrs,
     qmul_attrs,
     requant_attrs,
 )
+from edgec.ops.quantized import lookup_table_for_op
 from edgec.ops.quantized_pool import rounding_divide
 
 RNG = np.random.default_rng(7)

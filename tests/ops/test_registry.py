@@ -5,7 +5,8 @@ import pytest
 from edgec.codegen.c.kernel import has_kernels
 from edgec.codegen.c.select import select  # noqa: F401  (registers the kernel families)
 from edgec.ops import OpDef, all_ops, register_op
-from edgec.ops.base import PruneRule, QuantRule
+from edgec.ops.base import PruneRule
+from edgec.ops.int8_facet import Int8Facet
 
 
 def _overrides(op, name):
@@ -21,7 +22,7 @@ def test_op_has_every_facet(name):
     assert _overrides(op, "infer"), f"{name} lacks shape inference"
     assert _overrides(op, "reference"), f"{name} lacks a reference implementation"
     assert has_kernels(name) or op.fold_only, f"{name} lacks C kernels and is not fold-only"
-    assert isinstance(op.quant, QuantRule)
+    assert isinstance(op.quant, Int8Facet)
     assert isinstance(op.prune, PruneRule)
 
 
@@ -49,3 +50,13 @@ def test_required_ops_are_registered():
     ConstantOfShape Range Cast Equal Where""".split()
     missing = [op for op in required if op not in all_ops()]
     assert not missing, f"not registered yet: {missing}"
+
+
+def test_every_int8_op_the_passes_emit_exports_as_qdq():
+    """export-qdq writes each int8 op through its facet (DQ -> float op -> Q), none as
+    itself: ONNX has no QConv."""
+    emitted = ("QConv", "QGemm", "QMatMul", "QAdd", "QMul", "QAveragePool",
+               "QGlobalAveragePool", "QRequantize", "QLookup", "QPRelu")
+    for name in emitted:
+        facet = all_ops()[name].quant
+        assert type(facet).to_qdq is not Int8Facet.to_qdq, f"{name} has no QDQ form"

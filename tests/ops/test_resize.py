@@ -21,7 +21,6 @@ from edgec.errors import ShapeError, UnsupportedError
 from edgec.frontend.onnx import import_model
 from edgec.ir import Graph, Node, TensorType
 from edgec.ops import get_op
-from edgec.ops.base import QuantRule
 from edgec.verify import compare, run_compiled
 
 ort.set_default_logger_severity(3)  # tf_half_pixel_for_nn is deprecated: a warning per run
@@ -264,7 +263,7 @@ def test_resize_between_convs_runs_channels_last():
     check_against_ort(model, {"x": x})
 
 
-def test_canonical_attributes_quant_rule_and_errors():
+def test_canonical_attributes_and_errors():
     model = batch_model([({"mode": "linear", "axes": [3, 2]}, "sizes", [10, 9], (1, 3, 9, 10)),
                          ({"mode": "nearest"}, "scales", [1, 1, 2, 0.5], (1, 3, 12, 3))])
     g = import_model(model)
@@ -272,8 +271,6 @@ def test_canonical_attributes_quant_rule_and_errors():
     assert lin.attrs["sizes"] == [1, 3, 9, 10] and near.attrs["sizes"] == [1, 3, 12, 3]
     assert near.attrs["scales"] == [1.0, 1.0, 2.0, 0.5] and len(lin.inputs) == 1
     op = get_op("Resize")
-    assert op.quant_rule(near) is QuantRule.SAME_AS_INPUT
-    assert op.quant_rule(lin) is QuantRule.REQUANTIZE
     assert op.prune.value == "passthrough"
 
     computed = make_model([resize_node("y", sizes="sz")],

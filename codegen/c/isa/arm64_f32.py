@@ -24,7 +24,7 @@ import numpy as np
 from edgec.ir import Node
 from edgec.ops.base import ConstArray, in_type
 
-NEON_ISAS = ("arm64-neon", "arm64-dotprod", "arm64-i8mm")
+NEON_ISAS = ("arm64-neon", "arm64-dotprod")
 F32_PANEL = 8  # output channels per packed weight panel (edgec_neon_f32.h EDGEC_F32_PANEL)
 F32_TILE_ROWS = 8  # rows per GEMM tile (EDGEC_F32_TILE_ROWS)
 F32_RUNTIME = ("edgec_neon_f32.h",)

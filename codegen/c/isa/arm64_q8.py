@@ -36,7 +36,7 @@ MAX_IM2COL_BYTES = 64 * 1024  # stack bytes of the im2col rows of a general conv
 def flavour(target) -> str | None:
     """"dot" (SDOT), "mull" (ARMv8.0 NEON) or None (not an arm64 target)."""
     isa = getattr(target, "isa", "")
-    if isa in ("arm64-dotprod", "arm64-i8mm"):
+    if isa == "arm64-dotprod":
         return "dot"
     if isa == "arm64-neon":
         return "mull"
