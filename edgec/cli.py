@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .clocks import clocks_line
+from .workbench.clocks import clocks_line
 from .cli_text import model_name
 from .cli_text import print_verify as _print_verify
 from .console import Session, quote, set_current, visible
@@ -193,7 +193,7 @@ def cmd_verify(args) -> int:
     """edgec verify MODEL -t TARGET: build, run, compare with onnxruntime."""
     import numpy as np
 
-    from .verify import verify_model
+    from .workbench.verify import verify_model
 
     if getattr(args, "per_layer", False):
         return _verify_per_layer(args)
@@ -213,7 +213,7 @@ def _verify_per_layer(args) -> int:
     """edgec verify --per-layer: the debug build dumps every layer; a table per layer."""
     import numpy as np
 
-    from .debug import VERIFY_STEPS, per_layer_text, verify_per_layer
+    from .workbench.debug import VERIFY_STEPS, per_layer_text, verify_per_layer
     from .golden.console import Progress
 
     with Progress("edgec verify --per-layer", VERIFY_STEPS) as bar:
@@ -259,7 +259,7 @@ def cmd_run(args) -> int:
 
     from .frontend.onnx import load_onnx, parse_input_shapes
     from .interp import run_graph
-    from .verify import load_inputs, random_inputs
+    from .workbench.verify import load_inputs, random_inputs
 
     g = load_onnx(args.model, parse_input_shapes(args.input_shape))
     feeds = load_inputs(args.inputs, g) if args.inputs else random_inputs(g, args.seed)
@@ -276,7 +276,7 @@ def cmd_run(args) -> int:
 
 def cmd_report(args) -> int:
     """edgec report MODEL -t TARGET: per-layer table, memory plan as ASCII art, picture."""
-    from .report import run_report
+    from .workbench.report import run_report
 
     print(run_report(args.model, _options(args), plot=args.plot, as_json=args.json,
                      width=args.width))
@@ -340,7 +340,7 @@ def cmd_golden_check(args) -> int:
 
 def cmd_bench(args) -> int:
     """edgec bench MODEL -t TARGET: latency of the generated C next to onnxruntime."""
-    from .bench import bench_model
+    from .workbench.bench import bench_model
     from .frontend.onnx import parse_input_shapes
 
     row = bench_model(args.model, args.target, runs=args.runs, compare=not args.no_compare,

@@ -43,7 +43,7 @@ def print_verify(args, res, final: bool | None = None) -> None:
     if res.exact:
         print_int8_verify(args, res, final)
         return
-    # band (edgec/verify.py): max(8 x onnxruntime's optimised-vs-unoptimised spread,
+    # band (edgec/workbench/verify.py): max(8 x onnxruntime's optimised-vs-unoptimised spread,
     # rtol x max |ref|, 1e-7), shown relative to the output's largest magnitude
     rows = [("output", "max abs err", "max rel err", "band", "ort self-spread", "SNR dB",
              "status")]

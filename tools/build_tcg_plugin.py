@@ -8,7 +8,7 @@ Debian's QEMU supports plugins but ships neither plugins nor the plugin API head
      of exactly the installed version (`apt-get source --download-only qemu=<version>`; a
      deb-src entry is written to /etc/apt/sources.list.d/edgec-deb-src.sources when apt has
      none). This needs root once; EDGEC_QEMU_PLUGIN_H=/path/qemu-plugin.h skips it.
-  2. the plugin (source in edgec/instr_count.py, PLUGIN_SOURCE) is compiled with the host gcc
+  2. the plugin (source in edgec/workbench/instr_count.py, PLUGIN_SOURCE) is compiled with the host gcc
      into the cache directory ($EDGEC_CACHE_DIR, else ~/.cache/edgec/qemu-plugin-<version>/).
 
 `edgec bench -t arm64-*` builds it on first use the same way; this tool is for set-up
@@ -21,7 +21,7 @@ import argparse
 import sys
 
 from edgec.errors import EdgecError
-from edgec.instr_count import build_plugin
+from edgec.workbench.instr_count import build_plugin
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,7 +48,7 @@ def _compiled(model: onnx.ModelProto) -> dict:
 def _int8_accuracy(model: onnx.ModelProto, test, labels) -> tuple[str, float]:
     """(how, top-1 accuracy %) of the int8 model: the generated C for arm64-int8 under
     qemu-aarch64 when the cross toolchain is there, else generic-int8's bit-exact reference."""
-    from edgec.verify import run_compiled
+    from edgec.workbench.verify import run_compiled
 
     arm64 = shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64")
     target = "arm64-int8" if arm64 else "generic-int8"
@@ -72,7 +72,7 @@ def _int8_accuracy(model: onnx.ModelProto, test, labels) -> tuple[str, float]:
 def _speed(model: onnx.ModelProto) -> dict:
     """x86_64-fp32 latency (edgec and onnxruntime, same run) and arm64-fp32 instructions per
     inference (QEMU plugin: deterministic) of a model."""
-    from edgec.bench import bench_model
+    from edgec.workbench.bench import bench_model
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.onnx"

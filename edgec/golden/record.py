@@ -26,12 +26,12 @@ import numpy as np
 
 from .. import __version__
 from ..compiler import CompileOptions, compile_model, file_sha256
-from ..debug import compiled_reference, dump_entries, fp32_reference
+from ..workbench.debug import compiled_reference, dump_entries, fp32_reference
 from ..errors import DataError, EdgecError, TargetError
 from ..frontend.onnx import load_onnx
 from ..interp import run_graph
 from ..targets import get_target
-from ..verify import (
+from ..workbench.verify import (
     compare_outputs,
     load_inputs,
     onnxruntime_outputs,

@@ -35,11 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ToolchainError
-from .ir import Graph
-from .ir.graph import SOURCE, SOURCE_NODES, compose_perm
-from .ops import get_op
-from .verify import DEFAULT_RTOL, VerifyResult, compare
+from edgec.errors import ToolchainError
+from edgec.ir import Graph
+from edgec.ir.graph import SOURCE, SOURCE_NODES, compose_perm
+from edgec.ops import get_op
+from edgec.workbench.verify import DEFAULT_RTOL, VerifyResult, compare
 
 DEBUG_SOURCE_FILE = "edgec_debug.c"
 DUMP_FILE = "edgec_dump.bin"
@@ -83,7 +83,7 @@ class DumpEntry:
     @property
     def comment(self) -> str:
         """A one-line description for the generated table."""
-        from .codegen.c.naming import comment_text
+        from edgec.codegen.c.naming import comment_text
 
         return comment_text(f"{self.op} {self.key}", 70)
 
@@ -167,7 +167,7 @@ def node_provenance(result) -> dict[str, list[str]]:
 
 def dump_entries(result) -> list[DumpEntry]:
     """Every tensor the debug build of `result` dumps, in execution order."""
-    from .codegen.c.backend import CBackend
+    from edgec.codegen.c.backend import CBackend
 
     g, plan, source = result.graph, result.plan, result.source_graph
     prov = value_provenance(result)
@@ -209,8 +209,8 @@ def _c_path_literal(path: str) -> str:
 
 def debug_source(result, entries: list[DumpEntry], dump_file: str | Path = DUMP_FILE) -> str:
     """The text of edgec_debug.c for `entries`, writing to `dump_file` by default."""
-    from . import __version__
-    from .codegen.c.backend import make_env
+    from edgec import __version__
+    from edgec.codegen.c.backend import make_env
 
     template = make_env().get_template("debug_dump.c.j2")
     return template.render(version=__version__, prefix=result.report.get("prefix", "model"),
@@ -221,8 +221,8 @@ def debug_source(result, entries: list[DumpEntry], dump_file: str | Path = DUMP_
 def build_debug(result, workdir: Path, entries: list[DumpEntry], sanitize: bool = False,
                 cc: str | None = None) -> tuple[Path, Path]:
     """Write and build the debug variant of `result` in `workdir`; (executable, dump file)."""
-    from . import toolchain
-    from .compiler import write_output
+    from edgec.workbench import toolchain
+    from edgec.compiler import write_output
 
     workdir = Path(workdir)
     dump_path = (workdir / DUMP_FILE).resolve()
@@ -257,7 +257,7 @@ def read_dump(path: Path, entries: list[DumpEntry]) -> dict[int, np.ndarray]:
 def run_debug(result, exe: Path, dump_path: Path, feeds: dict[str, np.ndarray]
               ) -> tuple[dict[str, np.ndarray], Path]:
     """Run the debug build on one sample; (outputs by public name, dump file)."""
-    from . import toolchain
+    from edgec.workbench import toolchain
 
     g = result.graph
     in_names = g.meta.get("input_names") or [v.name for v in g.inputs]
@@ -283,7 +283,7 @@ def dump_layers(result, feeds: dict[str, np.ndarray], workdir: Path, sanitize: b
 # ------------------------------------------------------------------------------ references
 def fp32_reference(g: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every value of the imported graph `g` on `feeds` (the fp32 reference interpreter)."""
-    from .interp import run_graph
+    from edgec.interp import run_graph
 
     names = [v.name for v in g.inputs]
     return run_graph(g, {n: np.asarray(feeds[n]) for n in names}, keep_all=True)
@@ -291,7 +291,7 @@ def fp32_reference(g: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarr
 
 def compiled_reference(result, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every value of the compiled graph on `feeds` (int8: the bit-exact int8 reference)."""
-    from .interp import run_graph
+    from edgec.interp import run_graph
 
     g = result.graph
     names = [v.name for v in g.inputs]
@@ -444,8 +444,8 @@ def verify_per_layer(model_path: str | Path, options, inputs_path: str | None = 
     Layers are compared on the first sample; outputs on every sample. `progress()` is called
     after each of the VERIFY_STEPS long steps (compile, build, run, references).
     """
-    from .compiler import compile_model
-    from .verify import compare_outputs, load_inputs, random_inputs, split_batches
+    from edgec.compiler import compile_model
+    from edgec.workbench.verify import compare_outputs, load_inputs, random_inputs, split_batches
 
     done = progress or (lambda: None)
     result = compile_model(model_path, options)
@@ -492,14 +492,14 @@ def verify_per_layer(model_path: str | Path, options, inputs_path: str | None = 
 def _layer_label(e: DumpEntry, width: int = 36) -> str:
     fused = len(e.source_nodes) - 1
     suffix = f" (+{fused} fused)" if fused > 0 else ""
-    from .golden.console import shorten
+    from edgec.golden.console import shorten
 
     return shorten(e.layer_name, width - len(suffix)) + suffix
 
 
 def per_layer_text(res: PerLayerResult, model_name: str) -> str:
     """The per-layer table of `edgec verify --per-layer`, first divergence marked."""
-    from .golden.console import fmt_err, fmt_snr, shorten, table
+    from edgec.golden.console import fmt_err, fmt_snr, shorten, table
 
     first = res.first_divergent
     int8 = res.verify.exact

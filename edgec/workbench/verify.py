@@ -51,8 +51,8 @@ import numpy as np
 from edgec.console import quote
 from edgec.datafiles import as_input_dtype, quote_path, read_arrays
 
-from .errors import DataError, EdgecError
-from .ir import Graph
+from edgec.errors import DataError, EdgecError
+from edgec.ir import Graph
 
 DEFAULT_RTOL = 1e-4
 SPREAD_FACTOR = 8.0
@@ -76,7 +76,7 @@ def random_inputs(g: Graph, seed: int = 0, batch_shapes: dict | None = None) -> 
 
 
 def load_inputs(path: str | Path, g: Graph) -> dict[str, np.ndarray]:
-    """Read inputs from .npz (keys = input names) or .npy (single-input models), checked
+    """Read inputs from edgec.npz (keys = input names) or .npy (single-input models), checked
     against the model's inputs (shape, or N of them stacked on axis 0) and converted to their
     element types; any problem is one DataError (edgec/datafiles.py)."""
     p = Path(path)
@@ -284,8 +284,8 @@ def harness_io(g: Graph, feeds: dict[str, np.ndarray]):
 
 def build_result(result, workdir: Path, **build_options) -> Path:
     """Write a CompileResult's files under `workdir` and build its harness; the executable."""
-    from . import toolchain
-    from .compiler import write_output
+    from edgec.workbench import toolchain
+    from edgec.compiler import write_output
 
     out_dir = write_output(result.files, Path(workdir) / "out")
     return toolchain.build(out_dir, result.target, **build_options)
@@ -294,7 +294,7 @@ def build_result(result, workdir: Path, **build_options) -> Path:
 def run_compiled(result, feeds_list: list[dict[str, np.ndarray]], workdir: Path,
                  sanitize: bool = False, cc: str | None = None) -> list[dict[str, np.ndarray]]:
     """Write, build and run a CompileResult on each sample; outputs by public name."""
-    from . import toolchain
+    from edgec.workbench import toolchain
 
     exe = build_result(result, workdir, sanitize=sanitize, cc=cc)
     g = result.graph
@@ -310,7 +310,7 @@ def run_compiled(result, feeds_list: list[dict[str, np.ndarray]], workdir: Path,
 def _verify_int8(result, samples, compiled, refs, rtol: float = DEFAULT_RTOL) -> VerifyResult:
     """int8 verify: bit-exact against the int8 reference interpreter (the pass/fail test),
     plus each output's SNR against onnxruntime fp32 (reported, never a failure)."""
-    from .interp import run_graph
+    from edgec.interp import run_graph
 
     g = result.graph
     out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
@@ -343,7 +343,7 @@ def verify_model(model_path: str | Path, options, inputs_path: str | None = None
                  seed: int = 0, rtol: float = DEFAULT_RTOL, sanitize: bool = False,
                  cc: str | None = None) -> VerifyResult:
     """Compile `model_path` for options.target, run it and compare with onnxruntime."""
-    from .compiler import compile_model
+    from edgec.compiler import compile_model
 
     result = compile_model(model_path, options)
     g = result.source_graph

@@ -20,7 +20,7 @@ Method (the numbers in docs/benchmarks.md come from here, through tools/bench.py
   MACs per pair, the inner step of an exact AVX2 int8 GEMM): no AVX2 int8 kernel can
   average more, so MACs / that rate is the least latency an AVX2 build can reach.
 Targets with a `runner` (emulated, e.g. qemu-aarch64) report executed guest instructions per
-inference (edgec/instr_count.py) next to the emulated, meaningless, wall time.
+inference (edgec/workbench/instr_count.py) next to the emulated, meaningless, wall time.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgec.clocks import locked_clocks
-from .errors import EdgecError, ToolchainError
+from edgec.workbench.clocks import locked_clocks
+from edgec.errors import EdgecError, ToolchainError
 
 DEFAULT_RUNS = 100
 WARMUP_RUNS = 10
@@ -245,8 +245,8 @@ class CompiledModel:
     """edgec's generated C as a shared library with the timing shim, loaded in-process."""
 
     def __init__(self, result, workdir: Path, feeds: dict[str, np.ndarray]):
-        from .compiler import write_output
-        from .toolchain import STRICT_FLAGS, compiler_for
+        from edgec.compiler import write_output
+        from edgec.workbench.toolchain import STRICT_FLAGS, compiler_for
 
         target = result.target
         prefix = result.report["prefix"]
@@ -438,14 +438,14 @@ def alternate(runners: dict, runs: int, warmup: int = WARMUP_RUNS, chunk: int = 
 
 def bench_inputs(g, seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded N(0, 1) inputs (the benchmark's data; latency does not depend on values)."""
-    from .verify import random_inputs
+    from edgec.workbench.verify import random_inputs
 
     return random_inputs(g, seed)
 
 
 def calibration_inputs(g, count: int = CALIB_SAMPLES, seed: int = 1) -> list[dict]:
     """Seeded N(0, 1) calibration samples shared by edgec and onnxruntime's quantizer."""
-    from .verify import random_inputs
+    from edgec.workbench.verify import random_inputs
 
     return [random_inputs(g, seed + i) for i in range(count)]
 
@@ -453,7 +453,7 @@ def calibration_inputs(g, count: int = CALIB_SAMPLES, seed: int = 1) -> list[dic
 def compile_for_bench(model_path: Path, target_name: str, calib: list[dict] | None = None,
                       input_shapes: dict | None = None):
     """Compile with edgec; returns (CompileResult, compile seconds without calibration)."""
-    from .compiler import CompileOptions, compile_model
+    from edgec.compiler import CompileOptions, compile_model
 
     options = CompileOptions(target=target_name, input_shapes=dict(input_shapes or {}),
                              calib_samples=calib)
@@ -468,10 +468,10 @@ def bench_model(model_path: str | Path, target_name: str, runs: int = DEFAULT_RU
                 compare: bool = True, input_shapes: dict | None = None, seed: int = 0,
                 workdir: Path | None = None, lock_clocks: bool = False) -> dict:
     """Benchmark one model on one target; the dict documented in docs/benchmarks.md.
-    `lock_clocks` runs the timed part under edgec.clocks.locked_clocks and, when the lock
+    `lock_clocks` runs the timed part under edgec.workbench.clocks.locked_clocks and, when the lock
     held, times edgec again afterwards without it (row['unlocked'])."""
-    from .frontend.onnx import load_onnx
-    from .targets import get_target
+    from edgec.frontend.onnx import load_onnx
+    from edgec.targets import get_target
 
     model_path = Path(model_path)
     target = get_target(target_name)
@@ -549,7 +549,7 @@ def _agreement(edgec_model: CompiledModel, ort_forms: dict, target) -> dict:
     """How close edgec's outputs are to onnxruntime's (fp32: max relative error; int8: the
     share of outputs within one quantisation step is not defined here, so the max relative
     error against onnxruntime's int8 model is reported for information)."""
-    from .verify import compare
+    from edgec.workbench.verify import compare
 
     ours = edgec_model.outputs()
     errs = []
@@ -563,17 +563,17 @@ def _agreement(edgec_model: CompiledModel, ort_forms: dict, target) -> dict:
 
 
 def _bench_emulated(result, feeds: dict, runs: int, workdir: Path) -> dict:
-    """Instructions per inference (edgec/instr_count.py: total, per MAC, per layer type) and
+    """Instructions per inference (edgec/workbench/instr_count.py: total, per MAC, per layer type) and
     the emulated, not meaningful, wall time on a target with a runner."""
-    from . import toolchain
-    from .verify import build_result, harness_io
+    from edgec.workbench import toolchain
+    from edgec.workbench.verify import build_result, harness_io
 
     exe = build_result(result, workdir)
     ins, specs = harness_io(result.graph, feeds)
     _, ns = toolchain.run(exe, result.target, ins, specs, runs=max(runs, 2))
     row = {"emulated": True, "latency_ms": round(float(np.median(ns)) / 1e6, 4)}
     try:
-        from .instr_count import count_instructions, instruction_summary
+        from edgec.workbench.instr_count import count_instructions, instruction_summary
 
         count, _ = count_instructions(exe, result.target, result.report["prefix"], ins, specs)
         row.update(instruction_summary(result, count))

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TargetError, ToolchainError
-from .targets import Target
+from edgec.errors import TargetError, ToolchainError
+from edgec.targets import Target
 
 STRICT_FLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic")
 # Every target: no contraction of a*b+c into a fused multiply-add unless a kernel asks for

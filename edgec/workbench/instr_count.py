@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TargetError, ToolchainError
-from .targets import Target
+from edgec.errors import TargetError, ToolchainError
+from edgec.targets import Target
 
 PLUGIN_NAME = "libedgec_icount.so"
 DEB_SRC_FILE = Path("/etc/apt/sources.list.d/edgec-deb-src.sources")
@@ -375,7 +375,7 @@ def count_instructions(exe: Path, target: Target, prefix: str, inputs: list[np.n
 
     Returns the counts and the outputs (so a counted run can also be checked).
     """
-    from . import toolchain
+    from edgec.workbench import toolchain
 
     if not target.runner or "qemu" not in Path(target.runner[0]).name:
         raise TargetError(f"instruction counts need a QEMU-emulated target, not {target.name}")
@@ -425,7 +425,7 @@ def instruction_summary(result, count: InstructionCount) -> dict:
     """The `edgec bench --json` fields of an emulated run: instructions per inference, MACs,
     instructions per MAC, and per layer type (instructions, MACs, instructions per MAC,
     layers). Instructions in the run function itself (calls between layers) are "(run)"."""
-    from .ops import get_op
+    from edgec.ops import get_op
 
     nodes = result.graph.nodes
     types: dict[str, dict] = {}
@@ -457,7 +457,7 @@ def portable_twin(target_name: str) -> Target:
     for the same CPU")."""
     from dataclasses import replace
 
-    from .targets import all_targets, get_target, register_target
+    from edgec.targets import all_targets, get_target, register_target
 
     name = f"{target_name}-portable"
     if name not in all_targets():
@@ -470,7 +470,7 @@ def portable_twin(target_name: str) -> Target:
 def count_model(result, feeds: dict[str, np.ndarray], workdir: Path) -> dict:
     """Build a CompileResult for its emulated target, count one inference on `feeds`:
     the `instruction_summary` dict."""
-    from .verify import build_result, harness_io
+    from edgec.workbench.verify import build_result, harness_io
 
     exe = build_result(result, Path(workdir))
     ins, specs = harness_io(result.graph, feeds)

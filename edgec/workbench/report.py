@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from .errors import EdgecError
-from .ir import Graph
-from .ops import get_op
+from edgec.errors import EdgecError
+from edgec.ir import Graph
+from edgec.ops import get_op
 
 GLYPHS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789@#$%&*+=?"
 
@@ -41,7 +41,7 @@ class BufferRow:
 def layer_rows(g: Graph, plan, quant: dict | None = None) -> list[dict]:
     """Per-layer facts: step, op, node, output shape, MACs, weight bytes, live bytes; for
     int8 targets (report.json's `quantization` section) the layer's SNR against fp32."""
-    from .quant.driver import snr_by_node
+    from edgec.quant.driver import snr_by_node
 
     snrs = snr_by_node(quant)
     rows = []
@@ -301,7 +301,7 @@ def report_text(result, model_name: str = "", width: int = 64) -> str:
 def run_report(model_path: str | Path, options, plot: str | None = None,
                as_json: bool = False, width: int = 64) -> str:
     """Compile `model_path` in memory and return the report text (or JSON); writes `plot`."""
-    from .compiler import compile_model
+    from edgec.compiler import compile_model
 
     if plot:
         check_plot_path(plot)  # fail before the compile, not after
