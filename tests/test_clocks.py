@@ -1,5 +1,5 @@
-"""edgec.workbench.clocks on fake cpufreq trees: the lock sets governor and minimum frequency, reports
-what it could not set, and restores every value it changed, even when the block fails."""
+"""edgec.workbench.clocks on fake cpufreq trees: the lock sets governor and minimum frequency,
+reports what it could not set, and restores every value it changed, even when the block fails."""
 
 from __future__ import annotations
 

@@ -62,6 +62,15 @@ def require_tool(tool: str, target: Target) -> str:
     return exe
 
 
+def compile_checked(cmd: list[str], what: str) -> None:
+    """Run one compiler command; ToolchainError with its first error line when it fails."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        detail = next((ln for ln in lines if "error" in ln), lines[0] if lines else "")
+        raise ToolchainError(f"building {what} failed: {detail.strip()}")
+
+
 def build(
     src_dir: Path,
     target: Target,

@@ -13,7 +13,7 @@ import pytest
 from helpers import make_model
 from onnx import helper
 
-from edgec.workbench.bench import machine_info
+from edgec.workbench.machine import machine_info
 from edgec.compiler import CompileOptions, compile_graph
 from edgec.frontend.onnx import import_model
 from edgec.interp import run_graph

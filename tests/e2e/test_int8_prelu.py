@@ -15,7 +15,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgec import qmath
-from edgec.workbench.bench import machine_info
+from edgec.workbench.machine import machine_info
 from edgec.compiler import CompileOptions, compile_model
 from edgec.ir import DType, Graph, TensorType
 from edgec.ops import get_op

@@ -1,5 +1,5 @@
-"""verify's fp32 verdict (edgec/workbench/verify.py): each output within its band, max(8 x onnxruntime's
-optimised-vs-unoptimised spread, rtol x max |ref|, 1e-7 absolute). Deep, ill-conditioned models
+"""verify's fp32 verdict (edgec/workbench/verify.py): each output within its band, max(8 x
+onnxruntime's optimised-vs-unoptimised spread, rtol x max |ref|, 1e-7 absolute). Deep, ill-conditioned models
 like real detectors and pose nets pass where a fixed 1e-4 fails them; deliberately wrong
 kernels (a one-element shift, a wrong border row, a wrong bias on one channel), injected into
 the generated C, still fail on those models and on the zoo."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edgec.workbench.bench import machine_info
+from edgec.workbench.machine import machine_info
 from edgec.compiler import CompileOptions, compile_model
 from edgec.frontend.onnx import load_onnx
 from edgec.workbench.verify import compare_outputs, random_inputs, run_compiled

@@ -1,5 +1,5 @@
-"""Per-layer debugging (edgec/workbench/debug.py): provenance through the passes, the dump hook of the
-debug build, layout-corrected dumps against onnxruntime's own intermediate tensors, the first
+"""Per-layer debugging (edgec/workbench/debug.py): provenance through the passes, the dump
+hook of the debug build, layout-corrected dumps against onnxruntime's own intermediate tensors, the first
 divergent layer, int8 per-layer SNR, and the hook compiled out of normal builds."""
 
 from __future__ import annotations
@@ -15,19 +15,12 @@ import pytest
 from helpers import ZOO_DIR, compile_model_proto, have, make_model
 from onnx import helper, shape_inference
 
-from edgec.workbench import toolchain
 from edgec.cli import main
 from edgec.compiler import CompileOptions, write_output
-from edgec.workbench.debug import (
-    RECORD_HEADER,
-    compare_to_source,
-    dump_layers,
-    first_divergent,
-    fp32_reference,
-    read_dump,
-    verify_per_layer,
-)
 from edgec.errors import ToolchainError
+from edgec.workbench import toolchain
+from edgec.workbench.debug import RECORD_HEADER, dump_layers, fp32_reference, read_dump
+from edgec.workbench.per_layer import compare_to_source, first_divergent, verify_per_layer
 from edgec.workbench.verify import compare
 
 RTOL = 1e-4
