@@ -8,14 +8,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from . import __version__
 from .cli_options import add_model_args, add_pass_args, add_quant_args, compile_options
-from .cli_text import model_name
-from .cli_text import print_verify as _print_verify
 from .console import Session, quote, set_current, visible
 from .console import warn as _console_warn
+from .console.progress import Progress
+from .console.tables import align_rows
+from .console.verify_text import model_name, per_layer_text
+from .console.verify_text import print_verify as _print_verify
 from .errors import EdgecError
 from .prune.cli import add_compile_prune_arg, add_prune_parser, pruned_for_compile
 from .workbench.clocks import clocks_line
@@ -90,8 +91,7 @@ def _verify_per_layer(args) -> int:
     """edgec verify --per-layer: the debug build dumps every layer; a table per layer."""
     import numpy as np
 
-    from .workbench.per_layer import VERIFY_STEPS, per_layer_text, verify_per_layer
-    from .golden.console import Progress
+    from .workbench.per_layer import VERIFY_STEPS, verify_per_layer
 
     with Progress("edgec verify --per-layer", VERIFY_STEPS) as bar:
         res = verify_per_layer(args.model, compile_options(args), inputs_path=args.inputs,
@@ -175,7 +175,6 @@ def _target_list(values: list[str], default: str) -> list[str]:
 def cmd_golden_record(args) -> int:
     """edgec golden record MODEL -t T1,T2 -d DIR: approve the outputs of each target."""
     from .golden import record_case, record_text
-    from .golden.console import Progress
 
     targets = _target_list(args.target, "generic-fp32")
     args.target = targets[0]
@@ -194,7 +193,6 @@ def cmd_golden_record(args) -> int:
 def cmd_golden_check(args) -> int:
     """edgec golden check DIR...: rerun every recorded case; exit 1 on any regression."""
     from .golden import check_cases, check_text, count_checks, find_cases, write_junit
-    from .golden.console import Progress
 
     cases = find_cases(args.dirs)
     targets = _target_list(args.target, "") if args.target else None
@@ -258,9 +256,8 @@ def cmd_targets(args) -> int:
                            "precision": t.precision, "isa": t.isa, "cc": t.cc,
                            "emulated": bool(t.runner)} for n, t in targets.items()]))
         return 0
-    width = max(len(n) for n in targets)
-    for name, t in targets.items():
-        print(f"{name.ljust(width)}  {t.description}")
+    for line in align_rows([[name, t.description] for name, t in targets.items()]):
+        print(line)
     return 0
 
 
@@ -405,7 +402,7 @@ def _verbose(argv: list[str]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `edgec` console script. Every outcome goes through one console
-    session (edgec/console.py): bad input is one `edgec: error:` line and exit 2, a bug in
+    session (edgec/console/): bad input is one `edgec: error:` line and exit 2, a bug in
     edgec one `edgec: internal error:` line and exit 3, third-party warnings one line."""
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     parser = build_parser()

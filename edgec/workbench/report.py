@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from edgec.console.tables import align_rows
 from edgec.errors import EdgecError
 from edgec.ir import Graph
 from edgec.ops import get_op
@@ -76,12 +77,6 @@ def buffer_rows(plan) -> list[BufferRow]:
     return rows
 
 
-def _table(rows: list[list[str]], right: set[int]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.rjust(w) if i in right else c.ljust(w)
-                      for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
-
-
 def _short_bytes(n: float) -> str:
     for unit, div in (("M", 1 << 20), ("K", 1 << 10)):
         if n >= div:
@@ -99,7 +94,7 @@ def layer_table(rows: list[dict]) -> str:
         for line, r in zip(body, rows):
             snr = r.get("quant_snr_db")
             line.append("" if "quant_snr_db" not in r else "inf" if snr is None else f"{snr:.1f}")
-    return "\n".join(_table([head] + body, right={0, 4, 5, 6, 7}))
+    return "\n".join(align_rows([head] + body, right={0, 4, 5, 6, 7}))
 
 
 def ascii_plan(g: Graph, plan, width: int = 64) -> str:
