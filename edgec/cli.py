@@ -1,6 +1,9 @@
 """The `edgec` command line. Thin: parses arguments, calls the library, prints.
 
 Every user-facing problem is an EdgecError: one line on stderr, exit code 2, no traceback.
+The compiler, the workbench and the op registry are imported inside the commands that use
+them: importing them loads every op, pass and back-end, which `edgec --help`, `edgec targets`
+and a usage error never need.
 """
 
 from __future__ import annotations
@@ -8,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+import numpy as np
 
 from . import __version__
 from .cli_options import add_model_args, add_pass_args, add_quant_args, compile_options
@@ -18,7 +23,9 @@ from .console.tables import align_rows
 from .console.verify_text import model_name, per_layer_text
 from .console.verify_text import print_verify as _print_verify
 from .errors import EdgecError
+from .output_dir import check_output_dir
 from .prune.cli import add_compile_prune_arg, add_prune_parser, pruned_for_compile
+from .targets import all_targets
 from .workbench.clocks import clocks_line
 
 VERBOSE_HELP = ("show third-party warnings and logs in full as they happen, and the traceback "
@@ -41,10 +48,9 @@ def _warn(warnings) -> None:
 
 def cmd_compile(args) -> int:
     """edgec compile MODEL -t TARGET -o OUTDIR."""
-    from .output_dir import check_output_dir
+    from .compiler import compile_model, write_output  # on use: keeps `edgec --help` light
 
     check_output_dir(args.output)  # a bad -o fails at once, not after the compile
-    from .compiler import compile_model, write_output
 
     with pruned_for_compile(args) as model_path:  # --prune (edgec/prune/cli.py)
         result = compile_model(model_path, compile_options(args))
@@ -69,9 +75,7 @@ def cmd_compile(args) -> int:
 
 def cmd_verify(args) -> int:
     """edgec verify MODEL -t TARGET: build, run, compare with onnxruntime."""
-    import numpy as np
-
-    from .workbench.verify import verify_model
+    from .workbench.verify import verify_model  # on use: keeps `edgec --help` light
 
     if getattr(args, "per_layer", False):
         return _verify_per_layer(args)
@@ -89,9 +93,7 @@ def cmd_verify(args) -> int:
 
 def _verify_per_layer(args) -> int:
     """edgec verify --per-layer: the debug build dumps every layer; a table per layer."""
-    import numpy as np
-
-    from .workbench.per_layer import VERIFY_STEPS, verify_per_layer
+    from .workbench.per_layer import VERIFY_STEPS, verify_per_layer  # on use: keeps `edgec --help` light
 
     with Progress("edgec verify --per-layer", VERIFY_STEPS) as bar:
         res = verify_per_layer(args.model, compile_options(args), inputs_path=args.inputs,
@@ -114,8 +116,8 @@ def _verify_per_layer(args) -> int:
 
 def cmd_export_qdq(args) -> int:
     """edgec export-qdq MODEL -o OUT.onnx: edgec's int8 graph as a QDQ ONNX model."""
-    from .compiler import compile_model
-    from .quant.qdq_export import export_qdq
+    from .compiler import compile_model  # on use: keeps `edgec --help` light
+    from .quant.qdq_export import export_qdq  # on use: keeps `edgec --help` light
 
     options = compile_options(args)
     if not options.target.endswith("-int8"):
@@ -132,11 +134,9 @@ def cmd_export_qdq(args) -> int:
 
 def cmd_run(args) -> int:
     """edgec run MODEL --inputs X.npz: the numpy reference interpreter."""
-    import numpy as np
-
-    from .frontend.onnx import load_onnx, parse_input_shapes
-    from .interp import run_graph
-    from .workbench.verify import load_inputs, random_inputs
+    from .frontend.onnx import load_onnx, parse_input_shapes  # on use: keeps `edgec --help` light
+    from .interp import run_graph  # on use: keeps `edgec --help` light
+    from .workbench.verify import load_inputs, random_inputs  # on use: keeps `edgec --help` light
 
     g = load_onnx(args.model, parse_input_shapes(args.input_shape))
     feeds = load_inputs(args.inputs, g) if args.inputs else random_inputs(g, args.seed)
@@ -153,7 +153,7 @@ def cmd_run(args) -> int:
 
 def cmd_report(args) -> int:
     """edgec report MODEL -t TARGET: per-layer table, memory plan as ASCII art, picture."""
-    from .workbench.report import run_report
+    from .workbench.report import run_report  # on use: keeps `edgec --help` light
 
     print(run_report(args.model, compile_options(args), plot=args.plot, as_json=args.json,
                      width=args.width))
@@ -164,8 +164,6 @@ def cmd_report(args) -> int:
 
 def _target_list(values: list[str], default: str) -> list[str]:
     """-t values (repeatable, comma-separated; 'all' = every target) as a list of names."""
-    from .targets import all_targets
-
     names = [n.strip() for v in values for n in v.split(",") if n.strip()] or [default]
     if "all" in names:
         return list(all_targets())
@@ -174,7 +172,7 @@ def _target_list(values: list[str], default: str) -> list[str]:
 
 def cmd_golden_record(args) -> int:
     """edgec golden record MODEL -t T1,T2 -d DIR: approve the outputs of each target."""
-    from .golden import record_case, record_text
+    from .golden import record_case, record_text  # on use: keeps `edgec --help` light
 
     targets = _target_list(args.target, "generic-fp32")
     args.target = targets[0]
@@ -192,7 +190,7 @@ def cmd_golden_record(args) -> int:
 
 def cmd_golden_check(args) -> int:
     """edgec golden check DIR...: rerun every recorded case; exit 1 on any regression."""
-    from .golden import check_cases, check_text, count_checks, find_cases, write_junit
+    from .golden import check_cases, check_text, count_checks, find_cases, write_junit  # on use: keeps `edgec --help` light
 
     cases = find_cases(args.dirs)
     targets = _target_list(args.target, "") if args.target else None
@@ -215,8 +213,8 @@ def cmd_golden_check(args) -> int:
 
 def cmd_bench(args) -> int:
     """edgec bench MODEL -t TARGET: latency of the generated C next to onnxruntime."""
-    from .workbench.bench import bench_model
-    from .frontend.onnx import parse_input_shapes
+    from .frontend.onnx import parse_input_shapes  # on use: keeps `edgec --help` light
+    from .workbench.bench import bench_model  # on use: keeps `edgec --help` light
 
     row = bench_model(args.model, args.target, runs=args.runs, compare=not args.no_compare,
                       input_shapes=parse_input_shapes(args.input_shape),
@@ -248,8 +246,6 @@ def cmd_bench(args) -> int:
 
 def cmd_targets(args) -> int:
     """edgec targets: list targets."""
-    from .targets import all_targets
-
     targets = all_targets()
     if getattr(args, "json", False):
         print(json.dumps([{"name": n, "description": t.description, "backend": t.backend,
@@ -263,7 +259,7 @@ def cmd_targets(args) -> int:
 
 def cmd_ops(args) -> int:
     """edgec ops: list supported operators."""
-    from .ops import all_ops
+    from .ops import all_ops  # on use: keeps `edgec --help` light
 
     rows = []
     for name, op in all_ops().items():

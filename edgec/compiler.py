@@ -16,11 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
+from .codegen.c.backend import CBackend
+from .codegen.c.naming import model_prefix
 from .frontend.onnx import load_onnx
 from .gcpause import gc_paused_for_large_graphs, paused_gc
 from .ir import Graph
 from .limits import Limits, check_arena, check_source_bytes, check_weights
 from .ops import get_op
+from .output_dir import write_output_dir
+from .passes import PassManager
+from .passes.memory_plan import plan_memory
+from .quant.driver import quantize_graph
 from .targets import Target, get_target
 
 
@@ -74,8 +80,6 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 def run_pipeline(g: Graph, target: Target, options: CompileOptions) -> Graph:
     """Apply the target's pass pipeline to `g` (in place) and return it."""
-    from .passes import PassManager
-
     pm = PassManager(
         list(target.pipeline),
         verify_each=options.verify_each,
@@ -129,10 +133,6 @@ def build_report(g: Graph, plan, target: Target, weights_bytes: int, extra: dict
 def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
                   extra_report: dict | None = None) -> CompileResult:
     """Compile an already imported graph for `options.target`."""
-    from .codegen.c.backend import CBackend
-    from .codegen.c.naming import model_prefix
-    from .passes.memory_plan import plan_memory
-
     target = get_target(options.target)
     if options.prefix:  # a reserved --prefix fails before the pipeline and calibration run
         model_prefix(options.prefix, explicit=True)
@@ -141,8 +141,6 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     g = run_pipeline(g, target, options)
     float_graph, warnings, quant_report = None, [], {}
     if target.is_int8:
-        from .quant.driver import quantize_graph
-
         g, float_graph, warnings, quant_report = quantize_graph(g, target, options)
     g.verify()
     plan = plan_memory(g, target.alignment)
@@ -174,6 +172,4 @@ def write_output(files: dict[str, str], outdir: str | os.PathLike) -> Path:
     """Write `files` into `outdir`: the folder appears complete or not at all, and only a
     folder edgec itself wrote is ever replaced (marker `.edgec_output.json`; anything else is
     refused, never deleted). See edgec/output_dir.py."""
-    from .output_dir import write_output_dir
-
     return write_output_dir(files, outdir)

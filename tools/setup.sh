@@ -51,8 +51,9 @@ if [ "$mode" = test ]; then
             if ! grep -rqsE '^\s*(deb-src\s|Types:.*deb-src)' /etc/apt/sources.list \
                     /etc/apt/sources.list.d/; then
                 codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")"
-                echo "setup: adding a deb-src entry in /etc/apt/sources.list.d/edgec-deb-src.sources"
-                cat > /etc/apt/sources.list.d/edgec-deb-src.sources <<EOF
+                deb_src=/etc/apt/sources.list.d/edgec-deb-src.sources
+                echo "setup: adding a deb-src entry in $deb_src"
+                cat > "$deb_src" <<EOF
 Types: deb-src
 URIs: http://deb.debian.org/debian
 Suites: $codename $codename-updates

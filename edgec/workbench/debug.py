@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from edgec import __version__
-from edgec.codegen.c.backend import make_env
+from edgec.codegen.c.backend import CBackend, make_env
 from edgec.codegen.c.naming import c_string, comment_text
 from edgec.compiler import write_output
 from edgec.interp import run_graph
@@ -164,8 +164,6 @@ def node_provenance(result) -> dict[str, list[str]]:
 
 def dump_entries(result) -> list[DumpEntry]:
     """Every tensor the debug build of `result` dumps, in execution order."""
-    from edgec.codegen.c.backend import CBackend
-
     g, plan, source = result.graph, result.plan, result.source_graph
     prov = value_provenance(result)
     nodes = node_provenance(result)

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from edgec.compiler import compile_model
 from edgec.console.tables import align_rows
 from edgec.errors import EdgecError
 from edgec.ir import Graph
 from edgec.ops import get_op
+from edgec.quant.driver import snr_by_node
 
 GLYPHS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789@#$%&*+=?"
 
@@ -42,8 +44,6 @@ class BufferRow:
 def layer_rows(g: Graph, plan, quant: dict | None = None) -> list[dict]:
     """Per-layer facts: step, op, node, output shape, MACs, weight bytes, live bytes; for
     int8 targets (report.json's `quantization` section) the layer's SNR against fp32."""
-    from edgec.quant.driver import snr_by_node
-
     snrs = snr_by_node(quant)
     rows = []
     for step, node in enumerate(g.nodes):
@@ -232,7 +232,7 @@ def check_plot_path(path: str | Path) -> Path:
 def png_plan(g: Graph, plan, path: Path, title: str = "") -> None:
     """The memory timeline as a PNG through matplotlib (EdgecError when it is missing)."""
     check_plot_path(path)
-    import matplotlib
+    import matplotlib  # optional, and slow to import: only for a .png plot
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -296,8 +296,6 @@ def report_text(result, model_name: str = "", width: int = 64) -> str:
 def run_report(model_path: str | Path, options, plot: str | None = None,
                as_json: bool = False, width: int = 64) -> str:
     """Compile `model_path` in memory and return the report text (or JSON); writes `plot`."""
-    from edgec.compiler import compile_model
-
     if plot:
         check_plot_path(plot)  # fail before the compile, not after
     result = compile_model(model_path, options)

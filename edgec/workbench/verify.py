@@ -48,11 +48,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edgec.compiler import compile_model, write_output
 from edgec.console import quote
 from edgec.datafiles import as_input_dtype, quote_path, read_arrays
-
 from edgec.errors import DataError, EdgecError
+from edgec.interp import run_graph
 from edgec.ir import Graph
+from edgec.workbench import toolchain
 
 DEFAULT_RTOL = 1e-4
 SPREAD_FACTOR = 8.0
@@ -152,7 +154,7 @@ def onnxruntime_outputs(model, feeds: dict[str, np.ndarray],
     optimize=False disables every graph optimisation: a QDQ model then runs as float
     DequantizeLinear -> float op -> QuantizeLinear, without the fused integer kernels whose
     bits depend on the host (VNNI vs saturating vpmaddubsw; docs/hosts.md)."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # on use: ~0.4 s that int8 checks and `edgec run` never pay
 
     so = ort.SessionOptions()
     if not optimize:
@@ -284,9 +286,6 @@ def harness_io(g: Graph, feeds: dict[str, np.ndarray]):
 
 def build_result(result, workdir: Path, **build_options) -> Path:
     """Write a CompileResult's files under `workdir` and build its harness; the executable."""
-    from edgec.workbench import toolchain
-    from edgec.compiler import write_output
-
     out_dir = write_output(result.files, Path(workdir) / "out")
     return toolchain.build(out_dir, result.target, **build_options)
 
@@ -294,8 +293,6 @@ def build_result(result, workdir: Path, **build_options) -> Path:
 def run_compiled(result, feeds_list: list[dict[str, np.ndarray]], workdir: Path,
                  sanitize: bool = False, cc: str | None = None) -> list[dict[str, np.ndarray]]:
     """Write, build and run a CompileResult on each sample; outputs by public name."""
-    from edgec.workbench import toolchain
-
     exe = build_result(result, workdir, sanitize=sanitize, cc=cc)
     g = result.graph
     out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
@@ -310,8 +307,6 @@ def run_compiled(result, feeds_list: list[dict[str, np.ndarray]], workdir: Path,
 def _verify_int8(result, samples, compiled, refs, rtol: float = DEFAULT_RTOL) -> VerifyResult:
     """int8 verify: bit-exact against the int8 reference interpreter (the pass/fail test),
     plus each output's SNR against onnxruntime fp32 (reported, never a failure)."""
-    from edgec.interp import run_graph
-
     g = result.graph
     out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
     in_names = g.meta.get("input_names") or [v.name for v in g.inputs]
@@ -343,8 +338,6 @@ def verify_model(model_path: str | Path, options, inputs_path: str | None = None
                  seed: int = 0, rtol: float = DEFAULT_RTOL, sanitize: bool = False,
                  cc: str | None = None) -> VerifyResult:
     """Compile `model_path` for options.target, run it and compare with onnxruntime."""
-    from edgec.compiler import compile_model
-
     result = compile_model(model_path, options)
     g = result.source_graph
     feeds = load_inputs(inputs_path, g) if inputs_path else random_inputs(g, seed)
