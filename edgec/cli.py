@@ -1,6 +1,9 @@
 """The `edgec` command line. Thin: parses arguments, calls the library, prints.
 
 Every user-facing problem is an EdgecError: one line on stderr, exit code 2, no traceback.
+The compiler, the workbench and the op registry are imported inside the commands that use
+them: importing them loads every op, pass and back-end, which `edgec --help`, `edgec targets`
+and a usage error never need.
 """
 
 from __future__ import annotations
@@ -8,17 +11,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+
+import numpy as np
 
 from . import __version__
-from .clocks import clocks_line
-from .cli_text import model_name, print_report_summary
-from .cli_text import print_verify as _print_verify
+from .cli_options import add_model_args, add_pass_args, add_quant_args, compile_options
 from .console import Session, quote, set_current, visible
 from .console import warn as _console_warn
-from .errors import EdgecError
+from .console.progress import Progress
+from .console.tables import align_rows
+from .console.verify_text import model_name, per_layer_text, print_report_summary
+from .console.verify_text import print_verify as _print_verify
+from .codegen.coreml.options import refuse_other_commands
+from .errors import EdgecError, TargetError
+from .output_dir import check_output_dir
 from .prune.cli import add_compile_prune_arg, add_prune_parser, pruned_for_compile
-from edgec.codegen.coreml.options import add_coreml_args, refuse_other_commands
+from .targets import all_targets, get_target
+from .workbench.clocks import clocks_line
 
 VERBOSE_HELP = ("show third-party warnings and logs in full as they happen, and the traceback "
                 "of an internal error")
@@ -32,153 +41,23 @@ class _Parser(argparse.ArgumentParser):
                          if " " in self.prog else f"{message} (see 'edgec --help')")
 
 
-def _add_model_args(p: argparse.ArgumentParser, target_default: str | None = "generic-fp32"):
-    p.add_argument("model", help="ONNX model file")
-    p.add_argument("-t", "--target", default=target_default,
-                   help="target name (see 'edgec targets'); default %(default)s")
-    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=DxD...",
-                   help="fix a dynamic input shape, e.g. input=1x3x224x224 (repeatable)")
-
-
-def _add_pass_args(p: argparse.ArgumentParser):
-    p.add_argument("--prefix", help="C identifier prefix of the generated API (default: file stem)")
-    p.add_argument("--verify-each", action="store_true", help="verify the IR after every pass")
-    p.add_argument("--dump-ir", metavar="DIR", help="write the IR text after each pass to DIR")
-    p.add_argument("--disable-pass", action="append", default=[], metavar="NAME",
-                   help="skip a pass of the target's pipeline (repeatable)")
-    _add_limit_args(p)
-    add_coreml_args(p)
-    _add_quant_args(p)
-
-
-def _add_limit_args(p: argparse.ArgumentParser):
-    from .limits import FLAGS, HELP, Limits
-
-    q = p.add_argument_group("resource limits (see docs/robustness.md); sizes take K/M/G")
-    defaults = Limits()
-    for field, flag in FLAGS.items():
-        q.add_argument(flag, dest=field, metavar="N", default=None,
-                       help=f"{HELP[field]}; default {getattr(defaults, field):,}")
-
-
-def _limits(args):
-    from .limits import FLAGS, Limits, parse_size
-
-    given = {field: parse_size(getattr(args, field), flag) for field, flag in FLAGS.items()
-             if getattr(args, field, None) is not None}
-    return Limits(**given)
-
-
-def _add_quant_args(p: argparse.ArgumentParser):
-    q = p.add_argument_group("int8 quantisation (targets *-int8; see docs/int8.md)")
-    q.add_argument("--quant", choices=("static", "dynamic"), default="static",
-                   help="static: int8 activations from calibration (default); dynamic: int8 "
-                        "weights of Gemm/MatMul, activations quantised at run time")
-    q.add_argument("--calib", metavar="PATH",
-                   help="calibration data: .npy/.npz batches, or a folder of them or of images "
-                        "(without it: seeded random inputs and a warning)")
-    q.add_argument("--calib-method", default="minmax",
-                   choices=("minmax", "percentile", "entropy", "mse"),
-                   help="how ranges are chosen from the statistics; default %(default)s")
-    q.add_argument("--calib-percentile", type=float, default=99.99, metavar="P",
-                   help="percentile of --calib-method percentile; default %(default)s")
-    q.add_argument("--calib-limit", type=int, metavar="N", help="use at most N samples")
-    q.add_argument("--calib-size", metavar="HxW",
-                   help="images: resize to HxW (default: the model input's size)")
-    q.add_argument("--calib-mean", metavar="M[,M,M]", default="0",
-                   help="images: per-channel mean subtracted after scaling; default 0")
-    q.add_argument("--calib-std", metavar="S[,S,S]", default="1",
-                   help="images: per-channel std divided by; default 1")
-    q.add_argument("--calib-scale", type=float, default=1.0 / 255.0, metavar="K",
-                   help="images: pixel values (0..255) are multiplied by K first; default 1/255")
-    q.add_argument("--calib-channels", choices=("rgb", "bgr"), default="rgb",
-                   help="images: channel order; default rgb")
-    q.add_argument("--calib-layout", choices=("nchw", "nhwc"),
-                   help="images: input layout (default: guessed from the input shape)")
-    q.add_argument("--calib-resize", choices=("crop", "stretch"), default="crop",
-                   help="images: centre-crop to the aspect ratio before resizing (default) or "
-                        "stretch")
-    q.add_argument("--keep-float", nargs="+", action="extend", default=[],
-                   metavar="NODE_OR_OP", help="keep these nodes or op types in float32")
-    q.add_argument("--auto-mixed-precision", action="store_true",
-                   help="keep the most sensitive layers in float32 until --target-snr is met")
-    q.add_argument("--target-snr", type=float, default=30.0, metavar="DB",
-                   help="output SNR goal of --auto-mixed-precision; default %(default)s dB")
-    q.add_argument("--tflite-io", choices=("float", "int8"), default="float",
-                   help="tflite-int8: the model's inputs/outputs as float (a QUANTIZE and "
-                        "DEQUANTIZE inside; default) or int8 (docs/tflite.md)")
-
-
-def _floats(text: str, flag: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise EdgecError(f"{flag} takes numbers separated by commas, not {quote(text)}") \
-            from None
-
-
-def _preprocess(args):
-    from .quant.images import ImagePreprocess
-
-    size = None
-    if getattr(args, "calib_size", None):
-        try:
-            h, w = (int(v) for v in args.calib_size.lower().split("x"))
-            size = (h, w)
-        except ValueError:
-            raise EdgecError(f"--calib-size takes HxW, e.g. 224x224, not "
-                             f"{quote(args.calib_size)}") \
-                from None
-    return ImagePreprocess(size=size, mean=_floats(args.calib_mean, "--calib-mean"),
-                           std=_floats(args.calib_std, "--calib-std"), scale=args.calib_scale,
-                           channels=args.calib_channels, layout=args.calib_layout,
-                           resize=args.calib_resize)
-
-
-def _quant_options(args) -> dict:
-    if not hasattr(args, "calib"):
-        return {}
-    return {"quant": args.quant, "calib": args.calib, "calib_method": args.calib_method,
-            "calib_percentile": args.calib_percentile, "calib_limit": args.calib_limit,
-            "preprocess": _preprocess(args), "keep_float": tuple(args.keep_float),
-            "auto_mixed_precision": args.auto_mixed_precision, "target_snr": args.target_snr,
-            "tflite_io": args.tflite_io}
-
-
 def _warn(warnings) -> None:
     """edgec's warnings: one line each, after the command's output (as they come with -v)."""
     for w in warnings:
         _console_warn(w)
 
 
-def _options(args):
-    from .compiler import CompileOptions
-    from .frontend.onnx import parse_input_shapes
-
-    return CompileOptions(
-        target=args.target,
-        input_shapes=parse_input_shapes(args.input_shape),
-        prefix=getattr(args, "prefix", None),
-        verify_each=getattr(args, "verify_each", False),
-        dump_ir=Path(args.dump_ir) if getattr(args, "dump_ir", None) else None,
-        disabled_passes=tuple(getattr(args, "disable_pass", []) or ()),
-        limits=_limits(args),
-        coreml_target=getattr(args, "coreml_target", None),
-        **_quant_options(args),
-    )
-
-
 def cmd_compile(args) -> int:
     """edgec compile MODEL -t TARGET -o OUTDIR."""
-    from .output_dir import check_output_dir
+    from .compiler import compile_model, write_output  # on use: keeps `edgec --help` light
 
     check_output_dir(args.output)  # a bad -o fails at once, not after the compile
-    from .compiler import compile_model, write_output
 
     with pruned_for_compile(args) as model_path:  # --prune (edgec/prune/cli.py)
-        result = compile_model(model_path, _options(args))
+        result = compile_model(model_path, compile_options(args))
     if getattr(args, "nnapi_level", None) is not None:  # codegen/tflite/compat.py
-        from edgec.codegen.tflite.compat import require_nnapi_level, tflite_bytes
+        from .codegen.tflite.compat import require_nnapi_level, tflite_bytes  # on use
+
         require_nnapi_level(tflite_bytes(result.files), args.nnapi_level)
     out = write_output(result.files, args.output)
     _warn(result.warnings)
@@ -204,13 +83,11 @@ def cmd_compile(args) -> int:
 
 def cmd_verify(args) -> int:
     """edgec verify MODEL -t TARGET: build, run, compare with onnxruntime."""
-    import numpy as np
-
-    from .verify import verify_model
+    from .workbench.verify import verify_model  # on use: keeps `edgec --help` light
 
     if getattr(args, "per_layer", False):
         return _verify_per_layer(args)
-    res = verify_model(args.model, _options(args), inputs_path=args.inputs, seed=args.seed,
+    res = verify_model(args.model, compile_options(args), inputs_path=args.inputs, seed=args.seed,
                        rtol=args.rtol, sanitize=args.sanitize)
     _warn(res.warnings)
     if args.save_outputs:
@@ -224,22 +101,17 @@ def cmd_verify(args) -> int:
 
 def _verify_per_layer(args) -> int:
     """edgec verify --per-layer: the debug build dumps every layer; a table per layer."""
-    import numpy as np
-
-    from .targets import get_target
-
     if get_target(args.target).backend == "tflite":  # LiteRT's tensors (codegen/tflite/)
-        from edgec.codegen.tflite.layers import per_layer_report
+        from .codegen.tflite.layers import per_layer_report  # on use: loads the TFLite schema
 
-        text, ok = per_layer_report(args.model, _options(args), args.inputs, args.seed)
+        text, ok = per_layer_report(args.model, compile_options(args), args.inputs, args.seed)
         print(text)
         return 0 if ok else 1
-
-    from .debug import VERIFY_STEPS, per_layer_text, verify_per_layer
-    from .golden.console import Progress
+    # on use: keeps `edgec --help` light
+    from .workbench.per_layer import VERIFY_STEPS, verify_per_layer
 
     with Progress("edgec verify --per-layer", VERIFY_STEPS) as bar:
-        res = verify_per_layer(args.model, _options(args), inputs_path=args.inputs,
+        res = verify_per_layer(args.model, compile_options(args), inputs_path=args.inputs,
                                seed=args.seed, rtol=args.rtol, sanitize=args.sanitize,
                                progress=bar.advance)
     _warn(res.verify.warnings)
@@ -259,10 +131,10 @@ def _verify_per_layer(args) -> int:
 
 def cmd_export_qdq(args) -> int:
     """edgec export-qdq MODEL -o OUT.onnx: edgec's int8 graph as a QDQ ONNX model."""
-    from .compiler import compile_model
-    from .quant.qdq_export import export_qdq
+    from .compiler import compile_model  # on use: keeps `edgec --help` light
+    from .quant.qdq_export import export_qdq  # on use: keeps `edgec --help` light
 
-    options = _options(args)
+    options = compile_options(args)
     if not options.target.endswith("-int8"):
         raise EdgecError(f"export-qdq needs an int8 target (-t generic-int8), not "
                          f"{quote(options.target)}")
@@ -277,11 +149,9 @@ def cmd_export_qdq(args) -> int:
 
 def cmd_run(args) -> int:
     """edgec run MODEL --inputs X.npz: the numpy reference interpreter."""
-    import numpy as np
-
-    from .frontend.onnx import load_onnx, parse_input_shapes
-    from .interp import run_graph
-    from .verify import load_inputs, random_inputs
+    from .frontend.onnx import load_onnx, parse_input_shapes  # on use: keeps `edgec --help` light
+    from .interp import run_graph  # on use: keeps `edgec --help` light
+    from .workbench.verify import load_inputs, random_inputs  # on use: keeps `edgec --help` light
 
     g = load_onnx(args.model, parse_input_shapes(args.input_shape))
     feeds = load_inputs(args.inputs, g) if args.inputs else random_inputs(g, args.seed)
@@ -298,9 +168,9 @@ def cmd_run(args) -> int:
 
 def cmd_report(args) -> int:
     """edgec report MODEL -t TARGET: per-layer table, memory plan as ASCII art, picture."""
-    from .report import run_report
+    from .workbench.report import run_report  # on use: keeps `edgec --help` light
 
-    print(run_report(args.model, _options(args), plot=args.plot, as_json=args.json,
+    print(run_report(args.model, compile_options(args), plot=args.plot, as_json=args.json,
                      width=args.width, nnapi=args.nnapi))
     if args.plot and not args.json:
         print(f"edgec report: memory plan picture written to {args.plot}")
@@ -309,8 +179,6 @@ def cmd_report(args) -> int:
 
 def _target_list(values: list[str], default: str) -> list[str]:
     """-t values (repeatable, comma-separated; 'all' = every target) as a list of names."""
-    from .targets import all_targets
-
     names = [n.strip() for v in values for n in v.split(",") if n.strip()] or [default]
     if "all" in names:
         return list(all_targets())
@@ -319,13 +187,12 @@ def _target_list(values: list[str], default: str) -> list[str]:
 
 def cmd_golden_record(args) -> int:
     """edgec golden record MODEL -t T1,T2 -d DIR: approve the outputs of each target."""
-    from .golden import record_case, record_text
-    from .golden.console import Progress
+    from .golden import record_case, record_text  # on use: keeps `edgec --help` light
 
     targets = _target_list(args.target, "generic-fp32")
     args.target = targets[0]
     with Progress("edgec golden record", len(targets)) as bar:
-        case_dir, rows = record_case(args.model, targets, args.dir, _options(args),
+        case_dir, rows = record_case(args.model, targets, args.dir, compile_options(args),
                                      inputs_path=args.inputs, seed=args.seed,
                                      per_layer=args.per_layer, rtol=args.rtol, name=args.name,
                                      progress=bar.advance)
@@ -338,8 +205,8 @@ def cmd_golden_record(args) -> int:
 
 def cmd_golden_check(args) -> int:
     """edgec golden check DIR...: rerun every recorded case; exit 1 on any regression."""
+    # on use: keeps `edgec --help` light
     from .golden import check_cases, check_text, count_checks, find_cases, write_junit
-    from .golden.console import Progress
 
     cases = find_cases(args.dirs)
     targets = _target_list(args.target, "") if args.target else None
@@ -362,15 +229,12 @@ def cmd_golden_check(args) -> int:
 
 def cmd_bench(args) -> int:
     """edgec bench MODEL -t TARGET: latency of the generated C next to onnxruntime."""
-    from .bench import bench_model
-    from .frontend.onnx import parse_input_shapes
-    from .errors import TargetError
-    from .targets import get_target
+    from .frontend.onnx import parse_input_shapes  # on use: keeps `edgec --help` light
+    from .workbench.bench import bench_model  # on use: keeps `edgec --help` light
 
     if get_target(args.target).backend == "tflite":
         raise TargetError(f"edgec bench times generated C; '{args.target}' writes a .tflite: "
                           "bench a C target (e.g. x86_64-int8), whose LiteRT column times it")
-
     row = bench_model(args.model, args.target, runs=args.runs, compare=not args.no_compare,
                       input_shapes=parse_input_shapes(args.input_shape),
                       lock_clocks=args.lock_clocks)
@@ -378,7 +242,7 @@ def cmd_bench(args) -> int:
         print(json.dumps(row))
         return 0
     if row.get("cortexm"):  # Cortex-M: one counted run; instructions, cycles, flash, RAM
-        from edgec.cortexm.report import bench_lines
+        from .cortexm.report import bench_lines  # on use: keeps `edgec --help` light
 
         print(f"edgec bench: {model_name(args.model)} on {row['target']} (one run in QEMU, "
               f"deterministic counts; MACs {row['macs']:,})")
@@ -409,23 +273,20 @@ def cmd_bench(args) -> int:
 
 def cmd_targets(args) -> int:
     """edgec targets: list targets."""
-    from .targets import all_targets
-
     targets = all_targets()
     if getattr(args, "json", False):
         print(json.dumps([{"name": n, "description": t.description, "backend": t.backend,
                            "precision": t.precision, "isa": t.isa, "cc": t.cc,
                            "emulated": bool(t.runner)} for n, t in targets.items()]))
         return 0
-    width = max(len(n) for n in targets)
-    for name, t in targets.items():
-        print(f"{name.ljust(width)}  {t.description}")
+    for line in align_rows([[name, t.description] for name, t in targets.items()]):
+        print(line)
     return 0
 
 
 def cmd_ops(args) -> int:
     """edgec ops: list supported operators."""
-    from .ops import all_ops
+    from .ops import all_ops  # on use: keeps `edgec --help` light
 
     rows = []
     for name, op in all_ops().items():
@@ -451,8 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     c = sub.add_parser("compile", help="compile a model to C sources")
-    _add_model_args(c)
-    _add_pass_args(c)
+    add_model_args(c)
+    add_pass_args(c)
     c.add_argument("-o", "--output", required=True, help="output directory")
     c.add_argument("--json", action="store_true", help="print report.json's content")
     c.add_argument("--nnapi-level", type=int, metavar="API",
@@ -462,8 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(fn=cmd_compile)
 
     v = sub.add_parser("verify", help="compile, build, run and compare with onnxruntime")
-    _add_model_args(v)
-    _add_pass_args(v)
+    add_model_args(v)
+    add_pass_args(v)
     v.add_argument("--inputs", help=".npz (keys = input names) or .npy input data")
     v.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     v.add_argument("--rtol", type=float, default=1e-4,
@@ -478,8 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(fn=cmd_verify)
 
     e = sub.add_parser("export-qdq", help="write edgec's int8 graph as a QDQ ONNX model")
-    _add_model_args(e, target_default="generic-int8")
-    _add_pass_args(e)
+    add_model_args(e, target_default="generic-int8")
+    add_pass_args(e)
     e.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="output file")
     e.set_defaults(fn=cmd_export_qdq)
 
@@ -492,8 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=cmd_run)
 
     rp = sub.add_parser("report", help="per-layer costs and the memory plan of a model")
-    _add_model_args(rp)
-    _add_pass_args(rp)
+    add_model_args(rp)
+    add_pass_args(rp)
     rp.add_argument("--plot", metavar="PLAN.svg|PLAN.png",
                     help="write the memory timeline picture (.png needs matplotlib)")
     rp.add_argument("--json", action="store_true", help="print one JSON object")
@@ -522,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fp32 tolerance: max error relative to the output's largest magnitude")
     gr.add_argument("--input-shape", action="append", default=[], metavar="NAME=DxD...",
                     help="fix a dynamic input shape (repeatable)")
-    _add_quant_args(gr)
+    add_quant_args(gr)
     gr.add_argument("--json", action="store_true", help="print one JSON object")
     gr.set_defaults(fn=cmd_golden_record)
     gc = gsub.add_parser("check", help="rerun recorded cases and compare (exit 1 on regression)")
@@ -539,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     gd.set_defaults(fn=lambda args: gd.print_help() or 2)
 
     b = sub.add_parser("bench", help="latency of the generated C next to onnxruntime")
-    _add_model_args(b, target_default="x86_64-fp32")
+    add_model_args(b, target_default="x86_64-fp32")
     b.add_argument("--runs", type=int, default=100,
                    help="timed runs of each engine after warm-up; default %(default)s")
     b.add_argument("--no-compare", action="store_true", help="time edgec only")
@@ -570,7 +431,7 @@ def _verbose(argv: list[str]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `edgec` console script. Every outcome goes through one console
-    session (edgec/console.py): bad input is one `edgec: error:` line and exit 2, a bug in
+    session (edgec/console/): bad input is one `edgec: error:` line and exit 2, a bug in
     edgec one `edgec: internal error:` line and exit 3, third-party warnings one line."""
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     parser = build_parser()

@@ -16,11 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
+from .codegen.c.backend import CBackend
+from .codegen.c.naming import model_prefix
 from .frontend.onnx import load_onnx
 from .gcpause import gc_paused_for_large_graphs, paused_gc
 from .ir import Graph
 from .limits import Limits, check_arena, check_source_bytes, check_weights
 from .ops import get_op
+from .output_dir import write_output_dir
+from .passes import PassManager
+from .passes.memory_plan import plan_memory
+from .quant.driver import quantize_graph
+from edgec.cortexm.cmake import firmware_files
 from .targets import Target, get_target
 
 
@@ -78,8 +85,6 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 def run_pipeline(g: Graph, target: Target, options: CompileOptions) -> Graph:
     """Apply the target's pass pipeline to `g` (in place) and return it."""
-    from .passes import PassManager
-
     pm = PassManager(
         list(target.pipeline),
         verify_each=options.verify_each,
@@ -133,13 +138,9 @@ def build_report(g: Graph, plan, target: Target, weights_bytes: int, extra: dict
 def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
                   extra_report: dict | None = None) -> CompileResult:
     """Compile an already imported graph for `options.target`."""
-    from .codegen.c.backend import CBackend
-    from .codegen.c.naming import model_prefix
-    from .passes.memory_plan import plan_memory
-
     target = get_target(options.target)
     if target.backend == "coreml":  # ML Program package, not C (codegen/coreml/build.py)
-        from .codegen.coreml.build import compile_coreml
+        from .codegen.coreml.build import compile_coreml  # lazy: coremltools takes ~2 s
 
         return compile_coreml(g, options, model_name, extra_report)
     if options.prefix:  # a reserved --prefix fails before the pipeline and calibration run
@@ -149,8 +150,6 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     g = run_pipeline(g, target, options)
     float_graph, warnings, quant_report, value_map = None, [], {}, {}
     if target.is_int8:
-        from .quant.driver import quantize_graph
-
         g, float_graph, warnings, quant_report, value_map = quantize_graph(g, target, options)
     g.verify()
     plan = plan_memory(g, target.alignment)
@@ -158,15 +157,13 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     check_weights((v.data for v in g.constants if v.uses), options.limits)
     prefix = options.prefix or model_name
     if target.backend == "tflite":  # a .tflite flatbuffer, not C (codegen/tflite/)
-        from .codegen.tflite import TFLiteBackend
+        from .codegen.tflite import TFLiteBackend  # lazy: the TFLite schema module is large
 
         backend = TFLiteBackend(target, prefix, io=options.tflite_io)
     else:
         backend = CBackend(target, prefix, explicit_prefix=bool(options.prefix))
     files = backend.generate(g, plan, model_name=model_name)
-    if getattr(target, "bare_metal", False):  # Cortex-M: example firmware (edgec/cortexm/cmake.py)
-        from .cortexm.cmake import firmware_files
-
+    if target.bare_metal:  # Cortex-M: example firmware (edgec/cortexm/cmake.py)
         files.update(firmware_files(target, backend.prefix))
     check_source_bytes(sum(len(text) for text in files.values()), options.limits)
     report = build_report(g, plan, target, backend.weights_bytes, dict(extra_report or {}))
@@ -193,6 +190,4 @@ def write_output(files: dict[str, str], outdir: str | os.PathLike) -> Path:
     """Write `files` into `outdir`: the folder appears complete or not at all, and only a
     folder edgec itself wrote is ever replaced (marker `.edgec_output.json`; anything else is
     refused, never deleted). See edgec/output_dir.py."""
-    from .output_dir import write_output_dir
-
     return write_output_dir(files, outdir)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import random
 import shutil
 import signal
@@ -26,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
+
+from edgec import cli
 
 ZOO_SEEDS = ("digits_cnn.onnx", "dscnn.onnx")
 # Ops the mutator swaps in: a mix of supported ops of every arity, and a few edgec lacks.
@@ -403,8 +406,6 @@ def _classify(code: int, err: str, out_dir: Path, workdir: Path) -> str:
         if not report.is_file() or not any(out_dir.glob("*.c")):
             return "partial"
         try:
-            import json
-
             json.loads(report.read_text())
         except ValueError:
             return "partial"
@@ -425,8 +426,6 @@ _PARSER: list = []
 def _one_parser():
     """Reuse one argument parser across cases: building it is half the cost of a failing
     case, and parsing leaves it unchanged (the CLI builds a fresh one per process)."""
-    from edgec import cli
-
     if not _PARSER:
         _PARSER.append(cli.build_parser())
     original = cli.build_parser

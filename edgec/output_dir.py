@@ -43,7 +43,8 @@ class OutputDirError(EdgecError):
 
 def write_output_dir(files: dict[str, str | bytes], outdir: str | os.PathLike) -> Path:
     """Write `files` (flat names -> text, or bytes for binary files) into `outdir` as described
-    in the module docstring; returns `outdir` as a Path (a symbolic link to a folder keeps pointing at the new copy)."""
+    in the module docstring; returns `outdir` as a Path (a symbolic link to a folder keeps
+    pointing at the new copy)."""
     for name in files:  # "DIR/.../FILE" names a file inside a folder of the output (.mlpackage)
         parts = name.split("/")
         if not name or name == MARKER or "\0" in name or any(p in ("", ".", "..") for p in parts):

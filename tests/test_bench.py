@@ -92,7 +92,7 @@ def test_bench_tool_states_the_avx2_int8_bound(tmp_path):
 def test_avx2_int8_probe_builds_and_reports_a_rate(tmp_path):
     """The vpmaddwd + vpaddd probe (inline assembly) builds and reports a rate in the result
     (no bound on its value: tests do not assert timings)."""
-    from edgec.bench import FmaPeak, machine_info
+    from edgec.workbench.machine import FmaPeak, machine_info
     if not {"avx2", "fma"} <= set(machine_info()["flags"]):
         pytest.skip("host without AVX2/FMA")
     peak = FmaPeak(tmp_path)

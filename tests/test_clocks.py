@@ -1,5 +1,5 @@
-"""edgec.clocks on fake cpufreq trees: the lock sets governor and minimum frequency, reports
-what it could not set, and restores every value it changed, even when the block fails."""
+"""edgec.workbench.clocks on fake cpufreq trees: the lock sets governor and minimum frequency,
+reports what it could not set, and restores every value it changed, even when the block fails."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgec.clocks import clocks_line, cpu_status, locked_clocks
+from edgec.workbench.clocks import clocks_line, cpu_status, locked_clocks
 
 
 def fake_cpufreq(root: Path, cpus: int = 2) -> Path:

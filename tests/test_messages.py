@@ -1,4 +1,4 @@
-"""One choke point for what edgec prints on stderr (edgec/console.py): names quoted and
+"""One choke point for what edgec prints on stderr (edgec/console/): names quoted and
 escaped, every message one line, third-party warnings and logs summarised in one line (in
 full with -v), bugs one `edgec: internal error:` line with exit code 3.
 """
@@ -256,7 +256,7 @@ def test_progress_bar_leaves_no_line_and_shows_labels_visibly(capsys, monkeypatc
     """The plain-text bar (without rich) is erased when its step ends."""
     import builtins
 
-    from edgec.quant.progress import Progress
+    from edgec.console.progress import Progress
 
     real_import = builtins.__import__
 

@@ -19,7 +19,9 @@ def test_wheel_contents(tmp_path):
     for required in ["edgec/__init__.py", "edgec/ir/graph.py", "edgec/ops/conv.py",
                      "edgec/passes/__init__.py", "edgec/passes/layout_nhwc.py",
                      "edgec/codegen/c/backend.py", "edgec/codegen/c/templates/model.c.j2",
-                     "edgec/codegen/c/templates/ops/conv.c.j2"]:
+                     "edgec/codegen/c/templates/ops/conv.c.j2", "edgec/workbench/verify.py",
+                     "edgec/workbench/csrc/bench_shim.c", "edgec/workbench/csrc/fma_peak.c",
+                     "edgec/workbench/csrc/icount_plugin.c"]:
         assert required in names, f"{required} missing from the wheel"
     assert not any(n.startswith(("passes/", "codegen/", "tests/")) for n in names)
     entry = next(n for n in names if n.endswith("entry_points.txt"))

@@ -6,7 +6,7 @@
 
 For each model and target, edgec compiles the model (int8: calibrated on the 16 seeded
 samples `edgec bench` uses), builds it with the target's cross compiler and runs one
-inference under qemu-aarch64 with edgec's TCG counting plugin (edgec/instr_count.py,
+inference under qemu-aarch64 with edgec's TCG counting plugin (edgec/workbench/instr_count.py,
 tools/build_tcg_plugin.py): executed guest instructions inside `<prefix>_run` only. The same
 model is also built with the portable C kernels and the same compiler, flags and emulator
 (the target's "-portable" twin) for the ratio NEON / portable. Counts are deterministic, so
@@ -36,9 +36,9 @@ MAX_RATIO_TO_PORTABLE = 1 / 3
 
 def measure(model: str, target: str, workdir: Path) -> dict:
     """One table row: the NEON build's and the portable twin's counts."""
-    from edgec.bench import bench_inputs, calibration_inputs, compile_for_bench
+    from edgec.workbench.bench import bench_inputs, calibration_inputs, compile_for_bench
     from edgec.frontend.onnx import load_onnx
-    from edgec.instr_count import count_model, portable_twin
+    from edgec.workbench.instr_count import count_model, portable_twin
     from edgec.targets import get_target
 
     path = REPO / "golden" / "models" / f"{model}.onnx"

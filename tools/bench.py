@@ -1,10 +1,10 @@
 """Side-by-side latency of the zoo models: edgec's generated C vs onnxruntime (and LiteRT),
 written into docs/benchmarks.md between the bench markers (the rest of the file is kept).
 
-For each model and precision, `edgec.bench.bench_model` runs edgec's C (built for the host
-target) and onnxruntime in one process, alternating, and reports medians (see edgec/bench.py
-for the method). int8 compares `x86_64-int8` with onnxruntime's own quantize_static models
-(QDQ and QOperator, per-channel, u8 activations / s8 weights, same calibration samples); the
+For each model and precision, `edgec.workbench.bench.bench_model` runs edgec's C (built for
+the host target) and onnxruntime in one process, alternating, and reports medians (see
+edgec/workbench/bench.py for the method). int8 compares `x86_64-int8` with onnxruntime's own
+quantize_static models (QDQ and QOperator, per-channel, u8 activations / s8 weights, same calibration samples); the
 faster form is the reference and named in the table.
 
 Usage: python tools/bench.py [--models a,b] [--targets t1,t2] [--runs N] [--write MD] [--json F]
@@ -171,7 +171,9 @@ def main(argv=None) -> int:
     ap.add_argument("--json", metavar="FILE", help="also save the rows as JSON")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(REPO))
-    from edgec.bench import bench_model, machine_info, measure_fma_peak, ort_call_overhead_ns
+    from edgec.workbench.bench import bench_model
+    from edgec.workbench.machine import machine_info, measure_fma_peak
+    from edgec.workbench.runners import ort_call_overhead_ns
 
     targets = args.targets.split(",") if args.targets else TARGETS + (
         [VNNI_TARGET] if "avx512_vnni" in machine_info()["flags"] else [])

@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write", metavar="MD", help="write the section into this markdown file")
     ap.add_argument("--json", metavar="FILE", help="also save the rows as JSON")
     args = ap.parse_args(argv)
-    from edgec.bench import machine_info
+    from edgec.workbench.machine import machine_info
 
     sizes = sorted(int(s) for s in args.sizes.split(",") if s.strip())
     with tempfile.TemporaryDirectory(prefix="edgec-compile-scaling-") as tmp:

@@ -355,7 +355,7 @@ def compare_output(name: str, got: np.ndarray, want, rtol: float,
 def _run_data_set(case, inputs: list, expected: list, workdir: Path, record: dict,
                   sanitize: bool = False, cc: str | None = None) -> tuple[str, str]:
     """Status and detail of one data set; `record` receives the bound input names."""
-    from edgec import toolchain
+    from edgec.workbench import toolchain
     from edgec.errors import ShapeError, ToolchainError, UnsupportedError
 
     graph = case.model.graph

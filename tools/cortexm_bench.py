@@ -70,7 +70,7 @@ def bench_row(model: str, target: str, calib: list, tmp: Path, kernels: bool = F
     from edgec.compiler import CompileOptions, compile_model
     from edgec.cortexm.kernels import cortexm_kernels
     from edgec.cortexm.measure import bench_cortexm
-    from edgec.verify import random_inputs
+    from edgec.workbench.verify import random_inputs
 
     with cortexm_kernels() if kernels else nullcontext():
         res = compile_model(ZOO / f"{model}.onnx", CompileOptions(

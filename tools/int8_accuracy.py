@@ -49,7 +49,7 @@ BEGIN, END = "<!-- int8-accuracy:begin -->", "<!-- int8-accuracy:end -->"
 def ort_session_outputs(model, feeds: dict, optimize: bool = True) -> dict:
     """onnxruntime outputs (1 thread) of a model path or ModelProto; optimize=False runs a QDQ
     model unfused (float ops between Q and DQ: the same bits on every host)."""
-    from edgec.verify import onnxruntime_outputs
+    from edgec.workbench.verify import onnxruntime_outputs
 
     return onnxruntime_outputs(model, feeds, optimize)
 
@@ -149,7 +149,7 @@ def _evaluate(model: str, path: Path, calib_count, eval_count, with_ort_int8) ->
     from edgec.frontend.onnx import load_onnx
     from edgec.quant.calibrate import snr_db
     from edgec.quant.qdq_export import qdq_model
-    from edgec.verify import run_compiled
+    from edgec.workbench.verify import run_compiled
 
     g = load_onnx(path)
     calib = model_inputs(g, model, calib_count or CALIB_SAMPLES.get(model, DEFAULT_CALIB),
@@ -191,7 +191,7 @@ def _evaluate(model: str, path: Path, calib_count, eval_count, with_ort_int8) ->
 def digits_accuracy() -> dict:
     """fp32 (onnxruntime) and int8 (generated C) accuracy of the digits CNN on its test split."""
     from edgec.compiler import CompileOptions, compile_model
-    from edgec.verify import run_compiled
+    from edgec.workbench.verify import run_compiled
 
     path = ZOO / "digits_cnn.onnx"
     test = np.load(ZOO / "digits_test.npz")

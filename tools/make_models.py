@@ -501,7 +501,7 @@ def edgec_digits_accuracy(out: Path) -> tuple[float | None, str]:
     try:
         from edgec.compiler import CompileOptions
         from edgec.errors import EdgecError
-        from edgec.verify import verify_model
+        from edgec.workbench.verify import verify_model
     except ImportError as e:
         return None, f"edgec is not importable ({e})"
     data = np.load(out / "digits_test.npz")
@@ -591,7 +591,7 @@ DOC_ARCHITECTURES = """
 Test split: {test_samples} samples (`golden/models/digits_test.npz`, keys `x`, `y`);
 calibration: {calib_samples} samples drawn from the training split (`digits_calib.npz`, same
 keys). The generated C is measured with
-`edgec.verify.verify_model(..., inputs_path=digits_test.npz)`, which runs the compiled model
+`edgec.workbench.verify.verify_model(..., inputs_path=digits_test.npz)`, which runs the compiled model
 sample by sample; tests/e2e/test_zoo.py checks that it stays within 0.5 points of
 onnxruntime.
 

@@ -52,7 +52,7 @@ def _compiled(model: onnx.ModelProto) -> dict:
 def _int8_accuracy(model: onnx.ModelProto, test, labels) -> tuple[str, float]:
     """(how, top-1 accuracy %) of the int8 model: the generated C for arm64-int8 under
     qemu-aarch64 when the cross toolchain is there, else generic-int8's bit-exact reference."""
-    from edgec.verify import run_compiled
+    from edgec.workbench.verify import run_compiled
 
     arm64 = shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64")
     target = "arm64-int8" if arm64 else "generic-int8"
@@ -78,8 +78,9 @@ def _speed(before: onnx.ModelProto, after: onnx.ModelProto, precision: str, runs
     latency of both compiled libraries timed in turn in one run (the ratio is what holds on
     a shared machine), their arenas (report.json), and arm64 instructions per inference of
     both (QEMU plugin, deterministic). int8 calibrates both on the same seeded inputs."""
-    from edgec.bench import (CompiledModel, alternate, bench_inputs, bench_model,
-                             calibration_inputs, compile_for_bench)
+    from edgec.workbench.bench import (alternate, bench_inputs, bench_model, calibration_inputs,
+                                       compile_for_bench)
+    from edgec.workbench.runners import CompiledModel
 
     out: dict = {"precision": precision}
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,7 +109,7 @@ def _speed(before: onnx.ModelProto, after: onnx.ModelProto, precision: str, runs
 def _verify(model: onnx.ModelProto, targets: list[str]) -> dict:
     """`edgec verify` of the pruned model on each target (fp32: against onnxruntime running
     the pruned ONNX file; int8: bit-exact against the int8 interpreter)."""
-    from edgec.verify import verify_model
+    from edgec.workbench.verify import verify_model
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,7 +127,7 @@ def _verify(model: onnx.ModelProto, targets: list[str]) -> dict:
 
 def _has_avx2() -> bool:
     """Whether this host runs the x86_64 targets."""
-    from edgec.bench import machine_info
+    from edgec.workbench.machine import machine_info
 
     return "avx2" in machine_info()["flags"]
 
@@ -195,7 +196,7 @@ def markdown(rows: list[dict], target_macs: float) -> str:
             f"{r['before']['arena_bytes']:,} -> {r['after']['arena_bytes']:,} B | "
             f"{_db(r['snr_before'])} | {_db(r['snr_after'])} | {r['data']} |")
     if any(r.get("speed") for r in rows):
-        from edgec.bench import machine_info
+        from edgec.workbench.machine import machine_info
 
         m = machine_info()
         lines += ["", "Speed and memory of edgec's generated C, unpruned -> pruned. x86_64: both "

@@ -48,7 +48,7 @@ def measure(name: str, seeds: int) -> dict:
     from edgec.codegen.tflite.runner import run_compiled, tflm_available
     from edgec.compiler import CompileOptions, compile_model
     from edgec.interp import run_graph
-    from edgec.verify import compare, onnxruntime_outputs, random_inputs
+    from edgec.workbench.verify import compare, onnxruntime_outputs, random_inputs
 
     path = ROOT / "golden" / "models" / f"{name}.onnx"
     q = compile_model(path, CompileOptions(target="tflite-int8"))

@@ -195,7 +195,7 @@ def int8_snr(model: Path, edgec_data: bytes, o2t_data: bytes | None, evals: list
     from edgec.codegen.tflite.runner import run_litert
 
     from edgec.quant.calibrate import snr_db
-    from edgec.verify import onnxruntime_outputs
+    from edgec.workbench.verify import onnxruntime_outputs
 
     graph = onnx.load(str(model)).graph
     in_name, out_name = graph.input[0].name, graph.output[0].name
@@ -371,7 +371,7 @@ def markdown(rows: list[dict], machine: dict, onnx2tf_version: str, onnx2tf_erro
 def main(argv: list[str] | None = None) -> int:
     """Measure, print the section, optionally write it into a markdown file."""
     sys.path.insert(0, str(REPO))
-    from edgec.bench import machine_info
+    from edgec.workbench.machine import machine_info
     from edgec.markdown import replace_section
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

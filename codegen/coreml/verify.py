@@ -33,7 +33,7 @@ from edgec.codegen.coreml.evaluate import evaluate, load_package
 from edgec.codegen.coreml.int8 import fake_quantized
 from edgec.ir import Graph
 from edgec.quant.calibrate import snr_db
-from edgec.verify import (
+from edgec.workbench.verify import (
     DEFAULT_RTOL,
     VerifyResult,
     compare,

@@ -1,6 +1,6 @@
 """LiteRT beside edgec's C in `edgec bench`: the same model as edgec's .tflite, timed in
 LiteRT's default CPU path (builtin kernels with the XNNPACK delegate, one thread) and
-interleaved with the other runners by edgec.bench.alternate.
+interleaved with the other runners by edgec.workbench.bench.alternate.
 
 The int8 file is compiled with the calibration samples the C target used, so both run the
 same quantised model; fp32 C targets compare with tflite-fp32.

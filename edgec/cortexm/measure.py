@@ -31,7 +31,7 @@ from edgec.cortexm.image import Image
 from edgec.cortexm.plugin import build_cm_plugin
 from edgec.cortexm.runner import build_for_result, run_image
 from edgec.errors import ToolchainError
-from edgec.instr_count import InstructionCount, function_ranges, instruction_summary
+from edgec.workbench.instr_count import InstructionCount, function_ranges, instruction_summary
 
 
 def count_image(image: Image, target, prefix: str, inputs: list[np.ndarray],
@@ -144,7 +144,7 @@ def tool_versions(target) -> dict[str, str]:
 def bench_cortexm(result, feeds: dict[str, np.ndarray], workdir: Path) -> dict:
     """The `edgec bench` row of a Cortex-M target (module docstring); outputs are checked
     against nothing here: `edgec verify` does that."""
-    from edgec.verify import harness_io
+    from edgec.workbench.verify import harness_io
 
     target = result.target
     board = board_for(target)

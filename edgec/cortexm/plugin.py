@@ -13,7 +13,7 @@ that space). Kinds are interned at translation time, so execution only adds to c
 
 Output lines: "calls N", "fn INDEX COUNT" (per map entry) and "kind NAME COUNT".
 Built once per installed QEMU next to the arm64 plugin, with the same plugin API header
-(edgec.instr_count.build_plugin fetches it).
+(edgec.workbench.instr_count.build_plugin fetches it).
 """
 
 from __future__ import annotations
@@ -235,9 +235,9 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 def build_cm_plugin(force: bool = False) -> Path:
     """Build (once) and return the Cortex-M counting plugin for the installed QEMU.
 
-    The plugin API header is the one edgec.instr_count fetched for the arm64 plugin (built
+    The plugin API header is the one edgec.workbench.instr_count fetched for the arm64 plugin (built
     first when missing; EDGEC_QEMU_PLUGIN_H points at another)."""
-    from edgec.instr_count import build_plugin, plugin_dir
+    from edgec.workbench.instr_count import build_plugin, plugin_dir
 
     out_dir = plugin_dir()
     so, src = out_dir / PLUGIN_NAME, out_dir / "edgec_cm_icount.c"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx_graphsurgeon as gs
 
 from edgec.errors import EdgecError, ModelLoadError, ShapeError, UnsupportedError
 from edgec.frontend.control_flow import lower_control_flow
@@ -209,8 +210,6 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]
 
 
 def _attr_value(value, node_desc: str):
-    import onnx_graphsurgeon as gs
-
     if isinstance(value, gs.Constant):
         return np.asarray(value.values)
     if isinstance(value, gs.Tensor):
@@ -293,8 +292,6 @@ def import_model(
 
     The model is validated first (frontend/validate.py) and every tensor type is checked
     against `limits` (edgec/limits.py) before data is made for it."""
-    import onnx_graphsurgeon as gs
-
     limits = limits or Limits()
 
     model = onnx.ModelProto.FromString(model.SerializeToString()) if input_shapes else model
@@ -380,7 +377,8 @@ def import_model(
             raise e from None
         for extra in gn.outputs[len(types):]:
             if extra.name and (extra.outputs or extra in gsg.outputs):
-                raise UnsupportedError(f"{desc}: its optional output '{extra.name}' is not supported")
+                raise UnsupportedError(
+                    f"{desc}: its optional output '{extra.name}' is not supported")
         out_names = out_names[: len(types)]
         present = [v for v in node.inputs if v is not None]
         folds = gn.op in SHAPE_ONLY_OPS or (all(v.is_const for v in present)

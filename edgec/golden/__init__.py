@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+from edgec.console.tables import fmt_err, fmt_snr, shorten, table
+
 from .check import CheckResult, check_cases, check_target, count_checks
-from .console import fmt_err, fmt_snr, shorten, table
 from .junit import junit_xml, write_junit
 from .manifest import MANIFEST, Case, find_cases, read_case
 from .record import RecordRow, record_case

@@ -31,10 +31,11 @@ import numpy as np
 
 from .. import __version__
 from ..compiler import compile_model, file_sha256
-from ..debug import compare_to_source, dump_layers, first_divergent
+from ..workbench.debug import dump_layers
+from ..workbench.per_layer import compare_to_source, first_divergent
 from ..errors import EdgecError, TargetError
 from ..targets import get_target
-from ..verify import DEFAULT_RTOL, compare, run_compiled, split_batches
+from ..workbench.verify import DEFAULT_RTOL, compare, run_compiled, split_batches
 from .manifest import Case, load_tensors
 from .options import flags_changed, options_from_json
 

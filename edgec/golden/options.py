@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from ..compiler import CompileOptions
+from ..quant.images import ImagePreprocess
 from ..targets import Target
 
 # CompileOptions fields a golden replays; the rest (verify_each, dump_ir, in-memory
@@ -57,8 +58,6 @@ def options_from_json(data: dict, case_dir: Path, target: str) -> CompileOptions
             value = tuple(value)
         kwargs[name] = value
     if "preprocess" in data:
-        from ..quant.images import ImagePreprocess
-
         pre = {k: tuple(v) if isinstance(v, list) else v for k, v in data["preprocess"].items()}
         kwargs["preprocess"] = ImagePreprocess(**pre)
     return CompileOptions(**kwargs)

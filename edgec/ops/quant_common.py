@@ -61,7 +61,8 @@ def require_int8(node: Node, indices=(0,)) -> None:
 
 
 def channel_shaped(values, rank: int, axis: int) -> np.ndarray:
-    """A 1-element or per-channel vector reshaped to broadcast along `axis` of a rank-`rank` array."""
+    """A 1-element or per-channel vector reshaped to broadcast along `axis` of a rank-`rank`
+    array."""
     arr = np.asarray(values, dtype=np.int64).reshape(-1)
     if arr.size == 1:
         return arr.reshape(())

@@ -12,6 +12,10 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
+from edgec.datafiles import read_arrays
+
 LABEL_KEYS = ("y", "labels", "label")
 
 
@@ -59,10 +63,6 @@ def add_prune_parser(sub) -> argparse.ArgumentParser:
 
 
 def _labels(path: str | None, count: int):
-    import numpy as np
-
-    from edgec.datafiles import read_arrays
-
     if not path or not str(path).endswith(".npz"):
         return None
     arrays = read_arrays(path, "evaluation data")
@@ -73,6 +73,7 @@ def _labels(path: str | None, count: int):
 
 
 def _samples(g, path: str | None, limit: int | None):
+    # on use: `edgec --help` imports this module
     from edgec.quant.calibrate import load_calibration_inputs
 
     return load_calibration_inputs(g, path, limit=limit) if path else None
@@ -80,8 +81,11 @@ def _samples(g, path: str | None, limit: int | None):
 
 def cmd_prune(args) -> int:
     """edgec prune MODEL -o OUT (--ratio R | --target-macs F): see docs/pruning.md."""
+    # on use: `edgec --help` imports this module
     from edgec.frontend.onnx import load_onnx, parse_input_shapes
+    # on use: `edgec --help` imports this module
     from edgec.prune.driver import prune_model_file, sensitivity
+    # on use: `edgec --help` imports this module
     from edgec.prune.select import PruneOptionError
 
     shapes = parse_input_shapes(args.input_shape)
@@ -109,8 +113,6 @@ def cmd_prune(args) -> int:
         train_labels = _labels(args.train, len(train_samples))
         if train_labels is None:
             raise PruneOptionError(f"--train {args.train}: needs labels under 'y' in an .npz")
-        import numpy as np
-
         name = g.inputs[0].name
         train = (np.concatenate([s[name] for s in train_samples]), train_labels)
     if args.sparsity is not None:
@@ -124,7 +126,7 @@ def cmd_prune(args) -> int:
                               max_ratio=args.max_ratio, do_recover=not args.no_recover,
                               train=train, epochs=args.epochs, lr=args.lr,
                               progress=_progress, input_shapes=shapes)
-    import onnx
+    import onnx  # on use: `edgec --help` imports this module
 
     out = Path(args.output or Path(args.model).with_suffix(".pruned.onnx"))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -179,10 +181,11 @@ def _sparsity(args, test, labels, shapes, train) -> int:
 
 def _plot(rows: dict, path: str, title: str) -> None:
     """SNR against ratio, one line per group."""
+    # on use: `edgec --help` imports this module
     from edgec.prune.select import PruneOptionError
 
     try:
-        import matplotlib
+        import matplotlib  # optional, and slow to import: only for --plot
     except ImportError:
         raise PruneOptionError("--plot needs matplotlib (pip install matplotlib)") from None
     matplotlib.use("Agg")
@@ -226,9 +229,12 @@ def pruned_for_compile(args):
     if ratio is None:
         yield args.model
         return
-    import onnx
+    import onnx  # on use: `edgec --help` imports this module
+
+    # on use: `edgec --help` imports this module
 
     from edgec.frontend.onnx import load_onnx, parse_input_shapes
+    # on use: `edgec --help` imports this module
     from edgec.prune.driver import prune_model_file
 
     shapes = parse_input_shapes(getattr(args, "input_shape", None))

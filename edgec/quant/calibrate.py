@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from edgec.console import quote
+from edgec.console.progress import Progress
 from edgec.datafiles import as_input_dtype, quote_path, read_arrays
 
 from ..detmath import deterministic_math
@@ -39,7 +40,6 @@ from ..ops.int8_scheme import CLAMP_ACTIVATIONS, PRE_ACTIVATION
 from .fast_kernels import FAST_KERNELS
 from .images import IMAGE_SUFFIXES, ImagePreprocess, load_image_folder
 from .observers import DEFAULT_PERCENTILE, METHODS, TensorStats
-from .progress import Progress
 
 CHUNK = 25
 EPILOGUE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")

@@ -19,6 +19,7 @@ truncated or corrupt files are a DataError naming the file.
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,8 +144,6 @@ def decode_with_pillow(source) -> np.ndarray:
 
 def decode_png(blob: bytes) -> np.ndarray:
     """A PNG as uint8 [H, W, C] with C in (1, 3) (alpha dropped, palette expanded)."""
-    import io
-
     if blob[:8] != b"\x89PNG\r\n\x1a\n":
         raise ValueError("not a PNG file")
     return decode_with_pillow(io.BytesIO(blob))

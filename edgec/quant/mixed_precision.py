@@ -14,10 +14,11 @@ import math
 
 import numpy as np
 
+from edgec.console.progress import Progress
+
 from ..ir import Graph
 from .calibrate import Calibration, run_fast, snr_db
 from .config import QuantOptions
-from .progress import Progress
 
 SENSITIVITY_SAMPLES = 4
 COMPUTE_OPS = ("Conv", "Gemm", "MatMul", "Add", "Mul", "AveragePool", "GlobalAveragePool")

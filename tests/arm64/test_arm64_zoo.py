@@ -12,7 +12,7 @@ import pytest
 from helpers import REPO
 
 from edgec.compiler import CompileOptions
-from edgec.verify import verify_model
+from edgec.workbench.verify import verify_model
 
 ARM64_TARGETS = ("arm64-fp32", "arm64-int8", "arm64-int8-base")
 INT8_ONNX_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
@@ -62,9 +62,9 @@ def test_int8_conformance_cases(target, monkeypatch):
 def test_mobilenetv2_instruction_budget(zoo_dir):
     """arm64-int8: <= 0.25 executed instructions per MAC, <= 1/3 of the portable C build
     (same compiler, flags and emulator), and instruction counts repeat exactly."""
-    from edgec.bench import bench_inputs, calibration_inputs, compile_for_bench
+    from edgec.workbench.bench import bench_inputs, calibration_inputs, compile_for_bench
     from edgec.frontend.onnx import load_onnx
-    from edgec.instr_count import count_model, portable_twin
+    from edgec.workbench.instr_count import count_model, portable_twin
 
     path = zoo_dir / "mobilenetv2.onnx"
     g = load_onnx(path, {})

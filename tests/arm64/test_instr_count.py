@@ -11,13 +11,13 @@ import pytest
 from helpers import ZOO_DIR, compile_model_proto, make_model
 
 from edgec.errors import TargetError
-from edgec.instr_count import count_model, function_ranges, instruction_summary
+from edgec.workbench.instr_count import count_model, function_ranges, instruction_summary
 
 
 @pytest.fixture(scope="module")
 def plugin():
     """The counting plugin (built on first use; skipped when its header cannot be had)."""
-    from edgec.instr_count import build_plugin
+    from edgec.workbench.instr_count import build_plugin
 
     try:
         return build_plugin(log=lambda *_: None)
@@ -55,7 +55,7 @@ def test_counts_are_identical_across_runs_and_attributed_to_layers(plugin, tmp_p
 
 
 def test_function_ranges_name_run_layers_and_main(plugin, tmp_path):
-    from edgec import toolchain
+    from edgec.workbench import toolchain
     from edgec.compiler import write_output
 
     model, _ = _tiny_model()
@@ -69,9 +69,9 @@ def test_function_ranges_name_run_layers_and_main(plugin, tmp_path):
 
 def test_count_with_env_i_from_the_shell_matches(plugin, tmp_path):
     """The plugin counts the same inference identically when run by hand under `env -i`."""
-    from edgec import toolchain
+    from edgec.workbench import toolchain
     from edgec.compiler import write_output
-    from edgec.instr_count import count_instructions
+    from edgec.workbench.instr_count import count_instructions
 
     model, feeds = _tiny_model()
     result = compile_model_proto(model, "arm64-fp32")

@@ -22,7 +22,7 @@ from onnx import helper
 from edgec import qmath
 from edgec.errors import ToolchainError
 from edgec.interp import run_graph
-from edgec.verify import run_compiled
+from edgec.workbench.verify import run_compiled
 
 RNG = np.random.default_rng(11)
 INT8_TARGETS = ("arm64-int8", "arm64-int8-base")
@@ -117,7 +117,7 @@ def test_int8_layers_bit_exact_with_ubsan_and_clang(zoo):
 def test_base_build_has_no_dot_product_instructions(zoo, tmp_path):
     """The -base build runs on a Cortex-A53 (ARMv8.0: SDOT raises SIGILL there) and its
     code holds no SDOT; the arm64-int8 build does, and faults on that core."""
-    from edgec import toolchain
+    from edgec.workbench import toolchain
     from edgec.compiler import write_output
     from edgec.targets import get_target
 

@@ -13,11 +13,11 @@ import pytest
 from helpers import make_model
 from onnx import helper
 
-from edgec.bench import machine_info
+from edgec.workbench.machine import machine_info
 from edgec.compiler import CompileOptions, compile_graph
 from edgec.frontend.onnx import import_model
 from edgec.interp import run_graph
-from edgec.verify import random_inputs, run_compiled
+from edgec.workbench.verify import random_inputs, run_compiled
 
 HAS_VNNI = "avx512_vnni" in machine_info()["flags"]
 TARGETS = ["x86_64-int8", pytest.param("x86_64-int8-vnni", marks=pytest.mark.skipif(

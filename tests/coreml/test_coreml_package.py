@@ -16,7 +16,7 @@ from onnx import helper
 from edgec.cli import main
 from edgec.codegen.coreml.evaluate import EVALUATORS, evaluate, load_package
 from edgec.compiler import CompileOptions, compile_model
-from edgec.verify import onnxruntime_outputs, random_inputs
+from edgec.workbench.verify import onnxruntime_outputs, random_inputs
 
 
 def conv_model(names=("input.1", "w", "b", "conv out", "out/y:0")) -> onnx.ModelProto:

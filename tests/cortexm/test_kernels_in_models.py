@@ -10,7 +10,7 @@ from edgec.compiler import CompileOptions, compile_model
 from edgec.cortexm.kernels import cortexm_kernels
 from edgec.frontend.onnx import load_onnx
 from edgec.quant import random_calibration_inputs
-from edgec.verify import verify_model
+from edgec.workbench.verify import verify_model
 
 CASES = [("digits_cnn", "cortex-m4-int8"), ("digits_cnn", "cortex-m55-int8"),
          ("dscnn", "cortex-m4-int8"), ("dscnn", "cortex-m55-int8"),

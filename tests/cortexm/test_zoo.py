@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from edgec.compiler import CompileOptions
-from edgec.verify import verify_model
+from edgec.workbench.verify import verify_model
 
 TARGETS = ("cortex-m0-int8", "cortex-m4-int8", "cortex-m7-int8", "cortex-m55-int8",
            "cortex-m4-fp32", "cortex-m7-fp32")

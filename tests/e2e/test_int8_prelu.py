@@ -15,12 +15,13 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgec import qmath
-from edgec.bench import machine_info
+from edgec.workbench.machine import machine_info
 from edgec.compiler import CompileOptions, compile_model
 from edgec.ir import DType, Graph, TensorType
 from edgec.ops import get_op
 from edgec.ops.int8_scheme import qprelu_attrs
-from edgec.verify import compare_outputs, onnxruntime_outputs, random_inputs, run_compiled
+from edgec.workbench.verify import (compare_outputs, onnxruntime_outputs, random_inputs,
+                                    run_compiled)
 
 ARM64 = shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64")
 TARGETS = [
@@ -152,7 +153,7 @@ def test_export_qdq_of_the_prelu_model_agrees_with_the_int8_c(model_path, tmp_pa
     bits on AVX2-only CPUs (saturating vpmaddubsw) than on VNNI ones (docs/hosts.md)."""
     from edgec.interp import run_graph
     from edgec.quant.qdq_export import qdq_model
-    from edgec.verify import onnxruntime_outputs
+    from edgec.workbench.verify import onnxruntime_outputs
 
     result = _compile(model_path, "generic-int8")
     model = qdq_model(result.graph)

@@ -17,7 +17,7 @@ from helpers import REPO
 from edgec.compiler import CompileOptions
 from edgec.frontend.onnx import load_onnx
 from edgec.quant import calibrate, random_calibration_inputs
-from edgec.verify import verify_model
+from edgec.workbench.verify import verify_model
 
 SMALL = ["resnet8", "dscnn", "digits_cnn"]
 

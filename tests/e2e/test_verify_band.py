@@ -1,5 +1,5 @@
-"""verify's fp32 verdict (edgec/verify.py): each output within its band, max(8 x onnxruntime's
-optimised-vs-unoptimised spread, rtol x max |ref|, 1e-7 absolute). Deep, ill-conditioned models
+"""verify's fp32 verdict (edgec/workbench/verify.py): each output within its band, max(8 x
+onnxruntime's optimised-vs-unoptimised spread, rtol x max |ref|, 1e-7 absolute). Deep, ill-conditioned models
 like real detectors and pose nets pass where a fixed 1e-4 fails them; deliberately wrong
 kernels (a one-element shift, a wrong border row, a wrong bias on one channel), injected into
 the generated C, still fail on those models and on the zoo."""
@@ -17,7 +17,7 @@ from helpers import ZOO_DIR
 from onnx import TensorProto, helper, numpy_helper
 
 from edgec.compiler import CompileOptions, compile_model
-from edgec.verify import compare_outputs, random_inputs, run_compiled
+from edgec.workbench.verify import compare_outputs, random_inputs, run_compiled
 
 TARGETS = ["generic-fp32", "x86_64-fp32"]
 
@@ -160,8 +160,8 @@ def test_wrong_kernels_fail_on_mobilenetv2(zoo_dir):
 
 
 def test_band_is_the_largest_of_spread_relative_and_absolute_floors():
-    """The formula of edgec/verify.py on synthetic outputs (no C involved)."""
-    from edgec.verify import ABS_FLOOR, SPREAD_FACTOR, compare
+    """The formula of edgec/workbench/verify.py on synthetic outputs (no C involved)."""
+    from edgec.workbench.verify import ABS_FLOOR, SPREAD_FACTOR, compare
 
     ref = np.linspace(-1.0, 1.0, 101)
     spread = 1e-3

@@ -21,7 +21,7 @@ import pytest
 from helpers import REPO, ZOO_DIR
 
 from edgec.compiler import CompileOptions
-from edgec.verify import verify_model
+from edgec.workbench.verify import verify_model
 
 TOOL = REPO / "tools" / "make_models.py"
 SMALL = ["resnet8", "dscnn", "digits_cnn"]

@@ -18,7 +18,7 @@ from onnx import helper
 
 from edgec.cli import main
 from edgec.compiler import write_output
-from edgec.toolchain import build
+from edgec.workbench.toolchain import build
 
 
 def run_cli(capfd, *args: str) -> tuple[int, str, str]:

@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgec.compiler import CompileOptions
 from edgec.errors import ModelLoadError, ShapeError
-from edgec.verify import compare, run_compiled, verify_model
+from edgec.workbench.verify import compare, run_compiled, verify_model
 
 
 class Rand:

@@ -1,5 +1,5 @@
-"""Per-layer debugging (edgec/debug.py): provenance through the passes, the dump hook of the
-debug build, layout-corrected dumps against onnxruntime's own intermediate tensors, the first
+"""Per-layer debugging (edgec/workbench/debug.py): provenance through the passes, the dump
+hook of the debug build, layout-corrected dumps against onnxruntime's own intermediate tensors, the first
 divergent layer, int8 per-layer SNR, and the hook compiled out of normal builds."""
 
 from __future__ import annotations
@@ -15,20 +15,13 @@ import pytest
 from helpers import ZOO_DIR, compile_model_proto, have, make_model
 from onnx import helper, shape_inference
 
-from edgec import toolchain
 from edgec.cli import main
 from edgec.compiler import CompileOptions, write_output
-from edgec.debug import (
-    RECORD_HEADER,
-    compare_to_source,
-    dump_layers,
-    first_divergent,
-    fp32_reference,
-    read_dump,
-    verify_per_layer,
-)
 from edgec.errors import ToolchainError
-from edgec.verify import compare
+from edgec.workbench import toolchain
+from edgec.workbench.debug import RECORD_HEADER, dump_layers, fp32_reference, read_dump
+from edgec.workbench.per_layer import compare_to_source, first_divergent, verify_per_layer
+from edgec.workbench.verify import compare
 
 RTOL = 1e-4
 
@@ -222,7 +215,7 @@ def test_per_layer_dumps_work_under_emulation(tmp_path):
 def test_a_crash_mid_run_names_the_layer_it_stopped_in(tmp_path, monkeypatch, capsys):
     """When the debug build dies (here: simulated after its second layer's records), the
     layers dumped so far are compared and the first missing one is the divergence."""
-    import edgec.toolchain as tc
+    import edgec.workbench.toolchain as tc
 
     real_run = tc.run
 

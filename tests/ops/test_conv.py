@@ -15,7 +15,7 @@ from edgec.compiler import CompileOptions, compile_graph
 from edgec.errors import UnsupportedError
 from edgec.frontend.onnx import import_model
 from edgec.interp import run_graph
-from edgec.verify import compare, run_compiled
+from edgec.workbench.verify import compare, run_compiled
 
 
 def _rand(shape, seed):

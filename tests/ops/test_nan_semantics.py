@@ -23,7 +23,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
-from edgec.verify import run_compiled
+from edgec.workbench.verify import run_compiled
 
 ARM64 = pytest.param("arm64-fp32", marks=pytest.mark.skipif(
     not (shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64")),

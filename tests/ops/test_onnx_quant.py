@@ -14,7 +14,7 @@ from helpers import compile_model_proto, have, make_model, ort_run
 from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
 
-from edgec import toolchain
+from edgec.workbench import toolchain
 from edgec.compiler import write_output
 from edgec.interp import run_graph
 

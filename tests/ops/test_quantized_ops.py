@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from helpers import have
 
-from edgec import qmath, toolchain
+from edgec import qmath
+from edgec.workbench import toolchain
 from edgec.compiler import CompileOptions, compile_graph, write_output
 from edgec.interp import run_graph
 from edgec.ir import DType, Graph, TensorType

@@ -20,7 +20,7 @@ import pytest
 
 from edgec.compiler import CompileOptions
 from edgec.prune.driver import prune_model_file
-from edgec.verify import verify_model
+from edgec.workbench.verify import verify_model
 from tests.helpers import ZOO_DIR
 
 PORTABLE = ["generic-fp32", "generic-int8"]

@@ -11,7 +11,7 @@ from onnx import helper
 from edgec.interp import run_graph
 from edgec.ops.dynamic_quant import dynamic_qparams
 from edgec.quant.calibrate import snr_db
-from edgec.verify import run_compiled
+from edgec.workbench.verify import run_compiled
 
 RNG = np.random.default_rng(3)
 

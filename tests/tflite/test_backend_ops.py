@@ -11,7 +11,7 @@ from onnx import helper
 
 from edgec import cli
 from edgec.interp import run_graph
-from edgec.verify import compare, onnxruntime_outputs
+from edgec.workbench.verify import compare, onnxruntime_outputs
 
 pytest.importorskip("ai_edge_litert.interpreter")
 from edgec.codegen.tflite import builtin_name, read_model  # noqa: E402

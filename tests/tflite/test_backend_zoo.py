@@ -14,7 +14,7 @@ import pytest
 
 from edgec.compiler import CompileOptions, compile_model
 from edgec.interp import run_graph
-from edgec.verify import compare, onnxruntime_outputs, random_inputs
+from edgec.workbench.verify import compare, onnxruntime_outputs, random_inputs
 
 pytest.importorskip("ai_edge_litert.interpreter")
 from ai_edge_litert import schema_py_generated as schema  # noqa: E402

@@ -1,4 +1,6 @@
-"""The one choke point for what edgec tells the user on stderr.
+"""The one choke point for what edgec tells the user: messages on stderr here; every printed
+table in `edgec.console.tables`, progress bars in `edgec.console.progress`, the text of
+`edgec verify` (whole-model and per-layer) in `edgec.console.verify_text`.
 
 Every name that comes from a model or from the user goes through `quote` before it is
 formatted into a message, and every message goes through `one_line` before it is printed, so

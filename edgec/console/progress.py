@@ -2,7 +2,7 @@
 
 Shown only when stderr is a terminal: rich's bar when rich is installed, otherwise a plain
 one-line text bar. Both vanish when the step ends (a finished command leaves only its own
-lines, edgec/console.py). Off a terminal (CI, pipes, tests) it prints nothing.
+lines, edgec/console/). Off a terminal (CI, pipes, tests) it prints nothing.
 """
 
 from __future__ import annotations

@@ -48,18 +48,22 @@ from pathlib import Path
 
 import numpy as np
 
+from edgec.compiler import compile_model, write_output
 from edgec.console import quote
 from edgec.datafiles import as_input_dtype, quote_path, read_arrays
-
-from .errors import DataError, EdgecError
-from .ir import Graph
+from edgec.errors import DataError, EdgecError
+from edgec.interp import run_graph
+from edgec.ir import Graph
+from edgec.targets import get_target
+from edgec.workbench import toolchain
 
 DEFAULT_RTOL = 1e-4
 SPREAD_FACTOR = 8.0
 ABS_FLOOR = 1e-7
 
 
-def random_inputs(g: Graph, seed: int = 0, batch_shapes: dict | None = None) -> dict[str, np.ndarray]:
+def random_inputs(g: Graph, seed: int = 0,
+                  batch_shapes: dict | None = None) -> dict[str, np.ndarray]:
     """Seeded inputs at real scale: N(0, 1) for floats, small integers otherwise."""
     rng = np.random.default_rng(seed)
     out = {}
@@ -76,7 +80,7 @@ def random_inputs(g: Graph, seed: int = 0, batch_shapes: dict | None = None) -> 
 
 
 def load_inputs(path: str | Path, g: Graph) -> dict[str, np.ndarray]:
-    """Read inputs from .npz (keys = input names) or .npy (single-input models), checked
+    """Read inputs from edgec.npz (keys = input names) or .npy (single-input models), checked
     against the model's inputs (shape, or N of them stacked on axis 0) and converted to their
     element types; any problem is one DataError (edgec/datafiles.py)."""
     p = Path(path)
@@ -152,7 +156,7 @@ def onnxruntime_outputs(model, feeds: dict[str, np.ndarray],
     optimize=False disables every graph optimisation: a QDQ model then runs as float
     DequantizeLinear -> float op -> QuantizeLinear, without the fused integer kernels whose
     bits depend on the host (VNNI vs saturating vpmaddubsw; docs/hosts.md)."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # on use: ~0.4 s that int8 checks and `edgec run` never pay
 
     so = ort.SessionOptions()
     if not optimize:
@@ -284,9 +288,6 @@ def harness_io(g: Graph, feeds: dict[str, np.ndarray]):
 
 def build_result(result, workdir: Path, **build_options) -> Path:
     """Write a CompileResult's files under `workdir` and build its harness; the executable."""
-    from . import toolchain
-    from .compiler import write_output
-
     out_dir = write_output(result.files, Path(workdir) / "out")
     return toolchain.build(out_dir, result.target, **build_options)
 
@@ -294,14 +295,12 @@ def build_result(result, workdir: Path, **build_options) -> Path:
 def run_compiled(result, feeds_list: list[dict[str, np.ndarray]], workdir: Path,
                  sanitize: bool = False, cc: str | None = None) -> list[dict[str, np.ndarray]]:
     """Write, build and run a CompileResult on each sample; outputs by public name."""
-    from . import toolchain
-
     if result.target.backend == "tflite":  # LiteRT's interpreter (codegen/tflite/runner.py)
         from edgec.codegen.tflite.runner import run_compiled as run_tflite
 
         return run_tflite(result, feeds_list)
     if getattr(result.target, "bare_metal", False):  # Cortex-M: qemu-system-arm images
-        from edgec.cortexm.runner import run_compiled as run_on_board
+        from edgec.cortexm.runner import run_compiled as run_on_board  # builds on this module
 
         return run_on_board(result, feeds_list, workdir, sanitize=sanitize, cc=cc)
     exe = build_result(result, workdir, sanitize=sanitize, cc=cc)
@@ -318,8 +317,6 @@ def run_compiled(result, feeds_list: list[dict[str, np.ndarray]], workdir: Path,
 def _verify_int8(result, samples, compiled, refs, rtol: float = DEFAULT_RTOL) -> VerifyResult:
     """int8 verify: bit-exact against the int8 reference interpreter (the pass/fail test),
     plus each output's SNR against onnxruntime fp32 (reported, never a failure)."""
-    from .interp import run_graph
-
     g = result.graph
     out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
     in_names = g.meta.get("input_names") or [v.name for v in g.inputs]
@@ -351,9 +348,6 @@ def verify_model(model_path: str | Path, options, inputs_path: str | None = None
                  seed: int = 0, rtol: float = DEFAULT_RTOL, sanitize: bool = False,
                  cc: str | None = None) -> VerifyResult:
     """Compile `model_path` for options.target, run it and compare with onnxruntime."""
-    from .compiler import compile_model
-    from .targets import get_target
-
     if get_target(options.target).backend == "coreml":  # MIL program evaluated in numpy
         from edgec.codegen.coreml.verify import verify_coreml
 

@@ -18,9 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from .errors import EdgecError
-from .ir import Graph
-from .ops import get_op
+from edgec.compiler import compile_model
+from edgec.console.tables import align_rows
+from edgec.errors import EdgecError
+from edgec.ir import Graph
+from edgec.ops import get_op
+from edgec.quant.driver import snr_by_node
 
 GLYPHS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789@#$%&*+=?"
 
@@ -41,8 +44,6 @@ class BufferRow:
 def layer_rows(g: Graph, plan, quant: dict | None = None) -> list[dict]:
     """Per-layer facts: step, op, node, output shape, MACs, weight bytes, live bytes; for
     int8 targets (report.json's `quantization` section) the layer's SNR against fp32."""
-    from .quant.driver import snr_by_node
-
     snrs = snr_by_node(quant)
     rows = []
     for step, node in enumerate(g.nodes):
@@ -76,12 +77,6 @@ def buffer_rows(plan) -> list[BufferRow]:
     return rows
 
 
-def _table(rows: list[list[str]], right: set[int]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.rjust(w) if i in right else c.ljust(w)
-                      for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
-
-
 def _short_bytes(n: float) -> str:
     for unit, div in (("M", 1 << 20), ("K", 1 << 10)):
         if n >= div:
@@ -99,7 +94,7 @@ def layer_table(rows: list[dict]) -> str:
         for line, r in zip(body, rows):
             snr = r.get("quant_snr_db")
             line.append("" if "quant_snr_db" not in r else "inf" if snr is None else f"{snr:.1f}")
-    return "\n".join(_table([head] + body, right={0, 4, 5, 6, 7}))
+    return "\n".join(align_rows([head] + body, right={0, 4, 5, 6, 7}))
 
 
 def ascii_plan(g: Graph, plan, width: int = 64) -> str:
@@ -237,7 +232,7 @@ def check_plot_path(path: str | Path) -> Path:
 def png_plan(g: Graph, plan, path: Path, title: str = "") -> None:
     """The memory timeline as a PNG through matplotlib (EdgecError when it is missing)."""
     check_plot_path(path)
-    import matplotlib
+    import matplotlib  # optional, and slow to import: only for a .png plot
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -302,7 +297,6 @@ def run_report(model_path: str | Path, options, plot: str | None = None,
                as_json: bool = False, width: int = 64, nnapi: bool = False) -> str:
     """Compile `model_path` in memory and return the report text (or JSON); writes `plot`.
     `nnapi`: add the .tflite's NNAPI/GPU delegate sections (codegen/tflite/compat.py)."""
-    from .compiler import compile_model
 
     if plot:
         check_plot_path(plot)  # fail before the compile, not after

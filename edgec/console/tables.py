@@ -1,6 +1,6 @@
-"""Human output for the golden and per-layer commands: aligned tables, status colours (only
-on a terminal, and never with NO_COLOR set), and progress bars on long steps (rich when it is
-installed, else plain text; both only when stderr is a terminal, see edgec/quant/progress.py).
+"""Every table edgec prints: aligned columns (`align_rows`), and status-coloured tables for
+the golden, per-layer and report commands (`table`; colour only on a terminal, and never with
+NO_COLOR set), with the cell formats they share (errors, SNR, shortened names).
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ import os
 import sys
 
 from edgec.console import visible
-from edgec.quant.progress import Progress
 
-__all__ = ["Progress", "colour", "fmt_err", "fmt_snr", "shorten", "table", "use_colour"]
+__all__ = ["align_rows", "colour", "fmt_err", "fmt_snr", "shorten", "table", "use_colour"]
 
 COLOURS = {"green": "32", "red": "31", "yellow": "33", "bold": "1", "dim": "2"}
 STATUS_COLOURS = {
@@ -34,10 +33,10 @@ def colour(text: str, name: str | None, enabled: bool) -> str:
     return f"\033[{code}m{text}\033[0m" if enabled and code else text
 
 
-def fmt_err(x: float | None) -> str:
-    """An error value for a table: 3 significant digits, '-' when absent, 'inf'."""
+def fmt_err(x: float | None, missing: str = "-") -> str:
+    """An error value for a table: 3 significant digits, `missing` when absent, 'inf'."""
     if x is None:
-        return "-"
+        return missing
     if isinstance(x, float) and math.isinf(x):
         return "inf"
     return "0" if x == 0 else f"{x:.3g}"
@@ -56,6 +55,18 @@ def shorten(text: str, width: int) -> str:
     """`text` cut from the left to `width` characters ('...' marks the cut): the end of a
     hierarchical ONNX name is the informative part."""
     return text if len(text) <= width else "..." + text[len(text) - width + 3:]
+
+
+def align_rows(rows: list[list[str]] | list[tuple[str, ...]], right: set[int] | None = None,
+               indent: str = "", strip: bool = True) -> list[str]:
+    """Rows of plain text cells as aligned lines: each column as wide as its widest cell,
+    two spaces between columns, the `right` columns right-aligned; trailing blanks cut when
+    `strip`. Cells are printed as given (callers make model names visible)."""
+    right = right or set()
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [indent + "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                                for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    return [line.rstrip() for line in lines] if strip else lines
 
 
 def table(header: list[str], rows: list[list[str]], right: set[int] | None = None,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TargetError, ToolchainError
-from .targets import Target
+from edgec.errors import TargetError, ToolchainError
+from edgec.targets import Target
 
 STRICT_FLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic")
 # Every target: no contraction of a*b+c into a fused multiply-add unless a kernel asks for
@@ -60,6 +60,15 @@ def require_tool(tool: str, target: Target) -> str:
             f"install it (Debian: apt-get install {pkgs})"
         )
     return exe
+
+
+def compile_checked(cmd: list[str], what: str) -> None:
+    """Run one compiler command; ToolchainError with its first error line when it fails."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        detail = next((ln for ln in lines if "error" in ln), lines[0] if lines else "")
+        raise ToolchainError(f"building {what} failed: {detail.strip()}")
 
 
 def build(
@@ -128,7 +137,8 @@ def run(
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
         except subprocess.TimeoutExpired:
-            raise ToolchainError(f"the compiled model did not finish within {timeout:.0f} s") from None
+            raise ToolchainError(
+                f"the compiled model did not finish within {timeout:.0f} s") from None
         if proc.returncode != 0:
             msg = (proc.stderr.strip().splitlines() or ["(no message)"])
             raise ToolchainError(

@@ -16,35 +16,34 @@ How it works:
    EDGEC_DUMP(layer) when built with -DEDGEC_DEBUG_DUMP. Normal builds never see the file.
 3. The debug build runs through the target's runner (qemu for arm64) and appends records
    to a file on the host; `read_dump` parses them (framing documented in the template).
-4. `compare_layers` compares each dumped tensor with the reference: fp32 targets against the
-   fp32 reference interpreter run on the imported graph (layout-corrected, tolerance `rtol`
-   relative to the tensor's largest magnitude); int8 targets bit-exactly against the int8
-   interpreter run on the compiled graph, plus each layer's SNR against fp32 (the int8 value
-   dequantised vs the fp32 reference of the same source tensor).
+4. edgec/workbench/per_layer.py compares each dumped tensor with the reference (fp32
+   layout-corrected within `rtol`; int8 bit-exactly plus each layer's SNR against fp32).
 
-`verify_per_layer` is `edgec verify --per-layer`; `edgec golden check` uses the same pieces.
+`edgec verify --per-layer` (per_layer.verify_per_layer) and `edgec golden check` use these
+pieces.
 """
 
 from __future__ import annotations
 
-import math
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ToolchainError
-from .ir import Graph
-from .ir.graph import SOURCE, SOURCE_NODES, compose_perm
-from .ops import get_op
-from .verify import DEFAULT_RTOL, VerifyResult, compare
+from edgec import __version__
+from edgec.codegen.c.backend import CBackend, make_env
+from edgec.codegen.c.naming import c_string, comment_text
+from edgec.compiler import write_output
+from edgec.interp import run_graph
+from edgec.ir import Graph
+from edgec.ir.graph import SOURCE, SOURCE_NODES, compose_perm
+from edgec.ops import get_op
+from edgec.workbench import toolchain
 
 DEBUG_SOURCE_FILE = "edgec_debug.c"
 DUMP_FILE = "edgec_dump.bin"
 RECORD_HEADER = struct.Struct("<III")  # entry index, layer, byte count
-VERIFY_STEPS = 4  # progress() calls of verify_per_layer
 REQUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "QRequantize")
 VIEW_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
 
@@ -83,8 +82,6 @@ class DumpEntry:
     @property
     def comment(self) -> str:
         """A one-line description for the generated table."""
-        from .codegen.c.naming import comment_text
-
         return comment_text(f"{self.op} {self.key}", 70)
 
     def to_source_layout(self, arr: np.ndarray) -> np.ndarray | None:
@@ -166,8 +163,6 @@ def node_provenance(result) -> dict[str, list[str]]:
 
 def dump_entries(result) -> list[DumpEntry]:
     """Every tensor the debug build of `result` dumps, in execution order."""
-    from .codegen.c.backend import CBackend
-
     g, plan, source = result.graph, result.plan, result.source_graph
     prov = value_provenance(result)
     nodes = node_provenance(result)
@@ -201,16 +196,11 @@ def dump_entries(result) -> list[DumpEntry]:
 # ------------------------------------------------------------------------------ C side
 def _c_path_literal(path: str) -> str:
     """The exact bytes of `path` as a C string literal (through the one escaping function)."""
-    from edgec.codegen.c.naming import c_string
-
     return c_string(path)
 
 
 def debug_source(result, entries: list[DumpEntry], dump_file: str | Path = DUMP_FILE) -> str:
     """The text of edgec_debug.c for `entries`, writing to `dump_file` by default."""
-    from . import __version__
-    from .codegen.c.backend import make_env
-
     template = make_env().get_template("debug_dump.c.j2")
     return template.render(version=__version__, prefix=result.report.get("prefix", "model"),
                            target=result.target, entries=entries,
@@ -220,11 +210,8 @@ def debug_source(result, entries: list[DumpEntry], dump_file: str | Path = DUMP_
 def build_debug(result, workdir: Path, entries: list[DumpEntry], sanitize: bool = False,
                 cc: str | None = None) -> tuple[Path, Path]:
     """Write and build the debug variant of `result` in `workdir`; (executable, dump file)."""
-    from . import toolchain
-    from .compiler import write_output
-
     if getattr(result.target, "bare_metal", False):  # Cortex-M: no hosted debug harness
-        from edgec.cortexm.runner import per_layer_refusal
+        from edgec.cortexm.runner import per_layer_refusal  # cortexm builds on the workbench
 
         raise per_layer_refusal(result.target)
     workdir = Path(workdir)
@@ -260,8 +247,6 @@ def read_dump(path: Path, entries: list[DumpEntry]) -> dict[int, np.ndarray]:
 def run_debug(result, exe: Path, dump_path: Path, feeds: dict[str, np.ndarray]
               ) -> tuple[dict[str, np.ndarray], Path]:
     """Run the debug build on one sample; (outputs by public name, dump file)."""
-    from . import toolchain
-
     g = result.graph
     in_names = g.meta.get("input_names") or [v.name for v in g.inputs]
     out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
@@ -286,272 +271,12 @@ def dump_layers(result, feeds: dict[str, np.ndarray], workdir: Path, sanitize: b
 # ------------------------------------------------------------------------------ references
 def fp32_reference(g: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every value of the imported graph `g` on `feeds` (the fp32 reference interpreter)."""
-    from .interp import run_graph
-
     names = [v.name for v in g.inputs]
     return run_graph(g, {n: np.asarray(feeds[n]) for n in names}, keep_all=True)
 
 
 def compiled_reference(result, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every value of the compiled graph on `feeds` (int8: the bit-exact int8 reference)."""
-    from .interp import run_graph
-
     g = result.graph
     names = [v.name for v in g.inputs]
     return run_graph(g, {n: np.asarray(feeds[n]) for n in names}, keep_all=True)
-
-
-# ------------------------------------------------------------------------------ comparison
-@dataclass
-class LayerComparison:
-    """One dumped tensor against its reference."""
-
-    entry: DumpEntry
-    compared: bool = False
-    ok: bool = True
-    max_abs_err: float = 0.0
-    max_rel_err: float = 0.0
-    snr_db: float = math.inf
-    mismatched: int = 0  # int8: elements differing from the int8 reference
-    numel: int = 0
-    fp32_snr_db: float | None = None  # int8: SNR of the dequantised value against fp32
-    fp32_max_abs_err: float | None = None
-    note: str = ""
-
-    def as_dict(self) -> dict:
-        """JSON form (infinite SNR as null)."""
-        def snr(x):
-            return None if x is None or math.isinf(x) else round(x, 3)
-
-        e = self.entry
-        d = {"step": e.step, "layer": e.layer_name, "node": e.node, "op": e.op,
-             "tensor": e.key, "fused": e.source_nodes[1:], "shape": list(e.source_shape or
-                                                                         e.shape),
-             "dtype": str(e.dtype), "compared": self.compared, "ok": self.ok,
-             "max_abs_err": _finite(self.max_abs_err), "max_rel_err": _finite(self.max_rel_err),
-             "snr_db": snr(self.snr_db)}
-        if e.scale is not None or self.fp32_snr_db is not None:
-            d.update({"mismatched": self.mismatched, "snr_vs_fp32_db": snr(self.fp32_snr_db),
-                      "max_abs_err_vs_fp32": _finite(self.fp32_max_abs_err)})
-        if self.note:
-            d["note"] = self.note
-        return d
-
-
-def _finite(x: float | None) -> float | None:
-    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
-
-
-def _fill(row: LayerComparison, got: np.ndarray, ref: np.ndarray, rtol: float,
-          exact: bool) -> None:
-    c = compare(row.entry.key, got, ref, rtol, exact=exact)
-    row.compared, row.ok = True, c.ok
-    row.max_abs_err, row.max_rel_err, row.snr_db = c.max_abs_err, c.max_rel_err, c.snr_db
-    row.mismatched, row.numel = c.mismatched, c.numel
-
-
-def compare_to_source(entries, dumps, reference: dict[str, np.ndarray], rtol: float,
-                      exact: bool = False) -> list[LayerComparison]:
-    """Each dump, layout-corrected, against `reference` keyed like `DumpEntry.key` (the fp32
-    reference interpreter, or a golden's recorded tensors)."""
-    rows = []
-    for e in entries:
-        row = LayerComparison(e)
-        rows.append(row)
-        if e.index not in dumps:
-            row.ok, row.note = False, "not dumped (the program stopped before this layer)"
-            continue
-        ref = reference.get(e.key)
-        if ref is None:
-            row.note = "no reference tensor"
-            continue
-        got = e.to_source_layout(dumps[e.index]) if e.source is not None else dumps[e.index]
-        if got is None or got.size != np.size(ref):
-            row.note = "shape differs from the reference"
-            row.compared, row.ok = True, False
-            continue
-        bits = exact and np.dtype(e.dtype).kind != "f"
-        _fill(row, got, np.asarray(ref).reshape(got.shape), rtol, bits)
-    return rows
-
-
-def compare_int8(entries, dumps, int8_ref: dict[str, np.ndarray],
-                 fp32_ref: dict[str, np.ndarray], rtol: float) -> list[LayerComparison]:
-    """int8 targets: each dump bit-exactly against the int8 interpreter (float-island values
-    within `rtol`), and its dequantised value against the fp32 reference (SNR)."""
-    rows = []
-    for e in entries:
-        row = LayerComparison(e)
-        rows.append(row)
-        if e.index not in dumps:
-            row.ok, row.note = False, "not dumped (the program stopped before this layer)"
-            continue
-        got = dumps[e.index]
-        if e.value in int8_ref:
-            ref = np.asarray(int8_ref[e.value]).reshape(got.shape)
-            _fill(row, got, ref, rtol, exact=np.dtype(e.dtype).kind != "f")
-        if e.source is not None and e.source in fp32_ref:
-            real = e.to_source_layout(e.dequantize(got))
-            if real is not None:
-                c = compare(e.key, real, np.asarray(fp32_ref[e.source], np.float64)
-                            .reshape(real.shape), rtol)
-                row.fp32_snr_db, row.fp32_max_abs_err = c.snr_db, c.max_abs_err
-    return rows
-
-
-def first_divergent(rows: list[LayerComparison]) -> LayerComparison | None:
-    """The first compared layer (execution order) that fails its comparison."""
-    return next((r for r in rows if not r.ok), None)
-
-
-# ------------------------------------------------------------------------------ verify
-@dataclass
-class PerLayerResult:
-    """What `edgec verify --per-layer` reports."""
-
-    verify: VerifyResult
-    layers: list[LayerComparison]
-    reference: str
-    rtol: float
-    crash: str | None = None  # the debug build failed mid-run: why (layers after it: missing)
-
-    @property
-    def first_divergent(self) -> LayerComparison | None:
-        """The first layer beyond tolerance (None when every layer matches)."""
-        return first_divergent(self.layers)
-
-    @property
-    def ok(self) -> bool:
-        """Outputs and every layer match."""
-        return self.verify.ok and self.first_divergent is None
-
-    def as_dict(self) -> dict:
-        """The --json object: verify's, plus `layers` and `first_divergent_layer`."""
-        d = self.verify.as_dict()
-        first = self.first_divergent
-        d["ok"] = self.ok
-        d["per_layer_reference"] = self.reference
-        d["layers"] = [r.as_dict() for r in self.layers]
-        d["first_divergent_layer"] = first.entry.layer_name if first else None
-        d["first_divergent_tensor"] = first.entry.key if first else None
-        if self.crash:
-            d["crash"] = self.crash
-        return d
-
-
-def verify_per_layer(model_path: str | Path, options, inputs_path: str | None = None,
-                     seed: int = 0, rtol: float = DEFAULT_RTOL, sanitize: bool = False,
-                     cc: str | None = None, progress=None) -> PerLayerResult:
-    """Compile, build with the dump hook, run, and compare outputs and every layer.
-
-    Layers are compared on the first sample; outputs on every sample. `progress()` is called
-    after each of the VERIFY_STEPS long steps (compile, build, run, references).
-    """
-    from .compiler import compile_model
-    from .verify import compare_outputs, load_inputs, random_inputs, split_batches
-
-    done = progress or (lambda: None)
-    result = compile_model(model_path, options)
-    done()
-    g = result.source_graph
-    feeds = load_inputs(inputs_path, g) if inputs_path else random_inputs(g, seed)
-    samples = split_batches(g, feeds)
-    with tempfile.TemporaryDirectory(prefix="edgec-debug-") as tmp:
-        entries = dump_entries(result)
-        exe, dump_path = build_debug(result, Path(tmp), entries, sanitize=sanitize, cc=cc)
-        done()
-        compiled, crash = [], None
-        dumps: dict[int, np.ndarray] = {}
-        for i, sample in enumerate(samples):
-            try:
-                outputs, path = run_debug(result, exe, dump_path, sample)
-            except ToolchainError as e:  # a crash: the layers dumped so far say where
-                if i:
-                    raise
-                crash, dumps = str(e), read_dump(dump_path, entries)
-                break
-            compiled.append(outputs)
-            if i == 0:
-                dumps = read_dump(path, entries)
-        done()
-    if crash:
-        verify = VerifyResult(result.target.name, False, [], len(samples), {}, result.report)
-        verify.exact = result.target.is_int8
-    else:
-        verify = compare_outputs(result, model_path, samples, compiled, rtol)
-    fp32 = fp32_reference(result.source_graph, samples[0])
-    if result.target.is_int8:
-        rows = compare_int8(entries, dumps, compiled_reference(result, samples[0]), fp32, rtol)
-        reference = ("int8 reference interpreter (bit-exact); SNR vs the fp32 reference "
-                     "interpreter")
-    else:
-        rows = compare_to_source(entries, dumps, fp32, rtol)
-        reference = "fp32 reference interpreter on the imported model (layout-corrected)"
-    done()
-    return PerLayerResult(verify, rows, reference, rtol, crash)
-
-
-# ------------------------------------------------------------------------------ text
-def _layer_label(e: DumpEntry, width: int = 36) -> str:
-    fused = len(e.source_nodes) - 1
-    suffix = f" (+{fused} fused)" if fused > 0 else ""
-    from .golden.console import shorten
-
-    return shorten(e.layer_name, width - len(suffix)) + suffix
-
-
-def per_layer_text(res: PerLayerResult, model_name: str) -> str:
-    """The per-layer table of `edgec verify --per-layer`, first divergence marked."""
-    from .golden.console import fmt_err, fmt_snr, shorten, table
-
-    first = res.first_divergent
-    int8 = res.verify.exact
-    if int8:
-        header = ["step", "layer", "op", "tensor", "shape", "differing", "SNR dB vs fp32",
-                  "status"]
-    else:
-        header = ["step", "layer", "op", "tensor", "shape", "max abs err", "max rel err",
-                  "SNR dB", "status"]
-    rows = []
-    for r in res.layers:
-        e = r.entry
-        shape = "x".join(map(str, e.source_shape or e.shape)) or "scalar"
-        if r is first:
-            status = "DIVERGES"
-        elif not r.ok:
-            status = "mismatch"
-        elif not r.compared:
-            status = "not compared"
-        else:
-            status = "ok"
-        cells = [str(e.step), _layer_label(e), e.op, shorten(e.key, 36), shape]
-        if int8:
-            if not r.compared:
-                differing = "-"
-            elif np.dtype(e.dtype).kind == "f":  # a float island: compared within rtol
-                differing = f"rel {fmt_err(r.max_rel_err)}"
-            else:
-                differing = f"{r.mismatched}/{r.numel}"
-            cells += [differing, fmt_snr(r.fp32_snr_db), status]
-        else:
-            cells += [fmt_err(r.max_abs_err) if r.compared else "-",
-                      fmt_err(r.max_rel_err) if r.compared else "-",
-                      fmt_snr(r.snr_db) if r.compared else "-", status]
-        rows.append(cells)
-    head = (f"edgec verify --per-layer: {model_name} on {res.verify.target}: "
-            f"{len(res.layers)} tensors dumped; reference: {res.reference}"
-            + ("" if int8 else f", rtol {res.rtol:g}"))
-    lines = [head, table(header, rows, right={0, 5, 6, 7} if not int8 else {0, 5, 6},
-                         status_col=len(header) - 1)]
-    if res.crash:
-        lines.append(f"the debug build stopped: {res.crash}")
-    if first is not None:
-        e = first.entry
-        why = first.note or (f"{first.mismatched} of {first.numel} elements differ"
-                             if int8 and np.dtype(e.dtype).kind != "f"
-                             else f"max rel err {fmt_err(first.max_rel_err)} > {res.rtol:g}")
-        lines.append(f"first divergence: step {e.step}, layer {e.layer_name} ({e.op}, tensor "
-                     f"{e.key}): {why}")
-    elif res.layers:
-        lines.append("every layer matches its reference")
-    return "\n".join(lines)

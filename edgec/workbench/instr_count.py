@@ -1,19 +1,20 @@
 """Deterministic cost on emulated targets: guest instructions counted by a QEMU TCG plugin.
 
 Emulated wall time means nothing, so `edgec bench` on a target with a `runner` (qemu-aarch64)
-counts executed guest instructions instead. The counter is a small TCG plugin (PLUGIN_SOURCE
-below) that QEMU loads with `-plugin`. It counts only inside the model: from the first
+counts executed guest instructions instead. The counter is a small TCG plugin (csrc/
+icount_plugin.c) that QEMU loads with `-plugin`. It counts only inside the model: from the first
 instruction of `<prefix>_run` until execution is back in the harness's `main`, attributing every
 translated block to the layer function (`layer_NNN_Op`) it lies in; blocks outside the model's
 functions (memcpy, expf from libc/libm) count for the layer that called them. Function address
 ranges come from the symbol table of the (static, unstripped) executable (`nm -S`).
 
 Debian ships QEMU with plugin support but neither plugins nor the plugin API header. The
-header is taken from Debian's own qemu source package for the installed QEMU version:
-`apt-get source --download-only qemu=<version>` (a deb-src entry is added when missing), then
-`include/qemu/qemu-plugin.h` is extracted from the upstream tarball. `build_plugin` compiles
-the plugin with the host C compiler into a cache directory (EDGEC_CACHE_DIR, else
-~/.cache/edgec). `tools/build_tcg_plugin.py` does the same from the command line.
+header comes from Debian's own qemu source package for the installed QEMU version; fetching it
+is system set-up, done once by `tools/setup.sh test` (as root), which puts it in the plugin's
+cache directory (EDGEC_CACHE_DIR, else ~/.cache/edgec). `build_plugin` compiles the plugin
+(edgec/workbench/csrc/icount_plugin.c) with the host C compiler into that directory, and says
+what to run when the header is missing. `tools/build_tcg_plugin.py` does the same from the
+command line.
 
 Counts are identical across runs: the harness runs under an empty environment (`env -i`), the
 binary is static (fixed addresses) and nothing inside the run function depends on time.
@@ -25,151 +26,23 @@ import os
 import re
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from .errors import TargetError, ToolchainError
-from .targets import Target
+from edgec.errors import TargetError, ToolchainError
+from edgec.ops import get_op
+from edgec.targets import Target, all_targets, get_target, register_target
+from edgec.workbench import toolchain
+from edgec.workbench.csources import c_source
+from edgec.workbench.verify import build_result, harness_io
 
 PLUGIN_NAME = "libedgec_icount.so"
-DEB_SRC_FILE = Path("/etc/apt/sources.list.d/edgec-deb-src.sources")
-# deb-src twin of Debian's default bookworm sources (only added when no deb-src entry exists).
-DEB_SRC_ENTRY = """\
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: {codename} {codename}-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb-src
-URIs: http://deb.debian.org/debian-security
-Suites: {codename}-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-"""
-
-PLUGIN_SOURCE = r"""/*
- * edgec instruction counter, a QEMU TCG plugin (user mode, one vCPU).
- * Arguments: map=FILE (lines "START END KIND": hex addresses, KIND r = the model's run
- * function, l = a layer function, s = a function that stops counting, i.e. the harness's
- * main) and out=FILE. Counting starts when a block begins at the run function's entry and
- * stops when a block of a stop function executes; each executed block adds its instruction
- * count to the function it lies in, or, outside every listed function (libc, libm), to the
- * function that was running before. Writes "calls N" and "fn INDEX COUNT" lines at exit.
- */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <qemu-plugin.h>
-
-QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
-
-#define MAX_FUNCTIONS 8192
-struct function { uint64_t start, end; char kind; };
-struct block { int function; int run_entry; uint64_t insns; };
-
-static struct function functions[MAX_FUNCTIONS];
-static uint64_t counts[MAX_FUNCTIONS];
-static int n_functions, current = -1;
-static uint64_t calls;
-static const char *out_path = "icount.txt";
-
-static void block_exec(unsigned int vcpu, void *udata)
-{
-    const struct block *b = udata;
-    (void)vcpu;
-    if (b->function >= 0) {
-        if (functions[b->function].kind == 's') {
-            current = -1;
-            return;
-        }
-        if (b->run_entry) {
-            calls++;
-            current = b->function;
-        } else if (current >= 0) {
-            current = b->function;
-        }
-    }
-    if (current >= 0) {
-        counts[current] += b->insns;
-    }
-}
-
-static void block_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
-{
-    const uint64_t pc = qemu_plugin_tb_vaddr(tb);
-    struct block *b = calloc(1, sizeof *b);
-    int i;
-    (void)id;
-    if (b == NULL) {
-        abort();
-    }
-    b->function = -1;
-    b->insns = qemu_plugin_tb_n_insns(tb);
-    for (i = 0; i < n_functions; ++i) {
-        if (pc >= functions[i].start && pc < functions[i].end) {
-            b->function = i;
-            b->run_entry = functions[i].kind == 'r' && pc == functions[i].start;
-            break;
-        }
-    }
-    qemu_plugin_register_vcpu_tb_exec_cb(tb, block_exec, QEMU_PLUGIN_CB_NO_REGS, b);
-}
-
-static void at_exit(qemu_plugin_id_t id, void *udata)
-{
-    FILE *f = fopen(out_path, "w");
-    int i;
-    (void)id;
-    (void)udata;
-    if (f == NULL) {
-        return;
-    }
-    fprintf(f, "calls %llu\n", (unsigned long long)calls);
-    for (i = 0; i < n_functions; ++i) {
-        fprintf(f, "fn %d %llu\n", i, (unsigned long long)counts[i]);
-    }
-    fclose(f);
-}
-
-QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info,
-                                           int argc, char **argv)
-{
-    const char *map_path = NULL;
-    unsigned long long start, end;
-    char kind;
-    FILE *f;
-    int i;
-    (void)info;
-    for (i = 0; i < argc; ++i) {
-        if (strncmp(argv[i], "map=", 4) == 0) {
-            map_path = argv[i] + 4;
-        } else if (strncmp(argv[i], "out=", 4) == 0) {
-            out_path = argv[i] + 4;
-        }
-    }
-    f = map_path ? fopen(map_path, "r") : NULL;
-    if (f == NULL) {
-        fprintf(stderr, "edgec icount plugin: cannot read map=%s\n", map_path ? map_path : "");
-        return 1;
-    }
-    while (n_functions < MAX_FUNCTIONS && fscanf(f, "%llx %llx %c", &start, &end, &kind) == 3) {
-        functions[n_functions].start = start;
-        functions[n_functions].end = end;
-        functions[n_functions].kind = kind;
-        n_functions++;
-    }
-    fclose(f);
-    qemu_plugin_register_vcpu_tb_trans_cb(id, block_translate);
-    qemu_plugin_register_atexit_cb(id, at_exit, NULL);
-    return 0;
-}
-"""
+PLUGIN_SOURCE_FILE = "icount_plugin.c"  # in edgec/workbench/csrc/
+SETUP_COMMAND = "tools/setup.sh test"  # as root: fetches qemu-plugin.h, builds the plugin
 
 
 # --------------------------------------------------------------------------- the plugin
@@ -206,88 +79,24 @@ def plugin_dir() -> Path:
     return cache_dir() / f"qemu-plugin-{tag}"
 
 
-def _codename() -> str:
-    try:
-        for line in Path("/etc/os-release").read_text().splitlines():
-            if line.startswith("VERSION_CODENAME="):
-                return line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
-    return "bookworm"
-
-
-def _has_deb_src() -> bool:
-    roots = [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]
-    for p in roots:
-        try:
-            text = p.read_text()
-        except OSError:
-            continue
-        if re.search(r"^\s*(deb-src\s|Types:.*deb-src)", text, re.MULTILINE):
-            return True
-    return False
-
-
-def fetch_plugin_header(dest: Path, log=print) -> Path:
-    """Extract qemu-plugin.h of the installed QEMU from Debian's qemu source package.
-
-    Needs root (it may add a deb-src entry and runs apt-get update) and Debian's archive.
-    """
-    upstream, debian = qemu_debian_version()
-    if not debian:
-        raise TargetError(f"QEMU {upstream} is not Debian's build; put its qemu-plugin.h in "
-                          f"{dest} or point EDGEC_QEMU_PLUGIN_H at it")
-    if os.geteuid() != 0:
-        raise TargetError(
-            "the QEMU plugin header comes from Debian's qemu source package; as root run "
-            "`python tools/build_tcg_plugin.py` once (or set EDGEC_QEMU_PLUGIN_H to a "
-            f"qemu-plugin.h of QEMU {upstream})")
-    if not _has_deb_src():
-        log(f"build_tcg_plugin: adding a deb-src entry in {DEB_SRC_FILE}")
-        DEB_SRC_FILE.write_text(DEB_SRC_ENTRY.format(codename=_codename()))
-    subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
-    dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="edgec-qemu-src-") as tmp:
-        log(f"build_tcg_plugin: apt-get source --download-only qemu={debian}")
-        proc = subprocess.run(["apt-get", "source", "--download-only", f"qemu={debian}"],
-                              cwd=tmp, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise TargetError(f"apt-get source qemu={debian} failed: "
-                              f"{(proc.stderr.strip().splitlines() or ['?'])[-1]}")
-        debian_tar = next(Path(tmp).glob("qemu_*.debian.tar.*"), None)
-        if debian_tar is not None:
-            with tarfile.open(debian_tar) as tf:
-                for member in tf.getmembers():  # Debian's patches: none may touch it
-                    if not (member.isfile() and "/patches/" in member.name):
-                        continue
-                    if b"include/qemu/qemu-plugin.h" in tf.extractfile(member).read():
-                        raise TargetError(f"Debian's patch {member.name} changes "
-                                          "qemu-plugin.h; extract the patched source instead")
-        orig = next(Path(tmp).glob("qemu_*.orig.tar.*"), None)
-        if orig is None:
-            raise TargetError("the qemu source package holds no upstream tarball")
-        with tarfile.open(orig) as tf:
-            member = next((m for m in tf.getmembers()
-                           if m.name.endswith("include/qemu/qemu-plugin.h")), None)
-            if member is None:
-                raise TargetError(f"{orig.name} holds no include/qemu/qemu-plugin.h")
-            (dest / "qemu-plugin.h").write_bytes(tf.extractfile(member).read())
-    return dest / "qemu-plugin.h"
-
-
 def build_plugin(force: bool = False, log=print) -> Path:
     """Build (once) and return the path of the counting plugin for the installed QEMU."""
     out_dir = plugin_dir()
     so = out_dir / PLUGIN_NAME
     src = out_dir / "edgec_icount.c"
-    if so.exists() and not force and src.exists() and src.read_text() == PLUGIN_SOURCE:
+    source = c_source(PLUGIN_SOURCE_FILE)
+    if so.exists() and not force and src.exists() and src.read_text() == source:
         return so
     header = os.environ.get("EDGEC_QEMU_PLUGIN_H")
     header_path = Path(header) if header else out_dir / "qemu-plugin.h"
     if not header_path.exists():
-        header_path = fetch_plugin_header(out_dir, log)
+        upstream, _ = qemu_debian_version()
+        raise TargetError(
+            f"the QEMU plugin header qemu-plugin.h is missing from {out_dir}; run "
+            f"`{SETUP_COMMAND}` once as root (it takes it from Debian's qemu source package), "
+            f"or set EDGEC_QEMU_PLUGIN_H to a qemu-plugin.h of QEMU {upstream}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    src.write_text(PLUGIN_SOURCE)
+    src.write_text(source)
     cc = shutil.which("gcc") or shutil.which("cc") or shutil.which("clang")
     if cc is None:
         raise TargetError("no host C compiler to build the QEMU plugin (apt-get install gcc)")
@@ -375,8 +184,6 @@ def count_instructions(exe: Path, target: Target, prefix: str, inputs: list[np.n
 
     Returns the counts and the outputs (so a counted run can also be checked).
     """
-    from . import toolchain
-
     if not target.runner or "qemu" not in Path(target.runner[0]).name:
         raise TargetError(f"instruction counts need a QEMU-emulated target, not {target.name}")
     plugin = build_plugin()
@@ -425,8 +232,6 @@ def instruction_summary(result, count: InstructionCount) -> dict:
     """The `edgec bench --json` fields of an emulated run: instructions per inference, MACs,
     instructions per MAC, and per layer type (instructions, MACs, instructions per MAC,
     layers). Instructions in the run function itself (calls between layers) are "(run)"."""
-    from .ops import get_op
-
     nodes = result.graph.nodes
     types: dict[str, dict] = {}
     for fn, n in count.by_function.items():
@@ -455,10 +260,6 @@ def portable_twin(target_name: str) -> Target:
     built with the same compiler, flags and emulator (`<name>-portable`, registered on first
     use). Benchmarks compare instruction counts against it ("the portable-C build compiled
     for the same CPU")."""
-    from dataclasses import replace
-
-    from .targets import all_targets, get_target, register_target
-
     name = f"{target_name}-portable"
     if name not in all_targets():
         t = get_target(target_name)
@@ -470,8 +271,6 @@ def portable_twin(target_name: str) -> Target:
 def count_model(result, feeds: dict[str, np.ndarray], workdir: Path) -> dict:
     """Build a CompileResult for its emulated target, count one inference on `feeds`:
     the `instruction_summary` dict."""
-    from .verify import build_result, harness_io
-
     exe = build_result(result, Path(workdir))
     ins, specs = harness_io(result.graph, feeds)
     count, _ = count_instructions(exe, result.target, result.report["prefix"], ins, specs)
