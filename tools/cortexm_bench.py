@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Cortex-M benchmarks: per target and model, executed instructions per MAC, estimated cycles,
 flash and RAM, next to the TFLite Micro arena of the same model, with the portable kernels
-(today's default) and with the DSP/Helium kernels routed in (edgec/cortexm/kernels.py); and
-the kernels alone on DS-CNN-shaped layers.
+(the target's portable twin) and with the DSP/Helium kernels kernel selection picks
+(codegen/c/kernels/cortexm.py); and the kernels alone on DS-CNN-shaped layers.
 
     python tools/cortexm_bench.py [--models a,b] [--targets t1,t2] [--write docs/benchmarks.md]
 
@@ -64,17 +64,16 @@ def tflm_arena_bytes(model: str, calib: list, tmp: Path) -> int | None:
 
 def bench_row(model: str, target: str, calib: list, tmp: Path, kernels: bool = False) -> dict:
     """bench_cortexm's row for one model on one target; `kernels`: with the DSP/Helium
-    kernels routed in (edgec/cortexm/kernels.py), as kernel selection will do."""
-    from contextlib import nullcontext
-
+    kernels kernel selection picks (codegen/c/kernels/cortexm.py), else the target's
+    portable twin (same compiler, flags and board; portable C kernels only)."""
     from edgec.compiler import CompileOptions, compile_model
-    from edgec.cortexm.kernels import cortexm_kernels
     from edgec.cortexm.measure import bench_cortexm
+    from edgec.workbench.instr_count import portable_twin
     from edgec.workbench.verify import random_inputs
 
-    with cortexm_kernels() if kernels else nullcontext():
-        res = compile_model(ZOO / f"{model}.onnx", CompileOptions(
-            target=target, calib_samples=calib if target.endswith("int8") else None))
+    name = target if kernels else portable_twin(target).name
+    res = compile_model(ZOO / f"{model}.onnx", CompileOptions(
+        target=name, calib_samples=calib if target.endswith("int8") else None))
     row = bench_cortexm(res, random_inputs(res.source_graph, 0),
                         tmp / f"{model}-{target}-{int(kernels)}")
     row["model"], row["target"], row["kernels"] = model, target, \
@@ -132,10 +131,10 @@ def section(rows: list[dict], kernels: list[dict], tflm: dict) -> str:
              "the whole image; *RAM* = arena + worst-case stack. *TFLM arena* is the "
              "tflite-micro interpreter's arena for the .tflite edgec writes for the same "
              "model and calibration (target tflite-int8), measured in the same run. "
-             "*kernels*: `portable` is what the targets compile to today; `edgec_cm` routes "
-             "int8 QConv/QGemm to the DSP (M4/M7) or Helium (M55) kernels the way kernel "
-             "selection will once it is wired (edgec/cortexm/kernels.py; bit-exact, "
-             "tests/cortexm/test_kernels_in_models.py).")
+             "*kernels*: `portable` is the target's portable twin (portable C kernels only); "
+             "`edgec_cm` is what the DSP (M4/M7) and Helium (M55) targets compile to: int8 "
+             "QConv/QGemm on edgec's Cortex-M kernels (codegen/c/kernels/cortexm.py; "
+             "bit-exact, tests/cortexm/test_kernels_in_models.py).")
     header = ("| model | target | kernels | MACs | instr | instr/MAC | est. cycles | cycles/MAC "
               "| flash B | RAM B (arena + stack) | TFLM arena B | RAM / TFLM | fits device |")
     lines = [BEGIN, "## Cortex-M: instructions, cycles, flash and RAM (tools/cortexm_bench.py)", "",

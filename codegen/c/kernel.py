@@ -1,7 +1,7 @@
 """What the C back-end emits for one node (`Kernel`) and the table of kernel candidates.
 
 A kernel family (a module under codegen/c/kernels/) registers, per op name, an ordered list
-of `Candidate`s for each ISA family (`x86`, `arm64`, later `cortex-m`) and a `portable` list
+of `Candidate`s for each ISA family (`x86`, `arm64`, `cortex-m`) and a `portable` list
 that every target falls back to. `codegen/c/select.py` walks the target's list, then the
 portable one; the first candidate whose `accepts` is true builds the node's Kernel.
 """
@@ -17,7 +17,8 @@ from edgec.ops import get_op
 
 PORTABLE = "portable"
 # Target.isa prefix -> the ISA family whose candidates apply (others: portable only).
-ISA_FAMILIES = {"x86_64": "x86", "arm64": "arm64"}
+ISA_FAMILIES = {"x86_64": "x86", "arm64": "arm64", "armv7em": "cortex-m",
+                "armv8.1m": "cortex-m"}
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def register_guard(op_names, guard: Callable[[Node], None]) -> None:
 
 
 def isa_family(target) -> str | None:
-    """The ISA family of `target` (`x86`, `arm64`), or None for portable-only targets."""
+    """The ISA family of `target` (`x86`, `arm64`, `cortex-m`), or None for portable-only targets."""
     isa = getattr(target, "isa", None) or ""
     return ISA_FAMILIES.get(isa.split("-")[0])
 

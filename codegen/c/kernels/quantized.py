@@ -54,47 +54,48 @@ def portable_qgemm_params(node: Node) -> dict:
     return _with_requant(node, p)
 
 
-def _portable(node: Node, scratch) -> dict:
+def portable_int8_params(node: Node, scratch) -> dict:
+    """The portable QConv/QGemm template parameters of `node`, packed once per node."""
     make = portable_qconv_params if node.op == "QConv" else portable_qgemm_params
     return scratch.once("portable", lambda: make(node))
 
 
 # --------------------------------------------------------------------------- QConv
 def _x86_qconv_kind(node: Node, target, scratch) -> str | None:
-    return scratch.once("x86", lambda: x86_q8.qconv_kind(node, target, _portable(node, scratch)))
+    return scratch.once("x86", lambda: x86_q8.qconv_kind(node, target, portable_int8_params(node, scratch)))
 
 
 def _x86_qconv(node: Node, target, scratch) -> Kernel:
     kind = _x86_qconv_kind(node, target, scratch)
-    params = x86_q8.qconv_params(node, _portable(node, scratch), kind, x86_q8.is_vnni(target))
+    params = x86_q8.qconv_params(node, portable_int8_params(node, scratch), kind, x86_q8.is_vnni(target))
     return Kernel(f"ops/x86/qconv_{kind}.c.j2", params, x86_q8.RUNTIME)
 
 
 def _neon_qconv(node: Node, target, scratch) -> Kernel:
-    p = _portable(node, scratch)
+    p = portable_int8_params(node, scratch)
     template = arm64_q8.qconv_template(node, target, p)
     return Kernel(template, arm64_q8.qconv_params(node, target, p), arm64_q8.Q8_RUNTIME)
 
 
 def _portable_qconv(node: Node, target, scratch) -> Kernel:
     template = CONV_TEMPLATES[conv_kernel_kind(node, in_type(node, 1).shape)]
-    return Kernel(template, _portable(node, scratch), Q_RUNTIME)
+    return Kernel(template, portable_int8_params(node, scratch), Q_RUNTIME)
 
 
 # --------------------------------------------------------------------------- QGemm
 def _x86_qgemm(node: Node, target, scratch) -> Kernel:
-    params = x86_q8.qgemm_params(node, _portable(node, scratch), x86_q8.is_vnni(target))
+    params = x86_q8.qgemm_params(node, portable_int8_params(node, scratch), x86_q8.is_vnni(target))
     return Kernel("ops/x86/qgemm.c.j2", params, x86_q8.RUNTIME)
 
 
 def _neon_qgemm(node: Node, target, scratch) -> Kernel:
-    p = _portable(node, scratch)
+    p = portable_int8_params(node, scratch)
     template = arm64_q8.qgemm_template(node, target, p)
     return Kernel(template, arm64_q8.qgemm_params(node, target, p), arm64_q8.Q8_RUNTIME)
 
 
 def _portable_qgemm(node: Node, target, scratch) -> Kernel:
-    return Kernel("ops/qgemm.c.j2", _portable(node, scratch), Q_RUNTIME)
+    return Kernel("ops/qgemm.c.j2", portable_int8_params(node, scratch), Q_RUNTIME)
 
 
 # --------------------------------------------------------------------------- QAdd, QMul
@@ -155,13 +156,13 @@ register_candidates("QConv", "x86", [Candidate(
     "x86-qconv", _x86_qconv, lambda n, t, s: _x86_qconv_kind(n, t, s) is not None)])
 register_candidates("QConv", "arm64", [Candidate(
     "neon-qconv", _neon_qconv,
-    lambda n, t, s: arm64_q8.qconv_template(n, t, _portable(n, s)) is not None)])
+    lambda n, t, s: arm64_q8.qconv_template(n, t, portable_int8_params(n, s)) is not None)])
 register_candidates("QConv", PORTABLE, [Candidate("qconv", _portable_qconv)])
 register_candidates("QGemm", "x86", [Candidate(
-    "x86-qgemm", _x86_qgemm, lambda n, t, s: x86_q8.qgemm_applies(n, t, _portable(n, s)))])
+    "x86-qgemm", _x86_qgemm, lambda n, t, s: x86_q8.qgemm_applies(n, t, portable_int8_params(n, s)))])
 register_candidates("QGemm", "arm64", [Candidate(
     "neon-qgemm", _neon_qgemm,
-    lambda n, t, s: arm64_q8.qgemm_template(n, t, _portable(n, s)) is not None)])
+    lambda n, t, s: arm64_q8.qgemm_template(n, t, portable_int8_params(n, s)) is not None)])
 register_candidates("QGemm", PORTABLE, [Candidate("qgemm", _portable_qgemm)])
 register_candidates("QAdd", "x86", [Candidate(
     "x86-qadd", _qbinary("ops/x86/qadd.c.j2", x86_q8.RUNTIME),

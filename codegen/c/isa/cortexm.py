@@ -1,10 +1,7 @@
 """Which int8 layers the Cortex-M kernels (codegen/c/runtime/edgec_cm_dsp.h, edgec_cm_mve.h)
-can run, with which template (codegen/c/templates/ops/cortexm/): the candidate list that
-kernel selection will hold for the Cortex-M ISAs once `codegen/c/select.py` exists (issue
-13). Until then `cortexm_kernels()` routes QConv and QGemm to them by patching the two op
-classes' template and runtime facets for the duration of a `with` block: the tests and
-tools/cortexm_bench.py use it to check the kernels bit-exact inside whole models and to
-measure them; normal compiles are unchanged.
+can run, and with which template (codegen/c/templates/ops/cortexm/). The candidates in
+codegen/c/kernels/cortexm.py ask `cortexm_template` for QConv and QGemm nodes on the Cortex-M
+ISAs; a node it declines takes the portable kernel.
 
 A layer qualifies when the target's isa is armv7em-dsp or armv8.1m-mve, its activations and
 packed weights are int8, its requantisation is edgec's fixed point with one shift for the
@@ -15,10 +12,6 @@ with group 1.
 """
 
 from __future__ import annotations
-
-from contextlib import contextmanager
-
-from edgec.ops import get_op
 
 KERNEL_ISAS = {"armv7em-dsp": "edgec_cm_dsp.h", "armv8.1m-mve": "edgec_cm_mve.h"}
 TEMPLATES = {"gemm": "ops/cortexm/qgemm.c.j2", "pointwise": "ops/cortexm/qgemm.c.j2",
@@ -46,31 +39,3 @@ def cortexm_template(node, target, p: dict) -> str | None:
 def runtime_headers(target) -> tuple[str, ...]:
     """Runtime headers a Cortex-M kernel call needs (copied next to the generated C)."""
     return ("edgec_qmath.h", "edgec_cm_requant.h", KERNEL_ISAS[target.isa])
-
-
-@contextmanager
-def cortexm_kernels():
-    """Within the block, int8 QConv/QGemm layers on Cortex-M DSP/Helium targets use the
-    edgec_cm kernels (module docstring)."""
-    classes = [type(get_op("QConv")), type(get_op("QGemm"))]
-    saved = [(cls, cls.c_template_for, cls.c_runtime_for) for cls in classes]
-
-    def patch(cls, template_for, runtime_for):
-        def c_template_for(self, node, target):
-            chosen = cortexm_template(node, target, self.c_params(node, target))
-            return chosen or template_for(self, node, target)
-
-        def c_runtime_for(self, node, target):
-            if cortexm_template(node, target, self.c_params(node, target)):
-                return runtime_headers(target)
-            return runtime_for(self, node, target)
-
-        cls.c_template_for, cls.c_runtime_for = c_template_for, c_runtime_for
-
-    try:
-        for cls, template_for, runtime_for in saved:
-            patch(cls, template_for, runtime_for)
-        yield
-    finally:
-        for cls, template_for, runtime_for in saved:
-            cls.c_template_for, cls.c_runtime_for = template_for, runtime_for
