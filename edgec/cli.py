@@ -102,7 +102,7 @@ def cmd_verify(args) -> int:
 def _verify_per_layer(args) -> int:
     """edgec verify --per-layer: the debug build dumps every layer; a table per layer."""
     if get_target(args.target).backend == "tflite":  # LiteRT's tensors (codegen/tflite/)
-        from .codegen.tflite.layers import per_layer_report  # on use: loads the TFLite schema
+        from .workbench.tflite_layers import per_layer_report  # on use: loads the TFLite schema
 
         text, ok = per_layer_report(args.model, compile_options(args), args.inputs, args.seed)
         print(text)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import __version__
@@ -140,9 +141,7 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     """Compile an already imported graph for `options.target`."""
     target = get_target(options.target)
     if target.backend == "coreml":  # ML Program package, not C (codegen/coreml/build.py)
-        from .codegen.coreml.build import compile_coreml  # lazy: coremltools takes ~2 s
-
-        return compile_coreml(g, options, model_name, extra_report)
+        return _compile_coreml(g, options, target, model_name, dict(extra_report or {}))
     if options.prefix:  # a reserved --prefix fails before the pipeline and calibration run
         model_prefix(options.prefix, explicit=True)
     g.mark_sources()  # provenance of every value, for per-layer debugging (docs/golden.md)
@@ -175,6 +174,25 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     files["report.json"] = json.dumps(report, indent=2, sort_keys=False) + "\n"
     return CompileResult(g, plan, files, report, target, source, float_graph, warnings,
                          quant_value_map=value_map)
+
+
+def _compile_coreml(g: Graph, options: CompileOptions, target: Target, model_name: str,
+                    extra_report: dict) -> CompileResult:
+    """The CoreML targets: the pipeline, then an ML Program package (no C, no arena plan);
+    `result.coreml` holds the package's artefacts."""
+    from .codegen.coreml.build import coreml_package  # lazy: coremltools takes ~2 s to load
+
+    g.mark_sources()
+    source = g.clone()
+    g = run_pipeline(g, target, options)
+    g.verify()
+    no_c_source = replace(options.limits, max_source_bytes=sys.maxsize)  # there is no C
+    check_weights((v.data for v in g.constants if v.uses), no_c_source)  # --max-weights-bytes
+    files, report, art = coreml_package(g, target, options.coreml_target, model_name,
+                                        extra_report)
+    result = CompileResult(g, None, files, report, target, source, None, [])
+    result.coreml = art
+    return result
 
 
 def compile_model(model_path: str | os.PathLike, options: CompileOptions) -> CompileResult:

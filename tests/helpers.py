@@ -15,7 +15,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgec.compiler import CompileOptions, compile_graph
 from edgec.frontend.onnx import import_model
-from edgec.workbench.verify import compare, run_compiled
+from edgec.workbench.compare import compare
+from edgec.workbench.verify import run_compiled
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO_DIR = REPO / "golden" / "models"
@@ -47,7 +48,7 @@ def make_model(nodes, inputs: dict, outputs: dict, initializers: dict | None = N
 
 def ort_run(model: onnx.ModelProto | str | Path, feeds: dict) -> dict:
     """onnxruntime outputs by name (1 thread)."""
-    from edgec.workbench.verify import onnxruntime_outputs
+    from edgec.workbench.compare import onnxruntime_outputs
 
     return onnxruntime_outputs(model, feeds)
 

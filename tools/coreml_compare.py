@@ -60,7 +60,7 @@ def package_stats(pkg: Path, model_path: Path) -> dict:
 
     from edgec.codegen.coreml.evaluate import evaluate, load_package
     from edgec.quant.calibrate import snr_db
-    from edgec.workbench.verify import onnxruntime_outputs
+    from edgec.workbench.compare import onnxruntime_outputs
 
     prog = load_package(pkg)
     func = prog.functions["main"]

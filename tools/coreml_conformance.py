@@ -62,7 +62,7 @@ def _compile(case, feeds: dict, target: str):
 
 def run_case(case, target: str = "coreml-fp32") -> tuple[str, str]:
     """(status, detail) of one case: passed, declined, mismatch or crash."""
-    from edgec.codegen.coreml.verify import run_package
+    from edgec.workbench.coreml_verify import run_package
     from edgec.errors import ShapeError, UnsupportedError
 
     graph = case.model.graph

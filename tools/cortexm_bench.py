@@ -69,7 +69,7 @@ def bench_row(model: str, target: str, calib: list, tmp: Path, kernels: bool = F
     from edgec.compiler import CompileOptions, compile_model
     from edgec.cortexm.measure import bench_cortexm
     from edgec.workbench.instr_count import portable_twin
-    from edgec.workbench.verify import random_inputs
+    from edgec.workbench.compare import random_inputs
 
     name = target if kernels else portable_twin(target).name
     res = compile_model(ZOO / f"{model}.onnx", CompileOptions(

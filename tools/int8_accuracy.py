@@ -49,7 +49,7 @@ BEGIN, END = "<!-- int8-accuracy:begin -->", "<!-- int8-accuracy:end -->"
 def ort_session_outputs(model, feeds: dict, optimize: bool = True) -> dict:
     """onnxruntime outputs (1 thread) of a model path or ModelProto; optimize=False runs a QDQ
     model unfused (float ops between Q and DQ: the same bits on every host)."""
-    from edgec.workbench.verify import onnxruntime_outputs
+    from edgec.workbench.compare import onnxruntime_outputs
 
     return onnxruntime_outputs(model, feeds, optimize)
 

@@ -44,11 +44,11 @@ def litert_tensors(result, feeds) -> dict[str, np.ndarray]:
 def measure(name: str, seeds: int) -> dict:
     """Every number of one model's row."""
     from edgec.codegen.tflite import builtin_name, read_model
-    from edgec.codegen.tflite.layers import layer_differences
+    from edgec.workbench.tflite_layers import layer_differences
     from edgec.codegen.tflite.runner import run_compiled, tflm_available
     from edgec.compiler import CompileOptions, compile_model
     from edgec.interp import run_graph
-    from edgec.workbench.verify import compare, onnxruntime_outputs, random_inputs
+    from edgec.workbench.compare import compare, onnxruntime_outputs, random_inputs
 
     path = ROOT / "golden" / "models" / f"{name}.onnx"
     q = compile_model(path, CompileOptions(target="tflite-int8"))

@@ -195,7 +195,7 @@ def int8_snr(model: Path, edgec_data: bytes, o2t_data: bytes | None, evals: list
     from edgec.codegen.tflite.runner import run_litert
 
     from edgec.quant.calibrate import snr_db
-    from edgec.workbench.verify import onnxruntime_outputs
+    from edgec.workbench.compare import onnxruntime_outputs
 
     graph = onnx.load(str(model)).graph
     in_name, out_name = graph.input[0].name, graph.output[0].name

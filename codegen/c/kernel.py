@@ -81,7 +81,8 @@ def register_guard(op_names, guard: Callable[[Node], None]) -> None:
 
 
 def isa_family(target) -> str | None:
-    """The ISA family of `target` (`x86`, `arm64`, `cortex-m`), or None for portable-only targets."""
+    """The ISA family of `target` (`x86`, `arm64`, `cortex-m`), or None for portable-only
+    targets."""
     isa = getattr(target, "isa", None) or ""
     return ISA_FAMILIES.get(isa.split("-")[0])
 

@@ -1,7 +1,7 @@
 """The CoreML back-end's compile step: IR -> MIL Program -> ML Program `.mlpackage`.
 
-`compile_coreml` is what edgec/compiler.py calls for targets with backend "coreml". It runs
-the target's pipeline, lowers the graph to MIL (program.py), converts it with coremltools
+`coreml_package` is what edgec/compiler.py calls for targets with backend "coreml", once the
+target's pipeline has run. It lowers the graph to MIL (program.py), converts it with coremltools
 (the MIL pass pipeline, fp16 or fp32 compute precision) without loading it (no CoreML
 runtime on Linux), writes the package into memory as files of the output folder
 (`NAME.mlpackage/...` plus report.json) and describes inputs, outputs and provenance in the
@@ -11,19 +11,17 @@ model's metadata.
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgec import __version__
 from edgec.codegen.coreml._ct import coremltools, quiet
 from edgec.codegen.coreml.program import build_program, deployment_target, needed_target
 from edgec.ir import Graph
-from edgec.limits import check_weights
 from edgec.ops import get_op
 
 WEIGHTS_FILE = "Data/com.apple.CoreML/weights/weight.bin"
@@ -166,29 +164,14 @@ def metadata_for(target, extra: dict) -> dict[str, str]:
             "edgec.calibration": calib}
 
 
-def compile_coreml(g: Graph, options, model_name: str = "model",
-                   extra_report: dict | None = None):
-    """Compile an imported graph for a CoreML target: a CompileResult whose files are
-    `MODEL.mlpackage/...` (bytes) and report.json; `result.coreml` holds the artefacts."""
-    from edgec.compiler import CompileResult, run_pipeline
-    from edgec.targets import get_target
-
-    target = get_target(options.target)
-    g.mark_sources()
-    source = g.clone()
-    g = run_pipeline(g, target, options)
-    g.verify()
-    no_c_source = replace(options.limits, max_source_bytes=sys.maxsize)  # no C here
-    check_weights((v.data for v in g.constants if v.uses), no_c_source)  # --max-weights-bytes
-    extra = dict(extra_report or {})
-    art = convert(g, target, getattr(options, "coreml_target", None), model_name,
-                  metadata_for(target, extra))
-    rep = report(g, target, art, extra)
+def coreml_package(g: Graph, target, coreml_target: str | None, model_name: str,
+                   extra_report: dict) -> tuple[dict, dict, CoreMLArtifacts]:
+    """The files (`MODEL.mlpackage/...` as bytes, and report.json), the report and the
+    artefacts of a graph the CoreML pipeline has run on (edgec/compiler.py calls this)."""
+    art = convert(g, target, coreml_target, model_name, metadata_for(target, extra_report))
+    rep = report(g, target, art, extra_report)
     package = f"{model_name}.mlpackage"
     rep["package"] = package
     files: dict = {f"{package}/{k}": v for k, v in art.package_files.items()}
     files["report.json"] = json.dumps(rep, indent=2) + "\n"
-    result = CompileResult(g, None, files, rep, target, source, None, [])
-    result.coreml = art
-    return result
-
+    return files, rep, art

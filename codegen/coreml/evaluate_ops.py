@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from edgec.codegen.coreml.evaluate import F32, _f, evaluates
+from edgec.codegen.coreml.mil_registry import F32, _f, evaluates
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 

@@ -144,7 +144,7 @@ def tool_versions(target) -> dict[str, str]:
 def bench_cortexm(result, feeds: dict[str, np.ndarray], workdir: Path) -> dict:
     """The `edgec bench` row of a Cortex-M target (module docstring); outputs are checked
     against nothing here: `edgec verify` does that."""
-    from edgec.workbench.verify import harness_io
+    from edgec.workbench.compare import harness_io
 
     target = result.target
     board = board_for(target)

@@ -82,7 +82,7 @@ def run_compiled(result, feeds_list: list[dict[str, np.ndarray]], workdir: Path,
                  sanitize: bool = False, cc: str | None = None) -> list[dict[str, np.ndarray]]:
     """edgec.workbench.verify.run_compiled for Cortex-M targets: build once, boot once per
     sample."""
-    from edgec.workbench.verify import harness_io
+    from edgec.workbench.compare import harness_io
 
     image = build_for_result(result, workdir, cc=cc, sanitize=sanitize)
     g = result.graph

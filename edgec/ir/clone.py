@@ -9,8 +9,10 @@ copied directly (sharing inside the graph is kept through the deepcopy memo).
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
-from .graph import Graph, Node, Value
+if TYPE_CHECKING:  # annotations only: the copies are built with the source's own classes,
+    from edgec.ir.graph import Graph, Value  # so this module needs no import of graph
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -45,13 +47,13 @@ def clone_graph(src: Graph) -> Graph:
             values.setdefault(id(v), v)
     memo: dict[int, object] = {}  # old object id -> copy, shared by every deepcopy below
     for key, v in values.items():
-        memo[key] = Value(v.name, v.type, None if v.data is None else v.data.copy())
+        memo[key] = type(v)(v.name, v.type, None if v.data is None else v.data.copy())
     for n in src.nodes:
-        memo[id(n)] = Node(n.op, n.name, None, n.domain)
+        memo[id(n)] = type(n)(n.op, n.name, None, n.domain)
     for key, v in values.items():
         memo[key].quant = None if v.quant is None else copy.deepcopy(v.quant, memo)
         memo[key].meta = _copy_plain(v.meta, memo)
-    g = Graph(src.name)
+    g = type(src)(src.name)
     nodes = []
     for n in src.nodes:
         new = memo[id(n)]

@@ -32,6 +32,7 @@ import numpy as np
 from .names import NameSet, ValueTable, first_free
 from .order import NodeOrder
 from .types import DType, QuantParams, TensorType
+from edgec.ir.clone import clone_graph
 
 SOURCE = "source"  # Value.meta key: (source value name, perm or None); see the module doc
 SOURCE_NODES = "source_nodes"  # Node.meta key: names of the imported nodes a node computes
@@ -401,8 +402,6 @@ class Graph(NodeOrder):
 
     def clone(self) -> "Graph":
         """A deep copy (constants included), for Before/After comparisons (see ir/clone.py)."""
-        from .clone import clone_graph
-
         return clone_graph(self)
 
     def verify(self) -> None:

@@ -19,7 +19,7 @@ from ..ir import DType, Node, TensorType
 from .base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
 from .common import FLOATS, NUMERIC, broadcast_plan, require_dtypes, row_major_strides
 from .int8_elementwise import ADD_INT8, MUL_INT8, PRELU_INT8, RELU_INT8
-from .intmath import WRAP_HELPER_DTYPES, helper_suffix, int_div, int_pow
+from .intmath import WRAP_HELPER_DTYPES, cast_np, helper_suffix, int_div, int_pow
 from .registry import register_op
 
 from math import erf as _erf_scalar  # numpy has no erf
@@ -327,7 +327,6 @@ class Pow(BinaryOp):
             return np.power(a, b.astype(a.dtype))
         if b.dtype.kind in "iu":
             return int_pow(a, b)
-        from .shape_ops import cast_np  # shape_ops imports this module
         return cast_np(np.power(a.astype(np.float64), b.astype(np.float64)), a.dtype)
 
     def int_fn(self, node):

@@ -60,3 +60,20 @@ def int_pow(a: np.ndarray, e: np.ndarray) -> np.ndarray:
     negative = np.where(wide == 1, 1, np.where(wide == -1, np.where(e_b % 2 != 0, -1, 1), 0))
     out = np.where(e_b < 0, negative.astype(np.int64).astype(np.uint64), result)
     return out.astype(a.dtype)
+
+
+INT64_LIMIT = 2.0 ** 63
+
+
+def cast_np(x: np.ndarray, to: np.dtype) -> np.ndarray:
+    """numpy cast with C-defined float->int: truncate, NaN -> 0, saturate to int64, wrap."""
+    to = np.dtype(to)
+    if x.dtype.kind != "f" or to.kind not in "iu":
+        return x.astype(to)
+    with np.errstate(invalid="ignore"):
+        t = np.trunc(x.astype(np.float64))
+        t = np.where(np.isnan(t), 0.0, t)
+        big, small = t >= INT64_LIMIT, t < -INT64_LIMIT
+        y = np.where(big | small, 0.0, t).astype(np.int64)
+    y = np.where(big, np.iinfo(np.int64).max, np.where(small, np.iinfo(np.int64).min, y))
+    return y.astype(to)

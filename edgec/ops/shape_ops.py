@@ -23,6 +23,7 @@ from .common import require_dtypes
 from .conv import LAYOUTS, from_nchw, to_nchw
 from .elementwise import ElementwiseOp
 from .int8_elementwise import CONCAT_INT8
+from .intmath import cast_np
 from .registry import register_op
 
 # Element types the data-movement kernels handle (the C is generic over `ctype`).
@@ -398,23 +399,6 @@ ONNX_DTYPE_CODES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16"
                     7: "int64", 8: "string", 9: "bool", 10: "float16", 11: "float64",
                     12: "uint32", 13: "uint64", 16: "bfloat16"}
 CAST_DTYPES = DATA_DTYPES
-INT64_LIMIT = 2.0 ** 63
-
-
-def cast_np(x: np.ndarray, to: np.dtype) -> np.ndarray:
-    """numpy cast with C-defined float->int: truncate, NaN -> 0, saturate to int64, wrap."""
-    to = np.dtype(to)
-    if x.dtype.kind != "f" or to.kind not in "iu":
-        return x.astype(to)
-    with np.errstate(invalid="ignore"):
-        t = np.trunc(x.astype(np.float64))
-        t = np.where(np.isnan(t), 0.0, t)
-        big, small = t >= INT64_LIMIT, t < -INT64_LIMIT
-        y = np.where(big | small, 0.0, t).astype(np.int64)
-    y = np.where(big, np.iinfo(np.int64).max, np.where(small, np.iinfo(np.int64).min, y))
-    return y.astype(to)
-
-
 @register_op("Cast")
 class Cast(ElementwiseOp):
     """ONNX Cast between float32, int8/16/32/64, uint8 and bool (`to` is a dtype name in the

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgec.codegen.tflite.bench import litert_fields, litert_runner
+from edgec.workbench.litert_bench import litert_fields, litert_runner
 from edgec.compiler import CompileOptions, compile_model
 from edgec.errors import EdgecError
 from edgec.frontend.onnx import load_onnx
@@ -43,7 +43,8 @@ from edgec.workbench.clocks import locked_clocks
 from edgec.workbench.instr_count import count_instructions, instruction_summary
 from edgec.workbench.machine import FmaPeak
 from edgec.workbench.runners import CompiledModel, OrtModel, ort_call_overhead_ns, ort_int8_models
-from edgec.workbench.verify import build_result, compare, harness_io, random_inputs
+from edgec.workbench.compare import compare, harness_io, random_inputs
+from edgec.workbench.verify import build_result
 
 DEFAULT_RUNS = 100
 WARMUP_RUNS = 10
@@ -160,7 +161,7 @@ def bench_model(model_path: str | Path, target_name: str, runs: int = DEFAULT_RU
         if compare:
             row.update(_agreement(edgec_model, ort_forms, target))
             row["onnxruntime_call_overhead_ms"] = round(ort_call_overhead_ns() / 1e6, 4)
-            row.update(litert_fields(timings, litert_reason))  # codegen/tflite/bench.py
+            row.update(litert_fields(timings, litert_reason))  # edgec/workbench/litert_bench.py
     row.setdefault("litert_ms", None)
     row.setdefault("litert", LITERT_NA)
     return row

@@ -38,7 +38,8 @@ from edgec.ops import get_op
 from edgec.targets import Target, all_targets, get_target, register_target
 from edgec.workbench import toolchain
 from edgec.workbench.csources import c_source
-from edgec.workbench.verify import build_result, harness_io
+from edgec.workbench.compare import harness_io
+from edgec.workbench.verify import build_result
 
 PLUGIN_NAME = "libedgec_icount.so"
 PLUGIN_SOURCE_FILE = "icount_plugin.c"  # in edgec/workbench/csrc/

@@ -25,15 +25,8 @@ from edgec.workbench.debug import (
     read_dump,
     run_debug,
 )
-from edgec.workbench.verify import (
-    DEFAULT_RTOL,
-    VerifyResult,
-    compare,
-    compare_outputs,
-    load_inputs,
-    random_inputs,
-    split_batches,
-)
+from edgec.workbench.compare import (DEFAULT_RTOL, VerifyResult, compare, compare_outputs,
+                                     load_inputs, random_inputs, split_batches)
 
 VERIFY_STEPS = 4  # progress() calls of verify_per_layer
 

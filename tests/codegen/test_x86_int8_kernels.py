@@ -17,7 +17,8 @@ from edgec.workbench.machine import machine_info
 from edgec.compiler import CompileOptions, compile_graph
 from edgec.frontend.onnx import import_model
 from edgec.interp import run_graph
-from edgec.workbench.verify import random_inputs, run_compiled
+from edgec.workbench.compare import random_inputs
+from edgec.workbench.verify import run_compiled
 
 HAS_VNNI = "avx512_vnni" in machine_info()["flags"]
 TARGETS = ["x86_64-int8", pytest.param("x86_64-int8-vnni", marks=pytest.mark.skipif(

@@ -16,7 +16,7 @@ from onnx import helper
 from edgec.cli import main
 from edgec.codegen.coreml.evaluate import EVALUATORS, evaluate, load_package
 from edgec.compiler import CompileOptions, compile_model
-from edgec.workbench.verify import onnxruntime_outputs, random_inputs
+from edgec.workbench.compare import onnxruntime_outputs, random_inputs
 
 
 def conv_model(names=("input.1", "w", "b", "conv out", "out/y:0")) -> onnx.ModelProto:
@@ -117,7 +117,7 @@ def test_hostile_names_still_give_a_working_package(tmp_path):
     onnx.save(conv_model(HOSTILE), str(path))
     result = compile_model(path, CompileOptions(target="coreml-fp32"))
     feeds = random_inputs(result.source_graph, 0)
-    from edgec.codegen.coreml.verify import run_package
+    from edgec.workbench.coreml_verify import run_package
 
     got = run_package(result, [feeds], tmp_path / "pkg")[0]
     want = onnxruntime_outputs(path, feeds)
@@ -143,7 +143,7 @@ def test_verify_cli_passes_and_a_wrong_kernel_fails(conv_path, capsys, monkeypat
 
 @pytest.mark.skipif(sys.platform != "darwin", reason="MLModel.predict needs macOS (CoreML)")
 def test_predict_on_mac(conv_path):
-    from edgec.codegen.coreml.verify import verify_coreml
+    from edgec.workbench.coreml_verify import verify_coreml
 
     res = verify_coreml(conv_path, CompileOptions(target="coreml-fp16"))
     assert res.ok and any("CoreML predict" in o.name for o in res.outputs)
@@ -169,7 +169,7 @@ def test_an_input_that_is_also_an_output(tmp_path):
     onnx.save(make_model(nodes, {"x": ("float32", (2, 3))},
                          {"y": ("float32", (2, 3)), "x": ("float32", (2, 3))}), str(path))
     result = compile_model(path, CompileOptions(target="coreml-fp32"))
-    from edgec.codegen.coreml.verify import run_package
+    from edgec.workbench.coreml_verify import run_package
 
     x = np.linspace(-3, 3, 6, dtype=np.float32).reshape(2, 3)
     got = run_package(result, [{"x": x}], tmp_path / "pkg")[0]

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgec.codegen.coreml.verify import SNR_SAMPLES, int8_weights_snr, run_package
+from edgec.workbench.coreml_verify import SNR_SAMPLES, int8_weights_snr, run_package
 from edgec.compiler import CompileOptions, compile_model
 from edgec.quant.calibrate import snr_db
-from edgec.workbench.verify import compare, onnxruntime_outputs, random_inputs
+from edgec.workbench.compare import compare, onnxruntime_outputs, random_inputs
 
 SMALL = ("digits_cnn", "resnet8", "dscnn")
 BIG = ("mobilenetv2", "mobilenetv2_trained")

@@ -17,7 +17,7 @@ from edgec.cortexm.runner import build_for_result
 from edgec.frontend.onnx import load_onnx
 from edgec.interp import run_graph
 from edgec.quant import random_calibration_inputs
-from edgec.workbench.verify import harness_io, random_inputs
+from edgec.workbench.compare import harness_io, random_inputs
 
 
 @pytest.mark.parametrize("target", ["cortex-m4-int8", "cortex-m55-int8"])

@@ -18,7 +18,7 @@ from edgec.cortexm.runner import qemu_command
 from edgec.frontend.onnx import load_onnx
 from edgec.interp import run_graph
 from edgec.quant import random_calibration_inputs
-from edgec.workbench.verify import harness_io, random_inputs
+from edgec.workbench.compare import harness_io, random_inputs
 
 FORBIDDEN = ("malloc", "calloc", "realloc", "free", "printf", "fprintf", "sprintf", "puts",
              "fopen", "_sbrk")

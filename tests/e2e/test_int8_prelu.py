@@ -20,8 +20,8 @@ from edgec.compiler import CompileOptions, compile_model
 from edgec.ir import DType, Graph, TensorType
 from edgec.ops import get_op
 from edgec.ops.int8_scheme import qprelu_attrs
-from edgec.workbench.verify import (compare_outputs, onnxruntime_outputs, random_inputs,
-                                    run_compiled)
+from edgec.workbench.compare import compare_outputs, onnxruntime_outputs, random_inputs
+from edgec.workbench.verify import run_compiled
 
 ARM64 = shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64")
 TARGETS = [
@@ -153,7 +153,7 @@ def test_export_qdq_of_the_prelu_model_agrees_with_the_int8_c(model_path, tmp_pa
     bits on AVX2-only CPUs (saturating vpmaddubsw) than on VNNI ones (docs/hosts.md)."""
     from edgec.interp import run_graph
     from edgec.quant.qdq_export import qdq_model
-    from edgec.workbench.verify import onnxruntime_outputs
+    from edgec.workbench.compare import onnxruntime_outputs
 
     result = _compile(model_path, "generic-int8")
     model = qdq_model(result.graph)

@@ -17,7 +17,8 @@ from helpers import ZOO_DIR
 from onnx import TensorProto, helper, numpy_helper
 
 from edgec.compiler import CompileOptions, compile_model
-from edgec.workbench.verify import compare_outputs, random_inputs, run_compiled
+from edgec.workbench.compare import compare_outputs, random_inputs
+from edgec.workbench.verify import run_compiled
 
 TARGETS = ["generic-fp32", "x86_64-fp32"]
 
@@ -161,7 +162,7 @@ def test_wrong_kernels_fail_on_mobilenetv2(zoo_dir):
 
 def test_band_is_the_largest_of_spread_relative_and_absolute_floors():
     """The formula of edgec/workbench/verify.py on synthetic outputs (no C involved)."""
-    from edgec.workbench.verify import ABS_FLOOR, SPREAD_FACTOR, compare
+    from edgec.workbench.compare import ABS_FLOOR, SPREAD_FACTOR, compare
 
     ref = np.linspace(-1.0, 1.0, 101)
     spread = 1e-3

@@ -13,7 +13,8 @@ import pytest
 from edgec.workbench.machine import machine_info
 from edgec.compiler import CompileOptions, compile_model
 from edgec.frontend.onnx import load_onnx
-from edgec.workbench.verify import compare_outputs, random_inputs, run_compiled
+from edgec.workbench.compare import compare_outputs, random_inputs
+from edgec.workbench.verify import run_compiled
 
 MODELS = ["resnet8", "dscnn", "digits_cnn", pytest.param("mobilenetv2", marks=pytest.mark.slow)]
 TARGETS = ["x86_64-int8", pytest.param("x86_64-int8-vnni", marks=pytest.mark.skipif(

@@ -18,7 +18,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgec.compiler import CompileOptions
 from edgec.errors import ModelLoadError, ShapeError
-from edgec.workbench.verify import compare, run_compiled, verify_model
+from edgec.workbench.compare import compare
+from edgec.workbench.verify import run_compiled, verify_model
 
 
 class Rand:

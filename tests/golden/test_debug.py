@@ -21,7 +21,7 @@ from edgec.errors import ToolchainError
 from edgec.workbench import toolchain
 from edgec.workbench.debug import RECORD_HEADER, dump_layers, fp32_reference, read_dump
 from edgec.workbench.per_layer import compare_to_source, first_divergent, verify_per_layer
-from edgec.workbench.verify import compare
+from edgec.workbench.compare import compare
 
 RTOL = 1e-4
 

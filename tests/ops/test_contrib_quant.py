@@ -17,7 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgec.errors import UnsupportedError
 from edgec.frontend.onnx import import_model
-from edgec.workbench.verify import onnxruntime_outputs
+from edgec.workbench.compare import onnxruntime_outputs
 
 RNG = np.random.default_rng(1919)
 ARM64 = have("aarch64-linux-gnu-gcc") and have("qemu-aarch64")

@@ -15,7 +15,8 @@ from edgec.compiler import CompileOptions, compile_graph
 from edgec.errors import UnsupportedError
 from edgec.frontend.onnx import import_model
 from edgec.interp import run_graph
-from edgec.workbench.verify import compare, run_compiled
+from edgec.workbench.compare import compare
+from edgec.workbench.verify import run_compiled
 
 
 def _rand(shape, seed):

@@ -10,7 +10,7 @@ from onnx.reference import ReferenceEvaluator
 from edgec.errors import UnsupportedError
 from edgec.frontend.onnx import import_model
 from edgec.interp import run_graph
-from edgec.workbench.verify import compare
+from edgec.workbench.compare import compare
 
 X2D = (2, 3, 9, 8)
 X1D = (2, 3, 11)

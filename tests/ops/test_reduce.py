@@ -14,7 +14,7 @@ from edgec.errors import ShapeError, UnsupportedError
 from edgec.frontend.onnx import import_model
 from edgec.ops import get_op
 from edgec.codegen.c.kernels.reduce import reduction_plan
-from edgec.workbench.verify import compare
+from edgec.workbench.compare import compare
 
 REDUCE_OPS = ["ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceProd",
               "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp"]

@@ -21,7 +21,8 @@ from edgec.errors import ShapeError, UnsupportedError
 from edgec.frontend.onnx import import_model
 from edgec.ir import Graph, Node, TensorType
 from edgec.ops import get_op
-from edgec.workbench.verify import compare, run_compiled
+from edgec.workbench.compare import compare
+from edgec.workbench.verify import run_compiled
 
 ort.set_default_logger_severity(3)  # tf_half_pixel_for_nn is deprecated: a warning per run
 X_SHAPE = (1, 3, 6, 7)

@@ -25,7 +25,7 @@ from edgec.quant.calibrate import snr_db
 from edgec.quant.images import preprocess_image
 from edgec.quant.observers import MIN_RANGE, TensorStats
 from edgec.targets import get_target
-from edgec.workbench.verify import load_inputs
+from edgec.workbench.compare import load_inputs
 
 RNG = np.random.default_rng(5)
 SHAPE = (1, 3, 6, 6)

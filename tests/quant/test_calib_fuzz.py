@@ -29,7 +29,7 @@ from edgec.frontend.onnx import import_model
 from edgec.qmath import choose_qparams
 from edgec.quant import calibrate, load_calibration_inputs
 from edgec.targets import get_target
-from edgec.workbench.verify import load_inputs
+from edgec.workbench.compare import load_inputs
 
 CASES = int(os.environ.get("EDGEC_FUZZ_CASES", "1500"))
 SEED = int(os.environ.get("EDGEC_FUZZ_SEED", "2026"))

@@ -25,7 +25,8 @@ from test_quantize import cnn, samples
 
 from edgec.interp import run_graph
 from edgec.quant.qdq_export import qdq_model
-from edgec.workbench.verify import onnxruntime_outputs, run_compiled
+from edgec.workbench.compare import onnxruntime_outputs
+from edgec.workbench.verify import run_compiled
 
 RNG = np.random.default_rng(7)
 

@@ -13,7 +13,8 @@ from onnx import helper
 
 from edgec.interp import run_graph
 from edgec.quant.calibrate import snr_db
-from edgec.workbench.verify import onnxruntime_outputs, run_compiled
+from edgec.workbench.compare import onnxruntime_outputs
+from edgec.workbench.verify import run_compiled
 
 RNG = np.random.default_rng(0)
 

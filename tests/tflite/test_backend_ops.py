@@ -11,11 +11,11 @@ from onnx import helper
 
 from edgec import cli
 from edgec.interp import run_graph
-from edgec.workbench.verify import compare, onnxruntime_outputs
+from edgec.workbench.compare import compare, onnxruntime_outputs
 
 pytest.importorskip("ai_edge_litert.interpreter")
 from edgec.codegen.tflite import builtin_name, read_model  # noqa: E402
-from edgec.codegen.tflite.layers import layer_differences  # noqa: E402
+from edgec.workbench.tflite_layers import layer_differences  # noqa: E402
 from edgec.codegen.tflite.runner import quantize_input, run_compiled, run_litert  # noqa: E402
 
 RNG = np.random.default_rng(7)

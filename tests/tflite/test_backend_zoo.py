@@ -14,13 +14,13 @@ import pytest
 
 from edgec.compiler import CompileOptions, compile_model
 from edgec.interp import run_graph
-from edgec.workbench.verify import compare, onnxruntime_outputs, random_inputs
+from edgec.workbench.compare import compare, onnxruntime_outputs, random_inputs
 
 pytest.importorskip("ai_edge_litert.interpreter")
 from ai_edge_litert import schema_py_generated as schema  # noqa: E402
 
 from edgec.codegen.tflite import builtin_name, read_model  # noqa: E402
-from edgec.codegen.tflite.layers import layer_differences  # noqa: E402
+from edgec.workbench.tflite_layers import layer_differences  # noqa: E402
 from edgec.codegen.tflite.runner import run_compiled, tflm_available  # noqa: E402
 
 SLOW = pytest.mark.slow  # MobileNetV2: ~20 s to calibrate and quantise

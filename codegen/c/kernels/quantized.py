@@ -62,12 +62,14 @@ def portable_int8_params(node: Node, scratch) -> dict:
 
 # --------------------------------------------------------------------------- QConv
 def _x86_qconv_kind(node: Node, target, scratch) -> str | None:
-    return scratch.once("x86", lambda: x86_q8.qconv_kind(node, target, portable_int8_params(node, scratch)))
+    return scratch.once("x86", lambda: x86_q8.qconv_kind(
+        node, target, portable_int8_params(node, scratch)))
 
 
 def _x86_qconv(node: Node, target, scratch) -> Kernel:
     kind = _x86_qconv_kind(node, target, scratch)
-    params = x86_q8.qconv_params(node, portable_int8_params(node, scratch), kind, x86_q8.is_vnni(target))
+    params = x86_q8.qconv_params(node, portable_int8_params(node, scratch), kind,
+                                 x86_q8.is_vnni(target))
     return Kernel(f"ops/x86/qconv_{kind}.c.j2", params, x86_q8.RUNTIME)
 
 
@@ -159,7 +161,8 @@ register_candidates("QConv", "arm64", [Candidate(
     lambda n, t, s: arm64_q8.qconv_template(n, t, portable_int8_params(n, s)) is not None)])
 register_candidates("QConv", PORTABLE, [Candidate("qconv", _portable_qconv)])
 register_candidates("QGemm", "x86", [Candidate(
-    "x86-qgemm", _x86_qgemm, lambda n, t, s: x86_q8.qgemm_applies(n, t, portable_int8_params(n, s)))])
+    "x86-qgemm", _x86_qgemm,
+    lambda n, t, s: x86_q8.qgemm_applies(n, t, portable_int8_params(n, s)))])
 register_candidates("QGemm", "arm64", [Candidate(
     "neon-qgemm", _neon_qgemm,
     lambda n, t, s: arm64_q8.qgemm_template(n, t, portable_int8_params(n, s)) is not None)])

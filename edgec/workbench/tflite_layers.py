@@ -75,7 +75,7 @@ def per_layer_report(model_path, options, inputs_path: str | None = None, seed: 
     """`edgec verify -t tflite-* --per-layer`: compile, run in LiteRT, and a table of every
     layer against edgec's reference on LiteRT's inputs; (text, every layer exact)."""
     from edgec.compiler import compile_model
-    from edgec.workbench.verify import load_inputs, random_inputs, split_batches
+    from edgec.workbench.compare import load_inputs, random_inputs, split_batches
 
     result = compile_model(model_path, options)
     g = result.source_graph
