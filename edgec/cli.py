@@ -151,7 +151,7 @@ def cmd_run(args) -> int:
     """edgec run MODEL --inputs X.npz: the numpy reference interpreter."""
     from .frontend.onnx import load_onnx, parse_input_shapes  # on use: keeps `edgec --help` light
     from .interp import run_graph  # on use: keeps `edgec --help` light
-    from .workbench.verify import load_inputs, random_inputs  # on use: keeps `edgec --help` light
+    from .workbench.compare import load_inputs, random_inputs  # on use: `edgec --help` light
 
     g = load_onnx(args.model, parse_input_shapes(args.input_shape))
     feeds = load_inputs(args.inputs, g) if args.inputs else random_inputs(g, args.seed)

@@ -2,7 +2,7 @@
 quantisation (constexpr_affine_dequantize, iOS16+).
 
 The int8 values and scales are exactly those of edgec's int8 C targets
-(`edgec.passes.quantize.quantize_weights`: scale = max|w| / 127 per output channel, values
+(`edgec.ops.int8_scheme.quantize_weights`: scale = max|w| / 127 per output channel, values
 rint(w / scale) in -127..127, zero point 0), so the CoreML package and the int8 C code carry
 the same weights. The program computes activations in float (fp16 on the Neural Engine).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgec.passes.quantize import quantize_weights
+from edgec.ops.int8_scheme import quantize_weights
 
 INT8_FEATURE = "int8-weights"
 

@@ -35,7 +35,8 @@ from ..workbench.debug import dump_layers
 from ..workbench.per_layer import compare_to_source, first_divergent
 from ..errors import EdgecError, TargetError
 from ..targets import get_target
-from ..workbench.verify import DEFAULT_RTOL, compare, run_compiled, split_batches
+from ..workbench.compare import DEFAULT_RTOL, compare, split_batches
+from ..workbench.verify import run_compiled
 from .manifest import Case, load_tensors
 from .options import flags_changed, options_from_json
 

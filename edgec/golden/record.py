@@ -31,14 +31,9 @@ from ..errors import DataError, EdgecError, TargetError
 from ..frontend.onnx import load_onnx
 from ..interp import run_graph
 from ..targets import get_target
-from ..workbench.verify import (
-    compare_outputs,
-    load_inputs,
-    onnxruntime_outputs,
-    random_inputs,
-    run_compiled,
-    split_batches,
-)
+from ..workbench.compare import (compare_outputs, load_inputs, onnxruntime_outputs,
+                                  random_inputs, split_batches)
+from ..workbench.verify import run_compiled
 from .manifest import FORMAT, MANIFEST, load_tensors, read_case, save_tensors, write_manifest
 from .options import options_to_json, target_flags
 

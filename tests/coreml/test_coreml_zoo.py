@@ -76,7 +76,7 @@ def test_mobilenetv2_all_targets(zoo_dir, model):
 
 def test_int8_package_holds_edgecs_int8_weights(zoo_dir):
     """The int8 tensors in the package are exactly edgec's per-channel int8 weights."""
-    from edgec.passes.quantize import quantize_weights
+    from edgec.ops.int8_scheme import quantize_weights
 
     result = compile_model(zoo_dir / "digits_cnn.onnx", CompileOptions(target="coreml-int8"))
     prog = result.coreml.mlmodel._mil_program.functions["main"]
