@@ -201,7 +201,9 @@ def markdown(rows: list[dict], target_macs: float) -> str:
         m = machine_info()
         lines += ["", "Speed and memory of edgec's generated C, unpruned -> pruned. x86_64: both "
                   "compiled libraries timed in turn in one run (median of the runs; the ratio "
-                  "is what holds on this shared machine), arena from each compile's "
+                  "is what holds on this shared machine, yet it still moves when the load "
+                  "changes during a run: arm64 instructions are the deterministic measure), "
+                  "arena from each compile's "
                   "report.json; arm64: instructions per inference (QEMU TCG plugin, "
                   f"deterministic). Machine: {m['cpu']}, {m['cores']} cores, "
                   f"{' '.join(m['flags'])}; {m['os']}.", "",
