@@ -158,7 +158,7 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     if target.backend == "tflite":  # a .tflite flatbuffer, not C (codegen/tflite/)
         from .codegen.tflite import TFLiteBackend  # lazy: the TFLite schema module is large
 
-        backend = TFLiteBackend(target, prefix, io=options.tflite_io)
+        backend = TFLiteBackend(target, prefix, io=options.tflite_io, quantization=quant_report)
     else:
         backend = CBackend(target, prefix, explicit_prefix=bool(options.prefix))
     files = backend.generate(g, plan, model_name=model_name)

@@ -23,13 +23,14 @@ class TFLiteBackend:
     """Builds the .tflite flatbuffer of one compiled graph."""
 
     def __init__(self, target, prefix: str, explicit_prefix: bool = False,
-                 io: str = "float") -> None:
+                 io: str = "float", quantization: dict | None = None) -> None:
         if io not in IO_TYPES:
             raise EdgecError(f"--tflite-io must be one of {', '.join(IO_TYPES)}, not '{io}'")
         if io == "int8" and not target.is_int8:
             raise EdgecError(f"--tflite-io int8 needs an int8 target (tflite-int8), not "
                              f"'{target.name}'")
         self.target = target
+        self.quantization = quantization or {}  # the quantize step's report (mode, calibration)
         self.int8_io = io == "int8" and target.is_int8
         self.prefix = prefix
         self.weights_bytes = 0
@@ -63,15 +64,14 @@ class TFLiteBackend:
         return {MODEL_FILE: data}
 
     def _metadata(self, g, perms: dict, out_perms: dict) -> dict:
-        quant = g.meta.get("quant")
-        cal = getattr(quant, "calibration", None)
+        cal = self.quantization.get("calibration")
         info = {"edgec_version": __version__, "target": self.target.name,
                 "input_permutations": perms, "output_permutations": out_perms,
                 "io": "int8" if self.int8_io else "float"}
-        if cal is not None:
-            info["calibration"] = cal.summary()
-        elif quant is not None:
-            info["calibration"] = {"mode": getattr(quant, "mode", "")}
+        if cal is not None:  # without its timing, so that the file is reproducible byte for byte
+            info["calibration"] = {k: v for k, v in cal.items() if k != "seconds"}
+        elif self.quantization:
+            info["calibration"] = {"mode": self.quantization.get("mode", "")}
         elif g.meta.get("prequantized"):
             info["calibration"] = {"mode": "prequantized"}
         return info
