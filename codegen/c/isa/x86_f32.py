@@ -38,7 +38,8 @@ import numpy as np
 
 from edgec.ir import DType, Node
 from edgec.codegen.c.epilogue import epilogue_c
-from edgec.ops.base import ConstArray, in_type
+from edgec.ops.base import in_type
+from edgec.codegen.c.kernel import ConstArray
 
 ISA = "x86_64-avx2"
 VNNI_ISA = "x86_64-avx512vnni"  # AVX2 + AVX-512 VNNI/VL (int8 dot products); fp32 as AVX2
