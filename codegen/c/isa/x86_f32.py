@@ -184,7 +184,7 @@ def conv_kernel(node: Node, target, is_depthwise: bool) -> str | None:
 
 
 def conv_gemm_params(node: Node, geo: dict, wd: np.ndarray) -> dict:
-    """Template values of x86/conv_gemm from the Conv's geometry `geo` (see Conv.c_params)."""
+    """Template values of x86/conv_gemm from the Conv's geometry `geo` (see kernels/conv.py)."""
     g, cg, mg = geo["G"], geo["CG"], geo["MG"]
     kh, kw = geo["KH"], geo["KW"]
     layout = panel_layout(mg)

@@ -24,12 +24,14 @@ import numpy as np
 from edgec.ir import DType, Node
 from edgec.ops.base import in_type
 from edgec.ops.common import broadcast_plan, row_major_strides
-from edgec.ops.intmath import WRAP_HELPER_DTYPES, helper_suffix
 from edgec.codegen.c.kernel import PORTABLE, Candidate, Kernel, NodeScratch, \
     register_candidates
 
 TEMPLATE = "ops/elementwise.c.j2"
 INT_RUNTIME = ("edgec_int.h",)
+
+# Types whose + - * neg abs call a helper: narrower types compute in C's int, no overflow.
+WRAP_HELPER_DTYPES = ("int32", "int64")
 
 _FLOAT_MATH = re.compile(
     r"\b(exp|log|log1p|sqrt|tanh|erf|floor|ceil|sin|cos|fabs|fmax|fmin|pow|round|nearbyint)\(")
@@ -42,6 +44,11 @@ INT_HELPERS = {
     "Mod": ("mod", True),  # edgec_mod_* or edgec_fmod_*: x % 0 = 0, INT_MIN % -1 = 0
     "Sum": ("add", False), "Mean": ("add", False),
 }
+
+
+def helper_suffix(dtype: np.dtype) -> str:
+    """`i64` for 64-bit integers, else `i32` (narrower types are promoted to int32 in C)."""
+    return "i64" if np.dtype(dtype).itemsize == 8 else "i32"
 
 
 def c_float_literal(x: float) -> str:
