@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 def int_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a / b truncated toward zero, in a's dtype; x / 0 = 0, INT_MIN / -1 = INT_MIN."""
     a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b).astype(np.asarray(a).dtype))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-import edgec.codegen.c.kernels as kernels
+from edgec.codegen.c import kernels
 from edgec.codegen.c.backend import TEMPLATE_DIR
 from edgec.codegen.c.kernel import has_kernels
 from edgec.codegen.c.select import select  # noqa: F401  (registers the kernel families)
