@@ -13,8 +13,8 @@ How a node becomes C (issue 13):
 - kernel.py: `Kernel`, `Candidate` and the table of ordered candidates per (op, ISA family).
 - select.py: `select(node, target)`, asked once per node; the first candidate that accepts
   the node builds its Kernel (weights packed once, shared through a per-node scratch).
-- kernels/: one module per op family (conv, gemm, pool, quantized ...) registering its
-  candidates; isa/: per-ISA shape rules and weight packing; templates/ (Jinja) and
+- kernels/: one module per op family (conv, gemm, pool, quantized, elementwise ...)
+  registering its candidates (the elementwise family: a table from op to C expression); isa/: per-ISA shape rules and weight packing; templates/ (Jinja) and
   runtime/ (headers and sources shipped with the generated C).
 
 edgec/ops holds what an op means (attributes, shapes, numpy reference); how it is lowered

@@ -30,9 +30,9 @@ from edgec.errors import EdgecError
 from edgec import __version__
 from edgec.ir import Graph, Node, Value
 from edgec.ops import get_op
-from edgec.ops.base import ConstArray
+
 from edgec.codegen.c.carray import c_initializer, c_scalar
-from edgec.codegen.c.kernel import Kernel
+from edgec.codegen.c.kernel import ConstArray, Kernel
 from edgec.codegen.c.naming import c_identifier, c_string, c_text, comment_text, model_prefix
 from edgec.codegen.c.select import select
 

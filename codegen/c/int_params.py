@@ -16,10 +16,11 @@ import numpy as np
 
 from edgec.errors import ShapeError, UnsupportedError
 from edgec.ir import DType, Node, TensorType
-from edgec.ops.base import ConstArray, in_type
+from edgec.ops.base import in_type
 from edgec.ops.onnx_quant import matmul_shapes
 from edgec.ops.quant_common import INT32_LIMIT, conv_geometry, int_range, is_depthwise
 from edgec.codegen.c.carray import c_scalar
+from edgec.codegen.c.kernel import ConstArray
 
 
 def conv_kernel_kind(node: Node, w_shape: tuple[int, ...]) -> str:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
+import numpy as np
+
 from edgec.ir import Node
 from edgec.ops import get_op
 
@@ -19,6 +21,15 @@ PORTABLE = "portable"
 # Target.isa prefix -> the ISA family whose candidates apply (others: portable only).
 ISA_FAMILIES = {"x86_64": "x86", "arm64": "arm64", "armv7em": "cortex-m",
                 "armv8.1m": "cortex-m"}
+
+
+@dataclass
+class ConstArray:
+    """A compile-time array a kernel wants emitted as a const global (e.g. weights packed for
+    it); the template sees its C name. `hint` seeds that name."""
+
+    data: np.ndarray
+    hint: str = "k"
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ A registry entry (`OpDef` subclass, registered with `@register_op("Name")`) carr
   (constant shape-like inputs become attributes, opset differences are absorbed here);
 - `infer`: static output types from input types (and constant data where needed);
 - `reference`: numpy semantics, used by the reference interpreter and constant folding;
-- the C facet: `c_template` (a Jinja template under codegen/c/templates) plus `c_params`;
-  ops that only ever fold to constants set `fold_only = True` instead;
+- `fold_only = True` for ops that only ever fold to constants (every other op has C kernels,
+  registered by its kernel family under codegen/c/kernels: the lowering is not an op facet);
 - `quant`: the int8 facet (edgec/ops/int8_facet.py): how the op quantises, and how it maps
   from and back to ONNX QDQ;
 - `prune` / `prune_flow`: the prune facet, how channel pruning flows through the op;
@@ -75,14 +75,6 @@ def _coerce(kind: str, value):
     raise IRError(f"unknown attribute kind {kind}")
 
 
-@dataclass
-class ConstArray:
-    """A compile-time array an op's C facet wants emitted (e.g. weights packed for a kernel)."""
-
-    data: np.ndarray
-    hint: str = "k"
-
-
 class OpDef:
     """Base class of registry entries. Subclasses override the facets they need."""
 
@@ -91,7 +83,6 @@ class OpDef:
     quant: Int8Facet = QuantRule.FLOAT_ONLY
     prune: PruneRule = PruneRule.BLOCK
     fold_only: bool = False
-    c_template: str | None = None
     # Ops whose layout the channels-last pass may change; see passes/layout_nhwc.py.
     spatial: bool = False
     # Inputs of a spatial op that are activations in the op's layout (data, residual...).
@@ -152,24 +143,6 @@ class OpDef:
     def reference(self, node: Node, *inputs: np.ndarray) -> tuple[np.ndarray, ...]:
         """numpy semantics: the definition of what the op computes."""
         raise NotImplementedError(f"{self.name} lacks a reference implementation")
-
-    def c_template_for(self, node: Node, target) -> str:
-        """The template that emits `node` for `target` (kernels may differ per ISA)."""
-        if self.c_template is None:
-            raise UnsupportedError(f"{self.name} node '{node.name}' has no C implementation")
-        return self.c_template
-
-    def c_params(self, node: Node, target) -> dict:
-        """Extra values for the op's C template (loop bounds, strides, packed constants).
-
-        Values of type `ConstArray` become const globals; the template sees their C names.
-        """
-        return {}
-
-    def c_runtime_for(self, node: Node, target) -> tuple[str, ...]:
-        """Runtime headers (codegen/c/runtime) the node's kernel needs for `target`: the
-        class attribute `c_runtime` unless an op's kernels differ per ISA."""
-        return tuple(getattr(self, "c_runtime", ()))
 
     def macs(self, node: Node) -> int:
         """Multiply-accumulate operations of one execution (0 for data movement)."""
@@ -287,7 +260,6 @@ def normalize_axis(axis: int, rank: int, node: Node | None = None) -> int:
 
 __all__ = [
     "Attr",
-    "ConstArray",
     "DType",
     "OpDef",
     "PruneRule",

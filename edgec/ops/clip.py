@@ -1,9 +1,8 @@
 """Clip: constant bounds (attributes) and bounds computed at run time (RuntimeClip).
 
-A runtime bound is a one-element tensor of x's type, loaded once per element by the shared
-elementwise template (stride 0) and compared exactly as the literal of the constant form:
-for equal values both forms give the same bits, and NaN in x propagates the same way
-(`a < lo ? lo : a` keeps a NaN `a`).
+Both forms compute min(max(x, lo), hi) with the same comparisons, so for equal bounds they
+give the same bits and NaN in x propagates the same way. Their C is in
+codegen/c/kernels/clip.py.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import numpy as np
 from edgec.errors import ShapeError, UnsupportedError
 from edgec.ops.base import Attr, PruneRule, QuantRule, in_type
 from edgec.ops.common import NUMERIC
-from edgec.ops.elementwise import UnaryOp, _flit
+from edgec.ops.elementwise import UnaryOp
 from edgec.ops.int8_elementwise import CLIP_INT8
 from edgec.ops.registry import register_op
 
@@ -73,31 +72,6 @@ class Clip(UnaryOp):
         # choice between -0.0 and +0.0 depends on its SIMD dispatch).
         y = np.where(x < lo, lo, x)
         return np.where(y > hi, hi, y)
-
-    def c_expr(self, node):
-        t = node.input(0).dtype
-        lo, hi = node.attrs["min"], node.attrs["max"]
-        if t.is_float:
-            lit = _flit
-            has_lo, has_hi = bool(np.isfinite(lo)), bool(np.isfinite(hi))
-        else:
-            # A bound at or beyond the type's range is no bound (and comparing against it
-            # would draw -Wtype-limits).
-            info = np.iinfo(t.np)
-            has_lo, has_hi = lo > info.min, hi < info.max
-            lo = min(max(lo, info.min), info.max)
-            hi = min(max(hi, info.min), info.max)
-            lit = lambda v: f"(T){int(v)}"  # noqa: E731
-        lo_c, hi_c = (lit(lo) if has_lo else None), (lit(hi) if has_hi else None)
-        operands = iter(["b", "c"])  # runtime bounds, in input order (see operand_names)
-        if node.input(1) is not None:
-            lo_c = next(operands)
-        if node.input(2) is not None:
-            hi_c = next(operands)
-        lo_txt = f"(a < {lo_c} ? {lo_c} : a)" if lo_c else "a"
-        if hi_c:  # min(max(a, lo), hi), exactly as ONNX composes them
-            return f"({lo_txt} > {hi_c} ? {hi_c} : {lo_txt})"
-        return lo_txt
 
 
 @register_op("RuntimeClip")

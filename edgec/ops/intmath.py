@@ -11,14 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-# Types whose + - * neg abs call a C helper: narrower types compute in C's int, no overflow.
-WRAP_HELPER_DTYPES = ("int32", "int64")
-
-
-def helper_suffix(dtype: np.dtype) -> str:
-    """`i64` for 64-bit integers, else `i32` (narrower types are promoted to int32 in C)."""
-    return "i64" if np.dtype(dtype).itemsize == 8 else "i32"
-
 
 def int_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a / b truncated toward zero, in a's dtype; x / 0 = 0, INT_MIN / -1 = INT_MIN."""

@@ -18,15 +18,10 @@ import numpy as np
 from ..errors import ShapeError, UnsupportedError
 from ..ir import Node, TensorType
 from . import prune_facet
-from .base import Attr, ConstArray, OpDef, PruneRule, QuantRule, in_type, normalize_axis
+from .base import Attr, OpDef, PruneRule, QuantRule, in_type, normalize_axis
 from .common import FLOATS, require_dtypes
 from .conv import LAYOUTS, channels
 from .registry import register_op
-
-
-def _flit(x: float) -> str:
-    """An exact float32 C literal."""
-    return f"{float(np.float32(x)):#.9g}f"
 
 
 def _channel_axis(rank: int, layout: str) -> int:
@@ -228,21 +223,6 @@ class LayerNormalization(OpDef):
         axis, _, _ = self.split(node)
         if all(perm[i] == i for i in range(axis, len(perm))):
             return dict(node.attrs)
-        return None
-
-    def _affine_operand(self, node: Node, index: int, d: int, what: str):
-        """A ConstArray of the Scale/B values broadcast to D, or None to read the input."""
-        v = node.input(index)
-        if v is None:
-            return None
-        if v.is_const:
-            x = in_type(node, 0)
-            axis, _, _ = self.split(node)
-            full = np.broadcast_to(v.data.astype(np.float32), x.shape[axis:])
-            return ConstArray(np.ascontiguousarray(full).reshape(d), what.lower())
-        if v.type.numel != d:
-            raise UnsupportedError(f"LayerNormalization node '{node.name}': a computed {what} "
-                                   "must hold the whole normalised shape")
         return None
 
     def macs(self, node: Node) -> int:

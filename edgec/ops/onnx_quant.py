@@ -46,7 +46,6 @@ ONNX_TYPES = {1: DType.FLOAT32, 2: DType.UINT8, 3: DType.INT8, 5: DType.INT16, 6
 ONNX_CODES = {v: k for k, v in ONNX_TYPES.items()}
 Q_TYPES = {DType.INT8, DType.UINT8, DType.INT16}
 U8_S8 = {DType.INT8, DType.UINT8}
-QUANT_RUNTIME = ("edgec_qmath.h", "edgec_qkernels.h")
 
 
 def expand_param(value: np.ndarray, x_shape: tuple[int, ...], axis: int, block_size: int,

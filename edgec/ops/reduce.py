@@ -5,19 +5,11 @@ whether they stay as size-1 dims. Opset differences (axes as attribute or as con
 `noop_with_empty_axes`, empty axes meaning "all") are resolved at import. `axes == []` means
 "reduce over no axis": every output element reduces the one-element set {x}, which is exactly
 ONNX's noop_with_empty_axes behaviour (ReduceSumSquare gives x*x, ReduceL1 gives |x|...).
-
-The C kernels (codegen/c/kernels/reduce.py) see the input through a *reduction plan*
-(`reduction_plan`): size-1 dims are dropped and adjacent dims that are both kept or both
-reduced are merged, leaving a loop nest over kept dims (the output, dense and in order) and
-one over reduced dims. Each op is a row of
-a table: accumulator start value, update statement and final expression. The math
-functions are the explicit float ones (expf, logf...): these ops are float32-only, and
-newlib's <tgmath.h> cannot expand exp() for arm-none-eabi.
+Integer ReduceSum and ReduceProd wrap around like numpy. Their C (a loop nest over a
+reduction plan, one recipe per op) is in codegen/c/kernels/reduce.py.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -44,31 +36,13 @@ def canonical_axes(node: Node, axes, rank: int) -> list[int]:
 
 
 # ------------------------------------------------------------------------------ Reduce*
-@dataclass(frozen=True)
-class Recipe:
-    """How one reduction is computed in C: `acc` starts at `init` ("lo"/"hi" = type limits),
-    `step` folds element `v` into it (`float_step` instead for float data when given),
-    `finish` turns it into the output ({n} = count)."""
-
-    init: str
-    step: str
-    finish: str = "acc"
-    float_step: str = ""
-
-
 class ReduceOp(OpDef):
-    """Common facets of the Reduce* ops; subclasses give `np_reduce` and `recipe`."""
+    """Common facets of the Reduce* ops; subclasses give `np_reduce`."""
 
     attrs = {"axes": Attr("ints"), "keepdims": Attr("int", 1, (0, 1))}
     dtypes = FLOATS
-    recipe = Recipe("0", "acc += v;")
     # Opset from which `axes` is an input instead of an attribute.
     axes_input_since = 18
-    # Row-vector kernel (accumulators in the output row) is possible: one accumulator of
-    # the element type per output element.
-    vector_ok = True
-    # Integer inputs accumulate in uint64_t (wrap-around like numpy, never undefined).
-    int_wraps = False
 
     def prune_flow(self, node: Node, in_axes):
         """Prune facet: a reduction over other axes keeps channels (the axis shifts when
@@ -128,15 +102,9 @@ class ReduceOp(OpDef):
         return None if node.attrs["keepdims"] else {**node.attrs, "keepdims": 1}
 
 
-    def acc_ctype(self, dtype: DType) -> str:
-        """C type of the accumulator (integer sums and products wrap in uint64_t)."""
-        return "uint64_t" if self.int_wraps and not dtype.is_float else dtype.ctype
-
-
-def _reduce_op(name: str, np_reduce, recipe: Recipe, dtypes=FLOATS,
-               quant: QuantRule = QuantRule.FLOAT_ONLY, axes_input_since: int = 18,
-               int_wraps: bool = False):
-    """Register a Reduce* op from its numpy form and its C recipe."""
+def _reduce_op(name: str, np_reduce, dtypes=FLOATS, quant: QuantRule = QuantRule.FLOAT_ONLY,
+               axes_input_since: int = 18):
+    """Register a Reduce* op from its numpy form `np_reduce(x, axes)`."""
 
     @register_op(name)
     class _Op(ReduceOp):
@@ -146,11 +114,9 @@ def _reduce_op(name: str, np_reduce, recipe: Recipe, dtypes=FLOATS,
         def np_reduce(self, x, axes):
             return np_reduce(x, axes)
 
-    _Op.recipe = recipe
     _Op.dtypes = dtypes
     _Op.quant = quant
     _Op.axes_input_since = axes_input_since
-    _Op.int_wraps = int_wraps
     _Op.__name__ = f"{name}Op"
     return _Op
 
@@ -188,29 +154,16 @@ def _log_sum_exp(x, axes):
 MINMAX_DTYPES = NUMERIC | {DType.BOOL}
 INT_SUM_DTYPES = {DType.FLOAT32, DType.INT32, DType.INT64}
 
-# Float max/min propagate NaN (numpy, onnxruntime): a NaN v is taken, and a NaN acc then loses
-# every comparison and stays; for other values the same bits as the plain comparison.
-_reduce_op("ReduceMax", _reduce_max, Recipe("lo", "acc = v > acc ? v : acc;",
-                                            float_step="acc = v > acc || v != v ? v : acc;"),
-           MINMAX_DTYPES, QuantRule.SAME_AS_INPUT)
-_reduce_op("ReduceMin", _reduce_min, Recipe("hi", "acc = v < acc ? v : acc;",
-                                            float_step="acc = v < acc || v != v ? v : acc;"),
-           MINMAX_DTYPES, QuantRule.SAME_AS_INPUT)
-_reduce_op("ReduceSum", _int_wrap_sum, Recipe("0", "acc += v;"), INT_SUM_DTYPES,
-           axes_input_since=13, int_wraps=True)
-_reduce_op("ReduceMean", lambda x, a: np.mean(x, axis=a), Recipe("0", "acc += v;", "acc / {n}"),
-           quant=QuantRule.REQUANTIZE)
-_reduce_op("ReduceProd", _int_wrap_prod, Recipe("1", "acc *= v;"), INT_SUM_DTYPES,
-           int_wraps=True)
-_reduce_op("ReduceSumSquare", lambda x, a: np.sum(x * x, axis=a), Recipe("0", "acc += v * v;"))
-_reduce_op("ReduceL1", lambda x, a: np.sum(np.abs(x), axis=a), Recipe("0", "acc += fabsf(v);"))
-_reduce_op("ReduceL2", lambda x, a: np.sqrt(np.sum(x * x, axis=a)),
-           Recipe("0", "acc += v * v;", "sqrtf(acc)"))
-_reduce_op("ReduceLogSum", lambda x, a: np.log(np.sum(x, axis=a)),
-           Recipe("0", "acc += v;", "logf(acc)"))
-_LSE = _reduce_op("ReduceLogSumExp", _log_sum_exp, Recipe("0", "acc += expf(v - mx);"))
-# Two passes (max, then sum of exp(v - max)): no single accumulator per element.
-_LSE.vector_ok = False
+_reduce_op("ReduceMax", _reduce_max, MINMAX_DTYPES, QuantRule.SAME_AS_INPUT)
+_reduce_op("ReduceMin", _reduce_min, MINMAX_DTYPES, QuantRule.SAME_AS_INPUT)
+_reduce_op("ReduceSum", _int_wrap_sum, INT_SUM_DTYPES, axes_input_since=13)
+_reduce_op("ReduceMean", lambda x, a: np.mean(x, axis=a), quant=QuantRule.REQUANTIZE)
+_reduce_op("ReduceProd", _int_wrap_prod, INT_SUM_DTYPES)
+_reduce_op("ReduceSumSquare", lambda x, a: np.sum(x * x, axis=a))
+_reduce_op("ReduceL1", lambda x, a: np.sum(np.abs(x), axis=a))
+_reduce_op("ReduceL2", lambda x, a: np.sqrt(np.sum(x * x, axis=a)))
+_reduce_op("ReduceLogSum", lambda x, a: np.log(np.sum(x, axis=a)))
+_reduce_op("ReduceLogSumExp", _log_sum_exp)
 
 
 # ------------------------------------------------------------------------------ ArgMax/ArgMin

@@ -436,13 +436,3 @@ class Cast(ElementwiseOp):
 
     def sink_transpose(self, node: Node, perm: list[int]) -> dict | None:
         return dict(node.attrs)
-
-    def c_expr(self, node: Node) -> str:
-        src, dst = in_type(node, 0).dtype, self.out_dtype(node)
-        if dst == DType.BOOL:
-            return "(a != 0.0f)" if src.is_float else "(a != 0)"
-        if src.is_float and not dst.is_float:
-            # (int64_t) of NaN or of a value beyond int64 is undefined in C: handle them first.
-            return ("(a != a ? (int64_t)0 : a >= 9223372036854775808.0f ? INT64_MAX : "
-                    "a < -9223372036854775808.0f ? INT64_MIN : (int64_t)a)")
-        return "a"

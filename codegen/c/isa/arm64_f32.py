@@ -22,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from edgec.ir import Node
-from edgec.ops.base import ConstArray, in_type
+from edgec.ops.base import in_type
+from edgec.codegen.c.kernel import ConstArray
 
 NEON_ISAS = ("arm64-neon", "arm64-dotprod")
 F32_PANEL = 8  # output channels per packed weight panel (edgec_neon_f32.h EDGEC_F32_PANEL)

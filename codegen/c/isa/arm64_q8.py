@@ -24,7 +24,8 @@ import numpy as np
 from edgec.ir import DType, Node
 from edgec.codegen.c.isa.arm64_f32 import interior_range
 from edgec.codegen.c.carray import c_scalar
-from edgec.ops.base import ConstArray, in_type
+from edgec.ops.base import in_type
+from edgec.codegen.c.kernel import ConstArray
 
 Q8_RUNTIME = ("edgec_qmath.h", "edgec_qkernels.h", "edgec_neon_q8.h")
 DOT_BLOCK = 16  # output channels per SDOT block

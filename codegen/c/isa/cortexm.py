@@ -20,7 +20,7 @@ TEMPLATES = {"gemm": "ops/cortexm/qgemm.c.j2", "pointwise": "ops/cortexm/qgemm.c
 
 
 def cortexm_template(node, target, p: dict) -> str | None:
-    """The Cortex-M template for a QConv/QGemm node with c_params `p`, or None."""
+    """The Cortex-M template for a QConv/QGemm node with template parameters `p`, or None."""
     if getattr(target, "isa", "") not in KERNEL_ISAS:
         return None
     if p.get("rq_kind") != "fixed" or "rq_shift" in p or p.get("x_ctype") != "int8_t" \

@@ -38,7 +38,8 @@ import numpy as np
 
 from edgec.ir import DType, Node
 from edgec.codegen.c.epilogue import epilogue_c
-from edgec.ops.base import ConstArray, in_type
+from edgec.ops.base import in_type
+from edgec.codegen.c.kernel import ConstArray
 
 ISA = "x86_64-avx2"
 VNNI_ISA = "x86_64-avx512vnni"  # AVX2 + AVX-512 VNNI/VL (int8 dot products); fp32 as AVX2
@@ -183,7 +184,7 @@ def conv_kernel(node: Node, target, is_depthwise: bool) -> str | None:
 
 
 def conv_gemm_params(node: Node, geo: dict, wd: np.ndarray) -> dict:
-    """Template values of x86/conv_gemm from the Conv's geometry `geo` (see Conv.c_params)."""
+    """Template values of x86/conv_gemm from the Conv's geometry `geo` (see kernels/conv.py)."""
     g, cg, mg = geo["G"], geo["CG"], geo["MG"]
     kh, kw = geo["KH"], geo["KW"]
     layout = panel_layout(mg)

@@ -32,8 +32,9 @@ import numpy as np
 
 from edgec.ir import DType, Node
 from edgec.codegen.c.carray import c_scalar
-from edgec.ops.base import ConstArray, in_type
+from edgec.ops.base import in_type
 from edgec.codegen.c.isa.x86_f32 import ISAS, VNNI_ISA, row_segments
+from edgec.codegen.c.kernel import ConstArray
 
 RUNTIME = ("edgec_qmath.h", "edgec_qkernels.h", "edgec_x86_q8.h")
 PACK_BYTES = 32 * 1024  # widened A rows of one pixel block, on the stack

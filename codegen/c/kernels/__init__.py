@@ -4,8 +4,5 @@ registers them all (see codegen/c/select.py for the mechanism)."""
 import importlib
 import pkgutil
 
-from edgec.codegen.c.kernels import op_facets
-
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     importlib.import_module(f"{__name__}.{_module}")
-op_facets.register_remaining()

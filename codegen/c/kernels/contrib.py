@@ -15,10 +15,10 @@ import numpy as np
 from edgec.errors import UnsupportedError
 from edgec.ir import Node
 from edgec.ops import get_op
-from edgec.ops.base import ConstArray, OpDef, in_type
+from edgec.ops.base import OpDef, in_type
 from edgec.ops.dynamic_quant import INT32_MAX
 from edgec.codegen.c.carray import c_scalar
-from edgec.codegen.c.kernel import PORTABLE, Candidate, Kernel, register_candidates
+from edgec.codegen.c.kernel import PORTABLE, Candidate, ConstArray, Kernel, register_candidates
 from edgec.codegen.c.kernels.quantized import Q_RUNTIME, binary_params
 
 

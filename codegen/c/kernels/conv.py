@@ -14,12 +14,13 @@ import numpy as np
 
 from edgec.errors import UnsupportedError
 from edgec.ir import Node
-from edgec.ops.base import ConstArray, OpDef, in_type
+from edgec.ops.base import OpDef, in_type
 from edgec.ops.conv import Conv
 from edgec.codegen.c.epilogue import epilogue_c
 from edgec.codegen.c.isa import arm64_f32, x86_f32
 from edgec.codegen.c.kernel import PORTABLE, Candidate, Kernel, register_candidates, \
     register_guard
+from edgec.codegen.c.kernel import ConstArray
 
 
 def _refuse_unsupported(node: Node) -> None:

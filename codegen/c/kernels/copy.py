@@ -59,7 +59,7 @@ def copy_box(src: int, dst: int, dims, src_strides, dst_strides, src_offset: int
 
 
 def copy_params(boxes, n_inputs: int, n_outputs: int) -> dict:
-    """c_params of the strided-copy template; remembers which tensors no box touches."""
+    """Template parameters of the strided-copy template; remembers which tensors no box touches."""
     boxes = [b for b in boxes if b is not None]
     return {
         "boxes": boxes,

@@ -13,11 +13,11 @@ import numpy as np
 
 from edgec.ir import Node
 from edgec.ops import get_op
-from edgec.ops.base import ConstArray, in_type
+from edgec.ops.base import in_type
 from edgec.ops.gemm import MatMul
 from edgec.codegen.c.epilogue import epilogue_c
 from edgec.codegen.c.isa import arm64_f32, x86_f32
-from edgec.codegen.c.kernel import PORTABLE, Candidate, Kernel, register_candidates
+from edgec.codegen.c.kernel import PORTABLE, Candidate, ConstArray, Kernel, register_candidates
 
 
 def _gemm_dims(node: Node) -> tuple[int, int, int]:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from edgec.ir import Node
-from edgec.ops.base import ConstArray, in_type
+from edgec.ops.base import in_type
 from edgec.ops.common import row_major_strides
-from edgec.codegen.c.kernel import PORTABLE, op_lowering, register_candidates
+from edgec.codegen.c.kernel import PORTABLE, ConstArray, op_lowering, register_candidates
 from edgec.codegen.c.kernels.copy import affine_index
 
 

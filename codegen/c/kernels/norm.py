@@ -9,9 +9,30 @@ import numpy as np
 
 from edgec.errors import UnsupportedError
 from edgec.ir import Node
-from edgec.ops.base import ConstArray, in_type
-from edgec.ops.norm import _flit
-from edgec.codegen.c.kernel import PORTABLE, op_lowering, register_candidates
+from edgec.ops.base import in_type
+from edgec.codegen.c.kernel import PORTABLE, ConstArray, op_lowering, register_candidates
+
+
+def _flit(x: float) -> str:
+    """An exact float32 C literal."""
+    return f"{float(np.float32(x)):#.9g}f"
+
+
+def _affine_operand(op, node: Node, index: int, d: int, what: str):
+    """A ConstArray of LayerNormalization's Scale/B values broadcast to D, or None to read
+    the input (a computed one must hold the whole normalised shape)."""
+    v = node.input(index)
+    if v is None:
+        return None
+    if v.is_const:
+        x = in_type(node, 0)
+        axis, _, _ = op.split(node)
+        full = np.broadcast_to(v.data.astype(np.float32), x.shape[axis:])
+        return ConstArray(np.ascontiguousarray(full).reshape(d), what.lower())
+    if v.type.numel != d:
+        raise UnsupportedError(f"LayerNormalization node '{node.name}': a computed {what} "
+                               "must hold the whole normalised shape")
+    return None
 
 
 def _require_channels_last(node: Node) -> None:
@@ -60,7 +81,7 @@ def layer_normalization_params(op, node: Node, target) -> dict:
     p = {"ROWS": rows, "D": d, "inv_d": _flit(1.0 / d), "eps": _flit(node.attrs["epsilon"]),
          "has_bias": node.input(2) is not None}
     for index, what in ((1, "Scale"), (2, "B")):
-        packed = op._affine_operand(node, index, d, what)
+        packed = _affine_operand(op, node, index, d, what)
         if packed is not None:
             p[what.lower()] = packed
     return p

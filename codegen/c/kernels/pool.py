@@ -9,9 +9,9 @@ import numpy as np
 
 from edgec.errors import UnsupportedError
 from edgec.ir import DType, Node
-from edgec.ops.base import ConstArray, in_type
+from edgec.ops.base import in_type
 from edgec.ops.pool import window_counts, lowest_value
-from edgec.codegen.c.kernel import PORTABLE, op_lowering, register_candidates
+from edgec.codegen.c.kernel import PORTABLE, ConstArray, op_lowering, register_candidates
 
 
 def _c_literal(value, dtype: DType) -> str:

@@ -13,11 +13,12 @@ import numpy as np
 from edgec.errors import ShapeError, UnsupportedError
 from edgec.ir import Node
 from edgec.ops import get_op
-from edgec.ops.base import ConstArray, in_type
+from edgec.ops.base import in_type
 from edgec.ops.quantized_pool import table_for
 from edgec.codegen.c.kernel import PORTABLE, Candidate, Kernel, register_candidates, \
     register_guard
 from edgec.codegen.c.kernels.quantized import Q_RUNTIME
+from edgec.codegen.c.kernel import ConstArray
 
 
 def _refuse_unsupported(node: Node) -> None:

@@ -12,11 +12,11 @@ import numpy as np
 
 from edgec.ir import DType, Node
 from edgec.ops import get_op
-from edgec.ops.base import ConstArray, in_type
+from edgec.ops.base import in_type
 from edgec.ops.common import broadcast_plan, row_major_strides
 from edgec.ops.quant_common import int_range
 from edgec.codegen.c.isa import arm64_q8, x86_q8
-from edgec.codegen.c.kernel import PORTABLE, Candidate, Kernel, register_candidates
+from edgec.codegen.c.kernel import PORTABLE, Candidate, ConstArray, Kernel, register_candidates
 
 QUANT_RUNTIME = ("edgec_qmath.h", "edgec_qkernels.h")
 

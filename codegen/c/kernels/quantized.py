@@ -20,14 +20,14 @@ import numpy as np
 
 from edgec.ir import Node
 from edgec.ops import get_op
-from edgec.ops.base import ConstArray, OpDef, in_type
+from edgec.ops.base import OpDef, in_type
 from edgec.ops.common import broadcast_plan, row_major_strides
 from edgec.ops.quantized import _requant_fixed_attrs
 from edgec.codegen.c.int_params import (CONV_TEMPLATES, conv_kernel_kind, conv_kernel_params,
                                         fixed_epilogue, flatten_epilogue, gemm_kernel_params,
                                         matmul_runtime_params)
 from edgec.codegen.c.isa import arm64_q8, x86_q8
-from edgec.codegen.c.kernel import PORTABLE, Candidate, Kernel, register_candidates
+from edgec.codegen.c.kernel import PORTABLE, Candidate, ConstArray, Kernel, register_candidates
 
 Q_RUNTIME = ("edgec_qmath.h", "edgec_qkernels.h")
 

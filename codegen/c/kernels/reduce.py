@@ -1,13 +1,21 @@
 """C kernels of the reductions, ArgMax/ArgMin and the Softmax family (edgec/ops/reduce.py,
-softmax.py), portable only: one loop nest over kept and reduced axes (reduction_plan), the
-recipe of each reduction giving its start value, per-element step and finish.
+softmax.py), portable only.
+
+The kernels see the input through a *reduction plan* (`reduction_plan`): size-1 dims are
+dropped and adjacent dims that are both kept or both reduced are merged, leaving a loop nest
+over kept dims (the output, dense and in order) and one over reduced dims. Each reduction is
+a row of `RECIPES`: accumulator start value, update statement and final expression. The math
+functions are the explicit float ones (expf, logf...): these ops are float32-only, and
+newlib's <tgmath.h> cannot expand exp() for arm-none-eabi.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from edgec.ir import Node
+from edgec.ir import DType, Node
 from edgec.ops.base import in_type
 from edgec.ops.common import row_major_strides
 from edgec.codegen.c.kernel import PORTABLE, op_lowering, register_candidates
@@ -22,6 +30,46 @@ C_LIMITS = {
     "int32_t": ("INT32_MIN", "INT32_MAX"),
     "int64_t": ("INT64_MIN", "INT64_MAX"),
 }
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one reduction is computed in C: `acc` starts at `init` ("lo"/"hi" = type limits),
+    `step` folds element `v` into it (`float_step` instead for float data when given),
+    `finish` turns it into the output ({n} = count)."""
+
+    init: str
+    step: str
+    finish: str = "acc"
+    float_step: str = ""
+
+
+# Float max/min propagate NaN (numpy, onnxruntime): a NaN v is taken, and a NaN acc then loses
+# every comparison and stays; for other values the same bits as the plain comparison.
+RECIPES = {
+    "ReduceMax": Recipe("lo", "acc = v > acc ? v : acc;",
+                        float_step="acc = v > acc || v != v ? v : acc;"),
+    "ReduceMin": Recipe("hi", "acc = v < acc ? v : acc;",
+                        float_step="acc = v < acc || v != v ? v : acc;"),
+    "ReduceSum": Recipe("0", "acc += v;"),
+    "ReduceMean": Recipe("0", "acc += v;", "acc / {n}"),
+    "ReduceProd": Recipe("1", "acc *= v;"),
+    "ReduceSumSquare": Recipe("0", "acc += v * v;"),
+    "ReduceL1": Recipe("0", "acc += fabsf(v);"),
+    "ReduceL2": Recipe("0", "acc += v * v;", "sqrtf(acc)"),
+    "ReduceLogSum": Recipe("0", "acc += v;", "logf(acc)"),
+    "ReduceLogSumExp": Recipe("0", "acc += expf(v - mx);"),
+}
+# Integer inputs accumulate in uint64_t (wrap-around like numpy, never undefined).
+INT_WRAPS = ("ReduceSum", "ReduceProd")
+# No row-vector kernel (accumulators in the output row, one of the element type per output
+# element): LogSumExp takes two passes (max, then sum of exp(v - max)).
+NO_VECTOR = ("ReduceLogSumExp",)
+
+
+def acc_ctype(op_name: str, dtype: DType) -> str:
+    """C type of the accumulator (integer sums and products wrap in uint64_t)."""
+    return "uint64_t" if op_name in INT_WRAPS and not dtype.is_float else dtype.ctype
 
 
 def reduction_plan(shape: tuple[int, ...], axes) -> dict:
@@ -56,17 +104,17 @@ def reduce_op_params(op, node: Node, target) -> dict:
     x = in_type(node, 0)
     plan = reduction_plan(x.shape, node.attrs["axes"])
     ctype = x.dtype.ctype
-    acc = op.acc_ctype(x.dtype)
+    acc = acc_ctype(op.name, x.dtype)
     count = int(np.prod([x.shape[a] for a in node.attrs["axes"]], dtype=np.int64))
     lo, hi = C_LIMITS.get(ctype, ("0", "1"))
-    r = op.recipe
+    r = RECIPES[op.name]
     step = r.float_step if r.float_step and x.dtype.is_float else r.step
     init = {"lo": lo, "hi": hi}.get(r.init, r.init)
     if init in ("0", "1") and acc in ("float", "double"):
         init += ".0f" if acc == "float" else ".0"
     finish = r.finish.format(n=f"{count}.0f" if acc == "float" else str(count))
     last_kept = bool(plan["kept"]) and plan["kept"][-1]["s"] == 1 and plan["kept"][-1]["n"] > 1
-    vector = (op.vector_ok and acc == ctype and bool(plan["red"]) and last_kept
+    vector = (op.name not in NO_VECTOR and acc == ctype and bool(plan["red"]) and last_kept
               and count > 0)
     if count == 0:  # an empty reduced dim: every output is the value of the empty set
         empty_value = "(-INFINITY)" if op.name == "ReduceLogSumExp" else finish
@@ -98,6 +146,4 @@ register_candidates(("ArgMax", "ArgMin"), PORTABLE,
                     [op_lowering('ops/argmax.c.j2', arg_op_params)])
 register_candidates(("Hardmax", "LogSoftmax", "Softmax"), PORTABLE,
                     [op_lowering('ops/softmax.c.j2', softmax_family_params)])
-register_candidates(("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax",
-    "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare"), PORTABLE,
-                    [op_lowering('ops/reduce.c.j2', reduce_op_params)])
+register_candidates(tuple(RECIPES), PORTABLE, [op_lowering('ops/reduce.c.j2', reduce_op_params)])
