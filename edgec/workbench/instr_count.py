@@ -80,12 +80,14 @@ def plugin_dir() -> Path:
     return cache_dir() / f"qemu-plugin-{tag}"
 
 
-def build_plugin(force: bool = False, log=print) -> Path:
-    """Build (once) and return the path of the counting plugin for the installed QEMU."""
+def build_plugin(force: bool = False, log=print, source_file: str = PLUGIN_SOURCE_FILE,
+                 plugin_name: str = PLUGIN_NAME) -> Path:
+    """Build (once) and return the path of a counting plugin for the installed QEMU: by
+    default the arm64 counter; the Cortex-M one names its own source in csrc/ and library."""
     out_dir = plugin_dir()
-    so = out_dir / PLUGIN_NAME
-    src = out_dir / "edgec_icount.c"
-    source = c_source(PLUGIN_SOURCE_FILE)
+    so = out_dir / plugin_name
+    src = out_dir / source_file
+    source = c_source(source_file)
     if so.exists() and not force and src.exists() and src.read_text() == source:
         return so
     header = os.environ.get("EDGEC_QEMU_PLUGIN_H")
@@ -101,12 +103,12 @@ def build_plugin(force: bool = False, log=print) -> Path:
     cc = shutil.which("gcc") or shutil.which("cc") or shutil.which("clang")
     if cc is None:
         raise TargetError("no host C compiler to build the QEMU plugin (apt-get install gcc)")
-    tmp_so = out_dir / f".{PLUGIN_NAME}.{os.getpid()}"
+    tmp_so = out_dir / f".{plugin_name}.{os.getpid()}"
     cmd = [cc, "-shared", "-fPIC", "-O2", "-std=gnu99", "-Wall", "-Wextra", "-Werror",
            f"-I{header_path.parent}", str(src), "-o", str(tmp_so)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise ToolchainError(f"building the QEMU plugin failed: "
+        raise ToolchainError(f"building the QEMU plugin {source_file} failed: "
                              f"{(proc.stderr.strip().splitlines() or ['?'])[0]}")
     os.replace(tmp_so, so)
     log(f"build_tcg_plugin: built {so}")
