@@ -5,7 +5,7 @@ The package is written to a temporary folder, loaded back with coremltools
 (`skip_model_load=True`: the spec parses and its weights resolve), its MIL program read back
 from the spec (evaluate.load_package) and evaluated (evaluate.py). Verdicts per output:
 
-  coreml-fp32  within the fp32 band of edgec/verify.py (8 x onnxruntime's own optimised vs
+  coreml-fp32  within the fp32 band of edgec/workbench/compare.py (8 x onnxruntime's own optimised vs
                unoptimised spread, rtol x max|ref|, 1e-7): the same rule as the C targets;
   coreml-fp16  SNR against onnxruntime >= FP16_MIN_SNR_DB (50 dB);
   coreml-int8  SNR against onnxruntime >= edgec's own int8-weights SNR - INT8_SNR_MARGIN_DB
