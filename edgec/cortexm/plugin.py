@@ -1,7 +1,7 @@
 """The Cortex-M instruction counter: a QEMU TCG plugin for qemu-system-arm.
 
-Like edgec/workbench/instr_count.py's counter (same map file: "START END KIND" lines, KIND r = the
-model's run function, l = a layer function, s = main, which stops counting), but it also
+Like edgec/workbench/instr_count.py's counter (same map file: "START END KIND" lines, KIND
+r = the model's run function, l = a layer function, s = main, which stops counting), but it also
 counts every executed instruction by its *kind*, so that cycles.py can price it with a core's
 timing table. The kind of an instruction is its mnemonic from QEMU's disassembler (e.g.
 `smlad`, `ldrsb.w`, `vmladava.s8`), plus "/q" when it names a vector register q0-q7 (Helium)
