@@ -248,7 +248,8 @@ def _load_rows(path: Path) -> list[dict]:
     """Rows from a --json file or from the JSON lines of a run's output."""
     text = path.read_text()
     try:
-        return json.loads(text)
+        rows = json.loads(text)
+        return [rows] if isinstance(rows, dict) else rows
     except json.JSONDecodeError:
         return [json.loads(line) for line in text.splitlines() if line.startswith('{"model"')]
 
