@@ -15,7 +15,8 @@ How a node becomes C (issue 13):
   the node builds its Kernel (weights packed once, shared through a per-node scratch).
 - kernels/: one module per op family (conv, gemm, pool, quantized, elementwise ...)
   registering its candidates (the elementwise family: a table from op to C expression);
-  isa/: per-ISA shape rules and weight packing; templates/ (Jinja) and runtime/ (headers and sources shipped with the generated C).
+  isa/: per-ISA shape rules and weight packing; templates/ (Jinja) and runtime/ (headers
+  and sources shipped with the generated C).
 
 edgec/ops holds what an op means (attributes, shapes, numpy reference); how it is lowered
 lives here. Adding an ISA (Cortex-M next) is a new ISA family in kernel.ISA_FAMILIES, its

@@ -6,7 +6,8 @@ The package is written to a temporary folder, loaded back with coremltools
 from the spec (evaluate.load_package) and evaluated (evaluate.py). Verdicts per output:
 
   coreml-fp32  within the fp32 band of edgec/workbench/compare.py (8 x onnxruntime's own
-               optimised vs unoptimised spread, rtol x max|ref|, 1e-7): the same rule as the C targets;
+               optimised vs unoptimised spread, rtol x max|ref|, 1e-7): the same rule as
+               the C targets;
   coreml-fp16  SNR against onnxruntime >= FP16_MIN_SNR_DB (50 dB);
   coreml-int8  SNR against onnxruntime >= edgec's own int8-weights SNR - INT8_SNR_MARGIN_DB
                (0.5 dB); edgec's own: the fp32 graph with the same int8 weights (int8.py's
