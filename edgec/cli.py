@@ -14,20 +14,20 @@ import sys
 
 import numpy as np
 
-from . import __version__
-from .cli_options import add_model_args, add_pass_args, add_quant_args, compile_options
-from .console import Session, quote, set_current, visible
-from .console import warn as _console_warn
-from .console.progress import Progress
-from .console.tables import align_rows
-from .console.verify_text import model_name, per_layer_text, print_report_summary
-from .console.verify_text import print_verify as _print_verify
-from .codegen.coreml.options import refuse_other_commands
-from .errors import EdgecError, TargetError
-from .output_dir import check_output_dir
-from .prune.cli import add_compile_prune_arg, add_prune_parser, pruned_for_compile
-from .targets import all_targets, get_target
-from .workbench.clocks import clocks_line
+from edgec import __version__
+from edgec.cli_options import add_model_args, add_pass_args, add_quant_args, compile_options
+from edgec.codegen.coreml.options import refuse_other_commands
+from edgec.console import Session, quote, set_current, visible
+from edgec.console import warn as _console_warn
+from edgec.console.progress import Progress
+from edgec.console.tables import align_rows
+from edgec.console.verify_text import model_name, per_layer_text, print_report_summary
+from edgec.console.verify_text import print_verify as _print_verify
+from edgec.errors import EdgecError, TargetError
+from edgec.output_dir import check_output_dir
+from edgec.prune.cli import add_compile_prune_arg, add_prune_parser, pruned_for_compile
+from edgec.targets import all_targets, get_target
+from edgec.workbench.clocks import clocks_line
 
 VERBOSE_HELP = ("show third-party warnings and logs in full as they happen, and the traceback "
                 "of an internal error")
@@ -49,14 +49,14 @@ def _warn(warnings) -> None:
 
 def cmd_compile(args) -> int:
     """edgec compile MODEL -t TARGET -o OUTDIR."""
-    from .compiler import compile_model, write_output  # on use: keeps `edgec --help` light
+    from edgec.compiler import compile_model, write_output  # on use: keeps `edgec --help` light
 
     check_output_dir(args.output)  # a bad -o fails at once, not after the compile
 
     with pruned_for_compile(args) as model_path:  # --prune (edgec/prune/cli.py)
         result = compile_model(model_path, compile_options(args))
     if getattr(args, "nnapi_level", None) is not None:  # codegen/tflite/compat.py
-        from .codegen.tflite.compat import require_nnapi_level, tflite_bytes  # on use
+        from edgec.codegen.tflite.compat import require_nnapi_level, tflite_bytes  # on use
 
         require_nnapi_level(tflite_bytes(result.files), args.nnapi_level)
     out = write_output(result.files, args.output)
@@ -83,7 +83,7 @@ def cmd_compile(args) -> int:
 
 def cmd_verify(args) -> int:
     """edgec verify MODEL -t TARGET: build, run, compare with onnxruntime."""
-    from .workbench.verify import verify_model  # on use: keeps `edgec --help` light
+    from edgec.workbench.verify import verify_model  # on use: keeps `edgec --help` light
 
     if getattr(args, "per_layer", False):
         return _verify_per_layer(args)
@@ -102,13 +102,15 @@ def cmd_verify(args) -> int:
 def _verify_per_layer(args) -> int:
     """edgec verify --per-layer: the debug build dumps every layer; a table per layer."""
     if get_target(args.target).backend == "tflite":  # LiteRT's tensors (codegen/tflite/)
-        from .workbench.tflite_layers import per_layer_report  # on use: loads the TFLite schema
+        from edgec.workbench.tflite_layers import (
+            per_layer_report,  # on use: loads the TFLite schema
+        )
 
         text, ok = per_layer_report(args.model, compile_options(args), args.inputs, args.seed)
         print(text)
         return 0 if ok else 1
     # on use: keeps `edgec --help` light
-    from .workbench.per_layer import VERIFY_STEPS, verify_per_layer
+    from edgec.workbench.per_layer import VERIFY_STEPS, verify_per_layer
 
     with Progress("edgec verify --per-layer", VERIFY_STEPS) as bar:
         res = verify_per_layer(args.model, compile_options(args), inputs_path=args.inputs,
@@ -131,8 +133,8 @@ def _verify_per_layer(args) -> int:
 
 def cmd_export_qdq(args) -> int:
     """edgec export-qdq MODEL -o OUT.onnx: edgec's int8 graph as a QDQ ONNX model."""
-    from .compiler import compile_model  # on use: keeps `edgec --help` light
-    from .quant.qdq_export import export_qdq  # on use: keeps `edgec --help` light
+    from edgec.compiler import compile_model  # on use: keeps `edgec --help` light
+    from edgec.quant.qdq_export import export_qdq  # on use: keeps `edgec --help` light
 
     options = compile_options(args)
     if not options.target.endswith("-int8"):
@@ -149,9 +151,12 @@ def cmd_export_qdq(args) -> int:
 
 def cmd_run(args) -> int:
     """edgec run MODEL --inputs X.npz: the numpy reference interpreter."""
-    from .frontend.onnx import load_onnx, parse_input_shapes  # on use: keeps `edgec --help` light
-    from .interp import run_graph  # on use: keeps `edgec --help` light
-    from .workbench.compare import load_inputs, random_inputs  # on use: `edgec --help` light
+    from edgec.frontend.onnx import (  # on use: keeps `edgec --help` light
+        load_onnx,
+        parse_input_shapes,
+    )
+    from edgec.interp import run_graph  # on use: keeps `edgec --help` light
+    from edgec.workbench.compare import load_inputs, random_inputs  # on use: `edgec --help` light
 
     g = load_onnx(args.model, parse_input_shapes(args.input_shape))
     feeds = load_inputs(args.inputs, g) if args.inputs else random_inputs(g, args.seed)
@@ -168,7 +173,7 @@ def cmd_run(args) -> int:
 
 def cmd_report(args) -> int:
     """edgec report MODEL -t TARGET: per-layer table, memory plan as ASCII art, picture."""
-    from .workbench.report import run_report  # on use: keeps `edgec --help` light
+    from edgec.workbench.report import run_report  # on use: keeps `edgec --help` light
 
     print(run_report(args.model, compile_options(args), plot=args.plot, as_json=args.json,
                      width=args.width, nnapi=args.nnapi))
@@ -187,7 +192,7 @@ def _target_list(values: list[str], default: str) -> list[str]:
 
 def cmd_golden_record(args) -> int:
     """edgec golden record MODEL -t T1,T2 -d DIR: approve the outputs of each target."""
-    from .golden import record_case, record_text  # on use: keeps `edgec --help` light
+    from edgec.golden import record_case, record_text  # on use: keeps `edgec --help` light
 
     targets = _target_list(args.target, "generic-fp32")
     args.target = targets[0]
@@ -206,7 +211,7 @@ def cmd_golden_record(args) -> int:
 def cmd_golden_check(args) -> int:
     """edgec golden check DIR...: rerun every recorded case; exit 1 on any regression."""
     # on use: keeps `edgec --help` light
-    from .golden import check_cases, check_text, count_checks, find_cases, write_junit
+    from edgec.golden import check_cases, check_text, count_checks, find_cases, write_junit
 
     cases = find_cases(args.dirs)
     targets = _target_list(args.target, "") if args.target else None
@@ -229,8 +234,8 @@ def cmd_golden_check(args) -> int:
 
 def cmd_bench(args) -> int:
     """edgec bench MODEL -t TARGET: latency of the generated C next to onnxruntime."""
-    from .frontend.onnx import parse_input_shapes  # on use: keeps `edgec --help` light
-    from .workbench.bench import bench_model  # on use: keeps `edgec --help` light
+    from edgec.frontend.onnx import parse_input_shapes  # on use: keeps `edgec --help` light
+    from edgec.workbench.bench import bench_model  # on use: keeps `edgec --help` light
 
     if get_target(args.target).backend == "tflite":
         raise TargetError(f"edgec bench times generated C; '{args.target}' writes a .tflite: "
@@ -242,7 +247,7 @@ def cmd_bench(args) -> int:
         print(json.dumps(row))
         return 0
     if row.get("cortexm"):  # Cortex-M: one counted run; instructions, cycles, flash, RAM
-        from .cortexm.report import bench_lines  # on use: keeps `edgec --help` light
+        from edgec.cortexm.report import bench_lines  # on use: keeps `edgec --help` light
 
         print(f"edgec bench: {model_name(args.model)} on {row['target']} (one run in QEMU, "
               f"deterministic counts; MACs {row['macs']:,})")
@@ -286,7 +291,7 @@ def cmd_targets(args) -> int:
 
 def cmd_ops(args) -> int:
     """edgec ops: list supported operators."""
-    from .ops import all_ops  # on use: keeps `edgec --help` light
+    from edgec.ops import all_ops  # on use: keeps `edgec --help` light
 
     rows = []
     for name, op in all_ops().items():

@@ -16,20 +16,20 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import __version__
-from .codegen.c.backend import CBackend
-from .codegen.c.naming import model_prefix
-from .frontend.onnx import load_onnx
-from .gcpause import gc_paused_for_large_graphs, paused_gc
-from .ir import Graph
-from .limits import Limits, check_arena, check_source_bytes, check_weights
-from .ops import get_op
-from .output_dir import write_output_dir
-from .passes import PassManager
-from .passes.memory_plan import plan_memory
-from .quant.driver import quantize_graph
+from edgec import __version__
+from edgec.codegen.c.backend import CBackend
+from edgec.codegen.c.naming import model_prefix
 from edgec.cortexm.cmake import firmware_files
-from .targets import Target, get_target
+from edgec.frontend.onnx import load_onnx
+from edgec.gcpause import gc_paused_for_large_graphs, paused_gc
+from edgec.ir import Graph
+from edgec.limits import Limits, check_arena, check_source_bytes, check_weights
+from edgec.ops import get_op
+from edgec.output_dir import write_output_dir
+from edgec.passes import PassManager
+from edgec.passes.memory_plan import plan_memory
+from edgec.quant.driver import quantize_graph
+from edgec.targets import Target, get_target
 
 
 @dataclass
@@ -156,7 +156,7 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     check_weights((v.data for v in g.constants if v.uses), options.limits)
     prefix = options.prefix or model_name
     if target.backend == "tflite":  # a .tflite flatbuffer, not C (codegen/tflite/)
-        from .codegen.tflite import TFLiteBackend  # lazy: the TFLite schema module is large
+        from edgec.codegen.tflite import TFLiteBackend  # lazy: the TFLite schema module is large
 
         backend = TFLiteBackend(target, prefix, io=options.tflite_io, quantization=quant_report)
     else:
@@ -180,7 +180,7 @@ def _compile_coreml(g: Graph, options: CompileOptions, target: Target, model_nam
                     extra_report: dict) -> CompileResult:
     """The CoreML targets: the pipeline, then an ML Program package (no C, no arena plan);
     `result.coreml` holds the package's artefacts."""
-    from .codegen.coreml.build import coreml_package  # lazy: coremltools takes ~2 s to load
+    from edgec.codegen.coreml.build import coreml_package  # lazy: coremltools takes ~2 s to load
 
     g.mark_sources()
     source = g.clone()

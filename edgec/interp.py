@@ -15,10 +15,10 @@ from typing import Callable
 
 import numpy as np
 
-from .detmath import deterministic_math
-from .errors import DataError
-from .ir import Graph
-from .ops import get_op
+from edgec.detmath import deterministic_math
+from edgec.errors import DataError
+from edgec.ir import Graph
+from edgec.ops import get_op
 
 
 def check_inputs(g: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

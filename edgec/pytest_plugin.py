@@ -56,7 +56,7 @@ class GoldenCase(pytest.File):
 
     def collect(self):
         """Yield one GoldenItem per recorded (and selected) target."""
-        from .golden.manifest import read_case  # on use: every user's pytest loads this plugin
+        from edgec.golden.manifest import read_case  # on use: every user's pytest loads this plugin
 
         case = read_case(self.path)
         wanted = [t.strip() for t in self.config.getoption("edgec_golden_targets").split(",")
@@ -78,8 +78,8 @@ class GoldenItem(pytest.Item):
 
     def runtest(self) -> None:
         """Recompile, rerun and compare; fail or skip like `edgec golden check` reports."""
-        from .golden.check import check_target  # on use: the compiler, only for golden items
-        from .golden.manifest import read_case  # on use, as above
+        from edgec.golden.check import check_target  # on use: the compiler, only for golden items
+        from edgec.golden.manifest import read_case  # on use, as above
 
         result = check_target(read_case(self.path), self.target)
         if result.status == "skipped":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import TargetError
+from edgec.errors import TargetError
 
 # Pass pipelines (names registered in edgec.passes).
 FP32_PIPELINE = (

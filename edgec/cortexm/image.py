@@ -21,8 +21,13 @@ from pathlib import Path
 from edgec.cortexm.boards import FIRMWARE_DIR, Board, board_for
 from edgec.errors import ToolchainError
 from edgec.targets import Target
-from edgec.workbench.toolchain import (FP_FLAGS, STRICT_FLAGS, TRAP_SANITIZE_FLAGS, compiler_for,
-                                      require_tool)
+from edgec.workbench.toolchain import (
+    FP_FLAGS,
+    STRICT_FLAGS,
+    TRAP_SANITIZE_FLAGS,
+    compiler_for,
+    require_tool,
+)
 
 FIRMWARE_SOURCES = ("edgec_cm_startup.c", "edgec_cm_semihost.c", "edgec_cm_main.c")
 # Unused functions and data are dropped at link time; each object writes its call graph with

@@ -19,8 +19,12 @@ import onnx_graphsurgeon as gs
 
 from edgec.errors import EdgecError, ModelLoadError, ShapeError, UnsupportedError
 from edgec.frontend.control_flow import lower_control_flow
-from edgec.frontend.validate import (check_declared_outputs, check_input_types, check_tensor_proto,
-                                     validate_model)
+from edgec.frontend.validate import (
+    check_declared_outputs,
+    check_input_types,
+    check_tensor_proto,
+    validate_model,
+)
 from edgec.ir import DType, Graph, Node, TensorType, Value
 from edgec.limits import Limits, check_fold_macs, check_model_file_size, check_tensor
 from edgec.ops import get_op, has_op

@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections import Counter
 
 from edgec.console.tables import fmt_err, fmt_snr, shorten, table
-
-from .check import CheckResult, check_cases, check_target, count_checks
-from .junit import junit_xml, write_junit
-from .manifest import MANIFEST, Case, find_cases, read_case
-from .record import RecordRow, record_case
+from edgec.golden.check import CheckResult, check_cases, check_target, count_checks
+from edgec.golden.junit import junit_xml, write_junit
+from edgec.golden.manifest import MANIFEST, Case, find_cases, read_case
+from edgec.golden.record import RecordRow, record_case
 
 __all__ = [
     "MANIFEST", "Case", "CheckResult", "RecordRow", "check_cases", "check_target",

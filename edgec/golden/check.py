@@ -29,16 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
-from ..compiler import compile_model, file_sha256
-from ..workbench.debug import dump_layers
-from ..workbench.per_layer import compare_to_source, first_divergent
-from ..errors import EdgecError, TargetError
-from ..targets import get_target
-from ..workbench.compare import DEFAULT_RTOL, compare, split_batches
-from ..workbench.verify import run_compiled
-from .manifest import Case, load_tensors
-from .options import flags_changed, options_from_json
+from edgec import __version__
+from edgec.compiler import compile_model, file_sha256
+from edgec.errors import EdgecError, TargetError
+from edgec.golden.manifest import Case, load_tensors
+from edgec.golden.options import flags_changed, options_from_json
+from edgec.targets import get_target
+from edgec.workbench.compare import DEFAULT_RTOL, compare, split_batches
+from edgec.workbench.debug import dump_layers
+from edgec.workbench.per_layer import compare_to_source, first_divergent
+from edgec.workbench.verify import run_compiled
 
 FAILING = ("regression", "model-changed", "error")
 

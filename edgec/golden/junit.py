@@ -9,7 +9,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .check import CheckResult
+from edgec.golden.check import CheckResult
 
 
 def _details(r: CheckResult) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from edgec.errors import DataError
 
 MANIFEST = "edgec-golden.json"
 FORMAT = "edgec-golden/1"

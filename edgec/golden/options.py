@@ -7,9 +7,9 @@ import dataclasses
 import os
 from pathlib import Path
 
-from ..compiler import CompileOptions
-from ..quant.images import ImagePreprocess
-from ..targets import Target
+from edgec.compiler import CompileOptions
+from edgec.quant.images import ImagePreprocess
+from edgec.targets import Target
 
 # CompileOptions fields a golden replays; the rest (verify_each, dump_ir, in-memory
 # calibration samples) do not change what the compiled model computes.

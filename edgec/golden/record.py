@@ -24,18 +24,30 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
-from ..compiler import CompileOptions, compile_model, file_sha256
-from ..workbench.debug import compiled_reference, dump_entries, fp32_reference
-from ..errors import DataError, EdgecError, TargetError
-from ..frontend.onnx import load_onnx
-from ..interp import run_graph
-from ..targets import get_target
-from ..workbench.compare import (compare_outputs, load_inputs, onnxruntime_outputs,
-                                  random_inputs, split_batches)
-from ..workbench.verify import run_compiled
-from .manifest import FORMAT, MANIFEST, load_tensors, read_case, save_tensors, write_manifest
-from .options import options_to_json, target_flags
+from edgec import __version__
+from edgec.compiler import CompileOptions, compile_model, file_sha256
+from edgec.errors import DataError, EdgecError, TargetError
+from edgec.frontend.onnx import load_onnx
+from edgec.golden.manifest import (
+    FORMAT,
+    MANIFEST,
+    load_tensors,
+    read_case,
+    save_tensors,
+    write_manifest,
+)
+from edgec.golden.options import options_to_json, target_flags
+from edgec.interp import run_graph
+from edgec.targets import get_target
+from edgec.workbench.compare import (
+    compare_outputs,
+    load_inputs,
+    onnxruntime_outputs,
+    random_inputs,
+    split_batches,
+)
+from edgec.workbench.debug import compiled_reference, dump_entries, fp32_reference
+from edgec.workbench.verify import run_compiled
 
 DEFAULT_RTOL = 1e-4
 

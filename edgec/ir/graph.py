@@ -29,10 +29,10 @@ from typing import Any, Callable, Iterable, Sequence
 import networkx as nx
 import numpy as np
 
-from .names import NameSet, ValueTable, first_free
-from .order import NodeOrder
-from .types import DType, QuantParams, TensorType
 from edgec.ir.clone import clone_graph
+from edgec.ir.names import NameSet, ValueTable, first_free
+from edgec.ir.order import NodeOrder
+from edgec.ir.types import DType, QuantParams, TensorType
 
 SOURCE = "source"  # Value.meta key: (source value name, perm or None); see the module doc
 SOURCE_NODES = "source_nodes"  # Node.meta key: names of the imported nodes a node computes

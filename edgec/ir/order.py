@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
-    from .graph import Node
+    from edgec.ir.graph import Node
 
 
 class NodeOrder:

@@ -11,7 +11,7 @@ import hashlib
 
 import numpy as np
 
-from .graph import Graph, Node, Value
+from edgec.ir.graph import Graph, Node, Value
 
 
 def format_attr(value) -> str:

@@ -3,9 +3,9 @@
 import importlib
 import pkgutil
 
-from .base import Attr, OpDef, PruneRule, QuantRule
-from .registry import all_ops, get_op, has_op, register_op
 from edgec.ir.graph import install_op_set
+from edgec.ops.base import Attr, OpDef, PruneRule, QuantRule
+from edgec.ops.registry import all_ops, get_op, has_op, register_op
 
 _SKIP = {"base", "registry", "common", "epilogue"}
 

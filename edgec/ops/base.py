@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConstantInputRequired, UnsupportedError
-from ..ir.graph import IRError, Node, Value
-from ..ir.types import DType, TensorType
-from .int8_facet import Int8Facet, QuantRule
-from .prune_facet import broadcast_flow, concat_flow
+from edgec.errors import ConstantInputRequired, UnsupportedError
+from edgec.ir.graph import IRError, Node, Value
+from edgec.ir.types import DType, TensorType
+from edgec.ops.int8_facet import Int8Facet, QuantRule
+from edgec.ops.prune_facet import broadcast_flow, concat_flow
 
 _REQUIRED = object()
 
@@ -239,7 +239,7 @@ def in_type(node: Node, index: int = 0) -> TensorType:
 
 def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     """numpy/ONNX multidirectional broadcasting; raises ShapeError when shapes conflict."""
-    from ..errors import ShapeError
+    from edgec.errors import ShapeError
 
     try:
         return tuple(int(d) for d in np.broadcast_shapes(*shapes))
@@ -249,7 +249,7 @@ def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
 
 def normalize_axis(axis: int, rank: int, node: Node | None = None) -> int:
     """Map a possibly negative axis into [0, rank)."""
-    from ..errors import ShapeError
+    from edgec.errors import ShapeError
 
     a = axis + rank if axis < 0 else axis
     if not 0 <= a < max(rank, 1):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..errors import ShapeError, UnsupportedError
-from ..ir import DType, Node
+from edgec.errors import ShapeError, UnsupportedError
+from edgec.ir import DType, Node
 
 
 def row_major_strides(shape: tuple[int, ...]) -> list[int]:

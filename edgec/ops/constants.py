@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError, UnsupportedError
-from ..ir import DType, Node, TensorType
-from .base import Attr, OpDef, in_type
-from .registry import register_op
+from edgec.errors import ShapeError, UnsupportedError
+from edgec.ir import DType, Node, TensorType
+from edgec.ops.base import Attr, OpDef, in_type
+from edgec.ops.registry import register_op
 
 
 class FoldOnly(OpDef):

@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgec import qmath
 from edgec.errors import ShapeError, UnsupportedError
 from edgec.ir import DType, Node, TensorType
-from edgec import qmath
-from edgec.ops.base import (Attr, OpDef, QuantRule, broadcast_shapes, in_type,
-                             normalize_axis)
+from edgec.ops.base import Attr, OpDef, QuantRule, broadcast_shapes, in_type, normalize_axis
 from edgec.ops.int8_scheme import qadd_attrs, qmul_attrs, requant_attrs
 from edgec.ops.quantized import lookup_table_for_op
 from edgec.ops.registry import get_op, register_op

@@ -14,14 +14,14 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..errors import ShapeError
-from ..ir import Node, TensorType
-from . import prune_facet
-from .base import Attr, OpDef, PruneRule, in_type
-from .common import FLOATS, check_window, require_dtypes
-from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np
-from .int8_layers import CONV_INT8
-from .registry import register_op
+from edgec.errors import ShapeError
+from edgec.ir import Node, TensorType
+from edgec.ops import prune_facet
+from edgec.ops.base import Attr, OpDef, PruneRule, in_type
+from edgec.ops.common import FLOATS, check_window, require_dtypes
+from edgec.ops.epilogue import EPILOGUE_ATTRS, apply_epilogue_np
+from edgec.ops.int8_layers import CONV_INT8
+from edgec.ops.registry import register_op
 
 LAYOUTS = ("NCHW", "NHWC")
 

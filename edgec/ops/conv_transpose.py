@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
-from ..ir import Node, TensorType
-from . import prune_facet
-from .base import Attr, OpDef, PruneRule, QuantRule, in_type
-from .common import FLOATS, check_window, require_dtypes
-from .conv import LAYOUTS, channels, from_nchw, make_shape, spatial_shape, to_nchw
-from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np
-from .registry import register_op
+from edgec.errors import ShapeError
+from edgec.ir import Node, TensorType
+from edgec.ops import prune_facet
+from edgec.ops.base import Attr, OpDef, PruneRule, QuantRule, in_type
+from edgec.ops.common import FLOATS, check_window, require_dtypes
+from edgec.ops.conv import LAYOUTS, channels, from_nchw, make_shape, spatial_shape, to_nchw
+from edgec.ops.epilogue import EPILOGUE_ATTRS, apply_epilogue_np
+from edgec.ops.registry import register_op
 
 
 def transpose_out_size(size: int, k: int, s: int, d: int, pb: int, pe: int, adj: int) -> int:

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError, UnsupportedError
-from ..ir import DType, Node, TensorType
-from .base import Attr, OpDef, PruneRule, QuantRule, in_type
-from .registry import register_op
+from edgec.errors import ShapeError, UnsupportedError
+from edgec.ir import DType, Node, TensorType
+from edgec.ops.base import Attr, OpDef, PruneRule, QuantRule, in_type
+from edgec.ops.registry import register_op
 
 ACTIVATIONS = ("none", "relu", "clip")
 INT32_MAX = 2**31 - 1

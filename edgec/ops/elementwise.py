@@ -7,17 +7,17 @@ codegen/c/kernels/elementwise.py.
 
 from __future__ import annotations
 
+from math import erf as _erf_scalar  # numpy has no erf
+
 import numpy as np
 
-from ..errors import UnsupportedError
-from ..ir import DType, Node, TensorType
-from .base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
-from .common import FLOATS, NUMERIC, require_dtypes
-from .int8_elementwise import ADD_INT8, MUL_INT8, PRELU_INT8, RELU_INT8
-from .intmath import cast_np, int_div, int_pow
-from .registry import register_op
-
-from math import erf as _erf_scalar  # numpy has no erf
+from edgec.errors import UnsupportedError
+from edgec.ir import DType, Node, TensorType
+from edgec.ops.base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
+from edgec.ops.common import FLOATS, NUMERIC, require_dtypes
+from edgec.ops.int8_elementwise import ADD_INT8, MUL_INT8, PRELU_INT8, RELU_INT8
+from edgec.ops.intmath import cast_np, int_div, int_pow
+from edgec.ops.registry import register_op
 
 
 def _erf(x):

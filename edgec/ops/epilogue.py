@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Attr
+from edgec.ops.base import Attr
 
 ACTIVATIONS = (
     "none", "relu", "clip", "leaky_relu", "prelu", "hardswish", "hardsigmoid", "sigmoid",

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
-from ..ir import Node, TensorType
-from . import prune_facet
-from .base import Attr, OpDef, PruneRule, broadcast_shapes, in_type
-from .common import FLOATS, require_dtypes
-from .epilogue import EPILOGUE_ATTRS, apply_epilogue_np
-from .int8_layers import GEMM_INT8, MATMUL_INT8
-from .registry import register_op
+from edgec.errors import ShapeError
+from edgec.ir import Node, TensorType
+from edgec.ops import prune_facet
+from edgec.ops.base import Attr, OpDef, PruneRule, broadcast_shapes, in_type
+from edgec.ops.common import FLOATS, require_dtypes
+from edgec.ops.epilogue import EPILOGUE_ATTRS, apply_epilogue_np
+from edgec.ops.int8_layers import GEMM_INT8, MATMUL_INT8
+from edgec.ops.registry import register_op
 
 
 @register_op("Gemm")

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError, UnsupportedError
-from ..ir import Node, TensorType
-from . import prune_facet
-from .base import Attr, OpDef, PruneRule, QuantRule, in_type, normalize_axis
-from .int8_facet import PAD_INT8
-from .registry import register_op
-from .shape_ops import (
+from edgec.errors import ShapeError, UnsupportedError
+from edgec.ir import Node, TensorType
+from edgec.ops import prune_facet
+from edgec.ops.base import Attr, OpDef, PruneRule, QuantRule, in_type, normalize_axis
+from edgec.ops.int8_facet import PAD_INT8
+from edgec.ops.registry import register_op
+from edgec.ops.shape_ops import (
     DATA_DTYPES,
     INDEX_DTYPES,
     permute_per_axis,

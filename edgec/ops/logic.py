@@ -10,14 +10,14 @@ import math
 
 import numpy as np
 
-from ..ir import DType, Node
-from .base import Attr, QuantRule
-from .common import FLOATS, NUMERIC
-from .elementwise import BinaryOp, UnaryOp, _binary, _unary
-from .int8_facet import UNPLANNED_LOOKUP
-from .intmath import int_mod
-from .registry import register_op
-from .shape_ops import Cast
+from edgec.ir import DType, Node
+from edgec.ops.base import Attr, QuantRule
+from edgec.ops.common import FLOATS, NUMERIC
+from edgec.ops.elementwise import BinaryOp, UnaryOp, _binary, _unary
+from edgec.ops.int8_facet import UNPLANNED_LOOKUP
+from edgec.ops.intmath import int_mod
+from edgec.ops.registry import register_op
+from edgec.ops.shape_ops import Cast
 
 BOOLS = {DType.BOOL}
 INTS = NUMERIC - FLOATS
@@ -57,7 +57,7 @@ def _gelu(x, attrs):
     if attrs["approximate"] == "tanh":
         c = np.float32(math.sqrt(2.0 / math.pi))
         return 0.5 * x * (1 + np.tanh(c * (x + np.float32(0.044715) * x ** 3)))
-    from .elementwise import _erf
+    from edgec.ops.elementwise import _erf
     return 0.5 * x * (1 + _erf(x / np.float32(math.sqrt(2.0))))
 
 

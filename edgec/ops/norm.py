@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError, UnsupportedError
-from ..ir import Node, TensorType
-from . import prune_facet
-from .base import Attr, OpDef, PruneRule, QuantRule, in_type, normalize_axis
-from .common import FLOATS, require_dtypes
-from .conv import LAYOUTS, channels
-from .registry import register_op
+from edgec.errors import ShapeError, UnsupportedError
+from edgec.ir import Node, TensorType
+from edgec.ops import prune_facet
+from edgec.ops.base import Attr, OpDef, PruneRule, QuantRule, in_type, normalize_axis
+from edgec.ops.common import FLOATS, require_dtypes
+from edgec.ops.conv import LAYOUTS, channels
+from edgec.ops.registry import register_op
 
 
 def _channel_axis(rank: int, layout: str) -> int:

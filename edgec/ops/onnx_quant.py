@@ -27,19 +27,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError, UnsupportedError
-from ..ir import DType, Node, TensorType
-from .base import Attr, OpDef, QuantRule, in_type, normalize_axis
-from .common import require_dtypes
-from .conv import CONV_ATTRS, from_nchw, resolve_auto_pad, to_nchw
-from .quant_common import (
+from edgec.errors import ShapeError, UnsupportedError
+from edgec.ir import DType, Node, TensorType
+from edgec.ops.base import Attr, OpDef, QuantRule, in_type, normalize_axis
+from edgec.ops.common import require_dtypes
+from edgec.ops.conv import CONV_ATTRS, from_nchw, resolve_auto_pad, to_nchw
+from edgec.ops.quant_common import (
     conv_acc_nchw,
     conv_geometry,
     conv_infer,
     int_range,
     requantize_onnx_float,
 )
-from .registry import register_op
+from edgec.ops.registry import register_op
 
 ONNX_TYPES = {1: DType.FLOAT32, 2: DType.UINT8, 3: DType.INT8, 5: DType.INT16, 6: DType.INT32,
               10: DType.FLOAT16}
@@ -327,7 +327,7 @@ def matmul_shapes(node: Node, a: TensorType, b: TensorType):
     if a.rank < 2 or b.rank < 2 or a.shape[-1] != b.shape[-2]:
         raise ShapeError(f"{node.op} node '{node.name}': operands {a.shape} and {b.shape} do "
                          "not form a matrix product")
-    from .base import broadcast_shapes
+    from edgec.ops.base import broadcast_shapes
 
     batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
     return batch, a.shape[-2], a.shape[-1], b.shape[-1], a.shape[:-2], b.shape[:-2]

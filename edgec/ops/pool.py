@@ -22,13 +22,21 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..errors import ShapeError, UnsupportedError
-from ..ir import DType, Node, TensorType
-from .base import Attr, OpDef, PruneRule, QuantRule, in_type
-from .common import FLOATS, check_window, require_dtypes
-from .conv import LAYOUTS, channels, from_nchw, make_shape, resolve_auto_pad, spatial_shape, to_nchw
-from .int8_elementwise import AVERAGE_POOL_INT8, GLOBAL_AVERAGE_POOL_INT8
-from .registry import register_op
+from edgec.errors import ShapeError, UnsupportedError
+from edgec.ir import DType, Node, TensorType
+from edgec.ops.base import Attr, OpDef, PruneRule, QuantRule, in_type
+from edgec.ops.common import FLOATS, check_window, require_dtypes
+from edgec.ops.conv import (
+    LAYOUTS,
+    channels,
+    from_nchw,
+    make_shape,
+    resolve_auto_pad,
+    spatial_shape,
+    to_nchw,
+)
+from edgec.ops.int8_elementwise import AVERAGE_POOL_INT8, GLOBAL_AVERAGE_POOL_INT8
+from edgec.ops.registry import register_op
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 

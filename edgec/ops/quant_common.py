@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import qmath
-from ..errors import ShapeError, UnsupportedError
-from ..ir import DType, Node, TensorType
-from .conv import channels, conv_nchw, conv_out_size, make_shape, spatial_shape
+from edgec import qmath
+from edgec.errors import ShapeError, UnsupportedError
+from edgec.ir import DType, Node, TensorType
+from edgec.ops.conv import channels, conv_nchw, conv_out_size, make_shape, spatial_shape
 
 INT32_LIMIT = 2**31 - 1
 INT_RANGES = {

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import qmath
-from ..errors import ShapeError
-from ..ir import DType, Node, TensorType
-from .base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
-from .conv import CONV_GEOMETRY_ATTRS, from_nchw, to_nchw
-from .elementwise import ElementwiseOp
-from .int8_export import (
+from edgec import qmath
+from edgec.errors import ShapeError
+from edgec.ir import DType, Node, TensorType
+from edgec.ops.base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
+from edgec.ops.conv import CONV_GEOMETRY_ATTRS, from_nchw, to_nchw
+from edgec.ops.elementwise import ElementwiseOp
+from edgec.ops.int8_export import (
     QADD_EXPORT,
     QCONV_EXPORT,
     QGEMM_EXPORT,
@@ -35,8 +35,8 @@ from .int8_export import (
     QMUL_EXPORT,
     QREQUANTIZE_EXPORT,
 )
-from .int8_scheme import QMAX, QMIN, lookup_table_of
-from .quant_common import (
+from edgec.ops.int8_scheme import QMAX, QMIN, lookup_table_of
+from edgec.ops.quant_common import (
     conv_acc_nchw,
     conv_geometry,
     conv_infer,
@@ -44,7 +44,7 @@ from .quant_common import (
     requantize_fixed,
     require_int8,
 )
-from .registry import get_op, register_op
+from edgec.ops.registry import get_op, register_op
 
 INT8 = {DType.INT8}
 INT8_BIAS = {DType.INT8, DType.INT32}
@@ -203,7 +203,7 @@ class QMatMul(QuantizedOp):
         return (y.astype(np.int8),)
 
     def macs(self, node: Node) -> int:
-        from .gemm import MatMul
+        from edgec.ops.gemm import MatMul
 
         batch, m, k, n, _, _ = MatMul.shapes(node)
         return int(np.prod(batch, dtype=np.int64)) * m * k * n

@@ -21,16 +21,16 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .. import qmath
-from ..errors import ShapeError
-from ..ir import DType, Node, TensorType
-from .base import Attr, PruneRule, in_type
-from .conv import LAYOUTS, channels, from_nchw, make_shape, spatial_shape, to_nchw
-from .int8_export import QAVERAGE_POOL_EXPORT, QGLOBAL_AVERAGE_POOL_EXPORT
-from .pool import pool_out_size, window_counts
-from .quant_common import require_int8
-from .quantized import QMAX, QMIN, QuantizedOp
-from .registry import register_op
+from edgec import qmath
+from edgec.errors import ShapeError
+from edgec.ir import DType, Node, TensorType
+from edgec.ops.base import Attr, PruneRule, in_type
+from edgec.ops.conv import LAYOUTS, channels, from_nchw, make_shape, spatial_shape, to_nchw
+from edgec.ops.int8_export import QAVERAGE_POOL_EXPORT, QGLOBAL_AVERAGE_POOL_EXPORT
+from edgec.ops.pool import pool_out_size, window_counts
+from edgec.ops.quant_common import require_int8
+from edgec.ops.quantized import QMAX, QMIN, QuantizedOp
+from edgec.ops.registry import register_op
 
 MODES = ("requantize", "divide")
 POOL_QUANT_ATTRS = {

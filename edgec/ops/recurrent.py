@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError, UnsupportedError
-from ..ir import Node, TensorType
-from .base import Attr, OpDef, QuantRule, in_type
-from .common import FLOATS, require_dtypes
-from .registry import register_op
+from edgec.errors import ShapeError, UnsupportedError
+from edgec.ir import Node, TensorType
+from edgec.ops.base import Attr, OpDef, QuantRule, in_type
+from edgec.ops.common import FLOATS, require_dtypes
+from edgec.ops.registry import register_op
 
 # Activation -> (number of parameters it takes, default alpha, default beta).
 ACTIVATIONS = {

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
-from ..ir import DType, Node, TensorType
-from . import prune_facet
-from .base import Attr, OpDef, QuantRule, in_type, normalize_axis
-from .common import FLOATS, NUMERIC, require_dtypes
-from .registry import register_op
-
+from edgec.errors import ShapeError
+from edgec.ir import DType, Node, TensorType
+from edgec.ops import prune_facet
+from edgec.ops.base import Attr, OpDef, QuantRule, in_type, normalize_axis
+from edgec.ops.common import FLOATS, NUMERIC, require_dtypes
+from edgec.ops.registry import register_op
 
 # ------------------------------------------------------------------------------ loop plans
 

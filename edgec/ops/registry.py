@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..errors import UnsupportedError
-from .base import OpDef
+from edgec.errors import UnsupportedError
+from edgec.ops.base import OpDef
 
 _OPS: dict[str, OpDef] = {}
 

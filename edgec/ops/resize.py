@@ -24,13 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ShapeError, UnsupportedError
-from ..ir import Node, TensorType
-from .base import Attr, OpDef, PruneRule, QuantRule, in_type
-from .common import FLOATS, NUMERIC, require_dtypes
-from .conv import LAYOUTS
-from .reduce import canonical_axes
-from .registry import register_op
+from edgec.errors import ShapeError, UnsupportedError
+from edgec.ir import Node, TensorType
+from edgec.ops.base import Attr, OpDef, PruneRule, QuantRule, in_type
+from edgec.ops.common import FLOATS, NUMERIC, require_dtypes
+from edgec.ops.conv import LAYOUTS
+from edgec.ops.reduce import canonical_axes
+from edgec.ops.registry import register_op
 
 COORD_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
                "asymmetric", "tf_half_pixel_for_nn", "tf_crop_and_resize")

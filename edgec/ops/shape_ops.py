@@ -15,16 +15,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError, UnsupportedError
-from ..ir import DType, Node, TensorType
-from . import prune_facet
-from .base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type, normalize_axis
-from .common import require_dtypes
-from .conv import LAYOUTS, from_nchw, to_nchw
-from .elementwise import ElementwiseOp
-from .int8_elementwise import CONCAT_INT8
-from .intmath import cast_np
-from .registry import register_op
+from edgec.errors import ShapeError, UnsupportedError
+from edgec.ir import DType, Node, TensorType
+from edgec.ops import prune_facet
+from edgec.ops.base import (
+    Attr,
+    OpDef,
+    PruneRule,
+    QuantRule,
+    broadcast_shapes,
+    in_type,
+    normalize_axis,
+)
+from edgec.ops.common import require_dtypes
+from edgec.ops.conv import LAYOUTS, from_nchw, to_nchw
+from edgec.ops.elementwise import ElementwiseOp
+from edgec.ops.int8_elementwise import CONCAT_INT8
+from edgec.ops.intmath import cast_np
+from edgec.ops.registry import register_op
 
 # Element types the data-movement kernels handle (the C is generic over `ctype`).
 DATA_DTYPES = {DType.FLOAT32, DType.INT8, DType.UINT8, DType.INT16, DType.INT32, DType.INT64,

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
-from ..ir import Node, TensorType
-from . import prune_facet
-from .base import Attr, OpDef, QuantRule, in_type
-from .common import FLOATS, require_dtypes
-from .reduce import canonical_axes
-from .registry import register_op
+from edgec.errors import ShapeError
+from edgec.ir import Node, TensorType
+from edgec.ops import prune_facet
+from edgec.ops.base import Attr, OpDef, QuantRule, in_type
+from edgec.ops.common import FLOATS, require_dtypes
+from edgec.ops.reduce import canonical_axes
+from edgec.ops.registry import register_op
 
 
 class SoftmaxFamily(OpDef):

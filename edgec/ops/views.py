@@ -10,11 +10,11 @@ import math
 
 import numpy as np
 
-from ..errors import ShapeError
-from ..ir import DType, Node, TensorType
-from . import prune_facet
-from .base import Attr, OpDef, PruneRule, QuantRule, in_type, normalize_axis
-from .registry import register_op
+from edgec.errors import ShapeError
+from edgec.ir import DType, Node, TensorType
+from edgec.ops import prune_facet
+from edgec.ops.base import Attr, OpDef, PruneRule, QuantRule, in_type, normalize_axis
+from edgec.ops.registry import register_op
 
 
 class ViewOp(OpDef):

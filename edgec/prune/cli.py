@@ -83,8 +83,10 @@ def cmd_prune(args) -> int:
     """edgec prune MODEL -o OUT (--ratio R | --target-macs F): see docs/pruning.md."""
     # on use: `edgec --help` imports this module
     from edgec.frontend.onnx import load_onnx, parse_input_shapes
+
     # on use: `edgec --help` imports this module
     from edgec.prune.driver import prune_model_file, sensitivity
+
     # on use: `edgec --help` imports this module
     from edgec.prune.select import PruneOptionError
 
@@ -232,8 +234,8 @@ def pruned_for_compile(args):
     import onnx  # on use: `edgec --help` imports this module
 
     # on use: `edgec --help` imports this module
-
     from edgec.frontend.onnx import load_onnx, parse_input_shapes
+
     # on use: `edgec --help` imports this module
     from edgec.prune.driver import prune_model_file
 

@@ -15,8 +15,7 @@ from edgec.ops import get_op
 from edgec.prune.apply import prune_model
 from edgec.prune.groups import Analysis, build_groups, describe_blockers, keep_masks
 from edgec.prune.recover import recover
-from edgec.prune.select import (CRITERIA, PruneOptionError, activation_means, select,
-                                unit_scores)
+from edgec.prune.select import CRITERIA, PruneOptionError, activation_means, select, unit_scores
 from edgec.quant.calibrate import input_names, random_calibration_inputs, run_fast, snr_db
 
 

@@ -4,9 +4,14 @@ See docs/int8.md for the scheme and the user-facing flags, and /passes/quantize.
 graph rewrite.
 """
 
-from .calibrate import Calibration, calibrate, load_calibration_inputs, random_calibration_inputs
-from .images import ImagePreprocess
-from .observers import METHODS, TensorStats
+from edgec.quant.calibrate import (
+           Calibration,
+           calibrate,
+           load_calibration_inputs,
+           random_calibration_inputs,
+)
+from edgec.quant.images import ImagePreprocess
+from edgec.quant.observers import METHODS, TensorStats
 
 __all__ = [
            "METHODS",

@@ -29,17 +29,16 @@ import numpy as np
 from edgec.console import quote
 from edgec.console.progress import Progress
 from edgec.datafiles import as_input_dtype, quote_path, read_arrays
-
-from ..detmath import deterministic_math
-from ..errors import DataError, EdgecError
-from ..interp import execute
-from ..ir import Graph
-from ..ops import get_op
-from ..ops.epilogue import activation_np
-from ..ops.int8_scheme import CLAMP_ACTIVATIONS, PRE_ACTIVATION
-from .fast_kernels import FAST_KERNELS
-from .images import IMAGE_SUFFIXES, ImagePreprocess, load_image_folder
-from .observers import DEFAULT_PERCENTILE, METHODS, TensorStats
+from edgec.detmath import deterministic_math
+from edgec.errors import DataError, EdgecError
+from edgec.interp import execute
+from edgec.ir import Graph
+from edgec.ops import get_op
+from edgec.ops.epilogue import activation_np
+from edgec.ops.int8_scheme import CLAMP_ACTIVATIONS, PRE_ACTIVATION
+from edgec.quant.fast_kernels import FAST_KERNELS
+from edgec.quant.images import IMAGE_SUFFIXES, ImagePreprocess, load_image_folder
+from edgec.quant.observers import DEFAULT_PERCENTILE, METHODS, TensorStats
 
 CHUNK = 25
 EPILOGUE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")

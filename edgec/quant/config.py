@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .calibrate import Calibration
+from edgec.quant.calibrate import Calibration
 
 QUANT_MODES = ("static", "dynamic")
 __all__ = ["QUANT_MODES", "QuantOptions"]

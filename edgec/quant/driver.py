@@ -12,16 +12,16 @@ import math
 
 import numpy as np
 
-from ..errors import EdgecError
-from ..interp import run_graph
-from ..ir import Graph
-from .calibrate import (
+from edgec.errors import EdgecError
+from edgec.interp import run_graph
+from edgec.ir import Graph
+from edgec.quant.calibrate import (
     RANDOM_WARNING,
     calibrate,
     load_calibration_inputs,
     random_calibration_inputs,
 )
-from .config import QUANT_MODES, QuantOptions
+from edgec.quant.config import QUANT_MODES, QuantOptions
 
 SNR_SAMPLES = 2
 
@@ -95,7 +95,7 @@ def quantize_graph(g: Graph, target, options
     Returns (int8 graph, the fp32 graph it came from, warnings, report section, float value
     name -> int8 value name).
     """
-    from ..passes import PassManager, PassOptions
+    from edgec.passes import PassManager, PassOptions
 
     if options.quant not in QUANT_MODES:
         raise EdgecError(f"--quant must be one of {', '.join(QUANT_MODES)}, not "
@@ -117,7 +117,7 @@ def quantize_graph(g: Graph, target, options
                         source)
         report["calibration"] = cal.summary()
         if options.auto_mixed_precision:
-            from .mixed_precision import choose_float_layers
+            from edgec.quant.mixed_precision import choose_float_layers
 
             chosen, amp = choose_float_layers(float_graph, cal, samples, options.target_snr,
                                               keep)

@@ -15,10 +15,9 @@ import math
 import numpy as np
 
 from edgec.console.progress import Progress
-
-from ..ir import Graph
-from .calibrate import Calibration, run_fast, snr_db
-from .config import QuantOptions
+from edgec.ir import Graph
+from edgec.quant.calibrate import Calibration, run_fast, snr_db
+from edgec.quant.config import QuantOptions
 
 SENSITIVITY_SAMPLES = 4
 COMPUTE_OPS = ("Conv", "Gemm", "MatMul", "Add", "Mul", "AveragePool", "GlobalAveragePool")
@@ -26,8 +25,8 @@ COMPUTE_OPS = ("Conv", "Gemm", "MatMul", "Add", "Mul", "AveragePool", "GlobalAve
 
 def quantized_copy(float_graph: Graph, cal: Calibration, keep_float: tuple[str, ...]) -> Graph:
     """float_graph quantised with `keep_float` (quantize pass only, no cleanup)."""
-    from ..passes.quantize import Quantizer
-    from ..passes.registry import QuantRecord
+    from edgec.passes.quantize import Quantizer
+    from edgec.passes.registry import QuantRecord
 
     g = float_graph.clone()
     Quantizer(g, QuantOptions(cal, tuple(keep_float)), QuantRecord()).run()
@@ -47,8 +46,8 @@ def output_snr(float_graph: Graph, g: Graph, samples, refs) -> float:
 
 def candidate_layers(float_graph: Graph, cal: Calibration, keep_float) -> list[str]:
     """Names of the nodes the quantize pass would turn into int8 compute ops."""
-    from ..passes.quantize import Quantizer
-    from ..passes.registry import QuantRecord
+    from edgec.passes.quantize import Quantizer
+    from edgec.passes.registry import QuantRecord
 
     q = Quantizer(float_graph, QuantOptions(cal, tuple(keep_float)), QuantRecord())
     return [n.name for n in float_graph.nodes if q.is_compute(n)]

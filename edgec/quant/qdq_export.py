@@ -19,9 +19,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..errors import UnsupportedError
-from ..ir import DType, Graph, Node, Value
-from ..ops import get_op
+from edgec.errors import UnsupportedError
+from edgec.ir import DType, Graph, Node, Value
+from edgec.ops import get_op
 
 OPSET = 17
 ONNX_DTYPES = {DType.FLOAT32: TensorProto.FLOAT, DType.INT8: TensorProto.INT8,

@@ -33,17 +33,17 @@ from pathlib import Path
 
 import numpy as np
 
-from edgec.workbench.litert_bench import litert_fields, litert_runner
 from edgec.compiler import CompileOptions, compile_model
 from edgec.errors import EdgecError
 from edgec.frontend.onnx import load_onnx
 from edgec.targets import get_target
 from edgec.workbench import toolchain
 from edgec.workbench.clocks import locked_clocks
+from edgec.workbench.compare import compare, harness_io, random_inputs
 from edgec.workbench.instr_count import count_instructions, instruction_summary
+from edgec.workbench.litert_bench import litert_fields, litert_runner
 from edgec.workbench.machine import FmaPeak
 from edgec.workbench.runners import CompiledModel, OrtModel, ort_call_overhead_ns, ort_int8_models
-from edgec.workbench.compare import compare, harness_io, random_inputs
 from edgec.workbench.verify import build_result
 
 DEFAULT_RUNS = 100

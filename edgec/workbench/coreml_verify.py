@@ -34,8 +34,16 @@ from edgec.codegen.coreml.evaluate import evaluate, load_package
 from edgec.codegen.coreml.int8 import fake_quantized
 from edgec.ir import Graph
 from edgec.quant.calibrate import snr_db
-from edgec.workbench.compare import (DEFAULT_RTOL, VerifyResult, compare, compare_outputs,
-                                     load_inputs, onnxruntime_outputs, random_inputs, split_batches)
+from edgec.workbench.compare import (
+    DEFAULT_RTOL,
+    VerifyResult,
+    compare,
+    compare_outputs,
+    load_inputs,
+    onnxruntime_outputs,
+    random_inputs,
+    split_batches,
+)
 
 FP16_MIN_SNR_DB = 50.0
 INT8_SNR_MARGIN_DB = 0.5

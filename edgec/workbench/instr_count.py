@@ -37,8 +37,8 @@ from edgec.errors import TargetError, ToolchainError
 from edgec.ops import get_op
 from edgec.targets import Target, all_targets, get_target, register_target
 from edgec.workbench import toolchain
-from edgec.workbench.csources import c_source
 from edgec.workbench.compare import harness_io
+from edgec.workbench.csources import c_source
 from edgec.workbench.verify import build_result
 
 PLUGIN_NAME = "libedgec_icount.so"

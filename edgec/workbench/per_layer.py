@@ -16,6 +16,15 @@ import numpy as np
 
 from edgec.compiler import compile_model
 from edgec.errors import ToolchainError
+from edgec.workbench.compare import (
+    DEFAULT_RTOL,
+    VerifyResult,
+    compare,
+    compare_outputs,
+    load_inputs,
+    random_inputs,
+    split_batches,
+)
 from edgec.workbench.debug import (
     DumpEntry,
     build_debug,
@@ -25,8 +34,6 @@ from edgec.workbench.debug import (
     read_dump,
     run_debug,
 )
-from edgec.workbench.compare import (DEFAULT_RTOL, VerifyResult, compare, compare_outputs,
-                                     load_inputs, random_inputs, split_batches)
 
 VERIFY_STEPS = 4  # progress() calls of verify_per_layer
 

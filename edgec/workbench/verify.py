@@ -14,8 +14,15 @@ import numpy as np
 from edgec.compiler import compile_model, write_output
 from edgec.targets import get_target
 from edgec.workbench import toolchain
-from edgec.workbench.compare import (DEFAULT_RTOL, VerifyResult, compare_outputs, harness_io,
-                                     load_inputs, random_inputs, split_batches)
+from edgec.workbench.compare import (
+    DEFAULT_RTOL,
+    VerifyResult,
+    compare_outputs,
+    harness_io,
+    load_inputs,
+    random_inputs,
+    split_batches,
+)
 
 
 def build_result(result, workdir: Path, **build_options) -> Path:
