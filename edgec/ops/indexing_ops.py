@@ -185,7 +185,13 @@ class Gather(GatherBase):
         return [TensorType(x.shape[:axis] + idx.shape + x.shape[axis + 1:], x.dtype)]
 
     def reference(self, node: Node, x, indices):
-        return (np.take(x, np.asarray(indices, dtype=np.int64), axis=node.attrs["axis"]),)
+        """Like the C: a negative index counts from the end, and an index still outside the
+        axis is clamped into it (onnxruntime stops with an error there; C must not read
+        outside the data)."""
+        axis = node.attrs["axis"]
+        idx = np.asarray(indices, dtype=np.int64)
+        idx = np.where(idx < 0, idx + np.asarray(x).shape[axis], idx)
+        return (np.take(x, idx, axis=axis, mode="clip"),)
 
     def sink_transpose(self, node: Node, perm: list[int]) -> dict | None:
         if in_type(node, 1).rank != 1:
@@ -211,5 +217,7 @@ class GatherElements(GatherBase):
         axis = node.attrs["axis"]
         idx = np.asarray(indices, dtype=np.int64)
         idx = np.where(idx < 0, idx + x.shape[axis], idx)
+        if x.shape[axis]:  # like the C: an index still outside the axis is clamped into it
+            idx = np.clip(idx, 0, x.shape[axis] - 1)
         return (np.take_along_axis(x, idx, axis=axis),)
 
