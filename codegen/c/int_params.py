@@ -222,3 +222,18 @@ def matmul_runtime_params(node: Node, a_t: TensorType, b_t: TensorType, a_zp: in
     else:
         p["b_zp_lit"] = int(bz[0])
     return p
+
+
+def per_tensor_quantize_literals(node: Node, p: dict) -> dict | None:
+    """The SIMD QuantizeLinear kernels' values for a per-tensor float32 -> int8/uint8 node
+    with the portable parameters `p` (literals of the scale and of the clamp bounds minus the
+    zero point, and the zero point), or None when the node is not of that kind."""
+    if node.output.dtype not in (DType.INT8, DType.UINT8) \
+            or node.input(0).dtype != DType.FLOAT32 or p["scale"].data.size != 1 \
+            or (p["has_zp"] and p["zero_point"].data.size != 1):
+        return None
+    zp = int(p["zero_point"].data.reshape(-1)[0]) if p["has_zp"] else 0
+    return {"scale_lit": c_scalar(float(p["scale"].data.reshape(-1)[0]), "float"),
+            "lo_lit": c_scalar(float(p["qmin"] - zp), "float"),
+            "hi_lit": c_scalar(float(p["qmax"] - zp), "float"),
+            "zp": zp, "qmin": p["qmin"], "qmax": p["qmax"]}

@@ -23,8 +23,8 @@ import numpy as np
 
 from edgec.ir import DType, Node
 from edgec.codegen.c.isa.arm64_f32 import interior_range
-from edgec.codegen.c.carray import c_scalar
 from edgec.ops.base import in_type
+from edgec.codegen.c.int_params import per_tensor_quantize_literals
 from edgec.codegen.c.kernel import ConstArray
 
 Q8_RUNTIME = ("edgec_qmath.h", "edgec_qkernels.h", "edgec_neon_q8.h")
@@ -201,13 +201,7 @@ def runtime_for(template: str, default: tuple[str, ...]) -> tuple[str, ...]:
 def quantize_linear_params(node: Node, target, p: dict) -> dict | None:
     """NEON parameters of a per-tensor float32 -> int8/uint8 QuantizeLinear (literals of the
     scale, of the clamp bounds minus the zero point, and the zero point), or None."""
-
-    if flavour(target) is None or node.output.dtype not in (DType.INT8, DType.UINT8) \
-            or node.input(0).dtype != DType.FLOAT32 or p["scale"].data.size != 1 \
-            or (p["has_zp"] and p["zero_point"].data.size != 1):
+    if flavour(target) is None:
         return None
-    zp = int(p["zero_point"].data.reshape(-1)[0]) if p["has_zp"] else 0
-    return {"scale_lit": c_scalar(float(p["scale"].data.reshape(-1)[0]), "float"),
-            "lo_lit": c_scalar(float(p["qmin"] - zp), "float"),
-            "hi_lit": c_scalar(float(p["qmax"] - zp), "float"),
-            "zp": zp, "qmin": p["qmin"], "qmax": p["qmax"], "neon": True}
+    values = per_tensor_quantize_literals(node, p)
+    return None if values is None else {**values, "neon": True}

@@ -31,9 +31,9 @@ from __future__ import annotations
 import numpy as np
 
 from edgec.ir import DType, Node
-from edgec.codegen.c.carray import c_scalar
 from edgec.ops.base import in_type
 from edgec.codegen.c.isa.x86_f32 import ISAS, VNNI_ISA, row_segments
+from edgec.codegen.c.int_params import per_tensor_quantize_literals
 from edgec.codegen.c.kernel import ConstArray
 
 RUNTIME = ("edgec_qmath.h", "edgec_qkernels.h", "edgec_x86_q8.h")
@@ -358,14 +358,4 @@ def qadd_applies(node: Node, target) -> bool:
 def quantize_linear_params(node: Node, target, p: dict) -> dict | None:
     """x86/quantize_linear values for a per-tensor float32 -> int8/uint8 QuantizeLinear, or
     None (portable) otherwise."""
-
-    out = node.output.dtype
-    if not is_x86(target) or out not in (DType.INT8, DType.UINT8) \
-            or node.input(0).dtype != DType.FLOAT32 or p["scale"].data.size != 1 \
-            or (p["has_zp"] and p["zero_point"].data.size != 1):
-        return None
-    zp = int(p["zero_point"].data.reshape(-1)[0]) if p["has_zp"] else 0
-    return {"scale_lit": c_scalar(float(p["scale"].data.reshape(-1)[0]), "float"),
-            "lo_lit": c_scalar(float(p["qmin"] - zp), "float"),
-            "hi_lit": c_scalar(float(p["qmax"] - zp), "float"),
-            "zp": zp, "qmin": p["qmin"], "qmax": p["qmax"]}
+    return per_tensor_quantize_literals(node, p) if is_x86(target) else None
