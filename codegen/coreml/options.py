@@ -19,13 +19,15 @@ def add_coreml_args(p: argparse.ArgumentParser) -> None:
 
 
 def refuse_other_commands(args) -> None:
-    """CoreML targets work with `edgec compile` and `edgec verify`; any other command given
-    one (report, bench, golden, debug: they need C) is a one-line error instead of a crash."""
+    """CoreML targets work with `edgec compile`, `edgec verify` and `edgec golden` (the
+    package's MIL program evaluated in numpy); any other command given one (report, bench,
+    debug, verify --per-layer: they need C) is a one-line error instead of a crash."""
     from edgec.errors import TargetError
     from edgec.targets import all_targets
 
     command = getattr(args, "command", None)
-    if command == "compile" or (command == "verify" and not getattr(args, "per_layer", False)):
+    if command in ("compile", "golden") or (
+            command == "verify" and not getattr(args, "per_layer", False)):
         return
     if command == "verify":
         command = "verify --per-layer"

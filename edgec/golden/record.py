@@ -46,6 +46,7 @@ from edgec.workbench.compare import (
     random_inputs,
     split_batches,
 )
+from edgec.workbench.coreml_verify import SNR_SAMPLES, golden_rtol, judge
 from edgec.workbench.debug import compiled_reference, dump_entries, fp32_reference
 from edgec.workbench.verify import run_compiled
 
@@ -189,10 +190,15 @@ def record_case(model_path: str | Path, targets: list[str], out_dir: str | Path,
     elif manifest and manifest.get("per_layer"):
         fresh["per_layer"] = manifest["per_layer"]
 
+    # CoreML fp16 / int8-weights verdicts are SNRs pooled over SNR_SAMPLES inputs, as in
+    # `edgec verify` (one input's SNR wanders with fp16 rounding); the case's own input is
+    # the first, the others are only judged, not stored. Inputs from a file are judged alone.
+    snr_extra = [] if inputs_path else [random_inputs(g, seed + i)
+                                        for i in range(1, SNR_SAMPLES)]
     rows = []
     for t in targets:
         rows.append(_record_target(model, case_dir, fresh, t, replace(options, target=t),
-                                   samples, rtol, per_layer, out_names))
+                                   samples, rtol, per_layer, out_names, snr_extra))
         if progress:
             progress()
     write_manifest(case_dir, fresh)
@@ -217,14 +223,22 @@ def fp32_reference_values(g, sample: dict[str, np.ndarray]) -> dict[str, np.ndar
 
 def _record_target(model: Path, case_dir: Path, manifest: dict, target: str,
                    options: CompileOptions, samples: list, rtol: float, per_layer: bool,
-                   out_names: list[str]) -> RecordRow:
-    """Compile, run and check one target; on success store its files and manifest entry."""
+                   out_names: list[str], snr_extra: list) -> RecordRow:
+    """Compile, run and check one target; on success store its files and manifest entry.
+    CoreML targets run as their package's MIL program in numpy and are judged as `edgec
+    verify` judges them (coreml_verify.judge; `snr_extra` pools more inputs into SNRs)."""
     t = get_target(target)
     try:
         result = compile_model(model, options)
         with tempfile.TemporaryDirectory(prefix="edgec-golden-") as tmp:
             compiled = run_compiled(result, samples, Path(tmp))
-        res = compare_outputs(result, model, samples, compiled, rtol)
+            extra = run_compiled(result, snr_extra, Path(tmp)) \
+                if t.backend == "coreml" and t.precision != "fp32" else []
+        if t.backend == "coreml":
+            res = judge(result, model, samples + snr_extra[:len(extra)], compiled + extra,
+                        rtol)
+        else:
+            res = compare_outputs(result, model, samples, compiled, rtol)
     except TargetError as e:
         return RecordRow(target, "skipped", message=str(e))
     except EdgecError as e:
@@ -241,10 +255,16 @@ def _record_target(model: Path, case_dir: Path, manifest: dict, target: str,
                t.is_int8 else f"{o.name} (max rel err {o.max_rel_err:.3g})"
                for o in res.outputs if not o.ok]
         what = "edgec's int8 reference" if t.is_int8 else "onnxruntime"
+        where = f"`edgec verify --per-layer -t {target}` shows where"
+        if t.backend == "coreml":
+            floors = result.report.get("snr_floor_db", {})
+            bad = [f"{o.name} (SNR {o.snr_db:.1f} dB < {floors[o.name]} dB)" if o.name in floors
+                   else f"{o.name} (max rel err {o.max_rel_err:.3g})"
+                   for o in res.outputs if not o.ok]
+            where = "docs/coreml.md gives the verdicts"
         return RecordRow(target, "mismatch", worst_abs, worst_rel, snr,
                          f"{', '.join(bad)} differ from {what}; not recorded (a golden "
-                         f"approves correct outputs only; `edgec verify --per-layer -t "
-                         f"{target}` shows where)")
+                         f"approves correct outputs only; {where})")
     tdir = f"targets/{target}"
     shutil.rmtree(case_dir / tdir, ignore_errors=True)
     exact = exact_outputs(result)
@@ -252,7 +272,7 @@ def _record_target(model: Path, case_dir: Path, manifest: dict, target: str,
     entry = {
         **target_flags(t),
         "options": options_to_json(options, case_dir),
-        "tolerance": {"rtol": rtol, **({"exact": True} if t.is_int8 else {})},
+        "tolerance": {"rtol": golden_rtol(t, rtol), **({"exact": True} if t.is_int8 else {})},
         "outputs": save_tensors(case_dir, f"{tdir}/outputs", outputs, extra={
             n: {"compare": "exact" if exact[n] else "rtol"} for n in out_names}),
         "recorded_vs_reference": {"reference": "onnxruntime fp32", "max_abs_err": worst_abs,

@@ -23,6 +23,7 @@ from edgec.workbench.compare import (
     random_inputs,
     split_batches,
 )
+from edgec.workbench.coreml_verify import run_package, verify_coreml
 
 
 def build_result(result, workdir: Path, **build_options) -> Path:
@@ -38,6 +39,8 @@ def run_compiled(result, feeds_list: list[dict[str, np.ndarray]], workdir: Path,
         from edgec.codegen.tflite.runner import run_compiled as run_tflite
 
         return run_tflite(result, feeds_list)
+    if result.target.backend == "coreml":  # the package's MIL program, evaluated in numpy
+        return run_package(result, feeds_list, Path(workdir))
     if getattr(result.target, "bare_metal", False):  # Cortex-M: qemu-system-arm images
         from edgec.cortexm.runner import run_compiled as run_on_board  # builds on this module
 
@@ -58,8 +61,6 @@ def verify_model(model_path: str | Path, options, inputs_path: str | None = None
                  cc: str | None = None) -> VerifyResult:
     """Compile `model_path` for options.target, run it and compare with onnxruntime."""
     if get_target(options.target).backend == "coreml":  # MIL program evaluated in numpy
-        from edgec.workbench.coreml_verify import verify_coreml
-
         return verify_coreml(model_path, options, inputs_path, seed, rtol)
 
     result = compile_model(model_path, options)
