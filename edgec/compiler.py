@@ -16,11 +16,13 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import onnx
+
 from edgec import __version__
 from edgec.codegen.c.backend import CBackend
 from edgec.codegen.c.naming import model_prefix
 from edgec.cortexm.cmake import firmware_files
-from edgec.frontend.onnx import load_onnx
+from edgec.frontend.onnx import check_model_proto, import_model, load_onnx
 from edgec.gcpause import gc_paused_for_large_graphs, paused_gc
 from edgec.ir import Graph
 from edgec.limits import Limits, check_arena, check_source_bytes, check_weights
@@ -49,6 +51,8 @@ class CompileOptions:
     calib_percentile: float = 99.99
     calib_limit: int | None = None
     calib_samples: list | None = None  # in-memory samples (library use), instead of `calib`
+    # Python data (edgec.compile): dicts of input name -> one sample or N stacked on axis 0
+    calib_batches: list[dict] | None = None
     preprocess: object | None = None  # edgec.quant.ImagePreprocess for image folders
     keep_float: tuple[str, ...] = ()
     auto_mixed_precision: bool = False
@@ -202,6 +206,21 @@ def compile_model(model_path: str | os.PathLike, options: CompileOptions) -> Com
         g = load_onnx(model_path, options.input_shapes, options.limits)
     extra = {"model": Path(model_path).name, "model_sha256": file_sha256(model_path)}
     return compile_graph(g, options, model_name=Path(model_path).stem, extra_report=extra)
+
+
+def compile_proto(model: onnx.ModelProto, options: CompileOptions,
+                  model_name: str = "model") -> CompileResult:
+    """Compile an in-memory ONNX model (the Python API's way in; `compile_model` reads files).
+    The report names the model `<model_name>.onnx` with the SHA-256 of its serialised bytes,
+    which are the bytes `onnx.save` writes, so a saved copy compiles to the same artefacts."""
+    get_target(options.target)  # fail fast on an unknown target, before importing the model
+    check_model_proto(model, f"the ONNX model '{model_name}'")
+    serialized = model.SerializeToString()
+    with paused_gc():
+        g = import_model(model, options.input_shapes, name=model_name, limits=options.limits)
+    extra = {"model": f"{model_name}.onnx",
+             "model_sha256": hashlib.sha256(serialized).hexdigest()}
+    return compile_graph(g, options, model_name=model_name, extra_report=extra)
 
 
 def write_output(files: dict[str, str], outdir: str | os.PathLike) -> Path:

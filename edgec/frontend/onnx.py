@@ -82,10 +82,7 @@ def load_model_proto(path: str | os.PathLike, limits: Limits | None = None) -> o
             f"'{p}' is not a readable ONNX model (truncated or not ONNX: {reason}); "
             "re-export it or check the download"
         ) from None
-    if model.ir_version <= 0 or not model.HasField("graph") or not model.opset_import:
-        raise ModelLoadError(
-            f"'{p}' is not an ONNX model (no graph or opset found); re-export it or check the file"
-        )
+    check_model_proto(model, f"'{p}'")
     stored = list(model.graph.initializer) + [
         a.t for n in model.graph.node for a in n.attribute if a.type == onnx.AttributeProto.TENSOR]
     for t in stored:
@@ -99,6 +96,15 @@ def load_model_proto(path: str | os.PathLike, limits: Limits | None = None) -> o
             "keep the weight files next to the model"
         ) from None
     return model
+
+
+def check_model_proto(model: onnx.ModelProto, where: str) -> None:
+    """ModelLoadError unless `model` has a graph and an opset (`where` names it)."""
+    if model.ir_version <= 0 or not model.HasField("graph") or not model.opset_import:
+        raise ModelLoadError(
+            f"{where} is not an ONNX model (no graph or opset found); re-export it or check the "
+            "file"
+        )
 
 
 def default_opset(model: onnx.ModelProto) -> int:

@@ -119,6 +119,17 @@ def _split(g: Graph, arrays: dict[str, np.ndarray], where: str) -> list[dict[str
     return samples
 
 
+def split_samples(g: Graph, arrays: dict[str, np.ndarray], where: str
+                  ) -> list[dict[str, np.ndarray]]:
+    """Model-shaped samples from arrays holding one sample or N stacked on axis 0 (each
+    input by public name); DataError naming `where` on a missing input or a wrong shape."""
+    missing = [n for n in input_names(g) if n not in arrays]
+    if missing:
+        raise DataError(f"{where} lacks input(s) {', '.join(map(quote, missing))} (it holds: "
+                        f"{', '.join(map(quote, arrays)) or 'nothing'})")
+    return _split(g, dict(arrays), where)
+
+
 def _arrays_from_file(g: Graph, path: Path) -> dict[str, np.ndarray]:
     names = input_names(g)
     data = read_arrays(path, "calibration file")

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from edgec.errors import EdgecError
+from edgec.errors import DataError, EdgecError
 from edgec.interp import run_graph
 from edgec.ir import Graph
 from edgec.quant.calibrate import (
@@ -20,6 +20,7 @@ from edgec.quant.calibrate import (
     calibrate,
     load_calibration_inputs,
     random_calibration_inputs,
+    split_samples,
 )
 from edgec.quant.config import QUANT_MODES, QuantOptions
 
@@ -40,6 +41,13 @@ def calibration_samples(g: Graph, options) -> tuple[list, str, list[str]]:
     """(samples, source description, warnings) for the options' calibration data."""
     if options.calib_samples is not None:
         return list(options.calib_samples), "in-memory samples", []
+    if options.calib_batches is not None:  # Python data (edgec.compile): N samples per batch
+        samples = [s for i, batch in enumerate(options.calib_batches)
+                   for s in split_samples(g, batch, f"calibration batch {i}")]
+        if not samples:
+            raise DataError("the calibration data holds no samples")
+        return samples[:options.calib_limit] if options.calib_limit else samples, \
+            "in-memory data", []
     if options.calib:
         samples = load_calibration_inputs(g, options.calib, options.preprocess,
                                           options.calib_limit)

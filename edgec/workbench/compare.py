@@ -50,6 +50,8 @@ from pathlib import Path
 import numpy as np
 
 from edgec.console import quote
+from edgec.console.html import html_table, rich_table
+from edgec.console.tables import fmt_err, fmt_snr
 from edgec.datafiles import as_input_dtype, quote_path, read_arrays
 from edgec.errors import DataError, EdgecError
 from edgec.interp import run_graph
@@ -82,13 +84,20 @@ def load_inputs(path: str | Path, g: Graph) -> dict[str, np.ndarray]:
     against the model's inputs (shape, or N of them stacked on axis 0) and converted to their
     element types; any problem is one DataError (edgec/datafiles.py)."""
     p = Path(path)
-    names = g.meta.get("input_names") or [v.name for v in g.inputs]
     if not p.exists():
         raise DataError(f"inputs file {quote_path(p)} does not exist")
-    data = read_arrays(p, "inputs file")
+    return inputs_from_arrays(read_arrays(p, "inputs file"), g, quote_path(p),
+                              f"inputs file {quote_path(p)}")
+
+
+def inputs_from_arrays(data, g: Graph, label: str = "the inputs",
+                       where: str = "inputs") -> dict[str, np.ndarray]:
+    """`data` (one array for single-input models, or a mapping by input name) checked against
+    the model's inputs like `load_inputs`; `label` and `where` name the data in messages."""
+    names = g.meta.get("input_names") or [v.name for v in g.inputs]
     if isinstance(data, np.ndarray):
         if len(names) != 1:
-            raise DataError(f"{quote_path(p)} holds one array but the model has {len(names)} "
+            raise DataError(f"{label} holds one array but the model has {len(names)} "
                             "inputs; use an .npz keyed by input name")
         arrays = {names[0]: data}
     elif len(names) == 1 and names[0] not in data and len(data) == 1:
@@ -96,7 +105,7 @@ def load_inputs(path: str | Path, g: Graph) -> dict[str, np.ndarray]:
     else:
         missing = [n for n in names if n not in data]
         if missing:
-            raise DataError(f"{quote_path(p)} lacks input(s) {', '.join(map(quote, missing))} (it "
+            raise DataError(f"{label} lacks input(s) {', '.join(map(quote, missing))} (it "
                             f"holds: {', '.join(map(quote, data)) or 'nothing'})")
         arrays = {n: data[n] for n in names}
     feeds = {}
@@ -105,12 +114,11 @@ def load_inputs(path: str | Path, g: Graph) -> dict[str, np.ndarray]:
         stacked = (len(want) > 0 and arr.ndim == len(want) and arr.shape[1:] == want[1:]
                    and want[0] > 0 and arr.shape[0] > 0 and arr.shape[0] % want[0] == 0)
         if arr.shape != want and not stacked:
-            raise DataError(f"inputs file {quote_path(p)}: input {quote(name)} has shape "
+            raise DataError(f"{where}: input {quote(name)} has shape "
                             f"{'x'.join(map(str, arr.shape)) or '()'} but the model "
                             f"expects {'x'.join(map(str, want)) or '()'} (or N of them "
                             "stacked on axis 0)")
-        feeds[name] = as_input_dtype(arr, v.dtype, f"inputs file {quote_path(p)}, input "
-                                     f"{quote(name)},")
+        feeds[name] = as_input_dtype(arr, v.dtype, f"{where}, input {quote(name)},")
     return feeds
 
 
@@ -274,6 +282,22 @@ class VerifyResult:
             for row, o in zip(d["outputs"], self.outputs):
                 row["mismatched"] = o.mismatched
         return d
+
+    def _table(self) -> tuple[str, list[str], list[list[object]], str]:
+        """(title, header, rows, caption) of the notebook tables."""
+        rows = [[o.name, "ok" if o.ok else "MISMATCH", fmt_err(o.max_abs_err),
+                 fmt_err(o.max_rel_err), fmt_snr(o.snr_db)] for o in self.outputs]
+        reference = ("bit-exact vs the int8 interpreter; errors and SNR vs onnxruntime fp32"
+                     if self.exact else "vs onnxruntime fp32")
+        verdict = "PASS" if self.ok else "FAIL"
+        return (f"edgec verify: {self.target}, {self.samples} sample(s): {verdict}",
+                ["output", "status", "max abs err", "max rel err", "SNR dB"], rows, reference)
+
+    def _repr_html_(self) -> str:
+        return html_table(*self._table())
+
+    def __rich__(self):
+        return rich_table(*self._table())
 
 
 def harness_io(g: Graph, feeds: dict[str, np.ndarray]):

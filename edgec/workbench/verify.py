@@ -66,7 +66,16 @@ def verify_model(model_path: str | Path, options, inputs_path: str | None = None
     result = compile_model(model_path, options)
     g = result.source_graph
     feeds = load_inputs(inputs_path, g) if inputs_path else random_inputs(g, seed)
-    samples = split_batches(g, feeds)
+    return verify_result(result, model_path, feeds, rtol=rtol, sanitize=sanitize, cc=cc)
+
+
+def verify_result(result, model, feeds: dict[str, np.ndarray], rtol: float = DEFAULT_RTOL,
+                  sanitize: bool = False, cc: str | None = None) -> VerifyResult:
+    """Build and run a CompileResult on `feeds` (checked model inputs, N samples stacked on
+    axis 0 allowed) and compare with the reference: onnxruntime on `model` (a file or an
+    onnx.ModelProto), or the int8 interpreter for int8 targets. `edgec verify` and
+    `Compiled.verify` (edgec/api/) both end here."""
+    samples = split_batches(result.source_graph, feeds)
     with tempfile.TemporaryDirectory(prefix="edgec-verify-") as tmp:
         compiled = run_compiled(result, samples, Path(tmp), sanitize=sanitize, cc=cc)
-    return compare_outputs(result, model_path, samples, compiled, rtol)
+    return compare_outputs(result, model, samples, compiled, rtol)
