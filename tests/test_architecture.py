@@ -31,7 +31,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("frontend/passes", ("edgec.frontend", "edgec.passes", "edgec.quant", "edgec.prune")),
     ("codegen", ("edgec.codegen", "edgec.cortexm.boards", "edgec.cortexm.cmake")),
     ("compiler", ("edgec.compiler", "edgec.output_dir")),
-    ("workbench/cli", ("edgec.workbench", "edgec.golden", "edgec.cli", "edgec.cli_options",
+    ("workbench/cli", ("edgec.workbench", "edgec.golden", "edgec.api", "edgec.cli",
+                       "edgec.cli_options",
                        "edgec.fuzz", "edgec.pytest_plugin", "edgec.prune.cli",
                        "edgec.cortexm")),
 ]

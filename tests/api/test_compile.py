@@ -1,0 +1,144 @@
+"""edgec.compile without building C: what it returns, that the command line writes the same
+bytes, calibration from Python data, and one clear edgec error for each kind of bad input."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+import edgec
+from edgec.cli import main
+from edgec.errors import (
+    DataError,
+    EdgecError,
+    ModelLoadError,
+    ShapeError,
+    TargetError,
+    UnsupportedError,
+)
+from edgec.frontend.torch import unsupported_torch_op
+from tests.api.conftest import DIGITS, DIGITS_CALIB
+
+
+def test_compiled_holds_files_and_report(tmp_path):
+    compiled = edgec.compile(DIGITS, "generic-fp32")
+    report = json.loads(compiled.files["report.json"])
+    assert compiled.report.as_dict() == report
+    assert compiled.report.arena_bytes == report["arena_bytes"] > 0
+    assert compiled.report.macs == report["macs"] > 0
+    assert [i["name"] for i in compiled.report.inputs] == ["x"]
+    assert compiled.report.calibration is None
+    assert {"digits_cnn.h", "digits_cnn.c", "report.json"} <= set(compiled.files)
+    out = compiled.write(tmp_path / "out")
+    for name, text in compiled.files.items():
+        assert (out / name).read_text() == text
+    assert (out / ".edgec_output.json").exists()
+
+
+def test_notebook_tables_escape_and_show_the_plan():
+    compiled = edgec.compile(DIGITS, "generic-fp32")
+    html = compiled._repr_html_()
+    assert "generic-fp32" in html and "<svg" in html and f"{compiled.report.arena_bytes:,}" in html
+    text = str(compiled.report.__rich__())  # plain text when rich is not installed
+    assert "arena_bytes" in text or hasattr(compiled.report.__rich__(), "columns")
+    assert "<script>" not in edgec.compile(DIGITS, "generic-fp32",
+                                           prefix="evil")._repr_html_()
+
+
+def test_cli_and_api_write_identical_folders(tmp_path):
+    """One code path: `edgec compile` and edgec.compile(...).write() give the same bytes."""
+    cli_dir, api_dir = tmp_path / "cli", tmp_path / "api"
+    assert main(["compile", str(DIGITS), "-t", "x86_64-int8", "--calib", str(DIGITS_CALIB),
+                 "-o", str(cli_dir)]) == 0
+    edgec.compile(str(DIGITS), "x86_64-int8", calib=str(DIGITS_CALIB), output_dir=api_dir)
+    names = sorted(p.name for p in cli_dir.iterdir())
+    assert names == sorted(p.name for p in api_dir.iterdir())
+    _, mismatch, errors = filecmp.cmpfiles(cli_dir, api_dir, names, shallow=False)
+    # report.json records calibration's wall-clock seconds; everything else is identical
+    assert mismatch in ([], ["report.json"]) and not errors
+
+    def without_seconds(path):
+        report = json.loads(path.read_text())
+        report["quantization"]["calibration"].pop("seconds")
+        return report
+
+    assert without_seconds(cli_dir / "report.json") == without_seconds(api_dir / "report.json")
+
+
+def test_modelproto_compiles_like_its_file():
+    from_file = edgec.compile(DIGITS, "generic-fp32")
+    from_proto = edgec.compile(onnx.load(DIGITS), "generic-fp32", name="digits_cnn")
+    assert from_proto.files == from_file.files  # same name, same bytes: same sha256 too
+
+
+def test_calibration_from_python_data_matches_the_file(digits_calib):
+    """Arrays, a dict, a list of batches, a generator and a DataLoader calibrate exactly like
+    the .npz: the same samples give the same int8 code."""
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader, TensorDataset
+
+    want = edgec.compile(DIGITS, "generic-int8", calib=DIGITS_CALIB)
+    labels = torch.zeros(len(digits_calib), dtype=torch.long)
+    loader = DataLoader(TensorDataset(torch.from_numpy(digits_calib), labels), batch_size=32)
+    sources = [digits_calib, {"x": digits_calib},
+               [{"x": digits_calib[i:i + 50]} for i in range(0, 200, 50)],
+               ({"x": digits_calib[i:i + 1]} for i in range(200)), loader]
+    for calib in sources:
+        got = edgec.compile(DIGITS, "generic-int8", calib=calib)
+        assert got.calibration["samples"] == 200
+        assert {k: v for k, v in got.files.items() if k != "report.json"} == \
+            {k: v for k, v in want.files.items() if k != "report.json"}
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: edgec.compile("missing.onnx"), ModelLoadError, "does not exist"),
+    (lambda: edgec.compile(42), ModelLoadError, "torch.nn.Module"),
+    (lambda: edgec.compile(onnx.ModelProto()), ModelLoadError, "not an ONNX model"),
+    (lambda: edgec.compile(DIGITS, "z80-int8"), TargetError, "z80-int8"),
+    (lambda: edgec.compile(DIGITS, "generic-fp32", colour="red"), EdgecError, "colour"),
+    (lambda: edgec.compile(DIGITS, "generic-int8", calib=np.zeros((4, 3))), DataError, "4x3"),
+    (lambda: edgec.compile(DIGITS, "generic-int8", calib={"y": np.zeros((1, 1, 8, 8))}),
+     DataError, "lacks input"),
+    (lambda: edgec.compile(DIGITS, "generic-int8", calib=[]), DataError, "empty"),
+    (lambda: edgec.compile(DIGITS, "generic-int8", calib=3.5), DataError, "float"),
+    (lambda: edgec.compile(DIGITS, input_shapes={"x": (1, -1)}), ShapeError, "positive"),
+    (lambda: edgec.compile(DIGITS, example_inputs=np.zeros(3)), EdgecError, "torch"),
+    (lambda: edgec.compile(DIGITS).run(None), DataError, "needs inputs"),
+    (lambda: edgec.compile(DIGITS).verify(np.zeros((3, 3))), DataError, "3x3"),
+    (lambda: edgec.compile(DIGITS).run({"nope": np.zeros(1)}), DataError, "has shape 1"),
+])
+def test_bad_input_is_one_edgec_error(call, error, words):
+    with pytest.raises(error) as info:
+        call()
+    assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_torch_module_needs_example_inputs(torch_model):
+    with pytest.raises(EdgecError, match="example_inputs"):
+        edgec.compile(torch_model, "generic-fp32")
+
+
+def test_unsupported_torch_op_is_named():
+    torch = pytest.importorskip("torch")
+
+    class Svd(torch.nn.Module):
+        def forward(self, x):
+            return torch.linalg.svd(x)[1]
+
+    with pytest.raises(UnsupportedError, match="aten::linalg_svd"):
+        edgec.compile(Svd(), example_inputs=torch.zeros(1, 4, 4), exporter="legacy")
+    dynamo = ("<class 'torch.onnx._internal.exporter._errors.DispatchError'>: No ONNX "
+              "function found for <OpOverload(op='aten._linalg_svd', overload='default')>")
+    assert unsupported_torch_op(dynamo) == "aten::_linalg_svd"
+
+
+def test_torch_module_compiles_and_keeps_its_mode(torch_model, torch_compiled):
+    assert torch_model.training is False
+    assert torch_compiled.report.inputs[0]["shape"] == [1, 1, 8, 8]
+    assert torch_compiled.report.outputs[0]["shape"] == [1, 10]
+    assert "Conv" in torch_compiled.report.ops and "BatchNormalization" not in \
+        torch_compiled.report.ops  # BatchNorm folded
