@@ -49,19 +49,20 @@ def _warn(warnings) -> None:
 
 def cmd_compile(args) -> int:
     """edgec compile MODEL -t TARGET -o OUTDIR."""
-    from edgec.compiler import compile_model, write_output  # on use: keeps `edgec --help` light
+    # on use: keeps `edgec --help` light. The Python API's driver: one path for both.
+    from edgec.api.driver import compile_with_options
 
     check_output_dir(args.output)  # a bad -o fails at once, not after the compile
 
     with pruned_for_compile(args) as model_path:  # --prune (edgec/prune/cli.py)
-        result = compile_model(model_path, compile_options(args))
+        compiled = compile_with_options(model_path, compile_options(args))
     if getattr(args, "nnapi_level", None) is not None:  # codegen/tflite/compat.py
         from edgec.codegen.tflite.compat import require_nnapi_level, tflite_bytes  # on use
 
-        require_nnapi_level(tflite_bytes(result.files), args.nnapi_level)
-    out = write_output(result.files, args.output)
-    _warn(result.warnings)
-    r = result.report
+        require_nnapi_level(tflite_bytes(compiled.files), args.nnapi_level)
+    out = compiled.write(args.output)
+    _warn(compiled.warnings)
+    r = compiled.report.as_dict()
     if getattr(args, "json", False):
         print(json.dumps(dict(r, output_dir=str(out))))
         return 0
