@@ -21,6 +21,7 @@ from pathlib import Path
 from edgec import __version__
 from edgec.codegen.coreml._ct import coremltools, quiet
 from edgec.codegen.coreml.program import build_program, deployment_target, needed_target
+from edgec.codegen.coreml.weight_file import weight_file_layout
 from edgec.ir import Graph
 from edgec.ops import get_op
 
@@ -142,6 +143,7 @@ def report(g: Graph, target, art: CoreMLArtifacts, extra: dict) -> dict:
         "macs": int(sum(get_op(n.op).macs(n) for n in g.nodes)),
         "params": int(params),
         "weights_bytes": art.weights_bytes,
+        "weights_layout": weight_file_layout(art.package_files.get(WEIGHTS_FILE, b"")),
         "package_bytes": int(sum(len(b) for b in art.package_files.values())),
         "convert_seconds": round(art.convert_seconds, 3),
         "inputs": [{"name": n, "coreml_name": s, "shape": list(v.shape), "dtype": v.dtype.value}
