@@ -142,3 +142,19 @@ def test_torch_module_compiles_and_keeps_its_mode(torch_model, torch_compiled):
     assert torch_compiled.report.outputs[0]["shape"] == [1, 10]
     assert "Conv" in torch_compiled.report.ops and "BatchNormalization" not in \
         torch_compiled.report.ops  # BatchNorm folded
+
+
+def test_import_edgec_loads_nothing_heavy():
+    """`import edgec` stays instant: the API, onnx, torch, onnxruntime and jinja2 load on use."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time; t = time.perf_counter(); import edgec; "
+            "print(time.perf_counter() - t); "
+            "print(' '.join(m for m in ('onnx', 'torch', 'onnxruntime', 'jinja2', 'edgec.api') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert float(out[0]) < 0.5
+    assert out[1:] in ([], [""])
+    assert callable(edgec.compile) and issubclass(edgec.DataError, edgec.EdgecError)
