@@ -55,7 +55,7 @@ def case_source(header: str, arrays: dict[str, np.ndarray], out_len: int, scratc
                      f"{c_initializer(flat)};")
     lines += [f"int8_t kcase_out[{max(out_len, 1)}];",
               f"const uint32_t kcase_out_bytes = {out_len}u;",
-              f"static int8_t kcase_scratch[{max(scratch, 1)}];", "",
+              f"static int8_t kcase_scratch[{max(scratch, 1)}] __attribute__((aligned(8)));", "",
               "__attribute__((noinline)) int kcase_run(void)", "{",
               "    (void)kcase_scratch;", body, "    return 0;", "}", ""]
     return "\n".join(lines)

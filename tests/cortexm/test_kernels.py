@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from edgec.codegen.c.isa.cortexm import pack_dsp_depthwise_weights, pack_dsp_gemm_weights
 from kernel_case import run_case
 
 from edgec import qmath
@@ -81,11 +82,20 @@ def test_gemm_bit_exact(tmp_path, header, fn, target, rows, k, n):
     mult, shift, y_zp, lo, hi = requant_params(rng, n, per_channel)
     acc = x.astype(np.int64) @ w.astype(np.int64).T + bias
     want = reference_out(acc, mult, shift, y_zp, lo, hi)
+    dsp = fn == "edgec_cm"  # DSP: int16-pair weights packed at compile time, scratch
+    scratch = ", (int32_t *)(void *)kcase_scratch" if dsp else ""
     body = (f"    {fn}_gemm_s8(x, {rows}, {k}, w, {n}, bias, "
-            f"{c_requant_args(per_channel, y_zp, lo, hi)}, kcase_out);")
-    got, _ = run_case(tmp_path, target, header, {"x": x, "w": w, "bias": bias, "mult": mult,
-                                                     "shift": shift}, rows * n, body)
+            f"{c_requant_args(per_channel, y_zp, lo, hi)}, kcase_out{scratch});")
+    got, _ = run_case(tmp_path, target, header,
+                      {"x": x, "w": pack_dsp_gemm_weights(w) if dsp else w, "bias": bias,
+                       "mult": mult, "shift": shift}, rows * n, body,
+                      scratch=4 * dsp_scratch_words(k, n))
     np.testing.assert_array_equal(got.reshape(rows, n), want)
+
+
+def dsp_scratch_words(k: int, n: int) -> int:
+    """EDGEC_CM_GEMM_SCRATCH_WORDS of edgec_cm_dsp.h."""
+    return -(-k // 8) * 8 + 2 * (n + n % 2)
 
 
 def conv_reference(x, x_zp, w_hwio, bias, stride, dilation, pads, depthwise):
@@ -139,12 +149,18 @@ def test_depthwise_bit_exact(tmp_path, header, fn, target, case):
     want = reference_out(acc, mult, shift, y_zp, lo, hi)
     oh, ow = acc.shape[:2]
     geo = f"{fn}_conv_geometry" if fn == "edgec_cm_mve" else "edgec_cm_conv_geometry"
+    arrays = {"x": x, "w": w, "bias": bias, "mult": mult, "shift": shift}
+    biases = "bias"
+    if fn == "edgec_cm":  # DSP: packed weights, bias_eff and the layer's own bias
+        arrays["w"] = pack_dsp_depthwise_weights(w)
+        arrays["bias_raw"] = (bias.astype(np.int64) + x_zp * w.reshape(-1, c).astype(
+            np.int64).sum(0)).astype(np.int32)
+        biases = "bias, bias_raw"
     body = "\n".join([
         geometry_c(geo, h, wd, c, oh, ow, c, k[0], k[1], stride, dilation, pads),
-        (f"    {fn}_depthwise_s8(&g, x, {x_zp}, w, bias, "
+        (f"    {fn}_depthwise_s8(&g, x, {x_zp}, w, {biases}, "
          f"{c_requant_args(per_channel, y_zp, lo, hi)}, kcase_out);")])
-    got, _ = run_case(tmp_path, target, header, {"x": x, "w": w, "bias": bias, "mult": mult,
-                                                     "shift": shift}, acc.size, body)
+    got, _ = run_case(tmp_path, target, header, arrays, acc.size, body)
     np.testing.assert_array_equal(got.reshape(want.shape), want)
 
 
@@ -170,12 +186,43 @@ def test_general_conv_bit_exact(tmp_path, header, fn, target, case):
     want = reference_out(acc, mult, shift, y_zp, lo, hi)
     oh, ow = acc.shape[:2]
     w_packed = np.ascontiguousarray(np.transpose(w_hwio, (3, 0, 1, 2)))  # [m][kh][kw][cin]
+    kk = k[0] * k[1] * cin
+    dsp = fn == "edgec_cm"
+    if dsp:
+        w_packed = pack_dsp_gemm_weights(w_packed.reshape(m, kk))
     geo = f"{fn}_conv_geometry" if fn == "edgec_cm_mve" else "edgec_cm_conv_geometry"
+    scratch = "(int32_t *)(void *)kcase_scratch" if dsp else "kcase_scratch"
     body = "\n".join([
         geometry_c(geo, h, wd, cin, oh, ow, m, k[0], k[1], stride, dilation, pads),
         (f"    {fn}_conv_s8(&g, x, {x_zp}, w, bias, "
-         f"{c_requant_args(per_channel, y_zp, lo, hi)}, kcase_out, kcase_scratch);")])
+         f"{c_requant_args(per_channel, y_zp, lo, hi)}, kcase_out, {scratch});")])
     got, _ = run_case(tmp_path, target, header, {"x": x, "w": w_packed, "bias": bias, "mult": mult,
                                                      "shift": shift}, acc.size, body,
-                      scratch=2 * k[0] * k[1] * cin)
+                      scratch=2 * kk + 4 + 4 * dsp_scratch_words(kk, m))
     np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
+@pytest.mark.parametrize("full_range", [True, False])
+def test_dsp_requantisation_fast_path_is_exact(tmp_path, full_range):
+    """edgec_cm_dsp_rq (the DSP kernels' 32-bit requantisation for shifts in [-23, -1])
+    against edgec/qmath.py's requantisation: every such shift, extreme and random
+    accumulators and multipliers, a zero point, the full int8 range or a narrower clamp."""
+    rng = np.random.default_rng(5)
+    shifts = np.repeat(np.arange(-23, 0), 60).astype(np.int32)
+    mults = rng.integers(1 << 30, (1 << 31) - 1, shifts.size, dtype=np.int64).astype(np.int32)
+    accs = rng.integers(-(1 << 31), (1 << 31) - 1, shifts.size, dtype=np.int64)
+    accs[::3] = rng.integers(-(1 << 20), 1 << 20, accs[::3].size)
+    accs[::7] = rng.integers(-5000, 5000, accs[::7].size)
+    accs[::11] = -(1 << 31)
+    accs[::13] = (1 << 31) - 1
+    accs = accs.astype(np.int32)
+    y_zp, lo, hi = (-3, -128, 127) if full_range else (7, -20, 90)
+    want = qmath.requantize(accs.astype(np.int64), mults, shifts, y_zp, lo, hi).astype(np.int8)
+    body = "\n".join([
+        f"    for (int i = 0; i < {accs.size}; ++i) {{",
+        (f"        kcase_out[i] = edgec_cm_dsp_rq(acc[i], mult[i], shift[i], {y_zp}, {lo}, "
+         f"{hi}, {int(full_range)});"),
+        "    }"])
+    got, _ = run_case(tmp_path, "cortex-m4-int8", "edgec_cm_dsp.h",
+                      {"acc": accs, "mult": mults, "shift": shifts}, accs.size, body)
+    np.testing.assert_array_equal(got, want)

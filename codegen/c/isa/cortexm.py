@@ -1,39 +1,100 @@
 """Which int8 layers the Cortex-M kernels (codegen/c/runtime/edgec_cm_dsp.h, edgec_cm_mve.h)
-can run, and with which template (codegen/c/templates/ops/cortexm/). The candidates in
-codegen/c/kernels/cortexm.py ask `cortexm_template` for QConv and QGemm nodes on the Cortex-M
-ISAs; a node it declines takes the portable kernel.
+can run, with which template (codegen/c/templates/ops/cortexm/) and weight packing. The
+candidates in codegen/c/kernels/cortexm.py ask `cortexm_template` for QConv and QGemm nodes on
+the Cortex-M ISAs; a node it declines takes the portable kernel.
 
 A layer qualifies when the target's isa is armv7em-dsp or armv8.1m-mve, its activations and
-packed weights are int8, its requantisation is edgec's fixed point with one shift for the
-layer (requant_attrs gives one whenever the channels' exponents are within 8 bits), and it
-is a GEMM (QGemm, pointwise QConv), a depthwise QConv (channel multiplier 1; Helium only:
-on M4/M7 the portable depthwise loop measured faster than edgec_cm_depthwise_s8) or a QConv
-with group 1.
+packed weights are int8, its requantisation is edgec's fixed point to int8 (per-tensor or
+per-channel multipliers and shifts; the kernels read the shifts as int32), and it
+is a GEMM (QGemm, pointwise QConv), a depthwise QConv (channel multiplier 1) or a QConv with
+group 1.
+
+On the DSP ISA the weights are packed at compile time as int16 pairs: for SMLAD in the GEMM
+(QGemm, pointwise and group-1 QConv: `pack_dsp_gemm_weights`) and for SMLABB/SMLATT in the
+depthwise kernel (`pack_dsp_depthwise_weights`); the layer function keeps the GEMM's scratch
+(widened rows, accumulators, im2col rows) on its stack.
 """
 
 from __future__ import annotations
+
+import numpy as np
+from edgec.codegen.c.kernel import ConstArray
 
 KERNEL_ISAS = {"armv7em-dsp": "edgec_cm_dsp.h", "armv8.1m-mve": "edgec_cm_mve.h"}
 TEMPLATES = {"gemm": "ops/cortexm/qgemm.c.j2", "pointwise": "ops/cortexm/qgemm.c.j2",
              "depthwise": "ops/cortexm/qconv_depthwise.c.j2",
              "general": "ops/cortexm/qconv.c.j2"}
+DSP = "armv7em-dsp"
 
 
 def cortexm_template(node, target, p: dict) -> str | None:
     """The Cortex-M template for a QConv/QGemm node with template parameters `p`, or None."""
     if getattr(target, "isa", "") not in KERNEL_ISAS:
         return None
-    if p.get("rq_kind") != "fixed" or "rq_shift" in p or p.get("x_ctype") != "int8_t" \
-            or p.get("w_ctype") != "int8_t":
+    if p.get("rq_kind") != "fixed" or p.get("rq_out_ctype") != "int8_t" \
+            or p.get("x_ctype") != "int8_t" or p.get("w_ctype") != "int8_t":
         return None
     if node.op == "QGemm":
         return TEMPLATES["gemm"]
     kind = p.get("kind")
     if kind == "general" and p.get("G") != 1:
         return None
-    if kind == "depthwise" and target.isa == "armv7em-dsp":
-        return None  # the portable depthwise loop is faster on M4/M7 today (docs/cortex-m.md)
     return TEMPLATES.get(kind)
+
+
+def pack_dsp_gemm_weights(w_nk: np.ndarray) -> np.ndarray:
+    """int8 weights [N][K] as the int32 words edgec_cm_gemm_s8 reads: channels in pairs (an
+    odd N padded with a zero channel), K rounded up to 8 with zeros, and per channel pair and
+    group of 4 K steps the words {ch0 (k0, k2), ch1 (k0, k2), ch0 (k1, k3), ch1 (k1, k3)},
+    each two int16 with the first in the low half (the order SXTB16 widens input bytes)."""
+    n, k = w_nk.shape
+    n2, k4 = n + n % 2, -(-k // 8) * 8
+    w = np.zeros((n2, k4), np.int64)
+    w[:n, :k] = w_nk
+    # k = 4 i + 2 t + e -> [block][channel][i][t][e] -> [block][i][e][channel][t]
+    w = w.reshape(n2 // 2, 2, k4 // 4, 2, 2).transpose(0, 2, 4, 1, 3).reshape(-1, 2)
+    words = (w[:, 0] & 0xFFFF) | ((w[:, 1] & 0xFFFF) << 16)
+    return words.astype(np.uint32).view(np.int32)
+
+
+def pack_dsp_depthwise_weights(w_taps_c: np.ndarray) -> np.ndarray:
+    """int8 depthwise weights [k_h][k_w][C] as the int32 words edgec_cm_depthwise_s8 reads:
+    per tap and group of 4 channels c..c+3 the words (w[c], w[c+2]) and (w[c+1], w[c+3]),
+    two int16 each with the first in the low half; C padded to a multiple of 4 with zeros."""
+    c = w_taps_c.shape[-1]
+    taps = w_taps_c.reshape(-1, c)
+    c4 = -(-c // 4) * 4
+    w = np.zeros((taps.shape[0], c4), np.int64)
+    w[:, :c] = taps
+    # channel = 4 g + 2 t + e -> [tap][g][t][e] -> [tap][g][e][t]
+    w = w.reshape(taps.shape[0], c4 // 4, 2, 2).transpose(0, 1, 3, 2).reshape(-1, 2)
+    return ((w[:, 0] & 0xFFFF) | ((w[:, 1] & 0xFFFF) << 16)).astype(np.uint32).view(np.int32)
+
+
+def cortexm_params(node, target, p: dict) -> dict:
+    """The template parameters of the Cortex-M kernel: `p`, with the GEMM weights packed for
+    the DSP kernels (`cm_w`) and their scratch sizes on that ISA."""
+    kind = "gemm" if node.op == "QGemm" else p.get("kind")
+    out = dict(p)
+    if "rq_shift" in p:  # per-channel shifts: the kernels read int32
+        out["cm_shift"] = ConstArray(np.asarray(p["rq_shift"].data, np.int32), "rq_shift")
+        del out["rq_shift"]
+    if target.isa != DSP:
+        return out
+    if kind == "depthwise":  # + the layer's own bias for border pixels
+        w = np.asarray(p["weights"].data)
+        x_zp = int(node.attrs["x_zero_point"])
+        bias = np.asarray(p["bias_eff"].data, np.int64) \
+            + x_zp * w.reshape(-1, w.shape[-1]).astype(np.int64).sum(0)
+        del out["weights"]
+        out["cm_w"] = ConstArray(pack_dsp_depthwise_weights(w), "w_smla")
+        out["cm_bias"] = ConstArray(bias.astype(np.int32), "bias")
+        return out
+    channels = p["NOUT"] if "NOUT" in p else p["M"]
+    rows = np.asarray(p["weights"].data).reshape(channels, -1)  # [N][K]
+    del out["weights"]
+    out["cm_w"] = ConstArray(pack_dsp_gemm_weights(rows), "w_smlad")
+    return out
 
 
 def runtime_headers(target) -> tuple[str, ...]:

@@ -5,7 +5,7 @@ kernels, whose parameters these templates share (docs/cortex-m.md)."""
 
 from __future__ import annotations
 
-from edgec.codegen.c.isa.cortexm import cortexm_template, runtime_headers
+from edgec.codegen.c.isa.cortexm import cortexm_params, cortexm_template, runtime_headers
 from edgec.codegen.c.kernel import Candidate, Kernel, NodeScratch, register_candidates
 from edgec.codegen.c.kernels.quantized import portable_int8_params
 from edgec.ir import Node
@@ -19,7 +19,8 @@ def _template(node: Node, target, scratch: NodeScratch) -> str | None:
 
 
 def _build(node: Node, target, scratch: NodeScratch) -> Kernel:
-    return Kernel(_template(node, target, scratch), portable_int8_params(node, scratch),
+    return Kernel(_template(node, target, scratch),
+                  cortexm_params(node, target, portable_int8_params(node, scratch)),
                   runtime_headers(target))
 
 

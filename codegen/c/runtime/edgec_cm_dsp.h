@@ -5,10 +5,10 @@
  * Arithmetic: the TFLite int8 scheme as edgec's int8 reference defines it (edgec/qmath.py,
  * edgec/ops/quantized.py): raw int8 inputs times per-channel int8 weights (zero point 0,
  * range [-127, 127]) accumulate in int32 on top of bias_eff[n] = bias[n] - x_zp * sum(w[n]),
- * which folds the input zero point in; then edgec_cm_requant (edgec_requant's single-rounding
- * fixed-point multiplier with a short path, edgec_cm_requant.h; zero point, activation
- * clamp). Every kernel is bit-exact with that reference:
- * the products are exact in int32 and the order of additions does not matter for integers.
+ * which folds the input zero point in; then edgec_cm_requant (edgec_requant's TFLite
+ * double-rounding fixed-point multiplier, edgec_cm_requant.h; zero point, activation
+ * clamp). Every kernel is bit-exact with that reference: the products are exact in int32
+ * and the order of additions does not matter for integers.
  *
  * The dual 16-bit MAC: SXTB16 sign-extends bytes 0 and 2 of a word into two int16 halves,
  * SXTB16 of the word rotated by 8 bytes 1 and 3; SMLAD then adds both halves' products to an
@@ -68,6 +68,37 @@ static inline int32_t edgec_cm_odd(int32_t v)
     return r;
 }
 
+/* ---- requantisation in 32-bit steps: mirrors edgec_requant (edgec_qmath.h, TFLite's
+ * double rounding) for the shifts of real layers; keep it in step with that header ----
+ * For 1 <= e = -shift <= EDGEC_CM_RQ_MAX_EXP, with v = floor((acc * mult + 2^30) / 2^31) (the
+ * rounding doubling high multiply: SMULL, a 64-bit add, a funnel shift), the rounding
+ * division by 2^e with ties away from zero is (v + 2^(e-1) - [v < 0]) >> e: for v >= 0 that
+ * rounds half up, for v < 0 a tie (fraction exactly 1/2) lands one below. The sum is a
+ * saturating QADD: it saturates only when v > 2^31 - 2^(e-1), where the exact quotient is
+ * >= 2^(31-e) >= 256 and the saturated one 2^(31-e) - 1 >= 255, so both clamp to the same
+ * int8 after adding a zero point >= -128 (why e stops at 23). |quotient| < 2^30, so the zero
+ * point and the clamp (SSAT) need no 64-bit steps. Layers with other shifts requantise
+ * through edgec_cm_requant (edgec_cm_gemm_s8 checks once per call). */
+#define EDGEC_CM_RQ_MAX_EXP 23
+
+static inline int32_t edgec_cm_dsp_scale(int32_t acc, int32_t mult, int32_t e, int32_t half)
+{
+    const int32_t v = (int32_t)(((int64_t)acc * (int64_t)mult + ((int64_t)1 << 30)) >> 31);
+    return __qadd(v, half - (int32_t)((uint32_t)v >> 31)) >> e;
+}
+
+/* 1 when every shift of the layer is in [-EDGEC_CM_RQ_MAX_EXP, -1] (edgec_cm_dsp_scale). */
+static inline int edgec_cm_dsp_fast_shifts(const int32_t *shift, int32_t count)
+{
+    int32_t i;
+    for (i = 0; i < count; ++i) {
+        if (shift[i] > -1 || shift[i] < -EDGEC_CM_RQ_MAX_EXP) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static inline int8_t edgec_cm_out(int32_t acc, const int32_t *mult, const int32_t *shift,
                                   int32_t n, int per_channel, int32_t y_zp, int32_t act_min,
                                   int32_t act_max)
@@ -76,116 +107,176 @@ static inline int8_t edgec_cm_out(int32_t acc, const int32_t *mult, const int32_
     return (int8_t)edgec_cm_requant(acc, mult[c], (int)shift[c], y_zp, act_min, act_max);
 }
 
-/* Dot product of one row with one weight row (the leftovers of the 2x2 blocks). */
-static inline int32_t edgec_cm_dot_s8(const int8_t *x, const int8_t *w, int32_t k, int32_t acc)
+/* The packed GEMM rounds K up to a multiple of 8 (zero weights): its loop takes 4 int16 pairs
+ * per step. */
+#define EDGEC_CM_GEMM_K_ROUND(k) (((k) + 7) / 8 * 8)
+
+/* Scratch words edgec_cm_gemm_s8 needs for k inputs and n_out channels: two rows widened
+ * to int16 pairs (EDGEC_CM_GEMM_K_ROUND(k) words) and the 2 x n_out accumulators of a row
+ * pair. */
+#define EDGEC_CM_GEMM_SCRATCH_WORDS(k, n_out) \
+    (EDGEC_CM_GEMM_K_ROUND(k) + 2 * (((n_out) + 1) / 2 * 2))
+
+/* Two int8 rows (r1 NULL: a row of zeros) widened into int16 pairs in the order the packed
+ * weights use: per 4 K steps the words {r0 even, r1 even, r0 odd, r1 odd}, "even" holding
+ * bytes 0 and 2 of the group (SXTB16), "odd" bytes 1 and 3. Up to EDGEC_CM_GEMM_K_ROUND(k)
+ * the tail is zeros. */
+static inline void edgec_cm_widen_rows2(const int8_t *r0, const int8_t *r1, int32_t k,
+                                        int32_t *xs)
 {
-    int32_t i = 0;
-    for (; i + 4 <= k; i += 4) {
-        const int32_t xv = edgec_cm_load4(x + i);
-        const int32_t wv = edgec_cm_load4(w + i);
-        acc = __smlad(edgec_cm_even(xv), edgec_cm_even(wv), acc);
-        acc = __smlad(edgec_cm_odd(xv), edgec_cm_odd(wv), acc);
+    const int32_t k_full = k - k % 4;
+    int32_t i;
+    for (i = 0; i < k_full; i += 4) {
+        const int32_t a = edgec_cm_load4(r0 + i);
+        const int32_t b = r1 != NULL ? edgec_cm_load4(r1 + i) : 0;
+        xs[0] = edgec_cm_even(a);
+        xs[1] = edgec_cm_even(b);
+        xs[2] = edgec_cm_odd(a);
+        xs[3] = edgec_cm_odd(b);
+        xs += 4;
     }
-    for (; i < k; ++i) {
-        acc += (int32_t)x[i] * (int32_t)w[i];
+    if (i < k) {
+        int8_t t0[4] = {0, 0, 0, 0}, t1[4] = {0, 0, 0, 0};
+        int32_t a, b;
+        memcpy(t0, r0 + i, (size_t)(k - i));
+        if (r1 != NULL) {
+            memcpy(t1, r1 + i, (size_t)(k - i));
+        }
+        a = edgec_cm_load4(t0);
+        b = edgec_cm_load4(t1);
+        xs[0] = edgec_cm_even(a);
+        xs[1] = edgec_cm_even(b);
+        xs[2] = edgec_cm_odd(a);
+        xs[3] = edgec_cm_odd(b);
+        xs += 4;
+        i += 4;
     }
-    return acc;
+    if (i < EDGEC_CM_GEMM_K_ROUND(k)) {
+        xs[0] = xs[1] = xs[2] = xs[3] = 0;
+    }
 }
 
-/* The 2 x 2 block's K loop (whole groups of 4): sums = {row0.ch0, row1.ch0, row0.ch1,
- * row1.ch1} += the dot products of rows x0, x0 + k with weight rows w0, w0 + k. Its own
- * function, so that the GEMM's loop invariants (output pointers, requantisation
- * parameters) do not compete for registers with its 14 live values (4 sums, 4 extended
- * inputs, a weight word and its half, 2 pointers, k, the end): GCC 12 spills inside the
- * loop otherwise. */
-static __attribute__((noinline)) void edgec_cm_block2x2(const int8_t *x0, const int8_t *w0,
-                                                        int32_t k, int32_t *sums)
+/* Two int16 pairs of the row pair (one LDRD, post-incremented) against two of the channel
+ * pair (another LDRD): 4 SMLAD, 8 MACs. Inline assembly because GCC 12 splits the 64-bit
+ * loads into single LDRs and adds pointer arithmetic; Thumb-2 LDRD takes any two
+ * registers. */
+#define EDGEC_CM_SMLAD_2X2(xp, wp, a00, a10, a01, a11)                                     \
+    do {                                                                                   \
+        int32_t x0_, x1_, w0_, w1_;                                                        \
+        __asm__("ldrd %[x0], %[x1], [%[xq]], #8\n\t"                                       \
+                "ldrd %[w0], %[w1], [%[wq]], #8\n\t"                                       \
+                "smlad %[c00], %[x0], %[w0], %[c00]\n\t"                                   \
+                "smlad %[c10], %[x1], %[w0], %[c10]\n\t"                                   \
+                "smlad %[c01], %[x0], %[w1], %[c01]\n\t"                                   \
+                "smlad %[c11], %[x1], %[w1], %[c11]"                                       \
+                : [c00] "+r"(a00), [c10] "+r"(a10), [c01] "+r"(a01), [c11] "+r"(a11),      \
+                  [xq] "+r"(xp), [wq] "+r"(wp), [x0] "=&r"(x0_), [x1] "=&r"(x1_),          \
+                  [w0] "=&r"(w0_), [w1] "=&r"(w1_)                                         \
+                :                                                                          \
+                : "memory");                                                               \
+    } while (0)
+
+/* The row pair's K loops: for each block of 2 output channels n, n + 1, acc[2n..2n+3] =
+ * {row0.ch0, row1.ch0, row0.ch1, row1.ch1}: bias_eff plus the dot products over `pairs`
+ * int16 pairs (a multiple of 4).
+ * Per pair one LDRD of the rows' words, one LDRD of the channels' words and 4 SMLAD: 6
+ * instructions for 8 MACs, plus a compare and branch per 4 pairs. Its own function, so that
+ * the caller's requantisation values do not compete for registers with the loop's 12. */
+static __attribute__((noinline)) void edgec_cm_rows2_s16(const int32_t *xs, const int32_t *w16,
+                                                         int32_t pairs, int32_t n_out,
+                                                         const int32_t *bias_eff, int32_t *acc)
 {
-    const int8_t *const x_end = x0 + (k - k % 4);
-    int32_t a00 = sums[0], a10 = sums[1], a01 = sums[2], a11 = sums[3];
-#pragma GCC unroll 2
-    while (x0 < x_end) {
-        const int32_t xa = edgec_cm_load4(x0);
-        const int32_t xb = edgec_cm_load4(x0 + k);
-        const int32_t xa_even = edgec_cm_even(xa), xa_odd = edgec_cm_odd(xa);
-        const int32_t xb_even = edgec_cm_even(xb), xb_odd = edgec_cm_odd(xb);
-        int32_t wv = edgec_cm_load4(w0);
-        int32_t wh = edgec_cm_even(wv);
-        a00 = __smlad(xa_even, wh, a00);
-        a10 = __smlad(xb_even, wh, a10);
-        wh = edgec_cm_odd(wv);
-        a00 = __smlad(xa_odd, wh, a00);
-        a10 = __smlad(xb_odd, wh, a10);
-        wv = edgec_cm_load4(w0 + k);
-        wh = edgec_cm_even(wv);
-        a01 = __smlad(xa_even, wh, a01);
-        a11 = __smlad(xb_even, wh, a11);
-        wh = edgec_cm_odd(wv);
-        a01 = __smlad(xa_odd, wh, a01);
-        a11 = __smlad(xb_odd, wh, a11);
-        x0 += 4;
-        w0 += 4;
+    const int32_t *const x_end = xs + 2 * pairs;
+    int32_t n;
+    for (n = 0; n < n_out; n += 2) {
+        const int32_t *xp = xs;
+        int32_t a00 = bias_eff[n], a10 = a00;
+        int32_t a01 = n + 1 < n_out ? bias_eff[n + 1] : 0, a11 = a01;
+        do {
+            EDGEC_CM_SMLAD_2X2(xp, w16, a00, a10, a01, a11);
+            EDGEC_CM_SMLAD_2X2(xp, w16, a00, a10, a01, a11);
+            EDGEC_CM_SMLAD_2X2(xp, w16, a00, a10, a01, a11);
+            EDGEC_CM_SMLAD_2X2(xp, w16, a00, a10, a01, a11);
+        } while (xp < x_end);
+        acc[0] = a00;
+        acc[1] = a10;
+        acc[2] = a01;
+        acc[3] = a11;
+        acc += 4;
     }
-    sums[0] = a00;
-    sums[1] = a10;
-    sums[2] = a01;
-    sums[3] = a11;
 }
 
-/* y[r][n] = requant(bias_eff[n] + sum_k x[r][k] * w[n][k]) for r < rows, n < n_out. */
-static inline void edgec_cm_gemm_s8(const int8_t *x, int32_t rows, int32_t k,
-                                    const int8_t *w, int32_t n_out, const int32_t *bias_eff,
-                                    const int32_t *mult, const int32_t *shift, int per_channel,
-                                    int32_t y_zp, int32_t act_min, int32_t act_max, int8_t *y)
+/* The row pair's outputs from the accumulators (acc + 2 n: channel n's row 0 and row 1;
+ * bias included) on edgec_cm_dsp_scale's path; `full_range`: the clamp is [-128, 127], one
+ * SSAT (inlined twice, so that the test leaves the loop). */
+static inline __attribute__((always_inline)) void edgec_cm_requant_rows2(
+    const int32_t *acc, int32_t n_out, const int32_t *mult, const int32_t *shift,
+    int per_channel, int32_t y_zp, int32_t act_min, int32_t act_max, int full_range,
+    int two, int8_t *y0)
 {
-    int32_t r = 0;
-    for (; r + 2 <= rows; r += 2) {
-        const int8_t *x0 = x + (size_t)r * (size_t)k;
-        const int8_t *x1 = x0 + k;
-        int8_t *y0 = y + (size_t)r * (size_t)n_out;
-        int8_t *y1 = y0 + n_out;
-        int32_t n = 0;
-        for (; n + 2 <= n_out; n += 2) {
-            const int8_t *w0 = w + (size_t)n * (size_t)k;
-            const int8_t *w1 = w0 + k;
-            int32_t sums[4];
-            int32_t a00, a01, a10, a11;
-            int32_t i = k - k % 4;
-            sums[0] = sums[1] = bias_eff[n];
-            sums[2] = sums[3] = bias_eff[n + 1];
-            edgec_cm_block2x2(x0, w0, k, sums);
-            a00 = sums[0];
-            a10 = sums[1];
-            a01 = sums[2];
-            a11 = sums[3];
-            for (; i < k; ++i) {
-                a00 += (int32_t)x0[i] * (int32_t)w0[i];
-                a01 += (int32_t)x0[i] * (int32_t)w1[i];
-                a10 += (int32_t)x1[i] * (int32_t)w0[i];
-                a11 += (int32_t)x1[i] * (int32_t)w1[i];
+    const int32_t step = per_channel ? 1 : 0;
+    int32_t n;
+    for (n = 0; n < n_out; ++n) {
+        const int32_t e = -*shift, half = (int32_t)(1u << (e - 1));
+        int32_t v0 = __ssat(edgec_cm_dsp_scale(acc[0], *mult, e, half) + y_zp, 8);
+        if (!full_range) {
+            v0 = v0 < act_min ? act_min : (v0 > act_max ? act_max : v0);
+        }
+        y0[n] = (int8_t)v0;
+        if (two) {
+            int32_t v1 = __ssat(edgec_cm_dsp_scale(acc[1], *mult, e, half) + y_zp, 8);
+            if (!full_range) {
+                v1 = v1 < act_min ? act_min : (v1 > act_max ? act_max : v1);
             }
-            y0[n] = edgec_cm_out(a00, mult, shift, n, per_channel, y_zp, act_min, act_max);
-            y0[n + 1] = edgec_cm_out(a01, mult, shift, n + 1, per_channel, y_zp, act_min,
-                                     act_max);
-            y1[n] = edgec_cm_out(a10, mult, shift, n, per_channel, y_zp, act_min, act_max);
-            y1[n + 1] = edgec_cm_out(a11, mult, shift, n + 1, per_channel, y_zp, act_min,
-                                     act_max);
+            y0[n_out + n] = (int8_t)v1;
         }
-        if (n < n_out) { /* an odd channel count: the last channel alone */
-            const int8_t *w0 = w + (size_t)n * (size_t)k;
-            y0[n] = edgec_cm_out(edgec_cm_dot_s8(x0, w0, k, bias_eff[n]), mult, shift, n,
-                                 per_channel, y_zp, act_min, act_max);
-            y1[n] = edgec_cm_out(edgec_cm_dot_s8(x1, w0, k, bias_eff[n]), mult, shift, n,
-                                 per_channel, y_zp, act_min, act_max);
-        }
+        acc += 2;
+        mult += step;
+        shift += step;
     }
-    if (r < rows) { /* an odd row count: the last row alone */
+}
+
+/* y[r][n] = requant(bias_eff[n] + sum_k x[r][k] * w[n][k]) for r < rows, n < n_out.
+ * `w16` is the weight packed at compile time (codegen/c/isa/cortexm.py,
+ * pack_dsp_gemm_weights): words of two int16 (low half first), channels in pairs (an odd
+ * count padded with a zero channel), K rounded up to 8 with zeros, per 4 K steps the words
+ * {ch0 even, ch1 even, ch0 odd, ch1 odd} matching edgec_cm_widen_rows2. Rows are taken two
+ * at a time: widened once, then every channel pair runs over them (edgec_cm_rows2_s16,
+ * accumulators starting at bias_eff) and the row pair is requantised. `scratch` holds
+ * EDGEC_CM_GEMM_SCRATCH_WORDS(k, n_out) words. */
+static inline void edgec_cm_gemm_s8(const int8_t *x, int32_t rows, int32_t k,
+                                    const int32_t *w16, int32_t n_out, const int32_t *bias_eff,
+                                    const int32_t *mult, const int32_t *shift, int per_channel,
+                                    int32_t y_zp, int32_t act_min, int32_t act_max, int8_t *y,
+                                    int32_t *scratch)
+{
+    const int32_t k8 = EDGEC_CM_GEMM_K_ROUND(k);
+    int32_t *const xs = scratch;
+    int32_t *const acc = scratch + k8;
+    const int fast = edgec_cm_dsp_fast_shifts(shift, per_channel ? n_out : 1);
+    const int full_range = act_min == -128 && act_max == 127;
+    int32_t r, n;
+    for (r = 0; r < rows; r += 2) {
         const int8_t *x0 = x + (size_t)r * (size_t)k;
         int8_t *y0 = y + (size_t)r * (size_t)n_out;
-        int32_t n;
-        for (n = 0; n < n_out; ++n) {
-            y0[n] = edgec_cm_out(edgec_cm_dot_s8(x0, w + (size_t)n * (size_t)k, k, bias_eff[n]),
-                                 mult, shift, n, per_channel, y_zp, act_min, act_max);
+        const int two = r + 1 < rows;
+        edgec_cm_widen_rows2(x0, two ? x0 + k : NULL, k, xs);
+        edgec_cm_rows2_s16(xs, w16, k8 / 2, n_out, bias_eff, acc);
+        if (fast && full_range) {
+            edgec_cm_requant_rows2(acc, n_out, mult, shift, per_channel, y_zp, act_min,
+                                   act_max, 1, two, y0);
+        } else if (fast) {
+            edgec_cm_requant_rows2(acc, n_out, mult, shift, per_channel, y_zp, act_min,
+                                   act_max, 0, two, y0);
+        } else {
+            for (n = 0; n < n_out; ++n) {
+                y0[n] = edgec_cm_out(acc[2 * n], mult, shift, n, per_channel, y_zp, act_min,
+                                     act_max);
+                if (two) {
+                    y0[n_out + n] = edgec_cm_out(acc[2 * n + 1], mult, shift, n, per_channel,
+                                                 y_zp, act_min, act_max);
+                }
+            }
         }
     }
 }
@@ -200,12 +291,120 @@ typedef struct edgec_cm_conv_geometry {
     int32_t pad_top, pad_left;
 } edgec_cm_conv_geometry;
 
-/* Depthwise convolution, channel multiplier 1: w is [k_h][k_w][C], out_c == in_c == C. */
-static inline void edgec_cm_depthwise_s8(const edgec_cm_conv_geometry *g, const int8_t *x,
-                                         int32_t x_zp, const int8_t *w,
-                                         const int32_t *bias_eff, const int32_t *mult,
-                                         const int32_t *shift, int per_channel, int32_t y_zp,
-                                         int32_t act_min, int32_t act_max, int8_t *y)
+/* One output on edgec_cm_dsp_scale's path: requantise, zero point, clamp (`full_range`:
+ * [-128, 127], SSAT alone). */
+static inline __attribute__((always_inline)) int8_t edgec_cm_dsp_rq(
+    int32_t acc, int32_t mult, int32_t shift, int32_t y_zp, int32_t act_min, int32_t act_max,
+    int full_range)
+{
+    const int32_t e = -shift;
+    int32_t v = __ssat(edgec_cm_dsp_scale(acc, mult, e, (int32_t)(1u << (e - 1))) + y_zp, 8);
+    if (!full_range) {
+        v = v < act_min ? act_min : (v > act_max ? act_max : v);
+    }
+    return (int8_t)v;
+}
+
+/* The weight of channel c at tap t in the packed depthwise layout (edgec_cm_depthwise_s8). */
+static inline int32_t edgec_cm_dw_weight(const int32_t *w16, int32_t tap, int32_t c_groups,
+                                         int32_t c)
+{
+    const int32_t word = w16[((size_t)tap * (size_t)c_groups + (size_t)(c / 4)) * 2u + c % 2];
+    return (c % 4) < 2 ? (int32_t)(int16_t)word : word >> 16;
+}
+
+/* One tap of 4 channels: a word of input (4 channels, SXTB16 into even and odd int16 halves;
+ * `subtract`: minus the input zero point, SSUB16), the packed weight words (an LDRD), 4
+ * SMLABB/SMLATT. */
+#define EDGEC_CM_DW_TAP(xp, wq, subtract, zp_pair, a0, a1, a2, a3)                           \
+    do {                                                                                   \
+        const int32_t xv_ = edgec_cm_load4(xp);                                            \
+        int32_t x_even_ = edgec_cm_even(xv_), x_odd_ = edgec_cm_odd(xv_);                  \
+        const int32_t w_even_ = (wq)[0], w_odd_ = (wq)[1];                                 \
+        if (subtract) {                                                                    \
+            x_even_ = __ssub16(x_even_, zp_pair);                                          \
+            x_odd_ = __ssub16(x_odd_, zp_pair);                                            \
+        }                                                                                  \
+        a0 = __smlabb(x_even_, w_even_, a0);                                               \
+        a2 = __smlatt(x_even_, w_even_, a2);                                               \
+        a1 = __smlabb(x_odd_, w_odd_, a1);                                                 \
+        a3 = __smlatt(x_odd_, w_odd_, a3);                                                 \
+    } while (0)
+
+/* 4 channels of one output pixel over `rows` x `cols` taps starting at x_row / wp. */
+static inline __attribute__((always_inline)) void edgec_cm_dw_taps4(
+    const int8_t *x_row, size_t row_step, size_t col_step, const int32_t *wp,
+    size_t w_row_step, size_t tap_step, int32_t rows, int32_t cols, int subtract,
+    int32_t zp_pair, int32_t *sums)
+{
+    int32_t a0 = sums[0], a1 = sums[1], a2 = sums[2], a3 = sums[3];
+    int32_t ky, kx;
+    for (ky = 0; ky < rows; ++ky) {
+        const int8_t *xp = x_row;
+        const int32_t *wq = wp;
+        for (kx = 0; kx < cols; ++kx) {
+            EDGEC_CM_DW_TAP(xp, wq, subtract, zp_pair, a0, a1, a2, a3);
+            wq += tap_step;
+            xp += col_step;
+        }
+        x_row += row_step;
+        wp += w_row_step;
+    }
+    sums[0] = a0;
+    sums[1] = a1;
+    sums[2] = a2;
+    sums[3] = a3;
+}
+
+/* edgec_cm_dw_taps4 for an interior pixel of a 3 x 3 kernel, unrolled: 9 taps of 8
+ * instructions for 36 MACs. */
+static inline __attribute__((always_inline)) void edgec_cm_dw_taps4_3x3(
+    const int8_t *x_row, size_t row_step, size_t col_step, const int32_t *wp,
+    size_t tap_step, int32_t *sums)
+{
+    int32_t a0 = sums[0], a1 = sums[1], a2 = sums[2], a3 = sums[3];
+    int32_t ky;
+#pragma GCC unroll 3
+    for (ky = 0; ky < 3; ++ky) {
+        EDGEC_CM_DW_TAP(x_row, wp, 0, 0, a0, a1, a2, a3);
+        EDGEC_CM_DW_TAP(x_row + col_step, wp + tap_step, 0, 0, a0, a1, a2, a3);
+        EDGEC_CM_DW_TAP(x_row + 2 * col_step, wp + 2 * tap_step, 0, 0, a0, a1, a2, a3);
+        x_row += row_step;
+        wp += 3 * tap_step;
+    }
+    sums[0] = a0;
+    sums[1] = a1;
+    sums[2] = a2;
+    sums[3] = a3;
+}
+
+/* First and end (exclusive) tap index along one axis whose input lies inside [0, size). */
+static inline void edgec_cm_dw_range(int32_t start, int32_t dilation, int32_t taps,
+                                     int32_t size, int32_t *first, int32_t *end)
+{
+    const int32_t lo = start < 0 ? (-start + dilation - 1) / dilation : 0;
+    const int32_t room = size - start;
+    const int32_t hi = room <= 0 ? 0 : (room + dilation - 1) / dilation;
+    *first = lo;
+    *end = hi < taps ? hi : taps;
+}
+
+/* Depthwise convolution, channel multiplier 1, out_c == in_c == C. `w16` is the weight
+ * packed at compile time (codegen/c/isa/cortexm.py, pack_dsp_depthwise_weights): per tap
+ * (k_h x k_w, row-major) and group of 4 channels c..c+3 the words (w[c], w[c+2]) and
+ * (w[c+1], w[c+3]) of two int16 (low half first; C padded to a multiple of 4 with zeros),
+ * the halves SXTB16 makes of 4 input bytes. Interior pixels start at bias_eff (the input
+ * zero point folded in) and walk every tap; border pixels start at the layer's own bias
+ * `bias` and walk only the taps inside the image with the zero point subtracted (a tap
+ * outside adds (x_zp - x_zp) w = 0), so no tap is bounds-checked. Channels past the last
+ * group of 4 run one at a time. */
+static inline __attribute__((always_inline)) void edgec_cm_depthwise_s8(
+                                         const edgec_cm_conv_geometry *g, const int8_t *x,
+                                         int32_t x_zp, const int32_t *w16,
+                                         const int32_t *bias_eff, const int32_t *bias,
+                                         const int32_t *mult, const int32_t *shift,
+                                         int per_channel, int32_t y_zp, int32_t act_min,
+                                         int32_t act_max, int8_t *y)
 {
     /* Geometry in locals: the int8 output stores may alias *g (char types alias anything),
        which would reload every field after each store. */
@@ -214,107 +413,80 @@ static inline void edgec_cm_depthwise_s8(const edgec_cm_conv_geometry *g, const 
     const int32_t stride_h = g->stride_h, stride_w = g->stride_w;
     const int32_t dilation_h = g->dilation_h, dilation_w = g->dilation_w;
     const int32_t pad_top = g->pad_top, pad_left = g->pad_left;
+    const int32_t c_groups = (c_all + 3) / 4, c_blocks = c_all - c_all % 4;
+    const size_t tap_step = 2u * (size_t)c_groups, w_row_step = (size_t)k_w * tap_step;
+    const size_t row_step = (size_t)dilation_h * (size_t)in_w * (size_t)c_all;
+    const size_t col_step = (size_t)dilation_w * (size_t)c_all;
+    const int32_t zp_pair = (int32_t)(((uint32_t)x_zp & 0xFFFFu) | ((uint32_t)x_zp << 16));
+    const int fast = edgec_cm_dsp_fast_shifts(shift, per_channel ? c_all : 1);
+    const int full_range = act_min == -128 && act_max == 127;
+    const int32_t step = per_channel ? 1 : 0;
     int32_t oy, ox;
     for (oy = 0; oy < out_h; ++oy) {
         const int32_t iy0 = oy * stride_h - pad_top;
+        int32_t ky0, ky1;
+        edgec_cm_dw_range(iy0, dilation_h, k_h, in_h, &ky0, &ky1);
         for (ox = 0; ox < out_w; ++ox) {
             const int32_t ix0 = ox * stride_w - pad_left;
             int8_t *out = y + ((size_t)oy * (size_t)out_w + (size_t)ox) * (size_t)c_all;
-            /* Taps outside the image read the zero point (bias_eff counted them as x_zp). */
-            const int32_t c_blocks = c_all - c_all % 4;
-            const int interior = iy0 >= 0 && ix0 >= 0 && iy0 + (k_h - 1) * dilation_h < in_h &&
-                                 ix0 + (k_w - 1) * dilation_w < in_w;
-            int32_t c = 0;
-            if (interior) { /* every tap inside the image: no bounds checks, pointer steps */
-                const int8_t *x_pixel = x + ((size_t)iy0 * (size_t)in_w + (size_t)ix0) *
+            int32_t kx0, kx1, c;
+            edgec_cm_dw_range(ix0, dilation_w, k_w, in_w, &kx0, &kx1);
+            {
+                const int interior = ky0 == 0 && ky1 == k_h && kx0 == 0 && kx1 == k_w;
+                const int32_t rows = ky1 > ky0 ? ky1 - ky0 : 0;
+                const int32_t cols = kx1 > kx0 ? kx1 - kx0 : 0;
+                const int8_t *x_first = x + ((size_t)(iy0 + ky0 * dilation_h) * (size_t)in_w +
+                                             (size_t)(ix0 + kx0 * dilation_w)) *
                                                 (size_t)c_all;
-                const size_t row_step = (size_t)dilation_h * (size_t)in_w * (size_t)c_all;
-                const size_t col_step = (size_t)dilation_w * (size_t)c_all;
-                for (; c < c_blocks; c += 4) {
-                    int32_t a0 = bias_eff[c], a1 = bias_eff[c + 1];
-                    int32_t a2 = bias_eff[c + 2], a3 = bias_eff[c + 3];
-                    const int8_t *wp = w + c;
-                    const int8_t *x_row = x_pixel + c;
-                    int32_t ky, kx;
-                    for (ky = 0; ky < k_h; ++ky) {
-                        const int8_t *xp = x_row;
-                        for (kx = 0; kx < k_w; ++kx) {
-                            const int32_t wv = edgec_cm_load4(wp);
-                            const int32_t xv = edgec_cm_load4(xp);
-                            const int32_t w_even = edgec_cm_even(wv);
-                            const int32_t x_even = edgec_cm_even(xv);
-                            const int32_t w_odd = edgec_cm_odd(wv);
-                            const int32_t x_odd = edgec_cm_odd(xv);
-                            a0 = __smlabb(x_even, w_even, a0);
-                            a2 = __smlatt(x_even, w_even, a2);
-                            a1 = __smlabb(x_odd, w_odd, a1);
-                            a3 = __smlatt(x_odd, w_odd, a3);
-                            wp += c_all;
-                            xp += col_step;
-                        }
-                        x_row += row_step;
+                const int32_t *w_first = w16 + (size_t)(ky0 * k_w + kx0) * tap_step;
+                for (c = 0; c < c_blocks; c += 4) {
+                    const int32_t *wp = w_first + (size_t)(c / 4) * 2u;
+                    const int32_t *b = interior ? bias_eff : bias;
+                    int32_t sums[4];
+                    int32_t j;
+                    sums[0] = b[c];
+                    sums[1] = b[c + 1];
+                    sums[2] = b[c + 2];
+                    sums[3] = b[c + 3];
+                    if (interior && k_h == 3 && k_w == 3) {
+                        edgec_cm_dw_taps4_3x3(x_first + c, row_step, col_step, wp, tap_step,
+                                              sums);
+                    } else if (interior) {
+                        edgec_cm_dw_taps4(x_first + c, row_step, col_step, wp, w_row_step,
+                                          tap_step, k_h, k_w, 0, zp_pair, sums);
+                    } else if (rows > 0 && cols > 0) {
+                        edgec_cm_dw_taps4(x_first + c, row_step, col_step, wp, w_row_step,
+                                          tap_step, rows, cols, 1, zp_pair, sums);
                     }
-                    out[c] = edgec_cm_out(a0, mult, shift, c, per_channel, y_zp, act_min,
-                                          act_max);
-                    out[c + 1] = edgec_cm_out(a1, mult, shift, c + 1, per_channel, y_zp, act_min,
-                                              act_max);
-                    out[c + 2] = edgec_cm_out(a2, mult, shift, c + 2, per_channel, y_zp, act_min,
-                                              act_max);
-                    out[c + 3] = edgec_cm_out(a3, mult, shift, c + 3, per_channel, y_zp, act_min,
-                                              act_max);
-                }
-            }
-            for (; c < c_blocks; c += 4) { /* border pixels: taps outside read x_zp */
-                int32_t a0 = bias_eff[c], a1 = bias_eff[c + 1];
-                int32_t a2 = bias_eff[c + 2], a3 = bias_eff[c + 3];
-                int32_t ky, kx;
-                for (ky = 0; ky < k_h; ++ky) {
-                    const int32_t iy = iy0 + ky * dilation_h;
-                    for (kx = 0; kx < k_w; ++kx) {
-                        const int32_t ix = ix0 + kx * dilation_w;
-                        const int8_t *wp = w + ((size_t)ky * (size_t)k_w + (size_t)kx)
-                                               * (size_t)c_all + (size_t)c;
-                        const int32_t wv = edgec_cm_load4(wp);
-                        const int32_t w_even = edgec_cm_even(wv);
-                        const int32_t w_odd = edgec_cm_odd(wv);
-                        int32_t x_even, x_odd;
-                        if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) {
-                            x_even = x_odd = (int32_t)(((uint32_t)x_zp & 0xFFFFu) |
-                                                       ((uint32_t)x_zp << 16));
-                        } else {
-                            const int32_t xv = edgec_cm_load4(
-                                x + ((size_t)iy * (size_t)in_w + (size_t)ix) *
-                                        (size_t)c_all + (size_t)c);
-                            x_even = edgec_cm_even(xv);
-                            x_odd = edgec_cm_odd(xv);
+                    if (fast && full_range) {
+                        for (j = 0; j < 4; ++j) {
+                            out[c + j] = edgec_cm_dsp_rq(sums[j], mult[(c + j) * step],
+                                                         shift[(c + j) * step], y_zp, act_min,
+                                                         act_max, 1);
                         }
-                        a0 = __smlabb(x_even, w_even, a0);
-                        a2 = __smlatt(x_even, w_even, a2);
-                        a1 = __smlabb(x_odd, w_odd, a1);
-                        a3 = __smlatt(x_odd, w_odd, a3);
+                    } else if (fast) {
+                        for (j = 0; j < 4; ++j) {
+                            out[c + j] = edgec_cm_dsp_rq(sums[j], mult[(c + j) * step],
+                                                         shift[(c + j) * step], y_zp, act_min,
+                                                         act_max, 0);
+                        }
+                    } else {
+                        for (j = 0; j < 4; ++j) {
+                            out[c + j] = edgec_cm_out(sums[j], mult, shift, c + j, per_channel,
+                                                      y_zp, act_min, act_max);
+                        }
                     }
                 }
-                out[c] = edgec_cm_out(a0, mult, shift, c, per_channel, y_zp, act_min, act_max);
-                out[c + 1] = edgec_cm_out(a1, mult, shift, c + 1, per_channel, y_zp, act_min,
-                                          act_max);
-                out[c + 2] = edgec_cm_out(a2, mult, shift, c + 2, per_channel, y_zp, act_min,
-                                          act_max);
-                out[c + 3] = edgec_cm_out(a3, mult, shift, c + 3, per_channel, y_zp, act_min,
-                                          act_max);
             }
-            for (c = c_blocks; c < c_all; ++c) {
-                int32_t acc = bias_eff[c];
+            for (c = c_blocks; c < c_all; ++c) { /* the channels past the last group of 4 */
+                int32_t acc = bias[c];
                 int32_t ky, kx;
-                for (ky = 0; ky < k_h; ++ky) {
-                    const int32_t iy = iy0 + ky * dilation_h;
-                    for (kx = 0; kx < k_w; ++kx) {
-                        const int32_t ix = ix0 + kx * dilation_w;
-                        const int32_t xq = (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w)
-                            ? x_zp
-                            : x[((size_t)iy * (size_t)in_w + (size_t)ix) * (size_t)c_all +
-                                (size_t)c];
-                        acc += xq * (int32_t)w[((size_t)ky * (size_t)k_w + (size_t)kx) *
-                                               (size_t)c_all + (size_t)c];
+                for (ky = ky0; ky < ky1; ++ky) {
+                    for (kx = kx0; kx < kx1; ++kx) {
+                        const int32_t xq = x[((size_t)(iy0 + ky * dilation_h) * (size_t)in_w +
+                                              (size_t)(ix0 + kx * dilation_w)) *
+                                                 (size_t)c_all + (size_t)c];
+                        acc += (xq - x_zp) * edgec_cm_dw_weight(w16, ky * k_w + kx, c_groups, c);
                     }
                 }
                 out[c] = edgec_cm_out(acc, mult, shift, c, per_channel, y_zp, act_min, act_max);
@@ -328,43 +500,58 @@ static inline void edgec_cm_depthwise_s8(const edgec_cm_conv_geometry *g, const 
 static inline void edgec_cm_im2col_row(const edgec_cm_conv_geometry *g, const int8_t *x,
                                        int32_t x_zp, int32_t pixel, int8_t *row)
 {
+    /* Geometry in locals: the int8 stores may alias *g. */
+    const int32_t in_h = g->in_h, in_w = g->in_w, in_c = g->in_c, k_h = g->k_h, k_w = g->k_w;
+    const int32_t dilation_h = g->dilation_h, dilation_w = g->dilation_w;
     const int32_t oy = pixel / g->out_w, ox = pixel % g->out_w;
+    const int32_t iy0 = oy * g->stride_h - g->pad_top, ix0 = ox * g->stride_w - g->pad_left;
     int32_t ky, kx;
-    for (ky = 0; ky < g->k_h; ++ky) {
-        const int32_t iy = oy * g->stride_h - g->pad_top + ky * g->dilation_h;
-        for (kx = 0; kx < g->k_w; ++kx) {
-            const int32_t ix = ox * g->stride_w - g->pad_left + kx * g->dilation_w;
-            if (iy < 0 || iy >= g->in_h || ix < 0 || ix >= g->in_w) {
-                memset(row, (int)(int8_t)x_zp, (size_t)g->in_c);
+    for (ky = 0; ky < k_h; ++ky) {
+        const int32_t iy = iy0 + ky * dilation_h;
+        for (kx = 0; kx < k_w; ++kx) {
+            const int32_t ix = ix0 + kx * dilation_w;
+            const int outside = iy < 0 || iy >= in_h || ix < 0 || ix >= in_w;
+            if (in_c == 1) { /* one channel (audio features, grey images): one byte */
+                *row = outside ? (int8_t)x_zp : x[(size_t)iy * (size_t)in_w + (size_t)ix];
+            } else if (outside) {
+                memset(row, (int)(int8_t)x_zp, (size_t)in_c);
             } else {
-                memcpy(row, x + ((size_t)iy * (size_t)g->in_w + (size_t)ix) * (size_t)g->in_c,
-                       (size_t)g->in_c);
+                memcpy(row, x + ((size_t)iy * (size_t)in_w + (size_t)ix) * (size_t)in_c,
+                       (size_t)in_c);
             }
-            row += g->in_c;
+            row += in_c;
         }
     }
 }
 
-/* General convolution, group 1: w is [out_c][k_h][k_w][in_c] (a GEMM weight of K =
- * k_h * k_w * in_c per channel); `scratch` holds 2 K bytes: two pixels' im2col rows, so the
- * GEMM runs its 2 x 2 blocks. */
+/* Scratch words edgec_cm_conv_s8 needs: two im2col rows of K = k_h * k_w * in_c bytes, then
+ * the GEMM's scratch. */
+#define EDGEC_CM_CONV_SCRATCH_WORDS(k, n_out) \
+    ((2 * (k) + 3) / 4 + EDGEC_CM_GEMM_SCRATCH_WORDS(k, n_out))
+
+/* General convolution, group 1: the weight packed as edgec_cm_gemm_s8's for K = k_h * k_w *
+ * in_c (order [k_h][k_w][in_c]); two pixels' im2col rows at a time, then the GEMM. `scratch`
+ * holds EDGEC_CM_CONV_SCRATCH_WORDS(K, out_c) words. */
 static inline void edgec_cm_conv_s8(const edgec_cm_conv_geometry *g, const int8_t *x,
-                                    int32_t x_zp, const int8_t *w, const int32_t *bias_eff,
+                                    int32_t x_zp, const int32_t *w16, const int32_t *bias_eff,
                                     const int32_t *mult, const int32_t *shift, int per_channel,
                                     int32_t y_zp, int32_t act_min, int32_t act_max, int8_t *y,
-                                    int8_t *scratch)
+                                    int32_t *scratch)
 {
     const int32_t k = g->k_h * g->k_w * g->in_c;
     const int32_t pixels = g->out_h * g->out_w;
+    const int32_t out_c = g->out_c;
+    int8_t *const rows = (int8_t *)(void *)scratch;
+    int32_t *const gemm_scratch = scratch + (2 * k + 3) / 4;
     int32_t p;
     for (p = 0; p < pixels; p += 2) {
-        const int32_t rows = p + 1 < pixels ? 2 : 1;
-        edgec_cm_im2col_row(g, x, x_zp, p, scratch);
-        if (rows == 2) {
-            edgec_cm_im2col_row(g, x, x_zp, p + 1, scratch + k);
+        const int32_t n_rows = p + 1 < pixels ? 2 : 1;
+        edgec_cm_im2col_row(g, x, x_zp, p, rows);
+        if (n_rows == 2) {
+            edgec_cm_im2col_row(g, x, x_zp, p + 1, rows + k);
         }
-        edgec_cm_gemm_s8(scratch, rows, k, w, g->out_c, bias_eff, mult, shift, per_channel,
-                         y_zp, act_min, act_max, y + (size_t)p * (size_t)g->out_c);
+        edgec_cm_gemm_s8(rows, n_rows, k, w16, out_c, bias_eff, mult, shift, per_channel,
+                         y_zp, act_min, act_max, y + (size_t)p * (size_t)out_c, gemm_scratch);
     }
 }
 
