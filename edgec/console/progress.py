@@ -7,10 +7,25 @@ lines, edgec/console/). Off a terminal (CI, pipes, tests) it prints nothing.
 
 from __future__ import annotations
 
+import contextvars
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from edgec.console import visible
+
+_SILENCED = contextvars.ContextVar("edgec_progress_silenced", default=False)
+
+
+@contextmanager
+def silenced() -> Iterator[None]:
+    """No progress bar inside, even on a terminal (the Python API's quiet=True)."""
+    token = _SILENCED.set(True)
+    try:
+        yield
+    finally:
+        _SILENCED.reset(token)
 
 
 class Progress:
@@ -20,7 +35,8 @@ class Progress:
         self.label = visible(label, limit=60)
         self.total = max(int(total), 1)
         self.done = 0
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.enabled = (sys.stderr.isatty() and not _SILENCED.get()) if enabled is None \
+            else enabled
         self._rich = None
         self._task = None
         self._t0 = time.perf_counter()
