@@ -8,6 +8,7 @@ and `edgec.compile("m.onnx", ...).write(d)` write byte-identical folders.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 
@@ -15,6 +16,8 @@ from edgec.api.compiled import Compiled, EdgecWarning
 from edgec.api.model import ModelSource, model_source
 from edgec.api.options import make_options
 from edgec.compiler import CompileOptions, compile_model, compile_proto
+from edgec.console.progress import silenced
+from edgec.output_dir import check_output_dir
 from edgec.targets import get_target
 
 
@@ -27,10 +30,11 @@ def compile_with_options(model, options: CompileOptions, *, example_inputs=None,
 
 
 def _compile(source: ModelSource, options: CompileOptions, quiet: bool) -> Compiled:
-    if source.path is not None:
-        result = compile_model(source.path, options)
-    else:
-        result = compile_proto(source.proto, options, source.name)
+    with silenced() if quiet else contextlib.nullcontext():  # calibration's progress bar
+        if source.path is not None:
+            result = compile_model(source.path, options)
+        else:
+            result = compile_proto(source.proto, options, source.name)
     if not quiet:
         for message in result.warnings:
             warnings.warn(message, EdgecWarning, stacklevel=3)
@@ -48,8 +52,11 @@ def compile(model, target: str = "generic-fp32", *, output_dir: str | os.PathLik
     iterable of input dicts, or a torch DataLoader. input_shapes: {name: shape} for dynamic
     dimensions. output_dir: also write the files there. name: the C prefix and report name
     of an in-memory model. Other options are CompileOptions fields (calib_method,
-    keep_float, prefix, ...). quiet=False issues edgec's warnings as EdgecWarning."""
+    keep_float, prefix, ...). quiet=False issues edgec's warnings as EdgecWarning and lets
+    calibration show its progress bar on a terminal."""
     get_target(target) if isinstance(target, str) else None  # unknown target: fail first
+    if output_dir is not None:
+        check_output_dir(output_dir)  # a folder edgec may not replace: refused before the work
     source = model_source(model, example_inputs, name, exporter, quiet)
     needs_names = calib is not None and not isinstance(calib, (str, os.PathLike))
     opts = make_options(target, input_shapes, calib,

@@ -158,3 +158,12 @@ def test_import_edgec_loads_nothing_heavy():
     assert float(out[0]) < 0.5
     assert out[1:] in ([], [""])
     assert callable(edgec.compile) and issubclass(edgec.DataError, edgec.EdgecError)
+
+
+def test_quiet_false_warns_and_output_dir_is_checked_first(tmp_path):
+    with pytest.warns(edgec.EdgecWarning, match="random"):
+        edgec.compile(DIGITS, "generic-int8", quiet=False)  # no calib: seeded random data
+    (tmp_path / "mine.txt").write_text("not edgec's")
+    with pytest.raises(EdgecError, match="mine.txt"):
+        edgec.compile(DIGITS, "generic-fp32", output_dir=tmp_path)
+    assert (tmp_path / "mine.txt").read_text() == "not edgec's"
