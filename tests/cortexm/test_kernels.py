@@ -204,11 +204,11 @@ def test_general_conv_bit_exact(tmp_path, header, fn, target, case):
 
 @pytest.mark.parametrize("full_range", [True, False])
 def test_dsp_requantisation_fast_path_is_exact(tmp_path, full_range):
-    """edgec_cm_dsp_rq (the DSP kernels' 32-bit requantisation for shifts in [-23, -1])
+    """edgec_cm_dsp_rq (the DSP kernels' 32-bit requantisation for shifts in [-31, -2])
     against edgec/qmath.py's requantisation: every such shift, extreme and random
     accumulators and multipliers, a zero point, the full int8 range or a narrower clamp."""
     rng = np.random.default_rng(5)
-    shifts = np.repeat(np.arange(-23, 0), 60).astype(np.int32)
+    shifts = np.repeat(np.arange(-31, -1), 60).astype(np.int32)
     mults = rng.integers(1 << 30, (1 << 31) - 1, shifts.size, dtype=np.int64).astype(np.int32)
     accs = rng.integers(-(1 << 31), (1 << 31) - 1, shifts.size, dtype=np.int64)
     accs[::3] = rng.integers(-(1 << 20), 1 << 20, accs[::3].size)

@@ -69,30 +69,30 @@ static inline int32_t edgec_cm_odd(int32_t v)
 }
 
 /* ---- requantisation in 32-bit steps: mirrors edgec_requant (edgec_qmath.h, TFLite's
- * double rounding) for the shifts of real layers; keep it in step with that header ----
- * For 1 <= e = -shift <= EDGEC_CM_RQ_MAX_EXP, with v = floor((acc * mult + 2^30) / 2^31) (the
- * rounding doubling high multiply: SMULL, a 64-bit add, a funnel shift), the rounding
- * division by 2^e with ties away from zero is (v + 2^(e-1) - [v < 0]) >> e: for v >= 0 that
- * rounds half up, for v < 0 a tie (fraction exactly 1/2) lands one below. The sum is a
- * saturating QADD: it saturates only when v > 2^31 - 2^(e-1), where the exact quotient is
- * >= 2^(31-e) >= 256 and the saturated one 2^(31-e) - 1 >= 255, so both clamp to the same
- * int8 after adding a zero point >= -128 (why e stops at 23). |quotient| < 2^30, so the zero
- * point and the clamp (SSAT) need no 64-bit steps. Layers with other shifts requantise
- * through edgec_cm_requant (edgec_cm_gemm_s8 checks once per call). */
-#define EDGEC_CM_RQ_MAX_EXP 23
-
-static inline int32_t edgec_cm_dsp_scale(int32_t acc, int32_t mult, int32_t e, int32_t half)
+ * double rounding) for shifts in [-31, -2]; keep it in step with that header ----
+ * v = floor((acc * mult + 2^30) / 2^31) is the rounding doubling high multiply (SMULL, a
+ * 64-bit add, a funnel shift); |v| < 2^31 - 1. The rounding division by 2^e (e = -shift,
+ * ties away from zero) equals floor((u + 2^(e-1)) / 2^e) with u = v - [v < 0] (ties of a
+ * negative v land one lower, others are unchanged), and for any integer u
+ *     (u + 2^(e-1)) >> e  ==  ((u >> (e-1)) + 1) >> 1
+ * (write u = A 2^(e-1) + r, 0 <= r < 2^(e-1): (A + 1)/2 + r/2^e has the floor of (A + 1)/2).
+ * With e >= 2, |u >> (e-1)| <= 2^30, so the zero point folds in as ((t + 1 + 2 zp) >> 1)
+ * without overflow, and one SSAT clamps to int8. Other shifts go through
+ * edgec_cm_requant (the kernels check the layer's shifts once per call). */
+static inline int32_t edgec_cm_dsp_scale(int32_t acc, int32_t mult, int32_t shift,
+                                         int32_t zp_twice_plus_one)
 {
     const int32_t v = (int32_t)(((int64_t)acc * (int64_t)mult + ((int64_t)1 << 30)) >> 31);
-    return __qadd(v, half - (int32_t)((uint32_t)v >> 31)) >> e;
+    const int32_t t = (v - (int32_t)((uint32_t)v >> 31)) >> (-shift - 1);
+    return (t + zp_twice_plus_one) >> 1;
 }
 
-/* 1 when every shift of the layer is in [-EDGEC_CM_RQ_MAX_EXP, -1] (edgec_cm_dsp_scale). */
+/* 1 when every shift of the layer is in [-31, -2] (edgec_cm_dsp_scale's range). */
 static inline int edgec_cm_dsp_fast_shifts(const int32_t *shift, int32_t count)
 {
     int32_t i;
     for (i = 0; i < count; ++i) {
-        if (shift[i] > -1 || shift[i] < -EDGEC_CM_RQ_MAX_EXP) {
+        if (shift[i] > -2 || shift[i] < -31) {
             return 0;
         }
     }
@@ -208,23 +208,24 @@ static __attribute__((noinline)) void edgec_cm_rows2_s16(const int32_t *xs, cons
 
 /* The row pair's outputs from the accumulators (acc + 2 n: channel n's row 0 and row 1;
  * bias included) on edgec_cm_dsp_scale's path; `full_range`: the clamp is [-128, 127], one
- * SSAT (inlined twice, so that the test leaves the loop). */
+ * SSAT; `two`: both rows (inlined with constants for the common case, so that the tests
+ * leave the loop). */
 static inline __attribute__((always_inline)) void edgec_cm_requant_rows2(
     const int32_t *acc, int32_t n_out, const int32_t *mult, const int32_t *shift,
     int per_channel, int32_t y_zp, int32_t act_min, int32_t act_max, int full_range,
     int two, int8_t *y0)
 {
     const int32_t step = per_channel ? 1 : 0;
+    const int32_t zp2 = 2 * y_zp + 1;
     int32_t n;
     for (n = 0; n < n_out; ++n) {
-        const int32_t e = -*shift, half = (int32_t)(1u << (e - 1));
-        int32_t v0 = __ssat(edgec_cm_dsp_scale(acc[0], *mult, e, half) + y_zp, 8);
+        int32_t v0 = __ssat(edgec_cm_dsp_scale(acc[0], *mult, *shift, zp2), 8);
         if (!full_range) {
             v0 = v0 < act_min ? act_min : (v0 > act_max ? act_max : v0);
         }
         y0[n] = (int8_t)v0;
         if (two) {
-            int32_t v1 = __ssat(edgec_cm_dsp_scale(acc[1], *mult, e, half) + y_zp, 8);
+            int32_t v1 = __ssat(edgec_cm_dsp_scale(acc[1], *mult, *shift, zp2), 8);
             if (!full_range) {
                 v1 = v1 < act_min ? act_min : (v1 > act_max ? act_max : v1);
             }
@@ -262,12 +263,12 @@ static inline void edgec_cm_gemm_s8(const int8_t *x, int32_t rows, int32_t k,
         const int two = r + 1 < rows;
         edgec_cm_widen_rows2(x0, two ? x0 + k : NULL, k, xs);
         edgec_cm_rows2_s16(xs, w16, k8 / 2, n_out, bias_eff, acc);
-        if (fast && full_range) {
+        if (fast && full_range && two) { /* the common case, specialised */
             edgec_cm_requant_rows2(acc, n_out, mult, shift, per_channel, y_zp, act_min,
-                                   act_max, 1, two, y0);
+                                   act_max, 1, 1, y0);
         } else if (fast) {
             edgec_cm_requant_rows2(acc, n_out, mult, shift, per_channel, y_zp, act_min,
-                                   act_max, 0, two, y0);
+                                   act_max, full_range, two, y0);
         } else {
             for (n = 0; n < n_out; ++n) {
                 y0[n] = edgec_cm_out(acc[2 * n], mult, shift, n, per_channel, y_zp, act_min,
@@ -291,14 +292,13 @@ typedef struct edgec_cm_conv_geometry {
     int32_t pad_top, pad_left;
 } edgec_cm_conv_geometry;
 
-/* One output on edgec_cm_dsp_scale's path: requantise, zero point, clamp (`full_range`:
- * [-128, 127], SSAT alone). */
+/* One output on edgec_cm_dsp_scale's path: requantise with the zero point, clamp
+ * (`full_range`: [-128, 127], SSAT alone). */
 static inline __attribute__((always_inline)) int8_t edgec_cm_dsp_rq(
     int32_t acc, int32_t mult, int32_t shift, int32_t y_zp, int32_t act_min, int32_t act_max,
     int full_range)
 {
-    const int32_t e = -shift;
-    int32_t v = __ssat(edgec_cm_dsp_scale(acc, mult, e, (int32_t)(1u << (e - 1))) + y_zp, 8);
+    int32_t v = __ssat(edgec_cm_dsp_scale(acc, mult, shift, 2 * y_zp + 1), 8);
     if (!full_range) {
         v = v < act_min ? act_min : (v > act_max ? act_max : v);
     }
@@ -342,6 +342,7 @@ static inline __attribute__((always_inline)) void edgec_cm_dw_taps4(
     for (ky = 0; ky < rows; ++ky) {
         const int8_t *xp = x_row;
         const int32_t *wq = wp;
+#pragma GCC unroll 3
         for (kx = 0; kx < cols; ++kx) {
             EDGEC_CM_DW_TAP(xp, wq, subtract, zp_pair, a0, a1, a2, a3);
             wq += tap_step;
@@ -454,11 +455,18 @@ static inline __attribute__((always_inline)) void edgec_cm_depthwise_s8(
                     } else if (interior) {
                         edgec_cm_dw_taps4(x_first + c, row_step, col_step, wp, w_row_step,
                                           tap_step, k_h, k_w, 0, zp_pair, sums);
+                    } else if (cols == 3) { /* border pixels, by their column count */
+                        edgec_cm_dw_taps4(x_first + c, row_step, col_step, wp, w_row_step,
+                                          tap_step, rows, 3, 1, zp_pair, sums);
+                    } else if (cols == 2) {
+                        edgec_cm_dw_taps4(x_first + c, row_step, col_step, wp, w_row_step,
+                                          tap_step, rows, 2, 1, zp_pair, sums);
                     } else if (rows > 0 && cols > 0) {
                         edgec_cm_dw_taps4(x_first + c, row_step, col_step, wp, w_row_step,
                                           tap_step, rows, cols, 1, zp_pair, sums);
                     }
                     if (fast && full_range) {
+#pragma GCC unroll 4
                         for (j = 0; j < 4; ++j) {
                             out[c + j] = edgec_cm_dsp_rq(sums[j], mult[(c + j) * step],
                                                          shift[(c + j) * step], y_zp, act_min,
