@@ -47,8 +47,9 @@ class Compiled:
         return self.result.target.name
 
     @property
-    def files(self) -> dict[str, str]:
-        """The generated files: file name -> content (report.json included)."""
+    def files(self) -> dict[str, str | bytes]:
+        """The generated files: file name -> content (text; bytes for .tflite and CoreML
+        weights), report.json included."""
         return dict(self.result.files)
 
     @property

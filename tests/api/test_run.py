@@ -19,14 +19,14 @@ pytestmark = pytest.mark.toolchain
 def test_fp32_run_matches_onnxruntime(digits_test, tmp_path):
     images, _ = digits_test
     compiled = edgec.compile(DIGITS, "generic-fp32")
-    got = compiled.run({"x": images[:16]})["logits"]
+    got = compiled.run({"x": images[:8]})["logits"]
     want = np.concatenate([onnxruntime_outputs(DIGITS, {"x": images[i:i + 1]})["logits"]
-                           for i in range(16)])
-    assert got.shape == (16, 10)
+                           for i in range(8)])
+    assert got.shape == (8, 10)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
-    np.savez(tmp_path / "inputs.npz", x=images[:24])
+    np.savez(tmp_path / "inputs.npz", x=images[:12])
     result = compiled.verify(tmp_path / "inputs.npz")  # a path, like `edgec verify --inputs`
-    assert result.ok and result.samples == 24
+    assert result.ok and result.samples == 12
     assert "PASS" in result._repr_html_()
 
 
@@ -34,12 +34,12 @@ def test_int8_calibrated_from_a_dataloader_is_exact_and_accurate(digits_calib, d
     torch = pytest.importorskip("torch")
     from torch.utils.data import DataLoader, TensorDataset
 
-    images, labels = digits_test
+    images, labels = digits_test[0][:40], digits_test[1][:40]
     loader = DataLoader(TensorDataset(torch.from_numpy(digits_calib),
                                       torch.zeros(len(digits_calib))), batch_size=25)
     compiled = edgec.compile(DIGITS, "x86_64-int8", calib=loader)
     assert compiled.calibration["samples"] == 200
-    result = compiled.verify(images[:24])
+    result = compiled.verify(images[:12])
     assert result.ok and result.exact  # bit-exact against the int8 interpreter
     int8_pred = compiled.run(images)["logits"].argmax(1)
     fp32_pred = np.concatenate([onnxruntime_outputs(DIGITS, {"x": images[i:i + 1]})["logits"]
