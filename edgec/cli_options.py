@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgec.codegen.coreml.options import add_coreml_args
+from edgec.codegen.coreml.options import add_coreml_args, coreml_options
 from edgec.console import quote
 from edgec.errors import EdgecError
 from edgec.limits import FLAGS, HELP, Limits, parse_size
@@ -145,5 +145,6 @@ def compile_options(args):
         disabled_passes=tuple(getattr(args, "disable_pass", []) or ()),
         limits=limits_from_args(args),
         coreml_target=getattr(args, "coreml_target", None),
+        coreml=coreml_options(args),
         **quant_options(args),
     )

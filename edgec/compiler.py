@@ -21,6 +21,7 @@ import onnx
 from edgec import __version__
 from edgec.codegen.c.backend import CBackend
 from edgec.codegen.c.naming import model_prefix
+from edgec.codegen.coreml.options import CoreMLOptions
 from edgec.cortexm.cmake import firmware_files
 from edgec.frontend.onnx import check_model_proto, import_model, load_onnx
 from edgec.gcpause import gc_paused_for_large_graphs, paused_gc
@@ -61,6 +62,7 @@ class CompileOptions:
     limits: Limits = field(default_factory=Limits)  # resource limits (edgec/limits.py)
     tflite_io: str = "float"  # TFLite int8 targets: "int8" model I/O (docs/tflite.md)
     coreml_target: str | None = None  # CoreML targets: --coreml-target (docs/coreml.md)
+    coreml: CoreMLOptions = field(default_factory=CoreMLOptions)  # --coreml-format ...
 
 
 @dataclass
@@ -193,7 +195,7 @@ def _compile_coreml(g: Graph, options: CompileOptions, target: Target, model_nam
     no_c_source = replace(options.limits, max_source_bytes=sys.maxsize)  # there is no C
     check_weights((v.data for v in g.constants if v.uses), no_c_source)  # --max-weights-bytes
     files, report, art = coreml_package(g, target, options.coreml_target, model_name,
-                                        extra_report)
+                                        extra_report, options.coreml)
     result = CompileResult(g, None, files, report, target, source, None, [])
     result.coreml = art
     return result

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from edgec import __version__
 from edgec.codegen.coreml._ct import coremltools, quiet
+from edgec.codegen.coreml.neuralnetwork import convert_neuralnetwork, weights_bytes
+from edgec.codegen.coreml.options import CoreMLOptions
 from edgec.codegen.coreml.program import build_program, deployment_target, needed_target
 from edgec.codegen.coreml.weight_file import weight_file_layout
 from edgec.ir import Graph
@@ -39,10 +41,15 @@ class CoreMLArtifacts:
     package_files: dict[str, bytes]
     deployment_target: str
     convert_seconds: float
+    format: str = "mlprogram"
+    nn_layers: dict | None = None  # neuralnetwork: layer type -> count
 
     @property
     def weights_bytes(self) -> int:
-        """Size of the package's weight file (0 when every constant is inline)."""
+        """Size of the package's weight file (0 when every constant is inline); for a
+        NeuralNetwork .mlmodel the bytes of its layers' weights."""
+        if self.format == "neuralnetwork":
+            return weights_bytes(self.mlmodel.get_spec())
         return len(self.package_files.get(WEIGHTS_FILE, b""))
 
 
@@ -76,6 +83,20 @@ def read_package(folder: Path) -> dict[str, bytes]:
         spec.ParseFromString(files[spec_name])
         files[spec_name] = spec.SerializeToString(deterministic=True)
     return files
+
+
+def convert_nn(g: Graph, target, coreml_target: str | None, model_name: str,
+               metadata: dict[str, str]) -> CoreMLArtifacts:
+    """Lower `g` for `target` into a NeuralNetwork .mlmodel (neuralnetwork.py), in memory:
+    package_files holds the one file under the name "" (coreml_package names it)."""
+    t0 = time.perf_counter()
+    mlmodel, spec_in, spec_out, layers, deployment = convert_neuralnetwork(g, target,
+                                                                           coreml_target)
+    seconds = time.perf_counter() - t0
+    describe(mlmodel, g, spec_in, spec_out, metadata)
+    data = mlmodel.get_spec().SerializeToString(deterministic=True)
+    return CoreMLArtifacts(mlmodel, spec_in, spec_out, {"": data}, deployment, seconds,
+                           "neuralnetwork", layers)
 
 
 def convert(g: Graph, target, coreml_target: str | None, model_name: str,
@@ -125,8 +146,12 @@ def _io_doc(name: str, v) -> str:
 
 def report(g: Graph, target, art: CoreMLArtifacts, extra: dict) -> dict:
     """report.json of a CoreML build (docs/coreml.md lists the keys)."""
-    mil_ops = Counter(op.op_type for op in art.mlmodel._mil_program.functions["main"].operations
-                      if op.op_type != "const")
+    if art.format == "neuralnetwork":
+        mil_ops = Counter(art.nn_layers)
+    else:
+        mil_ops = Counter(op.op_type for op in
+                          art.mlmodel._mil_program.functions["main"].operations
+                          if op.op_type != "const")
     in_names = g.meta.get("input_names") or [v.name for v in g.inputs]
     out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
     params = sum(v.data.size for v in g.constants if v.uses and v.dtype.is_float)
@@ -135,15 +160,17 @@ def report(g: Graph, target, art: CoreMLArtifacts, extra: dict) -> dict:
         "backend": "coreml",
         "target": target.name,
         "precision": target.precision,
-        "format": "mlprogram",
+        "format": art.format,
         "deployment_target": art.deployment_target,
         "ops": dict(sorted(Counter(n.op for n in g.nodes).items())),
-        "mil_ops": dict(sorted(mil_ops.items())),
+        ("nn_layers" if art.format == "neuralnetwork" else "mil_ops"):
+            dict(sorted(mil_ops.items())),
         "kernels": int(sum(mil_ops.values())),
         "macs": int(sum(get_op(n.op).macs(n) for n in g.nodes)),
         "params": int(params),
         "weights_bytes": art.weights_bytes,
-        "weights_layout": weight_file_layout(art.package_files.get(WEIGHTS_FILE, b"")),
+        **({} if art.format == "neuralnetwork" else {"weights_layout": weight_file_layout(
+            art.package_files.get(WEIGHTS_FILE, b""))}),
         "package_bytes": int(sum(len(b) for b in art.package_files.values())),
         "convert_seconds": round(art.convert_seconds, 3),
         "inputs": [{"name": n, "coreml_name": s, "shape": list(v.shape), "dtype": v.dtype.value}
@@ -167,13 +194,18 @@ def metadata_for(target, extra: dict) -> dict[str, str]:
 
 
 def coreml_package(g: Graph, target, coreml_target: str | None, model_name: str,
-                   extra_report: dict) -> tuple[dict, dict, CoreMLArtifacts]:
-    """The files (`MODEL.mlpackage/...` as bytes, and report.json), the report and the
-    artefacts of a graph the CoreML pipeline has run on (edgec/compiler.py calls this)."""
-    art = convert(g, target, coreml_target, model_name, metadata_for(target, extra_report))
+                   extra_report: dict, options: CoreMLOptions | None = None
+                   ) -> tuple[dict, dict, CoreMLArtifacts]:
+    """The files (`MODEL.mlpackage/...` or `MODEL.mlmodel` as bytes, and report.json), the
+    report and the artefacts of a graph the CoreML pipeline has run on (edgec/compiler.py
+    calls this)."""
+    options = options or CoreMLOptions()
+    nn = options.format == "neuralnetwork"
+    art = (convert_nn if nn else convert)(g, target, coreml_target, model_name,
+                                          metadata_for(target, extra_report))
     rep = report(g, target, art, extra_report)
-    package = f"{model_name}.mlpackage"
+    package = f"{model_name}.mlmodel" if nn else f"{model_name}.mlpackage"
     rep["package"] = package
-    files: dict = {f"{package}/{k}": v for k, v in art.package_files.items()}
+    files: dict = {f"{package}/{k}".rstrip("/"): v for k, v in art.package_files.items()}
     files["report.json"] = json.dumps(rep, indent=2) + "\n"
     return files, rep, art

@@ -81,3 +81,10 @@ def load_package(path: str | Path):
         model = ct.models.MLModel(str(path), skip_model_load=True)
         spec = model.get_spec()
         return load(spec, spec.specificationVersion, file_weights_dir=model.weights_dir)
+
+
+def load_spec(path: str | Path):
+    """The spec of a written model (.mlpackage or .mlmodel), loaded without CoreML."""
+    ct = coremltools()
+    with quiet():
+        return ct.models.MLModel(str(path), skip_model_load=True).get_spec()

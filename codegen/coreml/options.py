@@ -3,19 +3,38 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 COREML_TARGETS = ("iOS15", "iOS16", "iOS17", "iOS18", "macOS12", "macOS13", "macOS14",
                   "macOS15", "watchOS8", "watchOS9", "watchOS10", "watchOS11", "tvOS15",
                   "tvOS16", "tvOS17", "tvOS18")
 
 
+FORMATS = ("mlprogram", "neuralnetwork")
+
+
+@dataclass(frozen=True)
+class CoreMLOptions:
+    """What a coreml-* build makes besides the target: the model format (docs/coreml.md)."""
+
+    format: str = "mlprogram"  # ML Program .mlpackage, or a NeuralNetwork .mlmodel (iOS <= 14)
+
+
 def add_coreml_args(p: argparse.ArgumentParser) -> None:
-    """--coreml-target: the minimum deployment target of a coreml-* package."""
+    """--coreml-target and --coreml-format of the coreml-* targets."""
     q = p.add_argument_group("CoreML targets (coreml-*; see docs/coreml.md)")
     q.add_argument("--coreml-target", choices=COREML_TARGETS, metavar="OS",
                    help="minimum deployment target of the .mlpackage, e.g. iOS16 or macOS13 "
                         "(default: the earliest the model's features allow: iOS15, or iOS16 "
                         "for int8 weights)")
+    q.add_argument("--coreml-format", choices=FORMATS, default="mlprogram",
+                   help="mlprogram: an ML Program .mlpackage (iOS15+, default); neuralnetwork: "
+                        "the older NeuralNetwork .mlmodel for iOS 13/14")
+
+
+def coreml_options(args) -> CoreMLOptions:
+    """CoreMLOptions from parsed arguments (defaults where a command has no CoreML flags)."""
+    return CoreMLOptions(format=getattr(args, "coreml_format", None) or "mlprogram")
 
 
 def refuse_other_commands(args) -> None:

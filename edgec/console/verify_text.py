@@ -25,7 +25,8 @@ def print_report_summary(report: dict) -> None:
     if not report:
         return
     if report.get("backend") == "coreml":  # no C arena: CoreML plans its own memory
-        print(f"  compiled: {report['kernels']} MIL ops, {report['macs']:,} MACs, weights "
+        unit = "layers" if report.get("format") == "neuralnetwork" else "MIL ops"
+        print(f"  compiled: {report['kernels']} {unit}, {report['macs']:,} MACs, weights "
               f"{report['weights_bytes']:,} B, {report['format']} for "
               f"{report['deployment_target']}+")
         return

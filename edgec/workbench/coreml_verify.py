@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgec.codegen.coreml.evaluate import evaluate, load_package
+from edgec.codegen.coreml.evaluate import evaluate, load_package, load_spec
+from edgec.codegen.coreml.evaluate_neuralnetwork import evaluate_spec
 from edgec.codegen.coreml.int8 import fake_quantized
 from edgec.ir import Graph
 from edgec.quant.calibrate import snr_db
@@ -63,9 +64,9 @@ def golden_rtol(target, rtol: float) -> float:
 
 
 def write_package(result, folder: Path) -> Path:
-    """Write the result's `.mlpackage` files under `folder`; the package path."""
+    """Write the result's `.mlpackage` files (or its `.mlmodel`) under `folder`; its path."""
     for name, data in result.files.items():
-        if name.startswith(result.report["package"] + "/"):
+        if name == result.report["package"] or name.startswith(result.report["package"] + "/"):
             path = folder / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
@@ -74,12 +75,24 @@ def write_package(result, folder: Path) -> Path:
 
 def run_package(result, samples: list[dict[str, np.ndarray]], folder: Path
                 ) -> list[dict[str, np.ndarray]]:
-    """Evaluate the written package's MIL program on each sample; outputs by ONNX name."""
-    prog = load_package(write_package(result, folder))
+    """Evaluate the written package's MIL program (a NeuralNetwork .mlmodel: its layers) on
+    each sample; outputs by ONNX name."""
+    path = write_package(result, folder)
+    if result.report.get("format") == "neuralnetwork":
+        spec = load_spec(path)
+        fp16 = result.target.precision != "fp32"  # GPU / Neural Engine keep fp16 activations
+
+        def run(feeds):
+            return evaluate_spec(spec, feeds, fp16)
+    else:
+        prog = load_package(path)
+
+        def run(feeds):
+            return evaluate(prog, feeds)
     ins, outs = result.report["inputs"], result.report["outputs"]
     results = []
     for s in samples:
-        got = evaluate(prog, {i["coreml_name"]: s[i["name"]] for i in ins})
+        got = run({i["coreml_name"]: s[i["name"]] for i in ins})
         results.append({o["name"]: got[o["coreml_name"]] for o in outs})
     return results
 
@@ -179,8 +192,10 @@ def verify_coreml(model_path: str | Path, options, inputs_path: str | None = Non
         on_mac = predict_on_mac(result, samples, Path(tmp))
     res = judge(result, model_path, samples, compiled, rtol)
     if on_mac is None:
-        res.warnings.append("CoreML prediction skipped: it needs macOS; the package's MIL "
-                            "program was evaluated in numpy (docs/coreml.md)")
+        what = "model's layers were" if result.report.get("format") == "neuralnetwork" \
+            else "package's MIL program was"
+        res.warnings.append(f"CoreML prediction skipped: it needs macOS; the {what} evaluated "
+                            "in numpy (docs/coreml.md)")
     else:
         mac = judge(result, model_path, samples, on_mac, rtol)
         res.ok = res.ok and mac.ok
