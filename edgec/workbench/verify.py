@@ -33,8 +33,10 @@ def build_result(result, workdir: Path, **build_options) -> Path:
 
 
 def run_compiled(result, feeds_list: list[dict[str, np.ndarray]], workdir: Path,
-                 sanitize: bool = False, cc: str | None = None) -> list[dict[str, np.ndarray]]:
-    """Write, build and run a CompileResult on each sample; outputs by public name."""
+                 sanitize: bool = False, cc: str | None = None,
+                 exe: Path | None = None) -> list[dict[str, np.ndarray]]:
+    """Write, build and run a CompileResult on each sample; outputs by public name. `exe`:
+    a harness `build_result` already built for this result (C targets), run as it is."""
     if result.target.backend == "tflite":  # LiteRT's interpreter (codegen/tflite/runner.py)
         from edgec.codegen.tflite.runner import run_compiled as run_tflite
 
@@ -45,7 +47,7 @@ def run_compiled(result, feeds_list: list[dict[str, np.ndarray]], workdir: Path,
         from edgec.cortexm.runner import run_compiled as run_on_board  # builds on this module
 
         return run_on_board(result, feeds_list, workdir, sanitize=sanitize, cc=cc)
-    exe = build_result(result, workdir, sanitize=sanitize, cc=cc)
+    exe = exe or build_result(result, workdir, sanitize=sanitize, cc=cc)
     g = result.graph
     out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
     results = []
