@@ -24,7 +24,7 @@ from edgec.workbench.compare import (
     split_batches,
 )
 from edgec.workbench.report import svg_plan
-from edgec.workbench.verify import run_compiled, verify_result
+from edgec.workbench.verify import build_result, run_compiled, verify_result
 
 
 class EdgecWarning(UserWarning):
@@ -40,6 +40,8 @@ class Compiled:
         self.source = source
         self.options = options
         self.report = Report.from_dict(result.report)
+        self._exe: Path | None = None  # run()'s harness, built on first use
+        self._build_dir: tempfile.TemporaryDirectory | None = None
 
     @property
     def target(self) -> str:
@@ -107,18 +109,27 @@ class Compiled:
         return verify_result(self.result, self.source.reference(), feeds, rtol=rtol,
                              sanitize=sanitize)
 
+    def _harness(self) -> Path | None:
+        """The harness of a C target built once (kept for the object's life), else None."""
+        target = self.result.target
+        if target.backend in ("tflite", "coreml") or getattr(target, "bare_metal", False):
+            return None
+        if self._exe is None:
+            self._build_dir = tempfile.TemporaryDirectory(prefix="edgec-run-")
+            self._exe = build_result(self.result, Path(self._build_dir.name))
+        return self._exe
+
     def run(self, inputs) -> dict[str, np.ndarray]:
-        """Build the generated code with the target's toolchain (under QEMU for arm64 and
-        Cortex-M, LiteRT for .tflite), run it on `inputs` (as in `verify`; N samples stacked
-        on axis 0 run one by one) and return the outputs by name, stacked alike."""
-        if self.result.target.backend == "coreml":
-            raise TargetError(f"{self.target} writes an ML Program package, which runs on "
-                              "Apple devices only; use .verify() to evaluate it here")
+        """Run the generated code on `inputs` (as in `verify`; N samples stacked on axis 0
+        run one by one) and return the outputs by name, stacked alike. C targets are built
+        with the target's toolchain on first use (run under QEMU for arm64) and reused;
+        .tflite runs in LiteRT, CoreML as its MIL program in numpy, Cortex-M in QEMU."""
         if inputs is None:
             raise DataError("run() needs inputs (an array, a dict by input name or a path)")
         samples = split_batches(self.result.source_graph, self._feeds(inputs, 0))
+        exe = self._harness()
         with tempfile.TemporaryDirectory(prefix="edgec-run-") as tmp:
-            outs = run_compiled(self.result, samples, Path(tmp))
+            outs = run_compiled(self.result, samples, Path(tmp), exe=exe)
         return {name: np.concatenate([o[name] for o in outs]) if len(outs) > 1
                 else outs[0][name] for name in outs[0]}
 

@@ -23,6 +23,7 @@ def test_fp32_run_matches_onnxruntime(digits_test, tmp_path):
     want = np.concatenate([onnxruntime_outputs(DIGITS, {"x": images[i:i + 1]})["logits"]
                            for i in range(8)])
     assert got.shape == (8, 10)
+    np.testing.assert_array_equal(compiled.run(images[:1])["logits"], got[:1])  # built once
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
     np.savez(tmp_path / "inputs.npz", x=images[:12])
     result = compiled.verify(tmp_path / "inputs.npz")  # a path, like `edgec verify --inputs`
