@@ -52,6 +52,30 @@ def input_shapes_option(shapes) -> dict[str, tuple[int, ...]]:
     return out
 
 
+# Options whose default is None but whose values have a type.
+_OPTIONAL_TYPES = {"calib_limit": int, "prefix": str, "coreml_target": str}
+_KINDS = {bool: "True or False", int: "an integer", float: "a number", str: "a string"}
+_CHOICES = {"tflite_io": ("float", "int8"), "quant": ("static", "dynamic")}
+
+
+def _check_types(options: dict) -> None:
+    """EdgecError for an option of the wrong type (the command line's argparse does this)."""
+    defaults = CompileOptions()
+    for key, value in options.items():
+        default = getattr(defaults, key)
+        want = _OPTIONAL_TYPES.get(key) if default is None else type(default)
+        if want is None or (value is None and default is None):
+            continue
+        ok = isinstance(value, want) and not (isinstance(value, bool) and want is not bool)
+        if want is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok and want in (bool, int, float, str):
+            raise EdgecError(f"option {key} takes {_KINDS[want]}, not {quote(value)}")
+        if key in _CHOICES and value not in _CHOICES[key]:
+            raise EdgecError(f"option {key} must be one of {', '.join(_CHOICES[key])}, not "
+                             f"{quote(value)}")
+
+
 def make_options(target: str, input_shapes=None, calib=None, input_names=None,
                  **options) -> CompileOptions:
     """CompileOptions of edgec.compile's arguments. `input_names` (the model's inputs in
@@ -63,6 +87,7 @@ def make_options(target: str, input_shapes=None, calib=None, input_names=None,
     if unknown:
         raise EdgecError(f"unknown option {quote(unknown[0])}; edgec.compile takes "
                          f"{', '.join(option_names())}")
+    _check_types(options)
     if isinstance(options.get("limits"), Mapping):
         try:
             options["limits"] = Limits(**options["limits"])
