@@ -68,8 +68,8 @@ def bench_row(model: str, target: str, calib: list, tmp: Path, kernels: bool = F
     portable twin (same compiler, flags and board; portable C kernels only)."""
     from edgec.compiler import CompileOptions, compile_model
     from edgec.cortexm.measure import bench_cortexm
-    from edgec.workbench.instr_count import portable_twin
     from edgec.workbench.compare import random_inputs
+    from edgec.workbench.instr_count import portable_twin
 
     name = target if kernels else portable_twin(target).name
     res = compile_model(ZOO / f"{model}.onnx", CompileOptions(
@@ -85,6 +85,7 @@ def kernel_rows(tmp: Path) -> list[dict]:
     """Instructions per MAC of the DSP (cortex-m4) and Helium (cortex-m55) kernels on
     DS-CNN's pointwise (250 pixels x 64 x 64) and depthwise (25 x 5 x 64, 3 x 3) shapes."""
     sys.path.insert(0, str(REPO / "tests" / "cortexm"))
+    from edgec.codegen.c.isa.cortexm import pack_dsp_depthwise_weights, pack_dsp_gemm_weights
     from kernel_case import run_case
 
     from edgec import qmath
@@ -97,23 +98,30 @@ def kernel_rows(tmp: Path) -> list[dict]:
     mult, shift = qmath.quantize_multipliers(rng.uniform(1e-3, 1e-2, n))
     xd = rng.integers(-128, 128, (25, 5, 64)).astype(np.int8)
     wd = rng.integers(-127, 128, (3, 3, 64)).astype(np.int8)
+    dsp_arrays = {"w": pack_dsp_gemm_weights(w), "wd": pack_dsp_depthwise_weights(wd),
+                  "bias_raw": (bias.astype(np.int64) + 5 * wd.reshape(-1, 64).astype(
+                      np.int64).sum(0)).astype(np.int32)}
     out = []
     for header, fn, geo, target in (
             ("edgec_cm_dsp.h", "edgec_cm", "edgec_cm_conv_geometry", "cortex-m4-int8"),
             ("edgec_cm_mve.h", "edgec_cm_mve", "edgec_cm_mve_conv_geometry", "cortex-m55-int8")):
+        dsp = fn == "edgec_cm"  # packed weights, stack scratch
+        scratch = ", (int32_t *)(void *)kcase_scratch" if dsp else ""
         body = (f"    {fn}_gemm_s8(x, {rows_}, {k}, w, {n}, bias, mult, shift, 1, 3, -128, 127,"
-                " kcase_out);")
+                f" kcase_out{scratch});")
         _, ins = run_case(tmp / f"pw-{target}", target, header,
-                          {"x": x, "w": w, "bias": bias, "mult": mult, "shift": shift},
-                          rows_ * n, body, count=True)
+                          {"x": x, "w": dsp_arrays["w"] if dsp else w, "bias": bias,
+                           "mult": mult, "shift": shift}, rows_ * n, body, count=True,
+                          scratch=4 * (k + 2 * n))
         out.append({"kernel": f"{fn}_gemm_s8 (pointwise 250x64x64)", "target": target,
                     "instructions": ins, "macs": rows_ * k * n})
         body = (f"    const {geo} g = {{25, 5, 64, 25, 5, 64, 3, 3, 1, 1, 1, 1, 1, 1}};\n"
-                f"    {fn}_depthwise_s8(&g, x, 5, w, bias, mult, shift, 1, 3, -128, 127,"
+                f"    {fn}_depthwise_s8(&g, x, 5, w, bias, bias_raw, mult, shift, 1, 3, -128, 127,"
                 " kcase_out);")
-        _, ins = run_case(tmp / f"dw-{target}", target, header,
-                          {"x": xd, "w": wd, "bias": bias, "mult": mult, "shift": shift},
-                          xd.size, body, count=True)
+        arrays = {"x": xd, "w": dsp_arrays["wd"] if dsp else wd, "bias": bias, "mult": mult,
+                  "shift": shift, "bias_raw": dsp_arrays["bias_raw"]}
+        _, ins = run_case(tmp / f"dw-{target}", target, header, arrays, xd.size, body,
+                          count=True)
         out.append({"kernel": f"{fn}_depthwise_s8 (25x5x64, 3x3)", "target": target,
                     "instructions": ins, "macs": xd.size * 9})
     return out

@@ -150,15 +150,13 @@ def test_depthwise_bit_exact(tmp_path, header, fn, target, case):
     oh, ow = acc.shape[:2]
     geo = f"{fn}_conv_geometry" if fn == "edgec_cm_mve" else "edgec_cm_conv_geometry"
     arrays = {"x": x, "w": w, "bias": bias, "mult": mult, "shift": shift}
-    biases = "bias"
-    if fn == "edgec_cm":  # DSP: packed weights, bias_eff and the layer's own bias
+    arrays["bias_raw"] = (bias.astype(np.int64) + x_zp * w.reshape(-1, c).astype(
+        np.int64).sum(0)).astype(np.int32)  # the layer's own bias (border pixels)
+    if fn == "edgec_cm":  # DSP: weights packed as int16 pairs
         arrays["w"] = pack_dsp_depthwise_weights(w)
-        arrays["bias_raw"] = (bias.astype(np.int64) + x_zp * w.reshape(-1, c).astype(
-            np.int64).sum(0)).astype(np.int32)
-        biases = "bias, bias_raw"
     body = "\n".join([
         geometry_c(geo, h, wd, c, oh, ow, c, k[0], k[1], stride, dilation, pads),
-        (f"    {fn}_depthwise_s8(&g, x, {x_zp}, w, {biases}, "
+        (f"    {fn}_depthwise_s8(&g, x, {x_zp}, w, bias, bias_raw, "
          f"{c_requant_args(per_channel, y_zp, lo, hi)}, kcase_out);")])
     got, _ = run_case(tmp_path, target, header, arrays, acc.size, body)
     np.testing.assert_array_equal(got.reshape(want.shape), want)

@@ -79,16 +79,17 @@ def cortexm_params(node, target, p: dict) -> dict:
     if "rq_shift" in p:  # per-channel shifts: the kernels read int32
         out["cm_shift"] = ConstArray(np.asarray(p["rq_shift"].data, np.int32), "rq_shift")
         del out["rq_shift"]
-    if target.isa != DSP:
-        return out
-    if kind == "depthwise":  # + the layer's own bias for border pixels
+    if kind == "depthwise":  # + the layer's own bias, where border pixels start
         w = np.asarray(p["weights"].data)
         x_zp = int(node.attrs["x_zero_point"])
         bias = np.asarray(p["bias_eff"].data, np.int64) \
             + x_zp * w.reshape(-1, w.shape[-1]).astype(np.int64).sum(0)
-        del out["weights"]
-        out["cm_w"] = ConstArray(pack_dsp_depthwise_weights(w), "w_smla")
         out["cm_bias"] = ConstArray(bias.astype(np.int32), "bias")
+        if target.isa == DSP:
+            del out["weights"]
+            out["cm_w"] = ConstArray(pack_dsp_depthwise_weights(w), "w_smla")
+        return out
+    if target.isa != DSP:
         return out
     channels = p["NOUT"] if "NOUT" in p else p["M"]
     rows = np.asarray(p["weights"].data).reshape(channels, -1)  # [N][K]

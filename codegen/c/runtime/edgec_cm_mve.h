@@ -8,12 +8,14 @@
  *   GEMM (pointwise convolution, fully connected): blocks of 1 row x 4 output channels;
  *     per 16 K steps 5 vector loads (VLDRB) and 4 VMLADAVA, each multiplying 16 lane pairs
  *     and adding all 16 products to a scalar int32 accumulator. The K % 16 tail is the same
- *     code with a tail predicate (VCTP8: lanes past K load as 0 and add nothing). The 4
- *     sums are requantised as one vector (VMULH, VSHL, VSTRB.32) on the short path.
+ *     code with a tail predicate (VCTP8: lanes past K load as 0 and add nothing). A row's
+ *     sums (64 channels at a time, on the stack) are then requantised 4 at a time as
+ *     vectors (VQRDMULH, VRSHL, VSTRB.32) on the short path.
  *   Depthwise (NHWC): 8 channels per step, loaded sign-extended to int16 lanes (VLDRB.S16);
  *     VMULLB/VMULLT multiply the even and odd lanes into two int32x4 products that VADD
- *     adds to per-channel accumulators; the channel tail is predicated (VCTP16). Pixels
- *     whose taps all lie inside the image walk pointers without bounds checks. On the
+ *     adds to per-channel accumulators; the channel tail is predicated (VCTP16). Interior
+ *     pixels walk every tap from bias_eff, border pixels only the taps inside the image,
+ *     minus the input zero point, from the layer's own bias: no tap is bounds-checked. On the
  *     short requantisation path the 8 sums are requantised as two vectors (even and odd
  *     channels: gathered parameters, scattered byte stores).
  *   General convolution: two pixels' im2col rows, then the GEMM (as edgec_cm_dsp.h).
@@ -51,108 +53,108 @@ static inline int32_t edgec_cm_mve_dot_s8(const int8_t *x, const int8_t *w, int3
     return acc;
 }
 
-/* edgec_cm_requant of 4 channels at once, for shifts <= -2 only (edgec_cm_requant.h's short
- * path): VMULH gives the high word of each 64-bit product, VSHL by the negative amount
- * shift + 2 is the arithmetic right shift, then (A + 1) >> 1, zero point, clamp. */
+/* edgec_cm_requant of 4 channels at once, for shifts <= 0 only (the usual case):
+ * VQRDMULH is the rounding doubling high multiply; the rounding division by 2^-shift rounds
+ * ties away from zero as VRSHL (ties upwards) of h - 1 for negative h (the sign bit of
+ * h & shift is set only when h < 0 and shift < 0), then zero point and clamp. */
 static inline int32x4_t edgec_cm_mve_requant4(int32x4_t acc, int32x4_t mult, int32x4_t shift,
                                               int32_t y_zp, int32_t act_min, int32_t act_max)
 {
-    const int32x4_t high = vmulhq_s32(acc, mult);
-    int32x4_t t = vshlq_s32(high, vaddq_n_s32(shift, 2));
-    t = vshrq_n_s32(vaddq_n_s32(t, 1), 1);
+    const int32x4_t high = vqrdmulhq_s32(acc, mult);
+    const int32x4_t fixup = vshrq_n_s32(vandq_s32(high, shift), 31);
+    int32x4_t t = vrshlq_s32(vqaddq_s32(high, fixup), shift);
     t = vaddq_n_s32(t, y_zp);
     t = vmaxq_s32(t, vdupq_n_s32(act_min));
     return vminq_s32(t, vdupq_n_s32(act_max));
 }
 
-/* The 1 x 4 block's K loop: sums[j] += dot(x0, weight row w0 + j k). Whole vectors without
- * predication, then one predicated tail; its own function, so that the GEMM's loop
- * invariants do not push the 4 sums out of registers (GCC 12 spills them otherwise). */
-static __attribute__((noinline)) void edgec_cm_mve_block1x4(const int8_t *x0,
+/* Channels requantised per chunk by edgec_cm_mve_gemm_s8 (its int32 sums on the stack). */
+#define EDGEC_CM_MVE_CHUNK 64
+
+/* One row's dot products with `count` weight rows from w0, bias included: sums[n] =
+ * bias_eff[n] + dot(x0, w0 + n k). Blocks of 4 channels: per 16 K steps one input vector
+ * feeds 4 VMLADAVA (whole vectors, then one predicated tail); leftover channels one at a
+ * time. Its own function, so that the caller's requantisation values do not push the 4
+ * scalar sums out of registers (GCC 12 spills them otherwise). */
+static __attribute__((noinline)) void edgec_cm_mve_row_dots(const int8_t *x0,
                                                             const int8_t *w0, int32_t k,
+                                                            int32_t count,
+                                                            const int32_t *bias_eff,
                                                             int32_t *sums)
 {
-    const int8_t *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
     const int32_t k_full = k - k % 16;
-    int32_t a0 = sums[0], a1 = sums[1], a2 = sums[2], a3 = sums[3];
-    int32_t i;
-    for (i = 0; i < k_full; i += 16) {
-        const int8x16_t xv = vldrbq_s8(x0 + i);
-        a0 = vmladavaq_s8(a0, xv, vldrbq_s8(w0 + i));
-        a1 = vmladavaq_s8(a1, xv, vldrbq_s8(w1 + i));
-        a2 = vmladavaq_s8(a2, xv, vldrbq_s8(w2 + i));
-        a3 = vmladavaq_s8(a3, xv, vldrbq_s8(w3 + i));
+    int32_t n = 0;
+    for (; n + 4 <= count; n += 4) {
+        const int8_t *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
+        int32_t a0 = bias_eff[n], a1 = bias_eff[n + 1], a2 = bias_eff[n + 2];
+        int32_t a3 = bias_eff[n + 3];
+        int32_t i;
+        for (i = 0; i < k_full; i += 16) {
+            const int8x16_t xv = vldrbq_s8(x0 + i);
+            a0 = vmladavaq_s8(a0, xv, vldrbq_s8(w0 + i));
+            a1 = vmladavaq_s8(a1, xv, vldrbq_s8(w1 + i));
+            a2 = vmladavaq_s8(a2, xv, vldrbq_s8(w2 + i));
+            a3 = vmladavaq_s8(a3, xv, vldrbq_s8(w3 + i));
+        }
+        if (i < k) {
+            const mve_pred16_t p = vctp8q((uint32_t)(k - i));
+            const int8x16_t xv = vldrbq_z_s8(x0 + i, p);
+            a0 = vmladavaq_s8(a0, xv, vldrbq_z_s8(w0 + i, p));
+            a1 = vmladavaq_s8(a1, xv, vldrbq_z_s8(w1 + i, p));
+            a2 = vmladavaq_s8(a2, xv, vldrbq_z_s8(w2 + i, p));
+            a3 = vmladavaq_s8(a3, xv, vldrbq_z_s8(w3 + i, p));
+        }
+        sums[n] = a0;
+        sums[n + 1] = a1;
+        sums[n + 2] = a2;
+        sums[n + 3] = a3;
+        w0 = w3 + k;
     }
-    if (i < k) {
-        const mve_pred16_t p = vctp8q((uint32_t)(k - i));
-        const int8x16_t xv = vldrbq_z_s8(x0 + i, p);
-        a0 = vmladavaq_s8(a0, xv, vldrbq_z_s8(w0 + i, p));
-        a1 = vmladavaq_s8(a1, xv, vldrbq_z_s8(w1 + i, p));
-        a2 = vmladavaq_s8(a2, xv, vldrbq_z_s8(w2 + i, p));
-        a3 = vmladavaq_s8(a3, xv, vldrbq_z_s8(w3 + i, p));
+    for (; n < count; ++n) { /* up to 3 channels left */
+        sums[n] = edgec_cm_mve_dot_s8(x0, w0, k, bias_eff[n]);
+        w0 += k;
     }
-    sums[0] = a0;
-    sums[1] = a1;
-    sums[2] = a2;
-    sums[3] = a3;
 }
 
 /* y[r][n] = requant(bias_eff[n] + sum_k x[r][k] * w[n][k]) for r < rows, n < n_out.
- * Blocks of 1 row x 4 channels: per 16 K steps one input vector feeds 4 VMLADAVA; the 4
- * sums are requantised together (edgec_cm_mve_requant4) and stored with one narrowing
- * VSTRB.32 when every shift is <= -2 (typical), one by one otherwise. */
+ * Per row and chunk of EDGEC_CM_MVE_CHUNK channels: the dot products
+ * (edgec_cm_mve_row_dots) into int32 sums, then requantised 4 channels at a time as vectors
+ * (edgec_cm_mve_requant4, a predicated narrowing VSTRB.32 for the tail) when every shift
+ * takes that path, one by one otherwise. */
 static inline void edgec_cm_mve_gemm_s8(const int8_t *x, int32_t rows, int32_t k,
                                         const int8_t *w, int32_t n_out,
                                         const int32_t *bias_eff, const int32_t *mult,
                                         const int32_t *shift, int per_channel, int32_t y_zp,
                                         int32_t act_min, int32_t act_max, int8_t *y)
 {
-    const int32_t n_blocks = n_out - n_out % 4;
+    int32_t sums[EDGEC_CM_MVE_CHUNK];
     int short_path = 1;
-    int32_t r, n;
+    int32_t r, n, j;
     for (n = 0; n < (per_channel ? n_out : 1); ++n) {
-        short_path &= shift[n] <= -2;
+        short_path &= shift[n] <= 0;
     }
     for (r = 0; r < rows; ++r) {
         const int8_t *x0 = x + (size_t)r * (size_t)k;
         int8_t *y0 = y + (size_t)r * (size_t)n_out;
-        for (n = 0; n < n_blocks; n += 4) {
-            const int8_t *w0 = w + (size_t)n * (size_t)k;
-            int32_t sums[4];
-            int32_t a0, a1, a2, a3;
-            sums[0] = bias_eff[n];
-            sums[1] = bias_eff[n + 1];
-            sums[2] = bias_eff[n + 2];
-            sums[3] = bias_eff[n + 3];
-            edgec_cm_mve_block1x4(x0, w0, k, sums);
-            a0 = sums[0];
-            a1 = sums[1];
-            a2 = sums[2];
-            a3 = sums[3];
+        for (n = 0; n < n_out; n += EDGEC_CM_MVE_CHUNK) {
+            const int32_t count = n_out - n < EDGEC_CM_MVE_CHUNK ? n_out - n : EDGEC_CM_MVE_CHUNK;
+            edgec_cm_mve_row_dots(x0, w + (size_t)n * (size_t)k, k, count, bias_eff + n, sums);
             if (short_path) {
-                int32x4_t acc = vdupq_n_s32(a0);
-                acc = vsetq_lane_s32(a1, acc, 1);
-                acc = vsetq_lane_s32(a2, acc, 2);
-                acc = vsetq_lane_s32(a3, acc, 3);
-                vstrbq_s32(y0 + n, edgec_cm_mve_requant4(
-                    acc, per_channel ? vldrwq_s32(mult + n) : vdupq_n_s32(mult[0]),
-                    per_channel ? vldrwq_s32(shift + n) : vdupq_n_s32(shift[0]), y_zp, act_min,
-                    act_max));
+                for (j = 0; j < count; j += 4) {
+                    const mve_pred16_t p = vctp32q((uint32_t)(count - j));
+                    const int32x4_t mv = per_channel ? vldrwq_z_s32(mult + n + j, p)
+                                                     : vdupq_n_s32(mult[0]);
+                    const int32x4_t sv = per_channel ? vldrwq_z_s32(shift + n + j, p)
+                                                     : vdupq_n_s32(shift[0]);
+                    vstrbq_p_s32(y0 + n + j, edgec_cm_mve_requant4(
+                        vldrwq_z_s32(sums + j, p), mv, sv, y_zp, act_min, act_max), p);
+                }
             } else {
-                y0[n] = edgec_cm_mve_out(a0, mult, shift, n, per_channel, y_zp, act_min,
-                                         act_max);
-                y0[n + 1] = edgec_cm_mve_out(a1, mult, shift, n + 1, per_channel, y_zp,
-                                             act_min, act_max);
-                y0[n + 2] = edgec_cm_mve_out(a2, mult, shift, n + 2, per_channel, y_zp,
-                                             act_min, act_max);
-                y0[n + 3] = edgec_cm_mve_out(a3, mult, shift, n + 3, per_channel, y_zp,
-                                             act_min, act_max);
+                for (j = 0; j < count; ++j) {
+                    y0[n + j] = edgec_cm_mve_out(sums[j], mult, shift, n + j, per_channel,
+                                                 y_zp, act_min, act_max);
+                }
             }
-        }
-        for (n = n_blocks; n < n_out; ++n) { /* up to 3 channels left */
-            y0[n] = edgec_cm_mve_out(edgec_cm_mve_dot_s8(x0, w + (size_t)n * (size_t)k, k,
-                                                         bias_eff[n]),
-                                     mult, shift, n, per_channel, y_zp, act_min, act_max);
         }
     }
 }
@@ -167,10 +169,59 @@ typedef struct edgec_cm_mve_conv_geometry {
     int32_t pad_top, pad_left;
 } edgec_cm_mve_conv_geometry;
 
-/* Depthwise convolution, channel multiplier 1: w is [k_h][k_w][C], out_c == in_c == C. */
-static inline void edgec_cm_mve_depthwise_s8(const edgec_cm_mve_conv_geometry *g,
+/* First and end (exclusive) tap index along one axis whose input lies inside [0, size). */
+static inline void edgec_cm_mve_dw_range(int32_t start, int32_t dilation, int32_t taps,
+                                         int32_t size, int32_t *first, int32_t *end)
+{
+    const int32_t lo = start < 0 ? (-start + dilation - 1) / dilation : 0;
+    const int32_t room = size - start;
+    const int32_t hi = room <= 0 ? 0 : (room + dilation - 1) / dilation;
+    *first = lo;
+    *end = hi < taps ? hi : taps;
+}
+
+/* 8 channels (int16 lanes, predicate p) of one output pixel over rows x cols taps from
+ * x_row / wp: VLDRB.S16 of input and weights, VMULLB/VMULLT into the even and odd channels'
+ * int32 sums (`subtract`: the input minus its zero point first). Inlined with constants so
+ * that GCC unrolls 3 x 3. */
+static inline __attribute__((always_inline)) void edgec_cm_mve_dw_taps8(
+    const int8_t *x_row, size_t row_step, size_t col_step, const int8_t *wp,
+    size_t w_row_step, size_t w_col_step, int32_t rows, int32_t cols, mve_pred16_t p,
+    int subtract, int16x8_t zp_lanes, int32x4_t *even_out, int32x4_t *odd_out)
+{
+    int32x4_t even = *even_out, odd = *odd_out;
+    int32_t ky, kx;
+    for (ky = 0; ky < rows; ++ky) {
+        const int8_t *xp = x_row;
+        const int8_t *wq = wp;
+#pragma GCC unroll 3
+        for (kx = 0; kx < cols; ++kx) {
+            int16x8_t xv = vldrbq_z_s16(xp, p);
+            const int16x8_t wv = vldrbq_z_s16(wq, p);
+            if (subtract) {
+                xv = vsubq_s16(xv, zp_lanes);
+            }
+            even = vaddq_s32(even, vmullbq_int_s16(xv, wv));
+            odd = vaddq_s32(odd, vmulltq_int_s16(xv, wv));
+            xp += col_step;
+            wq += w_col_step;
+        }
+        x_row += row_step;
+        wp += w_row_step;
+    }
+    *even_out = even;
+    *odd_out = odd;
+}
+
+/* Depthwise convolution, channel multiplier 1: w is [k_h][k_w][C], out_c == in_c == C.
+ * Interior pixels start at bias_eff (the input zero point folded in) and walk every tap;
+ * border pixels start at the layer's own bias `bias` and walk only the taps inside the
+ * image with the zero point subtracted (a tap outside adds (x_zp - x_zp) w = 0). */
+static inline __attribute__((always_inline)) void edgec_cm_mve_depthwise_s8(
+                                             const edgec_cm_mve_conv_geometry *g,
                                              const int8_t *x, int32_t x_zp, const int8_t *w,
-                                             const int32_t *bias_eff, const int32_t *mult,
+                                             const int32_t *bias_eff, const int32_t *bias,
+                                             const int32_t *mult,
                                              const int32_t *shift, int per_channel,
                                              int32_t y_zp, int32_t act_min, int32_t act_max,
                                              int8_t *y)
@@ -186,58 +237,45 @@ static inline void edgec_cm_mve_depthwise_s8(const edgec_cm_mve_conv_geometry *g
     int short_path = 1;
     int32_t oy, ox;
     for (oy = 0; oy < (per_channel ? c_all : 1); ++oy) {
-        short_path &= shift[oy] <= -2;
+        short_path &= shift[oy] <= 0;
     }
     for (oy = 0; oy < out_h; ++oy) {
         const int32_t iy0 = oy * stride_h - pad_top;
+        int32_t ky0, ky1;
+        edgec_cm_mve_dw_range(iy0, dilation_h, k_h, in_h, &ky0, &ky1);
         for (ox = 0; ox < out_w; ++ox) {
             const int32_t ix0 = ox * stride_w - pad_left;
             int8_t *out = y + ((size_t)oy * (size_t)out_w + (size_t)ox) * (size_t)c_all;
-            const int interior = iy0 >= 0 && ix0 >= 0 && iy0 + (k_h - 1) * dilation_h < in_h &&
-                                 ix0 + (k_w - 1) * dilation_w < in_w;
-            const int8_t *x_pixel = interior ? x + ((size_t)iy0 * (size_t)in_w + (size_t)ix0) *
-                                                       (size_t)c_all
-                                             : x;
+            int32_t kx0, kx1;
+            edgec_cm_mve_dw_range(ix0, dilation_w, k_w, in_w, &kx0, &kx1);
+            const int interior = ky0 == 0 && ky1 == k_h && kx0 == 0 && kx1 == k_w;
+            const int32_t rows = ky1 > ky0 ? ky1 - ky0 : 0;
+            const int32_t cols = kx1 > kx0 ? kx1 - kx0 : 0;
+            const int8_t *x_first = x + ((size_t)(iy0 + ky0 * dilation_h) * (size_t)in_w +
+                                         (size_t)(ix0 + kx0 * dilation_w)) * (size_t)c_all;
+            const int8_t *w_first = w + (size_t)(ky0 * k_w + kx0) * (size_t)c_all;
             const size_t row_step = (size_t)dilation_h * (size_t)in_w * (size_t)c_all;
             const size_t col_step = (size_t)dilation_w * (size_t)c_all;
+            const size_t w_row_step = (size_t)k_w * (size_t)c_all;
+            const int32_t *b = interior ? bias_eff : bias;
             int32_t c;
             for (c = 0; c < c_all; c += 8) {
                 const mve_pred16_t p = vctp16q((uint32_t)(c_all - c));
                 int32x4_t even = vdupq_n_s32(0), odd = vdupq_n_s32(0);
                 int32_t even_sums[4], odd_sums[4];
-                int32_t ky, kx, j;
-                if (interior) { /* every tap inside the image: pointer steps, no checks */
-                    const int8_t *wp = w + c;
-                    const int8_t *x_row = x_pixel + c;
-                    for (ky = 0; ky < k_h; ++ky) {
-                        const int8_t *xp = x_row;
-                        for (kx = 0; kx < k_w; ++kx) {
-                            const int16x8_t wv = vldrbq_z_s16(wp, p);
-                            const int16x8_t xv = vldrbq_z_s16(xp, p);
-                            even = vaddq_s32(even, vmullbq_int_s16(xv, wv));
-                            odd = vaddq_s32(odd, vmulltq_int_s16(xv, wv));
-                            wp += c_all;
-                            xp += col_step;
-                        }
-                        x_row += row_step;
-                    }
-                }
-                for (ky = 0; ky < k_h && !interior; ++ky) {
-                    const int32_t iy = iy0 + ky * dilation_h;
-                    for (kx = 0; kx < k_w; ++kx) {
-                        const int32_t ix = ix0 + kx * dilation_w;
-                        const int16x8_t wv = vldrbq_z_s16(
-                            w + ((size_t)ky * (size_t)k_w + (size_t)kx) * (size_t)c_all +
-                                (size_t)c, p);
-                        const int16x8_t xv =
-                            (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w)
-                                ? zp_lanes
-                                : vldrbq_z_s16(x + ((size_t)iy * (size_t)in_w +
-                                                    (size_t)ix) * (size_t)c_all + (size_t)c,
-                                               p);
-                        even = vaddq_s32(even, vmullbq_int_s16(xv, wv));
-                        odd = vaddq_s32(odd, vmulltq_int_s16(xv, wv));
-                    }
+                int32_t j;
+                if (interior && k_h == 3 && k_w == 3) {
+                    edgec_cm_mve_dw_taps8(x_first + c, row_step, col_step, w_first + c,
+                                          w_row_step, (size_t)c_all, 3, 3, p, 0, zp_lanes,
+                                          &even, &odd);
+                } else if (interior) {
+                    edgec_cm_mve_dw_taps8(x_first + c, row_step, col_step, w_first + c,
+                                          w_row_step, (size_t)c_all, k_h, k_w, p, 0,
+                                          zp_lanes, &even, &odd);
+                } else if (rows > 0 && cols > 0) { /* border: in-image taps, minus x_zp */
+                    edgec_cm_mve_dw_taps8(x_first + c, row_step, col_step, w_first + c,
+                                          w_row_step, (size_t)c_all, rows, cols, p, 1,
+                                          zp_lanes, &even, &odd);
                 }
                 if (short_path && c + 8 <= c_all) { /* 8 channels requantised as vectors */
                     const uint32x4_t lanes = vidupq_n_u32(0, 2); /* channels 0, 2, 4, 6 */
@@ -249,9 +287,9 @@ static inline void edgec_cm_mve_depthwise_s8(const edgec_cm_mve_conv_geometry *g
                         shift_even = vldrwq_gather_shifted_offset_s32(shift + c, lanes);
                         shift_odd = vldrwq_gather_shifted_offset_s32(shift + c + 1, lanes);
                     }
-                    even = vaddq_s32(even, vldrwq_gather_shifted_offset_s32(bias_eff + c, lanes));
+                    even = vaddq_s32(even, vldrwq_gather_shifted_offset_s32(b + c, lanes));
                     odd = vaddq_s32(odd,
-                                    vldrwq_gather_shifted_offset_s32(bias_eff + c + 1, lanes));
+                                    vldrwq_gather_shifted_offset_s32(b + c + 1, lanes));
                     vstrbq_scatter_offset_s32(out + c, lanes, edgec_cm_mve_requant4(
                         even, mult_even, shift_even, y_zp, act_min, act_max));
                     vstrbq_scatter_offset_s32(out + c + 1, lanes, edgec_cm_mve_requant4(
@@ -262,7 +300,7 @@ static inline void edgec_cm_mve_depthwise_s8(const edgec_cm_mve_conv_geometry *g
                 vstrwq_s32(odd_sums, odd);   /* channels c+1, c+3, c+5, c+7 */
                 for (j = 0; j < 8 && c + j < c_all; ++j) {
                     const int32_t sum = (j & 1) ? odd_sums[j >> 1] : even_sums[j >> 1];
-                    out[c + j] = edgec_cm_mve_out(bias_eff[c + j] + sum, mult, shift, c + j,
+                    out[c + j] = edgec_cm_mve_out(b[c + j] + sum, mult, shift, c + j,
                                                   per_channel, y_zp, act_min, act_max);
                 }
             }
@@ -275,19 +313,26 @@ static inline void edgec_cm_mve_im2col_row(const edgec_cm_mve_conv_geometry *g,
                                            const int8_t *x, int32_t x_zp, int32_t pixel,
                                            int8_t *row)
 {
+    /* Geometry in locals: the int8 stores may alias *g. */
+    const int32_t in_h = g->in_h, in_w = g->in_w, in_c = g->in_c, k_h = g->k_h, k_w = g->k_w;
+    const int32_t dilation_h = g->dilation_h, dilation_w = g->dilation_w;
     const int32_t oy = pixel / g->out_w, ox = pixel % g->out_w;
+    const int32_t iy0 = oy * g->stride_h - g->pad_top, ix0 = ox * g->stride_w - g->pad_left;
     int32_t ky, kx;
-    for (ky = 0; ky < g->k_h; ++ky) {
-        const int32_t iy = oy * g->stride_h - g->pad_top + ky * g->dilation_h;
-        for (kx = 0; kx < g->k_w; ++kx) {
-            const int32_t ix = ox * g->stride_w - g->pad_left + kx * g->dilation_w;
-            if (iy < 0 || iy >= g->in_h || ix < 0 || ix >= g->in_w) {
-                memset(row, (int)(int8_t)x_zp, (size_t)g->in_c);
+    for (ky = 0; ky < k_h; ++ky) {
+        const int32_t iy = iy0 + ky * dilation_h;
+        for (kx = 0; kx < k_w; ++kx) {
+            const int32_t ix = ix0 + kx * dilation_w;
+            const int outside = iy < 0 || iy >= in_h || ix < 0 || ix >= in_w;
+            if (in_c == 1) { /* one channel (audio features, grey images): one byte */
+                *row = outside ? (int8_t)x_zp : x[(size_t)iy * (size_t)in_w + (size_t)ix];
+            } else if (outside) {
+                memset(row, (int)(int8_t)x_zp, (size_t)in_c);
             } else {
-                memcpy(row, x + ((size_t)iy * (size_t)g->in_w + (size_t)ix) * (size_t)g->in_c,
-                       (size_t)g->in_c);
+                memcpy(row, x + ((size_t)iy * (size_t)in_w + (size_t)ix) * (size_t)in_c,
+                       (size_t)in_c);
             }
-            row += g->in_c;
+            row += in_c;
         }
     }
 }
