@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 import onnx
 
-from edgec.errors import EdgecError, UnsupportedError
+from edgec.errors import DataError, EdgecError, UnsupportedError
 
 EXPORTERS = ("auto", "dynamo", "legacy")
 LEGACY_OPSET = 17  # the legacy exporter's opset: well inside edgec's 11-21
@@ -111,6 +111,7 @@ def export_torch(module, example_inputs, exporter: str = "auto",
     was_training = module.training
     module.eval()
     try:
+        _check_forward(module, args, torch)
         for fn in tries:
             quiet_ctx = _silenced() if quiet else contextlib.nullcontext()
             try:
@@ -127,6 +128,18 @@ def export_torch(module, example_inputs, exporter: str = "auto",
         raise UnsupportedError(f"torch.onnx.export cannot export {what}: torch operator '{op}' "
                                f"has no ONNX conversion ({tried}); replace it in the module")
     raise UnsupportedError(f"torch.onnx.export cannot export {what} ({tried})")
+
+
+def _check_forward(module, args, torch) -> None:
+    """DataError when the module itself fails on example_inputs (a shape or dtype the module
+    does not take): the user's problem, named before the exporters bury it."""
+    try:
+        with torch.no_grad():
+            module(*args)
+    except Exception as e:  # noqa: BLE001 - whatever the module raises, said in one line
+        shapes = ", ".join("x".join(map(str, a.shape)) or "()" for a in args)
+        raise DataError(f"{type(module).__name__} fails on example_inputs of shape {shapes}: "
+                        f"{type(e).__name__}: {_first_line(e)}") from None
 
 
 @contextlib.contextmanager

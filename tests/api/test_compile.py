@@ -122,9 +122,15 @@ def test_bad_input_is_one_edgec_error(call, error, words):
     assert words in str(info.value) and "\n" not in str(info.value)
 
 
-def test_torch_module_needs_example_inputs(torch_model):
+def test_torch_module_needs_fitting_example_inputs(torch_model):
+    import torch
+
     with pytest.raises(EdgecError, match="example_inputs"):
         edgec.compile(torch_model, "generic-fp32")
+    with pytest.raises(DataError, match="TinyNet fails on example_inputs of shape 1x3x8x8"):
+        edgec.compile(torch_model, example_inputs=torch.zeros(1, 3, 8, 8))
+    with pytest.raises(EdgecError, match="example_inputs.0. is a str"):
+        edgec.compile(torch_model, example_inputs=("x",))
 
 
 def test_unsupported_torch_op_is_named():
