@@ -20,6 +20,8 @@ from pathlib import Path
 
 from edgec import __version__
 from edgec.codegen.coreml._ct import coremltools, quiet
+from edgec.codegen.coreml.app_io import LABEL_OUTPUT, PROBS_OUTPUT, classifier, image_inputs
+from edgec.codegen.coreml.app_io import io_report
 from edgec.codegen.coreml.neuralnetwork import convert_neuralnetwork, weights_bytes
 from edgec.codegen.coreml.options import CoreMLOptions
 from edgec.codegen.coreml.program import build_program, deployment_target, needed_target
@@ -100,19 +102,27 @@ def convert_nn(g: Graph, target, coreml_target: str | None, model_name: str,
 
 
 def convert(g: Graph, target, coreml_target: str | None, model_name: str,
-            metadata: dict[str, str]) -> CoreMLArtifacts:
-    """Lower `g` for `target` and convert it into an ML Program package (in memory)."""
+            metadata: dict[str, str], options: CoreMLOptions | None = None) -> CoreMLArtifacts:
+    """Lower `g` for `target` and convert it into an ML Program package (in memory), with an
+    image input and classifier labels when `options` ask (app_io.py)."""
     ct = coremltools()
+    options = options or CoreMLOptions()
     int8 = target.precision == "int8-weights"
     needed = needed_target(int8)
     opset = deployment_target(coreml_target, needed)
     t0 = time.perf_counter()
     with quiet():
-        prog, ctx, spec_in, spec_out = build_program(g, int8, opset)
+        prog, _ctx, spec_in, spec_out = build_program(g, int8, opset)
         precision = getattr(ct.precision, PRECISIONS[target.precision])
+        config = classifier(ct, g, options)
         mlmodel = ct.convert(prog, convert_to="mlprogram", compute_precision=precision,
-                             minimum_deployment_target=opset, skip_model_load=True)
+                             minimum_deployment_target=opset, skip_model_load=True,
+                             inputs=image_inputs(ct, g, spec_in, options),
+                             classifier_config=config)
     seconds = time.perf_counter() - t0
+    if config is not None:  # classify replaced the scores output by label + probabilities
+        spec_out = [PROBS_OUTPUT]
+        mlmodel.output_description[LABEL_OUTPUT] = "the most likely class label"
     describe(mlmodel, g, spec_in, spec_out, metadata)
     with tempfile.TemporaryDirectory(prefix="edgec-coreml-") as tmp:
         path = Path(tmp) / f"{model_name}.mlpackage"
@@ -201,9 +211,17 @@ def coreml_package(g: Graph, target, coreml_target: str | None, model_name: str,
     calls this)."""
     options = options or CoreMLOptions()
     nn = options.format == "neuralnetwork"
-    art = (convert_nn if nn else convert)(g, target, coreml_target, model_name,
-                                          metadata_for(target, extra_report))
+    if nn:
+        if options.image_input is not None or options.labels is not None:
+            image_inputs(None, g, [], options)  # the one-line error: ML Programs only
+            classifier(None, g, options)
+        art = convert_nn(g, target, coreml_target, model_name,
+                         metadata_for(target, extra_report))
+    else:
+        art = convert(g, target, coreml_target, model_name,
+                      metadata_for(target, extra_report), options)
     rep = report(g, target, art, extra_report)
+    io_report(options, art.spec_inputs, rep)
     package = f"{model_name}.mlmodel" if nn else f"{model_name}.mlpackage"
     rep["package"] = package
     files: dict = {f"{package}/{k}".rstrip("/"): v for k, v in art.package_files.items()}

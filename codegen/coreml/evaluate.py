@@ -67,8 +67,9 @@ def evaluate(prog, feeds: dict[str, np.ndarray], function: str = "main"
         with np.errstate(all="ignore"):
             results = fn(get, op)
         results = results if isinstance(results, list) else [results]
-        for var, arr in zip(op.outputs, results):
-            env[var.name] = np.asarray(arr).astype(_np_dtype(var))
+        for var, arr in zip(op.outputs, results):  # classify: a label and a probability list
+            env[var.name] = arr if op.op_type == "classify" else \
+                np.asarray(arr).astype(_np_dtype(var))
     return {var.name: env[var.name] for var in func.outputs}
 
 

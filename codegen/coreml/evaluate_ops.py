@@ -248,3 +248,12 @@ def upsample_nearest(get, op):
 def select(get, op):
     """cond ? a : b, broadcast."""
     return np.where(np.asarray(get("cond")).astype(bool), _f(get("a")), _f(get("b")))
+
+
+@evaluates("classify")
+def classify(get, op):
+    """classify: [the label of the largest score, the scores in class order (float32)]; the
+    package's dictionary output, as a list in the order of `classes`."""
+    scores = np.asarray(get("probabilities"), F32).reshape(-1)
+    classes = list(get("classes"))
+    return [classes[int(np.argmax(scores))], scores]

@@ -18,6 +18,11 @@ class CoreMLOptions:
     """What a coreml-* build makes besides the target: the model format (docs/coreml.md)."""
 
     format: str = "mlprogram"  # ML Program .mlpackage, or a NeuralNetwork .mlmodel (iOS <= 14)
+    image_input: str | None = None  # this input becomes an image (CVPixelBuffer) input
+    image_scale: float = 1.0  # tensor = pixel * scale + bias (per channel)
+    image_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)  # R, G, B
+    color_layout: str = "RGB"  # channel order of the model's input tensor: RGB or BGR
+    labels: str | None = None  # a text file, one class label per line: a classifier
 
 
 def add_coreml_args(p: argparse.ArgumentParser) -> None:
@@ -30,11 +35,36 @@ def add_coreml_args(p: argparse.ArgumentParser) -> None:
     q.add_argument("--coreml-format", choices=FORMATS, default="mlprogram",
                    help="mlprogram: an ML Program .mlpackage (iOS15+, default); neuralnetwork: "
                         "the older NeuralNetwork .mlmodel for iOS 13/14")
+    q.add_argument("--coreml-image-input", metavar="NAME",
+                   help="make input NAME (1x3xHxW) an image input an app feeds a CVPixelBuffer; "
+                        "the tensor is pixel * --scale + --bias")
+    q.add_argument("--scale", type=float, default=1.0, metavar="S",
+                   help="image input: scale applied to the 0..255 pixels (default 1)")
+    q.add_argument("--bias", default="0,0,0", metavar="R,G,B",
+                   help="image input: per-channel bias added after scaling (default 0,0,0)")
+    q.add_argument("--color-layout", choices=("RGB", "BGR"), default="RGB",
+                   help="image input: channel order the model expects (default RGB)")
+    q.add_argument("--labels", metavar="FILE",
+                   help="class labels, one per line: the package becomes a classifier of the "
+                        "model's single output")
 
 
 def coreml_options(args) -> CoreMLOptions:
     """CoreMLOptions from parsed arguments (defaults where a command has no CoreML flags)."""
-    return CoreMLOptions(format=getattr(args, "coreml_format", None) or "mlprogram")
+    from edgec.errors import EdgecError
+
+    text = getattr(args, "bias", None) or "0,0,0"
+    try:
+        bias = tuple(float(b) for b in text.split(","))
+    except ValueError:
+        bias = ()
+    if len(bias) != 3:
+        raise EdgecError(f"--bias {text!r}: give three numbers R,G,B")
+    return CoreMLOptions(format=getattr(args, "coreml_format", None) or "mlprogram",
+                         image_input=getattr(args, "coreml_image_input", None),
+                         image_scale=float(getattr(args, "scale", None) or 1.0),
+                         image_bias=bias, color_layout=getattr(args, "color_layout", "RGB"),
+                         labels=getattr(args, "labels", None))
 
 
 def refuse_other_commands(args) -> None:

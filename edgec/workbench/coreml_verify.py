@@ -89,12 +89,44 @@ def run_package(result, samples: list[dict[str, np.ndarray]], folder: Path
 
         def run(feeds):
             return evaluate(prog, feeds)
-    ins, outs = result.report["inputs"], result.report["outputs"]
     results = []
     for s in samples:
-        got = run({i["coreml_name"]: s[i["name"]] for i in ins})
-        results.append({o["name"]: got[o["coreml_name"]] for o in outs})
+        got = run(package_feeds(result.report, s))
+        results.append({o["name"]: np.asarray(got[o["coreml_name"]], np.float32)
+                        .reshape(o["shape"]) for o in result.report["outputs"]})
     return results
+
+
+def package_feeds(report: dict, sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The package's inputs for a sample of the ONNX inputs: an image input gets the pixels
+    (tensor - bias) / scale that its `mul` and `add` turn back into the tensor."""
+    feeds = {}
+    for i in report["inputs"]:
+        x = np.asarray(sample[i["name"]], np.float32)
+        image = i.get("image")
+        if image:
+            bias = np.asarray(image["bias"], np.float32).reshape(1, -1, 1, 1)
+            x = (x - bias) / np.float32(image["scale"])
+        feeds[i["coreml_name"]] = x
+    return feeds
+
+
+def image_samples(report: dict, g, seed: int, count: int) -> list[dict[str, np.ndarray]] | None:
+    """Samples whose image input is what a camera gives (integer pixels 0..255, scaled and
+    biased like the package does), other inputs seeded N(0, 1); None without an image input."""
+    images = {i["name"]: i["image"] for i in report["inputs"] if i.get("image")}
+    if not images:
+        return None
+    samples = []
+    for k in range(count):
+        s = random_inputs(g, seed + k)
+        rng = np.random.default_rng(seed + k)
+        for name, image in images.items():
+            pixels = rng.integers(0, 256, size=np.shape(s[name])).astype(np.float32)
+            bias = np.asarray(image["bias"], np.float32).reshape(1, -1, 1, 1)
+            s[name] = (pixels * np.float32(image["scale"]) + bias).astype(np.float32)
+        samples.append(s)
+    return samples
 
 
 def predict_on_mac(result, samples, folder: Path) -> list[dict[str, np.ndarray]] | None:
@@ -102,13 +134,28 @@ def predict_on_mac(result, samples, folder: Path) -> list[dict[str, np.ndarray]]
     if sys.platform != "darwin":
         return None
     import coremltools as ct
+    from PIL import Image  # on use: only image inputs on a Mac need it
 
     model = ct.models.MLModel(str(folder / result.report["package"]))
-    ins, outs = result.report["inputs"], result.report["outputs"]
+    labels = [str(c) for op in load_package(folder / result.report["package"])
+              .functions["main"].operations if op.op_type == "classify"
+              for c in op.inputs["classes"].val]
     results = []
     for s in samples:
-        pred = model.predict({i["coreml_name"]: s[i["name"]] for i in ins})
-        results.append({o["name"]: np.asarray(pred[o["coreml_name"]]) for o in outs})
+        feeds = package_feeds(result.report, s)
+        for i in result.report["inputs"]:  # an image input takes a PIL image (RGB)
+            if i.get("image"):
+                hwc = np.clip(np.rint(feeds[i["coreml_name"]][0]), 0, 255).astype(np.uint8)
+                hwc = hwc[::-1] if i["image"]["color_layout"] == "BGR" else hwc
+                feeds[i["coreml_name"]] = Image.fromarray(np.transpose(hwc, (1, 2, 0)), "RGB")
+        pred = model.predict(feeds)
+        row = {}
+        for o in result.report["outputs"]:
+            got = pred[o["coreml_name"]]
+            if isinstance(got, dict):  # classifier: label -> probability, in label order
+                got = [got[k] for k in (labels or sorted(got))]
+            row[o["name"]] = np.asarray(got, np.float32).reshape(o["shape"])
+        results.append(row)
     return results
 
 
@@ -186,7 +233,8 @@ def verify_coreml(model_path: str | Path, options, inputs_path: str | None = Non
         samples = split_batches(g, load_inputs(inputs_path, g))
     else:  # SNR verdicts are judged over SNR_SAMPLES random inputs (seed, seed + 1, ...)
         count = 1 if result.target.precision == "fp32" else SNR_SAMPLES
-        samples = [random_inputs(g, seed + i) for i in range(count)]
+        samples = image_samples(result.report, g, seed, count) or \
+            [random_inputs(g, seed + i) for i in range(count)]
     with tempfile.TemporaryDirectory(prefix="edgec-verify-coreml-") as tmp:
         compiled = run_package(result, samples, Path(tmp))
         on_mac = predict_on_mac(result, samples, Path(tmp))
