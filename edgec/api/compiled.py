@@ -56,8 +56,9 @@ class Compiled:
 
     @property
     def warnings(self) -> list[str]:
-        """edgec's warnings about this compile (e.g. calibration on random data)."""
-        return list(self.result.warnings)
+        """edgec's warnings about this compile (e.g. calibration on random data, a torch
+        module the legacy exporter traced)."""
+        return list(self.source.notes) + list(self.result.warnings)
 
     @property
     def calibration(self) -> dict | None:

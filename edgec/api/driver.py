@@ -36,7 +36,7 @@ def _compile(source: ModelSource, options: CompileOptions, quiet: bool) -> Compi
         else:
             result = compile_proto(source.proto, options, source.name)
     if not quiet:
-        for message in result.warnings:
+        for message in [*source.notes, *result.warnings]:
             warnings.warn(message, EdgecWarning, stacklevel=3)
     return Compiled(result, source, options)
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
 
 from edgec.errors import EdgecError, ModelLoadError
 from edgec.frontend.onnx import load_model_proto
-from edgec.frontend.torch import export_torch, is_torch_module
+from edgec.frontend.torch import EXPORT_NOTE, export_torch, is_torch_module
 
 
 @dataclass
@@ -22,6 +22,7 @@ class ModelSource:
     path: Path | None
     proto: onnx.ModelProto | None
     name: str
+    notes: list[str] = field(default_factory=list)  # warnings about the export of a module
 
     def onnx_file(self, directory: str | os.PathLike) -> Path:
         """The model as a file: its own path, or the ModelProto saved under `directory`."""
@@ -58,7 +59,8 @@ def model_source(model, example_inputs=None, name: str | None = None, exporter: 
         return ModelSource(None, copy, name or _graph_name(model))
     if is_torch_module(model):
         proto = export_torch(model, example_inputs, exporter=exporter, quiet=quiet)
-        return ModelSource(None, proto, name or _identifier(type(model).__name__))
+        notes = [p.value for p in proto.metadata_props if p.key == EXPORT_NOTE]
+        return ModelSource(None, proto, name or _identifier(type(model).__name__), notes)
     raise ModelLoadError(f"the model is a {type(model).__name__}; give the path of an .onnx "
                          "file, an onnx.ModelProto or a torch.nn.Module")
 

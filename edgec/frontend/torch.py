@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
+import logging
+import os
 import re
 import sys
 import warnings
@@ -21,6 +23,7 @@ import onnx
 from edgec.errors import DataError, EdgecError, UnsupportedError
 
 EXPORTERS = ("auto", "dynamo", "legacy")
+EXPORT_NOTE = "edgec_export_note"  # metadata_props key of a warning about the export
 LEGACY_OPSET = 17  # the legacy exporter's opset: well inside edgec's 11-21
 
 # How the two exporters name an operator they cannot convert.
@@ -73,8 +76,14 @@ def _input_names(module, count: int) -> list[str]:
 
 
 def _first_line(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return re.sub(r"\x1b\[[0-9;]*m", "", lines[0]) if lines else type(e).__name__
+    """The line of an exporter error that says what went wrong: the first line after the
+    dynamo exporter's "## Exception summary" (without its "<class ...>: "), else the first."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", ln).strip() for ln in str(e).splitlines()]
+    lines = [ln for ln in lines if ln]
+    if "## Exception summary" in lines[:-1]:
+        summary = lines[lines.index("## Exception summary") + 1]
+        return re.sub(r"^<class '[^']*'>:\s*", "", summary)
+    return lines[0] if lines else type(e).__name__
 
 
 def _dynamo(module, args, names, torch) -> onnx.ModelProto:
@@ -116,9 +125,17 @@ def export_torch(module, example_inputs, exporter: str = "auto",
             quiet_ctx = _silenced() if quiet else contextlib.nullcontext()
             try:
                 with quiet_ctx, torch.no_grad():
-                    return fn(module, args, names, torch)
+                    proto = fn(module, args, names, torch)
             except Exception as e:  # noqa: BLE001 - every exporter failure is reported below
                 errors.append((fn.__name__.strip("_"), e))
+                continue
+            if errors:  # the legacy tracer after dynamo: say what tracing may have frozen
+                note = proto.metadata_props.add()
+                note.key, note.value = EXPORT_NOTE, (
+                    f"torch's dynamo exporter could not export {type(module).__name__} "
+                    f"({_first_line(errors[0][1])}); the legacy exporter traced it, which "
+                    "fixes data-dependent Python control flow to the example_inputs' path")
+            return proto
     finally:
         module.train(was_training)
     op = unsupported_torch_op(*(str(e) for _, e in errors))
@@ -144,7 +161,33 @@ def _check_forward(module, args, torch) -> None:
 
 @contextlib.contextmanager
 def _silenced():
-    """The exporters' warnings and printed progress, swallowed."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
+    """The exporters' warnings, log records and printed progress, swallowed."""
+    logger = logging.getLogger("torch")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()), _native_output_dropped():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _native_output_dropped():
+    """File descriptors 1 and 2 to /dev/null: torch's C++ side prints graphs and log lines
+    there (the legacy exporter's "Torch IR graph at exception"), past sys.stdout."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
         yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)

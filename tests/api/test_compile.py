@@ -178,3 +178,21 @@ def test_quiet_false_warns_and_output_dir_is_checked_first(tmp_path):
     with pytest.raises(EdgecError, match="mine.txt"):
         edgec.compile(DIGITS, "generic-fp32", output_dir=tmp_path)
     assert (tmp_path / "mine.txt").read_text() == "not edgec's"
+
+
+def test_legacy_fallback_is_a_warning_and_silent(capfd):
+    """Data-dependent Python stops dynamo; the legacy tracer takes over, and the user is told
+    that the branch taken by example_inputs is frozen into the model."""
+    torch = pytest.importorskip("torch")
+
+    class Branchy(torch.nn.Module):
+        def forward(self, x):
+            return x * 2 if x.sum() > 0 else x - 1
+
+    compiled = edgec.compile(Branchy(), example_inputs=torch.ones(1, 4))
+    assert compiled.report.ops == {"Mul": 1}  # the traced branch
+    assert any("legacy exporter traced it" in w for w in compiled.warnings)
+    out, err = capfd.readouterr()
+    assert "graph" not in out + err and "Warning" not in out + err  # quiet: nothing printed
+    with pytest.warns(edgec.EdgecWarning, match="legacy exporter"):
+        edgec.compile(Branchy(), example_inputs=torch.ones(1, 4), quiet=False)
