@@ -95,7 +95,7 @@ def test_gemm_bit_exact(tmp_path, header, fn, target, rows, k, n):
 
 def dsp_scratch_words(k: int, n: int) -> int:
     """EDGEC_CM_GEMM_SCRATCH_WORDS of edgec_cm_dsp.h."""
-    return -(-k // 8) * 8 + 2 * (n + n % 2)
+    return -(-k // 8) * 8 + 2 * (-(-n // 4) * 4)
 
 
 def conv_reference(x, x_zp, w_hwio, bias, stride, dilation, pads, depthwise):

@@ -43,16 +43,16 @@ def cortexm_template(node, target, p: dict) -> str | None:
 
 
 def pack_dsp_gemm_weights(w_nk: np.ndarray) -> np.ndarray:
-    """int8 weights [N][K] as the int32 words edgec_cm_gemm_s8 reads: channels in pairs (an
-    odd N padded with a zero channel), K rounded up to 8 with zeros, and per channel pair and
-    group of 4 K steps the words {ch0 (k0, k2), ch1 (k0, k2), ch0 (k1, k3), ch1 (k1, k3)},
-    each two int16 with the first in the low half (the order SXTB16 widens input bytes)."""
+    """int8 weights [N][K] as the int32 words edgec_cm_gemm_s8 reads: channels in blocks of
+    4 (N padded with zero channels), K rounded up to 8 with zeros, and per block and group
+    of 4 K steps the words {ch0..ch3 (k0, k2)} then {ch0..ch3 (k1, k3)}, each two int16 with
+    the first in the low half (the order SXTB16 widens input bytes)."""
     n, k = w_nk.shape
-    n2, k4 = n + n % 2, -(-k // 8) * 8
-    w = np.zeros((n2, k4), np.int64)
+    n4, k8 = -(-n // 4) * 4, -(-k // 8) * 8
+    w = np.zeros((n4, k8), np.int64)
     w[:n, :k] = w_nk
     # k = 4 i + 2 t + e -> [block][channel][i][t][e] -> [block][i][e][channel][t]
-    w = w.reshape(n2 // 2, 2, k4 // 4, 2, 2).transpose(0, 2, 4, 1, 3).reshape(-1, 2)
+    w = w.reshape(n4 // 4, 4, k8 // 4, 2, 2).transpose(0, 2, 4, 1, 3).reshape(-1, 2)
     words = (w[:, 0] & 0xFFFF) | ((w[:, 1] & 0xFFFF) << 16)
     return words.astype(np.uint32).view(np.int32)
 

@@ -115,7 +115,7 @@ static inline int8_t edgec_cm_out(int32_t acc, const int32_t *mult, const int32_
  * to int16 pairs (EDGEC_CM_GEMM_K_ROUND(k) words) and the 2 x n_out accumulators of a row
  * pair. */
 #define EDGEC_CM_GEMM_SCRATCH_WORDS(k, n_out) \
-    (EDGEC_CM_GEMM_K_ROUND(k) + 2 * (((n_out) + 1) / 2 * 2))
+    (EDGEC_CM_GEMM_K_ROUND(k) + 2 * (((n_out) + 3) / 4 * 4))
 
 /* Two int8 rows (r1 NULL: a row of zeros) widened into int16 pairs in the order the packed
  * weights use: per 4 K steps the words {r0 even, r1 even, r0 odd, r1 odd}, "even" holding
@@ -156,53 +156,65 @@ static inline void edgec_cm_widen_rows2(const int8_t *r0, const int8_t *r1, int3
     }
 }
 
-/* Two int16 pairs of the row pair (one LDRD, post-incremented) against two of the channel
- * pair (another LDRD): 4 SMLAD, 8 MACs. Inline assembly because GCC 12 splits the 64-bit
- * loads into single LDRs and adds pointer arithmetic; Thumb-2 LDRD takes any two
- * registers. */
-#define EDGEC_CM_SMLAD_2X2(xp, wp, a00, a10, a01, a11)                                     \
+/* One int16 pair of the row pair (one LDRD, post-incremented) against the pair of 4
+ * channels (two LDRDs): 8 SMLAD, 16 MACs in 11 instructions. Inline assembly because GCC 12
+ * splits 64-bit loads into single LDRs and adds pointer arithmetic; Thumb-2 LDRD takes any
+ * two registers. The 14 operands take every allocatable core register. */
+#define EDGEC_CM_SMLAD_2X4(xp, wp, a)                                                      \
     do {                                                                                   \
         int32_t x0_, x1_, w0_, w1_;                                                        \
         __asm__("ldrd %[x0], %[x1], [%[xq]], #8\n\t"                                       \
-                "ldrd %[w0], %[w1], [%[wq]], #8\n\t"                                       \
+                "ldrd %[w0], %[w1], [%[wq]], #16\n\t"                                      \
                 "smlad %[c00], %[x0], %[w0], %[c00]\n\t"                                   \
                 "smlad %[c10], %[x1], %[w0], %[c10]\n\t"                                   \
                 "smlad %[c01], %[x0], %[w1], %[c01]\n\t"                                   \
-                "smlad %[c11], %[x1], %[w1], %[c11]"                                       \
-                : [c00] "+r"(a00), [c10] "+r"(a10), [c01] "+r"(a01), [c11] "+r"(a11),      \
-                  [xq] "+r"(xp), [wq] "+r"(wp), [x0] "=&r"(x0_), [x1] "=&r"(x1_),          \
-                  [w0] "=&r"(w0_), [w1] "=&r"(w1_)                                         \
+                "smlad %[c11], %[x1], %[w1], %[c11]\n\t"                                   \
+                "ldrd %[w0], %[w1], [%[wq], #-8]\n\t"                                      \
+                "smlad %[c02], %[x0], %[w0], %[c02]\n\t"                                   \
+                "smlad %[c12], %[x1], %[w0], %[c12]\n\t"                                   \
+                "smlad %[c03], %[x0], %[w1], %[c03]\n\t"                                   \
+                "smlad %[c13], %[x1], %[w1], %[c13]"                                       \
+                : [c00] "+r"(a##00), [c10] "+r"(a##10), [c01] "+r"(a##01),                 \
+                  [c11] "+r"(a##11), [c02] "+r"(a##02), [c12] "+r"(a##12),                 \
+                  [c03] "+r"(a##03), [c13] "+r"(a##13), [xq] "+r"(xp), [wq] "+r"(wp),      \
+                  [x0] "=&r"(x0_), [x1] "=&r"(x1_), [w0] "=&r"(w0_), [w1] "=&r"(w1_)       \
                 :                                                                          \
                 : "memory");                                                               \
     } while (0)
 
-/* The row pair's K loops: for each block of 2 output channels n, n + 1, acc[2n..2n+3] =
- * {row0.ch0, row1.ch0, row0.ch1, row1.ch1}: bias_eff plus the dot products over `pairs`
- * int16 pairs (a multiple of 4).
- * Per pair one LDRD of the rows' words, one LDRD of the channels' words and 4 SMLAD: 6
- * instructions for 8 MACs, plus a compare and branch per 4 pairs. Its own function, so that
- * the caller's requantisation values do not compete for registers with the loop's 12. */
+/* The row pair's K loops: for each block of 4 output channels n..n+3, acc[2n..2n+7] =
+ * {row0.ch0, row1.ch0, row0.ch1, row1.ch1, ...}: bias_eff plus the dot products over
+ * `pairs` int16 pairs (a multiple of 4). Per pair one LDRD of the rows' words, two LDRDs
+ * of the channels' words and 8 SMLAD: 11 instructions for 16 MACs, plus the loop's compare
+ * (its end pointer reloaded from the stack) and branch per 4 pairs. Its own function, so
+ * that the caller's requantisation values do not compete for registers with the loop. */
 static __attribute__((noinline)) void edgec_cm_rows2_s16(const int32_t *xs, const int32_t *w16,
                                                          int32_t pairs, int32_t n_out,
                                                          const int32_t *bias_eff, int32_t *acc)
 {
     const int32_t *const x_end = xs + 2 * pairs;
     int32_t n;
-    for (n = 0; n < n_out; n += 2) {
+    for (n = 0; n < n_out; n += 4) {
         const int32_t *xp = xs;
         int32_t a00 = bias_eff[n], a10 = a00;
         int32_t a01 = n + 1 < n_out ? bias_eff[n + 1] : 0, a11 = a01;
+        int32_t a02 = n + 2 < n_out ? bias_eff[n + 2] : 0, a12 = a02;
+        int32_t a03 = n + 3 < n_out ? bias_eff[n + 3] : 0, a13 = a03;
         do {
-            EDGEC_CM_SMLAD_2X2(xp, w16, a00, a10, a01, a11);
-            EDGEC_CM_SMLAD_2X2(xp, w16, a00, a10, a01, a11);
-            EDGEC_CM_SMLAD_2X2(xp, w16, a00, a10, a01, a11);
-            EDGEC_CM_SMLAD_2X2(xp, w16, a00, a10, a01, a11);
+            EDGEC_CM_SMLAD_2X4(xp, w16, a);
+            EDGEC_CM_SMLAD_2X4(xp, w16, a);
+            EDGEC_CM_SMLAD_2X4(xp, w16, a);
+            EDGEC_CM_SMLAD_2X4(xp, w16, a);
         } while (xp < x_end);
         acc[0] = a00;
         acc[1] = a10;
         acc[2] = a01;
         acc[3] = a11;
-        acc += 4;
+        acc[4] = a02;
+        acc[5] = a12;
+        acc[6] = a03;
+        acc[7] = a13;
+        acc += 8;
     }
 }
 
@@ -239,10 +251,10 @@ static inline __attribute__((always_inline)) void edgec_cm_requant_rows2(
 
 /* y[r][n] = requant(bias_eff[n] + sum_k x[r][k] * w[n][k]) for r < rows, n < n_out.
  * `w16` is the weight packed at compile time (codegen/c/isa/cortexm.py,
- * pack_dsp_gemm_weights): words of two int16 (low half first), channels in pairs (an odd
- * count padded with a zero channel), K rounded up to 8 with zeros, per 4 K steps the words
- * {ch0 even, ch1 even, ch0 odd, ch1 odd} matching edgec_cm_widen_rows2. Rows are taken two
- * at a time: widened once, then every channel pair runs over them (edgec_cm_rows2_s16,
+ * pack_dsp_gemm_weights): words of two int16 (low half first), channels in blocks of 4
+ * (padded with zero channels), K rounded up to 8 with zeros, per 4 K steps the words
+ * {ch0..ch3 even} then {ch0..ch3 odd} matching edgec_cm_widen_rows2. Rows are taken two at
+ * a time: widened once, then every block of 4 channels runs over them (edgec_cm_rows2_s16,
  * accumulators starting at bias_eff) and the row pair is requantised. `scratch` holds
  * EDGEC_CM_GEMM_SCRATCH_WORDS(k, n_out) words. */
 static inline void edgec_cm_gemm_s8(const int8_t *x, int32_t rows, int32_t k,
