@@ -61,6 +61,7 @@ class CompileOptions:
     seed: int = 0
     limits: Limits = field(default_factory=Limits)  # resource limits (edgec/limits.py)
     tflite_io: str = "float"  # TFLite int8 targets: "int8" model I/O (docs/tflite.md)
+    int8_softmax: bool = False  # int8 targets: Softmax as TFLite's int8 SOFTMAX (docs/int8.md)
     coreml_target: str | None = None  # CoreML targets: --coreml-target (docs/coreml.md)
     coreml: CoreMLOptions = field(default_factory=CoreMLOptions)  # --coreml-format ...
 
@@ -195,7 +196,7 @@ def _compile_coreml(g: Graph, options: CompileOptions, target: Target, model_nam
     no_c_source = replace(options.limits, max_source_bytes=sys.maxsize)  # there is no C
     check_weights((v.data for v in g.constants if v.uses), no_c_source)  # --max-weights-bytes
     files, report, art = coreml_package(g, target, options.coreml_target, model_name,
-                                        extra_report, options.coreml)
+                                        extra_report, options.coreml, options)
     result = CompileResult(g, None, files, report, target, source, None, [])
     result.coreml = art
     return result

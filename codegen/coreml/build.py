@@ -25,7 +25,9 @@ from edgec.codegen.coreml.app_io import io_report
 from edgec.codegen.coreml.neuralnetwork import convert_neuralnetwork, weights_bytes
 from edgec.codegen.coreml.options import CoreMLOptions
 from edgec.codegen.coreml.program import build_program, deployment_target, needed_target
+from edgec.codegen.coreml.w8a8 import activation_params
 from edgec.codegen.coreml.weight_file import weight_file_layout
+from edgec.errors import UnsupportedError
 from edgec.ir import Graph
 from edgec.ops import get_op
 
@@ -45,6 +47,7 @@ class CoreMLArtifacts:
     convert_seconds: float
     format: str = "mlprogram"
     nn_layers: dict | None = None  # neuralnetwork: layer type -> count
+    activation_params: dict | None = None  # W8A8: IR value -> (scale, zero point)
 
     @property
     def weights_bytes(self) -> int:
@@ -102,17 +105,18 @@ def convert_nn(g: Graph, target, coreml_target: str | None, model_name: str,
 
 
 def convert(g: Graph, target, coreml_target: str | None, model_name: str,
-            metadata: dict[str, str], options: CoreMLOptions | None = None) -> CoreMLArtifacts:
+            metadata: dict[str, str], options: CoreMLOptions | None = None,
+            act_params: dict | None = None) -> CoreMLArtifacts:
     """Lower `g` for `target` and convert it into an ML Program package (in memory), with an
     image input and classifier labels when `options` ask (app_io.py)."""
     ct = coremltools()
     options = options or CoreMLOptions()
     int8 = target.precision == "int8-weights"
-    needed = needed_target(int8)
+    needed = needed_target(int8, act_params is not None)
     opset = deployment_target(coreml_target, needed)
     t0 = time.perf_counter()
     with quiet():
-        prog, _ctx, spec_in, spec_out = build_program(g, int8, opset)
+        prog, _ctx, spec_in, spec_out = build_program(g, int8, opset, act_params)
         precision = getattr(ct.precision, PRECISIONS[target.precision])
         config = classifier(ct, g, options)
         mlmodel = ct.convert(prog, convert_to="mlprogram", compute_precision=precision,
@@ -130,7 +134,8 @@ def convert(g: Graph, target, coreml_target: str | None, model_name: str,
             mlmodel.save(str(path))
         files = read_package(path)
     name = coreml_target or needed
-    return CoreMLArtifacts(mlmodel, spec_in, spec_out, files, name, seconds)
+    return CoreMLArtifacts(mlmodel, spec_in, spec_out, files, name, seconds,
+                           activation_params=act_params)
 
 
 def describe(mlmodel, g: Graph, spec_in: list[str], spec_out: list[str],
@@ -203,9 +208,26 @@ def metadata_for(target, extra: dict) -> dict[str, str]:
             "edgec.calibration": calib}
 
 
+def _w8a8(g: Graph, target, options: CoreMLOptions, compile_options
+          ) -> tuple[dict | None, dict | None]:
+    """Calibrated activation parameters and their report entry for --activations int8
+    (w8a8.py); (None, None) otherwise."""
+    if options.activations == "float":
+        return None, None
+    if target.precision != "int8-weights":
+        raise UnsupportedError(f"--activations int8 needs target coreml-int8, not {target.name}")
+    if compile_options is None:
+        raise UnsupportedError("--activations int8 needs the compile options (calibration)")
+    params, summary, warnings = activation_params(g, compile_options)
+    return params, {"dtype": "int8", "values": len(params), "calibration": summary,
+                    "scheme": "per-tensor asymmetric int8 (edgec's params_from_range), "
+                              "quantize/dequantize after every non-output activation",
+                    **({"warnings": warnings} if warnings else {})}
+
+
 def coreml_package(g: Graph, target, coreml_target: str | None, model_name: str,
-                   extra_report: dict, options: CoreMLOptions | None = None
-                   ) -> tuple[dict, dict, CoreMLArtifacts]:
+                   extra_report: dict, options: CoreMLOptions | None = None,
+                   compile_options=None) -> tuple[dict, dict, CoreMLArtifacts]:
     """The files (`MODEL.mlpackage/...` or `MODEL.mlmodel` as bytes, and report.json), the
     report and the artefacts of a graph the CoreML pipeline has run on (edgec/compiler.py
     calls this)."""
@@ -215,12 +237,23 @@ def coreml_package(g: Graph, target, coreml_target: str | None, model_name: str,
         if options.image_input is not None or options.labels is not None:
             image_inputs(None, g, [], options)  # the one-line error: ML Programs only
             classifier(None, g, options)
+        if options.activations != "float":
+            raise UnsupportedError("--activations int8 is built for ML Programs (iOS17) only; "
+                                   "drop --coreml-format neuralnetwork")
         art = convert_nn(g, target, coreml_target, model_name,
                          metadata_for(target, extra_report))
-    else:
-        art = convert(g, target, coreml_target, model_name,
-                      metadata_for(target, extra_report), options)
+    act, act_report = _w8a8(g, target, options, compile_options)
+    if not nn:
+        meta = metadata_for(target, extra_report)
+        if act_report:
+            cal = act_report["calibration"]
+            meta["edgec.calibration"] = (
+                "per-channel symmetric int8 weights; int8 activations calibrated "
+                f"({cal['method']}, {cal['samples']} samples of {cal['source']})")
+        art = convert(g, target, coreml_target, model_name, meta, options, act)
     rep = report(g, target, art, extra_report)
+    if act_report:
+        rep["activations"] = act_report
     io_report(options, art.spec_inputs, rep)
     package = f"{model_name}.mlmodel" if nn else f"{model_name}.mlpackage"
     rep["package"] = package

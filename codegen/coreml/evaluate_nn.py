@@ -152,3 +152,33 @@ def cast(get, op):
 def identity(get, op):
     """identity."""
     return np.asarray(get("x"))
+
+
+@evaluates("quantize")
+def quantize(get, op):
+    """quantize (iOS17): clip(round_half_even(input / scale) + zero_point) to the int8 or
+    uint8 range; per-tensor or per-`axis` scale and zero point."""
+    x = _f(get("input"))
+    scale, zp = _axis_params(get, x.ndim)
+    lo, hi = (0, 255) if str(get("output_dtype")) == "uint8" else (-128, 127)
+    return np.clip(np.rint(x / scale) + zp, lo, hi)
+
+
+@evaluates("dequantize")
+def dequantize(get, op):
+    """dequantize (iOS17): (input - zero_point) * scale."""
+    q = np.asarray(get("input")).astype(F32)
+    scale, zp = _axis_params(get, q.ndim)
+    return (q - zp) * scale
+
+
+def _axis_params(get, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+    scale = np.asarray(get("scale"), F32)
+    zp = np.asarray(get("zero_point", 0)).astype(F32)
+    axis = get("axis")
+    if axis is not None and scale.ndim:
+        shape = [1] * ndim
+        shape[int(axis)] = scale.size
+        scale = scale.reshape(shape)
+        zp = zp.reshape(shape) if zp.ndim else zp
+    return scale, zp

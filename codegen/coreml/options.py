@@ -23,6 +23,7 @@ class CoreMLOptions:
     image_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)  # R, G, B
     color_layout: str = "RGB"  # channel order of the model's input tensor: RGB or BGR
     labels: str | None = None  # a text file, one class label per line: a classifier
+    activations: str = "float"  # coreml-int8: "int8" for W8A8 with calibrated scales (iOS17)
 
 
 def add_coreml_args(p: argparse.ArgumentParser) -> None:
@@ -44,6 +45,9 @@ def add_coreml_args(p: argparse.ArgumentParser) -> None:
                    help="image input: per-channel bias added after scaling (default 0,0,0)")
     q.add_argument("--color-layout", choices=("RGB", "BGR"), default="RGB",
                    help="image input: channel order the model expects (default RGB)")
+    q.add_argument("--activations", choices=("float", "int8"), default="float",
+                   help="coreml-int8: int8 also quantises activations with edgec's calibrated "
+                        "scales (W8A8, iOS17; calibration flags as for the int8 C targets)")
     q.add_argument("--labels", metavar="FILE",
                    help="class labels, one per line: the package becomes a classifier of the "
                         "model's single output")
@@ -64,7 +68,8 @@ def coreml_options(args) -> CoreMLOptions:
                          image_input=getattr(args, "coreml_image_input", None),
                          image_scale=float(getattr(args, "scale", None) or 1.0),
                          image_bias=bias, color_layout=getattr(args, "color_layout", "RGB"),
-                         labels=getattr(args, "labels", None))
+                         labels=getattr(args, "labels", None),
+                         activations=getattr(args, "activations", None) or "float")
 
 
 def refuse_other_commands(args) -> None:

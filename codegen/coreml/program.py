@@ -14,12 +14,13 @@ from edgec.codegen.coreml._ct import coremltools, mil
 from edgec.codegen.coreml.int8 import INT8_FEATURE
 from edgec.codegen.coreml.options import COREML_TARGETS
 from edgec.codegen.coreml.registry import Ctx, identifier, lower_node
+from edgec.codegen.coreml.w8a8 import INT8_ACTIVATIONS, qdq
 from edgec.errors import ConstantInputRequired, EdgecError, UnsupportedError
 from edgec.ir import Graph
 
 # The lowest deployment target of ML Programs, and what needs more (coremltools opsets).
 BASE_TARGET = "iOS15"
-FEATURE_TARGETS = {INT8_FEATURE: "iOS16"}
+FEATURE_TARGETS = {INT8_FEATURE: "iOS16", INT8_ACTIVATIONS: "iOS17"}
 TARGET_CHOICES = COREML_TARGETS
 
 
@@ -38,12 +39,15 @@ def deployment_target(requested: str | None, needed: str):
     want, need = getattr(ct.target, requested), getattr(ct.target, needed)
     if want < need:
         raise CoreMLTargetError(f"--coreml-target {requested} is too early for this model: "
-                                f"it needs {needed} or later (int8 weights need iOS16)")
+                                f"it needs {needed} or later (int8 weights need iOS16, int8 "
+                                "activations iOS17)")
     return want
 
 
-def needed_target(int8_weights: bool) -> str:
+def needed_target(int8_weights: bool, int8_activations: bool = False) -> str:
     """The lowest deployment target for the features the program will use."""
+    if int8_activations:
+        return FEATURE_TARGETS[INT8_ACTIVATIONS]
     return FEATURE_TARGETS[INT8_FEATURE] if int8_weights else BASE_TARGET
 
 
@@ -67,8 +71,12 @@ def public_names(g: Graph) -> tuple[list[str], list[str], dict[str, str]]:
     return spec[:len(in_names)], spec[len(in_names):], mapping
 
 
-def build_program(g: Graph, int8_weights: bool, opset) -> tuple[object, Ctx, list, list]:
-    """The MIL Program of `g` at `opset`; also the context and the spec I/O names."""
+def build_program(g: Graph, int8_weights: bool, opset, activation_params: dict | None = None
+                  ) -> tuple[object, Ctx, list, list]:
+    """The MIL Program of `g` at `opset`; also the context and the spec I/O names. With
+    `activation_params` ({value: (scale, zero point)}), those values pass through int8
+    quantize/dequantize (w8a8.py)."""
+    act = activation_params or {}
     mb, types, Program, Function = mil()
     spec_in, spec_out, mapping = public_names(g)
     placeholders = {}
@@ -88,9 +96,13 @@ def build_program(g: Graph, int8_weights: bool, opset) -> tuple[object, Ctx, lis
                   {k: name for k, name in mapping.items() if k not in inputs},
                   reserved=set(spec_in) | set(spec_out))
         for v, name in zip(g.inputs, spec_in):
-            ctx.bind(v, func.inputs[name])
+            var = func.inputs[name]
+            ctx.bind(v, qdq(mb, var, *act[v.name], ctx.name(v, "_in")) if v.name in act else var)
         for node in g.nodes:
             lower_node(ctx, node)
+            for v in node.outputs:
+                if v is not None and v.name in act and v.name in ctx.vars:
+                    ctx.bind(v, qdq(mb, ctx.vars[v.name], *act[v.name], ctx.name(v, "_a8")))
         outs = []
         for v, name in zip(g.outputs, spec_out):
             var = ctx.x(v)

@@ -33,6 +33,7 @@ import numpy as np
 from edgec.codegen.coreml.evaluate import evaluate, load_package, load_spec
 from edgec.codegen.coreml.evaluate_neuralnetwork import evaluate_spec
 from edgec.codegen.coreml.int8 import fake_quantized
+from edgec.codegen.coreml.w8a8 import fake_quantized_activation
 from edgec.ir import Graph
 from edgec.quant.calibrate import snr_db
 from edgec.workbench.compare import (
@@ -180,19 +181,41 @@ def weights_only_graph(g: Graph) -> Graph:
     return g
 
 
-def int8_weights_snr(g: Graph, samples, refs, out_names: list[str]) -> dict[str, float]:
-    """edgec's own int8-weights SNR per output (fp32 kernels, int8-rounded weights)."""
+def int8_weights_snr(g: Graph, samples, refs, out_names: list[str],
+                     activation_params: dict | None = None) -> dict[str, float]:
+    """edgec's own int8-weights SNR per output (fp32 kernels, int8-rounded weights); with
+    `activation_params` (W8A8) every such activation is int8-rounded too."""
     from edgec.quant.calibrate import run_fast
 
     wg = weights_only_graph(g)
     in_names = g.meta.get("input_names") or [v.name for v in g.inputs]
     got = {n: [] for n in out_names}
     for s in samples:
-        env = run_fast(wg, {n: s[n] for n in in_names})
+        if activation_params:
+            env = _run_w8a8(wg, {n: s[n] for n in in_names}, activation_params)
+        else:
+            env = run_fast(wg, {n: s[n] for n in in_names})
         for n, v in zip(out_names, wg.outputs):
             got[n].append(np.asarray(env[v.name]).reshape(-1))
     return {n: snr_db(np.concatenate([np.asarray(r[n]).reshape(-1) for r in refs]),
                       np.concatenate(got[n])) for n in out_names}
+
+
+def _run_w8a8(g: Graph, feeds: dict[str, np.ndarray], params: dict) -> dict[str, np.ndarray]:
+    """The reference interpreter on `g` with every activation in `params` int8-rounded."""
+    from edgec.interp import execute, reference_kernel
+
+    env = {}
+    for v, n in zip(g.inputs, g.meta.get("input_names") or [v.name for v in g.inputs]):
+        x = np.asarray(feeds[n], np.float32)
+        env[v.name] = fake_quantized_activation(x, *params[v.name]) if v.name in params else x
+
+    def kernel(node, args):
+        results = reference_kernel(node, args)
+        return [fake_quantized_activation(r, *params[v.name]) if v is not None and v.name
+                in params else r for v, r in zip(node.outputs, results)]
+
+    return execute(g, env, kernel=kernel)
 
 
 def judge(result, model_path, samples, compiled, rtol: float) -> VerifyResult:
@@ -205,7 +228,8 @@ def judge(result, model_path, samples, compiled, rtol: float) -> VerifyResult:
     refs = [onnxruntime_outputs(model_path, s) for s in samples]
     floors = {n: FP16_MIN_SNR_DB for n in out_names}
     if precision == "int8-weights":
-        own = int8_weights_snr(result.graph, samples, refs, out_names)
+        act = getattr(getattr(result, "coreml", None), "activation_params", None)
+        own = int8_weights_snr(result.graph, samples, refs, out_names, act)
         floors = {n: own[n] - INT8_SNR_MARGIN_DB for n in out_names}
         result.report["edgec_int8_weights_snr_db"] = {n: round(v, 3) for n, v in own.items()}
     comparisons, stacked = [], {}
