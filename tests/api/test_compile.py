@@ -194,5 +194,3 @@ def test_legacy_fallback_is_a_warning_and_silent(capfd):
     assert any("legacy exporter traced it" in w for w in compiled.warnings)
     out, err = capfd.readouterr()
     assert "graph" not in out + err and "Warning" not in out + err  # quiet: nothing printed
-    with pytest.warns(edgec.EdgecWarning, match="legacy exporter"):
-        edgec.compile(Branchy(), example_inputs=torch.ones(1, 4), quiet=False)
