@@ -45,8 +45,21 @@ def test_notebook_tables_escape_and_show_the_plan():
     assert "generic-fp32" in html and "<svg" in html and f"{compiled.report.arena_bytes:,}" in html
     text = str(compiled.report.__rich__())  # plain text when rich is not installed
     assert "arena_bytes" in text or hasattr(compiled.report.__rich__(), "columns")
-    assert "<script>" not in edgec.compile(DIGITS, "generic-fp32",
-                                           prefix="evil")._repr_html_()
+
+
+
+def test_notebook_tables_escape_model_names():
+    from onnx import TensorProto, helper
+
+    name = "<script>alert(1)</script>"
+    graph = helper.make_graph([helper.make_node("Relu", [name], ["y"])], "g",
+                              [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    compiled = edgec.compile(model, "generic-fp32")
+    assert compiled.report.inputs[0]["name"] == name
+    assert "<script>" not in compiled._repr_html_()
+    assert "&lt;script&gt;" in compiled.report._repr_html_()
 
 
 def test_cli_and_api_write_identical_folders(tmp_path):
