@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgec.api.model import ModelSource, temporary_model_dir
-from edgec.api.options import _to_numpy
+from edgec.api.options import to_numpy
 from edgec.api.report import Report
 from edgec.compiler import CompileOptions, CompileResult, write_output
 from edgec.errors import DataError, EdgecError, TargetError
@@ -78,16 +78,16 @@ class Compiled:
         if isinstance(inputs, (str, os.PathLike)):
             return load_inputs(inputs, g)
         if isinstance(inputs, dict):
-            data = {str(k): _to_numpy(v, f"inputs[{k!r}]") for k, v in inputs.items()}
+            data = {str(k): to_numpy(v, f"inputs[{k!r}]") for k, v in inputs.items()}
         elif isinstance(inputs, (list, tuple)):
             names = g.meta.get("input_names") or [v.name for v in g.inputs]
             if len(inputs) != len(names):
                 raise DataError(f"inputs holds {len(inputs)} arrays but the model has "
                                 f"{len(names)} inputs")
-            data = {n: _to_numpy(v, f"inputs[{i}]") for i, (n, v) in
+            data = {n: to_numpy(v, f"inputs[{i}]") for i, (n, v) in
                     enumerate(zip(names, inputs))}
         else:
-            data = _to_numpy(inputs, "inputs")
+            data = to_numpy(inputs, "inputs")
         return inputs_from_arrays(data, g)
 
     def verify(self, inputs=None, *, seed: int = 0, rtol: float = DEFAULT_RTOL,

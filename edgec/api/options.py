@@ -111,7 +111,7 @@ def make_options(target: str, input_shapes=None, calib=None, input_names=None,
     return opts
 
 
-def _to_numpy(x, where: str) -> np.ndarray:
+def to_numpy(x, where: str) -> np.ndarray:
     """A tensor or array-like as numpy (torch tensors via .detach().cpu())."""
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor; torch stays unimported
         x = x.detach().cpu().numpy()
@@ -128,16 +128,16 @@ def _batch(item, names: list[str], where: str) -> dict[str, np.ndarray]:
     """One batch as {input name: array}: a dict by name, an array (single-input models), or
     a tuple/list whose first len(inputs) items are the inputs (labels after them ignored)."""
     if isinstance(item, Mapping):
-        return {str(k): _to_numpy(v, f"{where}[{quote(k)}]") for k, v in item.items()}
+        return {str(k): to_numpy(v, f"{where}[{quote(k)}]") for k, v in item.items()}
     if isinstance(item, (tuple, list)):
         if len(item) < len(names):
             raise DataError(f"{where} holds {len(item)} item(s) but the model has "
                             f"{len(names)} inputs")
-        return {n: _to_numpy(v, f"{where}[{i}]") for i, (n, v) in enumerate(zip(names, item))}
+        return {n: to_numpy(v, f"{where}[{i}]") for i, (n, v) in enumerate(zip(names, item))}
     if len(names) != 1:
         raise DataError(f"{where} is one array but the model has {len(names)} inputs; give "
                         "dicts keyed by input name")
-    return {names[0]: _to_numpy(item, where)}
+    return {names[0]: to_numpy(item, where)}
 
 
 def calibration_batches(calib, input_names: list[str]) -> list[dict[str, np.ndarray]]:
