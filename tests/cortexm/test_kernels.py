@@ -41,8 +41,10 @@ def weights(rng, shape):
     return rng.integers(-127, 128, shape).astype(np.int8)
 
 
-def c_requant_args(per_channel: bool, y_zp: int, lo: int, hi: int) -> str:
-    return f"mult, shift, {int(per_channel)}, {y_zp}, {lo}, {hi}"
+def c_requant_args(per_channel: bool, y_zp: int, lo: int, hi: int, acc30: bool = False) -> str:
+    """The requantisation arguments; `acc30`: the DSP kernels' EDGEC_CM_ACC30 flag (the
+    cases' accumulators stay far below 2^30)."""
+    return f"mult, shift, {int(per_channel) | (2 if acc30 else 0)}, {y_zp}, {lo}, {hi}"
 
 
 @pytest.mark.parametrize("target", ["cortex-m4-int8", "cortex-m55-int8"])
@@ -85,7 +87,8 @@ def test_gemm_bit_exact(tmp_path, header, fn, target, rows, k, n):
     dsp = fn == "edgec_cm"  # DSP: int16-pair weights packed at compile time, scratch
     scratch = ", (int32_t *)(void *)kcase_scratch" if dsp else ""
     body = (f"    {fn}_gemm_s8(x, {rows}, {k}, w, {n}, bias, "
-            f"{c_requant_args(per_channel, y_zp, lo, hi)}, kcase_out{scratch});")
+            f"{c_requant_args(per_channel, y_zp, lo, hi, dsp and rows % 2 == 1)}, "
+            f"kcase_out{scratch});")
     got, _ = run_case(tmp_path, target, header,
                       {"x": x, "w": pack_dsp_gemm_weights(w) if dsp else w, "bias": bias,
                        "mult": mult, "shift": shift}, rows * n, body,
@@ -157,7 +160,8 @@ def test_depthwise_bit_exact(tmp_path, header, fn, target, case):
     body = "\n".join([
         geometry_c(geo, h, wd, c, oh, ow, c, k[0], k[1], stride, dilation, pads),
         (f"    {fn}_depthwise_s8(&g, x, {x_zp}, w, bias, bias_raw, "
-         f"{c_requant_args(per_channel, y_zp, lo, hi)}, kcase_out);")])
+         f"{c_requant_args(per_channel, y_zp, lo, hi, fn == 'edgec_cm' and h % 2 == 1)}, "
+         "kcase_out);")])
     got, _ = run_case(tmp_path, target, header, arrays, acc.size, body)
     np.testing.assert_array_equal(got.reshape(want.shape), want)
 
@@ -193,18 +197,20 @@ def test_general_conv_bit_exact(tmp_path, header, fn, target, case):
     body = "\n".join([
         geometry_c(geo, h, wd, cin, oh, ow, m, k[0], k[1], stride, dilation, pads),
         (f"    {fn}_conv_s8(&g, x, {x_zp}, w, bias, "
-         f"{c_requant_args(per_channel, y_zp, lo, hi)}, kcase_out, {scratch});")])
+         f"{c_requant_args(per_channel, y_zp, lo, hi, dsp and h % 2 == 0)}, "
+         f"kcase_out, {scratch});")])
     got, _ = run_case(tmp_path, target, header, {"x": x, "w": w_packed, "bias": bias, "mult": mult,
                                                      "shift": shift}, acc.size, body,
                       scratch=2 * kk + 4 + 4 * dsp_scratch_words(kk, m))
     np.testing.assert_array_equal(got.reshape(want.shape), want)
 
 
-@pytest.mark.parametrize("full_range", [True, False])
-def test_dsp_requantisation_fast_path_is_exact(tmp_path, full_range):
+@pytest.mark.parametrize("full_range,acc30", [(True, False), (False, False), (True, True)])
+def test_dsp_requantisation_fast_path_is_exact(tmp_path, full_range, acc30):
     """edgec_cm_dsp_rq (the DSP kernels' 32-bit requantisation for shifts in [-31, -2])
     against edgec/qmath.py's requantisation: every such shift, extreme and random
-    accumulators and multipliers, a zero point, the full int8 range or a narrower clamp."""
+    accumulators and multipliers, a zero point, the full int8 range or a narrower clamp;
+    `acc30`: the SMMULR form for accumulators below 2^30 (then within +-(2^30 - 1))."""
     rng = np.random.default_rng(5)
     shifts = np.repeat(np.arange(-31, -1), 60).astype(np.int32)
     mults = rng.integers(1 << 30, (1 << 31) - 1, shifts.size, dtype=np.int64).astype(np.int32)
@@ -213,13 +219,15 @@ def test_dsp_requantisation_fast_path_is_exact(tmp_path, full_range):
     accs[::7] = rng.integers(-5000, 5000, accs[::7].size)
     accs[::11] = -(1 << 31)
     accs[::13] = (1 << 31) - 1
+    if acc30:
+        accs = np.clip(accs, -(1 << 30) + 1, (1 << 30) - 1)
     accs = accs.astype(np.int32)
     y_zp, lo, hi = (-3, -128, 127) if full_range else (7, -20, 90)
     want = qmath.requantize(accs.astype(np.int64), mults, shifts, y_zp, lo, hi).astype(np.int8)
     body = "\n".join([
         f"    for (int i = 0; i < {accs.size}; ++i) {{",
         (f"        kcase_out[i] = edgec_cm_dsp_rq(acc[i], mult[i], shift[i], {y_zp}, {lo}, "
-         f"{hi}, {int(full_range)});"),
+         f"{hi}, {int(full_range)}, {int(acc30)});"),
         "    }"])
     got, _ = run_case(tmp_path, "cortex-m4-int8", "edgec_cm_dsp.h",
                       {"acc": accs, "mult": mults, "shift": shifts}, accs.size, body)

@@ -79,15 +79,18 @@ def cortexm_params(node, target, p: dict) -> dict:
     if "rq_shift" in p:  # per-channel shifts: the kernels read int32
         out["cm_shift"] = ConstArray(np.asarray(p["rq_shift"].data, np.int32), "rq_shift")
         del out["rq_shift"]
+    bias_eff = np.asarray(p["bias_eff"].data, np.int64)
     if kind == "depthwise":  # + the layer's own bias, where border pixels start
         w = np.asarray(p["weights"].data)
         x_zp = int(node.attrs["x_zero_point"])
-        bias = np.asarray(p["bias_eff"].data, np.int64) \
-            + x_zp * w.reshape(-1, w.shape[-1]).astype(np.int64).sum(0)
+        w_sum = w.reshape(-1, w.shape[-1]).astype(np.int64)
+        bias = bias_eff + x_zp * w_sum.sum(0)
         out["cm_bias"] = ConstArray(bias.astype(np.int32), "bias")
         if target.isa == DSP:
             del out["weights"]
             out["cm_w"] = ConstArray(pack_dsp_depthwise_weights(w), "w_smla")
+            out["cm_acc30"] = accumulators_below_2_30(np.maximum(abs(bias_eff), abs(bias)),
+                                                      np.abs(w_sum).sum(0))
         return out
     if target.isa != DSP:
         return out
@@ -95,7 +98,17 @@ def cortexm_params(node, target, p: dict) -> dict:
     rows = np.asarray(p["weights"].data).reshape(channels, -1)  # [N][K]
     del out["weights"]
     out["cm_w"] = ConstArray(pack_dsp_gemm_weights(rows), "w_smlad")
+    out["cm_acc30"] = accumulators_below_2_30(abs(bias_eff),
+                                              np.abs(rows.astype(np.int64)).sum(1))
     return out
+
+
+def accumulators_below_2_30(bias_abs: np.ndarray, w_abs_sum: np.ndarray) -> bool:
+    """True when every accumulator of the layer stays below 2^30 in magnitude: |bias| plus
+    255 (the largest |x| or |x - x_zp| a DSP kernel multiplies) times the channel's sum of
+    |w| (edgec_cm_dsp.h's EDGEC_CM_ACC30: requantisation by one SMMULR)."""
+    bound = np.asarray(bias_abs, np.int64) + 255 * np.asarray(w_abs_sum, np.int64)
+    return bool(bound.size == 0 or int(bound.max()) < 2**30)
 
 
 def runtime_headers(target) -> tuple[str, ...]:

@@ -28,7 +28,8 @@
  *     caller-provided scratch of 2 K bytes, then the GEMM kernel runs its 2 x 2 blocks.
  *
  * Requantisation parameters: `mult`/`shift` hold one value per output channel when
- * `per_channel` is non-zero, one for all channels otherwise.
+ * `per_channel` has EDGEC_CM_PER_CHANNEL set, one for all channels otherwise; its bit
+ * EDGEC_CM_ACC30 says the layer's accumulators stay below 2^30 in magnitude.
  */
 #ifndef EDGEC_CM_DSP_H
 #define EDGEC_CM_DSP_H
@@ -79,13 +80,25 @@ static inline int32_t edgec_cm_odd(int32_t v)
  * With e >= 2, |u >> (e-1)| <= 2^30, so the zero point folds in as ((t + 1 + 2 zp) >> 1)
  * without overflow, and one SSAT clamps to int8. Other shifts go through
  * edgec_cm_requant (the kernels check the layer's shifts once per call). */
-static inline int32_t edgec_cm_dsp_scale(int32_t acc, int32_t mult, int32_t shift,
-                                         int32_t zp_twice_plus_one)
+static inline __attribute__((always_inline)) int32_t edgec_cm_dsp_scale(
+    int32_t acc, int32_t mult, int32_t shift, int32_t zp_twice_plus_one, int acc30)
 {
-    const int32_t v = (int32_t)(((int64_t)acc * (int64_t)mult + ((int64_t)1 << 30)) >> 31);
-    const int32_t t = (v - (int32_t)((uint32_t)v >> 31)) >> (-shift - 1);
+    int32_t v, t;
+    if (acc30) { /* |acc| < 2^30: SMMULR(2 acc, mult) = (2 acc mult + 2^31) >> 32 is v */
+        __asm__("smmulr %0, %1, %2" : "=r"(v) : "r"(acc * 2), "r"(mult));
+    } else {
+        v = (int32_t)(((int64_t)acc * (int64_t)mult + ((int64_t)1 << 30)) >> 31);
+    }
+    t = (v - (int32_t)((uint32_t)v >> 31)) >> (-shift - 1);
     return (t + zp_twice_plus_one) >> 1;
 }
+
+/* Bits of the `flags` argument of the DSP kernels: per-channel multipliers and shifts (else
+ * one of each), and accumulators known at compile time to stay below 2^30 in magnitude
+ * (|bias| + 255 sum|w| < 2^30: the rounding doubling high multiply is then one SMMULR of
+ * the doubled accumulator). */
+#define EDGEC_CM_PER_CHANNEL 1
+#define EDGEC_CM_ACC30 2
 
 /* 1 when every shift of the layer is in [-31, -2] (edgec_cm_dsp_scale's range). */
 static inline int edgec_cm_dsp_fast_shifts(const int32_t *shift, int32_t count)
@@ -103,7 +116,7 @@ static inline int8_t edgec_cm_out(int32_t acc, const int32_t *mult, const int32_
                                   int32_t n, int per_channel, int32_t y_zp, int32_t act_min,
                                   int32_t act_max)
 {
-    const int32_t c = per_channel ? n : 0;
+    const int32_t c = (per_channel & EDGEC_CM_PER_CHANNEL) ? n : 0;
     return (int8_t)edgec_cm_requant(acc, mult[c], (int)shift[c], y_zp, act_min, act_max);
 }
 
@@ -227,17 +240,18 @@ static inline __attribute__((always_inline)) void edgec_cm_requant_rows2(
     int per_channel, int32_t y_zp, int32_t act_min, int32_t act_max, int full_range,
     int two, int8_t *y0)
 {
-    const int32_t step = per_channel ? 1 : 0;
+    const int32_t step = (per_channel & EDGEC_CM_PER_CHANNEL) ? 1 : 0;
+    const int acc30 = (per_channel & EDGEC_CM_ACC30) != 0;
     const int32_t zp2 = 2 * y_zp + 1;
     int32_t n;
     for (n = 0; n < n_out; ++n) {
-        int32_t v0 = __ssat(edgec_cm_dsp_scale(acc[0], *mult, *shift, zp2), 8);
+        int32_t v0 = __ssat(edgec_cm_dsp_scale(acc[0], *mult, *shift, zp2, acc30), 8);
         if (!full_range) {
             v0 = v0 < act_min ? act_min : (v0 > act_max ? act_max : v0);
         }
         y0[n] = (int8_t)v0;
         if (two) {
-            int32_t v1 = __ssat(edgec_cm_dsp_scale(acc[1], *mult, *shift, zp2), 8);
+            int32_t v1 = __ssat(edgec_cm_dsp_scale(acc[1], *mult, *shift, zp2, acc30), 8);
             if (!full_range) {
                 v1 = v1 < act_min ? act_min : (v1 > act_max ? act_max : v1);
             }
@@ -266,7 +280,8 @@ static inline void edgec_cm_gemm_s8(const int8_t *x, int32_t rows, int32_t k,
     const int32_t k8 = EDGEC_CM_GEMM_K_ROUND(k);
     int32_t *const xs = scratch;
     int32_t *const acc = scratch + k8;
-    const int fast = edgec_cm_dsp_fast_shifts(shift, per_channel ? n_out : 1);
+    const int fast = edgec_cm_dsp_fast_shifts(
+        shift, (per_channel & EDGEC_CM_PER_CHANNEL) ? n_out : 1);
     const int full_range = act_min == -128 && act_max == 127;
     int32_t r, n;
     for (r = 0; r < rows; r += 2) {
@@ -308,9 +323,9 @@ typedef struct edgec_cm_conv_geometry {
  * (`full_range`: [-128, 127], SSAT alone). */
 static inline __attribute__((always_inline)) int8_t edgec_cm_dsp_rq(
     int32_t acc, int32_t mult, int32_t shift, int32_t y_zp, int32_t act_min, int32_t act_max,
-    int full_range)
+    int full_range, int acc30)
 {
-    int32_t v = __ssat(edgec_cm_dsp_scale(acc, mult, shift, 2 * y_zp + 1), 8);
+    int32_t v = __ssat(edgec_cm_dsp_scale(acc, mult, shift, 2 * y_zp + 1, acc30), 8);
     if (!full_range) {
         v = v < act_min ? act_min : (v > act_max ? act_max : v);
     }
@@ -431,9 +446,11 @@ static inline __attribute__((always_inline)) void edgec_cm_depthwise_s8(
     const size_t row_step = (size_t)dilation_h * (size_t)in_w * (size_t)c_all;
     const size_t col_step = (size_t)dilation_w * (size_t)c_all;
     const int32_t zp_pair = (int32_t)(((uint32_t)x_zp & 0xFFFFu) | ((uint32_t)x_zp << 16));
-    const int fast = edgec_cm_dsp_fast_shifts(shift, per_channel ? c_all : 1);
+    const int fast = edgec_cm_dsp_fast_shifts(
+        shift, (per_channel & EDGEC_CM_PER_CHANNEL) ? c_all : 1);
+    const int acc30 = (per_channel & EDGEC_CM_ACC30) != 0;
     const int full_range = act_min == -128 && act_max == 127;
-    const int32_t step = per_channel ? 1 : 0;
+    const int32_t step = (per_channel & EDGEC_CM_PER_CHANNEL) ? 1 : 0;
     int32_t oy, ox;
     for (oy = 0; oy < out_h; ++oy) {
         const int32_t iy0 = oy * stride_h - pad_top;
@@ -482,13 +499,13 @@ static inline __attribute__((always_inline)) void edgec_cm_depthwise_s8(
                         for (j = 0; j < 4; ++j) {
                             out[c + j] = edgec_cm_dsp_rq(sums[j], mult[(c + j) * step],
                                                          shift[(c + j) * step], y_zp, act_min,
-                                                         act_max, 1);
+                                                         act_max, 1, acc30);
                         }
                     } else if (fast) {
                         for (j = 0; j < 4; ++j) {
                             out[c + j] = edgec_cm_dsp_rq(sums[j], mult[(c + j) * step],
                                                          shift[(c + j) * step], y_zp, act_min,
-                                                         act_max, 0);
+                                                         act_max, 0, acc30);
                         }
                     } else {
                         for (j = 0; j < 4; ++j) {
