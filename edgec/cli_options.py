@@ -89,6 +89,9 @@ def add_quant_args(p: argparse.ArgumentParser):
     q.add_argument("--tflite-io", choices=("float", "int8"), default="float",
                    help="tflite-int8: the model's inputs/outputs as float (a QUANTIZE and "
                         "DEQUANTIZE inside; default) or int8 (docs/tflite.md)")
+    q.add_argument("--int8-softmax", action="store_true",
+                   help="int8 targets: a last-axis Softmax in int8, bit-exact with TFLite's "
+                        "int8 SOFTMAX (output scale 1/256); default: it stays float")
 
 
 def _floats(text: str, flag: str) -> tuple[float, ...]:
@@ -126,7 +129,7 @@ def quant_options(args) -> dict:
             "calib_percentile": args.calib_percentile, "calib_limit": args.calib_limit,
             "preprocess": image_preprocess(args), "keep_float": tuple(args.keep_float),
             "auto_mixed_precision": args.auto_mixed_precision, "target_snr": args.target_snr,
-            "tflite_io": args.tflite_io}
+            "tflite_io": args.tflite_io, "int8_softmax": args.int8_softmax}
 
 
 def compile_options(args):

@@ -26,13 +26,14 @@ import numpy as np
 
 from edgec.codegen.tflite.flatbuf import ModelBuilder
 from edgec.codegen.tflite.ops_conv import lower_conv, lower_gemm
+from edgec.codegen.tflite.ops_int8 import LOWERINGS as INT8_LOWERINGS
 from edgec.codegen.tflite.ops_misc import LOWERINGS, reshape
 from edgec.errors import UnsupportedError
 
 TO_NHWC = [0, 2, 3, 1]
 TO_NCHW = [0, 3, 1, 2]
 TABLE = {"Conv": lower_conv, "QConv": lower_conv, "Gemm": lower_gemm, "QGemm": lower_gemm,
-         **LOWERINGS}
+         **LOWERINGS, **INT8_LOWERINGS}
 
 
 def _perm(node) -> list[int]:

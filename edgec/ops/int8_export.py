@@ -10,6 +10,7 @@ which hands its writer to `to_qdq`; vocabulary in int8_facet.py):
   QRequantize  DQ -> Clip -> Q with the new parameters
   QLookup      exact: Gather(table, int32(x) + 128)
   QPRelu       DQ -> PRelu(slopes along the last axis) -> Clip -> Q
+  QSoftmax     DQ -> Softmax(last axis) -> Q(1/256, -128)
 """
 
 from __future__ import annotations
@@ -178,6 +179,19 @@ class QLookupExport(Int8Facet):
         return True
 
 
+class QSoftmaxExport(Int8Facet):
+    """QSoftmax: a float Softmax over the last axis between DQ and Q (TFLite's fixed output
+    parameters; onnxruntime's float result can differ from the integer kernel by an LSB)."""
+
+    category = "requantize"
+
+    def to_qdq(self, op, node: Node, writer) -> bool:
+        """DQ(x) -> Softmax(axis=-1) -> Q(1/256, -128)."""
+        y = writer.add("Softmax", [_dq_input(writer, node, 0, "x")], axis=-1)
+        writer.q(y, np.float32(1.0 / 256.0), np.int8(-128), node.output.name)
+        return True
+
+
 QCONV_EXPORT = QConvExport("qconv")
 QGEMM_EXPORT = QGemmExport("qgemm")
 QADD_EXPORT = QBinaryExport("qadd", "Add")
@@ -188,3 +202,4 @@ QGLOBAL_AVERAGE_POOL_EXPORT = QPoolExport("qglobalaveragepool", global_pool=True
 QREQUANTIZE_EXPORT = QRequantizeExport("qrequantize")
 QPRELU_EXPORT = QPReluExport("qprelu")
 QLOOKUP_EXPORT = QLookupExport("qlookup")
+QSOFTMAX_EXPORT = QSoftmaxExport("qsoftmax")

@@ -18,6 +18,7 @@ from edgec.ir import Node, TensorType
 from edgec.ops import prune_facet
 from edgec.ops.base import Attr, OpDef, QuantRule, in_type
 from edgec.ops.common import FLOATS, require_dtypes
+from edgec.ops.quantized_softmax import SOFTMAX_INT8
 from edgec.ops.reduce import canonical_axes
 from edgec.ops.registry import register_op
 
@@ -27,7 +28,7 @@ class SoftmaxFamily(OpDef):
 
     attrs = {"axes": Attr("ints")}
     dtypes = FLOATS
-    quant = QuantRule.FLOAT_ONLY  # an int8 lookup-table path comes later
+    quant = QuantRule.FLOAT_ONLY  # Softmax itself: int8 with --int8-softmax (QSoftmax)
 
     def prune_flow(self, node: Node, in_axes):
         """Prune facet: normalising over other axes keeps channels; over the channel axis
@@ -72,6 +73,8 @@ class SoftmaxFamily(OpDef):
 @register_op("Softmax")
 class Softmax(SoftmaxFamily):
     """ONNX Softmax: exp(x - max) / sum(exp(x - max)) over `axes`."""
+
+    quant = SOFTMAX_INT8  # float32 unless QuantOptions.int8_softmax (quantized_softmax.py)
 
     def np_fn(self, x, axes):
         e = np.exp(x - np.max(x, axis=axes, keepdims=True))

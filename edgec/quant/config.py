@@ -18,11 +18,14 @@ class QuantOptions:
     keep_float: node names or op types that stay float32 (a "float island": Dequantize
     before, Quantize after). mode "static": int8 activations from calibration; "dynamic":
     int8 weights of Gemm/MatMul, activations quantised at run time (no calibration).
+    int8_softmax: last-axis Softmax becomes QSoftmax, TFLite's int8 SOFTMAX (`--int8-softmax`,
+    edgec/ops/quantized_softmax.py); off: it stays float.
     """
 
     calibration: Calibration | None = None
     keep_float: tuple[str, ...] = ()
     mode: str = "static"
+    int8_softmax: bool = False
 
     def keeps_float(self, node_name: str, op: str) -> bool:
         """True when `--keep-float` names this node or its op type."""

@@ -131,7 +131,7 @@ def quantize_graph(g: Graph, target, options
                                               keep)
             keep = keep + tuple(chosen)
             report["auto_mixed_precision"] = amp
-        qopts = QuantOptions(cal, keep)
+        qopts = QuantOptions(cal, keep, int8_softmax=options.int8_softmax)
     pass_options = PassOptions(quant=qopts)
     pm = PassManager(list(target.quant_pipeline), verify_each=options.verify_each,
                      dump_dir=options.dump_ir, disabled=set(options.disabled_passes),

@@ -63,7 +63,7 @@ def test_every_int8_op_the_passes_emit_exports_as_qdq():
     """export-qdq writes each int8 op through its facet (DQ -> float op -> Q), none as
     itself: ONNX has no QConv."""
     emitted = ("QConv", "QGemm", "QMatMul", "QAdd", "QMul", "QAveragePool",
-               "QGlobalAveragePool", "QRequantize", "QLookup", "QPRelu")
+               "QGlobalAveragePool", "QRequantize", "QLookup", "QPRelu", "QSoftmax")
     for name in emitted:
         facet = all_ops()[name].quant
         assert type(facet).to_qdq is not Int8Facet.to_qdq, f"{name} has no QDQ form"

@@ -19,16 +19,17 @@ pytest.importorskip("ai_edge_litert.schema_py_generated")
 ZOO = ["digits_cnn", "dscnn", "resnet8",
        pytest.param("mobilenetv2", marks=pytest.mark.slow)]  # mobilenetv2: ~16 s to compile
 FLOAT_SOFTMAX = {"dscnn", "resnet8"}  # int8 logits -> DEQUANTIZE -> float SOFTMAX
-_SECTIONS: dict[tuple[str, str], dict] = {}
+_SECTIONS: dict[tuple[str, str, bool], dict] = {}
 
 
-def sections(zoo_dir, name: str, io: str = "float") -> dict:
+def sections(zoo_dir, name: str, io: str = "float", int8_softmax: bool = False) -> dict:
     """compat_sections of the zoo model's tflite-int8 file (compiled once per session)."""
-    if (name, io) not in _SECTIONS:
-        options = CompileOptions(target="tflite-int8", tflite_io=io)
+    key = (name, io, int8_softmax)
+    if key not in _SECTIONS:
+        options = CompileOptions(target="tflite-int8", tflite_io=io, int8_softmax=int8_softmax)
         result = compile_model(zoo_dir / f"{name}.onnx", options)
-        _SECTIONS[name, io] = compat_sections(tflite_bytes(result.files))
-    return _SECTIONS[name, io]
+        _SECTIONS[key] = compat_sections(tflite_bytes(result.files))
+    return _SECTIONS[key]
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -71,12 +72,15 @@ def test_zoo_int8_io_gpu_and_nnapi(zoo_dir, name):
         assert refused == []
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
-    strict=True, reason="issue 14: 100% at NNAPI 1.2 needs an int8 SOFTMAX (the float one "
-                        "keeps an asymmetric int8 DEQUANTIZE)")) for n in sorted(FLOAT_SOFTMAX)])
+@pytest.mark.parametrize("name", sorted(FLOAT_SOFTMAX))
 def test_zoo_int8_io_nnapi_12_takes_everything(zoo_dir, name):
-    s = sections(zoo_dir, name, "int8")
-    assert s["nnapi"]["accepted"]["29"] == s["nnapi"]["operators"]
+    """--tflite-io int8 --int8-softmax: the Softmax is an int8 SOFTMAX (no DEQUANTIZE left),
+    and NNAPI 1.2, 1.3 and the GPU delegate take every operator."""
+    s = sections(zoo_dir, name, "int8", int8_softmax=True)
+    ops = [row["op"] for row in s["nnapi"]["ops"]]
+    assert ops[-1] == "SOFTMAX" and "DEQUANTIZE" not in ops and "QUANTIZE" not in ops
+    assert s["nnapi"]["accepted"]["29"] == s["nnapi"]["accepted"]["30"] == len(ops)
+    assert s["gpu"]["accepted"] == len(ops)
 
 
 def test_report_nnapi_prints_table_and_json_sections(zoo_dir, capfd):
