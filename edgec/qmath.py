@@ -1,20 +1,26 @@
-"""Fixed-point requantisation, exactly as TFLite's int8 reference kernels round.
+"""Fixed-point requantisation, exactly as TFLite's int8 kernels round.
 
 A real multiplier M (e.g. input_scale * weight_scale / output_scale) is stored as a 32-bit
 fixed-point mantissa q (Q0.31, in [2^30, 2^31)) and a power-of-two exponent `shift`:
-M ~= q * 2^(shift - 31). Applying it to an int32 accumulator x is one 64-bit product and one
-rounding shift:
+M ~= q * 2^(shift - 31). Applying it to an int32 accumulator x is TFLite's
+MultiplyByQuantizedMultiplier, which rounds twice:
 
-    y = (x * q + 2^(30 - shift)) >> (31 - shift)      (arithmetic shift)
+    left = max(shift, 0), right = max(-shift, 0)
+    h = SaturatingRoundingDoublingHighMul(x * 2^left, q) = floor((x * 2^left * q + 2^30) / 2^31)
+    y = RoundingDivideByPOT(h, right)  (h / 2^right, ties away from zero)
 
-i.e. round(x * q * 2^(shift - 31)) with ties rounded upwards. This is the arithmetic of
-TFLite's reference `MultiplyByQuantizedMultiplier` built with TFLITE_SINGLE_ROUNDING (the
-variant TFLite Micro's optimised kernels agree with). We chose it over the older double
-rounding (a rounding doubling high multiply followed by a second rounding shift) because a
-single rounding is closer to the exact product: the double form is off by one on about
-0.3% of outputs whenever the first rounding lands on a tie of the second, which is also
-the classic reference-vs-optimised off-by-one. Every shift is in [-31, 30], so the product
-and the rounding term fit in int64.
+TFLite's integer scheme is the specification edgec follows (issue #14: a .tflite from edgec
+must give LiteRT's and TFLite Micro's bits), and LiteRT and TFLite Micro are built with this
+double rounding (TFLITE_SINGLE_ROUNDING is off by default; CMSIS-NN follows the same default).
+edgec used the single rounding round(x * q * 2^(shift - 31)) before; the two differ by one on
+~0.1-0.4% of a convolution's outputs (when h lands on a tie of the second rounding), which
+is why edgec now rounds twice. `x * 2^left` wraps in int32 as two's complement (TFLite's C++
+leaves it undefined; it only happens for multipliers >= 1 on accumulators near 2^31 / 2^left).
+Every shift is in [-31, 30].
+
+Multipliers are derived as TFLite derives them from the file's float scales: the real
+multiplier in float64 from the float32 scales (`conv_real_multipliers`), then frexp and a
+rounding half away from zero (`quantize_multiplier`), one (multiplier, shift) per channel.
 
 These functions are vectorised over int64 numpy arrays and are the single definition of the
 bits: the int8 reference interpreter calls them, and codegen/c/runtime/edgec_qmath.h is a
@@ -74,25 +80,41 @@ def quantize_multiplier_list(reals) -> tuple[list[int], list[int]]:
     return [int(v) for v in q], [int(v) for v in s]
 
 
+def saturating_rounding_doubling_high_mul(x, multiplier) -> np.ndarray:
+    """TFLite's SaturatingRoundingDoublingHighMul: round(x * m / 2^31), ties upwards (int64
+    arrays out). Saturates only for x == m == -2^31, which edgec's multipliers (>= 0) never
+    are."""
+    x = np.asarray(x, dtype=np.int64)
+    m = np.asarray(multiplier, dtype=np.int64)
+    both_min = (x == INT32_MIN) & (m == INT32_MIN)
+    return np.where(both_min, INT32_MAX, (x * m + (np.int64(1) << 30)) >> 31)
+
+
+def wrap_int32(x) -> np.ndarray:
+    """Two's complement wrap of int64 values into int32's range (int64 arrays out)."""
+    x = np.asarray(x, dtype=np.int64)
+    return ((x - INT32_MIN) & np.int64(0xFFFFFFFF)) + INT32_MIN
+
+
 def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
-    """TFLite's single-rounding MultiplyByQuantizedMultiplier (int64 arrays out).
+    """TFLite's (double-rounding) MultiplyByQuantizedMultiplier (int64 arrays out).
 
     `multiplier` and `shift` broadcast against `x` (per-channel requantisation passes arrays
-    shaped to the channel axis). |x| must be below 2^31 (an int32 accumulator); the result
-    saturates to int32, as the C and SIMD kernels do.
+    shaped to the channel axis). x must be an int32 value (an accumulator).
     """
     x = np.asarray(x, dtype=np.int64)
-    q = np.asarray(multiplier, dtype=np.int64)
-    total = np.int64(31) - np.asarray(shift, dtype=np.int64)
-    if np.any((total < 1) | (total > 62)):
+    shift = np.asarray(shift, dtype=np.int64)
+    if np.any((shift < -31) | (shift > 30)):
         raise ValueError("shift must be in [-31, 30]")
-    rounding = np.int64(1) << (total - 1)
-    return np.clip((x * q + rounding) >> total, INT32_MIN, INT32_MAX)  # saturated to int32
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    high = saturating_rounding_doubling_high_mul(wrap_int32(x << left), multiplier)
+    return rounding_divide_by_pot(high, right)
 
 
 def rounding_divide_by_pot(x, exponent) -> np.ndarray:
-    """x / 2^exponent rounded to nearest, ties away from zero (TFLite's RoundingDivideByPOT;
-    used by ops that divide by powers of two, not by requantisation)."""
+    """x / 2^exponent rounded to nearest, ties away from zero (TFLite's RoundingDivideByPOT:
+    the second rounding of requantisation, and ops that divide by powers of two)."""
     x = np.asarray(x, dtype=np.int64)
     exponent = np.asarray(exponent, dtype=np.int64)
     mask = (np.int64(1) << exponent) - 1

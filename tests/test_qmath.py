@@ -22,27 +22,47 @@ def test_quantize_multiplier_round_trips():
 def test_hand_worked_rounding():
     q, s = qmath.quantize_multiplier(0.5)
     assert (q, s) == (1 << 30, 0)
-    # One rounding, ties upwards: 1.5 -> 2 but -1.5 -> -1.
+    # shift 0: one rounding (the doubling high multiply), ties upwards: 1.5 -> 2, -1.5 -> -1.
     assert qmath.multiply_by_quantized_multiplier(3, q, s) == 2
     assert qmath.multiply_by_quantized_multiplier(-3, q, s) == -1
     q, s = qmath.quantize_multiplier(0.25)
-    # 5 * 0.25 = 1.25 -> 1 (the old double rounding gave 2); -6 * 0.25 = -1.5 -> -1.
-    assert qmath.multiply_by_quantized_multiplier(5, q, s) == 1
-    assert qmath.multiply_by_quantized_multiplier(-6, q, s) == -1
+    # TFLite's double rounding: 5 * 0.5 = 2.5 -> 3 (ties up), then 3 / 2 = 1.5 -> 2 (ties
+    # away from zero), although 5 * 0.25 = 1.25; -6 * 0.5 = -3 exactly, then -1.5 -> -2.
+    assert qmath.multiply_by_quantized_multiplier(5, q, s) == 2
+    assert qmath.multiply_by_quantized_multiplier(-6, q, s) == -2
+    assert qmath.multiply_by_quantized_multiplier(4, q, s) == 1
     q, s = qmath.quantize_multiplier(3.0)  # shift > 0: 7 * 3 = 21 exactly
     assert qmath.multiply_by_quantized_multiplier(7, q, s) == 21
     assert qmath.rounding_divide_by_pot(-5, 1) == -3 and qmath.rounding_divide_by_pot(5, 1) == 3
 
 
-def test_single_rounding_is_the_nearest_integer():
+def _tflite_mbqm_python_ints(x: int, q: int, s: int) -> int:
+    """TFLite's MultiplyByQuantizedMultiplier written out with Python integers (its C++:
+    SaturatingRoundingDoublingHighMul with the nudge and a division truncating to zero, then
+    RoundingDivideByPOT with mask and threshold)."""
+    left, right = max(s, 0), max(-s, 0)
+    a = x * (1 << left)
+    ab = a * q
+    nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
+    num = ab + nudge
+    high = abs(num) // (1 << 31) * (1 if num >= 0 else -1)  # C++ division: towards zero
+    mask = (1 << right) - 1
+    remainder = high & mask
+    threshold = (mask >> 1) + (1 if high < 0 else 0)
+    return (high >> right) + (1 if remainder > threshold else 0)
+
+
+def test_double_rounding_is_tflites_formula():
     rng = np.random.default_rng(3)
-    acc = rng.integers(-(1 << 24), 1 << 24, 20000)
-    for real in (0.0123, 0.5, 1.75, 3.1e-4):
+    acc = rng.integers(-(1 << 24), 1 << 24, 4000)
+    acc[:8] = [0, 1, -1, 5, -6, 3, -3, 1 << 23]
+    for real in (0.0123, 0.5, 0.25, 1.75, 3.1e-4, 0.7):
         q, s = qmath.quantize_multiplier(real)
-        exact = acc * (q * 2.0 ** (s - 31))  # the stored multiplier, applied exactly
         y = qmath.multiply_by_quantized_multiplier(acc, q, s)
-        assert np.all(np.abs(y - exact) <= 0.5)
-        assert np.all(y == np.floor(exact + 0.5))
+        want = [_tflite_mbqm_python_ints(int(x), q, s) for x in acc]
+        assert y.tolist() == want
+        exact = acc * (q * 2.0 ** (s - 31))  # within one of the exact product
+        assert np.all(np.abs(y - exact) <= 1.0)
 
 
 def test_requantize_close_to_real_multiplication():

@@ -151,7 +151,7 @@ def fixed_epilogue(multiplier, shift, y_zp: int, lo: int, hi: int, out_ctype: st
           "out_ctype": out_ctype, "per_channel": len(mult) > 1}
     if len(mult) > 1:
         rq["mult"] = ConstArray(np.asarray(mult, np.int32), "rq_mult")
-        if len(set(sh)) == 1:  # one shift for the layer (see requant_attrs): a literal
+        if len(set(sh)) == 1:  # one shift for the layer: a literal
             rq["shift_lit"] = sh[0]
         else:
             rq["shift"] = ConstArray(np.asarray(sh, np.int8), "rq_shift")

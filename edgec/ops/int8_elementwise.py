@@ -20,6 +20,7 @@ from edgec.ops.int8_scheme import (
     QMIN,
     activation_range,
     average_pool_attrs,
+    mean_requant_attrs,
     qadd_attrs,
     qmul_attrs,
     qprelu_attrs,
@@ -123,11 +124,11 @@ class GlobalAveragePoolInt8(Int8Facet):
         return "gap" if node.attrs.get("layout") == "NHWC" else None
 
     def quantize(self, op, node: Node, quantizer) -> Value:
-        """QGlobalAveragePool with multiplier x_scale / (y_scale * count)."""
+        """QGlobalAveragePool requantising the sum to the mean (TFLite MEAN's multiplier)."""
         xq = quantizer.int8_of(node.input(0), node)
         xp, yp = xq.quant, quantizer.params_of(node.output)
         count = int(np.prod(node.input(0).shape[1:-1]))
-        mult = requant_attrs([scale_of(xp) / (scale_of(yp) * count)])
+        mult = mean_requant_attrs(scale_of(xp), scale_of(yp), count)
         attrs = {"layout": node.attrs["layout"], "mode": "requantize", **mult,
                  "x_zero_point": zero_point_of(xp), "y_zero_point": zero_point_of(yp),
                  "x_scale": scale_of(xp), "y_scale": scale_of(yp)}
@@ -144,7 +145,7 @@ class GlobalAveragePoolInt8(Int8Facet):
         shape = xv.shape
         count = int(np.prod(shape[2:] if layout == "NCHW" else shape[1:-1]))
         attrs = {"layout": layout, "mode": "requantize",
-                 **requant_attrs([xs / (out.scale * count)]), "x_zero_point": xzp,
+                 **mean_requant_attrs(xs, out.scale, count), "x_zero_point": xzp,
                  **out.requant_attrs(), "x_scale": xs, "y_scale": out.scale}
         return out.graph.add_node("QGlobalAveragePool", [xv], attrs=attrs, name=node.name,
                                   before=out.before).output

@@ -26,7 +26,6 @@ PRE_ACTIVATION = "::pre"
 # Per-channel multipliers of one layer share a single shift when the channels' exponents are
 # at most this many bits apart: each mantissa then keeps >= 31 - 8 = 23 significant bits
 # (float32 precision), the layer stores no shift table and SIMD kernels shift by a constant.
-COMMON_SHIFT_MAX_GAP = 8
 
 
 # ------------------------------------------------------------------------------ parameters
@@ -63,23 +62,26 @@ def params_from_range(lo: float, hi: float) -> QuantParams:
 
 # ------------------------------------------------------------------------------ attributes
 def requant_attrs(real_multipliers) -> dict:
-    """{"multiplier": [...], "shift": [...]} for real multipliers (e.g. sx * sw[m] / sy).
-
-    When the exponents differ by at most COMMON_SHIFT_MAX_GAP bits, every channel is
-    expressed with the largest shift S: q'[m] = round_half_up(q[m] / 2^(S - s[m])), so that
-    q'[m] * 2^(S - 31) ~= q[m] * 2^(s[m] - 31). The result is what the kernels use, bit for
-    bit, in the reference and in C.
-    """
+    """{"multiplier": [...], "shift": [...]} for real multipliers (e.g. sx * sw[m] / sy), one
+    (multiplier, shift) per channel exactly as TFLite derives them from the same float
+    scales (qmath.quantize_multiplier): the .tflite edgec writes then requantises with the
+    bits of edgec's reference and C. Compute the real multipliers in float64 from the
+    float32 scales, in TFLite's order (input_scale * filter_scale / output_scale)."""
     mult, shift = qmath.quantize_multiplier_list(real_multipliers)
-    live = [s for q, s in zip(mult, shift) if q]
-    if len(set(live)) > 1 and max(live) - min(live) <= COMMON_SHIFT_MAX_GAP:
-        top = max(live)
-        mult = [0 if q == 0 else (q + (1 << (top - s - 1))) >> (top - s) if top > s else q
-                for q, s in zip(mult, shift)]
-        shift = [top] * len(shift)
-    elif live and len(set(live)) == 1:
-        shift = [live[0]] * len(shift)
     return {"multiplier": mult, "shift": shift}
+
+
+def mean_requant_attrs(x_scale: float, y_scale: float, count: int) -> dict:
+    """{"multiplier": [m], "shift": [s]} that requantise the zero-point-free sum of `count`
+    int8 values to their mean in the output's scale, as TFLite's int8 MEAN does: the
+    multiplier of x_scale / y_scale, with 1 / count folded into its mantissa by an integer
+    division after a left shift of k = min(floor(log2 count), 32, 31 + shift) bits."""
+    if count < 1:
+        raise ValueError(f"a mean over {count} values")
+    m, s = qmath.quantize_multiplier(float(np.float64(np.float32(x_scale))
+                                           / np.float64(np.float32(y_scale))))
+    k = min(count.bit_length() - 1, 32, 31 + s)
+    return {"multiplier": [(m << k) // count], "shift": [s - k]}
 
 
 def activation_range(activation: str, y_scale: float, y_zero_point: int, alpha: float = 0.0,
@@ -115,11 +117,11 @@ def qmul_attrs(a_scale: float, b_scale: float, y_scale: float) -> dict:
 
 
 def average_pool_attrs(x_scale: float, y_scale: float, max_count: int) -> dict:
-    """Multipliers x_scale / (y_scale * count) for count = 1..max_count (QAveragePool)."""
-    mult, shift = qmath.quantize_multiplier_list(
-        [x_scale / (y_scale * c) for c in range(1, max_count + 1)])
-    return {"mode": "requantize", "multiplier": mult, "shift": shift,
-            "x_scale": x_scale, "y_scale": y_scale}
+    """QAveragePool's table: entry count-1 requantises the sum of a `count`-tap window to its
+    mean (`mean_requant_attrs`, TFLite MEAN's arithmetic) for count = 1..max_count."""
+    rows = [mean_requant_attrs(x_scale, y_scale, c) for c in range(1, max_count + 1)]
+    return {"mode": "requantize", "multiplier": [r["multiplier"][0] for r in rows],
+            "shift": [r["shift"][0] for r in rows], "x_scale": x_scale, "y_scale": y_scale}
 
 
 def qprelu_attrs(alpha, x_scale: float, x_zero_point: int, y_scale: float,

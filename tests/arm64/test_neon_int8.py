@@ -173,8 +173,8 @@ int main(void)
 
 
 def test_vector_requantisation_matches_qmath(tmp_path):
-    """Lane arithmetic of edgec_neon_q8.h == qmath.requantize on ties, extremes and every
-    shift, in the layer's own mode (DMULH / RDMULH / WIDE) and in the WIDE mode."""
+    """Lane arithmetic of edgec_neon_q8.h == qmath.requantize on ties (of both roundings),
+    extremes and every shift, in the layer's own mode (DMULH / RDMULH / WIDE) and in the WIDE mode."""
     rows = []
     for shift in range(-31, 31):
         total = 31 - shift
@@ -183,6 +183,9 @@ def test_vector_requantisation_matches_qmath(tmp_path):
             if total <= 32:  # exact ties: acc * mult == odd multiple of 2^(total - 1)
                 tie = (1 << (total - 1)) // np.gcd(mult, 1 << (total - 1))
                 accs += [tie, -tie, 3 * tie, -3 * tie]
+            if shift < 0 and mult == 1 << 30:  # ties of the second rounding: h = acc / 2
+                half = 1 << (-shift - 1)
+                accs += [2 * half, -2 * half, 6 * half, -6 * half]
             accs += [int(v) for v in RNG.integers(-2**31, 2**31, 6)]
             for acc in (a for a in accs if -2**31 <= a < 2**31):  # int32 accumulators
                 zp = int(RNG.integers(-128, 128))

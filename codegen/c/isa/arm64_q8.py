@@ -61,12 +61,12 @@ RQ_MODES = {"dmulh": "EDGEC_Q8_RQ_DMULH", "rdmulh": "EDGEC_Q8_RQ_RDMULH",
 
 
 def requant_mode(shifts) -> str:
-    """The kernels' requantisation mode for a layer's shifts (edgec_neon_q8.h): "dmulh"
-    when every shift is negative, "rdmulh" when every shift is 0, "wide" otherwise."""
+    """The kernels' requantisation mode for a layer's shifts (edgec_neon_q8.h): "rdmulh"
+    when every shift is 0, "dmulh" when every shift is <= 0, "wide" otherwise."""
     shifts = np.asarray(shifts)
-    if np.all(shifts < 0):
-        return "dmulh"
-    return "rdmulh" if np.all(shifts == 0) else "wide"
+    if np.all(shifts == 0):
+        return "rdmulh"
+    return "dmulh" if np.all(shifts <= 0) else "wide"
 
 
 def _requant_arrays(node: Node, bias_eff: np.ndarray, n: int, block: int) -> dict:

@@ -5,8 +5,8 @@ reference (see codegen/c/runtime/edgec_x86_q8.h for the arithmetic).
 Each entry point takes the node's portable template parameters `p` (bias_eff with the input
 zero point folded in, the fixed-point epilogue) and returns the x86 form, or None when the
 kernel does not apply and the portable template runs: non-"fixed" epilogues (ONNX's float
-requantisation), per-channel shifts that differ (requant_attrs normally gives one shift per
-layer), weights outside int8.
+requantisation), a positive shift (a multiplier >= 1), weights outside int8. Shifts are per
+channel (TFLite's multipliers, edgec/ops/int8_scheme.requant_attrs).
 
 Kernels:
 - QConv pointwise and general: `x86/qconv_gemm` - a pixel block's rows are converted once
@@ -67,19 +67,27 @@ def is_vnni(target) -> bool:
 
 
 def requant(p: dict, channels: int, padded: int) -> dict | None:
-    """The epilogue as x86 kernel values: a padded multiplier array and literals; None when
-    the epilogue is not fixed point with one shift."""
-    if p.get("rq_kind") != "fixed" or "rq_shift_lit" not in p or p.get("rq_out_ctype") != "int8_t":
+    """The epilogue as x86 kernel values: padded multiplier and right-shift arrays (natural
+    channel order) and literals; None when the epilogue is not fixed point or some shift is
+    positive (a multiplier >= 1: the portable kernel takes those layers)."""
+    if p.get("rq_kind") != "fixed" or p.get("rq_out_ctype") != "int8_t":
         return None
     if p.get("rq_per_channel"):
         mult = np.asarray(p["rq_mult"].data, np.int64).reshape(-1)
     else:
         lit = p["rq_mult_lit"]
         mult = np.full(channels, -(2**31) if lit == "INT32_MIN" else int(lit), np.int64)
+    if "rq_shift" in p:
+        shift = np.asarray(p["rq_shift"].data, np.int64).reshape(-1)
+    else:
+        shift = np.full(channels, int(p["rq_shift_lit"]), np.int64)
+    if np.any(shift > 0):
+        return None
     out = np.zeros(padded, np.int32)
     out[:channels] = mult
-    shift = int(p["rq_shift_lit"])
-    return {"q_mult": out, "q_shift": shift, "q_zp": p["rq_y_zp"], "q_lo": p["rq_lo"],
+    right = np.zeros(padded, np.int32)
+    right[:channels] = -shift
+    return {"q_mult": out, "q_right": right, "q_zp": p["rq_y_zp"], "q_lo": p["rq_lo"],
             "q_hi": p["rq_hi"]}
 
 
@@ -96,25 +104,6 @@ def odd_lane_mults(mult: np.ndarray) -> np.ndarray:
     odd = np.zeros_like(mult)
     odd[..., 0::2] = mult[..., 1::2]
     return odd
-
-
-def requant_avx2(p: dict, channels: int, padded: int) -> dict | None:
-    """The epilogue as values of edgec_q8_rq8 (see edgec_x86_q8.h): `requant`'s multipliers
-    (natural order, padded), t = 31 - shift, the rounding constant (with the zero point folded
-    in when the sum cannot overflow int32) and the zero point still to add after packing;
-    None when `requant` does not apply."""
-    rq = requant(p, channels, padded)
-    if rq is None:
-        return None
-    t = 31 - rq["q_shift"]
-    zp = int(rq["q_zp"])
-    round_zp, zp_pack = 0, zp
-    if t >= 33:
-        round_zp = 1 << (t - 33)
-        folded = round_zp + zp * (1 << (t - 32))
-        if 2**30 + abs(folded) < 2**31:  # |floor(acc * mult / 2^32)| <= 2^30
-            round_zp, zp_pack = folded, 0
-    return {**rq, "q_t": t, "q_round_zp": round_zp, "q_zp_pack": zp_pack}
 
 
 def _pad(n: int, m: int) -> int:
@@ -207,6 +196,7 @@ def qconv_params(node: Node, p: dict, kind: str, vnni: bool = False) -> dict:
         rq = requant(p, c, cpad)
         out["q_bias"] = ConstArray(permuted(bias_eff).astype(np.int32), "bias_eff_x86")
         out["q_mult_arr"] = ConstArray(permuted(rq.pop("q_mult")), "rq_mult_x86")
+        out["q_right_arr"] = ConstArray(permuted(rq.pop("q_right")), "rq_right_x86")
         out.update(rq)
         out["TAPS"], out["PAIRS"], out["CBLK"] = taps, pairs, c // DW_BLOCK
         out["CTAIL"] = c % DW_BLOCK
@@ -231,14 +221,18 @@ def qconv_params(node: Node, p: dict, kind: str, vnni: bool = False) -> dict:
     packs = [_panels(w_km[gi], TILE, kstep, lane_order=not vnni) for gi in range(g)]
     out["q_weights"] = ConstArray(np.concatenate(packs), "w_panels")
     padded = layout["padded"]
-    rq = requant(p, p["M"], p["M"]) if vnni else requant_avx2(p, p["M"], _pad(p["M"], 8))
+    rq = requant(p, p["M"], p["M"])
     grouped = {}
-    for key, values in (("bias", bias_eff), ("mult", rq.pop("q_mult"))):
+    for key, values in (("bias", bias_eff), ("mult", rq.pop("q_mult")),
+                        ("right", rq.pop("q_right"))):
         groups = np.zeros((g, padded), np.int32)
         for gi in range(g):
             groups[gi, :mg] = values[gi * mg:(gi + 1) * mg]
-        grouped[key] = groups if vnni else in_lane_order(groups)
+        # the AVX2 tiles' accumulators (bias, multipliers) are in LANE_ORDER; the rounding
+        # division runs after the shuffle back to natural order
+        grouped[key] = groups if vnni or key == "right" else in_lane_order(groups)
     out["q_bias"] = ConstArray(grouped["bias"].reshape(-1), "bias_eff_x86")
+    out["q_right_arr"] = ConstArray(grouped["right"].reshape(-1), "rq_right_x86")
     if vnni:
         out["q_mult_arr"] = ConstArray(grouped["mult"].reshape(-1), "rq_mult_x86")
     else:
@@ -268,17 +262,20 @@ def _dw_vnni_params(w_ct: np.ndarray, bias_eff: np.ndarray, p: dict, blocks: int
     wq = np.zeros((c, quads * 4), np.int8)
     wq[:, :taps] = w_ct
     bias = bias_eff.astype(np.int64) - 128 * w_ct.astype(np.int64).sum(1)
-    mult = requant(p, c, c)["q_mult"]
-    packs, biases, mults = [], [], []
+    rq = requant(p, c, c)
+    mult, right = rq["q_mult"], rq["q_right"]
+    packs, biases, mults, rights = [], [], [], []
     for b in range(blocks):
         ch = [b * DW_VNNI_BLOCK + i for i in DW_VNNI_LANES]
         packs.append(wq[ch].reshape(32, quads, 4).transpose(1, 0, 2).reshape(-1))
         biases.append(bias[ch])
         mults.append(mult[ch])
+        rights.append(right[ch])
     return {"QUADS": quads,
             "v_weights": ConstArray(np.concatenate(packs).astype(np.int8), "w_tap_quads"),
             "v_bias": ConstArray(np.concatenate(biases).astype(np.int32), "bias_eff_vnni"),
-            "v_mult": ConstArray(np.concatenate(mults).astype(np.int32), "rq_mult_vnni")}
+            "v_mult": ConstArray(np.concatenate(mults).astype(np.int32), "rq_mult_vnni"),
+            "v_right": ConstArray(np.concatenate(rights).astype(np.int32), "rq_right_vnni")}
 
 
 def vnni_fits(bias_eff: np.ndarray, w_rows: np.ndarray) -> bool:
@@ -329,10 +326,11 @@ def qgemm_params(node: Node, p: dict, vnni: bool = False) -> dict:
         out["layout"] = layout
         out["segments"] = row_segments(rows, 1 << 30, tile_rows(vnni))
     avx2_tiles = not (vnni or gemv)  # edgec_q8_gemm_tile: values in LANE_ORDER
-    rq = requant_avx2(p, n, padded) if avx2_tiles else requant(p, n, padded)
+    rq = requant(p, n, padded)
     bias = np.zeros(padded, np.int32)
     bias[:n] = bias_eff
     mult = rq.pop("q_mult")
+    out["q_right_arr"] = ConstArray(rq.pop("q_right"), "rq_right_x86")  # natural order
     if avx2_tiles:
         bias, mult = in_lane_order(bias), in_lane_order(mult)
         out["q_m_even"] = ConstArray(mult, "rq_mult_even")
@@ -348,8 +346,12 @@ def qgemm_params(node: Node, p: dict, vnni: bool = False) -> dict:
 
 
 def qadd_applies(node: Node, target) -> bool:
-    """True when x86/qadd takes this QAdd: both inputs of the output's shape."""
+    """True when x86/qadd takes this QAdd: both inputs of the output's shape, no positive
+    shift (a multiplier >= 1: the portable kernel)."""
     if not is_x86(target) or node.op != "QAdd":
+        return False
+    a = node.attrs
+    if max(int(a["a_shift"]), int(a["b_shift"]), int(a["shift"])) > 0:
         return False
     shape = node.output.shape
     return all(in_type(node, i).shape == shape for i in range(2))

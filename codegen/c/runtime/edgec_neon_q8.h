@@ -3,22 +3,22 @@
  * scheme). Generated code includes this file; it is part of edgec (Apache-2.0).
  *
  * Every kernel is bit-exact with edgec's int8 reference (edgec/qmath.py, edgec_qmath.h):
- * accumulation is exact int32 arithmetic, and requantisation computes the same single
- * rounding y = (x * mult + 2^(t - 1)) >> t, t = 31 - shift, four lanes at a time, in one of
- * three modes chosen per layer at compile time:
- *   - EDGEC_Q8_RQ_DMULH (every shift < 0, the usual case): with h = floor(x * mult / 2^31)
- *     (SQDMULH) and r = -shift >= 1, y = floor((h * 2^31 + l + 2^(30 + r)) / 2^(31 + r)) for
- *     some 0 <= l < 2^31, which is floor((h + 2^(r - 1)) / 2^r) because h + 2^(r - 1) is an
- *     integer and l / 2^31 < 1: a rounding shift of h (SRSHL by -r). Two instructions.
- *   - EDGEC_Q8_RQ_RDMULH (every shift == 0): y = floor((2 x mult + 2^31) / 2^32) = SQRDMULH.
- *   - EDGEC_Q8_RQ_WIDE (anything else, e.g. multipliers >= 1): exact 64-bit products
- *     (SMULL/SMULL2) and a rounding shift by -t (SRSHL; no overflow), saturated to int32.
+ * accumulation is exact int32 arithmetic, and requantisation is TFLite's double rounding,
+ * four lanes at a time, in one of three modes chosen per layer at compile time:
+ *   - EDGEC_Q8_RQ_DMULH (every shift <= 0, the usual case): SQRDMULH is exactly the rounding
+ *     doubling high multiply h; the rounding division by 2^r, r = -shift, rounds ties away
+ *     from zero, which SRSHL by -r (ties upwards) does for h - 1 when h < 0: the fix-up
+ *     (h & shift) >> 31 is -1 exactly when h < 0 and r > 0 (the shift's sign bit), added with
+ *     saturation (only h = INT32_MIN saturates, and it is a multiple of 2^r: no tie).
+ *   - EDGEC_Q8_RQ_RDMULH (every shift == 0): SQRDMULH alone.
+ *   - EDGEC_Q8_RQ_WIDE (some shift > 0, multipliers >= 1): SHL by max(shift, 0) first (the
+ *     reference's wrapping x * 2^shift), then as DMULH with min(shift, 0).
  *   Then + zero point and the clamp: saturating narrowings to int16 (adding the zero point)
  *   and int8, then the clamp bounds (inside int8): the same result as clamping the exact
  *   value, as the reference does in int64.
  * Requantisation parameters are per output channel, padded to the kernels' channel blocks
- * (edgec_q8_rq: bias, multiplier, and per-channel shifts only when the layer's channels do
- * not share one shift, which is rare: requant_attrs makes them share it when it can).
+ * (edgec_q8_rq: bias, multiplier, and per-channel shifts unless every channel of the layer
+ * has the same shift).
  *
  * GEMM tiles (pointwise convolution and fully connected layers: rows = pixels; general
  * convolution: rows = im2col rows) accumulate up to 4 rows by a block of output channels:
@@ -50,9 +50,9 @@
 
 #define EDGEC_Q8_TILE_ROWS 4 /* rows (pixels) of a GEMM tile */
 
-#define EDGEC_Q8_RQ_DMULH 0 /* every shift < 0: SQDMULH then a rounding shift */
+#define EDGEC_Q8_RQ_DMULH 0 /* every shift <= 0: SQRDMULH then a rounding shift */
 #define EDGEC_Q8_RQ_RDMULH 1 /* every shift == 0: SQRDMULH */
-#define EDGEC_Q8_RQ_WIDE 2 /* otherwise: 64-bit products */
+#define EDGEC_Q8_RQ_WIDE 2 /* some shift > 0: a left shift first */
 
 /* Per-channel requantisation, padded to the kernel's channel block. */
 typedef struct {
@@ -64,9 +64,8 @@ typedef struct {
 /* The requantisation parameters of 4 channels, loaded once per tile. */
 typedef struct {
     int32x4_t mult;
-    int32x4_t shift;     /* DMULH: the shifts (all < 0) */
-    int64x2_t total_lo;  /* WIDE: -(31 - shift) of channels 0, 1 */
-    int64x2_t total_hi;  /* WIDE: -(31 - shift) of channels 2, 3 */
+    int32x4_t shift; /* DMULH, RDMULH: the shifts (all <= 0); WIDE: min(shift, 0) */
+    int32x4_t left;  /* WIDE: max(shift, 0) */
 } edgec_q8_rq4;
 
 /* Parameters of channels c .. c + 3 (`shift_all`: the layer's shift when rq.shift is NULL). */
@@ -77,29 +76,26 @@ EDGEC_Q8_INLINE edgec_q8_rq4 edgec_q8_rq_load(edgec_q8_rq rq, size_t c, int mode
     p.mult = vld1q_s32(rq.mult + c);
     p.shift = rq.shift == NULL ? vdupq_n_s32(shift_all) : vld1q_s32(rq.shift + c);
     if (mode == EDGEC_Q8_RQ_WIDE) {
-        const int32x4_t neg_total = vsubq_s32(p.shift, vdupq_n_s32(31));
-        p.total_lo = vmovl_s32(vget_low_s32(neg_total));
-        p.total_hi = vmovl_high_s32(neg_total);
+        p.left = vmaxq_s32(p.shift, vdupq_n_s32(0));
+        p.shift = vminq_s32(p.shift, vdupq_n_s32(0));
     } else {
-        p.total_lo = vdupq_n_s64(0);
-        p.total_hi = p.total_lo;
+        p.left = vdupq_n_s32(0);
     }
     return p;
 }
 
-/* MultiplyByQuantizedMultiplier on 4 lanes, exactly edgec_mbqm (edgec_qmath.h); WIDE
- * results saturate to int32 (the reference clamps the exact value: same outputs). */
+/* MultiplyByQuantizedMultiplier on 4 lanes, exactly edgec_mbqm (edgec_qmath.h). */
 EDGEC_Q8_INLINE int32x4_t edgec_q8_mbqm(int32x4_t x, edgec_q8_rq4 p, int mode)
 {
-    if (mode == EDGEC_Q8_RQ_DMULH) {
-        return vrshlq_s32(vqdmulhq_s32(x, p.mult), p.shift);
-    }
+    int32x4_t h;
     if (mode == EDGEC_Q8_RQ_RDMULH) {
         return vqrdmulhq_s32(x, p.mult);
     }
-    return vqmovn_high_s64(
-        vqmovn_s64(vrshlq_s64(vmull_s32(vget_low_s32(x), vget_low_s32(p.mult)), p.total_lo)),
-        vrshlq_s64(vmull_high_s32(x, p.mult), p.total_hi));
+    if (mode == EDGEC_Q8_RQ_WIDE) {
+        x = vshlq_s32(x, p.left);
+    }
+    h = vqrdmulhq_s32(x, p.mult);
+    return vrshlq_s32(vqaddq_s32(h, vshrq_n_s32(vandq_s32(h, p.shift), 31)), p.shift);
 }
 
 /* Eight int32 lanes (already requantised) + zero point, saturated to int16. */

@@ -5,17 +5,13 @@
  * Every kernel reproduces edgec's int8 reference (edgec/ops/quantized.py, edgec/qmath.py) bit
  * for bit: accumulators are exact int32 sums (bias_eff + sum x * w, the zero-point correction
  * folded into bias_eff at compile time, edgec/ops/quant_common.py) and the requantisation is
- * edgec_qmath.h's single-rounding MultiplyByQuantizedMultiplier, vectorised exactly:
- *
- *   t = 31 - shift;  v = acc * mult + 2^(t-1)  (64-bit);  result = v >> t  (arithmetic)
- *
- * on 8 lanes: two _mm256_mul_epi32 give the 64-bit products of the even and odd lanes; the
- * rounding term is added in 64 bits; for t >= 32 the high 32 bits of each product (floor of
- * v / 2^32) are gathered into one vector and shifted right arithmetically by t - 32 (nested
- * floor divisions compose exactly); for t < 32 each product is first shifted left by 32 - t,
- * which cannot overflow whenever the result fits int32 (the case the scalar C also assumes).
- * The shift is one literal per layer (edgec's requant_attrs gives per-channel multipliers a
- * common shift); layers whose channels need different shifts use the portable kernels.
+ * edgec_qmath.h's MultiplyByQuantizedMultiplier (TFLite's double rounding), vectorised
+ * exactly on 8 lanes: two _mm256_mul_epi32 give the 64-bit products of the even and odd
+ * lanes; 2^30 is added and the products doubled, so that their high halves are the rounding
+ * doubling high multiply h; then h / 2^right per lane (vpsravd), plus one where the remainder
+ * passes half the divisor (ties away from zero). Shifts are per channel (one int32 array of
+ * right shifts beside the multipliers); layers with a positive shift (a multiplier >= 1,
+ * rare) use the portable kernels.
  *
  * Products use _mm256_madd_epi16 (vpmaddwd): int16 x int16 pairs summed into int32 lanes,
  * exact for int8 data (no saturation, unlike vpmaddubsw). Activations are widened to int16
@@ -40,56 +36,65 @@
 #define EDGEC_Q8_INLINE static inline
 #endif
 
-/* The two vpmuldq products of MultiplyByQuantizedMultiplier with t = 31 - shift: even = the
-   even lanes' acc * m_even, odd = the odd lanes' acc * m_odd (m_odd holds the odd lanes'
-   multipliers in the even positions) as 64-bit lanes. For t <= 32 the rounding 2^(t-1) is
-   added and the products shifted so that their high halves are the results; for t >= 33 they
-   are left as they are (callers round the high halves in 32 bits). */
-EDGEC_Q8_INLINE void edgec_q8_mbqm_products(__m256i acc, __m256i m_even, __m256i m_odd, int t,
-                                            __m256i *even, __m256i *odd)
+/* The two vpmuldq products of the rounding doubling high multiply: even = the even lanes'
+   acc * m_even, odd = the odd lanes' acc * m_odd (m_odd holds the odd lanes' multipliers in
+   the even positions) as 64-bit lanes, with 2^30 added and doubled, so that the high half of
+   each 64-bit lane is floor((acc * m + 2^30) / 2^31) (no overflow: |acc * m| < 2^62 - 2^32). */
+EDGEC_Q8_INLINE void edgec_q8_srdhm_products(__m256i acc, __m256i m_even, __m256i m_odd,
+                                             __m256i *even, __m256i *odd)
 {
-    *even = _mm256_mul_epi32(acc, m_even);
-    *odd = _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), m_odd);
-    if (t < 33) {
-        const __m256i rounding = _mm256_set1_epi64x((long long)((uint64_t)1 << (t - 1)));
-        *even = _mm256_add_epi64(*even, rounding);
-        *odd = _mm256_add_epi64(*odd, rounding);
-        if (t < 32) {
-            *even = _mm256_slli_epi64(*even, 32 - t);
-            *odd = _mm256_slli_epi64(*odd, 32 - t);
-        }
-    }
+    const __m256i rounding = _mm256_set1_epi64x(1LL << 30);
+    *even = _mm256_slli_epi64(_mm256_add_epi64(_mm256_mul_epi32(acc, m_even), rounding), 1);
+    *odd = _mm256_slli_epi64(
+        _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(acc, 32), m_odd), rounding), 1);
 }
 
-/* MultiplyByQuantizedMultiplier of 8 int32 lanes by per-lane multipliers, one shift;
-   mult_odd holds the odd lanes' multipliers in the even positions (_mm256_srli_epi64(mult,
-   32)), so a caller reusing a multiplier vector computes it once. For t >= 33 (the usual
-   case) the rounding term 2^(t-1) is added to the high halves as 2^(t-33): floor((P +
-   2^(t-1)) / 2^t) = floor((floor(P / 2^32) + 2^(t-33)) / 2^(t-32)), in 32 bits. */
-EDGEC_Q8_INLINE __m256i edgec_q8_mbqm_odd(__m256i acc, __m256i mult, __m256i mult_odd, int shift)
+/* RoundingDivideByPOT of 8 lanes by per-lane exponents `right` (0..31): the arithmetic shift,
+   plus one where the remainder exceeds half the divisor (or equals it, for h >= 0): ties
+   away from zero, exactly as edgec_rdivpot. */
+EDGEC_Q8_INLINE __m256i edgec_q8_rdivpot(__m256i h, __m256i right)
 {
-    const int t = 31 - shift;
-    __m256i even, odd, high;
-    edgec_q8_mbqm_products(acc, mult, mult_odd, t, &even, &odd);
-    high = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
-    return t < 33 ? high
-                  : _mm256_srai_epi32(_mm256_add_epi32(high, _mm256_set1_epi32(1 << (t - 33))),
-                                      t - 32);
+    const __m256i one = _mm256_set1_epi32(1);
+    const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
+    const __m256i threshold = _mm256_sub_epi32(_mm256_srli_epi32(mask, 1), _mm256_srai_epi32(h, 31));
+    const __m256i above = _mm256_cmpgt_epi32(_mm256_and_si256(h, mask), threshold);
+    return _mm256_sub_epi32(_mm256_srav_epi32(h, right), above);
 }
 
-/* MultiplyByQuantizedMultiplier of 8 int32 lanes by per-lane multipliers, one shift. */
-EDGEC_Q8_INLINE __m256i edgec_q8_mbqm(__m256i acc, __m256i mult, int shift)
+/* MultiplyByQuantizedMultiplier (TFLite's double rounding, edgec_mbqm) of 8 int32 lanes by
+   per-lane multipliers and shifts <= 0 (right = -shift per lane; the x86 kernels are only
+   chosen for layers without positive shifts); mult_odd holds the odd lanes' multipliers in
+   the even positions (_mm256_srli_epi64(mult, 32)), so a caller reusing a multiplier vector
+   computes it once. */
+EDGEC_Q8_INLINE __m256i edgec_q8_mbqm_odd(__m256i acc, __m256i mult, __m256i mult_odd,
+                                          __m256i right)
 {
-    return edgec_q8_mbqm_odd(acc, mult, _mm256_srli_epi64(mult, 32), shift);
+    __m256i even, odd;
+    edgec_q8_srdhm_products(acc, mult, mult_odd, &even, &odd);
+    return edgec_q8_rdivpot(_mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA), right);
 }
 
-/* clamp(MBQM(acc) + zp, lo, hi) on 8 lanes. */
-EDGEC_Q8_INLINE __m256i edgec_q8_requant(__m256i acc, __m256i mult, int shift, int zp, int lo,
-                                         int hi)
+/* MultiplyByQuantizedMultiplier of 8 int32 lanes by per-lane multipliers and right shifts. */
+EDGEC_Q8_INLINE __m256i edgec_q8_mbqm(__m256i acc, __m256i mult, __m256i right)
 {
-    __m256i y = _mm256_add_epi32(edgec_q8_mbqm(acc, mult, shift), _mm256_set1_epi32(zp));
-    y = _mm256_max_epi32(y, _mm256_set1_epi32(lo));
-    return _mm256_min_epi32(y, _mm256_set1_epi32(hi));
+    return edgec_q8_mbqm_odd(acc, mult, _mm256_srli_epi64(mult, 32), right);
+}
+
+/* clamp(MBQM(acc) + zp, lo, hi) on 8 lanes (clamped before the zero point is added, so that
+   nothing wraps). */
+EDGEC_Q8_INLINE __m256i edgec_q8_requant(__m256i acc, __m256i mult, __m256i right, int zp,
+                                         int lo, int hi)
+{
+    __m256i y = edgec_q8_mbqm(acc, mult, right);
+    y = _mm256_max_epi32(y, _mm256_set1_epi32(lo - zp));
+    y = _mm256_min_epi32(y, _mm256_set1_epi32(hi - zp));
+    return _mm256_add_epi32(y, _mm256_set1_epi32(zp));
+}
+
+/* The right shifts of 8 channels at `right` (int32). */
+EDGEC_Q8_INLINE __m256i edgec_q8_right8(const int32_t *right)
+{
+    return _mm256_loadu_si256((const __m256i *)(const void *)right);
 }
 
 /* 4 vectors of 8 int32 -> 32 int8 in order (v0's 8 bytes, v1's, v2's, v3's; with v0, v1 one
@@ -232,36 +237,38 @@ EDGEC_Q8_INLINE __m256i edgec_q8_pair(const int16_t *p)
    two at a time through edgec_q8_pack4. */
 EDGEC_Q8_INLINE void edgec_q8_tile_store(const edgec_q8_tile *t, int rows, int nv, int ncols,
                                          int8_t *y, size_t y_stride, const int32_t *mult,
-                                         int shift, int zp, int lo, int hi)
+                                         const int32_t *right, int zp, int lo, int hi)
 {
     const int n = 8 * (nv - 1) + ncols;
     const __m256i m0 = _mm256_loadu_si256((const __m256i *)(const void *)mult);
     const __m256i m1 = nv > 1 ? _mm256_loadu_si256((const __m256i *)(const void *)(mult + 8)) : m0;
     const __m256i o0 = _mm256_srli_epi64(m0, 32);
     const __m256i o1 = _mm256_srli_epi64(m1, 32);
+    const __m256i s0 = edgec_q8_right8(right);
+    const __m256i s1 = nv > 1 ? edgec_q8_right8(right + 8) : s0;
     int r;
     for (r = 0; r + 1 < rows; r += 2) {
         int8_t *y0 = y + (size_t)r * y_stride;
         int8_t *y1 = y0 + y_stride;
         if (nv > 1) {
-            const __m256i v = edgec_q8_pack4(edgec_q8_mbqm_odd(t->v[r][0], m0, o0, shift),
-                                              edgec_q8_mbqm_odd(t->v[r][1], m1, o1, shift),
-                                              edgec_q8_mbqm_odd(t->v[r + 1][0], m0, o0, shift),
-                                              edgec_q8_mbqm_odd(t->v[r + 1][1], m1, o1, shift),
+            const __m256i v = edgec_q8_pack4(edgec_q8_mbqm_odd(t->v[r][0], m0, o0, s0),
+                                              edgec_q8_mbqm_odd(t->v[r][1], m1, o1, s1),
+                                              edgec_q8_mbqm_odd(t->v[r + 1][0], m0, o0, s0),
+                                              edgec_q8_mbqm_odd(t->v[r + 1][1], m1, o1, s1),
                                               zp, lo, hi);
             edgec_q8_store_n(y0, _mm256_castsi256_si128(v), n);
             edgec_q8_store_n(y1, _mm256_extracti128_si256(v, 1), n);
         } else {
-            const __m256i a = edgec_q8_mbqm_odd(t->v[r][0], m0, o0, shift);
-            const __m256i b = edgec_q8_mbqm_odd(t->v[r + 1][0], m0, o0, shift);
+            const __m256i a = edgec_q8_mbqm_odd(t->v[r][0], m0, o0, s0);
+            const __m256i b = edgec_q8_mbqm_odd(t->v[r + 1][0], m0, o0, s0);
             const __m128i v = _mm256_castsi256_si128(edgec_q8_pack4(a, b, a, b, zp, lo, hi));
             edgec_q8_store_n(y0, v, n);
             edgec_q8_store_n(y1, _mm_srli_si128(v, 8), n);
         }
     }
     if (rows & 1) {
-        const __m256i a = edgec_q8_mbqm_odd(t->v[rows - 1][0], m0, o0, shift);
-        const __m256i b = nv > 1 ? edgec_q8_mbqm_odd(t->v[rows - 1][1], m1, o1, shift) : a;
+        const __m256i a = edgec_q8_mbqm_odd(t->v[rows - 1][0], m0, o0, s0);
+        const __m256i b = nv > 1 ? edgec_q8_mbqm_odd(t->v[rows - 1][1], m1, o1, s1) : a;
         edgec_q8_store_n(y + (size_t)(rows - 1) * y_stride,
                          _mm256_castsi256_si128(edgec_q8_pack4(a, b, a, b, zp, lo, hi)), n);
     }
@@ -271,7 +278,7 @@ EDGEC_Q8_INLINE void edgec_q8_tile_store(const edgec_q8_tile *t, int rows, int n
    y[0 : 8 * (nv - 1) + ncols] = requant(bias + a . b); a is the widened row (kp pairs). */
 EDGEC_Q8_INLINE void edgec_q8_gemv_panel(int nv, int ncols, const int16_t *a, const int8_t *b,
                                          size_t kp, const int32_t *bias, const int32_t *mult,
-                                         int shift, int zp, int lo, int hi, int8_t *y)
+                                         const int32_t *right, int zp, int lo, int hi, int8_t *y)
 {
     __m256i acc[8];
     size_t i;
@@ -290,10 +297,10 @@ EDGEC_Q8_INLINE void edgec_q8_gemv_panel(int nv, int ncols, const int16_t *a, co
     }
     for (v = 0; v < nv; v += 2) {
         const __m256i m0 = _mm256_loadu_si256((const __m256i *)(const void *)(mult + 8 * v));
-        const __m256i y0 = edgec_q8_requant(acc[v], m0, shift, zp, lo, hi);
+        const __m256i y0 = edgec_q8_requant(acc[v], m0, edgec_q8_right8(right + 8 * v), zp, lo, hi);
         if (v + 1 < nv) {
             const __m256i m1 = _mm256_loadu_si256((const __m256i *)(const void *)(mult + 8 * v + 8));
-            const __m256i y1 = edgec_q8_requant(acc[v + 1], m1, shift, zp, lo, hi);
+            const __m256i y1 = edgec_q8_requant(acc[v + 1], m1, edgec_q8_right8(right + 8 * v + 8), zp, lo, hi);
             edgec_q8_store_n(y + 8 * v, edgec_q8_narrow16(y0, y1),
                              v + 2 == nv ? 8 + ncols : 16);
         } else {
@@ -316,27 +323,24 @@ EDGEC_Q8_INLINE void edgec_q8_gemv_panel(int nv, int ncols, const int16_t *a, co
  * FMAs and vpmuldq: the kernel reaches ~90% of that 32-MAC-per-cycle bound on long k loops.
  *
  * Requantisation (edgec_q8_rq8): the accumulator lanes hold the channels of a vector in the
- * order [0, 2, 1, 3, 4, 6, 5, 7] (LANE_ORDER in edgec/ops/x86_q8.py packs them so), so that one
- * vshufps of the two vpmuldq products' high halves yields the 8 results in natural order;
- * for t = 31 - shift >= 33, floor((P + 2^(t-1)) / 2^t) = (floor(P / 2^32) + 2^(t-33)) >>
- * (t - 32), and the output zero point is folded into that rounding constant as zp * 2^(t-32)
- * when it cannot overflow (|floor(P / 2^32)| < 2^30). Otherwise (t <= 32, rare) the rounding is
- * added to the 64-bit products and the zero point after the int16 packing, with saturation.
- * 4 vectors of results become 32 bytes with saturating packs (= the final clamp to
- * [-128, 127]); a narrower activation range adds a byte max/min.
+ * order [0, 2, 1, 3, 4, 6, 5, 7] (LANE_ORDER in codegen/c/isa/x86_q8.py packs them so), so that
+ * one vshufps of the two vpmuldq products' high halves yields the 8 rounding doubling high
+ * multiplies in natural order; the rounding division by 2^right then runs on natural-order
+ * lanes (right shifts are stored in natural order). 4 vectors of results become 32 bytes
+ * with saturating packs, the zero point added in int16 with saturation, and a narrower
+ * activation range adds a byte max/min (the same as clamping the exact value).
  */
 
-/* Requantise 8 accumulators (lanes in LANE_ORDER) -> MBQM(acc) (+ zp when folded) in
-   natural channel order; m_even / m_odd hold the multipliers of the even / odd lanes in the
-   low halves of the 64-bit lanes; round_zp = 2^(t-33) + zp * 2^(t-32) (t >= 33). */
-EDGEC_Q8_INLINE __m256i edgec_q8_rq8(__m256i acc, __m256i m_even, __m256i m_odd, int t,
-                                     __m256i round_zp)
+/* Requantise 8 accumulators (lanes in LANE_ORDER) -> MBQM(acc) in natural channel order;
+   m_even / m_odd hold the multipliers of the even / odd lanes in the low halves of the 64-bit
+   lanes; right: the natural-order channels' right shifts. */
+EDGEC_Q8_INLINE __m256i edgec_q8_rq8(__m256i acc, __m256i m_even, __m256i m_odd, __m256i right)
 {
     __m256i even, odd, high;
-    edgec_q8_mbqm_products(acc, m_even, m_odd, t, &even, &odd);
+    edgec_q8_srdhm_products(acc, m_even, m_odd, &even, &odd);
     high = _mm256_castps_si256(_mm256_shuffle_ps(
         _mm256_castsi256_ps(even), _mm256_castsi256_ps(odd), _MM_SHUFFLE(3, 1, 3, 1)));
-    return t < 33 ? high : _mm256_srai_epi32(_mm256_add_epi32(high, round_zp), t - 32);
+    return edgec_q8_rdivpot(high, right);
 }
 
 /* Store the first n (1..8) bytes of the 8-byte group g (0..3) of v. */
@@ -363,12 +367,12 @@ EDGEC_Q8_INLINE void edgec_q8_store8_n(int8_t *dst, __m256i v, int g, int n)
 /* A tile of `rows` (1..6) rows x 8 * nv (nv 1 or 2) channels: acc = bias + a . w over kp
    int16 pairs, requantised and stored (8 * (nv - 1) + ncols channels per row, ncols 1..8).
    Row r's pairs are at a + r * a_stride; w is the panel [kp][8 * nv][2], bias, m_even and
-   m_odd its 8 * nv values, all in LANE_ORDER. rows, nv, ncols, t, zp_pack, lo, hi
-   are literals at every call site. */
+   m_odd its 8 * nv values, all in LANE_ORDER; right the 8 * nv right shifts in natural order.
+   rows, nv, ncols, zp_pack, lo, hi are literals at every call site. */
 EDGEC_Q8_INLINE void edgec_q8_gemm_tile(int rows, int nv, int ncols, const int16_t *a,
                                         size_t a_stride, const int16_t *w, size_t kp,
                                         const int32_t *bias, const int32_t *m_even,
-                                        const int32_t *m_odd, int t, int32_t round_zp,
+                                        const int32_t *m_odd, const int32_t *right,
                                         int zp_pack, int lo, int hi, int8_t *y,
                                         size_t y_stride)
 {
@@ -404,10 +408,11 @@ EDGEC_Q8_INLINE void edgec_q8_gemm_tile(int rows, int nv, int ncols, const int16
                                    : me0;
         const __m256i mo1 = nv > 1 ? _mm256_loadu_si256((const __m256i *)(const void *)(m_odd + 8))
                                    : mo0;
-        const __m256i rz = _mm256_set1_epi32(round_zp);
+        const __m256i s0 = edgec_q8_right8(right);
+        const __m256i s1 = nv > 1 ? edgec_q8_right8(right + 8) : s0;
         for (r = 0; r < rows; ++r) {
-            q[r][0] = edgec_q8_rq8(c[r][0], me0, mo0, t, rz);
-            q[r][1] = nv > 1 ? edgec_q8_rq8(c[r][1], me1, mo1, t, rz) : q[r][0];
+            q[r][0] = edgec_q8_rq8(c[r][0], me0, mo0, s0);
+            q[r][1] = nv > 1 ? edgec_q8_rq8(c[r][1], me1, mo1, s1) : q[r][0];
         }
     }
     if (nv > 1) {
@@ -525,8 +530,8 @@ EDGEC_Q8_INLINE void edgec_q8_tile_dpbusd(edgec_q8_tile *t, int rows, int nv,
 /* GEMV panel (see edgec_q8_gemv_panel) with weights [kq][8 * nv][4] and an unsigned row. */
 EDGEC_Q8_INLINE void edgec_q8_gemv_panel_vnni(int nv, int ncols, const uint8_t *a,
                                               const int8_t *b, size_t kq, const int32_t *bias,
-                                              const int32_t *mult, int shift, int zp, int lo,
-                                              int hi, int8_t *y)
+                                              const int32_t *mult, const int32_t *right, int zp,
+                                              int lo, int hi, int8_t *y)
 {
     __m256i acc[8];
     size_t i;
@@ -544,10 +549,10 @@ EDGEC_Q8_INLINE void edgec_q8_gemv_panel_vnni(int nv, int ncols, const uint8_t *
     }
     for (v = 0; v < nv; v += 2) {
         const __m256i m0 = _mm256_loadu_si256((const __m256i *)(const void *)(mult + 8 * v));
-        const __m256i y0 = edgec_q8_requant(acc[v], m0, shift, zp, lo, hi);
+        const __m256i y0 = edgec_q8_requant(acc[v], m0, edgec_q8_right8(right + 8 * v), zp, lo, hi);
         if (v + 1 < nv) {
             const __m256i m1 = _mm256_loadu_si256((const __m256i *)(const void *)(mult + 8 * v + 8));
-            const __m256i y1 = edgec_q8_requant(acc[v + 1], m1, shift, zp, lo, hi);
+            const __m256i y1 = edgec_q8_requant(acc[v + 1], m1, edgec_q8_right8(right + 8 * v + 8), zp, lo, hi);
             edgec_q8_store_n(y + 8 * v, edgec_q8_narrow16(y0, y1), v + 2 == nv ? 8 + ncols : 16);
         } else {
             edgec_q8_store_n(y + 8 * v, edgec_q8_narrow16(y0, y0), ncols);
