@@ -27,7 +27,8 @@ import numpy as np
 from edgec.codegen.tflite.flatbuf import ModelBuilder
 from edgec.codegen.tflite.ops_conv import lower_conv, lower_gemm
 from edgec.codegen.tflite.ops_int8 import LOWERINGS as INT8_LOWERINGS
-from edgec.codegen.tflite.ops_misc import LOWERINGS, reshape
+from edgec.codegen.tflite.ops_conv import reshape
+from edgec.codegen.tflite.ops_misc import LOWERINGS
 from edgec.errors import UnsupportedError
 
 TO_NHWC = [0, 2, 3, 1]

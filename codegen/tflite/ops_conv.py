@@ -4,6 +4,9 @@ Weights: ONNX [M, C/group, kh, kw] becomes TFLite's [M, kh, kw, C] (CONV_2D) or
 [1, kh, kw, M] (DEPTHWISE_CONV_2D, group == C, depth_multiplier M / C); int8 weights keep
 edgec's per-channel symmetric scales (quantized_dimension 0 for CONV_2D and
 FULLY_CONNECTED, 3 for DEPTHWISE_CONV_2D), the int32 bias has scale x_scale * w_scale[m].
+A per-channel int8 fully connected layer is written as RESHAPE + CONV_2D 1x1 + RESHAPE:
+LiteRT's per-channel FULLY_CONNECTED rounds differently from TFLite Micro's (and NNAPI has
+none), while CONV_2D rounds alike everywhere (`_per_channel_fc_as_conv`).
 TFLite recomputes each requantisation multiplier from these float scales
 (x_scale * w_scale[m] / y_scale in double, QuantizeMultiplier): `check_multipliers`
 compares that with edgec's own multiplier and records the channels where they differ.
@@ -120,8 +123,9 @@ def layer_output(lw, node, float_op: bool) -> tuple[int, object]:
 
 def check_multipliers(lw, node, x_scale: float, w_scale, y_scale: float) -> None:
     """Count the channels whose multiplier TFLite derives from the file's float scales
-    differs from the one edgec's int8 reference uses (edgec lets a layer's channels share
-    one shift: passes/quantize.py, COMMON_SHIFT_MAX_GAP); recorded in `lw.differences`."""
+    differs from the one edgec's int8 reference uses (none when the layer was quantised by
+    edgec: int8_scheme.requant_attrs derives them as TFLite does; an imported QDQ model's
+    scales go the same way); recorded in `lw.differences`."""
     a = node.attrs
     reals = [float(np.float32(x_scale)) * float(np.float32(s)) / float(np.float32(y_scale))
              for s in np.atleast_1d(w_scale)]
@@ -202,8 +206,39 @@ def lower_conv(lw, node) -> None:
     trailing()
 
 
+def reshape(lw, x_t: int, y_t: int, shape, name: str) -> None:
+    """Emit RESHAPE x_t -> y_t."""
+    opt = lw.b.tfl.ReshapeOptionsT()
+    opt.newShape = list(int(d) for d in shape)
+    shape_t = lw.b.const(f"{name}/shape", np.asarray(shape, np.int32))
+    lw.b.add_operator("RESHAPE", [x_t, shape_t], [y_t], opt)
+
+
+def _per_channel_fc_as_conv(lw, node, x, w_t, b_t, act) -> None:
+    """A per-channel int8 fully connected layer as RESHAPE [R, 1, 1, K] + CONV_2D 1x1 +
+    RESHAPE back. LiteRT's per-channel FULLY_CONNECTED rounds once (the product's nearest
+    integer) while TFLite Micro's and CONV_2D everywhere round twice (edgec's scheme), so a
+    FULLY_CONNECTED would give different bits in the two runtimes; NNAPI has no per-channel
+    FULLY_CONNECTED either, and takes this CONV_2D (docs/tflite.md)."""
+    k = int(x.shape[-1])
+    rows = int(np.prod(x.shape[:-1]))
+    x4 = lw.activation_like(lw.tensor(x), f"{node.name}/rows", [rows, 1, 1, k])
+    reshape(lw, lw.tensor(x), x4, [rows, 1, 1, k], f"{node.name}/rows")
+    y_t, trailing = layer_output(lw, node, False)
+    n = int(node.outputs[0].shape[-1])
+    y4 = lw.activation_like(y_t, f"{node.name}/conv", [rows, 1, 1, n])
+    opt = lw.b.tfl.Conv2DOptionsT()
+    opt.padding = lw.b.tfl.Padding.VALID
+    opt.strideH = opt.strideW = opt.dilationHFactor = opt.dilationWFactor = 1
+    opt.fusedActivationFunction = act
+    lw.b.add_operator("CONV_2D", [x4, w_t, b_t], [y4], opt, dilated=False)
+    reshape(lw, y4, y_t, list(node.outputs[0].shape), f"{node.name}/out")
+    trailing()
+
+
 def lower_gemm(lw, node, weights: np.ndarray | None = None) -> None:
-    """Gemm (transB=1, alpha = beta = 1) or QGemm -> FULLY_CONNECTED. `weights` replaces the
+    """Gemm (transB=1, alpha = beta = 1) or QGemm -> FULLY_CONNECTED (a per-channel QGemm ->
+    RESHAPE + CONV_2D 1x1 + RESHAPE, `_per_channel_fc_as_conv`). `weights` replaces the
     constant [N, K] weights (a caller that permuted their columns)."""
     a = node.attrs
     quant = node.op == "QGemm"
@@ -222,11 +257,14 @@ def lower_gemm(lw, node, weights: np.ndarray | None = None) -> None:
     n = wdata.shape[0]
     if bias is not None and bias.shape != (n,):
         raise UnsupportedError(f"{node.op} node '{node.name}': the bias must be a vector [N]")
+    per_channel_conv = False
     if quant:
         w_scale = np.asarray(a["w_scale"], np.float32)
         check_multipliers(lw, node, a["x_scale"], w_scale, a["y_scale"])
-        w_t = lw.b.const(w.name, wdata.astype(np.int8), scale=w_scale,
-                         zero_point=np.zeros(w_scale.size, np.int64), axis=0)
+        per_channel_conv = w_scale.size > 1
+        w_int8 = wdata.astype(np.int8)
+        w_t = lw.b.const(w.name, w_int8[:, None, None, :] if per_channel_conv else w_int8,
+                         scale=w_scale, zero_point=np.zeros(w_scale.size, np.int64), axis=0)
         b_scale = (np.float32(a["x_scale"]) * w_scale.astype(np.float64)).astype(np.float32)
         b_data = np.asarray(bias.data) if bias is not None else np.zeros(n, np.int32)
         b_t = lw.b.const(bias.name if bias is not None else f"{node.name}/bias",
@@ -239,9 +277,12 @@ def lower_gemm(lw, node, weights: np.ndarray | None = None) -> None:
         b_t = lw.b.const(bias.name if bias is not None else f"{node.name}/bias",
                          b_data.astype(np.float32))
     tfl = lw.b.tfl
+    act = getattr(tfl.ActivationFunctionType, _fused(node, a, not quant))
+    if per_channel_conv:
+        _per_channel_fc_as_conv(lw, node, x, w_t, b_t, act)
+        return
     opt = tfl.FullyConnectedOptionsT()
-    opt.fusedActivationFunction = getattr(tfl.ActivationFunctionType,
-                                          _fused(node, a, not quant))
+    opt.fusedActivationFunction = act
     keep = len(x.shape) != 2
     opt.keepNumDims = keep
     y_t, trailing = layer_output(lw, node, not quant)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgec.codegen.tflite.ops_conv import int8_activation, same_pads
+from edgec.codegen.tflite.ops_conv import int8_activation, reshape, same_pads
 from edgec.errors import UnsupportedError
 
 _FLOAT_UNARY = {"Relu": "RELU", "Sigmoid": "LOGISTIC", "Tanh": "TANH", "HardSwish": "HARD_SWISH",
@@ -71,14 +71,6 @@ def lower_reshape(lw, node) -> None:
     x, y = node.inputs[0], node.outputs[0]
     _same_quant(node, x, y)
     reshape(lw, lw.tensor(x), lw.output_tensor(y), y.shape, node.name)
-
-
-def reshape(lw, x_t: int, y_t: int, shape, name: str) -> None:
-    """Emit RESHAPE x_t -> y_t."""
-    opt = lw.b.tfl.ReshapeOptionsT()
-    opt.newShape = list(int(d) for d in shape)
-    shape_t = lw.b.const(f"{name}/shape", np.asarray(shape, np.int32))
-    lw.b.add_operator("RESHAPE", [x_t, shape_t], [y_t], opt)
 
 
 def lower_transpose(lw, node) -> None:

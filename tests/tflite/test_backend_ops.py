@@ -125,11 +125,11 @@ def _quantize_multiplier(real: float) -> tuple[int, int]:
     return q, int(shift)
 
 
-def test_litert_conv_rounds_twice_edgec_once():
-    """The int8 difference, pinned: on one CONV_2D, LiteRT equals TFLite's reference formula
+def test_litert_conv_and_edgec_round_twice():
+    """The int8 arithmetic, pinned on one CONV_2D: LiteRT equals TFLite's reference formula
     MBQM(x) = RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x << left, M), right)
-    with M from the file's scales, bit for bit; edgec's reference equals the single-rounding
-    form round(x * M * 2^(shift-31)); and the two differ on some outputs."""
+    with M from the file's scales, bit for bit, and so does edgec's reference; the
+    single-rounding form round(x * M * 2^(shift-31)) differs on some of these outputs."""
     conv, inits = _conv("c", "x", "y", 8, 16)
     model = make_model([conv], {"x": ("float32", [1, 8, 16, 16])},
                        {"y": ("float32", [1, 16, 16, 16])}, inits)
@@ -172,7 +172,7 @@ def test_litert_conv_rounds_twice_edgec_once():
     edgec_int8 = run_graph(result.graph, feeds, keep_all=True)
     y_int8 = next(n for n in result.graph.nodes if n.op == "QConv").outputs[0]
     np.testing.assert_array_equal(got, twice)
-    np.testing.assert_array_equal(edgec_int8[y_int8.name].reshape(once.shape), once)
+    np.testing.assert_array_equal(edgec_int8[y_int8.name].reshape(twice.shape), twice)
     assert np.count_nonzero(twice != once) > 0  # ties of the second rounding exist here
 
 
@@ -237,8 +237,8 @@ def test_fp32_prelu_fused_and_standalone():
 
 def test_int8_mul_concat_requantize_per_layer():
     """int8 MUL of two activations and a Concat of differently scaled inputs (edgec
-    requantises one: QUANTIZE int8 -> int8): each layer on LiteRT's inputs is within 1 LSB of
-    edgec's reference (TFLite rounds requantisation twice, docs/tflite.md)."""
+    requantises one: QUANTIZE int8 -> int8): each layer on LiteRT's inputs equals edgec's
+    reference exactly."""
     c1, i1 = _conv("c1", "x", "a", 4, 4)
     c2, i2 = _conv("c2", "x", "b", 4, 4)
     mul = helper.make_node("Mul", ["a", "b"], ["m"], name="mul")
@@ -253,18 +253,18 @@ def test_int8_mul_concat_requantize_per_layer():
     seen = {r["op"] for r in rows}
     assert {"QMul", "Concat"} <= seen
     for r in rows:
-        assert r["max_abs"] <= 1, r
+        assert r["differing"] == 0, r
         if r["op"] in ("Concat", "Reshape", "Transpose", "QuantizeLinear"):
             assert r["differing"] == 0, r
 
 
 def test_cli_verify_per_layer_and_bench(zoo_dir, capsys):
-    """`edgec verify -t tflite-int8 --per-layer` tables every layer on LiteRT's inputs (exit 1:
-    a conv rounds differently); `edgec bench -t tflite-*` is a one-line error, exit 2."""
+    """`edgec verify -t tflite-int8 --per-layer` tables every layer on LiteRT's inputs (exit 0:
+    every layer bit-exact); `edgec bench -t tflite-*` is a one-line error, exit 2."""
     model = str(zoo_dir / "digits_cnn.onnx")
     code = cli.main(["verify", model, "-t", "tflite-int8", "--per-layer"])
     out = capsys.readouterr().out
-    assert code == 1 and "MaxPool" in out and "QConv" in out and "edgec verify: FAIL" in out
+    assert code == 0 and "MaxPool" in out and "QConv" in out and "edgec verify: PASS" in out
     assert cli.main(["bench", model, "-t", "tflite-fp32"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "writes a .tflite" in err[0]
