@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from edgec.compiler import CompileOptions, compile_model
+from edgec.cortexm.measure import bench_cortexm
 from edgec.errors import EdgecError
 from edgec.frontend.onnx import load_onnx
 from edgec.targets import get_target
@@ -209,7 +210,10 @@ def _agreement(edgec_model: CompiledModel, ort_forms: dict, target) -> dict:
 
 def _bench_emulated(result, feeds: dict, runs: int, workdir: Path) -> dict:
     """Instructions per inference (edgec/workbench/instr_count.py: total, per MAC, per layer
-    type) and the emulated, not meaningful, wall time on a target with a runner."""
+    type) and the emulated, not meaningful, wall time on a target with a runner; on a
+    bare-metal (Cortex-M) target the row of edgec/cortexm/measure.py instead."""
+    if getattr(result.target, "bare_metal", False):  # one counted qemu-system-arm run
+        return bench_cortexm(result, feeds, workdir)
     exe = build_result(result, workdir)
     ins, specs = harness_io(result.graph, feeds)
     _, ns = toolchain.run(exe, result.target, ins, specs, runs=max(runs, 2))

@@ -17,6 +17,7 @@ from edgec.cortexm.runner import build_for_result
 from edgec.frontend.onnx import load_onnx
 from edgec.interp import run_graph
 from edgec.quant import random_calibration_inputs
+from edgec.workbench.bench import bench_model
 from edgec.workbench.compare import harness_io, random_inputs
 
 
@@ -64,6 +65,14 @@ def test_bench_row(zoo_dir, tmp_path):
     assert row["fits_device"]
     text = "\n".join(bench_lines(row))
     assert "cortex-m4" in text and "per MAC" in text and "RAM" in text
+
+
+def test_edgec_bench_routes_cortexm_to_the_counted_run(zoo_dir, tmp_path):
+    """`edgec bench -t cortex-m4-int8` (workbench.bench.bench_model) takes the Cortex-M row
+    (bench_cortexm), not the hosted harness, which does not build for bare metal."""
+    row = bench_model(zoo_dir / "digits_cnn.onnx", "cortex-m4-int8", runs=1, workdir=tmp_path)
+    assert row["cortexm"] and row["core"] == "cortex-m4"
+    assert row["instructions"] > 0 and row["ram_bytes"] > 0
 
 
 def test_cycle_table_classes():
