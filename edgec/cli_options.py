@@ -92,6 +92,9 @@ def add_quant_args(p: argparse.ArgumentParser):
     q.add_argument("--int8-softmax", action="store_true",
                    help="int8 targets: a last-axis Softmax in int8, bit-exact with TFLite's "
                         "int8 SOFTMAX (output scale 1/256); default: it stays float")
+    q.add_argument("--tflite-activations", action="store_true",
+                   help="int8 targets: Sigmoid and Tanh with TFLite's fixed output scales and "
+                        "tables, so .tflite files carry LOGISTIC / TANH (docs/int8.md)")
 
 
 def _floats(text: str, flag: str) -> tuple[float, ...]:
@@ -129,7 +132,8 @@ def quant_options(args) -> dict:
             "calib_percentile": args.calib_percentile, "calib_limit": args.calib_limit,
             "preprocess": image_preprocess(args), "keep_float": tuple(args.keep_float),
             "auto_mixed_precision": args.auto_mixed_precision, "target_snr": args.target_snr,
-            "tflite_io": args.tflite_io, "int8_softmax": args.int8_softmax}
+            "tflite_io": args.tflite_io, "int8_softmax": args.int8_softmax,
+            "tflite_activations": args.tflite_activations}
 
 
 def compile_options(args):

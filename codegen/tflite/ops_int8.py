@@ -5,12 +5,21 @@ carries edgec's scale and zero point, the output TFLite's fixed 1/256 and -128, 
 the op's. LiteRT's reference kernel and TensorFlow Lite Micro derive the same multiplier,
 shift and diff_min from those (edgec/ops/softmax_fixed_point.py), so the file computes
 edgec's bits; NNAPI (from 1.2 for int8 models) and the GPU delegate take it.
+
+QLookup of a Sigmoid / Tanh -> LOGISTIC / TANH (version 2) when its output parameters are
+TFLite's fixed ones and its table equals the table LiteRT builds for its input parameters
+(edgec/ops/tflite_activations.py; `--tflite-activations` makes them so); any other table
+stays CAST + ADD + GATHER (ops_misc.lower_lookup), which computes edgec's table exactly.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
+from edgec.codegen.tflite.ops_misc import lower_lookup
 from edgec.errors import UnsupportedError
 from edgec.ops.softmax_fixed_point import OUTPUT_SCALE, OUTPUT_ZERO_POINT
+from edgec.ops.tflite_activations import FIXED_OUTPUT, tflite_builtin, tflite_table
 
 
 def lower_qsoftmax(lw, node) -> None:
@@ -27,4 +36,27 @@ def lower_qsoftmax(lw, node) -> None:
                       rank=len(x.shape))
 
 
-LOWERINGS = {"QSoftmax": lower_qsoftmax}
+def _is_tflite_activation(node) -> bool:
+    """The QLookup's output parameters and table are TFLite's LOGISTIC / TANH ones."""
+    function = str(node.attrs.get("function", ""))
+    x, y = node.inputs[0], node.outputs[0]
+    if tflite_builtin(function) is None or x.quant is None or y.quant is None or \
+            x.quant.per_axis or y.quant.per_axis:
+        return False
+    _, y_scale, y_zero_point = FIXED_OUTPUT[function.lower()]
+    if float(y.quant.scale[0]) != y_scale or int(y.quant.zero_point[0]) != y_zero_point:
+        return False
+    table = tflite_table(function, float(x.quant.scale[0]), int(x.quant.zero_point[0]))
+    return np.array_equal(np.asarray(node.attrs["table"], np.int64), table)
+
+
+def lower_qlookup(lw, node) -> None:
+    """QLookup -> LOGISTIC / TANH where it is TFLite's table, else CAST + ADD + GATHER."""
+    if not _is_tflite_activation(node):
+        lower_lookup(lw, node)
+        return
+    kind = tflite_builtin(node.attrs["function"])
+    lw.b.add_operator(kind, [lw.tensor(node.inputs[0])], [lw.output_tensor(node.outputs[0])])
+
+
+LOWERINGS = {"QSoftmax": lower_qsoftmax, "QLookup": lower_qlookup}

@@ -18,6 +18,7 @@ from edgec.ops.common import FLOATS, NUMERIC, require_dtypes
 from edgec.ops.int8_elementwise import ADD_INT8, MUL_INT8, PRELU_INT8, RELU_INT8
 from edgec.ops.intmath import cast_np, int_div, int_pow
 from edgec.ops.registry import register_op
+from edgec.ops.tflite_activations import TFLITE_ACTIVATION_LOOKUP
 
 
 def _erf(x):
@@ -79,8 +80,8 @@ def _unary(name: str, np_fn, attrs=None, dtypes=FLOATS, quant=QuantRule.LOOKUP):
 
 
 _unary("Relu", lambda x, a: np.maximum(x, 0), dtypes=NUMERIC, quant=RELU_INT8)
-_unary("Sigmoid", lambda x, a: 1.0 / (1.0 + np.exp(-x)))
-_unary("Tanh", lambda x, a: np.tanh(x))
+_unary("Sigmoid", lambda x, a: 1.0 / (1.0 + np.exp(-x)), quant=TFLITE_ACTIVATION_LOOKUP)
+_unary("Tanh", lambda x, a: np.tanh(x), quant=TFLITE_ACTIVATION_LOOKUP)
 _unary("Exp", lambda x, a: np.exp(x))
 _unary("Log", lambda x, a: np.log(x))
 _unary("Sqrt", lambda x, a: np.sqrt(x))

@@ -28,6 +28,7 @@ from edgec.ops.int8_scheme import (
     quantize_weights,
     requant_attrs,
 )
+from edgec.ops.tflite_activations import fixed_output_params, tflite_table, wants_tflite_table
 
 CONV_GEOMETRY = ("dilations", "group", "kernel_shape", "pads", "strides", "layout")
 # Fused activations applied after an int8 layer by a QLookup (prelu: a QPRelu).
@@ -68,10 +69,15 @@ def requant_layer(quantizer, node: Node, op: str, xq: Value, w_q: np.ndarray, w_
              w_scale_max=float(w_scale.max()), activation=act)
     if act == "prelu":
         return emit_qprelu(q, node, y, a["act_slope"], q.params_of(node.output), "_act")
-    if lookup:
+    if lookup and wants_tflite_table(q, act):  # --tflite-activations: TFLite's table
+        final = q.forced[node.output.name] = fixed_output_params(act)
+        table = tflite_table(act, ys, yzp)
+    elif lookup:
         final = q.params_of(node.output)
+        table = lookup_table(lambda v: activation_np(v, a, -1), ys, yzp, scale_of(final),
+                             zero_point_of(final))
+    if lookup:
         fs, fzp = scale_of(final), zero_point_of(final)
-        table = lookup_table(lambda v: activation_np(v, a, -1), ys, yzp, fs, fzp)
         y = q.emit(node, "QLookup", [y], {
             "table": table, "function": act, "x_scale": ys, "x_zero_point": yzp,
             "y_scale": fs, "y_zero_point": fzp}, final, "_act")

@@ -19,13 +19,16 @@ class QuantOptions:
     before, Quantize after). mode "static": int8 activations from calibration; "dynamic":
     int8 weights of Gemm/MatMul, activations quantised at run time (no calibration).
     int8_softmax: last-axis Softmax becomes QSoftmax, TFLite's int8 SOFTMAX (`--int8-softmax`,
-    edgec/ops/quantized_softmax.py); off: it stays float.
+    edgec/ops/quantized_softmax.py); off: it stays float. tflite_activations: Sigmoid and
+    Tanh lookups take TFLite's fixed output scales and table (`--tflite-activations`,
+    edgec/ops/tflite_activations.py), so .tflite files carry LOGISTIC / TANH.
     """
 
     calibration: Calibration | None = None
     keep_float: tuple[str, ...] = ()
     mode: str = "static"
     int8_softmax: bool = False
+    tflite_activations: bool = False
 
     def keeps_float(self, node_name: str, op: str) -> bool:
         """True when `--keep-float` names this node or its op type."""

@@ -131,7 +131,8 @@ def quantize_graph(g: Graph, target, options
                                               keep)
             keep = keep + tuple(chosen)
             report["auto_mixed_precision"] = amp
-        qopts = QuantOptions(cal, keep, int8_softmax=options.int8_softmax)
+        qopts = QuantOptions(cal, keep, int8_softmax=options.int8_softmax,
+                             tflite_activations=options.tflite_activations)
     pass_options = PassOptions(quant=qopts)
     pm = PassManager(list(target.quant_pipeline), verify_each=options.verify_each,
                      dump_dir=options.dump_ir, disabled=set(options.disabled_passes),
