@@ -144,7 +144,7 @@ Written by `python3 tools/tflite_bitexact.py --write docs/benchmarks.md` (LiteRT
 reference kernels, tflite-micro's Python interpreter; seeded N(0, 1) inputs; int8 models
 calibrated on seeded random inputs). *int8 LiteRT vs edgec* counts the int8 values feeding
 each output's DEQUANTIZE that differ from edgec's integer reference (and so from its C);
-why they differ: docs/tflite.md (TFLite rounds requantisation twice, edgec once).
+edgec requantises with TFLite's own arithmetic (docs/int8.md), so every count should be 0.
 
 """
 
