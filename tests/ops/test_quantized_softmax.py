@@ -211,3 +211,19 @@ def test_qdq_export_runs_in_onnxruntime_within_one_lsb(model_path):
     ref = run_graph(result.graph, sample)
     for n in "abcde":
         assert np.max(np.abs(ort[n + "_p"] - ref[n + "_p"])) <= 1 / 256 + 1e-7
+
+
+def test_cli_flag(model_path, tmp_path):
+    """`edgec compile --int8-softmax` reaches the quantize pass (int8 SOFTMAX outputs)."""
+    pytest.importorskip("ai_edge_litert.schema_py_generated")
+    from edgec.codegen.tflite.flatbuf import read_model
+
+    from edgec import cli
+
+    out = tmp_path / "out"
+    assert cli.main(["compile", str(model_path), "-t", "tflite-int8", "--int8-softmax",
+                     "--tflite-io", "int8", "-o", str(out)]) == 0
+    sub = read_model((out / "model.tflite").read_bytes()).subgraphs[0]
+    scales = [sub.tensors[i].quantization.scale[0] for i in sub.outputs[:5]]
+    assert scales == [1 / 256] * 5  # "f" (rows of 1000) stays a float Softmax
+    assert sub.tensors[sub.outputs[5]].quantization is None
