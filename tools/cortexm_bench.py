@@ -107,8 +107,9 @@ def kernel_rows(tmp: Path) -> list[dict]:
             ("edgec_cm_mve.h", "edgec_cm_mve", "edgec_cm_mve_conv_geometry", "cortex-m55-int8")):
         dsp = fn == "edgec_cm"  # packed weights, stack scratch
         scratch = ", (int32_t *)(void *)kcase_scratch" if dsp else ""
-        body = (f"    {fn}_gemm_s8(x, {rows_}, {k}, w, {n}, bias, mult, shift, 1, 3, -128, 127,"
-                f" kcase_out{scratch});")
+        flags = "1 | EDGEC_CM_ACC30" if dsp else "1"  # as the compiler passes for these
+        body = (f"    {fn}_gemm_s8(x, {rows_}, {k}, w, {n}, bias, mult, shift, {flags}, 3, -128,"
+                f" 127, kcase_out{scratch});")
         _, ins = run_case(tmp / f"pw-{target}", target, header,
                           {"x": x, "w": dsp_arrays["w"] if dsp else w, "bias": bias,
                            "mult": mult, "shift": shift}, rows_ * n, body, count=True,
@@ -116,8 +117,8 @@ def kernel_rows(tmp: Path) -> list[dict]:
         out.append({"kernel": f"{fn}_gemm_s8 (pointwise 250x64x64)", "target": target,
                     "instructions": ins, "macs": rows_ * k * n})
         body = (f"    const {geo} g = {{25, 5, 64, 25, 5, 64, 3, 3, 1, 1, 1, 1, 1, 1}};\n"
-                f"    {fn}_depthwise_s8(&g, x, 5, w, bias, bias_raw, mult, shift, 1, 3, -128, 127,"
-                " kcase_out);")
+                f"    {fn}_depthwise_s8(&g, x, 5, w, bias, bias_raw, mult, shift, {flags}, 3,"
+                " -128, 127, kcase_out);")
         arrays = {"x": xd, "w": dsp_arrays["wd"] if dsp else wd, "bias": bias, "mult": mult,
                   "shift": shift, "bias_raw": dsp_arrays["bias_raw"]}
         _, ins = run_case(tmp / f"dw-{target}", target, header, arrays, xd.size, body,
