@@ -182,12 +182,13 @@ static inline void edgec_cm_mve_dw_range(int32_t start, int32_t dilation, int32_
 
 /* 8 channels (int16 lanes, predicate p) of one output pixel over rows x cols taps from
  * x_row / wp: VLDRB.S16 of input and weights, VMULLB/VMULLT into the even and odd channels'
- * int32 sums (`subtract`: the input minus its zero point first). Inlined with constants so
- * that GCC unrolls 3 x 3. */
+ * int32 sums (`subtract`: the input minus its zero point first; `full`: all 8 lanes, loads
+ * without the predicate, which otherwise costs a VPR move per load). Inlined with constants
+ * so that GCC unrolls 3 x 3. */
 static inline __attribute__((always_inline)) void edgec_cm_mve_dw_taps8(
     const int8_t *x_row, size_t row_step, size_t col_step, const int8_t *wp,
     size_t w_row_step, size_t w_col_step, int32_t rows, int32_t cols, mve_pred16_t p,
-    int subtract, int16x8_t zp_lanes, int32x4_t *even_out, int32x4_t *odd_out)
+    int full, int subtract, int16x8_t zp_lanes, int32x4_t *even_out, int32x4_t *odd_out)
 {
     int32x4_t even = *even_out, odd = *odd_out;
     int32_t ky, kx;
@@ -196,8 +197,8 @@ static inline __attribute__((always_inline)) void edgec_cm_mve_dw_taps8(
         const int8_t *wq = wp;
 #pragma GCC unroll 3
         for (kx = 0; kx < cols; ++kx) {
-            int16x8_t xv = vldrbq_z_s16(xp, p);
-            const int16x8_t wv = vldrbq_z_s16(wq, p);
+            int16x8_t xv = full ? vldrbq_s16(xp) : vldrbq_z_s16(xp, p);
+            const int16x8_t wv = full ? vldrbq_s16(wq) : vldrbq_z_s16(wq, p);
             if (subtract) {
                 xv = vsubq_s16(xv, zp_lanes);
             }
@@ -264,17 +265,22 @@ static inline __attribute__((always_inline)) void edgec_cm_mve_depthwise_s8(
                 int32x4_t even = vdupq_n_s32(0), odd = vdupq_n_s32(0);
                 int32_t even_sums[4], odd_sums[4];
                 int32_t j;
-                if (interior && k_h == 3 && k_w == 3) {
+                if (interior && k_h == 3 && k_w == 3 && c + 8 <= c_all) {
                     edgec_cm_mve_dw_taps8(x_first + c, row_step, col_step, w_first + c,
-                                          w_row_step, (size_t)c_all, 3, 3, p, 0, zp_lanes,
+                                          w_row_step, (size_t)c_all, 3, 3, p, 1, 0, zp_lanes,
                                           &even, &odd);
                 } else if (interior) {
                     edgec_cm_mve_dw_taps8(x_first + c, row_step, col_step, w_first + c,
-                                          w_row_step, (size_t)c_all, k_h, k_w, p, 0,
+                                          w_row_step, (size_t)c_all, k_h, k_w, p, 0, 0,
                                           zp_lanes, &even, &odd);
-                } else if (rows > 0 && cols > 0) { /* border: in-image taps, minus x_zp */
+                } else if (rows > 0 && cols > 0 && c + 8 <= c_all) { /* border: in-image
+                                                                         taps, minus x_zp */
                     edgec_cm_mve_dw_taps8(x_first + c, row_step, col_step, w_first + c,
-                                          w_row_step, (size_t)c_all, rows, cols, p, 1,
+                                          w_row_step, (size_t)c_all, rows, cols, p, 1, 1,
+                                          zp_lanes, &even, &odd);
+                } else if (rows > 0 && cols > 0) {
+                    edgec_cm_mve_dw_taps8(x_first + c, row_step, col_step, w_first + c,
+                                          w_row_step, (size_t)c_all, rows, cols, p, 0, 1,
                                           zp_lanes, &even, &odd);
                 }
                 if (short_path && c + 8 <= c_all) { /* 8 channels requantised as vectors */
