@@ -70,7 +70,7 @@ def test_requantisation_short_path_is_exact(tmp_path, target):
     np.testing.assert_array_equal(got.view(np.int32), want)
 
 
-GEMM_SHAPES = [(2, 4, 2), (5, 19, 7), (8, 64, 12), (1, 33, 3), (6, 100, 10)]
+GEMM_SHAPES = [(2, 4, 2), (5, 19, 7), (8, 64, 12), (1, 33, 3), (6, 100, 10), (3, 24, 37)]
 
 
 @pytest.mark.parametrize("header,fn,target", FAMILIES)

@@ -79,6 +79,9 @@ def cortexm_params(node, target, p: dict) -> dict:
     if "rq_shift" in p:  # per-channel shifts: the kernels read int32
         out["cm_shift"] = ConstArray(np.asarray(p["rq_shift"].data, np.int32), "rq_shift")
         del out["rq_shift"]
+    shifts = np.asarray(p["rq_shift"].data if "rq_shift" in p else [p["rq_shift_lit"]])
+    if target.isa == DSP:  # edgec_cm_dsp.h's EDGEC_CM_FAST_SHIFTS: no check at run time
+        out["cm_fast_shifts"] = bool(np.all((shifts >= -31) & (shifts <= -2)))
     bias_eff = np.asarray(p["bias_eff"].data, np.int64)
     if kind == "depthwise":  # + the layer's own bias, where border pixels start
         w = np.asarray(p["weights"].data)

@@ -94,11 +94,13 @@ static inline __attribute__((always_inline)) int32_t edgec_cm_dsp_scale(
 }
 
 /* Bits of the `flags` argument of the DSP kernels: per-channel multipliers and shifts (else
- * one of each), and accumulators known at compile time to stay below 2^30 in magnitude
+ * one of each); accumulators known at compile time to stay below 2^30 in magnitude
  * (|bias| + 255 sum|w| < 2^30: the rounding doubling high multiply is then one SMMULR of
- * the doubled accumulator). */
+ * the doubled accumulator); shifts known to suit edgec_cm_dsp_scale (else checked per
+ * call). */
 #define EDGEC_CM_PER_CHANNEL 1
 #define EDGEC_CM_ACC30 2
+#define EDGEC_CM_FAST_SHIFTS 4 /* every shift in [-31, -2]: no check at run time */
 
 /* 1 when every shift of the layer is in [-31, -2] (edgec_cm_dsp_scale's range). */
 static inline int edgec_cm_dsp_fast_shifts(const int32_t *shift, int32_t count)
@@ -125,10 +127,14 @@ static inline int8_t edgec_cm_out(int32_t acc, const int32_t *mult, const int32_
 #define EDGEC_CM_GEMM_K_ROUND(k) (((k) + 7) / 8 * 8)
 
 /* Scratch words edgec_cm_gemm_s8 needs for k inputs and n_out channels: two rows widened
- * to int16 pairs (EDGEC_CM_GEMM_K_ROUND(k) words) and the 2 x n_out accumulators of a row
- * pair. */
+ * to int16 pairs (EDGEC_CM_GEMM_K_ROUND(k) words) and the accumulators of a row pair for
+ * up to EDGEC_CM_GEMM_CHUNK channels. */
 #define EDGEC_CM_GEMM_SCRATCH_WORDS(k, n_out) \
-    (EDGEC_CM_GEMM_K_ROUND(k) + 2 * (((n_out) + 3) / 4 * 4))
+    (EDGEC_CM_GEMM_K_ROUND(k) + 2 * (((n_out) + 3) / 4 * 4 < EDGEC_CM_GEMM_CHUNK               \
+                                         ? ((n_out) + 3) / 4 * 4 : EDGEC_CM_GEMM_CHUNK))
+
+/* Channels whose accumulators a row pair holds at a time (a multiple of 4). */
+#define EDGEC_CM_GEMM_CHUNK 32
 
 /* Two int8 rows (r1 NULL: a row of zeros) widened into int16 pairs in the order the packed
  * weights use: per 4 K steps the words {r0 even, r1 even, r0 odd, r1 odd}, "even" holding
@@ -233,15 +239,14 @@ static __attribute__((noinline)) void edgec_cm_rows2_s16(const int32_t *xs, cons
 
 /* The row pair's outputs from the accumulators (acc + 2 n: channel n's row 0 and row 1;
  * bias included) on edgec_cm_dsp_scale's path; `full_range`: the clamp is [-128, 127], one
- * SSAT; `two`: both rows (inlined with constants for the common case, so that the tests
- * leave the loop). */
+ * SSAT; `two`: both rows; `acc30`: EDGEC_CM_ACC30 (inlined with constants for the common
+ * cases, so that the tests leave the loop). */
 static inline __attribute__((always_inline)) void edgec_cm_requant_rows2(
     const int32_t *acc, int32_t n_out, const int32_t *mult, const int32_t *shift,
     int per_channel, int32_t y_zp, int32_t act_min, int32_t act_max, int full_range,
-    int two, int8_t *y0)
+    int two, int acc30, int32_t row_stride, int8_t *y0)
 {
     const int32_t step = (per_channel & EDGEC_CM_PER_CHANNEL) ? 1 : 0;
-    const int acc30 = (per_channel & EDGEC_CM_ACC30) != 0;
     const int32_t zp2 = 2 * y_zp + 1;
     int32_t n;
     for (n = 0; n < n_out; ++n) {
@@ -255,7 +260,7 @@ static inline __attribute__((always_inline)) void edgec_cm_requant_rows2(
             if (!full_range) {
                 v1 = v1 < act_min ? act_min : (v1 > act_max ? act_max : v1);
             }
-            y0[n_out + n] = (int8_t)v1;
+            y0[row_stride + n] = (int8_t)v1;
         }
         acc += 2;
         mult += step;
@@ -269,7 +274,8 @@ static inline __attribute__((always_inline)) void edgec_cm_requant_rows2(
  * (padded with zero channels), K rounded up to 8 with zeros, per 4 K steps the words
  * {ch0..ch3 even} then {ch0..ch3 odd} matching edgec_cm_widen_rows2. Rows are taken two at
  * a time: widened once, then every block of 4 channels runs over them (edgec_cm_rows2_s16,
- * accumulators starting at bias_eff) and the row pair is requantised. `scratch` holds
+ * accumulators starting at bias_eff; EDGEC_CM_GEMM_CHUNK channels at a time) and the row
+ * pair is requantised. `scratch` holds
  * EDGEC_CM_GEMM_SCRATCH_WORDS(k, n_out) words. */
 static inline void edgec_cm_gemm_s8(const int8_t *x, int32_t rows, int32_t k,
                                     const int32_t *w16, int32_t n_out, const int32_t *bias_eff,
@@ -280,29 +286,40 @@ static inline void edgec_cm_gemm_s8(const int8_t *x, int32_t rows, int32_t k,
     const int32_t k8 = EDGEC_CM_GEMM_K_ROUND(k);
     int32_t *const xs = scratch;
     int32_t *const acc = scratch + k8;
-    const int fast = edgec_cm_dsp_fast_shifts(
+    const int fast = (per_channel & EDGEC_CM_FAST_SHIFTS) || edgec_cm_dsp_fast_shifts(
         shift, (per_channel & EDGEC_CM_PER_CHANNEL) ? n_out : 1);
     const int full_range = act_min == -128 && act_max == 127;
+    const int acc30 = (per_channel & EDGEC_CM_ACC30) != 0;
     int32_t r, n;
     for (r = 0; r < rows; r += 2) {
         const int8_t *x0 = x + (size_t)r * (size_t)k;
-        int8_t *y0 = y + (size_t)r * (size_t)n_out;
         const int two = r + 1 < rows;
+        int32_t n0;
         edgec_cm_widen_rows2(x0, two ? x0 + k : NULL, k, xs);
-        edgec_cm_rows2_s16(xs, w16, k8 / 2, n_out, bias_eff, acc);
-        if (fast && full_range && two) { /* the common case, specialised */
-            edgec_cm_requant_rows2(acc, n_out, mult, shift, per_channel, y_zp, act_min,
-                                   act_max, 1, 1, y0);
-        } else if (fast) {
-            edgec_cm_requant_rows2(acc, n_out, mult, shift, per_channel, y_zp, act_min,
-                                   act_max, full_range, two, y0);
-        } else {
-            for (n = 0; n < n_out; ++n) {
-                y0[n] = edgec_cm_out(acc[2 * n], mult, shift, n, per_channel, y_zp, act_min,
-                                     act_max);
-                if (two) {
-                    y0[n_out + n] = edgec_cm_out(acc[2 * n + 1], mult, shift, n, per_channel,
-                                                 y_zp, act_min, act_max);
+        for (n0 = 0; n0 < n_out; n0 += EDGEC_CM_GEMM_CHUNK) {
+            const int32_t count = n_out - n0 < EDGEC_CM_GEMM_CHUNK ? n_out - n0
+                                                                    : EDGEC_CM_GEMM_CHUNK;
+            const int32_t c0 = (per_channel & EDGEC_CM_PER_CHANNEL) ? n0 : 0;
+            int8_t *y0 = y + (size_t)r * (size_t)n_out + (size_t)n0;
+            edgec_cm_rows2_s16(xs, w16 + (size_t)n0 / 4u * 2u * (size_t)k8, k8 / 2, count,
+                               bias_eff + n0, acc);
+            if (fast && full_range && two && acc30) { /* the common cases, specialised */
+                edgec_cm_requant_rows2(acc, count, mult + c0, shift + c0, per_channel, y_zp,
+                                       act_min, act_max, 1, 1, 1, n_out, y0);
+            } else if (fast && full_range && two) {
+                edgec_cm_requant_rows2(acc, count, mult + c0, shift + c0, per_channel, y_zp,
+                                       act_min, act_max, 1, 1, 0, n_out, y0);
+            } else if (fast) {
+                edgec_cm_requant_rows2(acc, count, mult + c0, shift + c0, per_channel, y_zp,
+                                       act_min, act_max, full_range, two, acc30, n_out, y0);
+            } else {
+                for (n = 0; n < count; ++n) {
+                    y0[n] = edgec_cm_out(acc[2 * n], mult, shift, n0 + n, per_channel, y_zp,
+                                         act_min, act_max);
+                    if (two) {
+                        y0[n_out + n] = edgec_cm_out(acc[2 * n + 1], mult, shift, n0 + n,
+                                                     per_channel, y_zp, act_min, act_max);
+                    }
                 }
             }
         }
@@ -446,7 +463,7 @@ static inline __attribute__((always_inline)) void edgec_cm_depthwise_s8(
     const size_t row_step = (size_t)dilation_h * (size_t)in_w * (size_t)c_all;
     const size_t col_step = (size_t)dilation_w * (size_t)c_all;
     const int32_t zp_pair = (int32_t)(((uint32_t)x_zp & 0xFFFFu) | ((uint32_t)x_zp << 16));
-    const int fast = edgec_cm_dsp_fast_shifts(
+    const int fast = (per_channel & EDGEC_CM_FAST_SHIFTS) || edgec_cm_dsp_fast_shifts(
         shift, (per_channel & EDGEC_CM_PER_CHANNEL) ? c_all : 1);
     const int acc30 = (per_channel & EDGEC_CM_ACC30) != 0;
     const int full_range = act_min == -128 && act_max == 127;
@@ -581,6 +598,9 @@ static inline void edgec_cm_conv_s8(const edgec_cm_conv_geometry *g, const int8_
     int8_t *const rows = (int8_t *)(void *)scratch;
     int32_t *const gemm_scratch = scratch + (2 * k + 3) / 4;
     int32_t p;
+    if (edgec_cm_dsp_fast_shifts(shift, (per_channel & EDGEC_CM_PER_CHANNEL) ? out_c : 1)) {
+        per_channel |= EDGEC_CM_FAST_SHIFTS; /* checked once, not per pixel pair */
+    }
     for (p = 0; p < pixels; p += 2) {
         const int32_t n_rows = p + 1 < pixels ? 2 : 1;
         edgec_cm_im2col_row(g, x, x_zp, p, rows);
