@@ -115,23 +115,41 @@ def test_prelu_model_is_bit_exact_on_every_int8_target(model_path, target, keep_
 
 @pytest.mark.parametrize("alpha", [[0.25], [-0.5], [0.0], [0.01, 0.3, 1.7, -0.2]])
 def test_qprelu_matches_float_prelu_of_dequantised_input(alpha):
-    """All 256 inputs per channel: quantize(prelu(dequantize(q))) with ties to even (numpy
-    float64, independent of qmath's fixed point) within one LSB, exact almost everywhere."""
+    """All 256 inputs per channel: within one LSB of quantize(prelu(dequantize(q))) (numpy
+    float64, ties to even), and exactly TFLite's PRELU: each side's multiplier applied with
+    TFLite's double-rounding MultiplyByQuantizedMultiplier, written out here with Python
+    integers (independent of qmath)."""
     x_scale, x_zp, y_scale, y_zp = 0.037, -11, 0.021, 5
     n = len(alpha)
     q = np.repeat(np.arange(-128, 128), n).reshape(256, n).astype(np.int8)
     g = Graph("t")
     x = g.add_input("x", TensorType(q.shape, DType.INT8))
-    node = g.add_node("QPRelu", [x], attrs=qprelu_attrs(alpha, x_scale, x_zp, y_scale, y_zp))
+    attrs = qprelu_attrs(alpha, x_scale, x_zp, y_scale, y_zp)
+    node = g.add_node("QPRelu", [x], attrs=attrs)
     got = get_op("QPRelu").reference(node, q)[0].astype(np.int64)
     real = (q.astype(np.float64) - x_zp) * x_scale
     quotient = np.where(real >= 0, real, real * np.asarray(alpha)) / y_scale
     want = np.clip(np.rint(quotient) + y_zp, -128, 127)
     assert np.max(np.abs(got - want)) <= 1
-    # away from ties (where the fixed point rounds up and rint to even) they are equal
-    tie = np.abs(np.abs(quotient - np.floor(quotient)) - 0.5) < 1e-6
-    assert np.array_equal(got[~tie], want[~tie])
     assert np.array_equal(got[q == x_zp], np.full(np.count_nonzero(q == x_zp), y_zp))
+
+    def mbqm(v: int, m: int, s: int) -> int:  # TFLite's C++, with Python integers
+        ab = v * (1 << max(s, 0)) * m
+        num = ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30))
+        high = abs(num) // (1 << 31) * (1 if num >= 0 else -1)
+        right = max(-s, 0)
+        mask = (1 << right) - 1
+        return (high >> right) + (1 if (high & mask) > (mask >> 1) + (high < 0) else 0)
+
+    for c in range(n):
+        am = attrs["alpha_multiplier"][c % len(attrs["alpha_multiplier"])]
+        ash = attrs["alpha_shift"][c % len(attrs["alpha_shift"])]
+        sign = attrs["alpha_sign"][c]
+        for i in range(256):
+            d = int(q[i, c]) - x_zp
+            y = mbqm(d, attrs["multiplier"][0], attrs["shift"][0]) if d >= 0 else \
+                mbqm(d * sign, am, ash)
+            assert got[i, c] == min(max(y + y_zp, -128), 127), (c, i)
 
 
 def test_qprelu_identity_path_is_the_plain_requantisation():
