@@ -29,6 +29,9 @@ def add_pass_args(p: argparse.ArgumentParser):
     p.add_argument("--dump-ir", metavar="DIR", help="write the IR text after each pass to DIR")
     p.add_argument("--disable-pass", action="append", default=[], metavar="NAME",
                    help="skip a pass of the target's pipeline (repeatable)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="C targets with an OS: split the heavy layers over N threads (a pthread "
+                        "pool; bit-identical to 1; docs/os-runtime.md); default 1")
     add_limit_args(p)
     add_coreml_args(p)
     add_quant_args(p)
@@ -153,5 +156,6 @@ def compile_options(args):
         limits=limits_from_args(args),
         coreml_target=getattr(args, "coreml_target", None),
         coreml=coreml_options(args),
+        threads=getattr(args, "threads", 1),
         **quant_options(args),
     )

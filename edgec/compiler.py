@@ -21,8 +21,10 @@ import onnx
 from edgec import __version__
 from edgec.codegen.c.backend import CBackend
 from edgec.codegen.c.naming import model_prefix
+from edgec.codegen.c.threads import MAX_THREADS
 from edgec.codegen.coreml.options import CoreMLOptions
 from edgec.cortexm.cmake import firmware_files
+from edgec.errors import EdgecError
 from edgec.frontend.onnx import check_model_proto, import_model, load_onnx
 from edgec.gcpause import gc_paused_for_large_graphs, paused_gc
 from edgec.ir import Graph
@@ -65,6 +67,7 @@ class CompileOptions:
     tflite_activations: bool = False  # int8: Sigmoid/Tanh as TFLite's LOGISTIC/TANH tables
     coreml_target: str | None = None  # CoreML targets: --coreml-target (docs/coreml.md)
     coreml: CoreMLOptions = field(default_factory=CoreMLOptions)  # --coreml-format ...
+    threads: int = 1  # C targets with an OS: heavy layers split over a pool (docs/os-runtime.md)
 
 
 @dataclass
@@ -81,6 +84,17 @@ class CompileResult:
     warnings: list[str] = field(default_factory=list)
     # int8 targets: float value name -> the int8 value that replaced it (per-layer debugging)
     quant_value_map: dict[str, str] = field(default_factory=dict)
+
+
+def check_threads(threads: int, target: Target) -> None:
+    """--threads N: 1..16 on a C target that runs under an OS (pthreads); firmware is refused."""
+    if threads == 1:
+        return
+    if not 1 <= threads <= MAX_THREADS:
+        raise EdgecError(f"--threads takes 1..{MAX_THREADS}, not {threads}")
+    if target.bare_metal or target.backend != "c":
+        raise EdgecError(f"--threads needs a C target with an OS (pthreads); {target.name} "
+                         "builds firmware or no C: compile it with one thread")
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -148,6 +162,7 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
                   extra_report: dict | None = None) -> CompileResult:
     """Compile an already imported graph for `options.target`."""
     target = get_target(options.target)
+    check_threads(options.threads, target)
     if target.backend == "coreml":  # ML Program package, not C (codegen/coreml/build.py)
         return _compile_coreml(g, options, target, model_name, dict(extra_report or {}))
     if options.prefix:  # a reserved --prefix fails before the pipeline and calibration run
@@ -168,7 +183,8 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
 
         backend = TFLiteBackend(target, prefix, io=options.tflite_io, quantization=quant_report)
     else:
-        backend = CBackend(target, prefix, explicit_prefix=bool(options.prefix))
+        backend = CBackend(target, prefix, explicit_prefix=bool(options.prefix),
+                           threads=options.threads)
     files = backend.generate(g, plan, model_name=model_name)
     if target.bare_metal:  # Cortex-M: example firmware (edgec/cortexm/cmake.py)
         files.update(firmware_files(target, backend.prefix))
@@ -176,6 +192,8 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     report = build_report(g, plan, target, backend.weights_bytes, dict(extra_report or {}))
     report["kernels"] = backend.kernel_count
     report["prefix"] = backend.prefix
+    if options.threads > 1:
+        report["threads"] = {"threads": options.threads, "split_layers": backend.split_layers}
     report.update(getattr(backend, "report_sections", {}))  # e.g. "tflite" (docs/report.md)
     if quant_report:
         report["quantization"] = quant_report

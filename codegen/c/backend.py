@@ -35,6 +35,7 @@ from edgec.codegen.c.carray import c_initializer, c_scalar
 from edgec.codegen.c.kernel import ConstArray, Kernel
 from edgec.codegen.c.naming import c_identifier, c_string, c_text, comment_text, model_prefix
 from edgec.codegen.c.select import select
+from edgec.codegen.c.threads import THREAD_HEADERS, THREAD_SOURCES, WorkSplit, split_layer
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 INT32_MAX = 2**31 - 1
@@ -119,6 +120,7 @@ class Layer:
     comment: str
     kernel: Kernel
     index: int = 0
+    before: str = ""  # threaded builds: the split layer's part function and task (threads.py)
 
 
 class CBackend:
@@ -129,8 +131,10 @@ class CBackend:
     or empty name is an EdgecError). See naming.model_prefix.
     """
 
-    def __init__(self, target, prefix: str = "model", explicit_prefix: bool = False):
+    def __init__(self, target, prefix: str = "model", explicit_prefix: bool = False,
+                 threads: int = 1):
         self.target = target
+        self.threads = threads  # > 1: heavy layers split over a thread pool (threads.py)
         self.prefix = model_prefix(prefix, explicit_prefix)
         self.env = make_env()
 
@@ -200,21 +204,27 @@ class CBackend:
         ins = [tensor(v) for v in node.inputs if v is not None]
         all_ins = [tensor(v) for v in node.inputs]
         outs = [tensor(v) for v in node.outputs]
+        split = WorkSplit(False)
         if any(v is not None for v in node.outputs) and all(
                 v is None or v.type.numel == 0 for v in node.outputs):
             # Nothing to write: loops of 0 iterations would only trip -Wtype-limits.
             body = "\n".join(["/* every output is empty (a dimension of 0): no work */"]
                               + [f"(void){a};" for a in (act_ident[id(v)] for v in act_values)])
         else:
-            body = self._render_body(node, kernel, fn, ins, all_ins, outs, extra_arrays)
+            split = WorkSplit(self.threads > 1)
+            body = self._render_body(node, kernel, fn, ins, all_ins, outs, extra_arrays, split)
         shapes_in = ", ".join(str(v.type) for v in node.inputs if v is not None and not v.is_const)
         out_type = node.output.type if len(node.outputs) == 1 else ""
         comment = (f"{c_text(node.op)} '{comment_text(node.name)}': {c_text(out_type)}"
                    f" <- {c_text(shapes_in)}")
-        return Layer(fn, node, params, args, body, comment, kernel)
+        before = ""
+        if split.items >= 2:
+            before, body = split_layer(fn, params, body, comment, split.items,
+                                       f"{self.prefix.upper()}_LAYER")
+        return Layer(fn, node, params, args, body, comment, kernel, before=before)
 
     def _render_body(self, node: Node, kernel: Kernel, fn: str, ins, all_ins, outs,
-                     extra_arrays) -> str:
+                     extra_arrays, split: WorkSplit) -> str:
         """The body of a layer function: the node's kernel template rendered with its params."""
         template = self.env.get_template(kernel.template)
         p = dict(kernel.params)
@@ -227,7 +237,7 @@ class CBackend:
                 p[key] = ident
         body = template.render(
             node=node, attrs=node.attrs, ins=ins, all_ins=all_ins, outs=outs, p=p,
-            target=self.target,
+            target=self.target, split=split,
         )
         return "\n".join(line.rstrip() for line in body.strip("\n").splitlines() if line.strip())
 
@@ -274,6 +284,9 @@ class CBackend:
             layers.append(layer)
         self.kernel_count = len(layers)
         runtime = sorted({h for L in layers for h in L.kernel.runtime})
+        threads = self.threads if self.threads > 1 else 0
+        if threads:
+            runtime = sorted(set(runtime) | {"edgec_pool.h"})
         weights = []
         for ct in consts.values():
             if ct.ident in self._const_used:
@@ -307,6 +320,8 @@ class CBackend:
             "inputs": self._io_table(g, g.inputs, in_names, plan),
             "outputs": self._io_table(g, g.outputs, out_names, plan),
             "meta": extra_meta or {},
+            "threads": threads,
+            "split_layers": sum(1 for L in layers if L.before),
         }
         files = {
             f"{self.prefix}.h": self.env.get_template("model.h.j2").render(ctx),
@@ -317,7 +332,8 @@ class CBackend:
             f"{self.prefix}.mk": self.env.get_template("model.mk.j2").render(ctx),
             "edgec_harness.c": self.env.get_template("harness.c.j2").render(ctx),
         }
-        for name in runtime:
+        for name in runtime + (list(THREAD_HEADERS + THREAD_SOURCES) if threads else []):
             files[name] = (RUNTIME_DIR / name).read_text()
+        self.split_layers = ctx["split_layers"]
         self.weights_bytes = ctx["weights_bytes"]
         return files

@@ -9,21 +9,29 @@
 #include <pthread.h>
 
 /* Spins before sleeping: long enough to bridge the gap between two layers. */
-#define EDGEC_POOL_SPINS 20000
+#ifndef EDGEC_POOL_SPINS
+#define EDGEC_POOL_SPINS 2000
+#endif
+/* Chunks a range is cut into per thread: threads claim them in turn, so a thread the OS
+   delays (another process, a LITTLE core) leaves its share to the others. */
+#define EDGEC_POOL_CHUNKS_PER_THREAD 4
 
 static pthread_t edgec_pool_workers[EDGEC_POOL_MAX_THREADS - 1];
-static int edgec_pool_worker_ids[EDGEC_POOL_MAX_THREADS - 1];
 static int edgec_pool_nthreads = 1;
 static pthread_mutex_t edgec_pool_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t edgec_pool_wake = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t edgec_pool_done = PTHREAD_COND_INITIALIZER;
 static unsigned edgec_pool_generation; /* atomic: bumped once per task */
-static int edgec_pool_remaining;       /* atomic: workers still running the task */
+static int edgec_pool_open;            /* atomic: 1 while the task takes helpers */
+static int edgec_pool_active;          /* atomic: workers inside the task */
+static int edgec_pool_next;            /* atomic: the next chunk to claim */
 static int edgec_pool_stopping;        /* guarded by the mutex */
 static uint64_t edgec_pool_cores;
-static edgec_task_fn edgec_pool_fn; /* the task; published by the generation bump */
+/* The task, published by the release of edgec_pool_open. */
+static edgec_task_fn edgec_pool_fn;
 static void *edgec_pool_ctx;
 static int edgec_pool_n;
+static int edgec_pool_chunks;
 static edgec_parallel_for_hook edgec_pool_hook;
 static void *edgec_pool_hook_user;
 
@@ -36,18 +44,22 @@ static void edgec_pool_relax(void)
 #endif
 }
 
-static void edgec_pool_run_chunk(int t)
+/* Claim chunks of the current task until none is left. */
+static void edgec_pool_run_chunks(void)
 {
-    const long long n = edgec_pool_n, threads = edgec_pool_nthreads;
-    const int begin = (int)(t * n / threads), end = (int)((t + 1) * n / threads);
-    if (begin < end) edgec_pool_fn(edgec_pool_ctx, begin, end);
+    const long long n = edgec_pool_n, chunks = edgec_pool_chunks;
+    int c;
+    while ((c = __atomic_fetch_add(&edgec_pool_next, 1, __ATOMIC_RELAXED)) < chunks) {
+        const int begin = (int)(c * n / chunks), end = (int)((c + 1) * n / chunks);
+        if (begin < end) edgec_pool_fn(edgec_pool_ctx, begin, end);
+    }
 }
 
 static void *edgec_pool_worker(void *arg)
 {
-    const int t = *(const int *)arg;
     unsigned seen = 0, now;
     int spins;
+    (void)arg;
     if (edgec_pool_cores) edgec_os_set_cores(edgec_pool_cores, 0);
     for (;;) {
         now = __atomic_load_n(&edgec_pool_generation, __ATOMIC_ACQUIRE);
@@ -67,8 +79,12 @@ static void *edgec_pool_worker(void *arg)
             pthread_mutex_unlock(&edgec_pool_mutex);
         }
         seen = now;
-        edgec_pool_run_chunk(t);
-        if (__atomic_sub_fetch(&edgec_pool_remaining, 1, __ATOMIC_ACQ_REL) == 0) {
+        /* Join, then check the task is still open: the caller closes it and then waits for
+           active == 0, so a late worker either helps or stays out, never touches a finished
+           task (both sides sequentially consistent: a Dekker-style handshake). */
+        __atomic_add_fetch(&edgec_pool_active, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&edgec_pool_open, __ATOMIC_SEQ_CST)) edgec_pool_run_chunks();
+        if (__atomic_sub_fetch(&edgec_pool_active, 1, __ATOMIC_ACQ_REL) == 0) {
             pthread_mutex_lock(&edgec_pool_mutex);
             pthread_cond_signal(&edgec_pool_done);
             pthread_mutex_unlock(&edgec_pool_mutex);
@@ -85,9 +101,7 @@ int edgec_pool_start(int threads, uint64_t cores)
     if (cores) edgec_os_set_cores(cores, 0);
     __atomic_store_n(&edgec_pool_generation, 0, __ATOMIC_RELEASE);
     for (t = 1; t < threads; t++) {
-        edgec_pool_worker_ids[t - 1] = t;
-        if (pthread_create(&edgec_pool_workers[t - 1], 0, edgec_pool_worker,
-                           &edgec_pool_worker_ids[t - 1]) != 0) {
+        if (pthread_create(&edgec_pool_workers[t - 1], 0, edgec_pool_worker, 0) != 0) {
             edgec_pool_nthreads = t; /* stop the ones that started */
             edgec_pool_stop();
             return EDGEC_POOL_ESTART;
@@ -136,18 +150,22 @@ void edgec_parallel_for(edgec_task_fn fn, void *ctx, int n)
     edgec_pool_fn = fn;
     edgec_pool_ctx = ctx;
     edgec_pool_n = n;
-    __atomic_store_n(&edgec_pool_remaining, edgec_pool_nthreads - 1, __ATOMIC_RELAXED);
+    edgec_pool_chunks = n < edgec_pool_nthreads * EDGEC_POOL_CHUNKS_PER_THREAD
+                            ? n : edgec_pool_nthreads * EDGEC_POOL_CHUNKS_PER_THREAD;
+    __atomic_store_n(&edgec_pool_next, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&edgec_pool_open, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&edgec_pool_mutex);
     __atomic_add_fetch(&edgec_pool_generation, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&edgec_pool_wake);
     pthread_mutex_unlock(&edgec_pool_mutex);
-    edgec_pool_run_chunk(0);
+    edgec_pool_run_chunks();
+    __atomic_store_n(&edgec_pool_open, 0, __ATOMIC_SEQ_CST);
     for (spins = 0; spins < EDGEC_POOL_SPINS; spins++) {
-        if (__atomic_load_n(&edgec_pool_remaining, __ATOMIC_ACQUIRE) == 0) return;
+        if (__atomic_load_n(&edgec_pool_active, __ATOMIC_SEQ_CST) == 0) return;
         edgec_pool_relax();
     }
     pthread_mutex_lock(&edgec_pool_mutex);
-    while (__atomic_load_n(&edgec_pool_remaining, __ATOMIC_ACQUIRE) != 0)
+    while (__atomic_load_n(&edgec_pool_active, __ATOMIC_SEQ_CST) != 0)
         pthread_cond_wait(&edgec_pool_done, &edgec_pool_mutex);
     pthread_mutex_unlock(&edgec_pool_mutex);
 }

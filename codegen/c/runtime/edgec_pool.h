@@ -3,14 +3,17 @@
  * Part of edgec (Apache-2.0). Optional: single-threaded and bare-metal builds never include it.
  *
  * The model's heavy layers call edgec_parallel_for(fn, ctx, n): the range [0, n) of output rows
- * or channels is cut into one contiguous chunk per thread, chunk t = [t*n/T, (t+1)*n/T), and
- * every element is computed by exactly one thread with the same code as the single-threaded
- * build, so results are bit-identical to one thread whatever T is.
+ * or channels is cut into C = min(n, 4T) contiguous chunks, chunk c = [c*n/C, (c+1)*n/C), that
+ * the threads claim in turn from an atomic counter (a thread the OS delays, or a slower core,
+ * leaves its share to the others). Every element is computed by exactly one thread with the
+ * same code as the single-threaded build, so results are bit-identical to one thread whatever
+ * T is and whichever thread ran which chunk.
  *
- * The pool keeps T-1 workers (the caller is the T-th). A call publishes the task by bumping a
+ * The pool keeps T-1 workers (the caller is the T-th). A call opens the task and bumps a
  * generation counter; workers spin on it for a short while (a layer follows the previous one
  * within microseconds) and then sleep on a condition variable, so an idle pool costs no CPU.
- * The caller runs chunk 0, then waits for the others the same way (spin, then sleep).
+ * The caller claims chunks too, closes the task when none is left, and waits (spin, then
+ * sleep) until no worker is inside it; a worker that wakes after the close stays out.
  *
  * An RTOS or an application with its own scheduler installs its parallel-for instead with
  * edgec_pool_set_hook(); the pool's threads are then never started.
