@@ -19,7 +19,7 @@ import numpy as np
 
 from edgec.api.model import ModelSource
 from edgec.api.options import calibration_batches, make_options
-from edgec.console.html import html_table, rich_table, text_table
+from edgec.console.html import TextTableView
 from edgec.console.tables import fmt_err, fmt_snr
 from edgec.errors import EdgecError
 from edgec.golden import (
@@ -83,7 +83,7 @@ def golden_record(model: str | os.PathLike, targets, directory: str | os.PathLik
 
 
 @dataclass
-class GoldenCheck:
+class GoldenCheck(TextTableView):
     """The outcome of golden_check: one CheckResult per (case, target)."""
 
     results: list[CheckResult] = field(default_factory=list)
@@ -100,15 +100,6 @@ class GoldenCheck:
         return (f"edgec golden check: {len(self.results)} checked, {failed} failed",
                 ["case", "target", "status", "max abs err", "SNR dB", "first divergent layer"],
                 rows)
-
-    def _repr_html_(self) -> str:
-        return html_table(*self._table())
-
-    def __rich__(self):
-        return rich_table(*self._table())
-
-    def __str__(self) -> str:
-        return text_table(*self._table())
 
 
 def golden_check(directories, targets=None, *, sanitize: bool = False) -> GoldenCheck:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from edgec.console.html import html_table, rich_table, text_table
+from edgec.console.html import TextTableView
 
 
 @dataclass(frozen=True)
-class Report:
+class Report(TextTableView):
     """What edgec compiled: target, costs, the memory plan's arena and the int8 calibration."""
 
     target: str
@@ -80,12 +80,3 @@ class Report:
 
     def _table(self) -> tuple[str, list[str], list[list[object]]]:
         return f"edgec report: {self.model or 'model'} for {self.target}", ["field", "value"], self._rows()
-
-    def _repr_html_(self) -> str:
-        return html_table(*self._table())
-
-    def __rich__(self):
-        return rich_table(*self._table())
-
-    def __str__(self) -> str:
-        return text_table(*self._table())

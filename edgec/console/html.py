@@ -41,3 +41,24 @@ def rich_table(title: str, header: list[str], rows: list[list[object]], caption:
     for row in rows:
         table.add_row(*(escape(str(c)) for c in row))
     return table
+
+
+class TableView:
+    """Mixin for results shown as one table: `_table()` returns (title, header, rows[,
+    caption]); notebooks get `_repr_html_`, rich consoles `__rich__`."""
+
+    def _table(self) -> tuple:
+        raise NotImplementedError
+
+    def _repr_html_(self) -> str:
+        return html_table(*self._table())
+
+    def __rich__(self):
+        return rich_table(*self._table())
+
+
+class TextTableView(TableView):
+    """`TableView` whose str() is the same table as aligned text."""
+
+    def __str__(self) -> str:
+        return text_table(*self._table())

@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from edgec.console import quote
-from edgec.console.html import html_table, rich_table
+from edgec.console.html import TableView
 from edgec.console.tables import fmt_err, fmt_snr
 from edgec.datafiles import as_input_dtype, quote_path, read_arrays
 from edgec.errors import DataError, EdgecError
@@ -261,7 +261,7 @@ def compare(name: str, got: np.ndarray, ref: np.ndarray, rtol: float = DEFAULT_R
 
 
 @dataclass
-class VerifyResult:
+class VerifyResult(TableView):
     """Everything `edgec verify` reports."""
 
     target: str
@@ -292,12 +292,6 @@ class VerifyResult:
         verdict = "PASS" if self.ok else "FAIL"
         return (f"edgec verify: {self.target}, {self.samples} sample(s): {verdict}",
                 ["output", "status", "max abs err", "max rel err", "SNR dB"], rows, reference)
-
-    def _repr_html_(self) -> str:
-        return html_table(*self._table())
-
-    def __rich__(self):
-        return rich_table(*self._table())
 
 
 def harness_io(g: Graph, feeds: dict[str, np.ndarray]):
