@@ -272,7 +272,8 @@ static inline __attribute__((always_inline)) void edgec_cm_requant_rows2(
  * accumulators starting at bias_eff; EDGEC_CM_GEMM_CHUNK channels at a time) and the row
  * pair is requantised. `scratch` holds
  * EDGEC_CM_GEMM_SCRATCH_WORDS(k, n_out) words. */
-static inline void edgec_cm_gemm_s8(const int8_t *x, int32_t rows, int32_t k,
+static inline __attribute__((always_inline)) void edgec_cm_gemm_s8(
+                                    const int8_t *x, int32_t rows, int32_t k,
                                     const int32_t *w16, int32_t n_out, const int32_t *bias_eff,
                                     const int32_t *mult, const int32_t *shift, int per_channel,
                                     int32_t y_zp, int32_t act_min, int32_t act_max, int8_t *y,
@@ -354,9 +355,26 @@ static inline void edgec_cm_im2col_row(const edgec_cm_conv_geometry *g, const in
     const int32_t dilation_h = g->dilation_h, dilation_w = g->dilation_w;
     const int32_t oy = pixel / g->out_w, ox = pixel % g->out_w;
     const int32_t iy0 = oy * g->stride_h - g->pad_top, ix0 = ox * g->stride_w - g->pad_left;
+    const int row_inside = dilation_w == 1 && ix0 >= 0 && ix0 + k_w <= in_w;
+    const size_t row_bytes = (size_t)k_w * (size_t)in_c;
     int32_t ky, kx;
     for (ky = 0; ky < k_h; ++ky) {
         const int32_t iy = iy0 + ky * dilation_h;
+        if (iy < 0 || iy >= in_h) { /* a kernel row above or below the image */
+            memset(row, (int)(int8_t)x_zp, row_bytes);
+            row += row_bytes;
+            continue;
+        }
+        if (row_inside) { /* the kernel row's taps are contiguous in NHWC: one copy */
+            const int8_t *src = x + ((size_t)iy * (size_t)in_w + (size_t)ix0) * (size_t)in_c;
+            if (row_bytes == 4u) {
+                memcpy(row, src, 4u); /* one unaligned word (DS-CNN's 4 x 1 rows) */
+            } else {
+                memcpy(row, src, row_bytes);
+            }
+            row += row_bytes;
+            continue;
+        }
         for (kx = 0; kx < k_w; ++kx) {
             const int32_t ix = ix0 + kx * dilation_w;
             const int outside = iy < 0 || iy >= in_h || ix < 0 || ix >= in_w;
