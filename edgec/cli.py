@@ -243,7 +243,7 @@ def cmd_bench(args) -> int:
                           "bench a C target (e.g. x86_64-int8), whose LiteRT column times it")
     row = bench_model(args.model, args.target, runs=args.runs, compare=not args.no_compare,
                       input_shapes=parse_input_shapes(args.input_shape),
-                      lock_clocks=args.lock_clocks)
+                      lock_clocks=args.lock_clocks, threads=args.threads)
     if args.json:
         print(json.dumps(row))
         return 0
@@ -263,6 +263,10 @@ def cmd_bench(args) -> int:
     peak_name = ("the AVX2 int8 ceiling" if "int8_avx2_peak_gmacs" in row else "the FMA peak")
     share = f", {row['peak_share']:.0%} of {peak_name}" if "peak_share" in row else ""
     print(f"  edgec        {row['latency_ms']:.4f} ms  ({row['gmacs']:.1f} GMAC/s{share})")
+    if "threads" in row:  # --threads N: the same library at N threads and at 1
+        print(f"  threads      {row['threads']}: {row['latency_ms']:.4f} ms, 1 thread: "
+              f"{row['latency_1thread_ms']:.4f} ms, speed-up {row['speedup']:.2f}x "
+              f"(onnxruntime with {row['threads']} intra-op threads below)")
     print(f"  clocks       {clocks_line(row.get('clocks') or {})}")
     if "onnxruntime_ms" in row:
         print(f"  onnxruntime  {row['onnxruntime_ms']:.4f} ms  ({row['onnxruntime_form']}; "
@@ -413,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--lock-clocks", action="store_true",
                    help="performance governor, minimum = maximum frequency while timing, where "
                         "permitted (restored afterwards; see docs/os-runtime.md)")
+    b.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="build with --threads N and time it at N threads and at 1 (speed-up), "
+                        "onnxruntime with N intra-op threads; default 1")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(fn=cmd_bench)
 

@@ -101,3 +101,15 @@ def test_avx2_int8_probe_builds_and_reports_a_rate(tmp_path):
     res = peak.result()
     assert res is not None
     assert res["int8_avx2_gmacs"] > 0 and np.isfinite(res["int8_avx2_gmacs"])
+
+
+def test_bench_threads_times_the_same_library_at_n_and_at_one_thread(tiny_model):
+    proc = subprocess.run([sys.executable, "-m", "edgec.cli", "bench", str(tiny_model), "-t",
+                           "x86_64-fp32", "--runs", "6", "--threads", "2", "--json"],
+                          capture_output=True, text=True, cwd=REPO, check=False)
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert row["threads"] == 2 and row["latency_1thread_ms"] > 0 and row["speedup"] > 0
+    assert row["speedup"] == pytest.approx(row["latency_1thread_ms"] / row["latency_ms"],
+                                           rel=0.1)  # latencies are rounded to 0.1 us
+    assert row["max_rel_err_vs_onnxruntime"] <= 1e-4  # the threaded outputs still agree

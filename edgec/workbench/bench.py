@@ -10,6 +10,8 @@ Method (the numbers in docs/benchmarks.md come from here, through tools/bench.py
   inter-op thread and every graph optimisation, through an IOBinding with preallocated
   inputs and outputs; each call is timed from Python with perf_counter_ns (the call overhead
   that includes is measured separately on an Identity model and reported, not subtracted);
+  with `threads` N > 1, edgec's library is built with --threads N and timed at N threads and
+  at 1 thread alternately (the speed-up), onnxruntime with N intra-op threads;
 - the two alternate in chunks of a few runs after a warm-up, so that both see the same
   machine load; medians over `runs` runs each;
 - GMAC/s = MACs / median latency; the FMA peak is measured (edgec/workbench/machine.py: 10
@@ -44,7 +46,13 @@ from edgec.workbench.compare import compare, harness_io, random_inputs
 from edgec.workbench.instr_count import count_instructions, instruction_summary
 from edgec.workbench.litert_bench import litert_fields, litert_runner
 from edgec.workbench.machine import FmaPeak
-from edgec.workbench.runners import CompiledModel, OrtModel, ort_call_overhead_ns, ort_int8_models
+from edgec.workbench.runners import (
+    CompiledModel,
+    OrtModel,
+    WithThreads,
+    ort_call_overhead_ns,
+    ort_int8_models,
+)
 from edgec.workbench.verify import build_result
 
 DEFAULT_RUNS = 100
@@ -100,10 +108,10 @@ def calibration_inputs(g, count: int = CALIB_SAMPLES, seed: int = 1) -> list[dic
 
 
 def compile_for_bench(model_path: Path, target_name: str, calib: list[dict] | None = None,
-                      input_shapes: dict | None = None):
+                      input_shapes: dict | None = None, threads: int = 1):
     """Compile with edgec; returns (CompileResult, compile seconds without calibration)."""
     options = CompileOptions(target=target_name, input_shapes=dict(input_shapes or {}),
-                             calib_samples=calib)
+                             calib_samples=calib, threads=threads)
     t0 = time.perf_counter()
     result = compile_model(model_path, options)
     seconds = time.perf_counter() - t0
@@ -113,10 +121,13 @@ def compile_for_bench(model_path: Path, target_name: str, calib: list[dict] | No
 
 def bench_model(model_path: str | Path, target_name: str, runs: int = DEFAULT_RUNS,
                 compare: bool = True, input_shapes: dict | None = None, seed: int = 0,
-                workdir: Path | None = None, lock_clocks: bool = False) -> dict:
+                workdir: Path | None = None, lock_clocks: bool = False, threads: int = 1) -> dict:
     """Benchmark one model on one target; the dict documented in docs/benchmarks.md.
     `lock_clocks` runs the timed part under edgec.workbench.clocks.locked_clocks and, when the lock
-    held, times edgec again afterwards without it (row['unlocked'])."""
+    held, times edgec again afterwards without it (row['unlocked']). `threads` > 1 builds with
+    --threads and times the library at that many threads and at 1 thread alternately
+    (row['threads'], ['latency_1thread_ms'], ['speedup']); onnxruntime gets as many intra-op
+    threads."""
     model_path = Path(model_path)
     target = get_target(target_name)
     if runs < 1:
@@ -124,7 +135,7 @@ def bench_model(model_path: str | Path, target_name: str, runs: int = DEFAULT_RU
     g = load_onnx(model_path, input_shapes or {})
     feeds = bench_inputs(g, seed)
     calib = calibration_inputs(g) if target.is_int8 else None
-    result, compile_s = compile_for_bench(model_path, target_name, calib, input_shapes)
+    result, compile_s = compile_for_bench(model_path, target_name, calib, input_shapes, threads)
     macs = int(result.report["macs"])
     row = {"model": model_path.stem, "target": target.name, "precision": target.precision,
            "runs": runs, "macs": macs, "compile_s": round(compile_s, 3),
@@ -136,13 +147,16 @@ def bench_model(model_path: str | Path, target_name: str, runs: int = DEFAULT_RU
             return row
         edgec_model = CompiledModel(result, tmpd, feeds)
         runners: dict = {"edgec": edgec_model}
+        if threads > 1:  # the same library at N threads and at 1, alternately
+            runners = {"edgec": WithThreads(edgec_model, threads),
+                       "edgec:1": WithThreads(edgec_model, 1)}
         ort_forms: dict = {}
         if compare:
             if target.is_int8:
                 for form, path in ort_int8_models(model_path, calib, tmpd).items():
-                    ort_forms[form] = OrtModel(path, feeds)
+                    ort_forms[form] = OrtModel(path, feeds, threads)
             else:
-                ort_forms["fp32"] = OrtModel(model_path, feeds)
+                ort_forms["fp32"] = OrtModel(model_path, feeds, threads)
             runners.update({f"ort:{k}": v for k, v in ort_forms.items()})
             litert, litert_reason = litert_runner(model_path, target, feeds, calib, input_shapes)
             if litert is not None:  # the LiteRT column: edgec's own .tflite (codegen/tflite)
@@ -154,11 +168,17 @@ def bench_model(model_path: str | Path, target_name: str, runs: int = DEFAULT_RU
             timings = alternate(runners, runs, probe=peak.probe)
         row["clocks"] = clocks.summary()
         if lock_clocks and clocks.locked:
-            free = alternate({"edgec": edgec_model}, runs)["edgec"]
+            free = alternate({"edgec": runners["edgec"]}, runs)["edgec"]
             row["unlocked"] = {"latency_ms": round(free.median_ms, 4),
                                "latency_p10_ms": round(free.p10_ms, 4),
                                "latency_p90_ms": round(free.p90_ms, 4)}
         row.update(_summarise(row, timings, peak.result(), target))
+        if threads > 1:
+            one = timings["edgec:1"]
+            row.update({"threads": threads, "latency_1thread_ms": round(one.median_ms, 4),
+                        "latency_1thread_p10_ms": round(one.p10_ms, 4),
+                        "speedup": round(one.median_ms / timings["edgec"].median_ms, 3)})
+            runners["edgec:1"].time_runs(1)  # leaves the pool at one thread: no idle workers
         if compare:
             row.update(_agreement(edgec_model, ort_forms, target))
             row["onnxruntime_call_overhead_ms"] = round(ort_call_overhead_ns() / 1e6, 4)

@@ -7,8 +7,9 @@
 #include "edgec_os.h"
 
 #include <pthread.h>
+#include <sched.h>
 
-/* Spins before sleeping: long enough to bridge the gap between two layers. */
+/* Spins before sleeping (~1 ms of sched_yield): bridges the gap between two split layers. */
 #ifndef EDGEC_POOL_SPINS
 #define EDGEC_POOL_SPINS 2000
 #endif
@@ -35,9 +36,14 @@ static int edgec_pool_chunks;
 static edgec_parallel_for_hook edgec_pool_hook;
 static void *edgec_pool_hook_user;
 
+/* One step of a spin: give the core away if another thread wants it (on a loaded machine a
+   spinning worker would otherwise steal the time the threads doing the work need; measured on
+   MobileNetV2 with 2 threads on a shared 2-core host), else a pause. */
 static void edgec_pool_relax(void)
 {
-#if defined(__x86_64__) || defined(__i386__)
+#ifndef EDGEC_POOL_PAUSE_ONLY
+    sched_yield();
+#elif defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #elif defined(__aarch64__) || defined(__arm__)
     __asm__ __volatile__("yield");
