@@ -376,6 +376,9 @@ def import_model(
         try:
             opdef.import_onnx(node, opset)
             node.attrs = opdef.normalize_attrs(node.attrs)
+            for i, v in enumerate(node.inputs):  # constants made by import_onnx join the graph
+                if v is not None and v.is_const and g.values.get(v.name) is not v:
+                    node.set_input(i, g.add_value(v.name, v.type, v.data))
         except UnsupportedError as e:
             _name_the_node(e, desc, gn.name, node)  # keeps the subclass (and its fields)
             raise e from None

@@ -1,7 +1,8 @@
-"""com.microsoft integer matmuls with float output that onnxruntime's quantisers emit:
-DynamicQuantizeMatMul (float A quantised at run time) and MatMulIntegerToFloat (integer A).
-Both take a constant int8/uint8 B [K, N] with per-tensor or per-column scale and zero point
-and an optional bias; each has its own kernel, one float operation per C statement (no
+"""com.microsoft integer matmuls that onnxruntime's quantisers emit: with float output,
+DynamicQuantizeMatMul (float A quantised at run time) and MatMulIntegerToFloat (integer A);
+and MatMulInteger16 (int16 x int16 -> int32, its own kernel with a wrapping sum).
+The float-output two take a constant int8/uint8 B [K, N] with per-tensor or per-column scale
+and zero point and an optional bias; each has its own kernel, one float operation per C statement (no
 contraction into fused multiply-adds), so the bits are the numpy reference's on every target.
 """
 
@@ -12,7 +13,9 @@ import numpy as np
 from edgec.errors import ShapeError, UnsupportedError
 from edgec.ir import DType, Node, TensorType
 from edgec.ops.base import OpDef, QuantRule, in_type
+from edgec.ops.common import require_dtypes
 from edgec.ops.dynamic_quant import INT32_MAX, dynamic_qparams
+from edgec.ops.onnx_quant import IntegerMatMulBase
 from edgec.ops.registry import register_op
 
 
@@ -153,3 +156,35 @@ class MatMulIntegerToFloat(OpDef):
     def macs(self, node: Node) -> int:
         return node.output.type.numel * in_type(node, 1).shape[0]
 
+
+
+@register_op("MatMulInteger16")
+class MatMulInteger16(IntegerMatMulBase):
+    """com.microsoft MatMulInteger16: int16 A times int16 B (numpy matmul shapes) -> int32.
+
+    The contrib spec: "the production MUST never overflow; the accumulation may overflow if
+    and only if in 32 bits". edgec's sum wraps modulo 2^32, as onnxruntime's int32
+    accumulation does (its CPU kernel takes int16 x int16 -> int32 only, and so does edgec).
+    """
+
+    dtypes = {DType.INT16, DType.INT32}
+
+    def import_onnx(self, node: Node, opset: int) -> None:
+        if node.attrs:
+            raise UnsupportedError(f"{node.op} node '{node.name}': unexpected attributes "
+                                   f"{sorted(node.attrs)}")
+        require_dtypes(node, {DType.INT16}, (0, 1))
+        if in_type(node, 0).rank < 2 or in_type(node, 1).rank < 2:
+            raise UnsupportedError(f"{node.op} node '{node.name}': 1-D operands are not "
+                                   "supported")
+
+    def infer(self, node: Node) -> list[TensorType]:
+        return self.shapes_out(node, DType.INT32)
+
+    def reference(self, node: Node, a, b):
+        acc = self.accumulate(a, b, 0, np.zeros(1, np.int64))
+        return (acc.astype(np.int32),)  # wraps modulo 2^32
+
+    def uses_gemm(self, node: Node) -> bool:
+        """Always the two-operand kernel (its own template, wrapping accumulation)."""
+        return False

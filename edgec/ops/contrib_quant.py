@@ -15,7 +15,8 @@ the lookup tables are exact up to the float rounding of f. Scales and zero point
 per-tensor constants. int8 and uint8 are both supported; int8 nodes become edgec's
 internal int8 ops, uint8 nodes keep their own node with the same integer arithmetic clamped
 to 0..255 (portable templates). Mixed int8/uint8 operands are refused with a one-line error.
-DynamicQuantizeMatMul and MatMulIntegerToFloat live in edgec/ops/contrib_matmul.py.
+DynamicQuantizeMatMul, MatMulIntegerToFloat and MatMulInteger16 live in
+edgec/ops/contrib_matmul.py, DynamicQuantizeLSTM in edgec/ops/contrib_lstm.py.
 """
 
 from __future__ import annotations
@@ -348,4 +349,5 @@ class QLinearConcat(OpDef):
 # The com.microsoft ops edgec imports (edgec/frontend/onnx.py accepts them in that domain).
 CONTRIB_OPS = frozenset({"QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu",
                          "QLinearGlobalAveragePool", "QLinearConcat", "DynamicQuantizeMatMul",
-                         "MatMulIntegerToFloat"})
+                         "MatMulIntegerToFloat", "MatMulInteger16",
+                         "DynamicQuantizeLSTM"})

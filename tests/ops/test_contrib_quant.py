@@ -254,7 +254,9 @@ def test_dynamic_quantize_matmul(b_type, per_column, bias):
     if bias:
         want = want + inits["bias"]
     ort = onnxruntime_outputs(model, {"a": a}, optimize=False)["y"]
-    for target in ("generic-fp32", "x86_64-fp32", "generic-int8"):
+    targets = ("generic-fp32", "x86_64-fp32", "generic-int8") + \
+        (("arm64-fp32",) if ARM64 and not bias else ())
+    for target in targets:
         got = run_c(model, {"a": a}, target)["y"]
         assert got.tobytes() == want.astype(np.float32).tobytes(), target
         if ORT_INT_GEMM_EXACT:
@@ -295,3 +297,29 @@ def test_matmul_integer_to_float(a_type, bias):
         assert got.tobytes() == want.astype(np.float32).tobytes(), target
         if ORT_INT_GEMM_EXACT:
             np.testing.assert_allclose(got, ort, rtol=1e-5, atol=1e-5 * np.abs(ort).max())
+
+
+def test_matmul_integer16_wraps_like_onnxruntime():
+    """MatMulInteger16 (int16 x int16 -> int32, batched with broadcasting, a run-time B):
+    exact int64 sums wrapped to int32 (the contrib spec lets only the accumulation overflow)
+    equal onnxruntime's output and the C's on generic, x86_64 and arm64 (under QEMU); full
+    range int16 operands over K=40, so some sums do wrap."""
+    a = RNG.integers(-32768, 32768, (2, 3, 40)).astype(np.int16)
+    b = RNG.integers(-32768, 32768, (1, 40, 5)).astype(np.int16)
+    nodes = [helper.make_node("MatMulInteger16", ["a", "b"], ["y"], domain=MS)]
+    g = helper.make_graph(nodes, "t", [
+        helper.make_tensor_value_info("a", TensorProto.INT16, a.shape),
+        helper.make_tensor_value_info("b", TensorProto.INT16, b.shape)],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, (2, 3, 5))])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
+                                                helper.make_opsetid(MS, 1)])
+    model.ir_version = 8
+    exact = np.matmul(a.astype(np.int64), b.astype(np.int64))
+    want = exact.astype(np.int32)
+    assert (exact != want).sum() >= 3  # the test exercises wrapping
+    feeds = {"a": a, "b": b}
+    ort = onnxruntime_outputs(model, feeds, optimize=False)["y"]
+    assert np.array_equal(ort, want)
+    for target in ("generic-fp32", "x86_64-fp32") + (("arm64-fp32",) if ARM64 else ()):
+        got = run_c(model, feeds, target)["y"]
+        assert got.dtype == np.int32 and np.array_equal(got, want), target

@@ -5,7 +5,8 @@ The contrib quantised ops are rewritten at import into edgec's int8 ops where th
 what remains is their uint8 form: QLinearAdd/QLinearMul on `ops/qbinary`, QLinearSigmoid/
 QLinearLeakyRelu as a 256-entry uint8 table (`ops/contrib_lut_u8`), QLinearGlobalAveragePool
 (`ops/contrib_gap_u8`) and QLinearConcat (`ops/qconcat`). Dynamic quantisation of
-activations: DynamicQuantizeMatMul, MatMulIntegerToFloat, DynamicQuantGemm.
+activations: DynamicQuantizeMatMul, MatMulIntegerToFloat, DynamicQuantGemm. MatMulInteger16
+(`ops/contrib_matmul_integer16`): int16 products summed modulo 2^32.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from edgec.ir import Node
 from edgec.ops import get_op
 from edgec.ops.base import OpDef, in_type
 from edgec.ops.dynamic_quant import INT32_MAX
+from edgec.ops.onnx_quant import matmul_shapes
 from edgec.codegen.c.carray import c_scalar
 from edgec.codegen.c.kernel import PORTABLE, Candidate, ConstArray, Kernel, register_candidates
 from edgec.codegen.c.kernels.quantized import Q_RUNTIME, binary_params
@@ -81,6 +83,28 @@ def _int_matmul_f(node: Node, target, scratch) -> Kernel:
     return Kernel("ops/contrib_int_matmul_f.c.j2", params)
 
 
+def _batch_offsets(batch: tuple, operand_batch: tuple, matrix_size: int) -> list[int]:
+    """Element offset of each broadcast batch's matrix in one operand (numpy matmul)."""
+    bshape = (1,) * (len(batch) - len(operand_batch)) + tuple(operand_batch)
+    out = []
+    for idx in np.ndindex(*batch) if batch else [()]:
+        flat = 0
+        for d, i in enumerate(idx):
+            flat = flat * bshape[d] + (i if bshape[d] != 1 else 0)
+        out.append(flat * matrix_size)
+    return out
+
+
+def _matmul_integer16(node: Node, target, scratch) -> Kernel:
+    batch, m, k, n, abatch, bbatch = matmul_shapes(node, in_type(node, 0), in_type(node, 1))
+    a_offs = _batch_offsets(batch, abatch, m * k)
+    params = {"M": m, "K": k, "N": n, "B": len(a_offs),
+              "a_offsets": ConstArray(np.asarray(a_offs, np.int32), "a_off"),
+              "b_offsets": ConstArray(np.asarray(_batch_offsets(batch, bbatch, k * n),
+                                                 np.int32), "b_off")}
+    return Kernel("ops/contrib_matmul_integer16.c.j2", params)
+
+
 def _dynamic_quant_gemm(node: Node, target, scratch) -> Kernel:
     x, w = in_type(node, 0), node.input(1)
     k, n = x.shape[-1], w.shape[0]
@@ -107,5 +131,7 @@ register_candidates("QLinearConcat", PORTABLE, [Candidate("qconcat", _qconcat)])
 register_candidates("DynamicQuantizeMatMul", PORTABLE, [Candidate("dq-matmul", _dq_matmul)])
 register_candidates("MatMulIntegerToFloat", PORTABLE, [
     Candidate("int-matmul-f", _int_matmul_f)])
+register_candidates("MatMulInteger16", PORTABLE, [
+    Candidate("matmul-integer16", _matmul_integer16)])
 register_candidates("DynamicQuantGemm", PORTABLE, [
     Candidate("dynamic-quant-gemm", _dynamic_quant_gemm)])

@@ -1,5 +1,6 @@
-"""C kernel of RNN, GRU and LSTM (edgec/ops/recurrent.py), portable only: one template
-stepping each direction over the sequence with the gates' activations.
+"""C kernel of RNN, GRU and LSTM (edgec/ops/recurrent.py; DynamicQuantizeLSTM becomes an LSTM
+at import), portable only: one template stepping each direction over the sequence with the
+gates' activations.
 """
 
 from __future__ import annotations
@@ -52,5 +53,5 @@ def recurrent_op_params(op, node: Node, target) -> dict:
             "lbr": int(node.attrs.get("linear_before_reset", 0))}
 
 
-register_candidates(("GRU", "LSTM", "RNN"), PORTABLE,
+register_candidates(("GRU", "LSTM", "RNN", "DynamicQuantizeLSTM"), PORTABLE,
                     [op_lowering('ops/recurrent.c.j2', recurrent_op_params)])
