@@ -17,6 +17,7 @@ from edgec.codegen.coreml.registry import Ctx, lowers
 from edgec.errors import UnsupportedError
 from edgec.ir import Node
 from edgec.ops import get_op
+from edgec.ops.resize import fractional_length_conflict
 
 UNARY = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log",
          "Sqrt": "sqrt", "Abs": "abs", "Erf": "erf", "Softplus": "softplus",
@@ -256,11 +257,29 @@ def _integer_upscale(tables, shape) -> list[int] | None:
     return factors
 
 
+def _refuse_fractional_length(node: Node) -> None:
+    """Refuse a coordinate mode whose answer depends on reading `length_resized` as the
+    integer or the fractional output length (edgec/ops/resize.py): onnxruntime and the ONNX
+    reference disagree there, so whichever the package computed, one of them calls it wrong."""
+    x_shape, out_shape = node.input(0).shape, node.outputs[0].shape
+    mode = node.attrs["coordinate_transformation_mode"]
+    for axis, (n_in, n_out) in enumerate(zip(x_shape, out_shape)):
+        width = fractional_length_conflict(node.attrs, axis, n_in, n_out)
+        if width is not None:
+            scale = float(np.float32(node.attrs["scales"][axis]))
+            raise UnsupportedError(
+                f"CoreML: Resize '{node.name}': coordinate_transformation_mode={mode} with "
+                f"scales[{axis}]={scale:g} on length {n_in} gives {n_out} outputs from the "
+                f"fractional length {width:g}; onnxruntime and the ONNX reference disagree "
+                "there (give 'sizes' instead of 'scales')")
+
+
 @lowers("Resize", "Upsample")
 def resize(ctx: Ctx, node: Node):
     """Resize from edgec's read tables (module docstring)."""
     if node.attrs.get("layout", "NCHW") != "NCHW":
         raise UnsupportedError(f"CoreML: Resize '{node.name}' is not channels-first")
+    _refuse_fractional_length(node)
     tables = get_op(node.op).tables(node)
     out = _out(ctx, node)
     x = _x(ctx, node)

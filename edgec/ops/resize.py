@@ -81,6 +81,34 @@ def source_coordinate(mode: str, o: int, scale: float, len_in: int, len_out: int
     return float(F32(0.5 * (float(start) + float(end)) * (len_in - 1)))
 
 
+def fractional_length_conflict(attrs: dict, axis: int, len_in: int, len_out: int
+                               ) -> float | None:
+    """The fractional output length scale * len_in of logical axis `axis` when it moves a
+    source coordinate, else None.
+
+    ONNX's align_corners and tf_crop_and_resize divide by `length_resized - 1` (and
+    pytorch_half_pixel tests `length_resized > 1`). onnxruntime, and so edgec, take the
+    integer output length; onnx.reference and the backend node tests take scale * len_in,
+    which differs from it when `scales` (not `sizes`) give a non-integer length. The two
+    then read different input positions, and neither is the spec's answer alone."""
+    mode = attrs["coordinate_transformation_mode"]
+    if mode not in ("align_corners", "tf_crop_and_resize", "pytorch_half_pixel"):
+        return None
+    scale = float(F32(attrs["scales"][axis]))
+    width = scale * len_in
+    if abs(width - len_out) <= 1e-5 * len_out:  # float32 scales from `sizes`
+        return None
+    rank = len(attrs["sizes"])
+    roi = (attrs["roi"][axis], attrs["roi"][axis + rank]) if attrs["roi"] else (0.0, 1.0)
+    tolerance = 1e-5 * max(1, len_in)
+    for o in range(len_out):
+        ours = source_coordinate(mode, o, scale, len_in, len_out, roi)
+        theirs = source_coordinate(mode, o, scale, len_in, width, roi)  # type: ignore[arg-type]
+        if abs(ours - theirs) > tolerance:
+            return width
+    return None
+
+
 def nearest_index(x: float, nearest_mode: str) -> int:
     """Round a source coordinate to an input index (before clamping)."""
     if nearest_mode == "floor":
