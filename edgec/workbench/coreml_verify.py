@@ -138,9 +138,11 @@ def predict_on_mac(result, samples, folder: Path) -> list[dict[str, np.ndarray]]
     from PIL import Image  # on use: only image inputs on a Mac need it
 
     model = ct.models.MLModel(str(folder / result.report["package"]))
-    labels = [str(c) for op in load_package(folder / result.report["package"])
-              .functions["main"].operations if op.op_type == "classify"
-              for c in op.inputs["classes"].val]
+    labels = []  # classifier labels: ML Program only (a NeuralNetwork spec has no MIL to read)
+    if result.report.get("format") != "neuralnetwork":
+        labels = [str(c) for op in load_package(folder / result.report["package"])
+                  .functions["main"].operations if op.op_type == "classify"
+                  for c in op.inputs["classes"].val]
     results = []
     for s in samples:
         feeds = package_feeds(result.report, s)
