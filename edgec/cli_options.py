@@ -32,6 +32,12 @@ def add_pass_args(p: argparse.ArgumentParser):
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="C targets with an OS: split the heavy layers over N threads (a pthread "
                         "pool; bit-identical to 1; docs/os-runtime.md); default 1")
+    p.add_argument("--weights", choices=("rodata", "external"), default="rodata",
+                   help="C targets with an OS: constants as .rodata arrays (default) or in "
+                        "PREFIX.weights, mapped read-only at run time (docs/os-runtime.md)")
+    p.add_argument("--partitions", type=int, default=1, metavar="K",
+                   help="--weights external: K partitions of consecutive layers, only the "
+                        "running one (and the next) resident; default 1")
     add_limit_args(p)
     add_coreml_args(p)
     add_quant_args(p)
@@ -157,5 +163,7 @@ def compile_options(args):
         coreml_target=getattr(args, "coreml_target", None),
         coreml=coreml_options(args),
         threads=getattr(args, "threads", 1),
+        weights=getattr(args, "weights", "rodata"),
+        partitions=getattr(args, "partitions", 1),
         **quant_options(args),
     )

@@ -20,6 +20,7 @@ import onnx
 
 from edgec import __version__
 from edgec.codegen.c.backend import CBackend
+from edgec.codegen.c.external_weights import MAX_PARTITIONS
 from edgec.codegen.c.naming import model_prefix
 from edgec.codegen.c.threads import MAX_THREADS
 from edgec.codegen.coreml.options import CoreMLOptions
@@ -68,6 +69,8 @@ class CompileOptions:
     coreml_target: str | None = None  # CoreML targets: --coreml-target (docs/coreml.md)
     coreml: CoreMLOptions = field(default_factory=CoreMLOptions)  # --coreml-format ...
     threads: int = 1  # C targets with an OS: heavy layers split over a pool (docs/os-runtime.md)
+    weights: str = "rodata"  # "external": PREFIX.weights, mapped at run time (docs/os-runtime.md)
+    partitions: int = 1  # --weights external: partitions of consecutive layers
 
 
 @dataclass
@@ -95,6 +98,21 @@ def check_threads(threads: int, target: Target) -> None:
     if target.bare_metal or target.backend != "c":
         raise EdgecError(f"--threads needs a C target with an OS (pthreads); {target.name} "
                          "builds firmware or no C: compile it with one thread")
+
+
+def check_weights_mode(weights: str, partitions: int, target: Target) -> None:
+    """--weights external [--partitions K]: a C target with an OS; K in 1..MAX_PARTITIONS."""
+    if weights not in ("rodata", "external"):
+        raise EdgecError(f"--weights takes rodata or external, not {weights}")
+    if weights == "rodata":
+        if partitions != 1:
+            raise EdgecError("--partitions needs --weights external")
+        return
+    if target.bare_metal or target.backend != "c":
+        raise EdgecError(f"--weights external needs a C target with an OS (mmap); {target.name} "
+                         "builds firmware or no C")
+    if not 1 <= partitions <= MAX_PARTITIONS:
+        raise EdgecError(f"--partitions takes 1..{MAX_PARTITIONS}, not {partitions}")
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -163,6 +181,7 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     """Compile an already imported graph for `options.target`."""
     target = get_target(options.target)
     check_threads(options.threads, target)
+    check_weights_mode(options.weights, options.partitions, target)
     if target.backend == "coreml":  # ML Program package, not C (codegen/coreml/build.py)
         return _compile_coreml(g, options, target, model_name, dict(extra_report or {}))
     if options.prefix:  # a reserved --prefix fails before the pipeline and calibration run
@@ -184,7 +203,8 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
         backend = TFLiteBackend(target, prefix, io=options.tflite_io, quantization=quant_report)
     else:
         backend = CBackend(target, prefix, explicit_prefix=bool(options.prefix),
-                           threads=options.threads)
+                           threads=options.threads, weights=options.weights,
+                           partitions=options.partitions)
     files = backend.generate(g, plan, model_name=model_name)
     if target.bare_metal:  # Cortex-M: example firmware (edgec/cortexm/cmake.py)
         files.update(firmware_files(target, backend.prefix))
@@ -194,6 +214,10 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     report["prefix"] = backend.prefix
     if options.threads > 1:
         report["threads"] = {"threads": options.threads, "split_layers": backend.split_layers}
+    if options.weights == "external":
+        report["weights_file"] = {"file": f"{backend.prefix}.weights",
+                                  "bytes": len(files[f"{backend.prefix}.weights"]),
+                                  "partitions": options.partitions}
     report.update(getattr(backend, "report_sections", {}))  # e.g. "tflite" (docs/report.md)
     if quant_report:
         report["quantization"] = quant_report

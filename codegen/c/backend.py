@@ -32,6 +32,7 @@ from edgec.ir import Graph, Node, Value
 from edgec.ops import get_op
 
 from edgec.codegen.c.carray import c_initializer, c_scalar
+from edgec.codegen.c.external_weights import WEIGHTS_RUNTIME, external_weights
 from edgec.codegen.c.kernel import ConstArray, Kernel
 from edgec.codegen.c.naming import c_identifier, c_string, c_text, comment_text, model_prefix
 from edgec.codegen.c.select import select
@@ -121,6 +122,7 @@ class Layer:
     kernel: Kernel
     index: int = 0
     before: str = ""  # threaded builds: the split layer's part function and task (threads.py)
+    enter: int | None = None  # --weights external: the weights partition entered before it
 
 
 class CBackend:
@@ -132,9 +134,11 @@ class CBackend:
     """
 
     def __init__(self, target, prefix: str = "model", explicit_prefix: bool = False,
-                 threads: int = 1):
+                 threads: int = 1, weights: str = "rodata", partitions: int = 1):
         self.target = target
         self.threads = threads  # > 1: heavy layers split over a thread pool (threads.py)
+        self.external = weights == "external"  # PREFIX.weights (external_weights.py)
+        self.partitions = partitions
         self.prefix = model_prefix(prefix, explicit_prefix)
         self.env = make_env()
 
@@ -276,12 +280,17 @@ class CBackend:
         consts = self._collect_constants(g)
         extra_arrays: list[tuple[str, np.ndarray, str]] = []
         layers = []
+        first_use: dict[str, int] = {}  # constant -> index of the first layer reading it
         for i, n in enumerate(g.nodes):
             if self.is_elided_view(n, plan):
                 continue
+            seen, extra_before = set(self._const_used), len(extra_arrays)
             layer = self._render_layer(i, n, consts, plan, extra_arrays)
             layer.index = i
             layers.append(layer)
+            for ident in [*(self._const_used - seen),
+                          *(e[0] for e in extra_arrays[extra_before:])]:
+                first_use.setdefault(ident, i)
         self.kernel_count = len(layers)
         runtime = sorted({h for L in layers for h in L.kernel.runtime})
         threads = self.threads if self.threads > 1 else 0
@@ -294,14 +303,14 @@ class CBackend:
                 weights.append({
                     "ident": ct.ident, "ctype": ct.ctype, "count": max(data.size, 1),
                     "init": c_initializer(data), "comment": f"{ct.name} {ct.value.type}",
-                    "bytes": data.nbytes,
+                    "bytes": data.nbytes, "data": data,
                 })
         for ident, data, comment in extra_arrays:
             from edgec.ir import DType
             weights.append({
                 "ident": ident, "ctype": DType.from_numpy(data.dtype).ctype,
                 "count": max(data.size, 1), "init": c_initializer(data), "comment": comment,
-                "bytes": data.nbytes,
+                "bytes": data.nbytes, "data": data,
             })
         in_names = g.meta.get("input_names") or [v.name for v in g.inputs]
         out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
@@ -322,18 +331,33 @@ class CBackend:
             "meta": extra_meta or {},
             "threads": threads,
             "split_layers": sum(1 for L in layers if L.before),
+            "external": self.external,
+            "partitions": self.partitions,
         }
+        blob = None
+        if self.external:  # --weights external: PREFIX.weights and a pointer table
+            ctx["weights"], blob, enter, digest = external_weights(
+                weights, first_use, layers, self.partitions)
+            ctx["model_hash"] = list(digest)
+            for pos, k in enter.items():
+                layers[pos].enter = k
         files = {
             f"{self.prefix}.h": self.env.get_template("model.h.j2").render(ctx),
             f"{self.prefix}.c": self.env.get_template("model.c.j2").render(ctx),
-            f"{self.prefix}_weights.h": self.env.get_template("weights.h.j2").render(ctx),
-            f"{self.prefix}_weights.c": self.env.get_template("weights.c.j2").render(ctx),
+            f"{self.prefix}_weights.h": self.env.get_template(
+                "weights_external.h.j2" if self.external else "weights.h.j2").render(ctx),
+            f"{self.prefix}_weights.c": self.env.get_template(
+                "weights_external.c.j2" if self.external else "weights.c.j2").render(ctx),
             "CMakeLists.txt": self.env.get_template("CMakeLists.txt.j2").render(ctx),
             f"{self.prefix}.mk": self.env.get_template("model.mk.j2").render(ctx),
             "edgec_harness.c": self.env.get_template("harness.c.j2").render(ctx),
         }
-        for name in runtime + (list(THREAD_HEADERS + THREAD_SOURCES) if threads else []):
+        shipped = (list(THREAD_HEADERS + THREAD_SOURCES) if threads else []) + (
+            list(WEIGHTS_RUNTIME) if self.external else [])
+        for name in runtime + shipped:
             files[name] = (RUNTIME_DIR / name).read_text()
+        if blob is not None:
+            files[f"{self.prefix}.weights"] = blob
         self.split_layers = ctx["split_layers"]
         self.weights_bytes = ctx["weights_bytes"]
         return files
