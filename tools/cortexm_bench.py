@@ -104,7 +104,7 @@ def kernel_rows(tmp: Path) -> list[dict]:
     out = []
     for header, fn, geo, target in (
             ("edgec_cm_dsp.h", "edgec_cm", "edgec_cm_conv_geometry", "cortex-m4-int8"),
-            ("edgec_cm_mve.h", "edgec_cm_mve", "edgec_cm_mve_conv_geometry", "cortex-m55-int8")):
+            ("edgec_cm_mve.h", "edgec_cm_mve", "edgec_cm_conv_geometry", "cortex-m55-int8")):
         dsp = fn == "edgec_cm"  # packed weights, stack scratch
         scratch = ", (int32_t *)(void *)kcase_scratch" if dsp else ""
         flags = "1 | EDGEC_CM_ACC30" if dsp else "1"  # as the compiler passes for these

@@ -151,7 +151,7 @@ def test_depthwise_bit_exact(tmp_path, header, fn, target, case):
     acc = conv_reference(x, x_zp, w, bias, stride, dilation, pads, depthwise=True)
     want = reference_out(acc, mult, shift, y_zp, lo, hi)
     oh, ow = acc.shape[:2]
-    geo = f"{fn}_conv_geometry" if fn == "edgec_cm_mve" else "edgec_cm_conv_geometry"
+    geo = "edgec_cm_conv_geometry"
     arrays = {"x": x, "w": w, "bias": bias, "mult": mult, "shift": shift}
     arrays["bias_raw"] = (bias.astype(np.int64) + x_zp * w.reshape(-1, c).astype(
         np.int64).sum(0)).astype(np.int32)  # the layer's own bias (border pixels)
@@ -194,7 +194,7 @@ def test_general_conv_bit_exact(tmp_path, header, fn, target, case):
     dsp = fn == "edgec_cm"
     if dsp:
         w_packed = pack_dsp_gemm_weights(w_packed.reshape(m, kk))
-    geo = f"{fn}_conv_geometry" if fn == "edgec_cm_mve" else "edgec_cm_conv_geometry"
+    geo = "edgec_cm_conv_geometry"
     scratch = "(int32_t *)(void *)kcase_scratch" if dsp else "kcase_scratch"
     body = "\n".join([
         geometry_c(geo, h, wd, cin, oh, ow, m, k[0], k[1], stride, dilation, pads),

@@ -117,4 +117,4 @@ def accumulators_below_2_30(bias_abs: np.ndarray, w_abs_sum: np.ndarray) -> bool
 def runtime_headers(target) -> tuple[str, ...]:
     """Runtime headers a Cortex-M kernel call needs (copied next to the generated C)."""
     extra = ("edgec_cm_dsp_dw.h",) if target.isa == DSP else ()
-    return ("edgec_qmath.h", "edgec_cm_requant.h", KERNEL_ISAS[target.isa]) + extra
+    return ("edgec_qmath.h", "edgec_cm_requant.h", "edgec_cm_conv.h", KERNEL_ISAS[target.isa]) + extra

@@ -34,6 +34,7 @@
 
 #include <arm_acle.h>
 
+#include "edgec_cm_conv.h"
 #include "edgec_cm_requant.h"
 
 #if !defined(__ARM_FEATURE_DSP)
@@ -321,16 +322,6 @@ static inline __attribute__((always_inline)) void edgec_cm_gemm_s8(
         }
     }
 }
-
-/* Geometry of a 2-D NHWC convolution (batch 1; callers loop over the batch). */
-typedef struct edgec_cm_conv_geometry {
-    int32_t in_h, in_w, in_c;
-    int32_t out_h, out_w, out_c;
-    int32_t k_h, k_w;
-    int32_t stride_h, stride_w;
-    int32_t dilation_h, dilation_w;
-    int32_t pad_top, pad_left;
-} edgec_cm_conv_geometry;
 
 /* One output on edgec_cm_dsp_scale's path: requantise with the zero point, clamp
  * (`full_range`: [-128, 127], SSAT alone). */

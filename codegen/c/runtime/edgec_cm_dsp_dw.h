@@ -92,17 +92,6 @@ static inline __attribute__((always_inline)) void edgec_cm_dw_taps4_3x3(
     sums[3] = a3;
 }
 
-/* First and end (exclusive) tap index along one axis whose input lies inside [0, size). */
-static inline void edgec_cm_dw_range(int32_t start, int32_t dilation, int32_t taps,
-                                     int32_t size, int32_t *first, int32_t *end)
-{
-    const int32_t lo = start < 0 ? (-start + dilation - 1) / dilation : 0;
-    const int32_t room = size - start;
-    const int32_t hi = room <= 0 ? 0 : (room + dilation - 1) / dilation;
-    *first = lo;
-    *end = hi < taps ? hi : taps;
-}
-
 /* Depthwise convolution, channel multiplier 1, out_c == in_c == C. `w16` is the weight
  * packed at compile time (codegen/c/isa/cortexm.py, pack_dsp_depthwise_weights): per tap
  * (k_h x k_w, row-major) and group of 4 channels c..c+3 the words (w[c], w[c+2]) and

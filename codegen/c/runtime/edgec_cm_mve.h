@@ -28,6 +28,7 @@
 
 #include <arm_mve.h>
 
+#include "edgec_cm_conv.h"
 #include "edgec_cm_requant.h"
 
 #if !defined(__ARM_FEATURE_MVE)
@@ -159,27 +160,6 @@ static inline void edgec_cm_mve_gemm_s8(const int8_t *x, int32_t rows, int32_t k
     }
 }
 
-/* Geometry of a 2-D NHWC convolution (batch 1), as in edgec_cm_dsp.h. */
-typedef struct edgec_cm_mve_conv_geometry {
-    int32_t in_h, in_w, in_c;
-    int32_t out_h, out_w, out_c;
-    int32_t k_h, k_w;
-    int32_t stride_h, stride_w;
-    int32_t dilation_h, dilation_w;
-    int32_t pad_top, pad_left;
-} edgec_cm_mve_conv_geometry;
-
-/* First and end (exclusive) tap index along one axis whose input lies inside [0, size). */
-static inline void edgec_cm_mve_dw_range(int32_t start, int32_t dilation, int32_t taps,
-                                         int32_t size, int32_t *first, int32_t *end)
-{
-    const int32_t lo = start < 0 ? (-start + dilation - 1) / dilation : 0;
-    const int32_t room = size - start;
-    const int32_t hi = room <= 0 ? 0 : (room + dilation - 1) / dilation;
-    *first = lo;
-    *end = hi < taps ? hi : taps;
-}
-
 /* 8 channels (int16 lanes, predicate p) of one output pixel over rows x cols taps from
  * x_row / wp: VLDRB.S16 of input and weights, VMULLB/VMULLT into the even and odd channels'
  * int32 sums (`subtract`: the input minus its zero point first; `full`: all 8 lanes, loads
@@ -219,7 +199,7 @@ static inline __attribute__((always_inline)) void edgec_cm_mve_dw_taps8(
  * border pixels start at the layer's own bias `bias` and walk only the taps inside the
  * image with the zero point subtracted (a tap outside adds (x_zp - x_zp) w = 0). */
 static inline __attribute__((always_inline)) void edgec_cm_mve_depthwise_s8(
-                                             const edgec_cm_mve_conv_geometry *g,
+                                             const edgec_cm_conv_geometry *g,
                                              const int8_t *x, int32_t x_zp, const int8_t *w,
                                              const int32_t *bias_eff, const int32_t *bias,
                                              const int32_t *mult,
@@ -243,12 +223,12 @@ static inline __attribute__((always_inline)) void edgec_cm_mve_depthwise_s8(
     for (oy = 0; oy < out_h; ++oy) {
         const int32_t iy0 = oy * stride_h - pad_top;
         int32_t ky0, ky1;
-        edgec_cm_mve_dw_range(iy0, dilation_h, k_h, in_h, &ky0, &ky1);
+        edgec_cm_dw_range(iy0, dilation_h, k_h, in_h, &ky0, &ky1);
         for (ox = 0; ox < out_w; ++ox) {
             const int32_t ix0 = ox * stride_w - pad_left;
             int8_t *out = y + ((size_t)oy * (size_t)out_w + (size_t)ox) * (size_t)c_all;
             int32_t kx0, kx1;
-            edgec_cm_mve_dw_range(ix0, dilation_w, k_w, in_w, &kx0, &kx1);
+            edgec_cm_dw_range(ix0, dilation_w, k_w, in_w, &kx0, &kx1);
             const int interior = ky0 == 0 && ky1 == k_h && kx0 == 0 && kx1 == k_w;
             const int32_t rows = ky1 > ky0 ? ky1 - ky0 : 0;
             const int32_t cols = kx1 > kx0 ? kx1 - kx0 : 0;
@@ -315,7 +295,7 @@ static inline __attribute__((always_inline)) void edgec_cm_mve_depthwise_s8(
 }
 
 /* One pixel's im2col row of K = k_h * k_w * in_c bytes (padding: the input zero point). */
-static inline void edgec_cm_mve_im2col_row(const edgec_cm_mve_conv_geometry *g,
+static inline void edgec_cm_mve_im2col_row(const edgec_cm_conv_geometry *g,
                                            const int8_t *x, int32_t x_zp, int32_t pixel,
                                            int8_t *row)
 {
@@ -344,7 +324,7 @@ static inline void edgec_cm_mve_im2col_row(const edgec_cm_mve_conv_geometry *g,
 }
 
 /* General convolution, group 1: w is [out_c][k_h][k_w][in_c]; `scratch` holds 2 K bytes. */
-static inline void edgec_cm_mve_conv_s8(const edgec_cm_mve_conv_geometry *g, const int8_t *x,
+static inline void edgec_cm_mve_conv_s8(const edgec_cm_conv_geometry *g, const int8_t *x,
                                         int32_t x_zp, const int8_t *w, const int32_t *bias_eff,
                                         const int32_t *mult, const int32_t *shift,
                                         int per_channel, int32_t y_zp, int32_t act_min,
