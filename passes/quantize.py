@@ -110,6 +110,42 @@ class Quantizer:
                     self.int8.add(id(node))
                     changed = True
 
+    def float_reasons(self) -> dict[str, str]:
+        """Why each node that stays float32 does, by node name (after `plan`)."""
+        out = {}
+        for node in self.g.nodes:
+            if id(node) in self.int8 or not node.outputs or \
+                    not all(v.dtype.is_float for v in node.outputs):
+                continue
+            x = node.input(0)
+            if self.opts.keeps_float(node.name, node.op):
+                out[node.name] = "--keep-float names it" if node.name in self.opts.keep_float \
+                    else f"--keep-float names its op {node.op}"
+            elif x is None or x.dtype != DType.FLOAT32 or \
+                    any(v.dtype != DType.FLOAT32 for v in node.outputs):
+                out[node.name] = "its data is not float32"
+            elif self.kind[id(node)] is None:
+                out[node.name] = self.facet[id(node)].float_reason(get_op(node.op), node, self)
+            else:
+                out[node.name] = "float island: " + self._island_source(node)
+        return out
+
+    def _island_source(self, node: Node) -> str:
+        """What keeps a same-scale node float: the float node (or graph input) it reads,
+        through other such nodes, when no int8 node reads it."""
+        seen: set[int] = set()
+        while id(node) not in seen:
+            seen.add(id(node))
+            v = node.input(0)
+            p = v.producer
+            if p is None:
+                source = "a constant" if v.is_const else f"graph input '{v.name}'"
+                return f"reads {source} and feeds only float nodes"
+            if self.kind.get(id(p)) is None or id(p) in self.int8:
+                return f"reads the output of float node '{p.name}' ({p.op})"
+            node = p
+        return "no int8 neighbour"
+
     # ---------------------------------------------------------------- parameters
     def own_params(self, name: str) -> QuantParams:
         """Parameters from the calibrated range of value `name`."""
@@ -254,6 +290,7 @@ class Quantizer:
         """Apply the pass; True when any node became int8."""
         g = self.g
         self.plan()
+        self.quant_record.float_reasons.update(self.float_reasons())
         if not self.int8:
             return False
         self.fold_clamp_params()

@@ -33,6 +33,8 @@ class QuantRecord:
     layers: list[dict] = field(default_factory=list)
     # float value name -> name of the int8 value that replaced it (per-layer SNR, debug)
     value_map: dict[str, str] = field(default_factory=dict)
+    # node name -> why it stays float32 (`edgec report`, report.json)
+    float_reasons: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -99,6 +99,12 @@ class Int8Facet:
         """The quantize pass's rewrite for `node` (its input is float32), or None."""
         return None
 
+    def float_reason(self, op, node: Node, quantizer) -> str:
+        """Why `node` stays float32 when `plan` declined it (`edgec report`, report.json)."""
+        if self.role == "float":
+            return f"{node.op} has no int8 form"
+        return f"{node.op}'s int8 form does not apply to this node"
+
     def quantize(self, op, node: Node, quantizer) -> Value | list[Value]:
         """Emit the int8 form of `node` (planned by `plan`); returns its output value(s)."""
         raise NotImplementedError(f"{self.name}: {node.op} has no int8 rewrite")

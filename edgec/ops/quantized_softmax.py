@@ -107,6 +107,12 @@ class SoftmaxInt8(Int8Facet):
         quantizer.forced[node.output.name] = SOFTMAX_OUTPUT_PARAMS
         return "softmax"
 
+    def float_reason(self, op, node: Node, quantizer) -> str:
+        """Without --int8-softmax, or off the last axis / with longer rows."""
+        if not getattr(quantizer.opts, "int8_softmax", False):
+            return "Softmax stays float without --int8-softmax"
+        return f"int8 Softmax needs the last axis and rows of 1 to {MAX_ROW} elements"
+
     def quantize(self, op, node: Node, quantizer) -> Value:
         """QSoftmax on the int8 input; where TFLite would refuse the input scale (below
         2^-26), a float Softmax between DequantizeLinear and QuantizeLinear instead."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from edgec.errors import DataError, EdgecError
 from edgec.interp import run_graph
-from edgec.ir import Graph
+from edgec.ir import Graph, Node
 from edgec.quant.calibrate import (
     RANDOM_WARNING,
     calibrate,
@@ -25,6 +25,18 @@ from edgec.quant.calibrate import (
 from edgec.quant.config import QUANT_MODES, QuantOptions
 
 SNR_SAMPLES = 2
+
+
+def float_reason(node: Node, record, qopts: QuantOptions) -> str:
+    """Why `node` is float32 in the int8 build: the quantize pass's record, else the mode's
+    rule (dynamic) or a node a later pass made."""
+    if node.name in record.float_reasons:
+        return record.float_reasons[node.name]
+    if qopts.keeps_float(node.name, node.op):
+        return "--keep-float names it"
+    if qopts.mode == "dynamic":
+        return "dynamic quantisation makes only Gemm/MatMul layers with constant weights int8"
+    return "made float by a pass after quantisation (no int8 plan for it)"
 
 
 def check_keep_float(g: Graph, names) -> None:
@@ -140,9 +152,12 @@ def quantize_graph(g: Graph, target, options
     g = pm.run(g)
     record = pass_options.quant_record
     report["keep_float"] = list(keep)
-    report["float_nodes"] = [n.name for n in g.nodes
-                             if n.op not in ("QuantizeLinear", "DequantizeLinear")
-                             and all(v.dtype.is_float for v in n.outputs)]
+    float_nodes = [n for n in g.nodes if n.op not in ("QuantizeLinear", "DequantizeLinear")
+                   and all(v.dtype.is_float for v in n.outputs)]
+    report["float_nodes"] = [n.name for n in float_nodes]
+    report["float_node_reasons"] = [
+        {"node": n.name, "op": n.op, "reason": float_reason(n, record, qopts)}
+        for n in float_nodes]
     snrs = layer_snrs(float_graph, g, record.value_map, samples) if samples else {}
     layers = []
     for rec in record.layers:

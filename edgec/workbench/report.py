@@ -97,6 +97,17 @@ def layer_table(rows: list[dict]) -> str:
     return "\n".join(align_rows([head] + body, right={0, 4, 5, 6, 7}))
 
 
+def float_node_table(quant: dict | None) -> str:
+    """int8 builds: every node that stays float32 and why (report.json's
+    `quantization.float_node_reasons`); empty when there is none."""
+    rows = (quant or {}).get("float_node_reasons") or []
+    if not rows:
+        return ""
+    body = [[r["node"][:40], r["op"], r["reason"]] for r in rows]
+    return f"float nodes in this int8 build ({len(rows)}):\n" + \
+        "\n".join(align_rows([["node", "op", "why float"]] + body))
+
+
 def ascii_plan(g: Graph, plan, width: int = 64) -> str:
     """The plan as ASCII art: a row per step, the arena across, a glyph per buffer."""
     buffers = buffer_rows(plan)
@@ -289,8 +300,9 @@ def report_text(result, model_name: str = "", width: int = 64) -> str:
             f"{r['kernels']} kernels, {r['macs']:,} MACs, weights {r['weights_bytes']:,} B, "
             f"arena {r['arena_bytes']:,} B (lower bound {r['arena_lower_bound_bytes']:,} B, "
             f"naive {r['naive_bytes']:,} B)")
+    floats = float_node_table(r.get("quantization"))
     return "\n\n".join([head, layer_table(layer_rows(g, plan, r.get("quantization"))),
-                        ascii_plan(g, plan, width)])
+                        *([floats] if floats else []), ascii_plan(g, plan, width)])
 
 
 def run_report(model_path: str | Path, options, plot: str | None = None,
