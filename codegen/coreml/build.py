@@ -33,6 +33,7 @@ from edgec.ops import get_op
 
 WEIGHTS_FILE = "Data/com.apple.CoreML/weights/weight.bin"
 PRECISIONS = {"fp32": "FLOAT32", "fp16": "FLOAT16", "int8-weights": "FLOAT16"}
+CONVERSION_DATE_KEY = "com.github.apple.coremltools.conversion_date"
 
 
 @dataclass
@@ -152,6 +153,8 @@ def describe(mlmodel, g: Graph, spec_in: list[str], spec_out: list[str],
         f"edgec {__version__} for {metadata.get('edgec.target', '?')}"
     mlmodel.version = __version__
     mlmodel.user_defined_metadata.update(metadata)
+    # coremltools stamps today's date: the same ONNX file would give other bytes tomorrow
+    mlmodel.user_defined_metadata.pop(CONVERSION_DATE_KEY, None)
 
 
 def _io_doc(name: str, v) -> str:

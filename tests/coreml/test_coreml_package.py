@@ -163,6 +163,26 @@ def test_same_model_gives_the_same_package_bytes(conv_path):
     assert len(package) == 3 and package == {k: two[k] for k in package}
 
 
+def test_package_bytes_do_not_depend_on_the_day(conv_path, monkeypatch):
+    """coremltools stamps the conversion date into the metadata; edgec drops it."""
+    import datetime
+
+    from coremltools.converters import _converters_entry
+
+    class Tomorrow(datetime.date):
+        @classmethod
+        def today(cls):
+            return datetime.date(2031, 1, 2)
+
+    def package(files):
+        return {k: v for k, v in files.items() if k.startswith("tiny.mlpackage/")}
+
+    today = package(compile_model(conv_path, CompileOptions(target="coreml-fp16")).files)
+    monkeypatch.setattr(_converters_entry, "date", Tomorrow)
+    later = package(compile_model(conv_path, CompileOptions(target="coreml-fp16")).files)
+    assert len(today) == 3 and today == later
+
+
 def test_an_input_that_is_also_an_output(tmp_path):
     nodes = [helper.make_node("Sigmoid", ["x"], ["y"])]
     path = tmp_path / "io.onnx"
