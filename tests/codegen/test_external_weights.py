@@ -74,7 +74,7 @@ def test_partitions_are_balanced_and_never_split_a_constant():
     assert partition_of([5], 8) == [0]
 
 
-@pytest.mark.parametrize("target", ["x86_64-int8", "generic-fp32"])
+@pytest.mark.parametrize("target", ["x86_64-int8"])
 def test_external_weights_are_bit_identical_to_rodata(zoo_dir, tmp_path, target):
     rodata = compile_for(zoo_dir, "resnet8", target)
     external = compile_for(zoo_dir, "resnet8", target, "external", 3)
