@@ -175,6 +175,17 @@ def build_report(g: Graph, plan, target: Target, weights_bytes: int, extra: dict
     return report
 
 
+def report_json(report: dict) -> str:
+    """report.json's text: the report without wall-clock times (calibration's "seconds"), so
+    that the same inputs give a byte-identical output directory (CLI or Python API, any
+    run); the in-memory report keeps them for `edgec bench` and the tools."""
+    cal = (report.get("quantization") or {}).get("calibration")
+    if isinstance(cal, dict) and "seconds" in cal:
+        report = {**report, "quantization": {**report["quantization"], "calibration": {
+            k: v for k, v in cal.items() if k != "seconds"}}}
+    return json.dumps(report, indent=2, sort_keys=False) + "\n"
+
+
 @gc_paused_for_large_graphs
 def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
                   extra_report: dict | None = None) -> CompileResult:
@@ -221,7 +232,7 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     report.update(getattr(backend, "report_sections", {}))  # e.g. "tflite" (docs/report.md)
     if quant_report:
         report["quantization"] = quant_report
-    files["report.json"] = json.dumps(report, indent=2, sort_keys=False) + "\n"
+    files["report.json"] = report_json(report)
     return CompileResult(g, plan, files, report, target, source, float_graph, warnings,
                          quant_value_map=value_map)
 
