@@ -135,7 +135,11 @@ def predict_on_mac(result, samples, folder: Path) -> list[dict[str, np.ndarray]]
     if sys.platform != "darwin":
         return None
     import coremltools as ct
+    from coremltools.models import model as ct_model
     from PIL import Image  # on use: only image inputs on a Mac need it
+
+    if getattr(ct_model, "_MLModelProxy", None) is None:  # no native module for this Python
+        return None
 
     model = ct.models.MLModel(str(folder / result.report["package"]))
     labels = []  # classifier labels: ML Program only (a NeuralNetwork spec has no MIL to read)
@@ -268,7 +272,9 @@ def verify_coreml(model_path: str | Path, options, inputs_path: str | None = Non
     if on_mac is None:
         what = "model's layers were" if result.report.get("format") == "neuralnetwork" \
             else "package's MIL program was"
-        res.warnings.append(f"CoreML prediction skipped: it needs macOS; the {what} evaluated "
+        why = "it needs macOS" if sys.platform != "darwin" else \
+            "coremltools has no native CoreML module for this Python"
+        res.warnings.append(f"CoreML prediction skipped: {why}; the {what} evaluated "
                             "in numpy (docs/coreml.md)")
     else:
         mac = judge(result, model_path, samples, on_mac, rtol)

@@ -39,6 +39,7 @@ def test_mac_branch_adds_a_predict_verdict(tmp_path, monkeypatch, fmt):
     import coremltools
 
     monkeypatch.setattr(coreml_verify, "sys", SimpleNamespace(platform="darwin"))
+    monkeypatch.setattr(coremltools.models.model, "_MLModelProxy", object)  # CoreML present
     real = coremltools.models.MLModel
 
     def mlmodel(path, *args, **kwargs):  # conversion and skip_model_load keep the real one
@@ -52,3 +53,15 @@ def test_mac_branch_adds_a_predict_verdict(tmp_path, monkeypatch, fmt):
     assert res.ok, [o.__dict__ for o in res.outputs]
     assert [o.name for o in res.outputs] == ["out/y:0", "out/y:0 (CoreML predict)"]
     assert not any("skipped" in w for w in res.warnings)
+
+
+def test_mac_without_coremls_native_module_skips_with_the_reason(tmp_path, monkeypatch):
+    import coremltools
+
+    monkeypatch.setattr(coreml_verify, "sys", SimpleNamespace(platform="darwin"))
+    monkeypatch.setattr(coremltools.models.model, "_MLModelProxy", None)
+    path = tmp_path / "tiny.onnx"
+    onnx.save(conv_model(), str(path))
+    res = coreml_verify.verify_coreml(path, CompileOptions(target="coreml-fp32"))
+    assert res.ok and len(res.outputs) == 1
+    assert any("no native CoreML module" in w for w in res.warnings), res.warnings
