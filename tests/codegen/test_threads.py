@@ -134,15 +134,46 @@ def test_arm64_threads_under_qemu_are_bit_identical(zoo_dir, tmp_path, target):
     assert all(np.array_equal(a, b) for a, b in zip(one, two))
 
 
-def test_generated_makefile_builds_the_threaded_library(zoo_dir, tmp_path):
+APP = r"""
+#include <stdio.h>
+#include <string.h>
+#include "resnet8.h"
+#include "edgec_os.h"
+#include "edgec_pool.h"
+static float first[RESNET8_OUTPUT_0_SIZE];
+int main(void)
+{
+    float *x = (float *)resnet8_input(NULL, 0);
+    size_t i;
+    for (i = 0; i < RESNET8_INPUT_0_SIZE; ++i) x[i] = (float)(i % 13) / 13.0f - 0.5f;
+    if (resnet8_set_threads(1) != 0 || resnet8_run(NULL) != RESNET8_OK) return 1;
+    memcpy(first, resnet8_output(NULL, 0), sizeof first);
+    for (i = 0; i < RESNET8_INPUT_0_SIZE; ++i) x[i] = (float)(i % 13) / 13.0f - 0.5f;
+    if (resnet8_set_threads_on(2, EDGEC_CORES_BIG) != 0 || resnet8_run(NULL) != RESNET8_OK)
+        return 2;
+    printf("threads %d same %d\n", edgec_pool_threads(),
+           memcmp(first, resnet8_output(NULL, 0), sizeof first) == 0);
+    edgec_pool_stop();
+    return 0;
+}
+"""
+
+
+def test_an_app_built_from_the_makefile_pins_its_threads_to_the_big_cores(zoo_dir, tmp_path):
+    """PREFIX.mk carries the pool's sources and -pthread; PREFIX_set_threads_on pins the
+    workers (a symmetric host: every core is big) and the bits stay one thread's."""
     if not shutil.which("make"):
         pytest.skip("make not installed")
     _, result = compile_resnet8(zoo_dir, "generic-fp32", 2)
     out = write_output(result.files, tmp_path / "out")
+    (tmp_path / "app.c").write_text(APP)
     (tmp_path / "Makefile").write_text(
         f"include {out}/resnet8.mk\n"
-        "app: $(RESNET8_SRCS) $(RESNET8_DIR)edgec_harness.c\n"
-        "\t$(CC) $(RESNET8_CFLAGS) $^ -o $@ $(RESNET8_LDLIBS)\n")
+        "app: $(RESNET8_SRCS) app.c\n"
+        "\t$(CC) -Wall -Wextra -Werror $(RESNET8_CFLAGS) $^ -o $@ $(RESNET8_LDLIBS)\n")
     proc = subprocess.run(["make", "-s", "-C", str(tmp_path), "app"], capture_output=True,
                           text=True, check=False)
     assert proc.returncode == 0, proc.stderr
+    run = subprocess.run([str(tmp_path / "app")], capture_output=True, text=True, check=False,
+                         timeout=60)
+    assert run.returncode == 0 and run.stdout.strip() == "threads 2 same 1", run.stdout
