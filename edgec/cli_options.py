@@ -38,6 +38,9 @@ def add_pass_args(p: argparse.ArgumentParser):
     p.add_argument("--partitions", type=int, default=1, metavar="K",
                    help="--weights external: K partitions of consecutive layers, only the "
                         "running one (and the next) resident; default 1")
+    p.add_argument("--fallback", choices=("int8",), default=None,
+                   help="fp32 targets with an OS: build the int8 variant too, behind one API "
+                        "that selects it when memory runs low (docs/os-runtime.md)")
     add_limit_args(p)
     add_coreml_args(p)
     add_quant_args(p)
@@ -165,5 +168,6 @@ def compile_options(args):
         threads=getattr(args, "threads", 1),
         weights=getattr(args, "weights", "rodata"),
         partitions=getattr(args, "partitions", 1),
+        fallback=getattr(args, "fallback", None),
         **quant_options(args),
     )

@@ -21,6 +21,7 @@ import onnx
 from edgec import __version__
 from edgec.codegen.c.backend import CBackend
 from edgec.codegen.c.external_weights import MAX_PARTITIONS
+from edgec.codegen.c.fallback import fallback_files
 from edgec.codegen.c.naming import model_prefix
 from edgec.codegen.c.threads import MAX_THREADS
 from edgec.codegen.coreml.options import CoreMLOptions
@@ -71,6 +72,7 @@ class CompileOptions:
     threads: int = 1  # C targets with an OS: heavy layers split over a pool (docs/os-runtime.md)
     weights: str = "rodata"  # "external": PREFIX.weights, mapped at run time (docs/os-runtime.md)
     partitions: int = 1  # --weights external: partitions of consecutive layers
+    fallback: str | None = None  # "int8": fp32 and int8 builds behind one API (os-runtime.md)
 
 
 @dataclass
@@ -89,6 +91,11 @@ class CompileResult:
     quant_value_map: dict[str, str] = field(default_factory=dict)
 
 
+# --fallback int8: the int8 target built beside each fp32 one (compatible compiler flags)
+INT8_TWINS = {"generic-fp32": "generic-int8", "x86_64-fp32": "x86_64-int8",
+              "arm64-fp32": "arm64-int8-base"}
+
+
 def check_threads(threads: int, target: Target) -> None:
     """--threads N: 1..16 on a C target that runs under an OS (pthreads); firmware is refused."""
     if threads == 1:
@@ -98,6 +105,35 @@ def check_threads(threads: int, target: Target) -> None:
     if target.bare_metal or target.backend != "c":
         raise EdgecError(f"--threads needs a C target with an OS (pthreads); {target.name} "
                          "builds firmware or no C: compile it with one thread")
+
+
+def compile_fallback(g: Graph, options: CompileOptions, target: Target, model_name: str,
+                     extra_report: dict | None) -> CompileResult:
+    """--fallback int8: the fp32 build (PREFIX_f32) and its int8 twin's (PREFIX_i8) of `g` in
+    one library (codegen/c/fallback.py); `result.variants` holds both CompileResults."""
+    twin = INT8_TWINS.get(target.name)
+    if options.fallback != "int8" or twin is None:
+        raise EdgecError(f"--fallback int8 needs one of the fp32 targets "
+                         f"{', '.join(INT8_TWINS)}, not {target.name}")
+    if options.weights != "rodata":
+        raise EdgecError("--fallback int8 keeps its weights in .rodata: drop --weights external")
+    prefix = model_prefix(options.prefix or model_name, explicit=bool(options.prefix))
+    variants = {}
+    for tag, name in (("f32", target.name), ("i8", twin)):
+        sub = replace(options, target=name, prefix=f"{prefix}_{tag}", fallback=None)
+        variants[tag] = compile_graph(g.clone(), sub, model_name, extra_report)
+    f32, i8 = variants["f32"], variants["i8"]
+    files = fallback_files(prefix, f32, i8, model_name)
+    report = {**f32.report, "prefix": prefix, "fallback": {
+        "fp32": {"target": f32.target.name, "arena_bytes": f32.report["arena_bytes"],
+                 "weights_bytes": f32.report["weights_bytes"]},
+        "int8": {"target": i8.target.name, "arena_bytes": i8.report["arena_bytes"],
+                 "weights_bytes": i8.report["weights_bytes"]}}}
+    files["report.json"] = report_json(report)
+    result = CompileResult(f32.graph, f32.plan, files, report, f32.target, f32.source_graph,
+                           None, f32.warnings + i8.warnings)
+    result.variants = variants
+    return result
 
 
 def check_weights_mode(weights: str, partitions: int, target: Target) -> None:
@@ -193,6 +229,8 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     target = get_target(options.target)
     check_threads(options.threads, target)
     check_weights_mode(options.weights, options.partitions, target)
+    if options.fallback:
+        return compile_fallback(g, options, target, model_name, extra_report)
     if target.backend == "coreml":  # ML Program package, not C (codegen/coreml/build.py)
         return _compile_coreml(g, options, target, model_name, dict(extra_report or {}))
     if options.prefix:  # a reserved --prefix fails before the pipeline and calibration run
