@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """edgec's CoreML back-end side by side with onnx2coreml on the same ONNX files.
 
-  python -m venv /tmp/o2c && /tmp/o2c/bin/pip install onnx2coreml   # throwaway, not a dep
+  python -m venv /tmp/o2c && /tmp/o2c/bin/pip install onnx2coreml onnxruntime  # throwaway
   python tools/coreml_compare.py --onnx2coreml-python /tmp/o2c/bin/python [--write-docs]
 
 For every zoo model and compute precision (fp32, fp16) each converter writes an ML Program
@@ -12,7 +12,9 @@ conversion time (median of --repeat runs from the ONNX file to the package's byt
 inside the converting process after its imports; onnx2coreml's includes model.save), and
 the SNR of the package's program evaluated in numpy against onnxruntime on one seeded input
 (n/a when the program uses an op edgec's evaluator does not know). A converter error is
-recorded as its first two lines.
+recorded as its first two lines. onnx2coreml folds constant nodes only when onnxruntime (an
+optional dependency of it) is importable; without it, it stops at MobileNetV2's 70 Constant
+nodes (UnsupportedOpError), so its venv gets onnxruntime.
 With --write-docs the table replaces the CoreML section of docs/benchmarks.md.
 """
 
@@ -142,14 +144,17 @@ def markdown(rows: list[dict], machine: str, o2c_version: str) -> str:
     """The docs section: one line per model and precision, then the errors verbatim."""
     out = [SECTION, "",
            f"Written by `python tools/coreml_compare.py --write-docs` on {machine}. "
-           f"onnx2coreml {o2c_version} (PyPI, throwaway venv) and edgec on the same ONNX "
+           f"onnx2coreml {o2c_version} (PyPI, throwaway venv with onnxruntime, which "
+           "onnx2coreml's constant folding needs: without it onnx2coreml stops at "
+           "MobileNetV2's 70 Constant nodes) and edgec on the same ONNX "
            "files, ML Program `.mlpackage`, minimum deployment target iOS15 for both. Both "
            "packages are read back with coremltools and their MIL programs evaluated by "
            "edgec's numpy evaluator; SNR against onnxruntime on one seeded N(0,1) input (the "
            "lowest over the outputs). Conversion time: median of 3 runs from the ONNX file to "
            "the package, inside the converting process, imports excluded (coremltools calls "
            "gc.collect() during conversion; in edgec's environment torch is installed, which "
-           "makes that collection cost about 1.9 s per conversion). The machine is a shared "
+           "makes that collection cost 0.4-1.9 s per conversion, with the load). The "
+           "machine is a shared "
            "2-core VM that other jobs loaded during the run: the conversion times moved by up "
            "to 3x between two runs of this tool, so only the ops, sizes, SNRs and which models "
            "convert are firm.", "",
