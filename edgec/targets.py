@@ -12,6 +12,7 @@ from edgec.errors import TargetError
 
 # Pass pipelines (names registered in edgec.passes).
 FP32_PIPELINE = (
+    "fuse-dynamic-quant-matmul",
     "canonicalize",
     "fold-pad",
     "fold-batchnorm",

@@ -413,8 +413,10 @@ class MatMulInteger(IntegerMatMulBase):
 
     def import_onnx(self, node: Node, opset: int) -> None:
         require_dtypes(node, U8_S8, (0, 1, 2, 3))
-        self.const_input(node, 2, "a_zero_point")
-        self.const_input(node, 3, "b_zero_point")
+        a_zp = node.input(2)
+        if a_zp is None or a_zp.is_const or a_zp.type.numel != 1:
+            self.const_input(node, 2, "a_zero_point")  # a run-time scalar waits for the
+        self.const_input(node, 3, "b_zero_point")      # fuse-dynamic-quant-matmul pass
         if in_type(node, 0).rank < 2 or in_type(node, 1).rank < 2:
             raise UnsupportedError(f"MatMulInteger node '{node.name}': 1-D operands are not "
                                    "supported")

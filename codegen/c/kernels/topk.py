@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgec.codegen.c.kernel import PORTABLE, op_lowering, register_candidates
 from edgec.ir import Node
 from edgec.ops.base import in_type
-from edgec.codegen.c.kernel import PORTABLE, op_lowering, register_candidates
 
 
 def topk_params(op, node: Node, target) -> dict:
