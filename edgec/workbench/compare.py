@@ -56,6 +56,7 @@ from edgec.datafiles import as_input_dtype, quote_path, read_arrays
 from edgec.errors import DataError, EdgecError
 from edgec.interp import run_graph
 from edgec.ir import Graph
+from edgec.workbench.ort_reference import reference_model
 
 DEFAULT_RTOL = 1e-4
 SPREAD_FACTOR = 8.0
@@ -339,11 +340,14 @@ def compare_outputs(result, model_path: str | Path, samples: list[dict[str, np.n
     `model_path`, each fp32 output within its band: module docstring; for int8 targets
     bit-exactness against the int8 interpreter)."""
     g = result.source_graph
-    refs = [onnxruntime_outputs(model_path, s) for s in samples]
+    reference, notes = reference_model(model_path)
+    refs = [onnxruntime_outputs(reference, s) for s in samples]
     if result.target.is_int8:
-        return _verify_int8(result, samples, compiled, refs, rtol)
+        res = _verify_int8(result, samples, compiled, refs, rtol)
+        res.warnings.extend(notes)
+        return res
     try:
-        unopt = [onnxruntime_outputs(model_path, s, optimize=False) for s in samples]
+        unopt = [onnxruntime_outputs(reference, s, optimize=False) for s in samples]
     except EdgecError:  # onnxruntime runs this model only optimised: the plain rtol rule
         unopt = None
     out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
@@ -362,4 +366,5 @@ def compare_outputs(result, model_path: str | Path, samples: list[dict[str, np.n
             ref2 = None if ref2 is None else ref2.reshape(got.shape)
         comparisons.append(compare(name, got, ref, rtol, ref_unoptimized=ref2))
     ok = all(c.ok for c in comparisons)
-    return VerifyResult(result.target.name, ok, comparisons, len(samples), stacked, result.report)
+    return VerifyResult(result.target.name, ok, comparisons, len(samples), stacked, result.report,
+                        warnings=notes)

@@ -10,6 +10,7 @@ at run time (edgec keeps them float), so it is compared within that rounding's s
 from __future__ import annotations
 
 import io
+import json
 import warnings
 
 import numpy as np
@@ -18,6 +19,7 @@ import pytest
 from helpers import have, run_c
 from onnx import helper, numpy_helper
 
+from edgec.cli import main
 from edgec.errors import ShapeError
 from edgec.frontend.onnx import import_model
 from edgec.workbench.compare import onnxruntime_outputs
@@ -25,7 +27,8 @@ from edgec.workbench.compare import onnxruntime_outputs
 ARM64 = have("aarch64-linux-gnu-gcc") and have("qemu-aarch64")
 
 
-def _quantised_lstm_model(tmp_path, per_channel: bool) -> onnx.ModelProto:
+def _quantised_lstm_model(tmp_path, per_channel: bool, lstm_only: bool = True
+                          ) -> onnx.ModelProto:
     """A bidirectional torch LSTM (12 -> 16, 20 steps) and a Linear head, exported to ONNX
     and passed through quantize_dynamic, LSTM only, so that the float reference isolates the
     LSTM (the MatMul chain it writes for a Linear is tested in
@@ -51,7 +54,8 @@ def _quantised_lstm_model(tmp_path, per_channel: bool) -> onnx.ModelProto:
                           output_names=["y"], opset_version=17, dynamo=False)
     (tmp_path / "f.onnx").write_bytes(buf.getvalue())
     quantize_dynamic(tmp_path / "f.onnx", tmp_path / "q.onnx", weight_type=QuantType.QInt8,
-                     per_channel=per_channel, op_types_to_quantize=["LSTM"])
+                     per_channel=per_channel,
+                     op_types_to_quantize=["LSTM"] if lstm_only else None)
     return onnx.load(tmp_path / "q.onnx")
 
 
@@ -120,3 +124,16 @@ def test_dynamic_quantize_lstm_refuses_a_mis_shaped_scale():
                                             helper.make_opsetid("com.microsoft", 1)])
     with pytest.raises(ShapeError, match="lstm0.*W_scale has 3 values"):
         import_model(m)
+
+
+def test_edgec_verify_of_a_whole_dynamic_quantised_model(tmp_path, capsys):
+    """quantize_dynamic on the whole model (the LSTM and the Linear head's MatMul chain):
+    `edgec verify` passes, its onnxruntime reference running the DynamicQuantizeLSTM as an
+    LSTM on the dequantised weights, which it says in a warning."""
+    _quantised_lstm_model(tmp_path, per_channel=False, lstm_only=False)
+    rc = main(["verify", str(tmp_path / "q.onnx"), "-t", "generic-fp32", "--json"])
+    out, err = capsys.readouterr()
+    assert rc == 0, out + err
+    row = json.loads(out)["outputs"][0]
+    assert row["ok"] and row["max_rel_err"] <= 1e-4
+    assert "DynamicQuantizeLSTM" in err and "dequantised weights" in err
