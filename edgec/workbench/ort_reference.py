@@ -17,15 +17,19 @@ import numpy as np
 _WEIGHTS = ((1, 8, 9), (2, 10, 11))  # (codes, scale, zero point) input indices
 
 
-def reference_model(model_path: str | Path):
-    """(what onnxruntime should run: the path itself or a rewritten onnx.ModelProto, notes
-    for the user), rewriting every DynamicQuantizeLSTM whose weights are initializers."""
-    import onnx  # on use: verify of plain models never pays for it
+def reference_model(model_path):
+    """(what onnxruntime should run: `model_path` itself (a file or an onnx.ModelProto) or a
+    rewritten copy, notes for the user), rewriting every DynamicQuantizeLSTM whose weights
+    are initializers."""
+    import onnx  # on use: loaded only here, by verify
     from onnx import numpy_helper
 
-    model = onnx.load(str(model_path))
+    model = onnx.load(str(model_path)) if isinstance(model_path, (str, Path)) else model_path
     if not any(n.op_type == "DynamicQuantizeLSTM" for n in model.graph.node):
         return model_path, []
+    if model is model_path:  # the caller's proto stays as it is
+        model = onnx.ModelProto()
+        model.CopyFrom(model_path)
     inits = {t.name: t for t in model.graph.initializer}
     notes = []
     for node in model.graph.node:
