@@ -15,6 +15,7 @@ import numpy as np
 from edgec.errors import DataError, EdgecError
 from edgec.interp import run_graph
 from edgec.ir import Graph, Node
+from edgec.ops import get_op
 from edgec.quant.calibrate import (
     RANDOM_WARNING,
     calibrate,
@@ -25,6 +26,12 @@ from edgec.quant.calibrate import (
 from edgec.quant.config import QUANT_MODES, QuantOptions
 
 SNR_SAMPLES = 2
+
+
+def _float_nodes(g: Graph) -> list[Node]:
+    """The nodes of an int8 build computing float32 (Quantize/DequantizeLinear aside)."""
+    return [n for n in g.nodes if n.op not in ("QuantizeLinear", "DequantizeLinear")
+            and all(v.dtype.is_float for v in n.outputs)]
 
 
 def float_reason(node: Node, record, qopts: QuantOptions) -> str:
@@ -121,8 +128,15 @@ def quantize_graph(g: Graph, target, options
         raise EdgecError(f"--quant must be one of {', '.join(QUANT_MODES)}, not "
                          f"'{options.quant}'")
     if g.meta.get("prequantized"):
-        return g, None, [], {"mode": "prequantized",
-                             "note": "scales taken from the model (QDQ / QLinear operators)"}, {}
+        report = {"mode": "prequantized",
+                  "note": "scales taken from the model (QDQ / QLinear operators)"}
+        floats = _float_nodes(g)
+        report["float_nodes"] = [n.name for n in floats]
+        report["float_node_reasons"] = [{"node": n.name, "op": n.op, "reason": (
+            f"{n.op} has no int8 form" if get_op(n.op).quant.role == "float" else
+            "left float in the pre-quantised model (no int8 pattern around it)")}
+            for n in floats]
+        return g, None, [], report, {}
     check_keep_float(g, options.keep_float)
     float_graph = g.clone()
     warnings: list[str] = []
@@ -152,8 +166,7 @@ def quantize_graph(g: Graph, target, options
     g = pm.run(g)
     record = pass_options.quant_record
     report["keep_float"] = list(keep)
-    float_nodes = [n for n in g.nodes if n.op not in ("QuantizeLinear", "DequantizeLinear")
-                   and all(v.dtype.is_float for v in n.outputs)]
+    float_nodes = _float_nodes(g)
     report["float_nodes"] = [n.name for n in float_nodes]
     report["float_node_reasons"] = [
         {"node": n.name, "op": n.op, "reason": float_reason(n, record, qopts)}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import onnx
 from helpers import compile_model_proto
 from onnx import TensorProto, helper, numpy_helper
 
@@ -75,3 +76,28 @@ def test_dynamic_quantisation_says_why_the_rest_is_float():
     result = compile_model_proto(_model(), "generic-int8", quant="dynamic")
     why = _reasons(result)
     assert why and all("dynamic quantisation" in r for r in why.values()), why
+
+
+def test_a_pre_quantised_model_lists_its_float_nodes(tmp_path):
+    """A quantize_dynamic model is pre-quantised: no calibration, and its float nodes are
+    listed as such (the fused DynamicQuantizeMatMul has float input and output)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # heavy: on use
+
+    inits = [numpy_helper.from_array(RNG.standard_normal((16, 8)).astype(np.float32), "W"),
+             numpy_helper.from_array(RNG.standard_normal(8).astype(np.float32), "bias")]
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["m"]),
+             helper.make_node("Add", ["m", "bias"], ["a"], name="bias_add"),
+             helper.make_node("Relu", ["a"], ["y"], name="relu")]
+    g = helper.make_graph(nodes, "mlp",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, (3, 16))],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, (3, 8))],
+                          inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]),
+              tmp_path / "f.onnx")
+    quantize_dynamic(tmp_path / "f.onnx", tmp_path / "q.onnx", weight_type=QuantType.QInt8)
+    result = compile_model_proto(onnx.load(tmp_path / "q.onnx"), "generic-int8")
+    assert result.report["quantization"]["mode"] == "prequantized"
+    rows = result.report["quantization"]["float_node_reasons"]
+    by_op = {r["op"]: r["reason"] for r in rows}
+    assert by_op["DynamicQuantizeMatMul"] == "DynamicQuantizeMatMul has no int8 form"
+    assert by_op["Relu"] == "left float in the pre-quantised model (no int8 pattern around it)"
