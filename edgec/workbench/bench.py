@@ -59,6 +59,7 @@ DEFAULT_RUNS = 100
 WARMUP_RUNS = 10
 CHUNK_RUNS = 5
 CALIB_SAMPLES = 16
+SETTLE_S = 0.05  # --threads: pause between batches of different engines (see `alternate`)
 LITERT_NA = "n/a (no TFLite backend yet)"
 
 
@@ -81,9 +82,11 @@ class Timing:
 
 
 def alternate(runners: dict, runs: int, warmup: int = WARMUP_RUNS, chunk: int = CHUNK_RUNS,
-              probe=None) -> dict[str, Timing]:
+              probe=None, settle_s: float = 0.0) -> dict[str, Timing]:
     """Warm every runner up, then run them in turn `chunk` runs at a time until each has
-    `runs` timed runs; per-runner Timing. `probe` (optional) is called once per round."""
+    `runs` timed runs; per-runner Timing. `probe` (optional) is called once per round.
+    `settle_s`: an untimed pause before each batch, so that the previous engine's spinning
+    worker threads (onnxruntime's intra-op pool spins after a run) have gone idle."""
     for r in runners.values():
         r.time_runs(warmup)
     times: dict[str, list[float]] = {k: [] for k in runners}
@@ -91,6 +94,8 @@ def alternate(runners: dict, runs: int, warmup: int = WARMUP_RUNS, chunk: int = 
         for key, r in runners.items():
             n = min(chunk, runs - len(times[key]))
             if n > 0:
+                if settle_s:
+                    time.sleep(settle_s)
                 times[key].extend(r.time_runs(n))
         if probe is not None:
             probe()
@@ -165,7 +170,9 @@ def bench_model(model_path: str | Path, target_name: str, runs: int = DEFAULT_RU
         for _ in range(5):
             peak.probe()
         with locked_clocks(lock_clocks) as clocks:
-            timings = alternate(runners, runs, probe=peak.probe)
+            # threads: the engines' worker threads must not spin into each other's runs
+            timings = alternate(runners, runs, probe=peak.probe,
+                                settle_s=SETTLE_S if threads > 1 else 0.0)
         row["clocks"] = clocks.summary()
         if lock_clocks and clocks.locked:
             free = alternate({"edgec": runners["edgec"]}, runs)["edgec"]
