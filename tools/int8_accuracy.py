@@ -177,6 +177,7 @@ def _evaluate(model: str, path: Path, calib_count, eval_count, with_ort_int8) ->
         "eval_samples": len(evals),
         "snr_db": snr_db(ref, got),
         "qdq_within_1lsb": float(np.mean(np.abs(qdq - got) <= lsb * (1 + 1e-4))),
+        "qdq_snr_db": snr_db(ref, qdq),  # onnxruntime running the exported QDQ model
         "weights_int8": result.report["weights_bytes"],
         "weights_fp32": fp32.report["weights_bytes"],
         "calib_seconds": result.report["quantization"]["calibration"]["seconds"],

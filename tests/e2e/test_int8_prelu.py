@@ -182,5 +182,15 @@ def test_export_qdq_of_the_prelu_model_agrees_with_the_int8_c(model_path, tmp_pa
     assert dq.op == "DequantizeLinear"
     step = float(dq.input(1).data)
     diff = np.abs(got - want)
-    assert np.max(diff) <= 1.01 * step
-    assert np.mean(diff == 0) >= 0.95
+    # onnxruntime requantises in float (one rounding), edgec as TFLite does (two roundings,
+    # docs/int8.md); the final lookup's slope turns a 1-LSB difference at its input into up to
+    # 4 LSB (measured: 79 % of the 2,048 outputs equal, the rest 1, 2 or 4 steps). The two
+    # executions have the same accuracy against the float model (measured 32.97 vs 32.94 dB):
+    # a wrong scale or zero point in the export would cost many dB.
+    assert np.max(diff) <= 4.01 * step
+    ref = onnxruntime_outputs(model_path, feeds)["y"].astype(np.float64)
+
+    def snr(x):
+        return 10 * np.log10(np.sum(ref ** 2) / np.sum((x.reshape(ref.shape) - ref) ** 2))
+
+    assert abs(snr(got) - snr(want)) <= 0.5, (snr(got), snr(want))

@@ -36,7 +36,13 @@ def test_small_zoo_int8_snr_and_qdq_agreement(zoo_dir, model):
     row = tool().evaluate(model, calib_count=32, eval_count=4, with_ort_int8=False)
     if model != "digits_cnn":  # digits: N(0, 1) is not its data; scored on real data below
         assert row["snr_db"] >= 20.0, row
-    assert row["qdq_within_1lsb"] >= 0.999, row
+    # onnxruntime running edgec's exported QDQ model (float requantisation, one rounding)
+    # against edgec (TFLite's double rounding, docs/int8.md): measured within 1 LSB on 92.5 %
+    # (resnet8), 100 %, 100 % of the logits, and the same accuracy against fp32 within
+    # 1.1 dB (resnet8: onnxruntime's single rounding 35.8 dB, edgec 34.7 dB). A wrong scale
+    # or zero point in the export costs tens of dB.
+    assert row["qdq_within_1lsb"] >= 0.9, row
+    assert abs(row["qdq_snr_db"] - row["snr_db"]) <= 1.5, row
 
 
 @pytest.mark.parametrize("target", ["generic-int8", "x86_64-int8"])
@@ -178,14 +184,15 @@ def layer_agreement(model_path, input_name, shape, calib_count=8):
 
 
 def test_int8_layers_agree_with_onnxruntime_layer_by_layer(zoo_dir):
-    """Each layer on edgec's inputs: a float32 sum in onnxruntime lands on the other side of a
-    rounding tie from edgec's exact one on a few elements at most (measured: 1 of 16,384 in
-    one layer, with AVX-512 VNNI and with AVX2), never by more than 1 LSB; a wrong rounding
-    or requantisation in edgec changes most of a layer."""
+    """Each layer on edgec's inputs: onnxruntime's float requantisation (one rounding) and
+    edgec's (TFLite's double rounding, docs/int8.md) differ where the first of edgec's
+    roundings lands on a tie of the second: measured at most 0.24 % of a layer's elements,
+    never by more than 1 LSB; a wrong rounding or requantisation in edgec changes most of a
+    layer."""
     rows = layer_agreement(zoo_dir / "resnet8.onnx", "input", (1, 3, 32, 32))
     assert len(rows) >= 8
     assert rows[0] == ("QuantizeLinear", 0.0, 0), rows
-    assert all(frac <= 1e-3 and lsb <= 1 for _, frac, lsb in rows), rows
+    assert all(frac <= 5e-3 and lsb <= 1 for _, frac, lsb in rows), rows
 
 
 @pytest.mark.slow

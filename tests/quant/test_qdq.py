@@ -124,16 +124,26 @@ def test_import_onnxruntime_qdq_model(per_channel, activation, tmp_path):
     outs = run_compiled(result, feeds, tmp_path / "c")
     lsb = output_lsb(result)
     assert np.isclose(lsb, output_lsb_of(qmodel))  # the model's own output scale
-    diffs = []
+    diffs, ours, theirs, floats = [], [], [], []
     for f, o in zip(feeds, outs):
         assert np.array_equal(o["y"], run_graph(result.graph, f)["y"])
-        diffs.append(np.abs(ort_unfused(qmodel, f)["y"] - o["y"]).ravel() / lsb)
+        ort_q = ort_unfused(qmodel, f)["y"]
+        diffs.append(np.abs(ort_q - o["y"]).ravel() / lsb)
+        ours.append(o["y"].ravel())
+        theirs.append(ort_q.ravel())
+        floats.append(ort_run(small_model(), f)["y"].ravel())
     diffs = np.concatenate(diffs)
-    # Measured: identical on all 30 outputs, on AVX-512 VNNI and on AVX2 (docs/hosts.md).
-    # Fixed-point (edgec) and float (onnxruntime) requantisation may still round a tie
-    # differently on some input; allowed: 1 LSB on a few outputs. A wrong zero point or
-    # scale anywhere moves most outputs by one LSB or more.
-    assert diffs.max() <= 1.0001 and np.mean(diffs == 0) >= 0.9, diffs
+    ref = np.concatenate(floats).astype(np.float64)
+
+    def snr(x):
+        return 10 * np.log10(np.sum(ref ** 2) / np.sum((np.concatenate(x) - ref) ** 2))
+
+    # onnxruntime requantises in float (one rounding), edgec as TFLite does (two roundings,
+    # docs/int8.md): measured within 2 LSB, 80-100 % of the 30 outputs equal, the same SNR
+    # against the float model within 0.5 dB. A wrong zero point or scale anywhere moves most
+    # outputs by one LSB or more and costs many dB.
+    assert diffs.max() <= 2.0001 and np.mean(diffs == 0) >= 0.7, diffs
+    assert abs(snr(ours) - snr(theirs)) <= 0.5, (snr(ours), snr(theirs))
 
 
 def test_qdq_model_still_compiles_for_fp32(tmp_path):
