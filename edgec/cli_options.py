@@ -38,6 +38,10 @@ def add_pass_args(p: argparse.ArgumentParser):
     p.add_argument("--partitions", type=int, default=1, metavar="K",
                    help="--weights external: K partitions of consecutive layers, only the "
                         "running one (and the next) resident; default 1")
+    p.add_argument("--sparse-weights", choices=("auto", "off", "on"), default="auto",
+                   help="fp32 C targets: store mostly-zero Conv/Gemm/MatMul weights as CSR and "
+                        "skip the zeros; auto (default): layers with >= 70%% zeros where the "
+                        "estimated work is not above dense; on: wherever smaller (docs/pruning.md)")
     p.add_argument("--fallback", choices=("int8",), default=None,
                    help="fp32 targets with an OS: build the int8 variant too, behind one API "
                         "that selects it when memory runs low (docs/os-runtime.md)")
@@ -168,6 +172,7 @@ def compile_options(args):
         threads=getattr(args, "threads", 1),
         weights=getattr(args, "weights", "rodata"),
         partitions=getattr(args, "partitions", 1),
+        sparse_weights=getattr(args, "sparse_weights", "auto"),
         fallback=getattr(args, "fallback", None),
         **quant_options(args),
     )

@@ -22,6 +22,7 @@ from edgec import __version__
 from edgec.codegen.c.backend import CBackend
 from edgec.codegen.c.external_weights import MAX_PARTITIONS
 from edgec.codegen.c.fallback import fallback_files
+from edgec.codegen.c.kernels.sparse import MODES as SPARSE_MODES
 from edgec.codegen.c.naming import model_prefix
 from edgec.codegen.c.threads import MAX_THREADS
 from edgec.codegen.coreml.options import CoreMLOptions
@@ -73,6 +74,7 @@ class CompileOptions:
     weights: str = "rodata"  # "external": PREFIX.weights, mapped at run time (docs/os-runtime.md)
     partitions: int = 1  # --weights external: partitions of consecutive layers
     fallback: str | None = None  # "int8": fp32 and int8 builds behind one API (os-runtime.md)
+    sparse_weights: str = "auto"  # C targets: CSR weights for sparse layers (docs/pruning.md)
 
 
 @dataclass
@@ -229,6 +231,9 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     target = get_target(options.target)
     check_threads(options.threads, target)
     check_weights_mode(options.weights, options.partitions, target)
+    if options.sparse_weights not in SPARSE_MODES:
+        raise EdgecError(f"--sparse-weights takes {', '.join(SPARSE_MODES)}, "
+                         f"not {options.sparse_weights}")
     if options.fallback:
         return compile_fallback(g, options, target, model_name, extra_report)
     if target.backend == "coreml":  # ML Program package, not C (codegen/coreml/build.py)
@@ -253,7 +258,8 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     else:
         backend = CBackend(target, prefix, explicit_prefix=bool(options.prefix),
                            threads=options.threads, weights=options.weights,
-                           partitions=options.partitions)
+                           partitions=options.partitions,
+                           sparse_weights=options.sparse_weights)
     files = backend.generate(g, plan, model_name=model_name)
     if target.bare_metal:  # Cortex-M: example firmware (edgec/cortexm/cmake.py)
         files.update(firmware_files(target, backend.prefix))

@@ -34,6 +34,7 @@ from edgec.ops import get_op
 from edgec.codegen.c.carray import c_initializer, c_scalar
 from edgec.codegen.c.external_weights import WEIGHTS_RUNTIME, external_weights
 from edgec.codegen.c.kernel import ConstArray, Kernel
+from edgec.codegen.c.kernels.sparse import sparse_layer_rows, sparse_summary
 from edgec.codegen.c.naming import c_identifier, c_string, c_text, comment_text, model_prefix
 from edgec.codegen.c.select import select
 from edgec.codegen.c.threads import THREAD_HEADERS, THREAD_SOURCES, WorkSplit, split_layer
@@ -134,8 +135,10 @@ class CBackend:
     """
 
     def __init__(self, target, prefix: str = "model", explicit_prefix: bool = False,
-                 threads: int = 1, weights: str = "rodata", partitions: int = 1):
+                 threads: int = 1, weights: str = "rodata", partitions: int = 1,
+                 sparse_weights: str = "auto"):
         self.target = target
+        self.sparse_weights = sparse_weights  # CSR weights per layer (kernels/sparse.py)
         self.threads = threads  # > 1: heavy layers split over a thread pool (threads.py)
         self.external = weights == "external"  # PREFIX.weights (external_weights.py)
         self.partitions = partitions
@@ -156,7 +159,7 @@ class CBackend:
 
     # ------------------------------------------------------------------ layers
     def _render_layer(self, index: int, node: Node, consts, plan, extra_arrays) -> Layer:
-        kernel = select(node, self.target)
+        kernel = select(node, self.target, {"sparse_weights": self.sparse_weights})
         fn = f"layer_{index:03d}_{c_identifier(node.op, 'op')}"
         params: list[str] = []
         args: list[str] = []
@@ -359,5 +362,8 @@ class CBackend:
         if blob is not None:
             files[f"{self.prefix}.weights"] = blob
         self.split_layers = ctx["split_layers"]
+        sparse_rows = sparse_layer_rows(L.kernel for L in layers)
+        self.report_sections = {"sparse_weights": sparse_summary(sparse_rows)} if sparse_rows \
+            else {}
         self.weights_bytes = ctx["weights_bytes"]
         return files

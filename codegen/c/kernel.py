@@ -18,6 +18,8 @@ from edgec.ir import Node
 from edgec.ops import get_op
 
 PORTABLE = "portable"
+# Candidates tried on every target before its ISA's own (e.g. sparse weights, kernels/sparse.py).
+PREFERRED = "preferred"
 # Target.isa prefix -> the ISA family whose candidates apply (others: portable only).
 ISA_FAMILIES = {"x86_64": "x86", "arm64": "arm64", "armv7em": "cortex-m",
                 "armv8.1m": "cortex-m"}
@@ -99,10 +101,11 @@ def isa_family(target) -> str | None:
 
 
 def candidates_for(op: str, target) -> tuple[Candidate, ...]:
-    """The candidates tried for `op` on `target`, in order: the ISA family's, then portable."""
+    """The candidates tried for `op` on `target`, in order: the preferred ones (every target),
+    the ISA family's, then portable."""
     family = isa_family(target)
     isa_list = _CANDIDATES.get((op, family), ()) if family else ()
-    return isa_list + _CANDIDATES.get((op, PORTABLE), ())
+    return _CANDIDATES.get((op, PREFERRED), ()) + isa_list + _CANDIDATES.get((op, PORTABLE), ())
 
 
 def guard_for(op: str) -> Callable[[Node], None] | None:

@@ -174,8 +174,9 @@ def _sparsity(args, test, labels, shapes, train) -> int:
              if "snr_db_after_distillation" in r else "") + f" ({r['data']})")
     if "accuracy" in r:
         print("  accuracy: " + ", ".join(f"{k} {v:.2f}%" for k, v in r["accuracy"].items()))
-    print(f"  flash a bitmap-compressed form would save (not built yet: weights are stored "
-          f"dense): {r['flash_saved_fp32_bytes']:,} of {r['dense_fp32_bytes']:,} B fp32, "
+    print(f"  flash a bitmap-compressed form would save (estimate; edgec compile stores CSR "
+          f"per layer, --sparse-weights): {r['flash_saved_fp32_bytes']:,} of "
+          f"{r['dense_fp32_bytes']:,} B fp32, "
           f"{r['flash_saved_int8_bytes']:,} of {r['dense_int8_bytes']:,} B int8")
     print(f"edgec prune: wrote {out} and {report_path}")
     return 0

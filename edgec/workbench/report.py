@@ -108,6 +108,20 @@ def float_node_table(quant: dict | None) -> str:
         "\n".join(align_rows([["node", "op", "why float"]] + body))
 
 
+def sparse_weight_table(section: dict | None) -> str:
+    """C builds of pruned models: every layer stored as CSR (report.json's `sparse_weights`,
+    codegen/c/kernels/sparse.py) and the flash it saves; empty when there is none."""
+    rows = (section or {}).get("layers") or []
+    if not rows:
+        return ""
+    body = [[r["layer"][:40], r["op"], r["storage"], f"{100 * r['sparsity']:.1f}%",
+             f"{r['dense_bytes']:,}", f"{r['sparse_bytes']:,}", f"{r['saved_bytes']:,}"]
+            for r in rows]
+    return (f"sparse weights ({len(rows)} layers, {section['saved_bytes']:,} B of flash "
+            f"saved):\n" + "\n".join(align_rows(
+                [["layer", "op", "storage", "zeros", "dense B", "stored B", "saved B"]] + body)))
+
+
 def ascii_plan(g: Graph, plan, width: int = 64) -> str:
     """The plan as ASCII art: a row per step, the arena across, a glyph per buffer."""
     buffers = buffer_rows(plan)
@@ -301,8 +315,10 @@ def report_text(result, model_name: str = "", width: int = 64) -> str:
             f"arena {r['arena_bytes']:,} B (lower bound {r['arena_lower_bound_bytes']:,} B, "
             f"naive {r['naive_bytes']:,} B)")
     floats = float_node_table(r.get("quantization"))
+    sparse = sparse_weight_table(r.get("sparse_weights"))
     return "\n\n".join([head, layer_table(layer_rows(g, plan, r.get("quantization"))),
-                        *([floats] if floats else []), ascii_plan(g, plan, width)])
+                        *([floats] if floats else []), *([sparse] if sparse else []),
+                        ascii_plan(g, plan, width)])
 
 
 def run_report(model_path: str | Path, options, plot: str | None = None,

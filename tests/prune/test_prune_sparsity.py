@@ -109,7 +109,7 @@ def test_cli_writes_model_and_report(tmp_path, capsys):
     report = json.loads(out.with_suffix(".json").read_text())
     assert report["scope"] == "layer" and report["weight_sparsity"] == pytest.approx(0.5, abs=0.01)
     assert isinstance(report["snr_db"], float) and report["snr_db"] > 3
-    assert "not built" in report["compressed_storage"]
+    assert "CSR" in report["compressed_storage"]
     original = onnx.load(str(ZOO_DIR / "dscnn.onnx"))
     x = RNG.standard_normal((1, 1, 49, 10)).astype(F32)
     assert ort_run(onnx.load(str(out)), {"input": x})["probs"].shape == \
