@@ -73,7 +73,9 @@ def test_mobilenetv2_int8(zoo_dir):
                        seed=8)
     assert res.ok and res.exact  # bit-exact with the int8 interpreter
     row = tool().evaluate("mobilenetv2", eval_count=4, with_ort_int8=False)
-    assert row["weights_ratio"] <= 0.26, row
+    # 0.2608 measured: int8 weights and int32 biases, plus one multiplier and one int8 shift
+    # per output channel (TFLite's per-channel requantisation keeps each channel's shift)
+    assert row["weights_ratio"] <= 0.262, row
     if row["snr_db"] < 20.0 or row["qdq_within_1lsb"] < 0.999:
         # The untrained zoo MobileNetV2 amplifies any perturbation (docs/int8.md): onnxruntime
         # running the same QDQ model with and without its optimisations agrees within 1 LSB
@@ -94,11 +96,16 @@ def test_trained_mobilenetv2_int8(zoo_dir, tmp_path):
     row = t.evaluate("mobilenetv2_trained", eval_count=4, with_ort_int8=False)
     assert row["snr_db"] >= 20.0, row
     assert row["weights_ratio"] <= 0.27, row  # 5-class head: Gemm biases weigh more here
-    # qdq_within_1lsb: against onnxruntime unfused (float ops between Q and DQ), the same on
-    # every host: measured 0.80 on these 4 samples (16 samples: 0.86, at most 3 LSB) with
-    # AVX-512 VNNI and with AVX2 alike. onnxruntime's fused int8 is no yardstick: against
-    # its unfused self it agrees on 0.85 with VNNI but 0.16 with AVX2 (docs/hosts.md).
-    assert row["qdq_within_1lsb"] >= 0.75, row
+    # qdq_within_1lsb: against onnxruntime unfused (float ops between Q and DQ, one rounding;
+    # edgec rounds twice as TFLite does), the same on every host: measured 0.50 on these 4
+    # samples (0.80 with the old single rounding). Accuracy against fp32 on these 20 logits:
+    # edgec 27.2 dB, onnxruntime on the exported QDQ model 29.7 dB (with 32 calibration
+    # samples instead of 100: 28.5 vs 27.4 dB); the bound below is that spread, a scale or
+    # zero-point error in the export costs far more.
+    # onnxruntime's fused int8 is no yardstick: against its unfused self it agrees on 0.85
+    # with VNNI but 0.16 with AVX2 (docs/hosts.md).
+    assert row["qdq_within_1lsb"] >= 0.4, row
+    assert abs(row["qdq_snr_db"] - row["snr_db"]) <= 3.0, row
     if row["qdq_within_1lsb"] < 0.999:
         pytest.xfail("onnxruntime's float ops between Q and DQ land on the other side of a "
                      "rounding tie from edgec's integer arithmetic now and then; 1-LSB steps "
@@ -187,19 +194,26 @@ def test_int8_layers_agree_with_onnxruntime_layer_by_layer(zoo_dir):
     """Each layer on edgec's inputs: onnxruntime's float requantisation (one rounding) and
     edgec's (TFLite's double rounding, docs/int8.md) differ where the first of edgec's
     roundings lands on a tie of the second: measured at most 0.24 % of a layer's elements,
-    never by more than 1 LSB; a wrong rounding or requantisation in edgec changes most of a
-    layer."""
+    never by more than 1 LSB (the average pool, TFLite MEAN's folded multiplier: 2 of 64); a
+    wrong rounding or requantisation in edgec changes most of a layer."""
     rows = layer_agreement(zoo_dir / "resnet8.onnx", "input", (1, 3, 32, 32))
     assert len(rows) >= 8
     assert rows[0] == ("QuantizeLinear", 0.0, 0), rows
-    assert all(frac <= 5e-3 and lsb <= 1 for _, frac, lsb in rows), rows
+    assert all(lsb <= 1 for _, _, lsb in rows), rows
+    assert all(frac <= (0.1 if op == "QAveragePool" else 5e-3) for op, frac, _ in rows), rows
 
 
 @pytest.mark.slow
 def test_mobilenetv2_layers_agree_with_onnxruntime(zoo_dir):
-    """The same arithmetic as onnxruntime layer by layer: the end-to-end miss recorded above
-    is the network amplifying rare single-LSB rounding differences, not a scale error.
-    Measured on all 65 int8 layers: at most 1.3e-5 of a layer's elements differ, by 1 LSB."""
+    """The same arithmetic as onnxruntime layer by layer, up to the rounding: the end-to-end
+    miss recorded above is the network amplifying single-LSB rounding differences (edgec
+    rounds twice as TFLite does, onnxruntime once), not a scale error. Measured on all 65
+    int8 layers: at most 0.4 % of a layer's elements differ, by 1 LSB, except the global
+    average pool: TFLite's MEAN folds 1/49 into its multiplier by an integer division and
+    rounds twice, onnxruntime divides in float (measured 13.4 % of the 1,280 averages differ,
+    by 1 LSB; edgec equals LiteRT's MEAN there, tests/tflite)."""
     rows = layer_agreement(zoo_dir / "mobilenetv2.onnx", "input", (1, 3, 224, 224))
     assert len(rows) >= 60 and rows[0] == ("QuantizeLinear", 0.0, 0), rows[:4]
-    assert all(frac <= 5e-4 and lsb <= 1 for _, frac, lsb in rows), rows
+    assert all(lsb <= 1 for _, _, lsb in rows), rows
+    assert all(frac <= (0.2 if op == "QGlobalAveragePool" else 5e-3) for op, frac, _ in rows), \
+        rows
