@@ -25,6 +25,7 @@ _API = {
     "export_torch": "edgec.frontend.torch",
     "targets": "edgec.api.listing",
     "prune_model": "edgec.api.prune",
+    "distill": "edgec.prune.distill",
     "golden_record": "edgec.api.golden",
     "golden_check": "edgec.api.golden",
     "EdgecError": "edgec.errors",
@@ -50,6 +51,7 @@ __all__ = [
     "VerifyResult",
     "__version__",
     "compile",
+    "distill",
     "export_torch",
     "targets",
 ]

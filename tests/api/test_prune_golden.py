@@ -55,3 +55,11 @@ def test_golden_record_needs_a_model_file(tmp_path):
 
     with pytest.raises(EdgecError, match="model file"):
         edgec.golden_record(onnx.load(DIGITS), "generic-fp32", tmp_path)
+
+
+def test_distill_is_the_library_function():
+    """edgec.distill is edgec prune --train's distillation (tested in tests/prune)."""
+    from edgec.prune.distill import distill
+
+    assert edgec.distill is distill
+    assert "distill" in edgec.__all__
