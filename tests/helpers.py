@@ -99,3 +99,16 @@ def ensure_zoo() -> Path:
         subprocess.run([sys.executable, str(REPO / "tools" / "make_models.py"), "--out",
                         str(ZOO_DIR), "--only", ",".join(missing)], check=True)
     return ZOO_DIR
+
+
+def tflite_mbqm(v: int, m: int, s: int) -> int:
+    """TFLite's MultiplyByQuantizedMultiplier written out with Python integers, as its C++
+    computes it (SaturatingRoundingDoublingHighMul with the nudge and a division truncating
+    toward zero, then RoundingDivideByPOT with mask and threshold): an independent check of
+    edgec/qmath.py."""
+    ab = v * (1 << max(s, 0)) * m
+    num = ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30))
+    high = abs(num) // (1 << 31) * (1 if num >= 0 else -1)
+    right = max(-s, 0)
+    mask = (1 << right) - 1
+    return (high >> right) + (1 if (high & mask) > (mask >> 1) + (high < 0) else 0)

@@ -5,6 +5,8 @@ import subprocess
 import numpy as np
 import pytest
 
+from helpers import tflite_mbqm
+
 from edgec import qmath
 from edgec.codegen.c.backend import RUNTIME_DIR
 
@@ -36,22 +38,6 @@ def test_hand_worked_rounding():
     assert qmath.rounding_divide_by_pot(-5, 1) == -3 and qmath.rounding_divide_by_pot(5, 1) == 3
 
 
-def _tflite_mbqm_python_ints(x: int, q: int, s: int) -> int:
-    """TFLite's MultiplyByQuantizedMultiplier written out with Python integers (its C++:
-    SaturatingRoundingDoublingHighMul with the nudge and a division truncating to zero, then
-    RoundingDivideByPOT with mask and threshold)."""
-    left, right = max(s, 0), max(-s, 0)
-    a = x * (1 << left)
-    ab = a * q
-    nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
-    num = ab + nudge
-    high = abs(num) // (1 << 31) * (1 if num >= 0 else -1)  # C++ division: towards zero
-    mask = (1 << right) - 1
-    remainder = high & mask
-    threshold = (mask >> 1) + (1 if high < 0 else 0)
-    return (high >> right) + (1 if remainder > threshold else 0)
-
-
 def test_double_rounding_is_tflites_formula():
     rng = np.random.default_rng(3)
     acc = rng.integers(-(1 << 24), 1 << 24, 4000)
@@ -59,7 +45,7 @@ def test_double_rounding_is_tflites_formula():
     for real in (0.0123, 0.5, 0.25, 1.75, 3.1e-4, 0.7):
         q, s = qmath.quantize_multiplier(real)
         y = qmath.multiply_by_quantized_multiplier(acc, q, s)
-        want = [_tflite_mbqm_python_ints(int(x), q, s) for x in acc]
+        want = [tflite_mbqm(int(x), q, s) for x in acc]
         assert y.tolist() == want
         exact = acc * (q * 2.0 ** (s - 31))  # within one of the exact product
         assert np.all(np.abs(y - exact) <= 1.0)

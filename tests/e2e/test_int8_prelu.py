@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from helpers import tflite_mbqm
 from onnx import TensorProto, helper, numpy_helper
 
 from edgec import qmath
@@ -133,22 +134,14 @@ def test_qprelu_matches_float_prelu_of_dequantised_input(alpha):
     assert np.max(np.abs(got - want)) <= 1
     assert np.array_equal(got[q == x_zp], np.full(np.count_nonzero(q == x_zp), y_zp))
 
-    def mbqm(v: int, m: int, s: int) -> int:  # TFLite's C++, with Python integers
-        ab = v * (1 << max(s, 0)) * m
-        num = ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30))
-        high = abs(num) // (1 << 31) * (1 if num >= 0 else -1)
-        right = max(-s, 0)
-        mask = (1 << right) - 1
-        return (high >> right) + (1 if (high & mask) > (mask >> 1) + (high < 0) else 0)
-
     for c in range(n):
         am = attrs["alpha_multiplier"][c % len(attrs["alpha_multiplier"])]
         ash = attrs["alpha_shift"][c % len(attrs["alpha_shift"])]
         sign = attrs["alpha_sign"][c]
         for i in range(256):
             d = int(q[i, c]) - x_zp
-            y = mbqm(d, attrs["multiplier"][0], attrs["shift"][0]) if d >= 0 else \
-                mbqm(d * sign, am, ash)
+            y = tflite_mbqm(d, attrs["multiplier"][0], attrs["shift"][0]) if d >= 0 else \
+                tflite_mbqm(d * sign, am, ash)
             assert got[i, c] == min(max(y + y_zp, -128), 127), (c, i)
 
 

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import have, run_c
+from helpers import have, run_c, tflite_mbqm
 from onnx import TensorProto, helper, numpy_helper
 
 from edgec.errors import UnsupportedError
@@ -206,18 +206,9 @@ def test_qlinear_global_average_pool(channels_last, dtype):
     real = float(np.float32(XS)) / (float(np.float32(ys)) * 42)
     mantissa, exponent = math.frexp(real)
     q = int(math.floor(mantissa * (1 << 31) + 0.5))
-    fixed = np.array([_tflite_mbqm(int(v), q, exponent) for v in sums.reshape(-1)])
+    fixed = np.array([tflite_mbqm(int(v), q, exponent) for v in sums.reshape(-1)])
     np.testing.assert_array_equal(got_q.reshape(-1), np.clip(fixed + yzp, qlo, qhi))
 
-
-def _tflite_mbqm(v: int, m: int, s: int) -> int:
-    """TFLite's MultiplyByQuantizedMultiplier in Python integers (its C++ arithmetic)."""
-    ab = v * (1 << max(s, 0)) * m
-    num = ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30))
-    high = abs(num) // (1 << 31) * (1 if num >= 0 else -1)
-    right = max(-s, 0)
-    mask = (1 << right) - 1
-    return (high >> right) + (1 if (high & mask) > (mask >> 1) + (high < 0) else 0)
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8])
