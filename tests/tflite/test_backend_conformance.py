@@ -25,6 +25,22 @@ import conformance  # noqa: E402
 MIN_PASSING = 313
 
 
+def _compile_and_run(case, inputs):
+    """(result, feeds, LiteRT outputs) of one data set of a case, or None when edgec
+    declines it (with a one-line EdgecError, asserted)."""
+    names = [i.name for i in case.model.graph.input]
+    feeds = {n: conformance.as_array(v) for n, v in zip(names, inputs)}
+    try:
+        result, _ = conformance._compile(case.model, feeds)
+    except EdgecError as e:
+        assert len(str(e).splitlines()) == 1, (case.name, str(e))
+        return None
+    g = result.graph
+    in_names = list(g.meta.get("input_names") or [v.name for v in g.inputs])
+    feeds = {n: feeds[n] for n in in_names}
+    return result, feeds, run_compiled(result, [feeds])[0]
+
+
 @pytest.mark.slow  # ~20 s: every claimed case compiled and run once per data set
 def test_claimed_cases_pass_or_decline_in_one_line(monkeypatch):
     monkeypatch.setattr(conformance, "TARGET", "tflite-fp32")
@@ -32,17 +48,11 @@ def test_claimed_cases_pass_or_decline_in_one_line(monkeypatch):
     for case in conformance.claimed_cases():
         ok = True
         for inputs, expected in case.data_sets:
-            names = [i.name for i in case.model.graph.input]
-            feeds = {n: conformance.as_array(v) for n, v in zip(names, inputs)}
-            try:
-                result, _ = conformance._compile(case.model, feeds)
-            except EdgecError as e:
-                assert len(str(e).splitlines()) == 1, (case.name, str(e))
+            ran = _compile_and_run(case, inputs)
+            if ran is None:
                 ok = False
                 break
-            g = result.graph
-            in_names = list(g.meta.get("input_names") or [v.name for v in g.inputs])
-            got = run_compiled(result, [{n: feeds[n] for n in in_names}])[0]
+            got = ran[2]
             for out, want in zip([o.name for o in case.model.graph.output], expected):
                 rtol = case.rtol if case.rtol is not None else conformance.FALLBACK_RTOL
                 atol = case.atol if case.atol is not None else conformance.FALLBACK_ATOL
@@ -72,20 +82,13 @@ def test_claimed_cases_int8_litert_bit_exact(monkeypatch):
     monkeypatch.setattr(conformance, "TARGET", "tflite-int8")
     checked, failures = 0, []
     for case in conformance.claimed_cases():
-        inputs, _ = case.data_sets[0]
-        names = [i.name for i in case.model.graph.input]
-        feeds = {n: conformance.as_array(v) for n, v in zip(names, inputs)}
-        try:
-            result, _ = conformance._compile(case.model, feeds)
-        except EdgecError as e:
-            assert len(str(e).splitlines()) == 1, (case.name, str(e))
+        ran = _compile_and_run(case, case.data_sets[0][0])
+        if ran is None:
             continue
+        result, f, got = ran
         g = result.graph
         if not any(n.op.startswith("Q") for n in g.nodes):
             continue
-        in_names = list(g.meta.get("input_names") or [v.name for v in g.inputs])
-        f = {n: feeds[n] for n in in_names}
-        got = run_compiled(result, [f])[0]
         want = run_graph(g, f)
         out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
         for name, v in zip(out_names, g.outputs):
