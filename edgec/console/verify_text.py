@@ -42,11 +42,11 @@ def _fp32_row(o, snr_floors: dict) -> tuple[str, ...]:
     band = "-" if o.band_rel is None else fmt_err(o.band_rel, missing="inf")
     spread = "-" if o.ort_spread_rel is None else fmt_err(o.ort_spread_rel, missing="inf")
     status = "ok" if o.ok else "MISMATCH"
-    if o.band_rel is not None:
+    if o.name in snr_floors:  # fp16 weights, coreml fp16/int8 (docs/coreml.md, tflite.md)
+        status += f" (SNR floor {snr_floors[o.name]:.1f} dB)"
+    elif o.band_rel is not None:
         status += (f" (err {o.max_rel_err:.1e} {'within' if o.ok else 'outside'} band "
                    f"{o.band_rel:.1e})")
-    elif o.name in snr_floors:  # coreml fp16/int8 (docs/coreml.md)
-        status += f" (SNR floor {snr_floors[o.name]:.1f} dB)"
     return (visible(o.name, limit=80), fmt_err(o.max_abs_err, missing="inf"),
             fmt_err(o.max_rel_err, missing="inf"), band, spread,
             "inf" if math.isinf(o.snr_db) else f"{o.snr_db:.1f}", status)

@@ -38,6 +38,7 @@ from edgec.ir import Graph
 from edgec.quant.calibrate import snr_db
 from edgec.workbench.compare import (
     DEFAULT_RTOL,
+    FP16_MIN_SNR_DB,
     VerifyResult,
     compare,
     compare_outputs,
@@ -47,7 +48,6 @@ from edgec.workbench.compare import (
     split_batches,
 )
 
-FP16_MIN_SNR_DB = 50.0
 INT8_SNR_MARGIN_DB = 0.5
 SNR_SAMPLES = 8  # one sample's SNR wanders by ~0.5 dB with fp16 rounding; 8 pooled do not
 GOLDEN_FP16_RTOL = 4e-3  # ~4 fp16 ulps of the output's largest magnitude (golden_rtol)

@@ -298,3 +298,24 @@ def test_per_channel_fully_connected_agrees_in_litert_and_tflm(tmp_path):
         ref = np.asarray(run_graph(result.graph, feeds)["y"]).reshape(litert.shape)
         np.testing.assert_array_equal(litert, ref)
     assert ties > 0  # the layer's accumulators do hit the roundings' disagreement
+
+
+def test_fp16_weights_verdict(zoo_dir):
+    """`edgec verify -t tflite-fp16` judges by the fp16 SNR floor (50 dB against onnxruntime,
+    as coreml-fp16), not the float32 band its weight rounding must leave: digits passes with
+    the default rtol, and the same outputs with noise at ~40 dB SNR fail."""
+    from edgec.workbench.compare import FP16_MIN_SNR_DB, compare_outputs
+
+    half = compiled(zoo_dir, "digits_cnn", "tflite-fp16")
+    model = zoo_dir / "digits_cnn.onnx"
+    feeds = random_inputs(half.source_graph, seed=5)
+    got = run_compiled(half, [feeds])
+    res = compare_outputs(half, model, [feeds], got)
+    assert res.ok and all(o.band_rel is not None and o.max_rel_err > o.band_rel
+                          for o in res.outputs), [o.as_dict() for o in res.outputs]
+    assert half.report["snr_floor_db"] == {o.name: FP16_MIN_SNR_DB for o in res.outputs}
+    rng = np.random.default_rng(0)
+    noisy = [{n: (v + rng.standard_normal(v.shape).astype(np.float32) * 0.01 * np.abs(v).max())
+              .astype(np.float32) for n, v in got[0].items()}]
+    bad = compare_outputs(half, model, [feeds], noisy)
+    assert not bad.ok and all(o.snr_db < FP16_MIN_SNR_DB for o in bad.outputs)
