@@ -6,8 +6,10 @@
 
 #include "edgec_os.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <string.h>
 
 /* Spins before sleeping (~1 ms of sched_yield): bridges the gap between two split layers. */
 #ifndef EDGEC_POOL_SPINS
@@ -28,6 +30,7 @@ static int edgec_pool_active;          /* atomic: workers inside the task */
 static int edgec_pool_next;            /* atomic: the next chunk to claim */
 static int edgec_pool_stopping;        /* guarded by the mutex */
 static uint64_t edgec_pool_cores;
+static int edgec_pool_priority; /* SCHED_FIFO priority of the pool's threads; 0: SCHED_OTHER */
 /* The task, published by the release of edgec_pool_open. */
 static edgec_task_fn edgec_pool_fn;
 static void *edgec_pool_ctx;
@@ -67,6 +70,8 @@ static void *edgec_pool_worker(void *arg)
     int spins;
     (void)arg;
     if (edgec_pool_cores) edgec_os_set_cores(edgec_pool_cores, 0);
+    /* The caller already runs at this priority, so the same process may set it here too. */
+    if (edgec_pool_priority) edgec_os_set_realtime(edgec_pool_priority);
     for (;;) {
         now = __atomic_load_n(&edgec_pool_generation, __ATOMIC_ACQUIRE);
         for (spins = 0; now == seen && spins < EDGEC_POOL_SPINS; spins++) {
@@ -114,6 +119,39 @@ int edgec_pool_start(int threads, uint64_t cores)
         }
         edgec_pool_nthreads = t + 1;
     }
+    return EDGEC_POOL_OK;
+}
+
+/* Policy and priority of worker `t` (0-based); a pthread error number. */
+static int edgec_pool_schedule(int t, int priority)
+{
+#ifdef __linux__
+    struct sched_param param;
+    memset(&param, 0, sizeof param);
+    param.sched_priority = priority;
+    return pthread_setschedparam(edgec_pool_workers[t], priority > 0 ? SCHED_FIFO : SCHED_OTHER,
+                                 &param);
+#else
+    (void)t;
+    (void)priority;
+    return ENOTSUP;
+#endif
+}
+
+int edgec_pool_set_realtime(int priority)
+{
+    /* The caller first: where the process lacks the permission nothing has changed yet. */
+    int rc = edgec_os_set_realtime(priority), t, u, err;
+    if (rc != EDGEC_OS_OK) return rc;
+    for (t = 0; t + 1 < edgec_pool_nthreads; t++) {
+        err = edgec_pool_schedule(t, priority);
+        if (err != 0) { /* put back the threads already changed */
+            for (u = 0; u < t; u++) (void)edgec_pool_schedule(u, edgec_pool_priority);
+            (void)edgec_os_set_realtime(edgec_pool_priority);
+            return err == EPERM ? EDGEC_POOL_EPERM : EDGEC_POOL_EINVAL;
+        }
+    }
+    edgec_pool_priority = priority;
     return EDGEC_POOL_OK;
 }
 

@@ -34,7 +34,8 @@ extern "C" {
 
 /* Return codes. */
 #define EDGEC_POOL_OK 0
-#define EDGEC_POOL_EINVAL (-2) /* thread count out of range */
+#define EDGEC_POOL_EPERM (-1)  /* SCHED_FIFO not permitted (= EDGEC_OS_EPERM) */
+#define EDGEC_POOL_EINVAL (-2) /* thread count or priority out of range */
 #define EDGEC_POOL_ESTART (-5) /* a worker thread could not be created */
 
 /* A chunk of work: compute elements [begin, end) of the range. */
@@ -48,6 +49,12 @@ typedef void (*edgec_parallel_for_hook)(void *user, edgec_task_fn fn, void *ctx,
  * `cores` is not 0 each worker and the caller are pinned with edgec_os_set_cores(cores, NULL)
  * (EDGEC_CORES_BIG etc.; pinning failures are ignored: the pool still runs). */
 int edgec_pool_start(int threads, uint64_t cores);
+
+/* SCHED_FIFO at `priority` (1..99) for the calling thread and every worker, and for workers
+ * started later; 0 puts them all back on SCHED_OTHER. EDGEC_POOL_EPERM when the process may
+ * not (no CAP_SYS_NICE and RLIMIT_RTPRIO below `priority`: every thread is then left as it
+ * was), EDGEC_POOL_EINVAL out of range, EDGEC_OS_ENOTSUP off Linux. */
+int edgec_pool_set_realtime(int priority);
 
 /* Stop and join the workers (the pool can be started again). */
 void edgec_pool_stop(void);
