@@ -155,6 +155,18 @@ register_target(Target(
     **ARM64_COMMON,
 ))
 register_target(Target(
+    name="arm64-int8-i8mm",
+    description="arm64 ARMv8.6-A with the int8 matrix multiply extension (SMMLA) and dot "
+                "product, int8; cross-compiled, runs under qemu-aarch64 -cpu max",
+    precision="int8",
+    isa="arm64-i8mm",
+    cflags=("-O3", "-march=armv8.2-a+dotprod+i8mm"),
+    runner=("qemu-aarch64", "-cpu", "max"),
+    pipeline=INT8_FLOAT_PIPELINE,
+    quant_pipeline=QUANT_PIPELINE,
+    **ARM64_COMMON,
+))
+register_target(Target(
     name="arm64-int8-base",
     description="arm64 ARMv8.0-A with NEON and no dot product (e.g. Cortex-A53), int8; "
                 "cross-compiled, runs under qemu-aarch64 -cpu cortex-a53",

@@ -1,4 +1,4 @@
-"""arm64 int8 kernels (SDOT and ARMv8.0 NEON): bit-exact with edgec's int8 reference.
+"""arm64 int8 kernels (SMMLA, SDOT and ARMv8.0 NEON): bit-exact with edgec's int8 reference.
 
 One model bundles many QConv/QGemm layers (pointwise with K tails, per-channel shifts,
 depthwise with strides and padding, a 3-channel stem and other general convolutions through
@@ -25,7 +25,8 @@ from edgec.interp import run_graph
 from edgec.workbench.verify import run_compiled
 
 RNG = np.random.default_rng(11)
-INT8_TARGETS = ("arm64-int8", "arm64-int8-base")
+INT8_TARGETS = ("arm64-int8", "arm64-int8-i8mm", "arm64-int8-base")
+FLAVOURS = {"arm64-int8": "dot", "arm64-int8-i8mm": "mmla", "arm64-int8-base": "mull"}
 
 
 def _w(*shape, scale=1.0):
@@ -100,8 +101,7 @@ def test_int8_layers_bit_exact(zoo, target):
     model, calib, feeds = zoo
     result = _check_exact(model, calib, feeds, target)
     text = result.files["test.c"]
-    flavour = "dot" if target == "arm64-int8" else "mull"
-    assert f"edgec_q8_{flavour}_tile(" in text and "edgec_q8_dw_tap2(" in text
+    assert f"edgec_q8_{FLAVOURS[target]}_tile(" in text and "edgec_q8_dw_tap2(" in text
     assert "_rq_shift" in text  # the per-channel shift layer
     assert '#include "edgec_neon_q8.h"' in text
 
@@ -132,7 +132,9 @@ def test_base_build_has_no_dot_product_instructions(zoo, tmp_path):
         dis = subprocess.run(["aarch64-linux-gnu-objdump", "-d", str(exes[target])],
                              capture_output=True, text=True, check=True).stdout
         has_sdot = any("\tsdot\t" in line for line in dis.splitlines())
+        has_smmla = any("\tsmmla\t" in line for line in dis.splitlines())
         assert has_sdot == (target == "arm64-int8"), target
+        assert has_smmla == (target == "arm64-int8-i8mm"), target
     result = compile_model_proto(model, "arm64-int8", calib_samples=calib)
     g = result.graph
     ins = [feeds["x"].astype(np.float32)]
@@ -153,8 +155,8 @@ static int requant(long acc, long mult, long shift, long zp, long lo, long hi, i
     const edgec_q8_rq rq = {NULL, m, NULL};
     const int32x4_t q = edgec_q8_mbqm(vdupq_n_s32((int32_t)acc),
                                       edgec_q8_rq_load(rq, 0, mode, (int32_t)shift), mode);
-    const int8x16_t y = edgec_q8_narrow8(q, q, q, q, vdupq_n_s16((int16_t)zp),
-                                         vdupq_n_s8((int8_t)lo), vdupq_n_s8((int8_t)hi));
+    const int8x16_t y = edgec_q8_narrow8(q, q, q, q, vdupq_n_s16((int16_t)zp), (int32_t)lo,
+                                         (int32_t)hi);
     return (int)vgetq_lane_s8(y, 5);
 }
 
@@ -162,9 +164,11 @@ int main(void)
 {
     long acc, mult, shift, zp, lo, hi;
     while (scanf("%ld %ld %ld %ld %ld %ld", &acc, &mult, &shift, &zp, &lo, &hi) == 6) {
-        const int mode = shift < 0 ? EDGEC_Q8_RQ_DMULH
+        const int mode = shift < 0 ? EDGEC_Q8_RQ_RSHR
                                    : (shift == 0 ? EDGEC_Q8_RQ_RDMULH : EDGEC_Q8_RQ_WIDE);
-        printf("%d %d\n", requant(acc, mult, shift, zp, lo, hi, mode),
+        const int dmulh = shift <= 0 ? EDGEC_Q8_RQ_DMULH : EDGEC_Q8_RQ_WIDE;
+        printf("%d %d %d\n", requant(acc, mult, shift, zp, lo, hi, mode),
+               requant(acc, mult, shift, zp, lo, hi, dmulh),
                requant(acc, mult, shift, zp, lo, hi, EDGEC_Q8_RQ_WIDE));
     }
     return 0;
@@ -174,7 +178,8 @@ int main(void)
 
 def test_vector_requantisation_matches_qmath(tmp_path):
     """Lane arithmetic of edgec_neon_q8.h == qmath.requantize on ties (of both roundings),
-    extremes and every shift, in the layer's own mode (DMULH / RDMULH / WIDE) and in the WIDE mode."""
+    extremes and every shift, in the layer's own mode (RSHR / RDMULH / WIDE), in DMULH (shifts
+    <= 0) and in the WIDE mode; bounds of -128/127 (the clamp folded away) are among them."""
     rows = []
     for shift in range(-31, 31):
         total = 31 - shift
@@ -190,6 +195,8 @@ def test_vector_requantisation_matches_qmath(tmp_path):
             for acc in (a for a in accs if -2**31 <= a < 2**31):  # int32 accumulators
                 zp = int(RNG.integers(-128, 128))
                 lo, hi = sorted(int(v) for v in RNG.integers(-128, 128, 2))
+                if RNG.random() < 0.25:
+                    lo, hi = -128, 127
                 rows.append((acc, mult, shift, zp, lo, hi))
     data = np.array(rows, dtype=np.int64)
     want = qmath.requantize(data[:, 0], data[:, 1], data[:, 2], 0, -2**62, 2**62)
@@ -203,8 +210,8 @@ def test_vector_requantisation_matches_qmath(tmp_path):
     text = "\n".join(" ".join(map(str, r)) for r in rows) + "\n"
     out = subprocess.run(["qemu-aarch64", "-cpu", "cortex-a53", str(exe)], input=text,
                          capture_output=True, text=True, check=True).stdout
-    got = np.array([int(v) for v in out.split()], dtype=np.int64).reshape(-1, 2)
-    bad = np.nonzero((got[:, 0] != want) | (got[:, 1] != want))[0]
+    got = np.array([int(v) for v in out.split()], dtype=np.int64).reshape(-1, 3)
+    bad = np.nonzero((got != want[:, None]).any(axis=1))[0]
     assert bad.size == 0, f"{bad.size} mismatches, first {rows[bad[0]]}: " \
                           f"{got[bad[0]]} != {want[bad[0]]}"
 

@@ -1,7 +1,7 @@
 """arm64 NEON kernels: which layers get them, and their compile-time weight packing.
 
 Targets with isa "arm64-neon" (arm64-fp32, arm64-int8-base: ARMv8.0 NEON), "arm64-dotprod"
-(arm64-int8: ARMv8.2 SDOT) run these kernels; everything they do not cover falls back to the
+(arm64-int8: ARMv8.2 SDOT) and "arm64-i8mm" (arm64-int8-i8mm: SMMLA) run these kernels; everything they do not cover falls back to the
 portable templates (which stay the reference). The kernel families (codegen/c/kernels/) call
 `conv_template`/`conv_params` (Conv), `gemm_template`/`gemm_params` (Gemm),
 `qconv_template`/`qconv_params` (QConv) and `qgemm_template`/`qgemm_params` (QGemm); each
@@ -25,7 +25,7 @@ from edgec.ir import Node
 from edgec.ops.base import in_type
 from edgec.codegen.c.kernel import ConstArray
 
-NEON_ISAS = ("arm64-neon", "arm64-dotprod")
+NEON_ISAS = ("arm64-neon", "arm64-dotprod", "arm64-i8mm")
 F32_PANEL = 8  # output channels per packed weight panel (edgec_neon_f32.h EDGEC_F32_PANEL)
 F32_TILE_ROWS = 8  # rows per GEMM tile (EDGEC_F32_TILE_ROWS)
 F32_RUNTIME = ("edgec_neon_f32.h",)

@@ -3,10 +3,12 @@
 Kernels (codegen/c/runtime/edgec_neon_q8.h, templates codegen/c/templates/ops/arm64/q*.j2):
   - GEMM over rows (`qgemm.c.j2`): pointwise QConv and QGemm (rows = pixels / rows of x) and
     general QConv through an im2col row buffer (rows = output pixels, K = taps x channels).
-    Flavour "dot" (isa arm64-dotprod: SDOT, 16-channel blocks, weights [block][K/4][16][4])
-    or "mull" (isa arm64-neon: SMULL/SMLAL2/SADALP, 4-channel blocks, weights
-    [block][K/16][4][16]). K is padded to a multiple of 16 with zero weights.
-  - depthwise (`qconv_dw.c.j2`, both ISAs): 16 channels per step, weights [kh][kw][C16].
+    Flavour "dot" (isa arm64-dotprod: SDOT, 16-channel blocks, weights [block][K/4][16][4]),
+    "mmla" (isa arm64-i8mm: SMMLA, 16-channel blocks, weights
+    [block][K/16][k half][channel pair][2][8], requantisation parameters in the order of
+    SMMLA's 2x2 accumulators) or "mull" (isa arm64-neon: SMULL/SMLAL2/SADALP, 4-channel
+    blocks, weights [block][K/16][4][16]). K is padded to a multiple of 16 with zero weights.
+  - depthwise (`qconv_dw.c.j2`, every ISA): 16 channels per step, weights [kh][kw][C16].
 Everything else (grouped non-depthwise convolutions, ONNX's float-requantised QLinear ops,
 weights of -128, im2col rows over MAX_IM2COL_BYTES) keeps the portable kernel.
 
@@ -34,11 +36,18 @@ K_STEP = 16  # bytes of K per kernel step
 MAX_IM2COL_BYTES = 64 * 1024  # stack bytes of the im2col rows of a general convolution
 
 
+# i8mm accumulators hold 2x2 blocks (two rows by channels 2j, 2j + 1): the order in which
+# the requantisation parameters of a 16-channel block are laid out for them
+MMLA_RQ_ORDER = np.array([2 * (i // 4) + i % 2 for i in range(2 * DOT_BLOCK)])
+
+
 def flavour(target) -> str | None:
-    """"dot" (SDOT), "mull" (ARMv8.0 NEON) or None (not an arm64 target)."""
+    """"dot" (SDOT), "mmla" (SMMLA), "mull" (ARMv8.0 NEON) or None (not an arm64 target)."""
     isa = getattr(target, "isa", "")
     if isa == "arm64-dotprod":
         return "dot"
+    if isa == "arm64-i8mm":
+        return "mmla"
     if isa == "arm64-neon":
         return "mull"
     return None
@@ -57,22 +66,27 @@ def _fits(node: Node, p: dict) -> bool:
 
 
 RQ_MODES = {"dmulh": "EDGEC_Q8_RQ_DMULH", "rdmulh": "EDGEC_Q8_RQ_RDMULH",
-            "wide": "EDGEC_Q8_RQ_WIDE"}
+            "wide": "EDGEC_Q8_RQ_WIDE", "rshr": "EDGEC_Q8_RQ_RSHR"}
 
 
 def requant_mode(shifts) -> str:
     """The kernels' requantisation mode for a layer's shifts (edgec_neon_q8.h): "rdmulh"
-    when every shift is 0, "dmulh" when every shift is <= 0, "wide" otherwise."""
+    when every shift is 0, "rshr" when every shift is < 0, "dmulh" when every shift is <= 0,
+    "wide" otherwise."""
     shifts = np.asarray(shifts)
     if np.all(shifts == 0):
         return "rdmulh"
+    if np.all(shifts < 0):
+        return "rshr"
     return "dmulh" if np.all(shifts <= 0) else "wide"
 
 
-def _requant_arrays(node: Node, bias_eff: np.ndarray, n: int, block: int) -> dict:
+def _requant_arrays(node: Node, bias_eff: np.ndarray, n: int, block: int,
+                    order: np.ndarray | None = None) -> dict:
     """Requantisation parameters padded to a multiple of `block` channels: bias and
     multiplier arrays (int32), the mode, and the shift (a literal when the layer's channels
-    share it, else an int32 array)."""
+    share it, else an int32 array). `order`: the channels of a block in the order the
+    kernel's accumulators hold them (i8mm), each array then has len(order) values per block."""
     a = node.attrs
     mult = np.broadcast_to(np.asarray(a["multiplier"], np.int64), (n,))
     shift = np.broadcast_to(np.asarray(a["shift"], np.int64), (n,))
@@ -81,6 +95,8 @@ def _requant_arrays(node: Node, bias_eff: np.ndarray, n: int, block: int) -> dic
     def padded(values, fill=0) -> np.ndarray:
         out = np.full(size, fill, np.int32)
         out[:n] = values
+        if order is not None:
+            out = out[(np.arange(size // block)[:, None] * block + order).ravel()]
         return out
 
     q = {"rq_bias": ConstArray(padded(bias_eff), "rq_bias"),
@@ -96,14 +112,17 @@ def _requant_arrays(node: Node, bias_eff: np.ndarray, n: int, block: int) -> dic
 
 
 def pack_gemm_weights(w_nk: np.ndarray, kind: str) -> np.ndarray:
-    """[N, K] int8 weights -> the block layout of the "dot" or "mull" GEMM tile."""
+    """[N, K] int8 weights -> the block layout of the "dot", "mmla" or "mull" GEMM tile."""
     n, k = w_nk.shape
-    block = DOT_BLOCK if kind == "dot" else MULL_BLOCK
+    block = MULL_BLOCK if kind == "mull" else DOT_BLOCK
     nb, k16 = _pad_to(n, block) // block, _pad_to(max(k, 1), K_STEP)
     padded = np.zeros((nb * block, k16), np.int8)
     padded[:n, :k] = w_nk
     if kind == "dot":  # [block][K/4][16][4]
         packed = padded.reshape(nb, block, k16 // 4, 4).transpose(0, 2, 1, 3)
+    elif kind == "mmla":  # [block][K/16][k half][channel pair][2][8]
+        packed = padded.reshape(nb, block // 2, 2, k16 // K_STEP, 2, 8).transpose(0, 3, 4, 1,
+                                                                                   2, 5)
     else:  # [block][K/16][4][16]
         packed = padded.reshape(nb, block, k16 // K_STEP, K_STEP).transpose(0, 2, 1, 3)
     return np.ascontiguousarray(packed)
@@ -111,12 +130,14 @@ def pack_gemm_weights(w_nk: np.ndarray, kind: str) -> np.ndarray:
 
 def _gemm_params(node: Node, kind: str, p: dict, w_nk: np.ndarray, rows: int) -> dict:
     n, k = w_nk.shape
-    block = DOT_BLOCK if kind == "dot" else MULL_BLOCK
-    q = {"flavour": kind, "ROWS": rows, "K": k, "NOUT": n, "BLOCK": block,
+    block = MULL_BLOCK if kind == "mull" else DOT_BLOCK
+    order = MMLA_RQ_ORDER if kind == "mmla" else None
+    q = {"flavour": kind, "RQ_STRIDE": block if order is None else len(order),
+         "ROWS": rows, "K": k, "NOUT": n, "BLOCK": block,
          "NB": _pad_to(n, block) // block, "KSTEPS": _pad_to(max(k, 1), K_STEP) // K_STEP,
          "KFULL": k // K_STEP, "KTAIL": k % K_STEP, "im2col": False,
          "weights": ConstArray(pack_gemm_weights(w_nk, kind), f"w_{kind}")}
-    q.update(_requant_arrays(node, p["bias_eff"].data, n, block))
+    q.update(_requant_arrays(node, p["bias_eff"].data, n, block, order))
     return q
 
 

@@ -10,6 +10,9 @@
  *     from zero, which SRSHL by -r (ties upwards) does for h - 1 when h < 0: the fix-up
  *     (h & shift) >> 31 is -1 exactly when h < 0 and r > 0 (the shift's sign bit), added with
  *     saturation (only h = INT32_MIN saturates, and it is a multiple of 2^r: no tie).
+ *   - EDGEC_Q8_RQ_RSHR (every shift < 0, the usual case of a layer): as DMULH with the fix-up
+ *     h + (h >> 31) in one SSRA; no saturation is needed, since h > INT32_MIN (the
+ *     multipliers lie in [2^30, 2^31), so |h| < 2^31 - 1 whatever x is).
  *   - EDGEC_Q8_RQ_RDMULH (every shift == 0): SQRDMULH alone.
  *   - EDGEC_Q8_RQ_WIDE (some shift > 0, multipliers >= 1): SHL by max(shift, 0) first (the
  *     reference's wrapping x * 2^shift), then as DMULH with min(shift, 0).
@@ -30,6 +33,11 @@
  *     (row, channel) pair SMULL + SMLAL2 multiply 16 int8 pairs into 8 int16 pair sums (no
  *     overflow: weights lie in [-127, 127], so two products stay within 2 * 128 * 127) and
  *     SADALP folds them into an int32x4; pairwise adds finish the four channels at the end.
+ *   - i8mm (ARMv8.6 SMMLA, __ARM_FEATURE_MATMUL_INT8): blocks of 16 channels, 4 rows as two
+ *     row pairs; SMMLA multiplies a 2x8 block of two rows by an 8x2 block of two channels
+ *     into a 2x2 int32 block, so weights are packed [block][K/16][k half][channel pair][2][8]
+ *     and the requantisation parameters in the accumulators' order (c0 c1 c0 c1 c2 c3 ...);
+ *     per 16 k: 4 row loads, 4 ZIPs, 4 four-register weight loads, 32 SMMLA of 32 MACs.
  * K is a multiple of 16 for the tiles (the layer pads rows and weights with zeros).
  * Depthwise convolution runs 16 channels per step: SMULL/SMLAL2 on a pair of taps into int16
  * (same bound), SADDW into four int32x4 accumulators.
@@ -53,6 +61,7 @@
 #define EDGEC_Q8_RQ_DMULH 0 /* every shift <= 0: SQRDMULH then a rounding shift */
 #define EDGEC_Q8_RQ_RDMULH 1 /* every shift == 0: SQRDMULH */
 #define EDGEC_Q8_RQ_WIDE 2 /* some shift > 0: a left shift first */
+#define EDGEC_Q8_RQ_RSHR 3 /* every shift < 0: SQRDMULH, SSRA fix-up, rounding shift */
 
 /* Per-channel requantisation, padded to the kernel's channel block. */
 typedef struct {
@@ -91,6 +100,10 @@ EDGEC_Q8_INLINE int32x4_t edgec_q8_mbqm(int32x4_t x, edgec_q8_rq4 p, int mode)
     if (mode == EDGEC_Q8_RQ_RDMULH) {
         return vqrdmulhq_s32(x, p.mult);
     }
+    if (mode == EDGEC_Q8_RQ_RSHR) {
+        h = vqrdmulhq_s32(x, p.mult);
+        return vrshlq_s32(vsraq_n_s32(h, h, 31), p.shift);
+    }
     if (mode == EDGEC_Q8_RQ_WIDE) {
         x = vshlq_s32(x, p.left);
     }
@@ -104,14 +117,27 @@ EDGEC_Q8_INLINE int16x8_t edgec_q8_narrow16(int32x4_t lo, int32x4_t hi, int16x8_
     return vqaddq_s16(vqmovn_high_s32(vqmovn_s32(lo), hi), zp);
 }
 
+/* The activation clamp of int8 lanes; a bound at the end of the int8 range is no clamp (the
+ * saturating narrowing already applied it), so the literal bounds of a layer fold it away. */
+EDGEC_Q8_INLINE int8x16_t edgec_q8_clamp8(int8x16_t v, int32_t act_min, int32_t act_max)
+{
+    if (act_min > -128) {
+        v = vmaxq_s8(v, vdupq_n_s8((int8_t)act_min));
+    }
+    if (act_max < 127) {
+        v = vminq_s8(v, vdupq_n_s8((int8_t)act_max));
+    }
+    return v;
+}
+
 /* Sixteen requantised lanes to clamped int8. */
 EDGEC_Q8_INLINE int8x16_t edgec_q8_narrow8(int32x4_t a0, int32x4_t a1, int32x4_t a2,
-                                           int32x4_t a3, int16x8_t zp, int8x16_t lo,
-                                           int8x16_t hi)
+                                           int32x4_t a3, int16x8_t zp, int32_t act_min,
+                                           int32_t act_max)
 {
     const int16x8_t s0 = edgec_q8_narrow16(a0, a1, zp);
     const int16x8_t s1 = edgec_q8_narrow16(a2, a3, zp);
-    return vminq_s8(vmaxq_s8(vqmovn_high_s16(vqmovn_s16(s0), s1), lo), hi);
+    return edgec_q8_clamp8(vqmovn_high_s16(vqmovn_s16(s0), s1), act_min, act_max);
 }
 
 /* Store `n` <= 16 bytes of v (a full vector store when n == 16). */
@@ -186,8 +212,6 @@ EDGEC_Q8_INLINE void edgec_q8_dot_store(int32x4_t acc[EDGEC_Q8_TILE_ROWS][4], si
                                         int32_t act_min, int32_t act_max)
 {
     const int16x8_t zp = vdupq_n_s16((int16_t)zero_point);
-    const int8x16_t lo = vdupq_n_s8((int8_t)act_min);
-    const int8x16_t hi = vdupq_n_s8((int8_t)act_max);
     edgec_q8_rq4 p[4];
     size_t v;
     size_t r;
@@ -199,10 +223,91 @@ EDGEC_Q8_INLINE void edgec_q8_dot_store(int32x4_t acc[EDGEC_Q8_TILE_ROWS][4], si
         for (v = 0; v < 4u; ++v) {
             q[v] = edgec_q8_mbqm(acc[r][v], p[v], mode);
         }
-        edgec_q8_store(dst[r], edgec_q8_narrow8(q[0], q[1], q[2], q[3], zp, lo, hi), ncols);
+        edgec_q8_store(dst[r], edgec_q8_narrow8(q[0], q[1], q[2], q[3], zp, act_min, act_max), ncols);
     }
 }
 #endif /* __ARM_FEATURE_DOTPROD */
+
+/* ------------------------------------------------------------------ i8mm tiles */
+#if defined(__ARM_FEATURE_MATMUL_INT8)
+/* acc[p][j] (row pair p, channel pair j of a 16-channel block) holds the 2x2 block
+ * [row 2p: channels 2j, 2j+1 | row 2p+1: channels 2j, 2j+1]; `bias32` is the block's bias in
+ * that order (32 values: b0 b1 b0 b1 b2 b3 b2 b3 ...). */
+EDGEC_Q8_INLINE void edgec_q8_mmla_init(int32x4_t acc[2][8], const int32_t *bias32)
+{
+    size_t j;
+    for (j = 0; j < 8u; ++j) {
+        acc[0][j] = vld1q_s32(bias32 + 4u * j);
+        acc[1][j] = acc[0][j];
+    }
+}
+
+/* acc += a[0..3][0 .. 16 * steps) x w for a block of 16 channels: per 16 k, weights
+ * [k half][channel pair][2][8] (256 bytes); rows 0/1 and 2/3 are interleaved by 8 bytes
+ * (ZIP1/ZIP2 of 64-bit lanes) into SMMLA's 2x8 operands; 32 SMMLA (32 MACs each) per 16 k. */
+EDGEC_Q8_INLINE void edgec_q8_mmla_tile(int32x4_t acc[2][8], const int8_t *const *a,
+                                        const int8_t *w, size_t steps)
+{
+    size_t s;
+    size_t j;
+    for (s = 0; s < steps; ++s) {
+        const int64x2_t r0 = vreinterpretq_s64_s8(vld1q_s8(a[0] + 16u * s));
+        const int64x2_t r1 = vreinterpretq_s64_s8(vld1q_s8(a[1] + 16u * s));
+        const int64x2_t r2 = vreinterpretq_s64_s8(vld1q_s8(a[2] + 16u * s));
+        const int64x2_t r3 = vreinterpretq_s64_s8(vld1q_s8(a[3] + 16u * s));
+        const int8x16_t p0[2] = {vreinterpretq_s8_s64(vzip1q_s64(r0, r1)),
+                                 vreinterpretq_s8_s64(vzip2q_s64(r0, r1))};
+        const int8x16_t p1[2] = {vreinterpretq_s8_s64(vzip1q_s64(r2, r3)),
+                                 vreinterpretq_s8_s64(vzip2q_s64(r2, r3))};
+        size_t h;
+        for (h = 0; h < 2u; ++h) {
+            const int8x16x4_t wa = vld1q_s8_x4(w);
+            const int8x16x4_t wb = vld1q_s8_x4(w + 64);
+            const int8x16_t wv[8] = {wa.val[0], wa.val[1], wa.val[2], wa.val[3],
+                                     wb.val[0], wb.val[1], wb.val[2], wb.val[3]};
+            for (j = 0; j < 8u; ++j) {
+                acc[0][j] = vmmlaq_s32(acc[0][j], p0[h], wv[j]);
+                acc[1][j] = vmmlaq_s32(acc[1][j], p1[h], wv[j]);
+            }
+            w += 128;
+        }
+    }
+}
+
+/* Requantise an i8mm tile (parameters in the interleaved order of the accumulators, 32 per
+ * block) and store `ncols` <= 16 channels of the first `rows` rows at dst[r]. Requantised
+ * and narrowed in the accumulators' order, a row pair's 32 bytes are de-interleaved by
+ * UZP1/UZP2 of 16-bit lanes (each lane: two channels of one row). */
+EDGEC_Q8_INLINE void edgec_q8_mmla_store(int32x4_t acc[2][8], size_t rows, int8_t *const *dst,
+                                         size_t ncols, edgec_q8_rq rq, int mode,
+                                         int32_t shift_all, int32_t zero_point,
+                                         int32_t act_min, int32_t act_max)
+{
+    const int16x8_t zp = vdupq_n_s16((int16_t)zero_point);
+    edgec_q8_rq4 p[8];
+    size_t j;
+    size_t pr;
+    for (j = 0; j < 8u; ++j) {
+        p[j] = edgec_q8_rq_load(rq, 4u * j, mode, shift_all);
+    }
+    for (pr = 0; pr < 2u && 2u * pr < rows; ++pr) {
+        int32x4_t q[8];
+        int16x8_t lo;
+        int16x8_t hi;
+        for (j = 0; j < 8u; ++j) {
+            q[j] = edgec_q8_mbqm(acc[pr][j], p[j], mode);
+        }
+        lo = vreinterpretq_s16_s8(edgec_q8_narrow8(q[0], q[1], q[2], q[3], zp, act_min,
+                                                   act_max));
+        hi = vreinterpretq_s16_s8(edgec_q8_narrow8(q[4], q[5], q[6], q[7], zp, act_min,
+                                                   act_max));
+        edgec_q8_store(dst[2u * pr], vreinterpretq_s8_s16(vuzp1q_s16(lo, hi)), ncols);
+        if (2u * pr + 1u < rows) {
+            edgec_q8_store(dst[2u * pr + 1u], vreinterpretq_s8_s16(vuzp2q_s16(lo, hi)), ncols);
+        }
+    }
+}
+#endif /* __ARM_FEATURE_MATMUL_INT8 */
 
 /* ------------------------------------------------------------------ ARMv8.0 tiles */
 /* acc[r][c] += lane sums of a[r][0 .. 16 * steps) * w for 4 channels (weights [K/16][4][16]). */
@@ -236,8 +341,6 @@ EDGEC_Q8_INLINE void edgec_q8_mull_store(int32x4_t acc[EDGEC_Q8_TILE_ROWS][4], s
                                          int32_t act_min, int32_t act_max)
 {
     const int16x8_t zp = vdupq_n_s16((int16_t)zero_point);
-    const int8x16_t lo = vdupq_n_s8((int8_t)act_min);
-    const int8x16_t hi = vdupq_n_s8((int8_t)act_max);
     const int32x4_t bias = vld1q_s32(rq.bias);
     const edgec_q8_rq4 p = edgec_q8_rq_load(rq, 0, mode, shift_all);
     int32x4_t q[EDGEC_Q8_TILE_ROWS];
@@ -251,7 +354,7 @@ EDGEC_Q8_INLINE void edgec_q8_mull_store(int32x4_t acc[EDGEC_Q8_TILE_ROWS][4], s
                                           vpaddq_s32(acc[r][2], acc[r][3]));
         q[r] = edgec_q8_mbqm(vaddq_s32(sums, bias), p, mode);
     }
-    vst1q_s8(out, edgec_q8_narrow8(q[0], q[1], q[2], q[3], zp, lo, hi));
+    vst1q_s8(out, edgec_q8_narrow8(q[0], q[1], q[2], q[3], zp, act_min, act_max));
     for (r = 0; r < rows; ++r) {
         memcpy(dst[r], out + 4u * r, ncols);
     }
@@ -301,8 +404,7 @@ EDGEC_Q8_INLINE void edgec_q8_dw_store(int8_t *dst, const int32x4_t acc[4], size
     }
     edgec_q8_store(dst, edgec_q8_narrow8(q[0], q[1], q[2], q[3],
                                          vdupq_n_s16((int16_t)zero_point),
-                                         vdupq_n_s8((int8_t)act_min),
-                                         vdupq_n_s8((int8_t)act_max)), n);
+                                         act_min, act_max), n);
 }
 
 #endif /* EDGEC_NEON_Q8_H */
