@@ -85,7 +85,8 @@ def kernel_rows(tmp: Path) -> list[dict]:
     """Instructions per MAC of the DSP (cortex-m4) and Helium (cortex-m55) kernels on
     DS-CNN's pointwise (250 pixels x 64 x 64) and depthwise (25 x 5 x 64, 3 x 3) shapes."""
     sys.path.insert(0, str(REPO / "tests" / "cortexm"))
-    from edgec.codegen.c.isa.cortexm import pack_dsp_depthwise_weights, pack_dsp_gemm_weights
+    from edgec.codegen.c.isa.cortexm import (pack_dsp_depthwise_weights, pack_dsp_gemm_weights,
+                                             pack_mve_depthwise_weights)
     from kernel_case import run_case
 
     from edgec import qmath
@@ -118,11 +119,12 @@ def kernel_rows(tmp: Path) -> list[dict]:
                     "instructions": ins, "macs": rows_ * k * n})
         body = (f"    const {geo} g = {{25, 5, 64, 25, 5, 64, 3, 3, 1, 1, 1, 1, 1, 1}};\n"
                 f"    {fn}_depthwise_s8(&g, x, 5, w, bias, bias_raw, mult, shift, {flags}, 3,"
-                " -128, 127, kcase_out);")
-        arrays = {"x": xd, "w": dsp_arrays["wd"] if dsp else wd, "bias": bias, "mult": mult,
+                " -128, 127, kcase_out, (int32_t *)(void *)kcase_scratch);")
+        arrays = {"x": xd, "w": dsp_arrays["wd"] if dsp else pack_mve_depthwise_weights(wd), "bias": bias, "mult": mult,
                   "shift": shift, "bias_raw": dsp_arrays["bias_raw"]}
         _, ins = run_case(tmp / f"dw-{target}", target, "edgec_cm_dsp_dw.h" if dsp else header,
-                          arrays, xd.size, body, count=True)
+                          arrays, xd.size, body, count=True,
+                          scratch=8 * 3 * 27)  # the ring: 3 columns of 27 cells
         out.append({"kernel": f"{fn}_depthwise_s8 (25x5x64, 3x3)", "target": target,
                     "instructions": ins, "macs": xd.size * 9})
     return out

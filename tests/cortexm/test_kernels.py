@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from edgec.codegen.c.isa.cortexm import pack_dsp_depthwise_weights, pack_dsp_gemm_weights
+from edgec.codegen.c.isa.cortexm import (pack_dsp_depthwise_weights, pack_dsp_gemm_weights,
+                                         pack_mve_depthwise_weights)
 from kernel_case import run_case
 
 from edgec import qmath
@@ -129,11 +130,21 @@ def geometry_c(name, h, wd, c, oh, ow, m, kh, kw, stride, dilation, pads) -> str
             f"{stride[0]}, {stride[1]}, {dilation[0]}, {dilation[1]}, {pads[0]}, {pads[1]}}};")
 
 
+def dw_ring_cells(oh, ow, k, stride, dilation) -> int:
+    """Cells of the depthwise kernels' ring: lines along the longer output side."""
+    if oh > ow:  # columns
+        return ((k[1] - 1) * dilation[1] + 1) * ((oh - 1) * stride[0] + (k[0] - 1) * dilation[0] + 1)
+    return ((k[0] - 1) * dilation[0] + 1) * ((ow - 1) * stride[1] + (k[1] - 1) * dilation[1] + 1)
+
+
 DW_CASES = [  # h, w, c, k, stride, dilation, pads (top, left, bottom, right)
     (5, 5, 8, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
     (7, 6, 13, (3, 3), (2, 2), (1, 1), (0, 1, 1, 1)),
     (6, 5, 21, (5, 3), (1, 2), (1, 1), (2, 1, 2, 1)),
     (9, 9, 4, (3, 3), (1, 1), (2, 2), (2, 2, 2, 2)),
+    (11, 4, 12, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),  # taller than wide: lines are columns
+    (9, 5, 19, (3, 3), (2, 1), (1, 1), (1, 1, 1, 1)),
+    (10, 3, 8, (5, 3), (1, 1), (1, 2), (2, 2, 2, 2)),
 ]
 
 
@@ -155,16 +166,20 @@ def test_depthwise_bit_exact(tmp_path, header, fn, target, case):
     arrays = {"x": x, "w": w, "bias": bias, "mult": mult, "shift": shift}
     arrays["bias_raw"] = (bias.astype(np.int64) + x_zp * w.reshape(-1, c).astype(
         np.int64).sum(0)).astype(np.int32)  # the layer's own bias (border pixels)
-    if fn == "edgec_cm":  # DSP: weights packed as int16 pairs
-        arrays["w"] = pack_dsp_depthwise_weights(w)
+    # weights packed per group of channels: int16 pairs (DSP), bytes (Helium)
+    arrays["w"] = (pack_dsp_depthwise_weights if fn == "edgec_cm" else pack_mve_depthwise_weights)(w)
     body = "\n".join([
         geometry_c(geo, h, wd, c, oh, ow, c, k[0], k[1], stride, dilation, pads),
         (f"    {fn}_depthwise_s8(&g, x, {x_zp}, w, bias, bias_raw, "
          f"{c_requant_args(per_channel, y_zp, lo, hi, fn == 'edgec_cm' and h % 2 == 1)}, "
          "kcase_out);")])
+    # the ring of input lines in kcase_scratch (edgec_cm_conv.h's EDGEC_CM_DW_CELLS), 8 bytes
+    # per cell: 4 int16 channels (DSP) or 8 int8 channels (Helium)
+    scratch = 8 * dw_ring_cells(oh, ow, k, stride, dilation)
+    body = body.replace("kcase_out);", "kcase_out, (int32_t *)(void *)kcase_scratch);")
     if fn == "edgec_cm":
         header = "edgec_cm_dsp_dw.h"
-    got, _ = run_case(tmp_path, target, header, arrays, acc.size, body)
+    got, _ = run_case(tmp_path, target, header, arrays, acc.size, body, scratch=scratch)
     np.testing.assert_array_equal(got.reshape(want.shape), want)
 
 

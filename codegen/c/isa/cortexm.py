@@ -59,16 +59,28 @@ def pack_dsp_gemm_weights(w_nk: np.ndarray) -> np.ndarray:
 
 def pack_dsp_depthwise_weights(w_taps_c: np.ndarray) -> np.ndarray:
     """int8 depthwise weights [k_h][k_w][C] as the int32 words edgec_cm_depthwise_s8 reads:
-    per tap and group of 4 channels c..c+3 the words (w[c], w[c+2]) and (w[c+1], w[c+3]),
-    two int16 each with the first in the low half; C padded to a multiple of 4 with zeros."""
+    per group of 4 channels c..c+3 and tap (its taps contiguous) the words (w[c], w[c+2])
+    and (w[c+1], w[c+3]), two int16 each with the first in the low half; C padded to a
+    multiple of 4 with zeros."""
     c = w_taps_c.shape[-1]
     taps = w_taps_c.reshape(-1, c)
     c4 = -(-c // 4) * 4
     w = np.zeros((taps.shape[0], c4), np.int64)
     w[:, :c] = taps
-    # channel = 4 g + 2 t + e -> [tap][g][t][e] -> [tap][g][e][t]
-    w = w.reshape(taps.shape[0], c4 // 4, 2, 2).transpose(0, 1, 3, 2).reshape(-1, 2)
+    # channel = 4 g + 2 t + e -> [tap][g][t][e] -> [g][tap][e][t]
+    w = w.reshape(taps.shape[0], c4 // 4, 2, 2).transpose(1, 0, 3, 2).reshape(-1, 2)
     return ((w[:, 0] & 0xFFFF) | ((w[:, 1] & 0xFFFF) << 16)).astype(np.uint32).view(np.int32)
+
+
+def pack_mve_depthwise_weights(w_taps_c: np.ndarray) -> np.ndarray:
+    """int8 depthwise weights [k_h][k_w][C] as edgec_cm_mve_depthwise_s8 reads them: per group
+    of 8 channels and tap the group's 8 bytes, C padded to a multiple of 8 with zeros."""
+    c = w_taps_c.shape[-1]
+    taps = w_taps_c.reshape(-1, c)
+    c8 = -(-c // 8) * 8
+    w = np.zeros((taps.shape[0], c8), np.int8)
+    w[:, :c] = taps
+    return np.ascontiguousarray(w.reshape(taps.shape[0], c8 // 8, 8).transpose(1, 0, 2)).reshape(-1)
 
 
 def cortexm_params(node, target, p: dict) -> dict:
@@ -94,6 +106,9 @@ def cortexm_params(node, target, p: dict) -> dict:
             out["cm_w"] = ConstArray(pack_dsp_depthwise_weights(w), "w_smla")
             out["cm_acc30"] = accumulators_below_2_30(np.maximum(abs(bias_eff), abs(bias)),
                                                       np.abs(w_sum).sum(0))
+        else:
+            del out["weights"]
+            out["cm_w"] = ConstArray(pack_mve_depthwise_weights(w), "w_taps8")
         return out
     if target.isa != DSP:
         return out

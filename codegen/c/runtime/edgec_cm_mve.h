@@ -11,13 +11,12 @@
  *     code with a tail predicate (VCTP8: lanes past K load as 0 and add nothing). A row's
  *     sums (64 channels at a time, on the stack) are then requantised 4 at a time as
  *     vectors (VQRDMULH, VRSHL, VSTRB.32) on the short path.
- *   Depthwise (NHWC): 8 channels per step, loaded sign-extended to int16 lanes (VLDRB.S16);
- *     VMULLB/VMULLT multiply the even and odd lanes into two int32x4 products that VADD
- *     adds to per-channel accumulators; the channel tail is predicated (VCTP16). Interior
- *     pixels walk every tap from bias_eff, border pixels only the taps inside the image,
- *     minus the input zero point, from the layer's own bias: no tap is bounds-checked. On the
- *     short requantisation path the 8 sums are requantised as two vectors (even and odd
- *     channels: gathered parameters, scattered byte stores).
+ *   Depthwise (NHWC): groups of 8 channels; the input lines of an output line (rows, or
+ *     columns of a tall output) copied once into a ring (padding: the input zero point),
+ *     then per tap VLDRB.S16 of the input and of the packed weights and VMULLB/VMULLT +
+ *     VADD into the even and odd channels' int32 sums from bias_eff. On the short
+ *     requantisation path the 8 sums are requantised as two vectors (even and odd
+ *     channels: parameters gathered once per group, scattered byte stores).
  *   General convolution: two pixels' im2col rows, then the GEMM (as edgec_cm_dsp.h).
  */
 #ifndef EDGEC_CM_MVE_H
@@ -160,134 +159,196 @@ static inline void edgec_cm_mve_gemm_s8(const int8_t *x, int32_t rows, int32_t k
     }
 }
 
-/* 8 channels (int16 lanes, predicate p) of one output pixel over rows x cols taps from
- * x_row / wp: VLDRB.S16 of input and weights, VMULLB/VMULLT into the even and odd channels'
- * int32 sums (`subtract`: the input minus its zero point first; `full`: all 8 lanes, loads
- * without the predicate, which otherwise costs a VPR move per load). Inlined with constants
- * so that GCC unrolls 3 x 3. */
-static inline __attribute__((always_inline)) void edgec_cm_mve_dw_taps8(
-    const int8_t *x_row, size_t row_step, size_t col_step, const int8_t *wp,
-    size_t w_row_step, size_t w_col_step, int32_t rows, int32_t cols, mve_pred16_t p,
-    int full, int subtract, int16x8_t zp_lanes, int32x4_t *even_out, int32x4_t *odd_out)
+/* The scratch words edgec_cm_mve_depthwise_s8 needs: the ring's cells (EDGEC_CM_DW_CELLS,
+ * edgec_cm_conv.h) of 8 int8 channels (two words) each. */
+#define EDGEC_CM_DW_SCRATCH_WORDS(out_h, out_w, k_h, k_w, s_h, s_w, d_h, d_w) \
+    (2 * EDGEC_CM_DW_CELLS(out_h, out_w, k_h, k_w, s_h, s_w, d_h, d_w))
+
+/* Input line `il` of channels c..c+7 (predicate p: fewer past the last channel) copied into
+ * `ws`: per cell from position -pad_len, 8 bytes; cells and lines outside the image hold the
+ * input zero point (which bias_eff cancels). */
+static inline __attribute__((always_inline)) void edgec_cm_mve_dw_fill_line(
+    const int8_t *x, const edgec_cm_dw_lines *l, int32_t il, int32_t c, mve_pred16_t p,
+    int16x8_t zp_lanes, int8_t *ws)
 {
-    int32x4_t even = *even_out, odd = *odd_out;
-    int32_t ky, kx;
-    for (ky = 0; ky < rows; ++ky) {
-        const int8_t *xp = x_row;
-        const int8_t *wq = wp;
-#pragma GCC unroll 3
-        for (kx = 0; kx < cols; ++kx) {
-            int16x8_t xv = full ? vldrbq_s16(xp) : vldrbq_z_s16(xp, p);
-            const int16x8_t wv = full ? vldrbq_s16(wq) : vldrbq_z_s16(wq, p);
-            if (subtract) {
-                xv = vsubq_s16(xv, zp_lanes);
-            }
-            even = vaddq_s32(even, vmullbq_int_s16(xv, wv));
-            odd = vaddq_s32(odd, vmulltq_int_s16(xv, wv));
-            xp += col_step;
-            wq += w_col_step;
+    const int32_t width = l->width;
+    const int32_t first = l->pad_len < width ? l->pad_len : width;
+    const int32_t end = l->pad_len + l->in_len < width ? l->pad_len + l->in_len : width;
+    const int8_t *xp;
+    int32_t j;
+    if (il < 0 || il >= l->in_lines) {
+        for (j = 0; j < width; ++j) {
+            vstrbq_s16(ws + 8 * j, zp_lanes);
         }
-        x_row += row_step;
-        wp += w_row_step;
+        return;
     }
-    *even_out = even;
-    *odd_out = odd;
+    for (j = 0; j < first; ++j) {
+        vstrbq_s16(ws + 8 * j, zp_lanes);
+    }
+    xp = x + (size_t)il * (size_t)l->x_line_step +
+         (size_t)(first - l->pad_len) * (size_t)l->x_len_step + (size_t)c;
+    for (j = first; j < end; ++j) {
+        vstrbq_s16(ws + 8 * j, vldrbq_z_s16(xp, p));
+        xp += l->x_len_step;
+    }
+    for (j = end > first ? end : first; j < width; ++j) {
+        vstrbq_s16(ws + 8 * j, zp_lanes);
+    }
 }
 
-/* Depthwise convolution, channel multiplier 1: w is [k_h][k_w][C], out_c == in_c == C.
- * Interior pixels start at bias_eff (the input zero point folded in) and walk every tap;
- * border pixels start at the layer's own bias `bias` and walk only the taps inside the
- * image with the zero point subtracted (a tap outside adds (x_zp - x_zp) w = 0). */
+/* One tap of 8 channels: the ring's input (VLDRB.S16) times the packed weights (VLDRB.S16),
+ * VMULLB/VMULLT into the even and odd channels' int32 sums. The empty asm statements keep
+ * each tap's loads after the previous tap and its sums in registers: GCC 12 otherwise
+ * hoists the 18 loads of an unrolled 3 x 3, reassociates the additions and spills the
+ * products through the stack (there are 8 vector registers). */
+#define EDGEC_CM_MVE_DW_TAP(xq, wq, even, odd)                                             \
+    do {                                                                                   \
+        __asm__ volatile("" ::: "memory");                                                 \
+        const int16x8_t xv_ = vldrbq_s16(xq);                                              \
+        const int16x8_t wv_ = vldrbq_s16(wq);                                              \
+        even = vaddq_s32(even, vmullbq_int_s16(xv_, wv_));                                 \
+        odd = vaddq_s32(odd, vmulltq_int_s16(xv_, wv_));                                   \
+        __asm__("" : "+w"(even), "+w"(odd));                                               \
+    } while (0)
+
+/* 3 taps along one ring line (dilation 1) of 8 channels: per tap VLDRB.S16 of the input
+ * (cells 8 bytes apart) and of the weights (byte offsets o0, o1, o2 from wq), VMULLB +
+ * VADD, VMULLT + VADD: 18 instructions for 24 MACs. Inline assembly because GCC 12 keeps
+ * each tap's weight address in its own register (spilled) instead of an offset. */
+#define EDGEC_CM_MVE_DW_LINE3(xq, wq, o0, o1, o2, even, odd)                                \
+    do {                                                                                   \
+        int16x8_t xv_, wv_;                                                                \
+        int32x4_t t_;                                                                      \
+        __asm__("vldrb.s16 %q[xv], [%[xp]]\n\t"                                            \
+                "vldrb.s16 %q[wv], [%[wp], %[k0]]\n\t"                                     \
+                "vmullb.s16 %q[t], %q[xv], %q[wv]\n\t"                                     \
+                "vadd.i32 %q[e], %q[e], %q[t]\n\t"                                         \
+                "vmullt.s16 %q[t], %q[xv], %q[wv]\n\t"                                     \
+                "vadd.i32 %q[od], %q[od], %q[t]\n\t"                                       \
+                "vldrb.s16 %q[xv], [%[xp], #8]\n\t"                                        \
+                "vldrb.s16 %q[wv], [%[wp], %[k1]]\n\t"                                     \
+                "vmullb.s16 %q[t], %q[xv], %q[wv]\n\t"                                     \
+                "vadd.i32 %q[e], %q[e], %q[t]\n\t"                                         \
+                "vmullt.s16 %q[t], %q[xv], %q[wv]\n\t"                                     \
+                "vadd.i32 %q[od], %q[od], %q[t]\n\t"                                       \
+                "vldrb.s16 %q[xv], [%[xp], #16]\n\t"                                       \
+                "vldrb.s16 %q[wv], [%[wp], %[k2]]\n\t"                                     \
+                "vmullb.s16 %q[t], %q[xv], %q[wv]\n\t"                                     \
+                "vadd.i32 %q[e], %q[e], %q[t]\n\t"                                         \
+                "vmullt.s16 %q[t], %q[xv], %q[wv]\n\t"                                     \
+                "vadd.i32 %q[od], %q[od], %q[t]"                                           \
+                : [e] "+w"(even), [od] "+w"(odd), [xv] "=&w"(xv_), [wv] "=&w"(wv_),        \
+                  [t] "=&w"(t_)                                                            \
+                : [xp] "r"(xq), [wp] "r"(wq), [k0] "I"(o0), [k1] "I"(o1), [k2] "I"(o2)     \
+                : "memory");                                                               \
+    } while (0)
+
+/* Depthwise convolution, channel multiplier 1, out_c == in_c == C. `w8` is the weight
+ * packed at compile time (codegen/c/isa/cortexm.py, pack_mve_depthwise_weights): per group
+ * of 8 channels and tap (k_h x k_w, row-major) 8 bytes, C padded to a multiple of 8 with
+ * zeros. Groups of 8 channels outermost, then output lines (rows, or columns when the
+ * output is taller than wide: edgec_cm_dw_lines_of); the input lines an output line needs
+ * are copied once into a ring in `scratch` (padding: the input zero point; with stride 1
+ * one new line per output line), so every output pixel is the same walk over all taps
+ * (3 x 3 with dilation 1 unrolled) from bias_eff (`bias`, the layer's own bias, is not
+ * read). On the short requantisation path the 8 sums are requantised as two vectors (even
+ * and odd channels, their parameters gathered once per group; scattered byte stores).
+ * `scratch` holds EDGEC_CM_DW_SCRATCH_WORDS(out_h, out_w, k_h, k_w, stride_h, stride_w,
+ * dilation_h, dilation_w) words. */
 static inline __attribute__((always_inline)) void edgec_cm_mve_depthwise_s8(
                                              const edgec_cm_conv_geometry *g,
-                                             const int8_t *x, int32_t x_zp, const int8_t *w,
+                                             const int8_t *x, int32_t x_zp, const int8_t *w8,
                                              const int32_t *bias_eff, const int32_t *bias,
                                              const int32_t *mult,
                                              const int32_t *shift, int per_channel,
                                              int32_t y_zp, int32_t act_min, int32_t act_max,
-                                             int8_t *y)
+                                             int8_t *y, int32_t *scratch)
 {
     /* Geometry in locals: the int8 output stores may alias *g (char types alias anything),
        which would reload every field after each store. */
-    const int32_t c_all = g->in_c, in_h = g->in_h, in_w = g->in_w;
-    const int32_t out_h = g->out_h, out_w = g->out_w, k_h = g->k_h, k_w = g->k_w;
-    const int32_t stride_h = g->stride_h, stride_w = g->stride_w;
-    const int32_t dilation_h = g->dilation_h, dilation_w = g->dilation_w;
-    const int32_t pad_top = g->pad_top, pad_left = g->pad_left;
+    const edgec_cm_dw_lines l = edgec_cm_dw_lines_of(g);
+    const int32_t c_all = g->in_c, taps = g->k_h * g->k_w;
+    const int32_t span = l.span, line_bytes = 8 * l.width;
     const int16x8_t zp_lanes = vdupq_n_s16((int16_t)x_zp);
+    const uint32x4_t lanes = vidupq_n_u32(0, 2); /* channels 0, 2, 4, 6 of a group */
+    const int unrolled = l.k_line == 3 && l.k_len == 3 && l.dil_line == 1 && l.dil_len == 1;
+    const int32_t w_across = 8 * l.tap_line, w_along = 8 * l.tap_len;
+    int8_t *const ring = (int8_t *)(void *)scratch;
     int short_path = 1;
-    int32_t oy, ox;
-    for (oy = 0; oy < (per_channel ? c_all : 1); ++oy) {
-        short_path &= shift[oy] <= 0;
+    int32_t c, i;
+    (void)bias;
+    for (i = 0; i < (per_channel ? c_all : 1); ++i) {
+        short_path &= shift[i] <= 0;
     }
-    for (oy = 0; oy < out_h; ++oy) {
-        const int32_t iy0 = oy * stride_h - pad_top;
-        int32_t ky0, ky1;
-        edgec_cm_dw_range(iy0, dilation_h, k_h, in_h, &ky0, &ky1);
-        for (ox = 0; ox < out_w; ++ox) {
-            const int32_t ix0 = ox * stride_w - pad_left;
-            int8_t *out = y + ((size_t)oy * (size_t)out_w + (size_t)ox) * (size_t)c_all;
-            int32_t kx0, kx1;
-            edgec_cm_dw_range(ix0, dilation_w, k_w, in_w, &kx0, &kx1);
-            const int interior = ky0 == 0 && ky1 == k_h && kx0 == 0 && kx1 == k_w;
-            const int32_t rows = ky1 > ky0 ? ky1 - ky0 : 0;
-            const int32_t cols = kx1 > kx0 ? kx1 - kx0 : 0;
-            const int8_t *x_first = x + ((size_t)(iy0 + ky0 * dilation_h) * (size_t)in_w +
-                                         (size_t)(ix0 + kx0 * dilation_w)) * (size_t)c_all;
-            const int8_t *w_first = w + (size_t)(ky0 * k_w + kx0) * (size_t)c_all;
-            const size_t row_step = (size_t)dilation_h * (size_t)in_w * (size_t)c_all;
-            const size_t col_step = (size_t)dilation_w * (size_t)c_all;
-            const size_t w_row_step = (size_t)k_w * (size_t)c_all;
-            const int32_t *b = interior ? bias_eff : bias;
-            int32_t c;
-            for (c = 0; c < c_all; c += 8) {
-                const mve_pred16_t p = vctp16q((uint32_t)(c_all - c));
-                int32x4_t even = vdupq_n_s32(0), odd = vdupq_n_s32(0);
-                int32_t even_sums[4], odd_sums[4];
-                int32_t j;
-                if (interior && k_h == 3 && k_w == 3 && c + 8 <= c_all) {
-                    edgec_cm_mve_dw_taps8(x_first + c, row_step, col_step, w_first + c,
-                                          w_row_step, (size_t)c_all, 3, 3, p, 1, 0, zp_lanes,
-                                          &even, &odd);
-                } else if (interior) {
-                    edgec_cm_mve_dw_taps8(x_first + c, row_step, col_step, w_first + c,
-                                          w_row_step, (size_t)c_all, k_h, k_w, p, 0, 0,
-                                          zp_lanes, &even, &odd);
-                } else if (rows > 0 && cols > 0 && c + 8 <= c_all) { /* border: in-image
-                                                                         taps, minus x_zp */
-                    edgec_cm_mve_dw_taps8(x_first + c, row_step, col_step, w_first + c,
-                                          w_row_step, (size_t)c_all, rows, cols, p, 1, 1,
-                                          zp_lanes, &even, &odd);
-                } else if (rows > 0 && cols > 0) {
-                    edgec_cm_mve_dw_taps8(x_first + c, row_step, col_step, w_first + c,
-                                          w_row_step, (size_t)c_all, rows, cols, p, 0, 1,
-                                          zp_lanes, &even, &odd);
-                }
-                if (short_path && c + 8 <= c_all) { /* 8 channels requantised as vectors */
-                    const uint32x4_t lanes = vidupq_n_u32(0, 2); /* channels 0, 2, 4, 6 */
-                    int32x4_t mult_even = vdupq_n_s32(mult[0]), mult_odd = mult_even;
-                    int32x4_t shift_even = vdupq_n_s32(shift[0]), shift_odd = shift_even;
-                    if (per_channel) {
-                        mult_even = vldrwq_gather_shifted_offset_s32(mult + c, lanes);
-                        mult_odd = vldrwq_gather_shifted_offset_s32(mult + c + 1, lanes);
-                        shift_even = vldrwq_gather_shifted_offset_s32(shift + c, lanes);
-                        shift_odd = vldrwq_gather_shifted_offset_s32(shift + c + 1, lanes);
+    for (c = 0; c < c_all; c += 8) {
+        const int32_t n = c_all - c < 8 ? c_all - c : 8;
+        const mve_pred16_t p = vctp16q((uint32_t)n);
+        const mve_pred16_t p_even = vctp32q((uint32_t)(n + 1) / 2u);
+        const mve_pred16_t p_odd = vctp32q((uint32_t)n / 2u);
+        const int32x4_t bias_even = vldrwq_gather_shifted_offset_z_s32(bias_eff + c, lanes,
+                                                                       p_even);
+        const int32x4_t bias_odd = vldrwq_gather_shifted_offset_z_s32(bias_eff + c + 1, lanes,
+                                                                      p_odd);
+        int32x4_t mult_even = vdupq_n_s32(mult[0]), mult_odd = mult_even;
+        int32x4_t shift_even = vdupq_n_s32(shift[0]), shift_odd = shift_even;
+        const int8_t *const wg = w8 + (size_t)c * (size_t)taps;
+        int32_t ol, op, next_line = 0;
+        if (per_channel) {
+            mult_even = vldrwq_gather_shifted_offset_z_s32(mult + c, lanes, p_even);
+            mult_odd = vldrwq_gather_shifted_offset_z_s32(mult + c + 1, lanes, p_odd);
+            shift_even = vldrwq_gather_shifted_offset_z_s32(shift + c, lanes, p_even);
+            shift_odd = vldrwq_gather_shifted_offset_z_s32(shift + c + 1, lanes, p_odd);
+        }
+        for (ol = 0; ol < l.out_lines; ++ol) {
+            const int32_t start = ol * l.stride_line; /* padded line of the first tap */
+            const int8_t *r0, *r1, *r2;
+            int32_t line;
+            for (line = start > next_line ? start : next_line; line < start + span; ++line) {
+                edgec_cm_mve_dw_fill_line(x, &l, line - l.pad_line, c, p, zp_lanes,
+                                          ring + (size_t)(line % span) * (size_t)line_bytes);
+            }
+            next_line = start + span;
+            r0 = ring + (size_t)(start % span) * (size_t)line_bytes;
+            r1 = ring + (size_t)((start + 1) % span) * (size_t)line_bytes;
+            r2 = ring + (size_t)((start + 2) % span) * (size_t)line_bytes;
+            for (op = 0; op < l.out_len; ++op) {
+                const int32_t cell = 8 * op * l.stride_len;
+                int8_t *out = y + (size_t)ol * (size_t)l.y_line_step +
+                              (size_t)op * (size_t)l.y_len_step + (size_t)c;
+                int32x4_t even = bias_even, odd = bias_odd;
+                if (unrolled) {
+                    EDGEC_CM_MVE_DW_LINE3(r0 + cell, wg, 0, w_along, 2 * w_along, even, odd);
+                    EDGEC_CM_MVE_DW_LINE3(r1 + cell, wg, w_across, w_across + w_along,
+                                          w_across + 2 * w_along, even, odd);
+                    EDGEC_CM_MVE_DW_LINE3(r2 + cell, wg, 2 * w_across, 2 * w_across + w_along,
+                                          2 * w_across + 2 * w_along, even, odd);
+                } else {
+                    int32_t kl, kp;
+                    for (kl = 0; kl < l.k_line; ++kl) {
+                        const int8_t *xq = ring + (size_t)((start + kl * l.dil_line) % span) *
+                                                      (size_t)line_bytes + cell;
+                        const int8_t *wq = wg + 8 * kl * l.tap_line;
+                        for (kp = 0; kp < l.k_len; ++kp) {
+                            EDGEC_CM_MVE_DW_TAP(xq, wq, even, odd);
+                            xq += 8 * l.dil_len;
+                            wq += 8 * l.tap_len;
+                        }
                     }
-                    even = vaddq_s32(even, vldrwq_gather_shifted_offset_s32(b + c, lanes));
-                    odd = vaddq_s32(odd,
-                                    vldrwq_gather_shifted_offset_s32(b + c + 1, lanes));
-                    vstrbq_scatter_offset_s32(out + c, lanes, edgec_cm_mve_requant4(
-                        even, mult_even, shift_even, y_zp, act_min, act_max));
-                    vstrbq_scatter_offset_s32(out + c + 1, lanes, edgec_cm_mve_requant4(
-                        odd, mult_odd, shift_odd, y_zp, act_min, act_max));
-                    continue;
                 }
-                vstrwq_s32(even_sums, even); /* channels c, c+2, c+4, c+6 */
-                vstrwq_s32(odd_sums, odd);   /* channels c+1, c+3, c+5, c+7 */
-                for (j = 0; j < 8 && c + j < c_all; ++j) {
-                    const int32_t sum = (j & 1) ? odd_sums[j >> 1] : even_sums[j >> 1];
-                    out[c + j] = edgec_cm_mve_out(b[c + j] + sum, mult, shift, c + j,
-                                                  per_channel, y_zp, act_min, act_max);
+                if (short_path) {
+                    vstrbq_scatter_offset_p_s32(out, lanes, edgec_cm_mve_requant4(
+                        even, mult_even, shift_even, y_zp, act_min, act_max), p_even);
+                    vstrbq_scatter_offset_p_s32(out + 1, lanes, edgec_cm_mve_requant4(
+                        odd, mult_odd, shift_odd, y_zp, act_min, act_max), p_odd);
+                } else {
+                    int32_t even_sums[4], odd_sums[4], j;
+                    vstrwq_s32(even_sums, even); /* channels c, c+2, c+4, c+6 */
+                    vstrwq_s32(odd_sums, odd);   /* channels c+1, c+3, c+5, c+7 */
+                    for (j = 0; j < n; ++j) {
+                        const int32_t sum = (j & 1) ? odd_sums[j >> 1] : even_sums[j >> 1];
+                        out[j] = edgec_cm_mve_out(sum, mult, shift, c + j, per_channel, y_zp,
+                                                  act_min, act_max);
+                    }
                 }
             }
         }
