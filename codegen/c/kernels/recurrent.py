@@ -1,6 +1,25 @@
-"""C kernel of RNN, GRU and LSTM (edgec/ops/recurrent.py; DynamicQuantizeLSTM becomes an LSTM
-at import), portable only: one template stepping each direction over the sequence with the
-gates' activations.
+"""C kernels of RNN, GRU and LSTM (edgec/ops/recurrent.py; DynamicQuantizeLSTM becomes an LSTM
+at import).
+
+Candidates, in order:
+  x86   `ops/recurrent_simd` on the AVX2+FMA micro-kernels (edgec_x86_f32.h);
+  arm64 `ops/recurrent_simd` on the NEON micro-kernels (edgec_neon_f32.h);
+        both for float32 X with constant W, R (and B, P when present);
+  portable `ops/recurrent`: one template stepping each direction over the sequence.
+
+The SIMD form splits each step's gates G x H into the two GEMMs of the cell:
+  - the input projection xw[t] = W x_t + Wb + Rb for a block of up to TIME_BLOCK_BYTES of
+    time steps at once: a GEMM whose rows are the block's steps (pointers into X, so reverse
+    directions and batch-major layouts need no copy), on the ISA's GEMM tile with W' packed
+    at compile time;
+  - the recurrent projection gates = xw[t] + R h_{t-1}, per step: a GEMV (x86: the 64-column
+    GEMV panels; arm64: a one-row GEMM tile) starting from xw[t] as its bias.
+GRU runs the recurrent projection in two parts: z and r first, then the candidate's rows of
+R times r (.) h_{t-1} (linear_before_reset 0) or times h_{t-1} from the recurrent bias
+(linear_before_reset 1, whose Rb_h stays out of xw). Gate columns are laid out with each part
+starting at a multiple of 8 floats (`gate_offsets`), which the NEON tile's 8-wide loads and
+stores need. Clip, activations, peepholes and the state update are the portable template's
+scalar C, on the same state buffers (Y rows, Y_h, Y_c), so the streaming pattern is the same.
 """
 
 from __future__ import annotations
@@ -8,8 +27,15 @@ from __future__ import annotations
 import numpy as np
 
 from edgec.errors import UnsupportedError
-from edgec.ir import Node
-from edgec.codegen.c.kernel import PORTABLE, op_lowering, register_candidates
+from edgec.ir import DType, Node
+from edgec.ops import get_op
+from edgec.codegen.c.isa import arm64_f32, x86_f32
+from edgec.codegen.c.kernel import (PORTABLE, Candidate, ConstArray, Kernel, op_lowering,
+                                    register_candidates)
+
+OPS = ("GRU", "LSTM", "RNN", "DynamicQuantizeLSTM")
+TIME_BLOCK_BYTES = 32 * 1024  # input projections of one block of steps, on the stack
+GEMV_PANEL = 64  # columns of an x86 GEMV panel (edgec_f32_gemv_panel)
 
 
 def activation_c(name: str, alpha: float, beta: float, v: str) -> str:
@@ -53,5 +79,116 @@ def recurrent_op_params(op, node: Node, target) -> dict:
             "lbr": int(node.attrs.get("linear_before_reset", 0))}
 
 
-register_candidates(("GRU", "LSTM", "RNN", "DynamicQuantizeLSTM"), PORTABLE,
-                    [op_lowering('ops/recurrent.c.j2', recurrent_op_params)])
+def _pad8(n: int) -> int:
+    return -(-n // 8) * 8
+
+
+def gate_parts(kind: str, gates: int) -> list[tuple[int, int]]:
+    """(first gate, gate count) of each recurrent-projection part: GRU's z, r then h."""
+    return [(0, 2), (2, 1)] if kind == "GRU" else [(0, gates)]
+
+
+def _simd_accepts(node: Node, target) -> bool:
+    x = node.input(0)
+    if x is None or x.dtype != DType.FLOAT32:
+        return False
+    return all(node.input(i) is None or node.input(i).is_const for i in (1, 2, 3, 7)) \
+        and node.input(1) is not None and node.input(2) is not None
+
+
+def _x86_gemv_pack(kn: np.ndarray) -> tuple[np.ndarray, dict]:
+    """[K, N] as x86 GEMV panels [K][64] ... [K][8 * tail_nv] and their layout."""
+    k, n = kn.shape
+    full, tail = divmod(n, GEMV_PANEL)
+    tail_nv = -(-tail // 8)
+    padded = np.zeros((k, full * GEMV_PANEL + 8 * tail_nv), np.float32)
+    padded[:, :n] = kn
+    parts = [padded[:, j * GEMV_PANEL:(j + 1) * GEMV_PANEL] for j in range(full)]
+    if tail_nv:
+        parts.append(padded[:, full * GEMV_PANEL:])
+    data = np.concatenate([np.ascontiguousarray(q).reshape(-1) for q in parts])
+    return data, {"full": full, "tail_nv": tail_nv,
+                  "tail_ncols": tail - 8 * (tail_nv - 1) if tail_nv else 8}
+
+
+def recurrent_simd_params(node: Node, target, isa: str) -> dict:
+    """Template parameters of ops/recurrent_simd for `isa` ("x86" or "arm64"): the portable
+    parameters plus W' packed for the projection GEMM, R' per part for the GEMV, the
+    projection bias and the gate column layout (see the module docstring)."""
+    op = get_op(node.op)
+    p = recurrent_op_params(op, node, target)
+    s, i_dim, h, d, g = p["S"], p["I"], p["H"], p["D"], p["gates"]
+    parts = gate_parts(p["kind"], g)
+    offsets, col = [0] * g, 0
+    part_info = []
+    for first, count in parts:
+        part_info.append({"first": first, "count": count, "offset": col, "N": count * h})
+        for k in range(count):
+            offsets[first + k] = col + k * h
+        col += _pad8(count * h)
+    npad = col
+    w = node.input(1).data.astype(np.float32)
+    r = node.input(2).data.astype(np.float32)
+    bias = node.input(3).data.astype(np.float32) if node.input(3) is not None else None
+    lbr_gru = p["kind"] == "GRU" and p["lbr"]
+    proj_w, proj_b, rec_b = [], [], []
+    rec_packs = [[] for _ in parts]
+    for di in range(d):
+        w_cols = np.zeros((i_dim, npad), np.float32)
+        b_cols = np.zeros(npad, np.float32)
+        for gi in range(g):
+            rows = slice(gi * h, (gi + 1) * h)
+            w_cols[:, offsets[gi]:offsets[gi] + h] = w[di, rows].T
+            if bias is not None:
+                wb, rb = bias[di, rows], bias[di, g * h:][rows]
+                b_cols[offsets[gi]:offsets[gi] + h] = wb if lbr_gru and gi == 2 else wb + rb
+        if lbr_gru:
+            rbh = np.zeros(_pad8(h), np.float32)
+            if bias is not None:
+                rbh[:h] = bias[di, g * h + 2 * h:g * h + 3 * h]
+            rec_b.append(rbh)
+        proj_b.append(b_cols)
+        for k, info in enumerate(part_info):
+            rows = slice(info["first"] * h, (info["first"] + info["count"]) * h)
+            rec_packs[k].append(np.ascontiguousarray(r[di, rows].T))  # [H, N_part]
+        if isa == "x86":
+            proj_w.append(x86_f32.pack_panels(w_cols, x86_f32.panel_layout(npad)))
+        else:
+            proj_w.append(arm64_f32.pack_panels_f32(w_cols).reshape(-1))
+    tile = x86_f32.TILE_ROWS if isa == "x86" else arm64_f32.F32_TILE_ROWS
+    block = max(tile, TIME_BLOCK_BYTES // (4 * npad) // tile * tile)
+    p.update({"isa": isa, "NPAD": npad, "gate_offsets": offsets, "TBLK": min(block, s),
+              "TILE": tile, "proj_w": ConstArray(np.concatenate(proj_w), "w_proj"),
+              "proj_w_dir": proj_w[0].size,
+              "proj_b": ConstArray(np.concatenate(proj_b), "b_proj"),
+              "proj_layout": x86_f32.panel_layout(npad)})
+    if rec_b:
+        p["rec_bias"] = ConstArray(np.concatenate(rec_b), "rb_h")
+    for k, info in enumerate(part_info):
+        if isa == "x86":
+            packed = [_x86_gemv_pack(kn) for kn in rec_packs[k]]
+            info["layout"] = packed[0][1]
+            data = [q for q, _ in packed]
+        else:
+            data = [arm64_f32.pack_panels_f32(kn).reshape(-1) for kn in rec_packs[k]]
+            info["NP"] = -(-info["N"] // 8)
+        info["dir_floats"] = data[0].size
+        p[f"r_part{k}"] = ConstArray(np.concatenate(data), f"r_part{k}")  # top level: emitted
+    p["parts"] = part_info
+    return p
+
+
+def _simd_candidate(isa: str, accepts, runtime) -> Candidate:
+    def build(node: Node, target, scratch) -> Kernel:
+        return Kernel("ops/recurrent_simd.c.j2", recurrent_simd_params(node, target, isa),
+                      runtime)
+
+    return Candidate(f"{isa}-recurrent",
+                     build, lambda n, t, s: accepts(t) and _simd_accepts(n, t))
+
+
+register_candidates(OPS, "x86", [_simd_candidate(
+    "x86", lambda t: getattr(t, "isa", "") in x86_f32.ISAS, x86_f32.RUNTIME)])
+register_candidates(OPS, "arm64", [_simd_candidate(
+    "arm64", arm64_f32.is_arm64, arm64_f32.F32_RUNTIME)])
+register_candidates(OPS, PORTABLE, [op_lowering('ops/recurrent.c.j2', recurrent_op_params)])
