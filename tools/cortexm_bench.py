@@ -86,7 +86,7 @@ def kernel_rows(tmp: Path) -> list[dict]:
     DS-CNN's pointwise (250 pixels x 64 x 64) and depthwise (25 x 5 x 64, 3 x 3) shapes."""
     sys.path.insert(0, str(REPO / "tests" / "cortexm"))
     from edgec.codegen.c.isa.cortexm import (pack_dsp_depthwise_weights, pack_dsp_gemm_weights,
-                                             pack_mve_depthwise_weights)
+                                             pack_mve_depthwise_weights, pack_mve_gemm_weights)
     from kernel_case import run_case
 
     from edgec import qmath
@@ -112,7 +112,8 @@ def kernel_rows(tmp: Path) -> list[dict]:
         body = (f"    {fn}_gemm_s8(x, {rows_}, {k}, w, {n}, bias, mult, shift, {flags}, 3, -128,"
                 f" 127, kcase_out{scratch});")
         _, ins = run_case(tmp / f"pw-{target}", target, header,
-                          {"x": x, "w": dsp_arrays["w"] if dsp else w, "bias": bias,
+                          {"x": x, "w": dsp_arrays["w"] if dsp else pack_mve_gemm_weights(w),
+                           "bias": bias,
                            "mult": mult, "shift": shift}, rows_ * n, body, count=True,
                           scratch=4 * (k + 2 * n))
         out.append({"kernel": f"{fn}_gemm_s8 (pointwise 250x64x64)", "target": target,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from edgec.codegen.c.isa.cortexm import (pack_dsp_depthwise_weights, pack_dsp_gemm_weights,
-                                         pack_mve_depthwise_weights)
+                                         pack_mve_depthwise_weights, pack_mve_gemm_weights)
 from kernel_case import run_case
 
 from edgec import qmath
@@ -71,7 +71,7 @@ def test_requantisation_short_path_is_exact(tmp_path, target):
     np.testing.assert_array_equal(got.view(np.int32), want)
 
 
-GEMM_SHAPES = [(2, 4, 2), (5, 19, 7), (8, 64, 12), (1, 33, 3), (6, 100, 10), (3, 24, 37)]
+GEMM_SHAPES = [(2, 4, 2), (5, 19, 7), (8, 64, 12), (1, 33, 3), (6, 100, 10), (3, 24, 37), (3, 40, 70)]
 
 
 @pytest.mark.parametrize("header,fn,target", FAMILIES)
@@ -91,7 +91,8 @@ def test_gemm_bit_exact(tmp_path, header, fn, target, rows, k, n):
             f"{c_requant_args(per_channel, y_zp, lo, hi, dsp and rows % 2 == 1)}, "
             f"kcase_out{scratch});")
     got, _ = run_case(tmp_path, target, header,
-                      {"x": x, "w": pack_dsp_gemm_weights(w) if dsp else w, "bias": bias,
+                      {"x": x, "w": (pack_dsp_gemm_weights if dsp else pack_mve_gemm_weights)(w),
+                       "bias": bias,
                        "mult": mult, "shift": shift}, rows * n, body,
                       scratch=4 * dsp_scratch_words(k, n))
     np.testing.assert_array_equal(got.reshape(rows, n), want)
@@ -207,8 +208,7 @@ def test_general_conv_bit_exact(tmp_path, header, fn, target, case):
     w_packed = np.ascontiguousarray(np.transpose(w_hwio, (3, 0, 1, 2)))  # [m][kh][kw][cin]
     kk = k[0] * k[1] * cin
     dsp = fn == "edgec_cm"
-    if dsp:
-        w_packed = pack_dsp_gemm_weights(w_packed.reshape(m, kk))
+    w_packed = (pack_dsp_gemm_weights if dsp else pack_mve_gemm_weights)(w_packed.reshape(m, kk))
     geo = "edgec_cm_conv_geometry"
     scratch = "(int32_t *)(void *)kcase_scratch" if dsp else "kcase_scratch"
     body = "\n".join([

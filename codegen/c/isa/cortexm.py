@@ -72,6 +72,18 @@ def pack_dsp_depthwise_weights(w_taps_c: np.ndarray) -> np.ndarray:
     return ((w[:, 0] & 0xFFFF) | ((w[:, 1] & 0xFFFF) << 16)).astype(np.uint32).view(np.int32)
 
 
+def pack_mve_gemm_weights(w_nk: np.ndarray) -> np.ndarray:
+    """int8 weights [N][K] as edgec_cm_mve_gemm_s8 reads them: channels in blocks of 4 (N
+    padded with zero channels), per block and 16 K steps (K padded to a multiple of 16 with
+    zeros) the 4 channels' 16 bytes."""
+    n, k = w_nk.shape
+    n4, k16 = -(-n // 4) * 4, -(-k // 16) * 16
+    w = np.zeros((n4, k16), np.int8)
+    w[:n, :k] = w_nk
+    return np.ascontiguousarray(w.reshape(n4 // 4, 4, k16 // 16, 16).transpose(0, 2, 1, 3)
+                                ).reshape(-1)
+
+
 def pack_mve_depthwise_weights(w_taps_c: np.ndarray) -> np.ndarray:
     """int8 depthwise weights [k_h][k_w][C] as edgec_cm_mve_depthwise_s8 reads them: per group
     of 8 channels and tap the group's 8 bytes, C padded to a multiple of 8 with zeros."""
@@ -80,12 +92,13 @@ def pack_mve_depthwise_weights(w_taps_c: np.ndarray) -> np.ndarray:
     c8 = -(-c // 8) * 8
     w = np.zeros((taps.shape[0], c8), np.int8)
     w[:, :c] = taps
-    return np.ascontiguousarray(w.reshape(taps.shape[0], c8 // 8, 8).transpose(1, 0, 2)).reshape(-1)
+    return np.ascontiguousarray(w.reshape(taps.shape[0], c8 // 8, 8).transpose(1, 0, 2)
+                                ).reshape(-1)
 
 
 def cortexm_params(node, target, p: dict) -> dict:
-    """The template parameters of the Cortex-M kernel: `p`, with the GEMM weights packed for
-    the DSP kernels (`cm_w`) and their scratch sizes on that ISA."""
+    """The template parameters of the Cortex-M kernel: `p`, with the weights packed for the
+    DSP or Helium kernel (`cm_w`) and the DSP flags of the layer."""
     kind = "gemm" if node.op == "QGemm" else p.get("kind")
     out = dict(p)
     if "rq_shift" in p:  # per-channel shifts: the kernels read int32
@@ -110,11 +123,12 @@ def cortexm_params(node, target, p: dict) -> dict:
             del out["weights"]
             out["cm_w"] = ConstArray(pack_mve_depthwise_weights(w), "w_taps8")
         return out
-    if target.isa != DSP:
-        return out
     channels = p["NOUT"] if "NOUT" in p else p["M"]
     rows = np.asarray(p["weights"].data).reshape(channels, -1)  # [N][K]
     del out["weights"]
+    if target.isa != DSP:
+        out["cm_w"] = ConstArray(pack_mve_gemm_weights(rows), "w_k16x4")
+        return out
     out["cm_w"] = ConstArray(pack_dsp_gemm_weights(rows), "w_smlad")
     out["cm_acc30"] = accumulators_below_2_30(abs(bias_eff),
                                               np.abs(rows.astype(np.int64)).sum(1))

@@ -5,12 +5,13 @@
  * Same arithmetic and API as edgec_cm_dsp.h (bias_eff folds the input zero point in,
  * edgec_cm_requant finishes each output; bit-exact with edgec's int8 reference), with 128-bit
  * vectors of 16 int8 lanes:
- *   GEMM (pointwise convolution, fully connected): blocks of 1 row x 4 output channels;
- *     per 16 K steps 5 vector loads (VLDRB) and 4 VMLADAVA, each multiplying 16 lane pairs
- *     and adding all 16 products to a scalar int32 accumulator. The K % 16 tail is the same
- *     code with a tail predicate (VCTP8: lanes past K load as 0 and add nothing). A row's
- *     sums (64 channels at a time, on the stack) are then requantised 4 at a time as
- *     vectors (VQRDMULH, VRSHL, VSTRB.32) on the short path.
+ *   GEMM (pointwise convolution, fully connected): weights packed at compile time in blocks
+ *     of 4 channels x 16 K steps; blocks of 2 rows x 4 output channels: per 16 K steps 6
+ *     vector loads (VLDRB) and 8 VMLADAVA, each multiplying 16 lane pairs and adding all 16
+ *     products to a scalar int32 accumulator. The K % 16 tail is the same code with a tail
+ *     predicate on the inputs (VCTP8: lanes past K load as 0; the packed weights are zeros
+ *     there). A row pair's sums (64 channels at a time, on the stack) are then requantised 4
+ *     at a time as vectors (VQRDMULH, VRSHL, VSTRB.32) on the short path.
  *   Depthwise (NHWC): groups of 8 channels; the input lines of an output line (rows, or
  *     columns of a tall output) copied once into a ring (padding: the input zero point),
  *     then per tap VLDRB.S16 of the input and of the packed weights and VMULLB/VMULLT +
@@ -42,17 +43,6 @@ static inline int8_t edgec_cm_mve_out(int32_t acc, const int32_t *mult, const in
     return (int8_t)edgec_cm_requant(acc, mult[c], (int)shift[c], y_zp, act_min, act_max);
 }
 
-static inline int32_t edgec_cm_mve_dot_s8(const int8_t *x, const int8_t *w, int32_t k,
-                                          int32_t acc)
-{
-    int32_t i;
-    for (i = 0; i < k; i += 16) {
-        const mve_pred16_t p = vctp8q((uint32_t)(k - i));
-        acc = vmladavaq_s8(acc, vldrbq_z_s8(x + i, p), vldrbq_z_s8(w + i, p));
-    }
-    return acc;
-}
-
 /* edgec_cm_requant of 4 channels at once, for shifts <= 0 only (the usual case):
  * VQRDMULH is the rounding doubling high multiply; the rounding division by 2^-shift rounds
  * ties away from zero as VRSHL (ties upwards) of h - 1 for negative h (the sign bit of
@@ -71,89 +61,145 @@ static inline int32x4_t edgec_cm_mve_requant4(int32x4_t acc, int32x4_t mult, int
 /* Channels requantised per chunk by edgec_cm_mve_gemm_s8 (its int32 sums on the stack). */
 #define EDGEC_CM_MVE_CHUNK 64
 
-/* One row's dot products with `count` weight rows from w0, bias included: sums[n] =
- * bias_eff[n] + dot(x0, w0 + n k). Blocks of 4 channels: per 16 K steps one input vector
- * feeds 4 VMLADAVA (whole vectors, then one predicated tail); leftover channels one at a
- * time. Its own function, so that the caller's requantisation values do not push the 4
- * scalar sums out of registers (GCC 12 spills them otherwise). */
-static __attribute__((noinline)) void edgec_cm_mve_row_dots(const int8_t *x0,
-                                                            const int8_t *w0, int32_t k,
-                                                            int32_t count,
-                                                            const int32_t *bias_eff,
-                                                            int32_t *sums)
+/* The packed GEMM weights (codegen/c/isa/cortexm.py, pack_mve_gemm_weights) round K up to a
+ * multiple of 16 and the channels up to a multiple of 4, with zeros. */
+#define EDGEC_CM_MVE_K16(k) (((k) + 15) / 16 * 16)
+
+/* Two rows' dot products with `count` channels of the packed weights `w` (from the chunk's
+ * first block): sums0[n] = dot(x0, w_n), sums1[n] = dot(x1, w_n), bias not included. Blocks
+ * of 2 rows x 4 channels: per 16 K steps 2 input vectors and the block's 4 weight vectors
+ * (contiguous) feed 8 VMLADAVA, each multiplying 16 lane pairs and adding the 16 products
+ * to a scalar; the K % 16 tail loads the inputs under a tail predicate (VCTP8: lanes past K
+ * load as 0), the weights there are zeros. Its own function, so that the caller's
+ * requantisation values do not push the 8 scalar sums out of registers. */
+static inline __attribute__((always_inline)) void edgec_cm_mve_rows2_dots(const int8_t *x0,
+                                                              const int8_t *x1, int32_t k,
+                                                              const int8_t *w, int32_t count,
+                                                              int32_t *sums0, int32_t *sums1)
 {
-    const int32_t k_full = k - k % 16;
-    int32_t n = 0;
-    for (; n + 4 <= count; n += 4) {
-        const int8_t *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
-        int32_t a0 = bias_eff[n], a1 = bias_eff[n + 1], a2 = bias_eff[n + 2];
-        int32_t a3 = bias_eff[n + 3];
-        int32_t i;
-        for (i = 0; i < k_full; i += 16) {
-            const int8x16_t xv = vldrbq_s8(x0 + i);
-            a0 = vmladavaq_s8(a0, xv, vldrbq_s8(w0 + i));
-            a1 = vmladavaq_s8(a1, xv, vldrbq_s8(w1 + i));
-            a2 = vmladavaq_s8(a2, xv, vldrbq_s8(w2 + i));
-            a3 = vmladavaq_s8(a3, xv, vldrbq_s8(w3 + i));
+    const int32_t chunks = k / 16, tail = k % 16;
+    const mve_pred16_t p = vctp8q((uint32_t)tail);
+    int32_t n, i;
+    for (n = 0; n < count; n += 4) {
+        const int8_t *p0 = x0, *p1 = x1;
+        int32_t a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
+#pragma GCC unroll 4
+        for (i = 0; i < chunks; ++i) {
+            const int8x16_t u = vldrbq_s8(p0), v = vldrbq_s8(p1);
+            int8x16_t wv = vldrbq_s8(w);
+            a00 = vmladavaq_s8(a00, u, wv);
+            a10 = vmladavaq_s8(a10, v, wv);
+            wv = vldrbq_s8(w + 16);
+            a01 = vmladavaq_s8(a01, u, wv);
+            a11 = vmladavaq_s8(a11, v, wv);
+            wv = vldrbq_s8(w + 32);
+            a02 = vmladavaq_s8(a02, u, wv);
+            a12 = vmladavaq_s8(a12, v, wv);
+            wv = vldrbq_s8(w + 48);
+            a03 = vmladavaq_s8(a03, u, wv);
+            a13 = vmladavaq_s8(a13, v, wv);
+            p0 += 16;
+            p1 += 16;
+            w += 64;
         }
-        if (i < k) {
-            const mve_pred16_t p = vctp8q((uint32_t)(k - i));
-            const int8x16_t xv = vldrbq_z_s8(x0 + i, p);
-            a0 = vmladavaq_s8(a0, xv, vldrbq_z_s8(w0 + i, p));
-            a1 = vmladavaq_s8(a1, xv, vldrbq_z_s8(w1 + i, p));
-            a2 = vmladavaq_s8(a2, xv, vldrbq_z_s8(w2 + i, p));
-            a3 = vmladavaq_s8(a3, xv, vldrbq_z_s8(w3 + i, p));
+        if (tail != 0) {
+            const int8x16_t u = vldrbq_z_s8(p0, p), v = vldrbq_z_s8(p1, p);
+            int8x16_t wv = vldrbq_s8(w);
+            a00 = vmladavaq_s8(a00, u, wv);
+            a10 = vmladavaq_s8(a10, v, wv);
+            wv = vldrbq_s8(w + 16);
+            a01 = vmladavaq_s8(a01, u, wv);
+            a11 = vmladavaq_s8(a11, v, wv);
+            wv = vldrbq_s8(w + 32);
+            a02 = vmladavaq_s8(a02, u, wv);
+            a12 = vmladavaq_s8(a12, v, wv);
+            wv = vldrbq_s8(w + 48);
+            a03 = vmladavaq_s8(a03, u, wv);
+            a13 = vmladavaq_s8(a13, v, wv);
+            w += 64;
         }
-        sums[n] = a0;
-        sums[n + 1] = a1;
-        sums[n + 2] = a2;
-        sums[n + 3] = a3;
-        w0 = w3 + k;
-    }
-    for (; n < count; ++n) { /* up to 3 channels left */
-        sums[n] = edgec_cm_mve_dot_s8(x0, w0, k, bias_eff[n]);
-        w0 += k;
+        sums0[n] = a00;
+        sums0[n + 1] = a01;
+        sums0[n + 2] = a02;
+        sums0[n + 3] = a03;
+        sums1[n] = a10;
+        sums1[n + 1] = a11;
+        sums1[n + 2] = a12;
+        sums1[n + 3] = a13;
     }
 }
 
-/* y[r][n] = requant(bias_eff[n] + sum_k x[r][k] * w[n][k]) for r < rows, n < n_out.
- * Per row and chunk of EDGEC_CM_MVE_CHUNK channels: the dot products
- * (edgec_cm_mve_row_dots) into int32 sums, then requantised 4 channels at a time as vectors
- * (edgec_cm_mve_requant4, a predicated narrowing VSTRB.32 for the tail) when every shift
- * takes that path, one by one otherwise. */
-static inline void edgec_cm_mve_gemm_s8(const int8_t *x, int32_t rows, int32_t k,
-                                        const int8_t *w, int32_t n_out,
+/* One row's outputs from its sums (bias not included) on the short requantisation path, 4
+ * channels at a time as vectors (a predicated narrowing VSTRB.32 for the tail), or one by
+ * one. */
+static inline __attribute__((always_inline)) void edgec_cm_mve_requant_row(
+    const int32_t *sums, int32_t count, const int32_t *bias_eff, const int32_t *mult,
+    const int32_t *shift, int per_channel, int short_path, int32_t y_zp, int32_t act_min,
+    int32_t act_max, int32_t n0, int8_t *y0)
+{
+    int32_t j;
+    if (short_path) {
+        for (j = 0; j + 4 <= count; j += 4) { /* whole vectors: no predicate */
+            const int32x4_t mv = per_channel ? vldrwq_s32(mult + n0 + j) : vdupq_n_s32(mult[0]);
+            const int32x4_t sv = per_channel ? vldrwq_s32(shift + n0 + j)
+                                             : vdupq_n_s32(shift[0]);
+            const int32x4_t acc = vaddq_s32(vldrwq_s32(sums + j), vldrwq_s32(bias_eff + n0 + j));
+            vstrbq_s32(y0 + n0 + j, edgec_cm_mve_requant4(acc, mv, sv, y_zp, act_min, act_max));
+        }
+        if (j < count) {
+            const mve_pred16_t p = vctp32q((uint32_t)(count - j));
+            const int32x4_t mv = per_channel ? vldrwq_z_s32(mult + n0 + j, p)
+                                             : vdupq_n_s32(mult[0]);
+            const int32x4_t sv = per_channel ? vldrwq_z_s32(shift + n0 + j, p)
+                                             : vdupq_n_s32(shift[0]);
+            const int32x4_t acc = vaddq_s32(vldrwq_z_s32(sums + j, p),
+                                            vldrwq_z_s32(bias_eff + n0 + j, p));
+            vstrbq_p_s32(y0 + n0 + j, edgec_cm_mve_requant4(acc, mv, sv, y_zp, act_min,
+                                                            act_max), p);
+        }
+    } else {
+        for (j = 0; j < count; ++j) {
+            y0[n0 + j] = edgec_cm_mve_out(bias_eff[n0 + j] + sums[j], mult, shift, n0 + j,
+                                          per_channel, y_zp, act_min, act_max);
+        }
+    }
+}
+
+/* y[r][n] = requant(bias_eff[n] + sum_k x[r][k] * w[n][k]) for r < rows, n < n_out; `w16x4`
+ * is the weight packed at compile time (codegen/c/isa/cortexm.py, pack_mve_gemm_weights):
+ * channels in blocks of 4 (padded with zero channels), per block and 16 K steps (K padded
+ * to a multiple of 16 with zeros) the 4 channels' 16 bytes. Per pair of rows (the last row
+ * of an odd count pairs with itself) and chunk of EDGEC_CM_MVE_CHUNK channels: the dot
+ * products (edgec_cm_mve_rows2_dots) into int32 sums, then each row requantised 4 channels
+ * at a time as vectors (edgec_cm_mve_requant4) when every shift takes that path, one by one
+ * otherwise. */
+static inline __attribute__((always_inline)) void edgec_cm_mve_gemm_s8(
+                                        const int8_t *x, int32_t rows, int32_t k,
+                                        const int8_t *w16x4, int32_t n_out,
                                         const int32_t *bias_eff, const int32_t *mult,
                                         const int32_t *shift, int per_channel, int32_t y_zp,
                                         int32_t act_min, int32_t act_max, int8_t *y)
 {
-    int32_t sums[EDGEC_CM_MVE_CHUNK];
+    int32_t sums0[EDGEC_CM_MVE_CHUNK], sums1[EDGEC_CM_MVE_CHUNK];
+    const size_t block_bytes = 4u * (size_t)EDGEC_CM_MVE_K16(k);
     int short_path = 1;
-    int32_t r, n, j;
+    int32_t r, n;
     for (n = 0; n < (per_channel ? n_out : 1); ++n) {
         short_path &= shift[n] <= 0;
     }
-    for (r = 0; r < rows; ++r) {
+    for (r = 0; r < rows; r += 2) {
         const int8_t *x0 = x + (size_t)r * (size_t)k;
+        const int two = r + 1 < rows;
         int8_t *y0 = y + (size_t)r * (size_t)n_out;
         for (n = 0; n < n_out; n += EDGEC_CM_MVE_CHUNK) {
             const int32_t count = n_out - n < EDGEC_CM_MVE_CHUNK ? n_out - n : EDGEC_CM_MVE_CHUNK;
-            edgec_cm_mve_row_dots(x0, w + (size_t)n * (size_t)k, k, count, bias_eff + n, sums);
-            if (short_path) {
-                for (j = 0; j < count; j += 4) {
-                    const mve_pred16_t p = vctp32q((uint32_t)(count - j));
-                    const int32x4_t mv = per_channel ? vldrwq_z_s32(mult + n + j, p)
-                                                     : vdupq_n_s32(mult[0]);
-                    const int32x4_t sv = per_channel ? vldrwq_z_s32(shift + n + j, p)
-                                                     : vdupq_n_s32(shift[0]);
-                    vstrbq_p_s32(y0 + n + j, edgec_cm_mve_requant4(
-                        vldrwq_z_s32(sums + j, p), mv, sv, y_zp, act_min, act_max), p);
-                }
-            } else {
-                for (j = 0; j < count; ++j) {
-                    y0[n + j] = edgec_cm_mve_out(sums[j], mult, shift, n + j, per_channel,
-                                                 y_zp, act_min, act_max);
-                }
+            edgec_cm_mve_rows2_dots(x0, two ? x0 + k : x0, k, w16x4 + (size_t)n / 4u * block_bytes,
+                                    count, sums0, sums1);
+            edgec_cm_mve_requant_row(sums0, count, bias_eff, mult, shift, per_channel,
+                                     short_path, y_zp, act_min, act_max, n, y0);
+            if (two) {
+                edgec_cm_mve_requant_row(sums1, count, bias_eff, mult, shift, per_channel,
+                                         short_path, y_zp, act_min, act_max, n, y0 + n_out);
             }
         }
     }
@@ -214,7 +260,8 @@ static inline __attribute__((always_inline)) void edgec_cm_mve_dw_fill_line(
 /* 3 taps along one ring line (dilation 1) of 8 channels: per tap VLDRB.S16 of the input
  * (cells 8 bytes apart) and of the weights (byte offsets o0, o1, o2 from wq), VMULLB +
  * VADD, VMULLT + VADD: 18 instructions for 24 MACs. Inline assembly because GCC 12 keeps
- * each tap's weight address in its own register (spilled) instead of an offset. */
+ * each tap's weight address in its own register (spilled) instead of an offset; the widening
+ * loads take a low register (r0-r7) as base, hence "l". */
 #define EDGEC_CM_MVE_DW_LINE3(xq, wq, o0, o1, o2, even, odd)                                \
     do {                                                                                   \
         int16x8_t xv_, wv_;                                                                \
@@ -239,7 +286,7 @@ static inline __attribute__((always_inline)) void edgec_cm_mve_dw_fill_line(
                 "vadd.i32 %q[od], %q[od], %q[t]"                                           \
                 : [e] "+w"(even), [od] "+w"(odd), [xv] "=&w"(xv_), [wv] "=&w"(wv_),        \
                   [t] "=&w"(t_)                                                            \
-                : [xp] "r"(xq), [wp] "r"(wq), [k0] "I"(o0), [k1] "I"(o1), [k2] "I"(o2)     \
+                : [xp] "l"(xq), [wp] "l"(wq), [k0] "I"(o0), [k1] "I"(o1), [k2] "I"(o2)     \
                 : "memory");                                                               \
     } while (0)
 
