@@ -102,6 +102,13 @@ def add_quant_args(p: argparse.ArgumentParser):
                    help="keep the most sensitive layers in float32 until --target-snr is met")
     q.add_argument("--target-snr", type=float, default=30.0, metavar="DB",
                    help="output SNR goal of --auto-mixed-precision; default %(default)s dB")
+    q.add_argument("--weight-bits", type=int, default=8, metavar="BITS",
+                   help="int8 targets: 4 stores Conv/Gemm/MatMul weights as int4, two per byte "
+                        "(W4A8; depthwise stays int8; combines with --weights external); "
+                        "default 8 (docs/int8.md)")
+    q.add_argument("--weights-budget", type=int, default=None, metavar="BYTES",
+                   help="--weight-bits 4 --auto-mixed-precision: give the most sensitive layers "
+                        "int8 weights while the weights stay within BYTES")
     q.add_argument("--tflite-io", choices=("float", "int8"), default="float",
                    help="tflite-int8: the model's inputs/outputs as float (a QUANTIZE and "
                         "DEQUANTIZE inside; default) or int8 (docs/tflite.md)")
@@ -149,7 +156,8 @@ def quant_options(args) -> dict:
             "preprocess": image_preprocess(args), "keep_float": tuple(args.keep_float),
             "auto_mixed_precision": args.auto_mixed_precision, "target_snr": args.target_snr,
             "tflite_io": args.tflite_io, "int8_softmax": args.int8_softmax,
-            "tflite_activations": args.tflite_activations}
+            "tflite_activations": args.tflite_activations, "weight_bits": args.weight_bits,
+            "weights_budget": args.weights_budget}
 
 
 def compile_options(args):

@@ -37,6 +37,7 @@ from edgec.output_dir import write_output_dir
 from edgec.passes import PassManager
 from edgec.passes.memory_plan import plan_memory
 from edgec.quant.driver import quantize_graph
+from edgec.quant.weight_bits import check_weight_bits
 from edgec.targets import Target, get_target
 
 
@@ -75,6 +76,8 @@ class CompileOptions:
     partitions: int = 1  # --weights external: partitions of consecutive layers
     fallback: str | None = None  # "int8": fp32 and int8 builds behind one API (os-runtime.md)
     sparse_weights: str = "auto"  # C targets: CSR weights for sparse layers (docs/pruning.md)
+    weight_bits: int = 8  # int8 targets: 4 = int4 Conv/Gemm weights, W4A8 (docs/int8.md)
+    weights_budget: int | None = None  # --weight-bits 4 mixed precision: flash bytes
 
 
 @dataclass
@@ -231,6 +234,7 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     target = get_target(options.target)
     check_threads(options.threads, target)
     check_weights_mode(options.weights, options.partitions, target)
+    check_weight_bits(options, target)
     if options.sparse_weights not in SPARSE_MODES:
         raise EdgecError(f"--sparse-weights takes {', '.join(SPARSE_MODES)}, "
                          f"not {options.sparse_weights}")

@@ -80,6 +80,14 @@ class Quantizer:
         """True when `node` would become an int8 compute op (its own output scale)."""
         return self.classify(node) is not None and get_op(node.op).quant.role == "compute"
 
+    def weight_bits(self, node: Node) -> int:
+        """The storage width of `node`'s weights: 4 under `--weight-bits 4` unless the layer
+        is one mixed precision keeps at int8, else 8."""
+        bits = getattr(self.opts, "weight_bits", 8)
+        keep8 = getattr(self.opts, "int8_weight_layers", ())
+        source = node.meta.get("source_name", node.name)
+        return 8 if bits == 8 or node.name in keep8 or source in keep8 else bits
+
     def has_stats(self, name: str) -> bool:
         """True when calibration observed value `name` (e.g. a pre-activation NAME::pre)."""
         return name in self.cal.stats

@@ -34,6 +34,7 @@ from edgec.ops import get_op
 from edgec.codegen.c.carray import c_initializer, c_scalar
 from edgec.codegen.c.external_weights import WEIGHTS_RUNTIME, external_weights
 from edgec.codegen.c.kernel import ConstArray, Kernel
+from edgec.codegen.c.kernels.int4 import int4_summary, weights_bytes_by_bits
 from edgec.codegen.c.kernels.sparse import sparse_layer_rows, sparse_summary
 from edgec.codegen.c.naming import c_identifier, c_string, c_text, comment_text, model_prefix
 from edgec.codegen.c.select import select
@@ -365,5 +366,9 @@ class CBackend:
         sparse_rows = sparse_layer_rows(L.kernel for L in layers)
         self.report_sections = {"sparse_weights": sparse_summary(sparse_rows)} if sparse_rows \
             else {}
+        int4 = int4_summary(L.kernel for L in layers)
+        if int4 is not None:  # --weight-bits 4: the C's constant bytes by bit width
+            self.report_sections["weight_bits"] = {
+                **weights_bytes_by_bits(weights, int4["int4_bytes"]), **int4}
         self.weights_bytes = ctx["weights_bytes"]
         return files

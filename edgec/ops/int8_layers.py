@@ -43,8 +43,17 @@ def _epilogue_quantizable(node: Node, quantizer) -> bool:
         act in LOOKUP_ACTIVATIONS and quantizer.has_stats(node.output.name + PRE_ACTIVATION))
 
 
+def weight_bits_of(quantizer, node: Node, depthwise: bool = False) -> int:
+    """4 or 8: the bit width the quantize options give this layer's weights (depthwise
+    convolutions keep int8: 9 taps per channel lose too much at 15 levels and weigh little)."""
+    ask = getattr(quantizer, "weight_bits", None)
+    if ask is None or (depthwise and not getattr(quantizer.opts, "int4_depthwise", False)):
+        return 8
+    return ask(node)
+
+
 def requant_layer(quantizer, node: Node, op: str, xq: Value, w_q: np.ndarray, w_scale,
-                  bias, geometry: dict) -> Value:
+                  bias, geometry: dict, bits: int = 8) -> Value:
     """QConv/QGemm with the fused clamp, plus a QLookup or QPRelu for other activations."""
     q = quantizer
     a = node.attrs
@@ -60,13 +69,16 @@ def requant_layer(quantizer, node: Node, op: str, xq: Value, w_q: np.ndarray, w_
     attrs = {**geometry, "x_zero_point": xzp, "y_zero_point": yzp,
              **requant_attrs(real), "act_min": lo, "act_max": hi, "x_scale": xs,
              "y_scale": ys, "w_scale": [float(s) for s in w_scale]}
+    if bits != 8:
+        attrs["weight_bits"] = bits
     b_q = quantize_bias(bias, xs, w_scale)
     inputs = [xq, q.g.const(w_q, node.name + "_w_int8"),
               q.g.const(b_q, node.name + "_bias_int32")]
     y = q.emit(node, op, inputs, attrs, yp,
                "" if not lookup else PRE_ACTIVATION.replace(":", "_"))
+    extra = {"weight_bits": bits} if bits != 8 else {}
     q.record(node, op, xp, yp, w_scale_min=float(w_scale.min()),
-             w_scale_max=float(w_scale.max()), activation=act)
+             w_scale_max=float(w_scale.max()), activation=act, **extra)
     if act == "prelu":
         return emit_qprelu(q, node, y, a["act_slope"], q.params_of(node.output), "_act")
     if lookup and wants_tflite_table(q, act):  # --tflite-activations: TFLite's table
@@ -112,10 +124,13 @@ class ConvInt8(Int8Facet):
     def quantize(self, op, node: Node, quantizer) -> Value:
         """QConv [+ QLookup]."""
         xq = quantizer.int8_of(node.input(0), node)
-        w_q, w_scale = quantize_weights(node.input(1).data, axis=0)
+        w_shape, group = node.input(1).shape, node.attrs["group"]
+        depthwise = group > 1 and w_shape[1] == 1 and w_shape[0] == group
+        bits = weight_bits_of(quantizer, node, depthwise)
+        w_q, w_scale = quantize_weights(node.input(1).data, axis=0, bits=bits)
         b = node.input(2).data if node.input(2) is not None else None
         geometry = {k: node.attrs[k] for k in CONV_GEOMETRY}
-        return requant_layer(quantizer, node, "QConv", xq, w_q, w_scale, b, geometry)
+        return requant_layer(quantizer, node, "QConv", xq, w_q, w_scale, b, geometry, bits)
 
     def from_qdq(self, op, node: Node, inputs, out: QdqOutput) -> Value | None:
         """QConv from DQ(x), DQ(int8 weights per channel) and a DQ'd or float bias."""
@@ -193,10 +208,11 @@ class GemmInt8(Int8Facet):
         a = node.attrs
         b = node.input(1).data.astype(np.float32)
         w_nk = (b if a["transB"] else b.T) * np.float32(a["alpha"])
-        w_q, w_scale = quantize_weights(w_nk, axis=0)
+        bits = weight_bits_of(quantizer, node)
+        w_q, w_scale = quantize_weights(w_nk, axis=0, bits=bits)
         bias = self.column_bias(node) if node.input(2) is not None else None
         xq = quantizer.int8_of(node.input(0), node)
-        return requant_layer(quantizer, node, "QGemm", xq, w_q, w_scale, bias, {})
+        return requant_layer(quantizer, node, "QGemm", xq, w_q, w_scale, bias, {}, bits)
 
     def from_qdq(self, op, node: Node, inputs, out: QdqOutput) -> Value | None:
         """QGemm from the model's int8 weights and int32 (or float) bias."""
@@ -244,9 +260,11 @@ class MatMulInt8(Int8Facet):
         """QGemm with B^T as weights, or QMatMul of the two int8 operands."""
         if not node.input(1).is_const:
             return self._quantize_two_activations(node, quantizer)
-        w_q, w_scale = quantize_weights(node.input(1).data.astype(np.float32).T, axis=0)
+        bits = weight_bits_of(quantizer, node)
+        w_q, w_scale = quantize_weights(node.input(1).data.astype(np.float32).T, axis=0,
+                                        bits=bits)
         xq = quantizer.int8_of(node.input(0), node)
-        return requant_layer(quantizer, node, "QGemm", xq, w_q, w_scale, None, {})
+        return requant_layer(quantizer, node, "QGemm", xq, w_q, w_scale, None, {}, bits)
 
     @staticmethod
     def _quantize_two_activations(node: Node, quantizer) -> Value:

@@ -18,6 +18,10 @@ from edgec.ir import DType, Graph, QuantParams, TensorType
 
 QMIN, QMAX = -128, 127  # int8 activations
 WEIGHT_MAX = 127  # symmetric int8 weights: [-127, 127]
+# Symmetric int4 weights (W4A8, `--weight-bits 4`): [-7, 7], as TFLite's int4 weights; -8 is
+# left out so that the range stays symmetric (w and -w both exist, as for int8's -127).
+WEIGHT4_MAX = 7
+WEIGHT_MAX_OF_BITS = {8: WEIGHT_MAX, 4: WEIGHT4_MAX}
 # Fused activations that an int8 kernel applies as its output clamp (act_min, act_max); any
 # other fused activation becomes a lookup table (or a QPRelu) after the layer.
 CLAMP_ACTIVATIONS = ("none", "relu", "clip")
@@ -29,17 +33,21 @@ PRE_ACTIVATION = "::pre"
 
 
 # ------------------------------------------------------------------------------ parameters
-def quantize_weights(w: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric per-channel int8 weights along `axis`: (int8 weights, float32 scales)."""
+def quantize_weights(w: np.ndarray, axis: int = 0, bits: int = 8
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-channel weights along `axis`: (int8 weights, float32 scales); with
+    bits=4 the values lie in [-7, 7] (scale max|w| / 7), still held in an int8 array: the
+    int8 arithmetic is unchanged, only the C packs them two per byte."""
+    wmax = WEIGHT_MAX_OF_BITS[bits]
     w = np.asarray(w, np.float32)
     moved = np.moveaxis(w, axis, 0)
     absmax = np.abs(moved.reshape(moved.shape[0], -1)).max(axis=1) if moved.size else \
         np.zeros(moved.shape[0], np.float32)
-    scale = np.where(absmax > 0, absmax / np.float32(WEIGHT_MAX), np.float32(1.0))
+    scale = np.where(absmax > 0, absmax / np.float32(wmax), np.float32(1.0))
     scale = scale.astype(np.float32)
     shape = [1] * w.ndim
     shape[axis] = scale.size
-    q = np.clip(np.rint(w / scale.reshape(shape)), -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8)
+    q = np.clip(np.rint(w / scale.reshape(shape)), -wmax, wmax).astype(np.int8)
     return q, scale
 
 

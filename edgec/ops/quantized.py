@@ -57,6 +57,9 @@ REQUANT_ATTRS = {
     "act_min": Attr("int", QMIN),  # clamp of the fused activation, in output integers
     "act_max": Attr("int", QMAX),
 }
+# Storage width of the constant weights (W4A8, `--weight-bits 4`): 4 means every weight lies
+# in [-7, 7] and the C stores them two per byte; the arithmetic is the int8 one either way.
+WEIGHT_BITS_ATTR = {"weight_bits": Attr("int", 8, choices=(4, 8))}
 # Float metadata: for export and reports only, never read by a kernel.
 SCALE_ATTRS = {"x_scale": Attr("float", 0.0), "y_scale": Attr("float", 0.0)}
 
@@ -74,6 +77,16 @@ def _requant_fixed_attrs(node: Node) -> tuple[list[int], list[int]]:
     if len(a["multiplier"]) != len(a["shift"]):
         raise ShapeError(f"{node.op} node '{node.name}': multiplier and shift differ in length")
     return a["multiplier"], a["shift"]
+
+
+def check_weight_bits(node: Node) -> None:
+    """ShapeError when weight_bits is 4 and the weights are not constants in [-7, 7]."""
+    if node.attrs.get("weight_bits", 8) != 4:
+        return
+    w = node.input(1)
+    if not w.is_const or (w.data.size and int(np.abs(w.data.astype(np.int16)).max()) > 7):
+        raise ShapeError(f"{node.op} node '{node.name}': weight_bits 4 needs constant "
+                         "weights in [-7, 7]")
 
 
 class QuantizedOp(OpDef):
@@ -100,7 +113,7 @@ class QConv(QuantizedOp):
     quant = QCONV_EXPORT
 
     attrs = {**CONV_GEOMETRY_ATTRS, "x_zero_point": Attr("int", 0), **REQUANT_ATTRS,
-             **SCALE_ATTRS, "w_scale": Attr("floats", ())}
+             **SCALE_ATTRS, "w_scale": Attr("floats", ()), **WEIGHT_BITS_ATTR}
     prune = PruneRule.PRODUCER
     spatial = True
     dtypes = INT8_BIAS
@@ -113,6 +126,7 @@ class QConv(QuantizedOp):
             raise ShapeError(f"QConv node '{node.name}': bias must be int32 [{w.shape[0]}]")
         if len(node.attrs["multiplier"]) not in (1, w.shape[0]):
             raise ShapeError(f"QConv node '{node.name}': need 1 or {w.shape[0]} multipliers")
+        check_weight_bits(node)
         return [conv_infer(node, in_type(node, 0), w.shape, DType.INT8)]
 
     def reference(self, node: Node, x, w, bias=None):
@@ -143,7 +157,7 @@ class QGemm(QuantizedOp):
     quant = QGEMM_EXPORT
 
     attrs = {"x_zero_point": Attr("int", 0), **REQUANT_ATTRS, **SCALE_ATTRS,
-             "w_scale": Attr("floats", ())}
+             "w_scale": Attr("floats", ()), **WEIGHT_BITS_ATTR}
     prune = PruneRule.PRODUCER
     dtypes = INT8_BIAS
 
@@ -158,6 +172,7 @@ class QGemm(QuantizedOp):
             raise ShapeError(f"QGemm node '{node.name}': bias must be int32 [{w.shape[0]}]")
         if len(node.attrs["multiplier"]) not in (1, w.shape[0]):
             raise ShapeError(f"QGemm node '{node.name}': need 1 or {w.shape[0]} multipliers")
+        check_weight_bits(node)
         return [TensorType(x.shape[:-1] + (w.shape[0],), DType.INT8)]
 
     def reference(self, node: Node, x, w, bias=None):

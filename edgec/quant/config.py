@@ -22,6 +22,10 @@ class QuantOptions:
     edgec/ops/quantized_softmax.py); off: it stays float. tflite_activations: Sigmoid and
     Tanh lookups take TFLite's fixed output scales and table (`--tflite-activations`,
     edgec/ops/tflite_activations.py), so .tflite files carry LOGISTIC / TANH.
+    weight_bits: 4 stores the weights of Conv/Gemm/MatMul layers as int4 (W4A8, `--weight-bits
+    4`; depthwise convolutions stay int8), except the layers named in int8_weight_layers
+    (chosen by `--auto-mixed-precision` under a `--weights-budget`); int4_depthwise (library
+    only, for tools/int4_bench.py's measurement) gives depthwise convolutions int4 too.
     """
 
     calibration: Calibration | None = None
@@ -29,6 +33,9 @@ class QuantOptions:
     mode: str = "static"
     int8_softmax: bool = False
     tflite_activations: bool = False
+    weight_bits: int = 8
+    int8_weight_layers: tuple[str, ...] = ()
+    int4_depthwise: bool = False
 
     def keeps_float(self, node_name: str, op: str) -> bool:
         """True when `--keep-float` names this node or its op type."""

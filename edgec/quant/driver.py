@@ -150,7 +150,17 @@ def quantize_graph(g: Graph, target, options
         cal = calibrate(float_graph, samples, options.calib_method, options.calib_percentile,
                         source)
         report["calibration"] = cal.summary()
-        if options.auto_mixed_precision:
+        int8_layers: tuple[str, ...] = ()
+        bits = getattr(options, "weight_bits", 8)
+        if options.auto_mixed_precision and bits == 4:  # int8 / int4 weights per layer
+            from edgec.quant.weight_bits import choose_int8_weight_layers
+
+            chosen, amp = choose_int8_weight_layers(
+                float_graph, cal, samples, options.target_snr,
+                getattr(options, "weights_budget", None), keep)
+            int8_layers = tuple(chosen)
+            report["auto_mixed_precision"] = amp
+        elif options.auto_mixed_precision:
             from edgec.quant.mixed_precision import choose_float_layers
 
             chosen, amp = choose_float_layers(float_graph, cal, samples, options.target_snr,
@@ -158,7 +168,8 @@ def quantize_graph(g: Graph, target, options
             keep = keep + tuple(chosen)
             report["auto_mixed_precision"] = amp
         qopts = QuantOptions(cal, keep, int8_softmax=options.int8_softmax,
-                             tflite_activations=options.tflite_activations)
+                             tflite_activations=options.tflite_activations,
+                             weight_bits=bits, int8_weight_layers=int8_layers)
     pass_options = PassOptions(quant=qopts)
     pm = PassManager(list(target.quant_pipeline), verify_each=options.verify_each,
                      dump_dir=options.dump_ir, disabled=set(options.disabled_passes),
