@@ -203,7 +203,7 @@ static inline void edgec_cm_widen_rows2(const int8_t *r0, const int8_t *r1, int3
  * of the channels' words and 8 SMLAD: 11 instructions for 16 MACs, plus the loop's compare
  * (its end pointer reloaded from the stack) and branch per 4 pairs. Its own function, so
  * that the caller's requantisation values do not compete for registers with the loop. */
-static __attribute__((noinline)) void edgec_cm_rows2_s16(const int32_t *xs, const int32_t *w16,
+static inline __attribute__((always_inline)) void edgec_cm_rows2_s16(const int32_t *xs, const int32_t *w16,
                                                          int32_t pairs, int32_t n_out,
                                                          const int32_t *bias_eff, int32_t *acc)
 {
