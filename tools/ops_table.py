@@ -10,7 +10,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 INTERNAL = {"QConv", "QGemm", "QMatMul", "QAdd", "QMul", "QAveragePool", "QGlobalAveragePool",
-            "QLookup", "QRequantize", "QPRelu", "QSoftmax", "DynamicQuantGemm", "RuntimeClip"}
+            "QLookup", "QRequantize", "QPRelu", "QSoftmax", "DynamicQuantGemm", "RuntimeClip",
+            "QLSTM"}
 
 
 def rows():

@@ -31,6 +31,7 @@ from edgec.errors import ShapeError, UnsupportedError
 from edgec.ir import Node, TensorType
 from edgec.ops.base import Attr, OpDef, QuantRule, in_type
 from edgec.ops.common import FLOATS, require_dtypes
+from edgec.ops.quantized_lstm import LSTM_INT8
 from edgec.ops.registry import register_op
 
 # Activation -> (number of parameters it takes, default alpha, default beta).
@@ -253,6 +254,7 @@ class LSTM(RecurrentOp):
     gates = 4
     n_states = 2
     default_activations = ("Sigmoid", "Tanh", "Tanh")
+    quant = LSTM_INT8  # int8: QLSTM, int8 weights with float32 state (quantized_lstm.py)
     attrs = {**RecurrentOp.attrs, "input_forget": Attr("int", 0, (0, 1))}
 
     def cell(self, node, x, state, w, r, bias, peep, acts):

@@ -192,3 +192,24 @@ register_candidates(OPS, "x86", [_simd_candidate(
 register_candidates(OPS, "arm64", [_simd_candidate(
     "arm64", arm64_f32.is_arm64, arm64_f32.F32_RUNTIME)])
 register_candidates(OPS, PORTABLE, [op_lowering('ops/recurrent.c.j2', recurrent_op_params)])
+
+
+def qlstm_params(node: Node, target, scratch) -> Kernel:
+    """ops/qlstm: the hybrid int8 LSTM (edgec/ops/quantized_lstm.py), portable C for every
+    int8 target (its float32 part uses edgec_f32_math.h, so every target gives the same
+    bits)."""
+    op = get_op("QLSTM")
+    k = op.dims(node)
+    a = node.attrs
+    p = {**k, "layout": a["layout"], "input_forget": int(a["input_forget"]),
+         "directions": ["reverse" if a["direction"] == "reverse" or di == 1 else "forward"
+                        for di in range(k["D"])],
+         "clip": None if a.get("clip") is None else _lit(a["clip"]),
+         "x_zp": int(a["x_zero_point"]), "y_zp": int(a["y_zero_point"]),
+         "y_scale": _lit(a["y_scale"]),
+         "xw_scale": ConstArray(np.asarray(a["xw_scale"], np.float32), "xw_scale"),
+         "r_scale": ConstArray(np.asarray(a["r_scale"], np.float32), "r_scale")}
+    return Kernel("ops/qlstm.c.j2", p, ("edgec_f32_math.h",))
+
+
+register_candidates("QLSTM", PORTABLE, [Candidate("qlstm", qlstm_params)])
