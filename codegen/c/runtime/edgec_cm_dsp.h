@@ -201,8 +201,9 @@ static inline void edgec_cm_widen_rows2(const int8_t *r0, const int8_t *r1, int3
  * {row0.ch0, row1.ch0, row0.ch1, row1.ch1, ...}: bias_eff plus the dot products over
  * `pairs` int16 pairs (a multiple of 4). Per pair one LDRD of the rows' words, two LDRDs
  * of the channels' words and 8 SMLAD: 11 instructions for 16 MACs, plus the loop's compare
- * (its end pointer reloaded from the stack) and branch per 4 pairs. Its own function, so
- * that the caller's requantisation values do not compete for registers with the loop. */
+ * and branch per 4 pairs. Inlined into the layer, where K and the channel count are
+ * constants (no loop set-up per block); the accumulators go through `acc` so that the
+ * requantisation's values do not compete with the loop for registers. */
 static inline __attribute__((always_inline)) void edgec_cm_rows2_s16(const int32_t *xs, const int32_t *w16,
                                                          int32_t pairs, int32_t n_out,
                                                          const int32_t *bias_eff, int32_t *acc)
