@@ -65,6 +65,17 @@ def layer_zoo():
     conv("dw", "pre", c, c, (3, 3), group=c, pads=[1, 1, 1, 1])  # 16 + 4 channels
     conv("dw_s2", "pre", c, c, (3, 3), group=c, strides=[2, 2], pads=[0, 0, 1, 1])
     conv("dw_5x5", "pre", c, c, (5, 5), group=c, pads=[2, 2, 2, 2], act=None)
+    # 3x3 depthwise over a multiple of 16 channels: the SDOT column kernel with the dot
+    # product (stride 1 and 2 along the width, odd widths: every unrolled loop's remainder)
+    conv("pre32", "pre", c, 32, (1, 1))
+    conv("dw3", "pre32", 32, 32, (3, 3), group=32, pads=[1, 1, 1, 1], act="Clip")
+    conv("dw3_s2", "pre32", 32, 32, (3, 3), group=32, strides=[2, 2], pads=[1, 1, 1, 1])
+    conv("dw3_s12", "pre32", 32, 32, (3, 3), group=32, strides=[1, 2], pads=[0, 1, 1, 0],
+         act=None)
+    # a residual add of two tensors of one shape (NEON QAdd, 3900 elements: a scalar tail)
+    conv("res", "pre", c, c, (1, 1), act=None)
+    nodes.append(helper.make_node("Add", ["res", "pre"], ["add"]))
+    outs.append("add")
     conv("k3", "pre", c, 18, (3, 3), pads=[1, 0, 1, 2], dilations=[1, 2])
     conv("k1_s2", "pre", c, 9, (1, 1), strides=[2, 2])  # strided 1x1: im2col
     nodes += [helper.make_node("GlobalAveragePool", ["pre"], ["gap"]),
@@ -102,6 +113,8 @@ def test_int8_layers_bit_exact(zoo, target):
     result = _check_exact(model, calib, feeds, target)
     text = result.files["test.c"]
     assert f"edgec_q8_{FLAVOURS[target]}_tile(" in text and "edgec_q8_dw_tap2(" in text
+    assert ("edgec_q8_dw3_out(" in text) == (target != "arm64-int8-base")
+    assert "vaddq_s32(edgec_q8_mbqm(" in text  # the NEON QAdd
     assert "_rq_shift" in text  # the per-channel shift layer
     assert '#include "edgec_neon_q8.h"' in text
 
@@ -133,7 +146,7 @@ def test_base_build_has_no_dot_product_instructions(zoo, tmp_path):
                              capture_output=True, text=True, check=True).stdout
         has_sdot = any("\tsdot\t" in line for line in dis.splitlines())
         has_smmla = any("\tsmmla\t" in line for line in dis.splitlines())
-        assert has_sdot == (target == "arm64-int8"), target
+        assert has_sdot == (target != "arm64-int8-base"), target
         assert has_smmla == (target == "arm64-int8-i8mm"), target
     result = compile_model_proto(model, "arm64-int8", calib_samples=calib)
     g = result.graph

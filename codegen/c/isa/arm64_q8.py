@@ -8,7 +8,10 @@ Kernels (codegen/c/runtime/edgec_neon_q8.h, templates codegen/c/templates/ops/ar
     [block][K/16][k half][channel pair][2][8], requantisation parameters in the order of
     SMMLA's 2x2 accumulators) or "mull" (isa arm64-neon: SMULL/SMLAL2/SADALP, 4-channel
     blocks, weights [block][K/16][4][16]). K is padded to a multiple of 16 with zero weights.
-  - depthwise (`qconv_dw.c.j2`, every ISA): 16 channels per step, weights [kh][kw][C16].
+  - depthwise (`qconv_dw.c.j2`, every ISA): 16 channels per step, weights [kh][kw][C16];
+    with the dot product, 3x3 kernels of stride 1 or 2 along the width over a multiple of 16
+    channels take `qconv_dw3_dot.c.j2` instead: input columns transposed once and reused by
+    the neighbouring output pixels, 12 SDOT per pixel, weights [C/16][kw][4][4][row 0..2, 0].
 Everything else (grouped non-depthwise convolutions, ONNX's float-requantised QLinear ops,
 weights of -128, im2col rows over MAX_IM2COL_BYTES) keeps the portable kernel.
 
@@ -152,6 +155,13 @@ def _conv_kind(p: dict) -> str | None:
     return None
 
 
+def _dw3_dot(target, p: dict) -> bool:
+    """A depthwise convolution for the SDOT 3x3 kernel: dot product, 3x3, no dilation, stride
+    1 or 2 along the width, channels a multiple of 16."""
+    return (flavour(target) in ("dot", "mmla") and p["KH"] == 3 and p["KW"] == 3
+            and p["DH"] == 1 and p["DW"] == 1 and p["SW"] in (1, 2) and p["C"] % DOT_BLOCK == 0)
+
+
 def qconv_template(node: Node, target, p: dict) -> str | None:
     """The NEON template of a QConv (p: its portable parameters), or None."""
     if flavour(target) is None or not _fits(node, p):
@@ -159,7 +169,27 @@ def qconv_template(node: Node, target, p: dict) -> str | None:
     kind = _conv_kind(p)
     if kind is None:
         return None
-    return "ops/arm64/qconv_dw.c.j2" if kind == "depthwise" else "ops/arm64/qgemm.c.j2"
+    if kind == "depthwise":
+        return "ops/arm64/qconv_dw3_dot.c.j2" if _dw3_dot(target, p) else \
+            "ops/arm64/qconv_dw.c.j2"
+    return "ops/arm64/qgemm.c.j2"
+
+
+def _dw3_params(node: Node, p: dict) -> dict:
+    """Parameters of the SDOT 3x3 depthwise kernel: weights [C/16][kw][4][4 channels][4 rows,
+    the last 0], a row of input zero points, requantisation per 16 channels."""
+    c = p["C"]
+    w = node.input(1).data.astype(np.int8).reshape(c, 3, 3)  # [c][kh][kw]
+    taps = np.zeros((c, 3, 4), np.int8)  # [c][kw][kh, 0]
+    taps[:, :, :3] = np.transpose(w, (0, 2, 1))
+    packed = taps.reshape(c // DOT_BLOCK, DOT_BLOCK, 3, 4).transpose(0, 2, 1, 3)
+    q = {key: p[key] for key in ("N", "H", "W", "C", "OH", "OW", "SH", "SW", "PT", "PL")}
+    q["weights"] = ConstArray(np.ascontiguousarray(packed), "w_dw3")
+    zp = node.attrs["x_zero_point"]
+    q["pad_row"] = ConstArray(np.full(c, zp, np.int8), "x_zero_row")
+    q["pad16"] = ConstArray(np.array([zp, zp, zp, 0] * 4, np.int8), "x_zero_col")
+    q.update(_requant_arrays(node, p["bias_eff"].data, c, DOT_BLOCK))
+    return q
 
 
 def qconv_params(node: Node, target, p: dict) -> dict:
@@ -170,6 +200,8 @@ def qconv_params(node: Node, target, p: dict) -> dict:
     kind = _conv_kind(p)
     w = node.input(1).data.astype(np.int8)
     m = w.shape[0]
+    if kind == "depthwise" and _dw3_dot(target, p):
+        return _dw3_params(node, p)
     if kind == "depthwise":
         c = p["C"]
         c16 = _pad_to(c, DOT_BLOCK)
@@ -226,3 +258,22 @@ def quantize_linear_params(node: Node, target, p: dict) -> dict | None:
         return None
     values = per_tensor_quantize_literals(node, p)
     return None if values is None else {**values, "neon": True}
+
+
+# --------------------------------------------------------------------------- QAdd
+def qadd_params(node: Node, target) -> dict | None:
+    """NEON parameters of a QAdd whose inputs both have the output's shape (the requantisation
+    mode of each of its three multipliers), or None (portable kernel)."""
+    if flavour(target) is None or node.op != "QAdd":
+        return None
+    shape = node.outputs[0].shape
+    if any(in_type(node, i).shape != shape or in_type(node, i).dtype != DType.INT8
+           for i in range(2)) or node.outputs[0].dtype != DType.INT8:
+        return None
+    a = node.attrs
+    if not 0 <= int(a["left_shift"]) <= 20:  # (x - zp) * 2^left_shift stays in int32
+        return None
+    return {"count": node.outputs[0].type.numel,
+            "a_mode": RQ_MODES[requant_mode([int(a["a_shift"])])],
+            "b_mode": RQ_MODES[requant_mode([int(a["b_shift"])])],
+            "y_mode": RQ_MODES[requant_mode([int(a["shift"])])]}

@@ -6,10 +6,11 @@ their kernel. They are computed once per node (in the selection's scratch) and s
 
 Candidates, in order:
   QConv  x86: `ops/x86/qconv_{gemm,dw}` (isa/x86_q8.qconv_kind); arm64:
-         `ops/arm64/{qgemm,qconv_dw}` (isa/arm64_q8.qconv_template); portable: `ops/qgemm`
-         (pointwise), `ops/qconv_depthwise`, `ops/qconv` (quant_common.CONV_TEMPLATES).
+         `ops/arm64/{qgemm,qconv_dw,qconv_dw3_dot}` (isa/arm64_q8.qconv_template);
+         portable: `ops/qgemm` (pointwise), `ops/qconv_depthwise`, `ops/qconv` (quant_common.CONV_TEMPLATES).
   QGemm  x86: `ops/x86/qgemm`; arm64: `ops/arm64/qgemm`; portable: `ops/qgemm`.
-  QAdd   x86: `ops/x86/qadd` (both inputs of the output's shape); portable: `ops/qbinary`.
+  QAdd   x86: `ops/x86/qadd`, arm64: `ops/arm64/qadd` (both inputs of the output's shape);
+         portable: `ops/qbinary`.
   QMul `ops/qbinary`, QMatMul `ops/qmatmul`, QLookup `ops/qlookup` (a 256-entry table),
   QRequantize `ops/qrequantize`, QPRelu `ops/qprelu`: portable only.
 """
@@ -170,6 +171,10 @@ register_candidates("QGemm", PORTABLE, [Candidate("qgemm", _portable_qgemm)])
 register_candidates("QAdd", "x86", [Candidate(
     "x86-qadd", _qbinary("ops/x86/qadd.c.j2", x86_q8.RUNTIME),
     lambda n, t, s: x86_q8.qadd_applies(n, t))])
+register_candidates("QAdd", "arm64", [Candidate(
+    "neon-qadd", lambda n, t, s: Kernel("ops/arm64/qadd.c.j2", arm64_q8.qadd_params(n, t),
+                                        arm64_q8.Q8_RUNTIME),
+    lambda n, t, s: arm64_q8.qadd_params(n, t) is not None)])
 register_candidates("QAdd", PORTABLE, [Candidate("qadd", _qbinary("ops/qbinary.c.j2", Q_RUNTIME))])
 register_candidates("QMul", PORTABLE, [Candidate("qmul", _qbinary("ops/qbinary.c.j2", Q_RUNTIME))])
 register_candidates("QMatMul", PORTABLE, [Candidate("qmatmul", _qmatmul)])

@@ -40,7 +40,11 @@
  *     per 16 k: 4 row loads, 4 ZIPs, 4 four-register weight loads, 32 SMMLA of 32 MACs.
  * K is a multiple of 16 for the tiles (the layer pads rows and weights with zeros).
  * Depthwise convolution runs 16 channels per step: SMULL/SMLAL2 on a pair of taps into int16
- * (same bound), SADDW into four int32x4 accumulators.
+ * (same bound), SADDW into four int32x4 accumulators. With the dot product, a 3x3 depthwise
+ * convolution (stride 1 or 2, channels a multiple of 16) transposes each input column of
+ * the window once (three rows of 16 channels -> per channel the 4 bytes row 0, 1, 2, 0) and
+ * reuses it for every output pixel whose window holds it (3 with stride 1, 2 with stride 2):
+ * 12 SDOT per pixel and 16 channels, weights packed [C/16][kw][4][4 channels][row 0..2, 0].
  */
 #ifndef EDGEC_NEON_Q8_H
 #define EDGEC_NEON_Q8_H
@@ -406,5 +410,68 @@ EDGEC_Q8_INLINE void edgec_q8_dw_store(int8_t *dst, const int32x4_t acc[4], size
                                          vdupq_n_s16((int16_t)zero_point),
                                          act_min, act_max), n);
 }
+
+/* ------------------------------------------------------------------ depthwise 3x3, SDOT */
+#if defined(__ARM_FEATURE_DOTPROD)
+/* One input column of a 3x3 window for 16 channels, transposed for SDOT: v[j] holds channels
+ * 4j .. 4j + 3, each as the bytes (row 0, row 1, row 2, 0) of the column. */
+typedef struct {
+    int8x16_t v[4];
+} edgec_q8_col3;
+
+/* The column of three rows of 16 channels (8 ZIPs). */
+EDGEC_Q8_INLINE edgec_q8_col3 edgec_q8_col3_zip(int8x16_t r0, int8x16_t r1, int8x16_t r2)
+{
+    const int8x16_t zero = vdupq_n_s8(0);
+    const int16x8_t a = vreinterpretq_s16_s8(vzip1q_s8(r0, r1));
+    const int16x8_t b = vreinterpretq_s16_s8(vzip2q_s8(r0, r1));
+    const int16x8_t c = vreinterpretq_s16_s8(vzip1q_s8(r2, zero));
+    const int16x8_t d = vreinterpretq_s16_s8(vzip2q_s8(r2, zero));
+    edgec_q8_col3 col;
+    col.v[0] = vreinterpretq_s8_s16(vzip1q_s16(a, c));
+    col.v[1] = vreinterpretq_s8_s16(vzip2q_s16(a, c));
+    col.v[2] = vreinterpretq_s8_s16(vzip1q_s16(b, d));
+    col.v[3] = vreinterpretq_s8_s16(vzip2q_s16(b, d));
+    return col;
+}
+
+/* Column iw (channels from c0) of the window rows rp[kh] (row stride per column cs[kh]: the
+ * channel count, or 0 for a row of padding that points at a row of zero points); for iw
+ * outside [0, width) the padding column, whose 16 bytes are the same for every channel
+ * (pad16: zero point, zero point, zero point, 0, ...). */
+EDGEC_Q8_INLINE edgec_q8_col3 edgec_q8_col3_load(const int8_t *const *rp, const size_t *cs,
+                                                 ptrdiff_t iw, size_t width, size_t c0,
+                                                 const int8_t *pad16)
+{
+    if ((size_t)iw >= width) {
+        edgec_q8_col3 pad;
+        pad.v[0] = vld1q_s8(pad16);
+        pad.v[1] = pad.v[0];
+        pad.v[2] = pad.v[0];
+        pad.v[3] = pad.v[0];
+        return pad;
+    }
+    return edgec_q8_col3_zip(vld1q_s8(rp[0] + (size_t)iw * cs[0] + c0),
+                             vld1q_s8(rp[1] + (size_t)iw * cs[1] + c0),
+                             vld1q_s8(rp[2] + (size_t)iw * cs[2] + c0));
+}
+
+/* One output pixel of 16 channels: bias + the three columns . their packed weights w[kw]
+ * (12 SDOT, exact), then requantise, clamp and store 16 bytes at dst. */
+EDGEC_Q8_INLINE void edgec_q8_dw3_out(int8_t *dst, edgec_q8_col3 a, edgec_q8_col3 b,
+                                      edgec_q8_col3 c, const edgec_q8_col3 *w,
+                                      edgec_q8_rq rq, size_t c0, int mode, int32_t shift_all,
+                                      int32_t zero_point, int32_t act_min, int32_t act_max)
+{
+    int32x4_t acc[4];
+    size_t j;
+    for (j = 0; j < 4u; ++j) {
+        acc[j] = vdotq_s32(vld1q_s32(rq.bias + c0 + 4u * j), a.v[j], w[0].v[j]);
+        acc[j] = vdotq_s32(acc[j], b.v[j], w[1].v[j]);
+        acc[j] = vdotq_s32(acc[j], c.v[j], w[2].v[j]);
+    }
+    edgec_q8_dw_store(dst, acc, 16u, rq, c0, mode, shift_all, zero_point, act_min, act_max);
+}
+#endif /* __ARM_FEATURE_DOTPROD */
 
 #endif /* EDGEC_NEON_Q8_H */
