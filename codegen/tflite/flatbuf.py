@@ -33,7 +33,8 @@ SCHEMA_VERSION = 3
 SIGNATURE_KEY = "serving_default"
 
 TENSOR_TYPES = {"float32": "FLOAT32", "float16": "FLOAT16", "int32": "INT32", "uint8": "UINT8",
-                "int64": "INT64", "bool": "BOOL", "int16": "INT16", "int8": "INT8"}
+                "int64": "INT64", "bool": "BOOL", "int16": "INT16", "int8": "INT8",
+                "int4": "INT4"}
 
 
 class ModelBuilder:
@@ -84,6 +85,18 @@ class ModelBuilder:
         """A constant tensor holding `data` with its own shape and element type."""
         data = np.asarray(data)
         return self.add_tensor(name, data.shape, data.dtype.name, data, **quant)
+
+    def const_int4(self, name: str, values: np.ndarray, **quant) -> int:
+        """A constant INT4 tensor of `values` (in [-8, 7]) with their shape: TFLite's packing,
+        two values per byte in C order, the first in the low nibble, an odd count padded."""
+        flat = np.asarray(values).reshape(-1).astype(np.int64) & 0xF
+        pairs = np.concatenate([flat, np.zeros(flat.size & 1, np.int64)]).reshape(-1, 2)
+        packed = (pairs[:, 0] | (pairs[:, 1] << 4)).astype(np.uint8)
+        index = self.add_tensor(name, np.shape(values), "int8", None, **quant)
+        t = self.tensors[index]
+        t.type = self.tfl.TensorType.INT4
+        t.buffer = self.add_buffer(packed)
+        return index
 
     def tensor_type(self, index: int) -> str:
         """The numpy name of a tensor's element type."""

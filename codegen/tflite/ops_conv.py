@@ -177,8 +177,10 @@ def lower_conv(lw, node) -> None:
     if quant:
         w_scale = np.asarray(a["w_scale"], np.float32)
         check_multipliers(lw, node, a["x_scale"], w_scale, a["y_scale"])
-        w_t = lw.b.const(w.name, wt.astype(np.int8), scale=w_scale,
-                         zero_point=np.zeros(w_scale.size, np.int64), axis=q_axis)
+        const = lw.b.const_int4 if a.get("weight_bits", 8) == 4 and not depthwise \
+            else lw.b.const  # int4 weights (--weight-bits 4): TFLite's INT4 filter
+        w_t = const(w.name, wt.astype(np.int8), scale=w_scale,
+                    zero_point=np.zeros(w_scale.size, np.int64), axis=q_axis)
         b_scale = (np.float32(a["x_scale"]) * w_scale.astype(np.float64)).astype(np.float32)
         b_t = lw.b.const(bias.name if bias is not None else f"{node.name}/bias",
                          bias_data.astype(np.int32), scale=b_scale,
@@ -263,8 +265,10 @@ def lower_gemm(lw, node, weights: np.ndarray | None = None) -> None:
         check_multipliers(lw, node, a["x_scale"], w_scale, a["y_scale"])
         per_channel_conv = w_scale.size > 1
         w_int8 = wdata.astype(np.int8)
-        w_t = lw.b.const(w.name, w_int8[:, None, None, :] if per_channel_conv else w_int8,
-                         scale=w_scale, zero_point=np.zeros(w_scale.size, np.int64), axis=0)
+        const = lw.b.const_int4 if a.get("weight_bits", 8) == 4 and per_channel_conv \
+            else lw.b.const  # int4 weights as CONV_2D's INT4 filter (LiteRT runs it)
+        w_t = const(w.name, w_int8[:, None, None, :] if per_channel_conv else w_int8,
+                    scale=w_scale, zero_point=np.zeros(w_scale.size, np.int64), axis=0)
         b_scale = (np.float32(a["x_scale"]) * w_scale.astype(np.float64)).astype(np.float32)
         b_data = np.asarray(bias.data) if bias is not None else np.zeros(n, np.int32)
         b_t = lw.b.const(bias.name if bias is not None else f"{node.name}/bias",

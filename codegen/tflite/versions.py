@@ -25,6 +25,10 @@ def _int8_io(i: list[str], o: list[str], f: dict) -> bool:
     return i[0] == "int8" and i[1] == "int8" and o[0] == "int8"
 
 
+def _int4_filter(i: list[str], o: list[str], f: dict) -> bool:
+    return i[0] == "int8" and i[1] == "int4" and o[0] == "int8"
+
+
 def _in8(i: list[str], o: list[str], f: dict) -> bool:
     return i[0] == "int8"
 
@@ -42,8 +46,8 @@ def _broadcast_over_4(i: list[str], o: list[str], f: dict) -> bool:
 
 
 RULES: dict[str, tuple[Rule, ...]] = {
-    # int8 input, int8 filter, int8 output: 3; grouped convolution: 6.
-    "CONV_2D": ((_feature("grouped"), 6), (_int8_io, 3)),
+    # int8 input, int8 filter, int8 output: 3; grouped convolution: 6; int4 filter: 7.
+    "CONV_2D": ((_feature("grouped"), 6), (_int4_filter, 7), (_int8_io, 3)),
     # int8: 3; dilation != 1 (float): 2.
     "DEPTHWISE_CONV_2D": ((_int8_io, 3), (_feature("dilated"), 2)),
     # no bias: 6; keep_num_dims: 5; int8: 4.
