@@ -87,6 +87,21 @@ def conv_zoo():
         nodes += n
         inits.update(i)
         outs[name] = None
+    # 3x3 depthwise over a multiple of 4 channels (20): the column-reuse kernel, stride 1 and
+    # 2 along the width (odd widths: the unrolled loops' remainders), padding on every side
+    n, i = conv("expand20", "pre", c, 20, (1, 1), kernel_shape=[1, 1])
+    nodes += n
+    inits.update(i)
+    for name, act, attrs in [
+        ("dw3_clip", ("Clip", {}), {"pads": [1, 1, 1, 1]}),
+        ("dw3_s2_prelu", ("PRelu", {}), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+        ("dw3_s12", None, {"strides": [1, 2], "pads": [0, 1, 1, 0]}),
+        ("dw3_nopad_relu", ("Relu", {}), {}),
+    ]:
+        n, i = conv(name, "expand20", 20, 20, (3, 3), 20, act, kernel_shape=[3, 3], **attrs)
+        nodes += n
+        inits.update(i)
+        outs[name] = None
     # residual adds: pointwise and depthwise with an activation after the add
     for name, group, act in [("pw_res", 1, "Relu"), ("dw_res", c, "HardSwish")]:
         k = [1, 1] if group == 1 else [3, 3]
@@ -108,6 +123,7 @@ def test_conv_family_matches_onnxruntime():
     res = compile_model_proto(model, "arm64-fp32")
     text = res.files["test.c"]
     assert "edgec_f32_tile(" in text and "vfmaq_f32(a0" in text  # GEMM tiles and depthwise
+    assert text.count("static const float zero_row[20]") == 4  # the 3x3 depthwise kernel
     assert "#include \"edgec_neon_f32.h\"" in text
     check_against_ort(model, feeds, "arm64-fp32")
 

@@ -10,7 +10,9 @@ returns None (template) or the portable parameters unchanged when no NEON kernel
 fp32 (codegen/c/runtime/edgec_neon_f32.h): pointwise convolution and Gemm are a GEMM over
 rows (pixels) with weights packed in panels of 8 output channels [panel][K][8]; general NHWC
 convolution is an implicit GEMM (one tile call per kernel tap, weights [g][panel][kh][kw][CG][8]);
-depthwise convolution runs 16 channels per step over the valid taps of each output pixel.
+3x3 depthwise convolution of stride 1 or 2 (conv_dw3_f32.c.j2) keeps 4 channels' weights in
+registers along an output row and loads every input column once for the pixels sharing it;
+other depthwise convolutions run 16 channels per step over the valid taps of each output pixel.
 Epilogues (bias, residual, activation) are applied in registers where the activation has a
 vector form (VECTOR_ACTIVATIONS), else on a stored tile with the scalar epilogue.
 
@@ -128,6 +130,17 @@ def conv_template(node: Node, target, kind: str, x_nchw: bool) -> str | None:
             "general": "ops/arm64/conv_f32.c.j2"}[kind]
 
 
+DW3_TEMPLATE = "ops/arm64/conv_dw3_f32.c.j2"
+
+
+def dw3_applies(node: Node, p: dict) -> bool:
+    """The column-reuse 3x3 depthwise kernel: 3x3, no dilation, stride 1 or 2 along the width,
+    channels a multiple of 4, no fused residual, an activation with a vector form."""
+    return (p["KH"] == 3 and p["KW"] == 3 and p["DH"] == 1 and p["DW"] == 1
+            and p["SW"] in (1, 2) and p["C"] % 4 == 0 and len(node.inputs) <= 3
+            and p.get("vec_act", "") is not None)
+
+
 def conv_kind(node: Node) -> str:
     """"pointwise" (a GEMM over pixels), "depthwise" or "general" for a 2-D NHWC Conv."""
     a = node.attrs
@@ -154,7 +167,12 @@ def conv_params(node: Node, target, p: dict) -> dict:
     if kind == "depthwise":
         q["bias16"] = ConstArray(_padded(bias, m, 16), "bias16")
         q.update(interior_range(p))
-        return _with_epilogue(node, m, q)
+        _with_epilogue(node, m, q)
+        if dw3_applies(node, q):  # [C/4][kh][kw][4]
+            packed = w4.reshape(m // 4, 4, 3, 3).transpose(0, 2, 3, 1)
+            q["weights"] = ConstArray(np.ascontiguousarray(packed), "w_dw3")
+            q["dw3"] = True
+        return q
     g, mg = p["G"], p["MG"]
     n_panels = -(-mg // F32_PANEL)
     # [g][panel][kh][kw][cg][8]: one tap's rows follow the previous tap's, so a panel's

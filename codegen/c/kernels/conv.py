@@ -98,6 +98,8 @@ def _neon_accepts(node: Node, target, scratch) -> bool:
 def _neon_build(node: Node, target, scratch) -> Kernel:
     template = arm64_f32.conv_template(node, target, arm64_f32.conv_kind(node), False)
     params = arm64_f32.conv_params(node, target, portable_conv_params(node))
+    if params.get("dw3"):
+        template = arm64_f32.DW3_TEMPLATE
     return Kernel(template, params, arm64_f32.runtime_for(template))
 
 
