@@ -109,6 +109,9 @@ def add_quant_args(p: argparse.ArgumentParser):
     q.add_argument("--weights-budget", type=int, default=None, metavar="BYTES",
                    help="--weight-bits 4 --auto-mixed-precision: give the most sensitive layers "
                         "int8 weights while the weights stay within BYTES")
+    q.add_argument("--io", choices=("float", "int8"), default="float",
+                   help="int8 C targets: int8 model inputs and outputs (no float quantise / "
+                        "dequantise at the edges; scales in the header; docs/cortex-m.md)")
     q.add_argument("--tflite-io", choices=("float", "int8"), default="float",
                    help="tflite-int8: the model's inputs/outputs as float (a QUANTIZE and "
                         "DEQUANTIZE inside; default) or int8 (docs/tflite.md)")
@@ -155,7 +158,7 @@ def quant_options(args) -> dict:
             "calib_percentile": args.calib_percentile, "calib_limit": args.calib_limit,
             "preprocess": image_preprocess(args), "keep_float": tuple(args.keep_float),
             "auto_mixed_precision": args.auto_mixed_precision, "target_snr": args.target_snr,
-            "tflite_io": args.tflite_io, "int8_softmax": args.int8_softmax,
+            "tflite_io": args.tflite_io, "io": args.io, "int8_softmax": args.int8_softmax,
             "tflite_activations": args.tflite_activations, "weight_bits": args.weight_bits,
             "weights_budget": args.weights_budget}
 

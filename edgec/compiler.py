@@ -35,6 +35,7 @@ from edgec.limits import Limits, check_arena, check_source_bytes, check_weights
 from edgec.ops import get_op
 from edgec.output_dir import write_output_dir
 from edgec.passes import PassManager
+from edgec.passes.int8_io import check_io, int8_model_io
 from edgec.passes.memory_plan import plan_memory
 from edgec.quant.driver import quantize_graph
 from edgec.quant.weight_bits import check_weight_bits
@@ -76,6 +77,7 @@ class CompileOptions:
     partitions: int = 1  # --weights external: partitions of consecutive layers
     fallback: str | None = None  # "int8": fp32 and int8 builds behind one API (os-runtime.md)
     sparse_weights: str = "auto"  # C targets: CSR weights for sparse layers (docs/pruning.md)
+    io: str = "float"  # int8 C targets: "int8" model inputs/outputs (passes/int8_io.py)
     weight_bits: int = 8  # int8 targets: 4 = int4 Conv/Gemm weights, W4A8 (docs/int8.md)
     weights_budget: int | None = None  # --weight-bits 4 mixed precision: flash bytes
 
@@ -235,6 +237,7 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     check_threads(options.threads, target)
     check_weights_mode(options.weights, options.partitions, target)
     check_weight_bits(options, target)
+    check_io(options.io, target)
     if options.sparse_weights not in SPARSE_MODES:
         raise EdgecError(f"--sparse-weights takes {', '.join(SPARSE_MODES)}, "
                          f"not {options.sparse_weights}")
@@ -250,6 +253,8 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     float_graph, warnings, quant_report, value_map = None, [], {}, {}
     if target.is_int8:
         g, float_graph, warnings, quant_report, value_map = quantize_graph(g, target, options)
+    if options.io == "int8":  # int8 model inputs/outputs: the edge (de)quantise steps go
+        int8_model_io(g)
     g.verify()
     plan = plan_memory(g, target.alignment)
     check_arena(plan.arena_bytes, options.limits)
@@ -270,6 +275,8 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     check_source_bytes(sum(len(text) for text in files.values()), options.limits)
     report = build_report(g, plan, target, backend.weights_bytes, dict(extra_report or {}))
     report["kernels"] = backend.kernel_count
+    if "int8_io" in g.meta:  # --io int8: each int8 input's and output's scale and zero point
+        report["int8_io"] = g.meta["int8_io"]
     report["prefix"] = backend.prefix
     if options.threads > 1:
         report["threads"] = {"threads": options.threads, "split_layers": backend.split_layers}

@@ -332,6 +332,7 @@ class CBackend:
             "arena_align": plan.alignment,
             "inputs": self._io_table(g, g.inputs, in_names, plan),
             "outputs": self._io_table(g, g.outputs, out_names, plan),
+            "int8_io": g.meta.get("int8_io") or {},  # --io int8 (passes/int8_io.py)
             "meta": extra_meta or {},
             "threads": threads,
             "split_layers": sum(1 for L in layers if L.before),

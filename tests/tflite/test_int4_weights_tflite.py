@@ -13,10 +13,9 @@ from edgec.interp import run_graph
 from edgec.workbench.compare import compare, random_inputs
 
 pytest.importorskip("ai_edge_litert.interpreter")
-from ai_edge_litert import schema_py_generated as schema  # noqa: E402
-
-from edgec.codegen.tflite import builtin_name, read_model  # noqa: E402
-from edgec.codegen.tflite.runner import run_compiled  # noqa: E402
+from ai_edge_litert import schema_py_generated as schema
+from edgec.codegen.tflite import builtin_name, read_model
+from edgec.codegen.tflite.runner import run_compiled
 
 
 @pytest.mark.parametrize("name", ["digits_cnn", "resnet8", "dscnn"])
