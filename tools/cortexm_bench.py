@@ -85,8 +85,12 @@ def kernel_rows(tmp: Path) -> list[dict]:
     """Instructions per MAC of the DSP (cortex-m4) and Helium (cortex-m55) kernels on
     DS-CNN's pointwise (250 pixels x 64 x 64) and depthwise (25 x 5 x 64, 3 x 3) shapes."""
     sys.path.insert(0, str(REPO / "tests" / "cortexm"))
-    from edgec.codegen.c.isa.cortexm import (pack_dsp_depthwise_weights, pack_dsp_gemm_weights,
-                                             pack_mve_depthwise_weights, pack_mve_gemm_weights)
+    from edgec.codegen.c.isa.cortexm import (
+        pack_dsp_depthwise_weights,
+        pack_dsp_gemm_weights,
+        pack_mve_depthwise_weights,
+        pack_mve_gemm_weights,
+    )
     from kernel_case import run_case
 
     from edgec import qmath

@@ -61,6 +61,7 @@ from edgec.datafiles import as_input_dtype, quote_path, read_arrays
 from edgec.errors import DataError, EdgecError
 from edgec.interp import run_graph
 from edgec.ir import Graph
+from edgec.passes.int8_io import dequantize_output, quantize_input
 from edgec.workbench.ort_reference import reference_model
 
 DEFAULT_RTOL = 1e-4
@@ -301,9 +302,18 @@ class VerifyResult(TableView):
                 ["output", "status", "max abs err", "max rel err", "SNR dB"], rows, reference)
 
 
+def int8_io_feeds(g: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`feeds` of the source model as a `--io int8` build takes them: each float sample of an
+    int8 input quantised with its published scale and zero point (passes/int8_io.py)."""
+    io = (g.meta.get("int8_io") or {}).get("inputs") or {}
+    return {n: quantize_input(x, **io[n]) if n in io and np.asarray(x).dtype.kind == "f"
+            else x for n, x in feeds.items()}
+
+
 def harness_io(g: Graph, feeds: dict[str, np.ndarray]):
     """(input arrays in the harness's order and types, output (shape, dtype) specs)."""
     in_names = g.meta.get("input_names") or [v.name for v in g.inputs]
+    feeds = int8_io_feeds(g, feeds)
     ins = [np.ascontiguousarray(np.asarray(feeds[n]).astype(v.dtype.np))
            for n, v in zip(in_names, g.inputs)]
     return ins, [(v.shape, v.dtype.np) for v in g.outputs]
@@ -315,7 +325,9 @@ def _verify_int8(result, samples, compiled, refs, rtol: float = DEFAULT_RTOL) ->
     g = result.graph
     out_names = g.meta.get("output_names") or [v.name for v in g.outputs]
     in_names = g.meta.get("input_names") or [v.name for v in g.inputs]
-    interp = [run_graph(g, {n: np.asarray(s[n]) for n in in_names}) for s in samples]
+    interp = [run_graph(g, {n: np.asarray(s[n]) for n in in_names})
+              for s in (int8_io_feeds(g, s) for s in samples)]
+    io_outs = (g.meta.get("int8_io") or {}).get("outputs") or {}
     comparisons, stacked = [], {}
     for name in out_names:
         got = np.concatenate([np.asarray(c[name]).reshape(-1) for c in compiled])
@@ -326,7 +338,8 @@ def _verify_int8(result, samples, compiled, refs, rtol: float = DEFAULT_RTOL) ->
             not g.outputs[out_names.index(name)].dtype.is_float
         # Outputs of a float island (e.g. a final Softmax) match within fp32 tolerance.
         exact = compare(name, got, want, rtol, exact=bits)
-        vs_fp32 = compare(name, got, ref.astype(np.float64))
+        real = dequantize_output(got, **io_outs[name]) if name in io_outs else got
+        vs_fp32 = compare(name, real, ref.astype(np.float64))  # SNR: --io int8 dequantised
         exact.snr_db = vs_fp32.snr_db
         exact.max_abs_err, exact.max_rel_err = vs_fp32.max_abs_err, vs_fp32.max_rel_err
         comparisons.append(exact)

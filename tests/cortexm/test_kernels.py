@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from edgec.codegen.c.isa.cortexm import (pack_dsp_depthwise_weights, pack_dsp_gemm_weights,
-                                         pack_mve_depthwise_weights, pack_mve_gemm_weights)
+from edgec.codegen.c.isa.cortexm import (
+    pack_dsp_depthwise_weights,
+    pack_dsp_gemm_weights,
+    pack_mve_depthwise_weights,
+    pack_mve_gemm_weights,
+)
 from kernel_case import run_case
 
 from edgec import qmath
