@@ -42,6 +42,9 @@ def add_pass_args(p: argparse.ArgumentParser):
                    help="fp32 C targets: store mostly-zero Conv/Gemm/MatMul weights as CSR and "
                         "skip the zeros; auto (default): layers with >= 70%% zeros where the "
                         "estimated work is not above dense; on: wherever smaller (docs/pruning.md)")
+    p.add_argument("--memory-budget", default=None, metavar="BYTES",
+                   help="C targets: fuse chains of conv layers (line buffers, no extra MACs) "
+                        "until the arena fits BYTES (K/M/G allowed; docs/memory.md)")
     p.add_argument("--fallback", choices=("int8",), default=None,
                    help="fp32 targets with an OS: build the int8 variant too, behind one API "
                         "that selects it when memory runs low (docs/os-runtime.md)")
@@ -185,5 +188,7 @@ def compile_options(args):
         partitions=getattr(args, "partitions", 1),
         sparse_weights=getattr(args, "sparse_weights", "auto"),
         fallback=getattr(args, "fallback", None),
+        memory_budget=(None if getattr(args, "memory_budget", None) is None
+                       else parse_size(args.memory_budget, "--memory-budget")),
         **quant_options(args),
     )

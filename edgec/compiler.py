@@ -35,6 +35,7 @@ from edgec.limits import Limits, check_arena, check_source_bytes, check_weights
 from edgec.ops import get_op
 from edgec.output_dir import write_output_dir
 from edgec.passes import PassManager
+from edgec.passes.fuse_row_bands import fuse_row_bands
 from edgec.passes.int8_io import check_io, int8_model_io
 from edgec.passes.memory_plan import plan_memory
 from edgec.quant.driver import quantize_graph
@@ -78,6 +79,7 @@ class CompileOptions:
     fallback: str | None = None  # "int8": fp32 and int8 builds behind one API (os-runtime.md)
     sparse_weights: str = "auto"  # C targets: CSR weights for sparse layers (docs/pruning.md)
     io: str = "float"  # int8 C targets: "int8" model inputs/outputs (passes/int8_io.py)
+    memory_budget: int | None = None  # C targets: fuse conv chains to fit (docs/memory.md)
     weight_bits: int = 8  # int8 targets: 4 = int4 Conv/Gemm weights, W4A8 (docs/int8.md)
     weights_budget: int | None = None  # --weight-bits 4 mixed precision: flash bytes
 
@@ -141,6 +143,17 @@ def compile_fallback(g: Graph, options: CompileOptions, target: Target, model_na
                            None, f32.warnings + i8.warnings)
     result.variants = variants
     return result
+
+
+def check_memory_budget(budget: int | None, target: Target) -> None:
+    """--memory-budget BYTES: a positive size, on a C target (fused chains are C kernels)."""
+    if budget is None:
+        return
+    if budget <= 0:
+        raise EdgecError(f"--memory-budget takes a positive number of bytes, not {budget}")
+    if target.backend != "c":
+        raise EdgecError(f"--memory-budget needs a C target; {target.name} writes no C "
+                         "(its runtime plans the memory)")
 
 
 def check_weights_mode(weights: str, partitions: int, target: Target) -> None:
@@ -238,6 +251,7 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     check_weights_mode(options.weights, options.partitions, target)
     check_weight_bits(options, target)
     check_io(options.io, target)
+    check_memory_budget(options.memory_budget, target)
     if options.sparse_weights not in SPARSE_MODES:
         raise EdgecError(f"--sparse-weights takes {', '.join(SPARSE_MODES)}, "
                          f"not {options.sparse_weights}")
@@ -256,6 +270,10 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     if options.io == "int8":  # int8 model inputs/outputs: the edge (de)quantise steps go
         int8_model_io(g)
     g.verify()
+    row_bands = None
+    if options.memory_budget is not None:  # line-buffered chains (passes/fuse_row_bands.py)
+        row_bands = fuse_row_bands(g, target.alignment, options.memory_budget)
+        g.verify()
     plan = plan_memory(g, target.alignment)
     check_arena(plan.arena_bytes, options.limits)
     check_weights((v.data for v in g.constants if v.uses), options.limits)
@@ -285,6 +303,8 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
                                   "bytes": len(files[f"{backend.prefix}.weights"]),
                                   "partitions": options.partitions}
     report.update(getattr(backend, "report_sections", {}))  # e.g. "tflite" (docs/report.md)
+    if row_bands is not None:
+        report["row_bands"] = row_bands.as_dict()
     if quant_report:
         report["quantization"] = quant_report
     files["report.json"] = report_json(report)

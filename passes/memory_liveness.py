@@ -14,14 +14,16 @@ Two kinds of sharing turn several values into one *storage group* (one buffer in
   has an `in_place_inputs(node)` hook listing input indices) whose output has the size and
   element type of an input may write into that input's buffer when the input's whole group
   (the input, its views, everything already sharing its buffer) is last read by this very
-  node and holds no graph output. The elementwise template reads every operand of an element
+  node and holds no graph output (a node flagged `NARROWING_IN_PLACE` may also write a
+  narrower element type over its input). The elementwise template reads every operand of an element
   before it writes that element, at the same index, so the overwrite is safe. Graph inputs
   may be overwritten too: the run consumes its inputs (the harness and `*_infer` refill
   them before every run), exactly as a plan that reuses a dead input's bytes already does.
 
 A group's lifetime is the union of its members' lifetimes (a contiguous interval, since each
 member starts where another ends); its size is the aligned size of its largest member (all
-members have the same size). `live_bytes[s]` is the total of the groups live at step s: the
+members have the same size, except after a narrowing in-place write: from the step after it
+the group holds only its narrower members, `group_tails`, and its buffer shrinks to them). `live_bytes[s]` is the total of the groups live at step s: the
 lower bound of any arena for this schedule (`arena_lower_bound_bytes`).
 """
 
@@ -64,6 +66,12 @@ def view_source(node: Node) -> Value | None:
     return x
 
 
+# node.meta flag: the node's kernel may write its narrower elements over its input's (element
+# i goes to byte offset i * out_size, at or below where input element i starts, which was read
+# before; set by passes/fuse_row_bands.py for QuantizeLinear under --memory-budget).
+NARROWING_IN_PLACE = "in_place_narrowing"
+
+
 def in_place_inputs(node: Node) -> list[int]:
     """Input indices whose buffer `node` may overwrite with its output (when they die here)."""
     if len(node.outputs) != 1 or view_source(node) is not None:
@@ -77,10 +85,13 @@ def in_place_inputs(node: Node) -> list[int]:
     else:
         return []
     y = node.output
+    narrowing = node.meta.get(NARROWING_IN_PLACE, False)
     keep = []
     for i in indices:
         x = node.input(i)
-        if x is None or x.is_const or x.dtype != y.dtype or x.type.numel != y.type.numel:
+        if x is None or x.is_const or x.type.numel != y.type.numel:
+            continue
+        if x.dtype != y.dtype and not (narrowing and y.dtype.itemsize <= x.dtype.itemsize):
             continue
         keep.append(i)
     return keep
@@ -173,6 +184,8 @@ class Liveness:
     group_lifetimes: dict[str, tuple[int, int]] = field(default_factory=dict)
     group_bytes: dict[str, int] = field(default_factory=dict)
     live_bytes: list[int] = field(default_factory=list)
+    # root -> (step, bytes): a group narrowed in place holds only `bytes` from `step` on
+    group_tails: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def storage_of(self, name: str) -> str:
         """The group (root value name) whose buffer holds `name` (chains resolved once)."""
@@ -207,6 +220,7 @@ def analyse_liveness(g: Graph, alignment: int = 16, nodes: list[Node] | None = N
     group_last = {r: max(lifetimes[m][1] for m in ms) for r, ms in members.items()}
     group_is_output = {r: any(m in output_names for m in ms) for r, ms in members.items()}
 
+    narrowed: dict[str, int] = {}  # root -> step of a narrowing in-place write
     if in_place:
         for step, node in enumerate(nodes):
             y = node.outputs[0] if node.outputs else None
@@ -219,6 +233,8 @@ def analyse_liveness(g: Graph, alignment: int = 16, nodes: list[Node] | None = N
                 members[root].extend(members.pop(y.name))
                 group_last[root] = max(group_last[root], group_last.pop(y.name))
                 group_is_output[root] |= group_is_output.pop(y.name)
+                if node.input(i).dtype != y.dtype:
+                    narrowed[root] = step
                 break
 
     for root, ms in members.items():
@@ -226,9 +242,18 @@ def analyse_liveness(g: Graph, alignment: int = 16, nodes: list[Node] | None = N
         live.group_lifetimes[root] = (min(lifetimes[m][0] for m in ms),
                                       max(lifetimes[m][1] for m in ms))
         live.group_bytes[root] = align_up(max(live.nbytes[m] for m in ms), alignment)
+        if root in narrowed:  # after the narrowing step only the later members' bytes stay
+            later = [live.nbytes[m] for m in ms if lifetimes[m][1] > narrowed[root]]
+            tail = align_up(max(later), alignment) if later else 0
+            if later and tail < live.group_bytes[root]:
+                live.group_tails[root] = (narrowed[root] + 1, tail)
     delta = [0] * (live.steps + 1)  # difference array: O(groups + steps), not O(lifetimes)
     for root, (first, last) in live.group_lifetimes.items():
         delta[first] += live.group_bytes[root]
         delta[last + 1] -= live.group_bytes[root]
+        if root in live.group_tails:
+            step, tail = live.group_tails[root]
+            delta[step] -= live.group_bytes[root] - tail
+            delta[last + 1] += live.group_bytes[root] - tail
     live.live_bytes = list(itertools.accumulate(delta[:live.steps]))
     return live

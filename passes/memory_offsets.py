@@ -59,10 +59,19 @@ class Buffer:
     first: int
     last: int
     offset: int = -1
+    tail_from: int = -1  # from this step on, only the first `tail_size` bytes are in use
+    tail_size: int = 0
 
     def overlaps_in_time(self, other: Buffer) -> bool:
         """True when both buffers are live at some common step."""
         return self.first <= other.last and other.first <= self.last
+
+    def extent_against(self, other: Buffer) -> int:
+        """The bytes this buffer occupies at the steps it shares with `other` (its size, or
+        its tail when they meet only after it shrank)."""
+        if self.tail_from < 0 or max(self.first, other.first) < self.tail_from:
+            return self.size
+        return self.tail_size
 
 
 class _RangeArgmax:
@@ -114,6 +123,11 @@ class Packing:
             if b.first <= b.last:
                 delta[b.first] += b.size
                 delta[b.last + 1] -= b.size
+                if 0 <= b.tail_from <= b.last:
+                    delta[b.tail_from] -= b.size - b.tail_size
+                    delta[b.last + 1] += b.size - b.tail_size
+        # shrinking buffers (a narrowing in-place write) need pairwise extents (offset_for)
+        self.shrinking = any(b.tail_from >= 0 for b in buffers)
         self.breadth = [0] * steps
         running = 0
         for s in range(steps):
@@ -133,6 +147,8 @@ class Packing:
         size = self.sizes[b]
         if size == 0:
             return 0
+        if self.shrinking:
+            return self._first_fit_extents(b, offsets)
         taken = sorted((offsets[c], offsets[c] + self.sizes[c])
                        for c in self.conflicts[b] if offsets[c] >= 0)
         candidate = 0
@@ -146,6 +162,19 @@ class Packing:
                     best, best_slack = candidate, slack
             candidate = max(candidate, end)
         return best if best >= 0 else candidate
+
+    def _first_fit_extents(self, b: int, offsets: list[int]) -> int:
+        """First fit where each pair of buffers uses its extents against each other (a
+        shrinking buffer meets later buffers with its tail only)."""
+        me = self.buffers[b]
+        taken = [(offsets[c], offsets[c] + self.buffers[c].extent_against(me),
+                  me.extent_against(self.buffers[c]))
+                 for c in self.conflicts[b] if offsets[c] >= 0]
+        for candidate in sorted({0} | {end for _, end, _ in taken}):
+            if all(candidate + mine <= start or candidate >= end
+                   for start, end, mine in taken):
+                return candidate
+        return 0  # unreachable: the highest end always fits
 
     def place(self, order: list[int], best_fit: bool = False, limit: int | None = None
               ) -> tuple[list[int], int]:

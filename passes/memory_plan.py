@@ -97,6 +97,9 @@ def plan_memory(g: Graph, alignment: int = 16, schedule: bool = True,
         live = analyse_liveness(g, alignment, views=views, in_place=in_place)
     buffers = [Buffer(root, live.group_bytes[root], *live.group_lifetimes[root])
                for root in live.groups]
+    for b in buffers:
+        if b.name in live.group_tails:
+            b.tail_from, b.tail_size = live.group_tails[b.name]
     packed = pack_buffers(buffers, strategies, packing_budget)
     group_offset = {b.name: b.offset for b in buffers}
     values = activation_values(g)

@@ -37,6 +37,7 @@ from edgec.codegen.c.kernel import ConstArray, Kernel
 from edgec.codegen.c.kernels.int4 import int4_summary, weights_bytes_by_bits
 from edgec.codegen.c.kernels.sparse import sparse_layer_rows, sparse_summary
 from edgec.codegen.c.naming import c_identifier, c_string, c_text, comment_text, model_prefix
+from edgec.codegen.c.row_bands import ROW_BANDS, render_row_bands
 from edgec.codegen.c.select import select
 from edgec.codegen.c.threads import THREAD_HEADERS, THREAD_SOURCES, WorkSplit, split_layer
 
@@ -160,7 +161,9 @@ class CBackend:
 
     # ------------------------------------------------------------------ layers
     def _render_layer(self, index: int, node: Node, consts, plan, extra_arrays) -> Layer:
-        kernel = select(node, self.target, {"sparse_weights": self.sparse_weights})
+        fused = node.op == ROW_BANDS  # a fused chain: variants of its layers' kernels
+        kernel = None if fused else select(node, self.target,
+                                           {"sparse_weights": self.sparse_weights})
         fn = f"layer_{index:03d}_{c_identifier(node.op, 'op')}"
         params: list[str] = []
         args: list[str] = []
@@ -213,11 +216,15 @@ class CBackend:
         all_ins = [tensor(v) for v in node.inputs]
         outs = [tensor(v) for v in node.outputs]
         split = WorkSplit(False)
+        before = ""
         if any(v is not None for v in node.outputs) and all(
                 v is None or v.type.numel == 0 for v in node.outputs):
             # Nothing to write: loops of 0 iterations would only trip -Wtype-limits.
             body = "\n".join(["/* every output is empty (a dimension of 0): no work */"]
                               + [f"(void){a};" for a in (act_ident[id(v)] for v in act_values)])
+        elif fused:
+            before, body, kernel = render_row_bands(self, fn, node, act_ident, consts,
+                                                    extra_arrays, CTensor)
         else:
             split = WorkSplit(self.threads > 1)
             body = self._render_body(node, kernel, fn, ins, all_ins, outs, extra_arrays, split)
@@ -225,7 +232,6 @@ class CBackend:
         out_type = node.output.type if len(node.outputs) == 1 else ""
         comment = (f"{c_text(node.op)} '{comment_text(node.name)}': {c_text(out_type)}"
                    f" <- {c_text(shapes_in)}")
-        before = ""
         if split.items >= 2:
             before, body = split_layer(fn, params, body, comment, split.items,
                                        f"{self.prefix.upper()}_LAYER")

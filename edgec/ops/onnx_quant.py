@@ -129,6 +129,12 @@ class QuantizeLinear(QuantLinearBase):
 
     dtypes = {DType.FLOAT32} | Q_TYPES
 
+    def in_place_inputs(self, node: Node) -> list[int]:
+        """The input's bytes take the narrower output when a memory budget asked for it
+        (node.meta "in_place_narrowing", passes/fuse_row_bands.py): every kernel reads an
+        element before it writes that element's narrower slot, which lies at or below it."""
+        return [0] if node.meta.get("in_place_narrowing") else []
+
     def import_onnx(self, node: Node, opset: int) -> None:
         require_dtypes(node, {DType.FLOAT32}, (0, 1))
         require_dtypes(node, Q_TYPES, (2,))
