@@ -22,6 +22,15 @@ def add_model_args(p: argparse.ArgumentParser, target_default: str | None = "gen
                    help="fix a dynamic input shape, e.g. input=1x3x224x224 (repeatable)")
 
 
+def weights_location(value: str) -> str:
+    """--weights takes where the constants live; a bit width there points to --weight-bits."""
+    if value.lower() in ("int4", "int8", "4", "8"):
+        raise argparse.ArgumentTypeError(
+            f"'{value}' is a bit width: --weights says where the constants live (rodata or "
+            "external); int4 weights are --weight-bits 4 (both combine)")
+    return value
+
+
 def add_pass_args(p: argparse.ArgumentParser):
     """The flags of commands that run the pipeline: prefix, pass control, limits, int8."""
     p.add_argument("--prefix", help="C identifier prefix of the generated API (default: file stem)")
@@ -32,7 +41,8 @@ def add_pass_args(p: argparse.ArgumentParser):
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="C targets with an OS: split the heavy layers over N threads (a pthread "
                         "pool; bit-identical to 1; docs/os-runtime.md); default 1")
-    p.add_argument("--weights", choices=("rodata", "external"), default="rodata",
+    p.add_argument("--weights", type=weights_location, choices=("rodata", "external"),
+                   default="rodata",
                    help="C targets with an OS: constants as .rodata arrays (default) or in "
                         "PREFIX.weights, mapped read-only at run time (docs/os-runtime.md)")
     p.add_argument("--partitions", type=int, default=1, metavar="K",

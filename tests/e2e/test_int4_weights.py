@@ -112,6 +112,7 @@ def _cli(*args) -> subprocess.CompletedProcess:
      "--weights-budget needs --weight-bits 4 and --auto-mixed-precision"),
     (["-t", "generic-int8", "--weight-bits", "4", "--auto-mixed-precision",
       "--weights-budget", "0"], "--weights-budget takes a positive number of bytes"),
+    (["-t", "generic-int8", "--weights", "int4"], "int4 weights are --weight-bits 4"),
 ])
 def test_flag_misuse_is_one_line(zoo_dir, tmp_path, flags, message):
     proc = _cli("compile", zoo_dir / "digits_cnn.onnx", "-o", tmp_path / "out", *flags)
