@@ -131,3 +131,17 @@ def test_int4_combines_with_external_weights(zoo_dir, tmp_path):
     # the file aligns every array (86,017 B for 19,947 B of int8 data; int4: 76,545 B)
     assert blob == json.loads((tmp_path / "out" / "report.json").read_text())[
         "weights_file"]["bytes"] < int8["weights_file"]["bytes"]
+
+
+@pytest.mark.parametrize("target_snr, promoted", [(0.0, 0), (1000.0, 4)])
+def test_mixed_without_budget_stops_at_the_target_snr(zoo_dir, target_snr, promoted):
+    """Without --weights-budget, layers move to int8 weights (most sensitive first) until the
+    output SNR reaches --target-snr: none for 0 dB, all four for an unreachable 1000 dB."""
+    res = compile_model(zoo_dir / "digits_cnn.onnx", CompileOptions(
+        target="generic-int8", weight_bits=4, calib=str(zoo_dir / "digits_calib.npz"),
+        auto_mixed_precision=True, target_snr=target_snr))
+    amp = res.report["quantization"]["auto_mixed_precision"]
+    assert len(amp["int8_weight_layers"]) == promoted, amp
+    order = sorted(amp["sensitivity_db"], key=lambda n: amp["sensitivity_db"][n])
+    assert amp["int8_weight_layers"] == order[:promoted]
+    assert len(amp["history"]) == promoted + 1
