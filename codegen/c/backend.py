@@ -37,7 +37,6 @@ from edgec.codegen.c.kernel import ConstArray, Kernel
 from edgec.codegen.c.kernels.int4 import int4_summary, weights_bytes_by_bits
 from edgec.codegen.c.kernels.sparse import sparse_layer_rows, sparse_summary
 from edgec.codegen.c.naming import c_identifier, c_string, c_text, comment_text, model_prefix
-from edgec.codegen.c.row_bands import ROW_BANDS, render_row_bands
 from edgec.codegen.c.select import select
 from edgec.codegen.c.threads import THREAD_HEADERS, THREAD_SOURCES, WorkSplit, split_layer
 
@@ -126,6 +125,7 @@ class Layer:
     index: int = 0
     before: str = ""  # threaded builds: the split layer's part function and task (threads.py)
     enter: int | None = None  # --weights external: the weights partition entered before it
+    split: WorkSplit | None = None  # its work items, while the split is still to be rendered
 
 
 class CBackend:
@@ -161,9 +161,7 @@ class CBackend:
 
     # ------------------------------------------------------------------ layers
     def _render_layer(self, index: int, node: Node, consts, plan, extra_arrays) -> Layer:
-        fused = node.op == ROW_BANDS  # a fused chain: variants of its layers' kernels
-        kernel = None if fused else select(node, self.target,
-                                           {"sparse_weights": self.sparse_weights})
+        kernel = select(node, self.target, {"sparse_weights": self.sparse_weights})
         fn = f"layer_{index:03d}_{c_identifier(node.op, 'op')}"
         params: list[str] = []
         args: list[str] = []
@@ -216,26 +214,34 @@ class CBackend:
         all_ins = [tensor(v) for v in node.inputs]
         outs = [tensor(v) for v in node.outputs]
         split = WorkSplit(False)
-        before = ""
         if any(v is not None for v in node.outputs) and all(
                 v is None or v.type.numel == 0 for v in node.outputs):
             # Nothing to write: loops of 0 iterations would only trip -Wtype-limits.
             body = "\n".join(["/* every output is empty (a dimension of 0): no work */"]
                               + [f"(void){a};" for a in (act_ident[id(v)] for v in act_values)])
-        elif fused:
-            before, body, kernel = render_row_bands(self, fn, node, act_ident, consts,
-                                                    extra_arrays, CTensor)
         else:
-            split = WorkSplit(self.threads > 1)
+            split = WorkSplit(self.threads > 1 or (self.external and self.partitions > 1))
             body = self._render_body(node, kernel, fn, ins, all_ins, outs, extra_arrays, split)
         shapes_in = ", ".join(str(v.type) for v in node.inputs if v is not None and not v.is_const)
         out_type = node.output.type if len(node.outputs) == 1 else ""
         comment = (f"{c_text(node.op)} '{comment_text(node.name)}': {c_text(out_type)}"
                    f" <- {c_text(shapes_in)}")
+        layer = Layer(fn, node, params, args, body, comment, kernel)
         if split.items >= 2:
-            before, body = split_layer(fn, params, body, comment, split.items,
-                                       f"{self.prefix.upper()}_LAYER")
-        return Layer(fn, node, params, args, body, comment, kernel, before=before)
+            layer.split = split  # rendered once the weights partitions are known (generate)
+        return layer
+
+    def _finish_split(self, layer: Layer, inner_enter: list[tuple[int, int]]) -> None:
+        """Render a split layer's `_part` function and body (threads.py): over the pool in a
+        threaded build, else in one call per segment of work items between the weights
+        partitions it enters (`inner_enter`: (item, partition) pairs)."""
+        enters = [(item, (f"{self.prefix}_weights_enter({k}u); /* partition {k} of "
+                          f"{self.partitions}, from work item {item} */"))
+                  for item, k in inner_enter]
+        layer.before, layer.body = split_layer(
+            layer.fn, layer.params, layer.body, layer.comment, layer.split.items,
+            f"{self.prefix.upper()}_LAYER", threaded=self.threads > 1, enters=enters)
+        layer.split = None
 
     def _render_body(self, node: Node, kernel: Kernel, fn: str, ins, all_ins, outs,
                      extra_arrays, split: WorkSplit) -> str:
@@ -338,20 +344,28 @@ class CBackend:
             "arena_align": plan.alignment,
             "inputs": self._io_table(g, g.inputs, in_names, plan),
             "outputs": self._io_table(g, g.outputs, out_names, plan),
-            "int8_io": g.meta.get("int8_io") or {},  # --io int8 (passes/int8_io.py)
             "meta": extra_meta or {},
             "threads": threads,
-            "split_layers": sum(1 for L in layers if L.before),
+            "split_layers": sum(1 for L in layers if L.split is not None),
             "external": self.external,
             "partitions": self.partitions,
         }
         blob = None
+        inner_enter: dict[int, list[tuple[int, int]]] = {}
         if self.external:  # --weights external: PREFIX.weights and a pointer table
-            ctx["weights"], blob, enter, digest = external_weights(
-                weights, first_use, layers, self.partitions)
+            streams = {}  # constants a layer reads work item by work item (at their first use)
+            for L in layers:
+                for ident, item_bytes in (L.split.streams if L.split else []):
+                    if first_use.get(ident) == L.index:
+                        streams.setdefault(ident, item_bytes)
+            ctx["weights"], blob, enter, inner_enter, digest = external_weights(
+                weights, first_use, layers, self.partitions, streams)
             ctx["model_hash"] = list(digest)
             for pos, k in enter.items():
                 layers[pos].enter = k
+        for pos, L in enumerate(layers):
+            if L.split is not None:
+                self._finish_split(L, inner_enter.get(pos, []))
         files = {
             f"{self.prefix}.h": self.env.get_template("model.h.j2").render(ctx),
             f"{self.prefix}.c": self.env.get_template("model.c.j2").render(ctx),

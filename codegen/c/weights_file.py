@@ -1,9 +1,11 @@
 """The external weights file (`PREFIX.weights`) that codegen/c/runtime/edgec_weights.c maps.
 
 The layout is described once, at the top of edgec_weights.h; this module writes exactly that:
-a 96-byte header, a tensor table, a partition table, then the tensors, each aligned, with each
-partition starting on a 64 KiB boundary so the runtime can release a partition's pages without
-touching its neighbours'. The output depends only on the arrays, their partitions and the
+a 96-byte header, a tensor table, a partition table, then the tensors, each aligned. A partition
+that starts at a tensor starts on a 64 KiB boundary, so the runtime can release its pages
+without touching its neighbours'; one may also start inside a tensor (a layer that streams its
+weights work item by work item enters it between two items), and the runtime then keeps the
+page the two partitions share. The output depends only on the arrays, their partitions and the
 model hash (byte-identical on every host).
 """
 
@@ -27,9 +29,14 @@ def _align(n: int, a: int) -> int:
 
 
 def build_weights_file(arrays: Sequence[np.ndarray], partitions: Sequence[int],
-                       model_hash: bytes, alignment: int = 64) -> bytes:
-    """The file's bytes: `arrays[i]` (C order, its own dtype, little-endian) in partition
-    `partitions[i]`; partitions are numbered 0..P-1 and non-decreasing along `arrays`."""
+                       model_hash: bytes, inner: dict[int, list[tuple[int, int]]] | None = None,
+                       alignment: int = 64) -> bytes:
+    """The file's bytes: `arrays[i]` (C order, its own dtype, little-endian) starting in
+    partition `partitions[i]`; partitions are numbered 0..P-1 and non-decreasing along
+    `arrays`. `inner[i]` lists (byte offset, partition) where a partition starts inside
+    array i (a layer that enters it between two work items); such a partition does not start
+    on a 64 KiB boundary."""
+    inner = inner or {}
     if len(arrays) != len(partitions):
         raise ValueError("one partition number per array")
     if len(model_hash) != 32:
@@ -37,11 +44,12 @@ def build_weights_file(arrays: Sequence[np.ndarray], partitions: Sequence[int],
     if list(partitions) != sorted(partitions):
         raise ValueError("partitions must be non-decreasing")
     count = len(arrays)
-    n_parts = (max(partitions) + 1) if count else 1
+    n_parts = max([p + 1 for p in partitions] + [k + 1 for cuts in inner.values()
+                                                  for _, k in cuts] + [1])
     tables_end = HEADER_BYTES + TABLE_ENTRY_BYTES * (count + n_parts)
     offsets, part_ranges = [], [[0, 0] for _ in range(n_parts)]
     pos, current = tables_end, -1
-    for arr, part in zip(arrays, partitions):
+    for index, (arr, part) in enumerate(zip(arrays, partitions)):
         if part != current:
             pos = _align(pos, PARTITION_ALIGN)
             for skipped in range(current + 1, part + 1):
@@ -49,8 +57,13 @@ def build_weights_file(arrays: Sequence[np.ndarray], partitions: Sequence[int],
             current = part
         pos = _align(pos, alignment)
         offsets.append(pos)
+        for offset, k in inner.get(index, []):
+            part_ranges[current][1] = pos + offset
+            for skipped in range(current + 1, k + 1):
+                part_ranges[skipped] = [pos + offset, pos + offset]
+            current = k
         pos += np.asarray(arr).nbytes
-        part_ranges[part][1] = pos
+        part_ranges[current][1] = pos
     for skipped in range(current + 1, n_parts):
         part_ranges[skipped] = [_align(pos, PARTITION_ALIGN)] * 2
     size = max([pos] + [end for _, end in part_ranges])

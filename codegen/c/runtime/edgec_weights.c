@@ -15,6 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The largest folio Linux maps with one page-table entry on x86_64 and arm64 (4 KiB pages). */
+#define EDGEC_WEIGHTS_HUGE_BYTES ((size_t)2 << 20)
+
 static const char edgec_weights_magic[8] = {'E', 'D', 'G', 'E', 'C', 'W', 'T', '1'};
 
 static uint64_t edgec_le(const unsigned char *p, int bytes)
@@ -67,10 +70,34 @@ static int edgec_weights_validate(edgec_weights_t *w, const uint8_t model_hash[3
     for (i = 0; i < w->partitions; i++) {
         const unsigned char *p = h + EDGEC_WEIGHTS_HEADER_BYTES + 16 * (uint64_t)w->tensors + 16 * i;
         uint64_t begin = edgec_le(p, 8), stop = edgec_le(p + 8, 8);
-        if (begin > stop || stop > w->size || begin % EDGEC_WEIGHTS_PART_ALIGN != 0)
-            return EDGEC_WEIGHTS_EFORMAT;
+        if (begin > stop || stop > w->size) return EDGEC_WEIGHTS_EFORMAT;
     }
     return EDGEC_WEIGHTS_OK;
+}
+
+/* The file mapped read-only one page past a 2 MiB boundary (see the top of edgec_weights.h:
+   no 2 MiB block of the file then lines up with a 2 MiB block of addresses, so Linux maps it
+   page by page, never a whole 2 MiB folio at once); a plain mmap where that fails. */
+static void *edgec_weights_map(int fd, size_t size)
+{
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t span = (size + page - 1) / page * page;
+    const size_t reserve = span + EDGEC_WEIGHTS_HUGE_BYTES + page;
+    unsigned char *r, *at, *end;
+    void *map;
+    r = (unsigned char *)mmap(0, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (r == (unsigned char *)MAP_FAILED) return mmap(0, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    at = (unsigned char *)(((uintptr_t)r + EDGEC_WEIGHTS_HUGE_BYTES - 1)
+                           / EDGEC_WEIGHTS_HUGE_BYTES * EDGEC_WEIGHTS_HUGE_BYTES) + page;
+    map = mmap(at, size, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+    if (map == MAP_FAILED) {
+        munmap(r, reserve);
+        return mmap(0, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    }
+    end = r + reserve;
+    if (at > r) munmap(r, (size_t)(at - r));
+    if (end > at + span) munmap(at + span, (size_t)(end - (at + span)));
+    return map;
 }
 
 int edgec_weights_open(edgec_weights_t *w, const char *path, const uint8_t model_hash[32],
@@ -92,7 +119,7 @@ int edgec_weights_open(edgec_weights_t *w, const char *path, const uint8_t model
         close(fd);
         return w->size >= 8 ? EDGEC_WEIGHTS_ETRUNCATED : EDGEC_WEIGHTS_EFORMAT;
     }
-    if (use_mmap) map = mmap(0, w->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (use_mmap) map = edgec_weights_map(fd, w->size);
     if (map != MAP_FAILED) {
         w->base = (const unsigned char *)map;
         w->mapped = 1;
@@ -118,11 +145,18 @@ const void *edgec_weights_tensor(const edgec_weights_t *w, uint32_t index, uint3
     return w->base + edgec_le(t, 8);
 }
 
-static void edgec_weights_advise(const edgec_weights_t *w, uint32_t k, int advice)
+/* madvise on partition k's pages: the pages it shares with a neighbour (a partition that
+   starts inside a tensor) are read ahead (`outer`) but never released. */
+static void edgec_weights_advise(const edgec_weights_t *w, uint32_t k, int advice, int outer)
 {
     const unsigned char *p = w->base + EDGEC_WEIGHTS_HEADER_BYTES + 16 * (uint64_t)w->tensors
                              + 16 * (uint64_t)k;
+    const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
     uint64_t begin = edgec_le(p, 8), stop = edgec_le(p + 8, 8);
+    if (page == 0 || page > EDGEC_WEIGHTS_PART_ALIGN) return;
+    begin = outer ? begin / page * page : (begin + page - 1) / page * page;
+    stop = outer ? (stop + page - 1) / page * page : stop / page * page;
+    if (stop > w->size) stop = (w->size + page - 1) / page * page; /* the mapping's last page */
     if (stop > begin) madvise((void *)(w->base + begin), (size_t)(stop - begin), advice);
 }
 
@@ -132,9 +166,9 @@ int edgec_weights_enter(edgec_weights_t *w, uint32_t k)
     if (!w->base || k >= w->partitions) return EDGEC_WEIGHTS_ERANGE;
     if (w->mapped) {
         for (j = 0; j < w->partitions; j++)
-            if (j != k && j != k + 1) edgec_weights_advise(w, j, MADV_DONTNEED);
-        edgec_weights_advise(w, k, MADV_WILLNEED);
-        if (k + 1 < w->partitions) edgec_weights_advise(w, k + 1, MADV_WILLNEED);
+            if (j != k && j != k + 1) edgec_weights_advise(w, j, MADV_DONTNEED, 0);
+        edgec_weights_advise(w, k, MADV_WILLNEED, 1);
+        if (k + 1 < w->partitions) edgec_weights_advise(w, k + 1, MADV_WILLNEED, 1);
     }
     w->current = (int32_t)k;
     return EDGEC_WEIGHTS_OK;

@@ -10,15 +10,23 @@
  *            edgec_weights_check_payload),
  *            24 bytes reserved (zero).
  *   tensors  count x 16 bytes: u64 offset, u32 bytes, u32 partition.
- *   parts    partitions x 16 bytes: u64 begin, u64 end (a byte range of the file; partitions
- *            start on 64 KiB boundaries, a multiple of every page size in use, so releasing
- *            one never touches its neighbours' pages).
+ *   parts    partitions x 16 bytes: u64 begin, u64 end (a byte range of the file; a partition
+ *            that starts at a tensor starts on a 64 KiB boundary, a multiple of every page size
+ *            in use, so releasing one never touches its neighbours' pages; one that starts
+ *            inside a tensor, whose layer enters it between two work items, starts anywhere,
+ *            and the page it shares with its neighbour is released with neither).
  *   payload  the tensors, each at its offset, aligned.
  *
  * Partitions group consecutive layers. A model run enters partition 0, 1, ... in turn:
  * edgec_weights_enter() asks the kernel to read the next partition ahead (MADV_WILLNEED) and
  * drops every other partition's pages (MADV_DONTNEED; clean file pages, so they are simply
- * re-read from the file if needed again), so only about two partitions are resident at once.
+ * re-read from the file if needed again), so only about one partition is resident at once
+ * (the read-ahead fills the page cache, not the process's mapping). The file is mapped one
+ * page past a 2 MiB boundary: Linux 6.18 keeps an ext4 file's page cache in folios of up to
+ * 2 MiB and maps a whole 2 MiB folio with one PMD on the first touch of any of its pages,
+ * MADV_NOHUGEPAGE notwithstanding, which pulled up to 2 MiB of a released neighbour (or of
+ * the header) back in; with the addresses out of step with the file offsets it maps page by
+ * page (64 KiB of fault-around).
  * Without mmap (or when mapping fails) the file is read() into a caller-supplied buffer.
  * Every check that fails returns a code; nothing here aborts or reads outside the file.
  */
