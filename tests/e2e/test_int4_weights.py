@@ -145,3 +145,11 @@ def test_mixed_without_budget_stops_at_the_target_snr(zoo_dir, target_snr, promo
     order = sorted(amp["sensitivity_db"], key=lambda n: amp["sensitivity_db"][n])
     assert amp["int8_weight_layers"] == order[:promoted]
     assert len(amp["history"]) == promoted + 1
+
+
+def test_int4_layers_split_over_threads(zoo_dir):
+    options = CompileOptions(target="x86_64-int8", weight_bits=4, threads=2)
+    res = verify_model(zoo_dir / "resnet8.onnx", options, seed=4)
+    assert res.ok and res.exact, [o.as_dict() for o in res.outputs]
+    assert compile_model(zoo_dir / "resnet8.onnx", options).report["threads"][
+        "split_layers"] == 9
