@@ -30,9 +30,9 @@ def test_model_with_cortexm_kernels_is_bit_exact(zoo_dir, model, target):
 
 @pytest.mark.parametrize("target,header,calls", [
     ("cortex-m4-int8", "edgec_cm_dsp.h", ("edgec_cm_gemm_s8", "edgec_cm_conv_s8",
-                                          "edgec_cm_depthwise_s8")),
+                                          "edgec_cm_depthwise_s8", "edgec_cm_avgpool_s8")),
     ("cortex-m55-int8", "edgec_cm_mve.h", ("edgec_cm_mve_gemm_s8", "edgec_cm_mve_conv_s8",
-                                           "edgec_cm_mve_depthwise_s8"))])
+                                           "edgec_cm_mve_depthwise_s8", "edgec_cm_avgpool_s8"))])
 def test_generated_c_calls_the_kernels(zoo_dir, target, header, calls):
     path = zoo_dir / "dscnn.onnx"
     calib = random_calibration_inputs(load_onnx(path), 2, seed=1)
