@@ -14,7 +14,7 @@ from helpers import REPO
 from edgec.compiler import CompileOptions
 from edgec.workbench.verify import verify_model
 
-ARM64_TARGETS = ("arm64-fp32", "arm64-int8", "arm64-int8-base")
+ARM64_TARGETS = ("arm64-fp32", "arm64-int8", "arm64-int8-i8mm", "arm64-int8-base")
 INT8_ONNX_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
                  "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"}
 
@@ -28,6 +28,14 @@ def test_readme_verify_command_prints_the_report(zoo_dir):
     assert proc.returncode == 0, proc.stderr
     assert "on arm64-int8" in proc.stdout and "bit-exact" in proc.stdout
     assert proc.stdout.rstrip().endswith("edgec verify: PASS")
+
+
+@pytest.mark.parametrize("model", ["digits_cnn", "dscnn", "resnet8"])
+def test_i8mm_zoo_bit_exact(zoo_dir, model):
+    """arm64-int8-i8mm (SMMLA GEMMs, SDOT depthwise) under qemu -cpu max: bit-exact with the
+    int8 reference interpreter on the small zoo models."""
+    res = verify_model(zoo_dir / f"{model}.onnx", CompileOptions(target="arm64-int8-i8mm"))
+    assert res.ok and res.exact, [(o.name, o.max_rel_err, o.mismatched) for o in res.outputs]
 
 
 @pytest.mark.slow

@@ -54,6 +54,27 @@ def test_counts_are_identical_across_runs_and_attributed_to_layers(plugin, tmp_p
     assert by_type["Conv pointwise"]["instructions"] > 0
 
 
+@pytest.mark.parametrize("model", ["resnet8"])
+def test_i8mm_counts_are_identical_run_to_run(plugin, tmp_path, model):
+    """arm64-int8-i8mm: the same inference counted on two fresh builds gives the same numbers,
+    and the SMMLA build executes fewer instructions than the SDOT one."""
+    from edgec.workbench.bench import bench_inputs, calibration_inputs, compile_for_bench
+    from edgec.frontend.onnx import load_onnx
+
+    path = ZOO_DIR / f"{model}.onnx"
+    g = load_onnx(path, {})
+    feeds, calib = bench_inputs(g), calibration_inputs(g, count=4)
+    counts = {}
+    for target in ("arm64-int8-i8mm", "arm64-int8"):
+        result, _ = compile_for_bench(path, target, calib)
+        # fresh builds in directories of different name lengths: the executable's path moves
+        # the stack, which must not change what the layers execute
+        counts[target] = count_model(result, feeds, tmp_path / f"{target}-a")
+        again = count_model(result, feeds, tmp_path / f"{target}-again-b")
+        assert again == counts[target], target
+    assert counts["arm64-int8-i8mm"]["instructions"] < counts["arm64-int8"]["instructions"]
+
+
 def test_function_ranges_name_run_layers_and_main(plugin, tmp_path):
     from edgec.workbench import toolchain
     from edgec.compiler import write_output
