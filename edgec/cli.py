@@ -243,7 +243,8 @@ def cmd_bench(args) -> int:
                           "bench a C target (e.g. x86_64-int8), whose LiteRT column times it")
     row = bench_model(args.model, args.target, runs=args.runs, compare=not args.no_compare,
                       input_shapes=parse_input_shapes(args.input_shape),
-                      lock_clocks=args.lock_clocks, threads=args.threads)
+                      lock_clocks=args.lock_clocks, threads=args.threads,
+                      weights=args.weights, partitions=args.partitions)
     if args.json:
         print(json.dumps(row))
         return 0
@@ -267,6 +268,11 @@ def cmd_bench(args) -> int:
         print(f"  threads      {row['threads']}: {row['latency_ms']:.4f} ms, 1 thread: "
               f"{row['latency_1thread_ms']:.4f} ms, speed-up {row['speedup']:.2f}x "
               f"(onnxruntime with {row['threads']} intra-op threads below)")
+    if "weights_rss_peak_bytes" in row:  # --weights external: peak resident weights
+        print(f"  weights      {row['weights_file_bytes']:,} B file; peak resident in one run "
+              f"{row['weights_rss_peak_bytes']:,} B ({row['weights_rss_share']:.2f}x) with "
+              f"{row['partitions']} partitions, {row['weights_rss_peak_bytes_1partition']:,} B "
+              "with one")
     print(f"  clocks       {clocks_line(row.get('clocks') or {})}")
     if "onnxruntime_ms" in row:
         print(f"  onnxruntime  {row['onnxruntime_ms']:.4f} ms  ({row['onnxruntime_form']}; "
@@ -420,6 +426,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=1, metavar="N",
                    help="build with --threads N and time it at N threads and at 1 (speed-up), "
                         "onnxruntime with N intra-op threads; default 1")
+    b.add_argument("--weights", choices=("rodata", "external"), default="rodata",
+                   help="external: time the --weights external build and report its peak "
+                        "resident weights with --partitions K and with one partition")
+    b.add_argument("--partitions", type=int, default=1, metavar="K",
+                   help="--weights external: K partitions; default 1")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(fn=cmd_bench)
 

@@ -113,3 +113,20 @@ def test_bench_threads_times_the_same_library_at_n_and_at_one_thread(tiny_model)
     assert row["speedup"] == pytest.approx(row["latency_1thread_ms"] / row["latency_ms"],
                                            rel=0.1)  # latencies are rounded to 0.1 us
     assert row["max_rel_err_vs_onnxruntime"] <= 1e-4  # the threaded outputs still agree
+
+
+def test_bench_external_weights_reports_the_peak_resident_weights(zoo_dir):
+    """--weights external --partitions K: the row has the weights file's size and the peak of
+    its resident pages in one run (fresh process) with K partitions and with one; with one
+    partition the whole file is touched, with K the peak is smaller."""
+    proc = subprocess.run([sys.executable, "-m", "edgec.cli", "bench",
+                           str(zoo_dir / "mobilenetv2.onnx"), "-t", "x86_64-int8", "--runs", "3",
+                           "--no-compare", "--weights", "external", "--partitions", "4",
+                           "--json"], capture_output=True, text=True, cwd=REPO, check=False)
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert row["weights"] == "external" and row["partitions"] == 4 and row["latency_ms"] > 0
+    size, peak = row["weights_file_bytes"], row["weights_rss_peak_bytes"]
+    assert row["weights_rss_peak_bytes_1partition"] >= 0.9 * size
+    assert 0 < peak <= 0.4 * size and row["weights_rss_share"] == pytest.approx(peak / size,
+                                                                                abs=1e-3)

@@ -54,6 +54,7 @@ from edgec.workbench.runners import (
     ort_int8_models,
 )
 from edgec.workbench.verify import build_result
+from edgec.workbench.weights_rss import weights_rss_fields
 
 DEFAULT_RUNS = 100
 WARMUP_RUNS = 10
@@ -112,11 +113,20 @@ def calibration_inputs(g, count: int = CALIB_SAMPLES, seed: int = 1) -> list[dic
     return [random_inputs(g, seed + i) for i in range(count)]
 
 
+def bench_options(target_name: str, calib: list[dict] | None = None,
+                  input_shapes: dict | None = None, threads: int = 1, weights: str = "rodata",
+                  partitions: int = 1) -> CompileOptions:
+    """The CompileOptions the bench builds with."""
+    return CompileOptions(target=target_name, input_shapes=dict(input_shapes or {}),
+                          calib_samples=calib, threads=threads, weights=weights,
+                          partitions=partitions)
+
+
 def compile_for_bench(model_path: Path, target_name: str, calib: list[dict] | None = None,
-                      input_shapes: dict | None = None, threads: int = 1):
+                      input_shapes: dict | None = None, threads: int = 1,
+                      weights: str = "rodata", partitions: int = 1):
     """Compile with edgec; returns (CompileResult, compile seconds without calibration)."""
-    options = CompileOptions(target=target_name, input_shapes=dict(input_shapes or {}),
-                             calib_samples=calib, threads=threads)
+    options = bench_options(target_name, calib, input_shapes, threads, weights, partitions)
     t0 = time.perf_counter()
     result = compile_model(model_path, options)
     seconds = time.perf_counter() - t0
@@ -126,13 +136,16 @@ def compile_for_bench(model_path: Path, target_name: str, calib: list[dict] | No
 
 def bench_model(model_path: str | Path, target_name: str, runs: int = DEFAULT_RUNS,
                 compare: bool = True, input_shapes: dict | None = None, seed: int = 0,
-                workdir: Path | None = None, lock_clocks: bool = False, threads: int = 1) -> dict:
+                workdir: Path | None = None, lock_clocks: bool = False, threads: int = 1,
+                weights: str = "rodata", partitions: int = 1) -> dict:
     """Benchmark one model on one target; the dict documented in docs/benchmarks.md.
     `lock_clocks` runs the timed part under edgec.workbench.clocks.locked_clocks and, when the lock
     held, times edgec again afterwards without it (row['unlocked']). `threads` > 1 builds with
     --threads and times the library at that many threads and at 1 thread alternately
     (row['threads'], ['latency_1thread_ms'], ['speedup']); onnxruntime gets as many intra-op
-    threads."""
+    threads. `weights` "external" times the `--weights external --partitions K` build and adds
+    the peak resident weights of one run with K partitions and with one
+    (edgec/workbench/weights_rss.py)."""
     model_path = Path(model_path)
     target = get_target(target_name)
     if runs < 1:
@@ -140,7 +153,8 @@ def bench_model(model_path: str | Path, target_name: str, runs: int = DEFAULT_RU
     g = load_onnx(model_path, input_shapes or {})
     feeds = bench_inputs(g, seed)
     calib = calibration_inputs(g) if target.is_int8 else None
-    result, compile_s = compile_for_bench(model_path, target_name, calib, input_shapes, threads)
+    result, compile_s = compile_for_bench(model_path, target_name, calib, input_shapes, threads,
+                                          weights, partitions)
     macs = int(result.report["macs"])
     row = {"model": model_path.stem, "target": target.name, "precision": target.precision,
            "runs": runs, "macs": macs, "compile_s": round(compile_s, 3),
@@ -186,6 +200,10 @@ def bench_model(model_path: str | Path, target_name: str, runs: int = DEFAULT_RU
                         "latency_1thread_p10_ms": round(one.p10_ms, 4),
                         "speedup": round(one.median_ms / timings["edgec"].median_ms, 3)})
             runners["edgec:1"].time_runs(1)  # leaves the pool at one thread: no idle workers
+        if weights == "external":  # outside the timed part: fresh processes of the harness
+            options = bench_options(target_name, calib, input_shapes, threads, weights,
+                                    partitions)
+            row.update(weights_rss_fields(result, model_path, options, feeds, tmpd))
         if compare:
             row.update(_agreement(edgec_model, ort_forms, target))
             row["onnxruntime_call_overhead_ms"] = round(ort_call_overhead_ns() / 1e6, 4)

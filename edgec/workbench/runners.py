@@ -55,6 +55,14 @@ class CompiledModel:
                   str(lib_path), *target.ldflags], "the model library")
         self.lib = ctypes.CDLL(str(lib_path))
         self.prefix = prefix
+        weights_file = out / f"{prefix}.weights"
+        if weights_file.exists():  # --weights external: map it before the first run
+            open_weights = getattr(self.lib, f"{prefix}_weights_open")
+            open_weights.restype = ctypes.c_int
+            open_weights.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
+            status = open_weights(str(weights_file).encode(), None, 0)
+            if status != 0:
+                raise ToolchainError(f"{weights_file.name} was refused with code {status}")
         self.fn = self.lib.edgec_bench_time
         self.fn.restype = ctypes.c_int
         self.fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long, ctypes.c_void_p]
