@@ -337,52 +337,6 @@ static inline __attribute__((always_inline)) int8_t edgec_cm_dsp_rq(
     return (int8_t)v;
 }
 
-/* One pixel's receptive field as a row of K = k_h * k_w * in_c bytes (im2col); taps outside
- * the image hold the input zero point, which bias_eff cancels. */
-static inline void edgec_cm_im2col_row(const edgec_cm_conv_geometry *g, const int8_t *x,
-                                       int32_t x_zp, int32_t pixel, int8_t *row)
-{
-    /* Geometry in locals: the int8 stores may alias *g. */
-    const int32_t in_h = g->in_h, in_w = g->in_w, in_c = g->in_c, k_h = g->k_h, k_w = g->k_w;
-    const int32_t dilation_h = g->dilation_h, dilation_w = g->dilation_w;
-    const int32_t oy = pixel / g->out_w, ox = pixel % g->out_w;
-    const int32_t iy0 = oy * g->stride_h - g->pad_top, ix0 = ox * g->stride_w - g->pad_left;
-    const int row_inside = dilation_w == 1 && ix0 >= 0 && ix0 + k_w <= in_w;
-    const size_t row_bytes = (size_t)k_w * (size_t)in_c;
-    int32_t ky, kx;
-    for (ky = 0; ky < k_h; ++ky) {
-        const int32_t iy = iy0 + ky * dilation_h;
-        if (iy < 0 || iy >= in_h) { /* a kernel row above or below the image */
-            memset(row, (int)(int8_t)x_zp, row_bytes);
-            row += row_bytes;
-            continue;
-        }
-        if (row_inside) { /* the kernel row's taps are contiguous in NHWC: one copy */
-            const int8_t *src = x + ((size_t)iy * (size_t)in_w + (size_t)ix0) * (size_t)in_c;
-            if (row_bytes == 4u) {
-                memcpy(row, src, 4u); /* one unaligned word (DS-CNN's 4 x 1 rows) */
-            } else {
-                memcpy(row, src, row_bytes);
-            }
-            row += row_bytes;
-            continue;
-        }
-        for (kx = 0; kx < k_w; ++kx) {
-            const int32_t ix = ix0 + kx * dilation_w;
-            const int outside = iy < 0 || iy >= in_h || ix < 0 || ix >= in_w;
-            if (in_c == 1) { /* one channel (audio features, grey images): one byte */
-                *row = outside ? (int8_t)x_zp : x[(size_t)iy * (size_t)in_w + (size_t)ix];
-            } else if (outside) {
-                memset(row, (int)(int8_t)x_zp, (size_t)in_c);
-            } else {
-                memcpy(row, x + ((size_t)iy * (size_t)in_w + (size_t)ix) * (size_t)in_c,
-                       (size_t)in_c);
-            }
-            row += in_c;
-        }
-    }
-}
-
 /* Scratch words edgec_cm_conv_s8 needs: two im2col rows of K = k_h * k_w * in_c bytes, then
  * the GEMM's scratch. */
 #define EDGEC_CM_CONV_SCRATCH_WORDS(k, n_out) \

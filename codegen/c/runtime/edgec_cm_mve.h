@@ -402,37 +402,8 @@ static inline __attribute__((always_inline)) void edgec_cm_mve_depthwise_s8(
     }
 }
 
-/* One pixel's im2col row of K = k_h * k_w * in_c bytes (padding: the input zero point). */
-static inline void edgec_cm_mve_im2col_row(const edgec_cm_conv_geometry *g,
-                                           const int8_t *x, int32_t x_zp, int32_t pixel,
-                                           int8_t *row)
-{
-    /* Geometry in locals: the int8 stores may alias *g. */
-    const int32_t in_h = g->in_h, in_w = g->in_w, in_c = g->in_c, k_h = g->k_h, k_w = g->k_w;
-    const int32_t dilation_h = g->dilation_h, dilation_w = g->dilation_w;
-    const int32_t oy = pixel / g->out_w, ox = pixel % g->out_w;
-    const int32_t iy0 = oy * g->stride_h - g->pad_top, ix0 = ox * g->stride_w - g->pad_left;
-    int32_t ky, kx;
-    for (ky = 0; ky < k_h; ++ky) {
-        const int32_t iy = iy0 + ky * dilation_h;
-        for (kx = 0; kx < k_w; ++kx) {
-            const int32_t ix = ix0 + kx * dilation_w;
-            const int outside = iy < 0 || iy >= in_h || ix < 0 || ix >= in_w;
-            if (in_c == 1) { /* one channel (audio features, grey images): one byte */
-                *row = outside ? (int8_t)x_zp : x[(size_t)iy * (size_t)in_w + (size_t)ix];
-            } else if (outside) {
-                memset(row, (int)(int8_t)x_zp, (size_t)in_c);
-            } else {
-                memcpy(row, x + ((size_t)iy * (size_t)in_w + (size_t)ix) * (size_t)in_c,
-                       (size_t)in_c);
-            }
-            row += in_c;
-        }
-    }
-}
-
 /* General convolution, group 1: w is [out_c][k_h][k_w][in_c]; `scratch` holds 2 K bytes. */
-static inline void edgec_cm_mve_conv_s8(const edgec_cm_conv_geometry *g, const int8_t *x,
+static inline __attribute__((always_inline)) void edgec_cm_mve_conv_s8(const edgec_cm_conv_geometry *g, const int8_t *x,
                                         int32_t x_zp, const int8_t *w, const int32_t *bias_eff,
                                         const int32_t *mult, const int32_t *shift,
                                         int per_channel, int32_t y_zp, int32_t act_min,
@@ -443,9 +414,9 @@ static inline void edgec_cm_mve_conv_s8(const edgec_cm_conv_geometry *g, const i
     int32_t p;
     for (p = 0; p < pixels; p += 2) {
         const int32_t rows = p + 1 < pixels ? 2 : 1;
-        edgec_cm_mve_im2col_row(g, x, x_zp, p, scratch);
+        edgec_cm_im2col_row(g, x, x_zp, p, scratch);
         if (rows == 2) {
-            edgec_cm_mve_im2col_row(g, x, x_zp, p + 1, scratch + k);
+            edgec_cm_im2col_row(g, x, x_zp, p + 1, scratch + k);
         }
         edgec_cm_mve_gemm_s8(scratch, rows, k, w, g->out_c, bias_eff, mult, shift, per_channel,
                              y_zp, act_min, act_max, y + (size_t)p * (size_t)g->out_c);
