@@ -12,9 +12,10 @@ is reported as skipped and keeps no entry:
   digits_cnn      the first 4 digits of the test split, int8 calibrated on digits_calib.npz,
                   recorded with --per-layer (its tensors are small), so that the suite also
                   exercises the first-divergent-layer machinery on committed files
+  kws_lstm        the first 4 clips of kws_test.npz, int8 calibrated on kws_calib.npz
 MobileNetV2 is not committed (about 14 MB), so it has no case.
 
-usage: python tools/regen_goldens.py [--models resnet8,dscnn,digits_cnn] [--targets T1,T2]
+usage: python tools/regen_goldens.py [--models resnet8,dscnn,digits_cnn,kws_lstm] [--targets T1,T2]
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 MODELS_DIR = REPO / "golden" / "models"
 CASES_DIR = REPO / "golden" / "cases"
-MODELS = ("resnet8", "dscnn", "digits_cnn")
+MODELS = ("resnet8", "dscnn", "digits_cnn", "kws_lstm")
+# Models recorded on the first DIGITS_SAMPLES of their test data, int8 calibrated on their
+# calibration data: (test file, calibration file, the name the case records as its source)
+DATA_FILES = {"digits_cnn": ("digits_test.npz", "digits_calib.npz", "digits_first4.npz"),
+              "kws_lstm": ("kws_test.npz", "kws_calib.npz", "kws_first4.npz")}
 DIGITS_SAMPLES = 4
 
 
@@ -43,12 +48,13 @@ def record(model: str, targets: list[str], out: Path) -> list:
     options = CompileOptions()
     with tempfile.TemporaryDirectory(prefix="edgec-regen-") as tmp:
         inputs, per_layer = None, False
-        if model == "digits_cnn":
-            x = np.load(MODELS_DIR / "digits_test.npz")["x"][:DIGITS_SAMPLES]
-            inputs = str(Path(tmp) / "digits_first4.npz")
+        if model in DATA_FILES:
+            test, calib, source = DATA_FILES[model]
+            x = np.load(MODELS_DIR / test)["x"][:DIGITS_SAMPLES]
+            inputs = str(Path(tmp) / source)
             np.savez(inputs, x=x)
-            options = CompileOptions(calib=str(MODELS_DIR / "digits_calib.npz"))
-            per_layer = True
+            options = CompileOptions(calib=str(MODELS_DIR / calib))
+            per_layer = model == "digits_cnn"
         case_dir, rows = record_case(MODELS_DIR / f"{model}.onnx", targets, out, options,
                                      inputs_path=inputs, seed=0, per_layer=per_layer)
     print(record_text(case_dir.relative_to(REPO), rows))

@@ -29,7 +29,7 @@ MODELS = [*SMALL, pytest.param("mobilenetv2", marks=pytest.mark.slow)]
 TARGETS = ["generic-fp32", "x86_64-fp32"]
 RTOL = 1e-4
 COMMITTED_FILES = ["resnet8.onnx", "dscnn.onnx", "digits_cnn.onnx", "digits_test.npz",
-                   "digits_calib.npz"]
+                   "digits_calib.npz", "kws_lstm.onnx", "kws_test.npz", "kws_calib.npz"]
 # torch's scalar kernels instead of this CPU's vector ones: the float paths of another host
 OTHER_HOST_ENV = {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}
 
@@ -109,6 +109,32 @@ def test_digits_accuracy_through_generated_c(zoo_dir):
     ort_accuracy = load_tool().onnxruntime_accuracy(zoo_dir / "digits_cnn.onnx", x, y)
     assert abs(c_accuracy - ort_accuracy) <= 0.5, (c_accuracy, ort_accuracy)
     assert c_accuracy >= 95.0
+
+
+@pytest.mark.parametrize("target, tolerance", [("generic-fp32", 0.0), ("generic-int8", 2.0)])
+def test_kws_lstm_accuracy_through_generated_c(target, tolerance):
+    """The LSTM keyword spotter (docs/zoo.md) through the generated C: fp32 classifies every
+    clip as onnxruntime does; int8 (QLSTM + QGemm, no float node) stays within 2 points."""
+    tool = load_tool()
+    accuracy, reason = tool.edgec_kws_accuracy(ZOO_DIR, target)
+    assert accuracy is not None, reason
+    data = np.load(ZOO_DIR / "kws_test.npz")
+    ort_accuracy = tool.onnxruntime_accuracy(ZOO_DIR / "kws_lstm.onnx", data["x"], data["y"])
+    assert abs(accuracy - ort_accuracy) <= tolerance, (accuracy, ort_accuracy)
+    assert accuracy >= 90.0
+
+
+@pytest.mark.slow
+def test_kws_lstm_regenerates_same_graph_and_data_on_another_host(tmp_path):
+    """docs/zoo.md: on another host's float kernels the KWS model keeps its graph and data
+    (its trained weights differ: the training diverges, measured and stated there)."""
+    tool = load_tool()
+    subprocess.run([sys.executable, str(TOOL), "--out", str(tmp_path), "--only", "kws_lstm"],
+                   check=True, capture_output=True, env={**os.environ, **OTHER_HOST_ENV})
+    m = tool.ZOO["kws_lstm"]
+    assert tool.structure_sha256(tmp_path / m.file) == tool.structure_sha256(ZOO_DIR / m.file)
+    for extra in m.extra_files:
+        assert sha256(tmp_path / extra) == sha256(ZOO_DIR / extra), f"{extra} differs"
 
 
 def test_digits_data_files(zoo_dir):
