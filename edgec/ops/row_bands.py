@@ -189,7 +189,7 @@ def stage_call(node: Node, stages: list[Node], run: Run) -> Node:
 
 @register_op("RowBands")
 class RowBands(OpDef):
-    """A chain of row-local layers run band by band with line buffers (module docstring)."""
+    """A chain of conv layers run row band by row band with line buffers (--memory-budget)."""
 
     attrs: ClassVar[dict[str, Attr]] = {"stages": Attr("any"), "band_rows": Attr("int", 1)}
 

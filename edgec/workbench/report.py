@@ -122,6 +122,28 @@ def sparse_weight_table(section: dict | None) -> str:
                 [["layer", "op", "storage", "zeros", "dense B", "stored B", "saved B"]] + body)))
 
 
+def row_band_table(section: dict | None) -> str:
+    """--memory-budget builds: the arena before and after, the fused chains with their line
+    buffers and the extra MACs (report.json's `row_bands`, passes/fuse_row_bands.py)."""
+    if not section:
+        return ""
+    head = (f"memory budget {section['memory_budget']:,} B "
+            f"({'met' if section['budget_met'] else 'NOT met'}): arena "
+            f"{section['arena_before_bytes']:,} B unfused -> {section['arena_after_bytes']:,} B; "
+            f"{len(section['regions'])} fused chain(s), {section['extra_macs']:,} extra MACs")
+    if section["in_place_quantize"]:
+        head += f"; quantised in place: {', '.join(section['in_place_quantize'])}"
+    body = [[r["layers"][0][:40], str(len(r["layers"])), f"{r['macs']:,}",
+             f"{r['intermediate_bytes_unfused']:,}", f"{r['window_bytes']:,}",
+             " ".join(map(str, r["window_rows"])), f"{r['extra_macs']:,}"]
+            for r in section["regions"]]
+    if not body:
+        return head
+    return head + "\n" + "\n".join(align_rows(
+        [["first layer", "layers", "MACs", "intermediates B", "line buffers B",
+          "buffer rows", "extra MACs"]] + body))
+
+
 def ascii_plan(g: Graph, plan, width: int = 64) -> str:
     """The plan as ASCII art: a row per step, the arena across, a glyph per buffer."""
     buffers = buffer_rows(plan)
@@ -316,9 +338,10 @@ def report_text(result, model_name: str = "", width: int = 64) -> str:
             f"naive {r['naive_bytes']:,} B)")
     floats = float_node_table(r.get("quantization"))
     sparse = sparse_weight_table(r.get("sparse_weights"))
+    bands = row_band_table(r.get("row_bands"))
     return "\n\n".join([head, layer_table(layer_rows(g, plan, r.get("quantization"))),
                         *([floats] if floats else []), *([sparse] if sparse else []),
-                        ascii_plan(g, plan, width)])
+                        *([bands] if bands else []), ascii_plan(g, plan, width)])
 
 
 def run_report(model_path: str | Path, options, plot: str | None = None,

@@ -4,7 +4,10 @@ the issue's arena goals (issue 20, docs/memory.md)."""
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -143,8 +146,10 @@ def test_mobilenetv2_int8_quarter_of_tflm_bit_exact(zoo_dir, target):
     check_no_overlap(fused.plan)
     feeds = random_calibration_inputs(plain.source_graph, 1, seed=5)[0]
     got, want = run(fused, feeds), run(plain, feeds)
+    ref = run_graph(plain.graph, feeds)  # the int8 interpreter's numpy kernels
     for name in want:
         assert np.array_equal(got[name], want[name]), name
+        assert np.array_equal(got[name], ref[name]), name
 
 
 @pytest.mark.slow
@@ -159,3 +164,31 @@ def test_mobilenetv2_fp32_under_03_of_tflm(zoo_dir):
     ref = ort_run(str(zoo_dir / "mobilenetv2.onnx"), feeds)
     for name, r in ref.items():
         assert compare(name, got[name], np.asarray(r), 1e-4).ok, name
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["-t", "generic-int8", "--memory-budget", "0"], "positive size"),
+    (["-t", "generic-int8", "--memory-budget", "lots"], "--memory-budget"),
+    (["-t", "tflite-int8", "--memory-budget", "1M"], "needs a C target"),
+])
+def test_bad_budget_is_one_line_exit_2(tmp_path, args, fragment):
+    model, _ = mbv2_blocks(size=9)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    proc = subprocess.run([sys.executable, "-m", "edgec.cli", "compile", str(path), *args,
+                           "-o", str(tmp_path / "out")], capture_output=True, text=True, check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and fragment in lines[0], proc.stderr
+
+
+def test_cli_budget_with_a_unit_and_the_report(tmp_path):
+    model, _ = mbv2_blocks()
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    proc = subprocess.run([sys.executable, "-m", "edgec.cli", "report", str(path), "-t",
+                           "generic-int8", "--memory-budget", "8K"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    m = re.search(r"memory budget 8,192 B \(met\): arena 15,072 B unfused -> ([\d,]+) B; "
+                  r"1 fused chain\(s\), 0 extra MACs", proc.stdout)
+    assert m and int(m.group(1).replace(",", "")) <= 8192, proc.stdout
