@@ -69,9 +69,11 @@ static inline int32x4_t edgec_cm_mve_requant4(int32x4_t acc, int32x4_t mult, int
  * first block): sums0[n] = dot(x0, w_n), sums1[n] = dot(x1, w_n), bias not included. Blocks
  * of 2 rows x 4 channels: per 16 K steps 2 input vectors and the block's 4 weight vectors
  * (contiguous) feed 8 VMLADAVA, each multiplying 16 lane pairs and adding the 16 products
- * to a scalar; the K % 16 tail loads the inputs under a tail predicate (VCTP8: lanes past K
- * load as 0), the weights there are zeros. Its own function, so that the caller's
- * requantisation values do not push the 8 scalar sums out of registers. */
+ * to a scalar (16 instructions for 128 MACs; the first 16 K steps VMLADAV, which starts the
+ * sums; inline assembly with the sums pinned to even registers: GCC 12's allocation of 8
+ * VMLADAVA sums shuffles them with moves and spills);
+ * the K % 16 tail loads the inputs under a tail predicate (VCTP8: lanes past K load as 0),
+ * the weights there are zeros. */
 static inline __attribute__((always_inline)) void edgec_cm_mve_rows2_dots(const int8_t *x0,
                                                               const int8_t *x1, int32_t k,
                                                               const int8_t *w, int32_t count,
@@ -79,29 +81,71 @@ static inline __attribute__((always_inline)) void edgec_cm_mve_rows2_dots(const 
 {
     const int32_t chunks = k / 16, tail = k % 16;
     const mve_pred16_t p = vctp8q((uint32_t)tail);
-    int32_t n, i;
+    int32_t n;
     for (n = 0; n < count; n += 4) {
-        const int8_t *p0 = x0, *p1 = x1;
-        int32_t a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
-#pragma GCC unroll 4
-        for (i = 0; i < chunks; ++i) {
-            const int8x16_t u = vldrbq_s8(p0), v = vldrbq_s8(p1);
-            int8x16_t wv = vldrbq_s8(w);
-            a00 = vmladavaq_s8(a00, u, wv);
-            a10 = vmladavaq_s8(a10, v, wv);
-            wv = vldrbq_s8(w + 16);
-            a01 = vmladavaq_s8(a01, u, wv);
-            a11 = vmladavaq_s8(a11, v, wv);
-            wv = vldrbq_s8(w + 32);
-            a02 = vmladavaq_s8(a02, u, wv);
-            a12 = vmladavaq_s8(a12, v, wv);
-            wv = vldrbq_s8(w + 48);
-            a03 = vmladavaq_s8(a03, u, wv);
-            a13 = vmladavaq_s8(a13, v, wv);
-            p0 += 16;
-            p1 += 16;
-            w += 64;
+        /* the 8 sums in the even registers VMLADAVA writes, the loop's pointers in odd ones
+           (r7 and r11 stay free for a frame pointer; builds that reserve r9 with -ffixed-r9
+           cannot use this kernel) */
+        register int32_t a00 __asm__("r0");
+        register int32_t a01 __asm__("r2");
+        register int32_t a02 __asm__("r4");
+        register int32_t a03 __asm__("r6");
+        register int32_t a10 __asm__("r8");
+        register int32_t a11 __asm__("r10");
+        register int32_t a12 __asm__("r12");
+        register int32_t a13 __asm__("r14");
+        register const int8_t *p0 __asm__("r1") = x0;
+        register const int8_t *p1 __asm__("r3") = x1;
+        register const int8_t *wp __asm__("r5") = w;
+        register int32_t left __asm__("r9") = chunks - 1;
+        if (chunks > 0) { /* per 16 K steps: 2 input and 4 weight vectors, 8 VMLADAV(A) */
+            __asm__("vldrb.u8 q0, [%[xa]], #16\n\t"
+                    "vldrb.u8 q1, [%[xb]], #16\n\t"
+                    "vldrb.u8 q2, [%[wq]], #16\n\t"
+                    "vmladav.s8 %[c00], q0, q2\n\t"
+                    "vmladav.s8 %[c10], q1, q2\n\t"
+                    "vldrb.u8 q2, [%[wq]], #16\n\t"
+                    "vmladav.s8 %[c01], q0, q2\n\t"
+                    "vmladav.s8 %[c11], q1, q2\n\t"
+                    "vldrb.u8 q2, [%[wq]], #16\n\t"
+                    "vmladav.s8 %[c02], q0, q2\n\t"
+                    "vmladav.s8 %[c12], q1, q2\n\t"
+                    "vldrb.u8 q2, [%[wq]], #16\n\t"
+                    "vmladav.s8 %[c03], q0, q2\n\t"
+                    "vmladav.s8 %[c13], q1, q2"
+                    : [c00] "=r"(a00), [c01] "=r"(a01), [c02] "=r"(a02), [c03] "=r"(a03),
+                      [c10] "=r"(a10), [c11] "=r"(a11), [c12] "=r"(a12), [c13] "=r"(a13),
+                      [xa] "+r"(p0), [xb] "+r"(p1), [wq] "+r"(wp)
+                    :
+                    : "q0", "q1", "q2", "memory");
+        } else {
+            a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = 0;
         }
+        if (chunks > 1) {
+            __asm__("1:\n\t"
+                    "vldrb.u8 q0, [%[xa]], #16\n\t"
+                    "vldrb.u8 q1, [%[xb]], #16\n\t"
+                    "vldrb.u8 q2, [%[wq]], #16\n\t"
+                    "vmladava.s8 %[c00], q0, q2\n\t"
+                    "vmladava.s8 %[c10], q1, q2\n\t"
+                    "vldrb.u8 q2, [%[wq]], #16\n\t"
+                    "vmladava.s8 %[c01], q0, q2\n\t"
+                    "vmladava.s8 %[c11], q1, q2\n\t"
+                    "vldrb.u8 q2, [%[wq]], #16\n\t"
+                    "vmladava.s8 %[c02], q0, q2\n\t"
+                    "vmladava.s8 %[c12], q1, q2\n\t"
+                    "vldrb.u8 q2, [%[wq]], #16\n\t"
+                    "vmladava.s8 %[c03], q0, q2\n\t"
+                    "vmladava.s8 %[c13], q1, q2\n\t"
+                    "subs %[n], %[n], #1\n\t"
+                    "bne 1b"
+                    : [c00] "+r"(a00), [c01] "+r"(a01), [c02] "+r"(a02), [c03] "+r"(a03),
+                      [c10] "+r"(a10), [c11] "+r"(a11), [c12] "+r"(a12), [c13] "+r"(a13),
+                      [xa] "+r"(p0), [xb] "+r"(p1), [wq] "+r"(wp), [n] "+r"(left)
+                    :
+                    : "q0", "q1", "q2", "memory", "cc");
+        }
+        w = wp;
         if (tail != 0) {
             const int8x16_t u = vldrbq_z_s8(p0, p), v = vldrbq_z_s8(p1, p);
             int8x16_t wv = vldrbq_s8(w);
