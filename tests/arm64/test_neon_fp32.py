@@ -43,8 +43,8 @@ def conv(name, x, cin, cout, k, group=1, act=None, **attrs):
 def conv_zoo():
     """One input, many conv layers: (nodes, initializers, output names).
 
-    Every layer reads `pre` (a pointwise conv of the input), not the model input itself: a
-    conv reading the channels-first model input directly keeps the portable kernel.
+    Every layer reads `pre` (a pointwise conv of the input), not the model input itself; `pre`
+    reads the channels-first model input directly (the stem kernel, im2col rows of 13).
     """
     c = 13
     specs = [  # name, cin, cout, kernel, group, activation, attrs
@@ -126,6 +126,20 @@ def test_conv_family_matches_onnxruntime():
     assert text.count("static const float zero_row[20]") == 4  # the 3x3 depthwise kernel
     assert "#include \"edgec_neon_f32.h\"" in text
     check_against_ort(model, feeds, "arm64-fp32")
+
+
+@pytest.mark.parametrize("act", [("Clip", {}), ("Sigmoid", {})])
+def test_stem_reading_channels_first_input_matches_onnxruntime(act):
+    """A 3x3 stride-2 stem on the NCHW model input: im2col rows of 27 (padded to 28), 8-pixel
+    tiles with a tail of 1, padding on every side; Sigmoid takes the scalar epilogue."""
+    nodes, inits = conv("stem", "x", 3, 20, (3, 3), 1, act, kernel_shape=[3, 3],
+                        strides=[2, 2], pads=[1, 1, 1, 1])
+    x_shape = (1, 3, 17, 33)
+    model = make_model(nodes, {"x": (np.float32, x_shape)}, {"stem": (np.float32, None)}, inits)
+    text = compile_model_proto(model, "arm64-fp32").files["test.c"]
+    assert "float col[8][28];" in text and "edgec_f32_tile(" in text
+    check_against_ort(model, {"x": RNG.standard_normal(x_shape).astype(np.float32)},
+                      "arm64-fp32")
 
 
 @pytest.mark.parametrize("cc", ["gcc", "clang"])

@@ -153,6 +153,38 @@ def conv_kind(node: Node) -> str:
     return "general"
 
 
+NCHW_TEMPLATE = "ops/arm64/conv_nchw_f32.c.j2"
+MAX_NCHW_UNROLL = 64  # kernel rows (C x KH) copied by literal statements for inner windows
+
+
+def nchw_applies(node: Node, target) -> bool:
+    """A convolution reading the channels-first model input (the stem) for the NEON im2col
+    GEMM: not grouped, no fused residual."""
+    return (is_arm64(target) and node.attrs.get("input_layout") == "NCHW"
+            and node.attrs["group"] == 1 and len(node.inputs) <= 3
+            and len(in_type(node, 0).shape) == 4)
+
+
+def conv_nchw_params(node: Node, p: dict) -> dict:
+    """Parameters of the channels-first stem kernel: weights [panel][K4][8] with k =
+    (c * KH + kh) * KW + kw and K padded to a multiple of 4 with zeros, bias per panel."""
+    wd = node.input(1).data.astype(np.float32)
+    m = wd.shape[0]
+    k = int(np.prod(wd.shape[1:]))
+    k4, n_panels = -(-k // 4) * 4, -(-m // F32_PANEL)
+    padded = np.zeros((n_panels * F32_PANEL, k4), np.float32)
+    padded[:m, :k] = wd.reshape(m, k)
+    packed = padded.reshape(n_panels, F32_PANEL, k4).transpose(0, 2, 1)
+    bias = node.input(2).data if node.input(2) is not None else None
+    q = {key: p[key] for key in ("N", "H", "W", "C", "OH", "OW", "M", "KH", "KW", "SH", "SW",
+                                 "DH", "DW", "PT", "PL", "epilogue")}
+    q.update({"K4": k4, "NP": n_panels,
+              "panels": ConstArray(np.ascontiguousarray(packed), "w_panels"),
+              "bias8": ConstArray(_padded(bias, m, F32_PANEL), "bias8")})
+    q["ROWCOPY"] = p["DW"] == 1 and p["C"] * p["KH"] <= MAX_NCHW_UNROLL
+    return _with_epilogue(node, m, q)
+
+
 def conv_params(node: Node, target, p: dict) -> dict:
     """Add the NEON packing to the portable Conv parameters `p` (unchanged off arm64)."""
     if not is_arm64(target) or p["x_nchw"]:

@@ -92,10 +92,14 @@ def _x86_build(node: Node, target, scratch) -> Kernel:
 
 
 def _neon_accepts(node: Node, target, scratch) -> bool:
-    return arm64_f32.is_arm64(target) and not node.attrs["input_layout"]
+    return arm64_f32.is_arm64(target) and (not node.attrs["input_layout"]
+                                           or arm64_f32.nchw_applies(node, target))
 
 
 def _neon_build(node: Node, target, scratch) -> Kernel:
+    if node.attrs["input_layout"]:  # the stem reading the channels-first model input
+        params = arm64_f32.conv_nchw_params(node, portable_conv_params(node))
+        return Kernel(arm64_f32.NCHW_TEMPLATE, params, arm64_f32.F32_RUNTIME)
     template = arm64_f32.conv_template(node, target, arm64_f32.conv_kind(node), False)
     params = arm64_f32.conv_params(node, target, portable_conv_params(node))
     if params.get("dw3"):
