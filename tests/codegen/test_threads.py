@@ -177,3 +177,69 @@ def test_an_app_built_from_the_makefile_pins_its_threads_to_the_big_cores(zoo_di
     run = subprocess.run([str(tmp_path / "app")], capture_output=True, text=True, check=False,
                          timeout=60)
     assert run.returncode == 0 and run.stdout.strip() == "threads 2 same 1", run.stdout
+
+
+def gemm_matmul_models(tmp_path) -> dict[str, Path]:
+    """Gemm with 1 row (the classifier's GEMV) and with 13 rows (GEMM tiles), batched MatMul
+    with a constant and with a computed B: the x86_64 fp32 templates split by panels."""
+    import onnx
+    from helpers import make_model
+    from onnx import helper
+
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((200, 37)).astype(np.float32)
+    bias = rng.standard_normal(200).astype(np.float32)
+    bm = rng.standard_normal((37, 50)).astype(np.float32)
+    models = {}
+    for rows in (1, 13):
+        models[f"gemm{rows}"] = make_model(
+            [helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)],
+            {"x": ("float32", (rows, 37))}, {"y": ("float32", None)}, {"w": w, "b": bias})
+    models["matmul_const"] = make_model(
+        [helper.make_node("MatMul", ["x", "bm"], ["y"])],
+        {"x": ("float32", (2, 13, 37))}, {"y": ("float32", None)}, {"bm": bm})
+    models["matmul"] = make_model(
+        [helper.make_node("MatMul", ["x", "z"], ["y"])],
+        {"x": ("float32", (2, 13, 37)), "z": ("float32", (2, 37, 50))}, {"y": ("float32", None)})
+    paths = {}
+    for name, model in models.items():
+        paths[name] = tmp_path / f"{name}.onnx"
+        onnx.save(model, paths[name])
+    return paths
+
+
+@pytest.mark.parametrize("model", ["gemm1", "gemm13", "matmul_const", "matmul"])
+def test_x86_gemm_and_matmul_split_by_panels_and_keep_the_bits(tmp_path, model):
+    path = gemm_matmul_models(tmp_path)[model]
+    one = compile_model(path, CompileOptions(target="x86_64-fp32"))
+    assert "edgec_work" not in one.files[f"{model}.c"]  # the default C has no trace of it
+    result = compile_model(path, CompileOptions(target="x86_64-fp32", threads=4))
+    assert result.report["threads"]["split_layers"] == 1
+    write_output(result.files, tmp_path / "out")
+    exe = toolchain.build(tmp_path / "out", result.target)
+    feeds = random_inputs(result.source_graph, 5)
+    want = run_with_threads(exe, result, feeds, 1)
+    for threads in (2, 3, 4):
+        got = run_with_threads(exe, result, feeds, threads)
+        assert all(np.array_equal(a, b) for a, b in zip(want, got)), threads
+    res = compare_outputs(result, path, [feeds], run_compiled(result, [feeds], tmp_path, exe=exe))
+    assert res.ok, [(o.name, o.max_rel_err) for o in res.outputs]  # against onnxruntime
+
+
+@pytest.mark.skipif(not shutil.which("clang"), reason="clang not installed")
+@pytest.mark.parametrize("model", ["gemm1", "matmul"])
+def test_split_gemm_and_matmul_are_clean_under_thread_sanitizer(tmp_path, model):
+    path = gemm_matmul_models(tmp_path)[model]
+    result = compile_model(path, CompileOptions(target="x86_64-fp32", threads=4))
+    write_output(result.files, tmp_path / "out")
+    exe = toolchain.build(tmp_path / "out", result.target, cc="clang",
+                          extra_cflags=("-O1", "-g", "-fsanitize=thread",
+                                        "-fno-sanitize-recover=all"))
+    feeds = random_inputs(result.source_graph, 3)
+    ins, specs = harness_io(result.graph, feeds)
+    outs, _ = toolchain.run(exe, result.target, ins, specs, runs=20,
+                            env={**os.environ, "EDGEC_THREADS": "4", "TSAN_OPTIONS":
+                                 "halt_on_error=1 exitcode=66"})
+    plain = toolchain.build(tmp_path / "out", result.target, exe=tmp_path / "plain")
+    assert all(np.array_equal(a, b) for a, b in zip(
+        outs, run_with_threads(plain, result, feeds, 1)))
