@@ -213,3 +213,9 @@ class RowBands(OpDef):
 
     def macs(self, node: Node) -> int:
         return int(sum(get_op(st.op).macs(st) for st in stage_nodes(node)))
+
+    @staticmethod
+    def scratch_outputs(node: Node) -> range:
+        """Outputs that are working memory (the line buffers), not results: per-layer
+        debugging neither dumps nor compares them."""
+        return range(1, len(node.outputs))

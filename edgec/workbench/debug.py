@@ -175,8 +175,9 @@ def dump_entries(result) -> list[DumpEntry]:
             layer = last_layer = step
         if layer < 0:
             continue
-        for v in node.outputs:
-            if v.name not in plan.offsets:
+        scratch = getattr(get_op(node.op), "scratch_outputs", lambda n: ())(node)
+        for i, v in enumerate(node.outputs):
+            if v.name not in plan.offsets or i in scratch:  # e.g. RowBands' line buffers
                 continue
             name, perm = prov.get(v.name, (None, None))
             src = source.values.get(name) if (source is not None and name) else None

@@ -192,3 +192,17 @@ def test_cli_budget_with_a_unit_and_the_report(tmp_path):
     m = re.search(r"memory budget 8,192 B \(met\): arena 15,072 B unfused -> ([\d,]+) B; "
                   r"1 fused chain\(s\), 0 extra MACs", proc.stdout)
     assert m and int(m.group(1).replace(",", "")) <= 8192, proc.stdout
+
+
+def test_per_layer_verify_skips_the_line_buffers(tmp_path):
+    """`edgec verify --per-layer` compares each fused chain's output, not its line buffers
+    (working memory whose contents no reference defines)."""
+    model, _ = mbv2_blocks()
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    proc = subprocess.run([sys.executable, "-m", "edgec.cli", "verify", str(path), "-t",
+                           "generic-int8", "--memory-budget", "1", "--per-layer"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "every layer matches its reference" in proc.stdout
+    assert proc.stdout.count("RowBands") == 2
