@@ -315,12 +315,25 @@ class ConvInteger(IntegerConvBase):
 
     def import_onnx(self, node: Node, opset: int) -> None:
         require_dtypes(node, U8_S8, (0, 1, 2, 3))
-        for i, what in ((1, "w"), (2, "x_zero_point"), (3, "w_zero_point")):
+        for i, what in ((1, "w"), (3, "w_zero_point")):
             self.const_input(node, i, what)
+        x_zp = node.input(2)  # may be computed (quantize_dynamic: DynamicQuantizeLinear's)
+        if x_zp is not None and not x_zp.is_const and in_type(node, 2).numel != 1:
+            raise UnsupportedError(f"ConvInteger node '{node.name}': a run-time x_zero_point "
+                                   "must be one value (per tensor)")
         _resolve_conv_attrs(node, in_type(node, 0), in_type(node, 1))
 
     def infer(self, node: Node) -> list[TensorType]:
         return self.conv_infer(node, DType.INT32)
+
+    def valid_tap_sums(self, node: Node) -> np.ndarray:
+        """Per output element, the sum of (w - w_zp) over the taps that read the input (not
+        padding), in the output's layout: what a run-time x zero point multiplies."""
+        ones = np.ones(in_type(node, 0).shape, np.int64)
+        w = self.const_input(node, 1, "w")
+        sums = self.accumulate(node, ones, w, None, self.const_input(node, 3, "w_zero_point"),
+                               None)
+        return from_nchw(sums, node.attrs["layout"]).astype(np.int32)
 
     def reference(self, node: Node, x, w, x_zp=None, w_zp=None):
         acc = self.accumulate(node, x, w, x_zp, w_zp, None)

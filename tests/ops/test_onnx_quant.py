@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import compile_model_proto, have, make_model, ort_run
+from helpers import compile_model_proto, have, make_model, ort_run, run_c
 from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
 
@@ -318,3 +318,61 @@ def test_quantize_dequantize_sink_transpose_keeps_semantics():
         res = run_graph(g, {"x": data})
         a, b = res.values()
         assert np.array_equal(a, b), op
+
+
+RUNTIME_ZP_CASES = [  # name, C, M, kernel, stride, pads, dilation, group
+    ("pad_stride", 6, 8, 3, 2, 1, 1, 1),
+    ("depthwise", 8, 8, 3, 1, 1, 1, 8),
+    ("grouped_dilated", 8, 6, 3, 1, 2, 2, 2),
+    ("pointwise", 16, 10, 1, 1, 0, 1, 1),
+]
+
+
+def test_convinteger_runtime_x_zero_point_exact():
+    """ConvInteger whose x_zero_point is an input (computed at run time, as quantize_dynamic
+    writes it): padding taps contribute nothing (the kernel subtracts x_zp times each
+    output's valid-tap weight sum); exact against onnx.reference and onnxruntime."""
+    nodes, inputs, outputs, inits, feeds = [], {}, {}, {}, {}
+    for name, c, m, k, s, p, d, grp in RUNTIME_ZP_CASES:
+        x = RNG.integers(0, 256, (1, c, 7, 9)).astype(np.uint8)
+        feeds[f"x_{name}"], inputs[f"x_{name}"] = x, (np.uint8, x.shape)
+        feeds[f"z_{name}"] = np.array(RNG.integers(1, 255), np.uint8)
+        inputs[f"z_{name}"] = (np.uint8, ())
+        inits[f"w_{name}"] = RNG.integers(0, 256, (m, c // grp, k, k)).astype(np.uint8)
+        inits[f"wz_{name}"] = np.uint8(RNG.integers(60, 200))
+        nodes.append(helper.make_node(
+            "ConvInteger", [f"x_{name}", f"w_{name}", f"z_{name}", f"wz_{name}"],
+            [f"y_{name}"], kernel_shape=[k, k], strides=[s, s], pads=[p] * 4,
+            dilations=[d, d], group=grp))
+        oh, ow = ((n + 2 * p - d * (k - 1) - 1) // s + 1 for n in (7, 9))
+        outputs[f"y_{name}"] = ("int32", (1, m, oh, ow))
+    model = make_model(nodes, inputs, outputs, inits, opset=13)
+    (got,) = c_outputs(model, feeds)
+    assert_exact(got, reference(model, feeds), "onnx.reference")
+    assert_exact(got, ort_run(model, feeds), "onnxruntime")
+
+
+@pytest.mark.parametrize("target", ["generic-fp32", "x86_64-fp32", "arm64-fp32"])
+def test_quantize_dynamic_conv_model_matches_onnxruntime(target, tmp_path):
+    """onnxruntime's quantize_dynamic turns Conv into DynamicQuantizeLinear -> ConvInteger
+    (run-time zero point) -> Cast -> Mul: the same float32 numbers as onnxruntime's."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # heavy: on use
+
+    if target.startswith("arm64") and not (have("aarch64-linux-gnu-gcc") and have("qemu-aarch64")):
+        pytest.skip("needs gcc-aarch64-linux-gnu and qemu-user")
+    w1 = RNG.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.3
+    w2 = RNG.standard_normal((4, 8, 1, 1)).astype(np.float32) * 0.3
+    model = make_model(
+        [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]),
+         helper.make_node("Relu", ["c1"], ["r1"]),
+         helper.make_node("Conv", ["r1", "w2"], ["y"])],
+        {"x": (np.float32, (1, 3, 10, 12))}, {"y": (np.float32, None)},
+        {"w1": w1, "b1": RNG.standard_normal(8).astype(np.float32) * 0.1, "w2": w2}, opset=13)
+    onnx.save(model, tmp_path / "f.onnx")
+    quantize_dynamic(tmp_path / "f.onnx", tmp_path / "q.onnx", weight_type=QuantType.QUInt8)
+    quantized = onnx.load(tmp_path / "q.onnx")
+    assert [n.op_type for n in quantized.graph.node].count("ConvInteger") == 2
+    feeds = {"x": RNG.standard_normal((1, 3, 10, 12)).astype(np.float32)}
+    got = run_c(quantized, feeds, target)["y"]
+    np.testing.assert_allclose(got, ort_run(quantized, feeds)["y"], rtol=1e-6, atol=1e-6)

@@ -3,7 +3,10 @@ and DynamicQuantizeLinear (edgec/ops/onnx_quant.py); portable only.
 
 Convolutions share edgec's int8 conv kernels (`ops/qgemm` pointwise, `ops/qconv_depthwise`,
 `ops/qconv`), with the weight zero point folded into the weights and ONNX's float
-requantisation (QLinearConv) or the raw int32 accumulator (ConvInteger) as the epilogue.
+requantisation (QLinearConv) or the raw int32 accumulator (ConvInteger) as the epilogue;
+a ConvInteger whose x zero point is computed at run time (quantize_dynamic's) runs the
+kernel with zero point 0 and subtracts x_zp times each output's valid-tap weight sum
+(`ops/conv_integer_runtime_zp`).
 Matrix products with a constant 2-D b run on `ops/qgemm` with packed weights, others on
 `ops/qmatmul`.
 """
@@ -20,7 +23,8 @@ from edgec.ops.quant_common import int_range
 from edgec.codegen.c.int_params import (CONV_TEMPLATES, INT32_EPILOGUE, conv_kernel_kind,
                                         conv_kernel_params, flatten_epilogue, float_epilogue,
                                         gemm_kernel_params, matmul_runtime_params)
-from edgec.codegen.c.kernel import PORTABLE, Candidate, Kernel, register_candidates
+from edgec.codegen.c.kernel import (PORTABLE, Candidate, ConstArray, Kernel,
+                                    register_candidates)
 
 QUANT_RUNTIME = ("edgec_qmath.h", "edgec_qkernels.h")
 
@@ -29,8 +33,8 @@ def integer_conv_params(node: Node) -> dict:
     """ops/qconv* parameters of a QLinearConv/ConvInteger, before the epilogue."""
     op = get_op(node.op)
     w = op.const_input(node, op.w_index, "w").astype(np.int64)
-    x_zp = _scalar(op.const_input(node, op.xzp_index, "x_zero_point"), node,
-                   "x zero point") or 0
+    x_zp = 0 if runtime_x_zero_point(node) else \
+        _scalar(op.const_input(node, op.xzp_index, "x_zero_point"), node, "x zero point") or 0
     wz = _weight_zp(op.const_input(node, op.wzp_index, "w_zero_point"), w.shape[0], node)
     bias = op.const_input(node, 8, "B") if node.op == "QLinearConv" else None
     return conv_kernel_params(node, x_zp, w - wz.reshape(-1, *([1] * (w.ndim - 1))), bias)
@@ -52,10 +56,23 @@ def _qlinear_conv(node: Node, target, scratch) -> Kernel:
     return Kernel(template, flatten_epilogue(p, rq), QUANT_RUNTIME)
 
 
+def runtime_x_zero_point(node: Node) -> bool:
+    """True for a ConvInteger whose x zero point is computed at run time."""
+    v = node.input(2)
+    return node.op == "ConvInteger" and v is not None and not v.is_const
+
+
 def _conv_integer(node: Node, target, scratch) -> Kernel:
     template = _conv_template(node)
     params = flatten_epilogue(integer_conv_params(node), INT32_EPILOGUE)
-    return Kernel(template, params, QUANT_RUNTIME)
+    if not runtime_x_zero_point(node):
+        return Kernel(template, params, QUANT_RUNTIME)
+    # The kernel runs with zero point 0 (zero padding); then each output subtracts
+    # x_zp * (the sum of w - w_zp over its taps inside the input).
+    params["inner_template"] = template
+    params["tap_sums"] = ConstArray(get_op("ConvInteger").valid_tap_sums(node).reshape(-1),
+                                    "w_tap_sums")
+    return Kernel("ops/conv_integer_runtime_zp.c.j2", params, QUANT_RUNTIME)
 
 
 def integer_matmul_params(node: Node) -> dict:
