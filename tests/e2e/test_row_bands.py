@@ -16,7 +16,9 @@ import pytest
 from edgec.codegen.c.backend import CBackend
 from edgec.passes.fuse_row_bands import fuse_chain, maximal_chains
 from edgec.passes.memory_plan import check_no_overlap, plan_memory
-from helpers import compile_model_proto, ort_run
+from helpers import compile_model_proto, make_model, ort_run
+from onnx import helper
+from onnxruntime import InferenceSession
 from row_band_models import mbv2_blocks
 
 from edgec.compiler import CompileOptions, compile_model
@@ -82,22 +84,76 @@ def test_fp32_fused_matches_onnxruntime(target):
     assert c.ok, c.max_rel_err
 
 
+def fuse_every_chain(model, target, band_rows=1, **opts):
+    """(unfused CompileResult, CompileResult with every maximal chain fused): the pass's
+    rewrite applied to all chains whatever the budget, then planned and generated."""
+    plain = compile_model_proto(model, target, **opts)
+    res = compile_model_proto(model, target, **opts)
+    for chain in maximal_chains(res.graph):
+        fuse_chain(res.graph, chain, band_rows=band_rows)
+    res.graph.verify()
+    res.plan = plan_memory(res.graph, res.target.alignment)
+    check_no_overlap(res.plan)
+    res.files.update(CBackend(res.target, "test").generate(res.graph, res.plan,
+                                                           model_name="test"))
+    return plain, res
+
+
 def test_fp32_residual_chain_two_rows_per_band():
     """Two output rows per band (so the last band of an odd height has one) through chains
     that end in a Conv with a fused residual."""
     model, feed = mbv2_blocks(size=23)
-    res = compile_model_proto(model, "generic-fp32")
-    g = res.graph
-    for chain in maximal_chains(g):
-        fuse_chain(g, chain, band_rows=2)
-    g.verify()
-    fused = [n for n in g.nodes if n.op == "RowBands"]
+    _, res = fuse_every_chain(model, "generic-fp32", band_rows=2)
+    fused = [n for n in res.graph.nodes if n.op == "RowBands"]
     assert len(fused) == 2 and any(len(st["inputs"]) > 3 and st["inputs"][3] is not None
                                    for n in fused for st in n.attrs["stages"])
-    res.plan = plan_memory(g, res.target.alignment)
-    check_no_overlap(res.plan)
-    res.files.update(CBackend(res.target, "test").generate(g, res.plan, model_name="test"))
     c = compare("y", run(res, feed)["y"], ort_run(model, feed)["y"], 1e-4)
+    assert c.ok, c.max_rel_err
+
+
+def odd_chain(size, layers, seed=0):
+    """(model, feed): 3 -> 8 channels, then `layers` of (kernel (kh, kw), stride, dilation,
+    pads [t, l, b, r], group) on 8 channels, each with a ReLU."""
+    rng = np.random.default_rng(seed)
+    nodes, inits, x = [], {}, "x"
+    specs = [((3, 3), 1, 1, [1, 1, 1, 1], 1)] + list(layers)
+    cin = 3
+    for i, (k, s, d, pads, group) in enumerate(specs):
+        w = rng.standard_normal((8, cin // group, *k)) / np.sqrt(cin // group * k[0] * k[1])
+        inits[f"w{i}"] = w.astype(np.float32)
+        inits[f"b{i}"] = (rng.standard_normal(8) * 0.1).astype(np.float32)
+        nodes.append(helper.make_node("Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"],
+                                      kernel_shape=list(k), strides=[s, s], dilations=[d, d],
+                                      pads=pads, group=group))
+        nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
+        x, cin = f"r{i}", 8
+    nodes[-1].output[0] = "y"
+    ort = InferenceSession(make_model(nodes, {"x": (np.float32, [1, 3, size, size])},
+                                      {"y": (np.float32, None)}, inits).SerializeToString())
+    shape = ort.run(None, {"x": np.zeros((1, 3, size, size), np.float32)})[0].shape
+    model = make_model(nodes, {"x": (np.float32, [1, 3, size, size])},
+                       {"y": (np.float32, list(shape))}, inits)
+    feed = {"x": rng.standard_normal((1, 3, size, size)).astype(np.float32)}
+    return model, feed
+
+
+ODD = {
+    "dilated-asymmetric": [((3, 3), 1, 2, [2, 1, 1, 2], 8), ((1, 1), 1, 1, [0, 0, 0, 0], 1)],
+    "stride3-nopad": [((3, 3), 3, 1, [0, 0, 0, 0], 1), ((3, 3), 1, 1, [1, 1, 1, 1], 8)],
+    "tall-kernels": [((5, 1), 2, 1, [2, 0, 2, 0], 1), ((1, 3), 1, 1, [0, 1, 0, 1], 1),
+                     ((3, 3), 2, 1, [0, 0, 2, 2], 4)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(ODD))
+@pytest.mark.parametrize("band_rows", [1, 3])
+def test_odd_geometries_int8_bit_exact_fp32_within_tolerance(name, band_rows):
+    model, feed = odd_chain(17, ODD[name])
+    plain, fused = fuse_every_chain(model, "generic-int8", band_rows)
+    assert any(n.op == "RowBands" for n in fused.graph.nodes)
+    assert np.array_equal(run(fused, feed)["y"], run(plain, feed)["y"])
+    _, fused32 = fuse_every_chain(model, "x86_64-fp32", band_rows)
+    c = compare("y", run(fused32, feed)["y"], ort_run(model, feed)["y"], 1e-4)
     assert c.ok, c.max_rel_err
 
 
