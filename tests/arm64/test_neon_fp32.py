@@ -142,6 +142,21 @@ def test_stem_reading_channels_first_input_matches_onnxruntime(act):
                       "arm64-fp32")
 
 
+def test_gemm_with_fused_global_pool_matches_onnxruntime():
+    """GlobalAveragePool -> Flatten -> Gemm (fused by fuse-pool-gemm): the NEON GEMM over the
+    pooled rows (batch 2, K = 22: a channel tail of 2)."""
+    nodes, inits = conv("feat", "x", 5, 22, (1, 1), 1, ("Relu", {}), kernel_shape=[1, 1])
+    nodes += [helper.make_node("GlobalAveragePool", ["feat"], ["gap"]),
+              helper.make_node("Flatten", ["gap"], ["flat"]),
+              helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["fc"], transB=1)]
+    inits.update({"fc_w": w(11, 22), "fc_b": w(11)})
+    x_shape = (2, 5, 6, 7)
+    model = make_model(nodes, {"x": (np.float32, x_shape)}, {"fc": (np.float32, None)}, inits)
+    assert "float pooled[44];" in compile_model_proto(model, "arm64-fp32").files["test.c"]
+    check_against_ort(model, {"x": RNG.standard_normal(x_shape).astype(np.float32)},
+                      "arm64-fp32")
+
+
 @pytest.mark.parametrize("cc", ["gcc", "clang"])
 def test_gemm_matches_onnxruntime(cc):
     if cc == "clang" and not have("clang"):

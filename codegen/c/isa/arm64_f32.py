@@ -231,11 +231,16 @@ def conv_params(node: Node, target, p: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- fp32 Gemm
+MAX_POOLED_FLOATS = 16 * 1024  # stack floats of the pooled rows of a Gemm with a fused pool
+
+
 def gemm_template(node: Node, target, p: dict) -> str | None:
-    """The NEON template for an fp32 Gemm, or None (computed B, transA, pooled input, a
-    bias that is not one row)."""
+    """The NEON template for an fp32 Gemm, or None (computed B, transA, a bias that is not
+    one row, a fused global pool of more than MAX_POOLED_FLOATS rows x K)."""
     if not is_arm64(target) or not p.get("b_const") or p.get("transA") \
-            or "pool_count" in p or "bias_full" in p or "bias_index" in p:
+            or "bias_full" in p or "bias_index" in p:
+        return None
+    if "pool_count" in p and p["M"] * p["K"] > MAX_POOLED_FLOATS:
         return None
     return "ops/arm64/gemm_f32.c.j2"
 

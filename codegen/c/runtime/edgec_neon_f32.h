@@ -5,9 +5,9 @@
  * GEMM tile. Output channels are cut into panels of 8 columns whose weights edgec packs at
  * compile time as [K][8] (columns past the layer's end are zero). A tile is up to 8 rows
  * (output pixels) by one panel, held in 16 float32x4 accumulators. Every 4 steps of k load
- * one float32x4 of activations per row and 8 panel vectors, then issue 8 fused multiply-adds
- * per row by lane (vfmaq_laneq_f32): 16 loads per 64 FMAs, 25 of the 32 vector registers
- * live. Rows are pointers (row r's element k at a[r][k]), so one kernel serves pointwise
+ * one float32x4 of activations per row and 8 panel vectors (two four-register loads), then
+ * issue 8 fused multiply-adds per row by lane (vfmaq_laneq_f32): 10 loads per 64 FMAs, 25 of
+ * the 32 vector registers live. Rows are pointers (row r's element k at a[r][k]), so one kernel serves pointwise
  * convolution and fully connected layers (rows = pixels) and implicit-GEMM convolution (one
  * call per kernel tap, rows = the tap's input pixels, a zero row for padding). `rows` is a
  * literal at every call site: the function is forced inline, its row loops unroll and the
@@ -38,14 +38,16 @@ EDGEC_NEON_INLINE void edgec_f32_tile(float32x4_t acc[EDGEC_F32_TILE_ROWS][2], s
     size_t k = 0;
     size_t r;
     for (; k + 4u <= K; k += 4u) {
-        const float32x4_t b0l = vld1q_f32(panel);
-        const float32x4_t b0h = vld1q_f32(panel + 4);
-        const float32x4_t b1l = vld1q_f32(panel + 8);
-        const float32x4_t b1h = vld1q_f32(panel + 12);
-        const float32x4_t b2l = vld1q_f32(panel + 16);
-        const float32x4_t b2h = vld1q_f32(panel + 20);
-        const float32x4_t b3l = vld1q_f32(panel + 24);
-        const float32x4_t b3h = vld1q_f32(panel + 28);
+        const float32x4x4_t b01 = vld1q_f32_x4(panel);
+        const float32x4x4_t b23 = vld1q_f32_x4(panel + 16);
+        const float32x4_t b0l = b01.val[0];
+        const float32x4_t b0h = b01.val[1];
+        const float32x4_t b1l = b01.val[2];
+        const float32x4_t b1h = b01.val[3];
+        const float32x4_t b2l = b23.val[0];
+        const float32x4_t b2h = b23.val[1];
+        const float32x4_t b3l = b23.val[2];
+        const float32x4_t b3h = b23.val[3];
         for (r = 0; r < rows; ++r) {
             const float32x4_t av = vld1q_f32(a[r] + k);
             acc[r][0] = vfmaq_laneq_f32(acc[r][0], b0l, av, 0);
