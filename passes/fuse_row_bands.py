@@ -118,7 +118,8 @@ def fuse_chain(g: Graph, chain: list[Node], band_rows: int = 1) -> Node:
                     index[id(v)] = len(inputs)
                     inputs.append(v)
                 refs.append(index[id(v)])
-        stages.append({"op": node.op, "attrs": dict(node.attrs), "inputs": refs})
+        stages.append({"op": node.op, "attrs": dict(node.attrs), "inputs": refs,
+                       "name": node.name})
         prev = node.outputs[0]
     last = chain[-1]
     fused = g.add_node("RowBands", inputs, attrs={"stages": stages, "band_rows": band_rows},

@@ -384,10 +384,12 @@ class CBackend:
         if blob is not None:
             files[f"{self.prefix}.weights"] = blob
         self.split_layers = ctx["split_layers"]
-        sparse_rows = sparse_layer_rows(L.kernel for L in layers)
+        kernels = [k for L in layers  # a fused chain reports its layers' kernels (row_bands.py)
+                   for k in L.kernel.params.get("stage_kernels", (L.kernel,))]
+        sparse_rows = sparse_layer_rows(kernels)
         self.report_sections = {"sparse_weights": sparse_summary(sparse_rows)} if sparse_rows \
             else {}
-        int4 = int4_summary(L.kernel for L in layers)
+        int4 = int4_summary(kernels)
         if int4 is not None:  # --weight-bits 4: the C's constant bytes by bit width
             self.report_sections["weight_bits"] = {
                 **weights_bytes_by_bits(weights, int4["int4_bytes"]), **int4}

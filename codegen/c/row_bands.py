@@ -4,7 +4,8 @@ Each step of the node's schedule that computes rows of a layer is a call to a *v
 layer's own kernel (`select`, so every target's ISA kernels and the portable ones alike),
 rendered for a band-shaped input (the rows it reads) and output, with the pads that band
 still needs. Variants with the same geometry are one static function; their packed weights
-are emitted once per layer (identical arrays are shared). The layer function is the list of
+are emitted once per layer (identical arrays are shared; the layer's first variant kernel
+stands for it in report.json's per-kernel sections). The layer function is the list of
 calls, each given pointers into the chain's input, its outside operands, the line-buffer
 windows and the output, and the memmoves that slide a window forward. Windows and the
 tensors the layer reads never overlap (they are distinct buffers of the plan), so every
@@ -47,6 +48,7 @@ class _Variants:
         self.text: list[str] = []
         self.runtime: set[str] = set()
         self.arrays: dict[tuple, str] = {}  # (dtype, shape, bytes) -> emitted identifier
+        self.stage_kernels: dict[int, Kernel] = {}  # each layer's first variant (its report)
 
     def function(self, clone: Node, stage: int) -> str:
         """The variant function computing `clone` (rendered on first use)."""
@@ -59,6 +61,7 @@ class _Variants:
         b = self.backend
         kernel = select(clone, b.target, {"sparse_weights": b.sparse_weights})
         self.runtime |= set(kernel.runtime)
+        self.stage_kernels.setdefault(stage, kernel)
         params, ins, all_ins, n_in = [], [], [], 0
         tensor = self.tensor_class  # the backend's CTensor
         for v in clone.inputs:
@@ -130,5 +133,6 @@ def render_row_bands(backend, fn: str, node: Node, act_ident: dict, consts, extr
         args.append(_offset(act_ident[id(dst)], step.out_offset, dst))
         lines.append(f"{variants.function(clone, s)}({', '.join(args)}); "
                      f"/* layer {s}: rows {step.a}..{step.b - 1} */")
-    kernel = Kernel(ROW_BANDS, {}, tuple(sorted(variants.runtime)))
+    stage_kernels = tuple(variants.stage_kernels[s] for s in sorted(variants.stage_kernels))
+    kernel = Kernel(ROW_BANDS, {"stage_kernels": stage_kernels}, tuple(sorted(variants.runtime)))
     return "".join(variants.text), "\n".join(lines), kernel

@@ -19,9 +19,9 @@ is the unfused layer's (same kernel, same integer requantisation), so int8 is bi
 original layer on the input rows it reads, with the top and bottom pads it still needs
 (`stage_call`).
 
-Attributes: `stages`, one dict per layer {"op", "attrs", "inputs"} where each input is an
-index into the node's inputs, -1 for the previous layer's output (or `x` for the first) or
-None; `band_rows`, the output rows per band. Reference: the layers run one after another.
+Attributes: `stages`, one dict per layer {"op", "attrs", "inputs", "name"} where each input
+is an index into the node's inputs, -1 for the previous layer's output (or `x` for the
+first) or None, and "name" the layer's node name before fusion; `band_rows`, the output rows per band. Reference: the layers run one after another.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def stage_nodes(node: Node) -> list[Node]:
     for s, st in enumerate(node.attrs["stages"]):
         ins = [None if k is None else prev if k == PREVIOUS else node.input(k)
                for k in st["inputs"]]
-        stage = _detached(st["op"], f"{node.name}_s{s}", st["attrs"], ins)
+        stage = _detached(st["op"], st.get("name") or f"{node.name}_s{s}", st["attrs"], ins)
         out.append(stage)
         prev = stage.outputs[0]
     return out
@@ -184,7 +184,7 @@ def stage_call(node: Node, stages: list[Node], run: Run) -> Node:
                                                    v.dtype)))
         else:
             ins.append(Value("band_operand", TensorType((1, rows) + v.shape[2:], v.dtype)))
-    return _detached(st["op"], f"{node.name}_s{s}", attrs, ins)
+    return _detached(st["op"], st.get("name") or f"{node.name}_s{s}", attrs, ins)
 
 
 @register_op("RowBands")

@@ -262,3 +262,17 @@ def test_per_layer_verify_skips_the_line_buffers(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "every layer matches its reference" in proc.stdout
     assert proc.stdout.count("RowBands") == 2
+
+
+def test_int4_weights_in_fused_chains():
+    """--weight-bits 4 inside fused chains: the same bits as the unfused int4 build, and
+    report.json's weight_bits still lists every int4 layer once."""
+    model, feed = mbv2_blocks()
+    plain = compile_model_proto(model, "generic-int8", weight_bits=4)
+    fused = compile_model_proto(model, "generic-int8", weight_bits=4, memory_budget=1)
+    assert fused.report["row_bands"]["regions"]
+    assert np.array_equal(run(fused, feed)["y"], run(plain, feed)["y"])
+    want, got = plain.report["weight_bits"], fused.report["weight_bits"]
+    assert sorted(r["node"] for r in got["int4_layers"]) == \
+        sorted(r["node"] for r in want["int4_layers"])
+    assert got["int4_bytes"] == want["int4_bytes"]
