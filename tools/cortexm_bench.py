@@ -62,10 +62,12 @@ def tflm_arena_bytes(model: str, calib: list, tmp: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def bench_row(model: str, target: str, calib: list, tmp: Path, kernels: bool = False) -> dict:
+def bench_row(model: str, target: str, calib: list, tmp: Path, kernels: bool = False,
+              io: str = "float") -> dict:
     """bench_cortexm's row for one model on one target; `kernels`: with the DSP/Helium
     kernels kernel selection picks (codegen/c/kernels/cortexm.py), else the target's
-    portable twin (same compiler, flags and board; portable C kernels only)."""
+    portable twin (same compiler, flags and board; portable C kernels only); `io`: "int8"
+    for int8 model I/O (--io int8, passes/int8_io.py)."""
     from edgec.compiler import CompileOptions, compile_model
     from edgec.cortexm.measure import bench_cortexm
     from edgec.workbench.compare import random_inputs
@@ -73,11 +75,12 @@ def bench_row(model: str, target: str, calib: list, tmp: Path, kernels: bool = F
 
     name = target if kernels else portable_twin(target).name
     res = compile_model(ZOO / f"{model}.onnx", CompileOptions(
-        target=name, calib_samples=calib if target.endswith("int8") else None))
+        target=name, calib_samples=calib if target.endswith("int8") else None, io=io))
     row = bench_cortexm(res, random_inputs(res.source_graph, 0),
-                        tmp / f"{model}-{target}-{int(kernels)}")
-    row["model"], row["target"], row["kernels"] = model, target, \
-        "edgec_cm" if kernels else "portable"
+                        tmp / f"{model}-{target}-{int(kernels)}-{io}")
+    row["model"], row["target"] = model, target
+    row["kernels"] = ("edgec_cm" if kernels else "portable") + \
+        (", --io int8" if io == "int8" else "")
     return row
 
 
@@ -149,8 +152,11 @@ def section(rows: list[dict], kernels: list[dict], tflm: dict) -> str:
              "model and calibration (target tflite-int8), measured in the same run. "
              "*kernels*: `portable` is the target's portable twin (portable C kernels only); "
              "`edgec_cm` is what the DSP (M4/M7) and Helium (M55) targets compile to: int8 "
-             "QConv/QGemm on edgec's Cortex-M kernels (codegen/c/kernels/cortexm.py; "
-             "bit-exact, tests/cortexm/test_kernels_in_models.py).")
+             "QConv/QGemm, pools and adds on edgec's Cortex-M kernels "
+             "(codegen/c/kernels/cortexm.py, cortexm_pool.py; bit-exact, "
+             "tests/cortexm/test_kernels_in_models.py); `--io int8`: the same with int8 model "
+             "inputs and outputs (no float quantise/dequantise at the edges; "
+             "passes/int8_io.py).")
     header = ("| model | target | kernels | MACs | instr | instr/MAC | est. cycles | cycles/MAC "
               "| flash B | RAM B (arena + stack) | TFLM arena B | RAM / TFLM | fits device |")
     lines = [BEGIN, "## Cortex-M: instructions, cycles, flash and RAM (tools/cortexm_bench.py)", "",
@@ -194,9 +200,11 @@ def main(argv: list[str] | None = None) -> int:
             calib = calibration(model)
             tflm[model] = tflm_arena_bytes(model, calib, tmpd)
             for target in args.targets.split(","):
-                with_kernels = (False, True) if target in KERNEL_TARGETS else (False,)
-                for kernels in with_kernels:
-                    rows.append(bench_row(model, target, calib, tmpd, kernels))
+                runs = [(False, "float")]
+                if target in KERNEL_TARGETS:
+                    runs += [(True, "float"), (True, "int8")]
+                for kernels, io in runs:
+                    rows.append(bench_row(model, target, calib, tmpd, kernels, io))
                     r = rows[-1]
                     print(f"{model} {target} {r['kernels']}: {r['instructions_per_mac']:.3f} "
                           f"instr/MAC, RAM {r['ram_bytes']:,} B, TFLM {tflm[model]}",

@@ -102,6 +102,32 @@ def test_gemm_bit_exact(tmp_path, header, fn, target, rows, k, n):
     np.testing.assert_array_equal(got.reshape(rows, n), want)
 
 
+@pytest.mark.parametrize("target", DSP[2])
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_dsp_gemm_requantised_from_registers(tmp_path, target, per_channel):
+    """edgec_cm_gemm_s8's common case (both rows, channels in fours, shifts in [-31, -2],
+    the full int8 range, EDGEC_CM_ACC30): requantised straight from the block's registers;
+    5 rows (two pairs and a single row, which takes the other path), 36 channels (a chunk of
+    32 and one of 4)."""
+    rng = np.random.default_rng(36 + per_channel)
+    rows, k, n = 5, 64, 36
+    x = rng.integers(-128, 128, (rows, k)).astype(np.int8)
+    w = weights(rng, (n, k))
+    bias = rng.integers(-30000, 30000, n).astype(np.int32)
+    mult, shift = qmath.quantize_multipliers(rng.uniform(2e-4, 3e-2, n if per_channel else 1))
+    assert np.all((shift >= -31) & (shift <= -2))
+    y_zp = int(rng.integers(-20, 20))
+    acc = x.astype(np.int64) @ w.astype(np.int64).T + bias
+    want = reference_out(acc, mult, shift, y_zp, -128, 127)
+    body = (f"    edgec_cm_gemm_s8(x, {rows}, {k}, w, {n}, bias, mult, shift, "
+            f"{int(per_channel)} | EDGEC_CM_ACC30 | EDGEC_CM_FAST_SHIFTS, {y_zp}, -128, 127, "
+            "kcase_out, (int32_t *)(void *)kcase_scratch);")
+    got, _ = run_case(tmp_path, target, "edgec_cm_dsp.h",
+                      {"x": x, "w": pack_dsp_gemm_weights(w), "bias": bias, "mult": mult,
+                       "shift": shift}, rows * n, body, scratch=4 * dsp_scratch_words(k, n))
+    np.testing.assert_array_equal(got.reshape(rows, n), want)
+
+
 def dsp_scratch_words(k: int, n: int) -> int:
     """EDGEC_CM_GEMM_SCRATCH_WORDS of edgec_cm_dsp.h."""
     return -(-k // 8) * 8 + 2 * (-(-n // 4) * 4)

@@ -16,7 +16,8 @@
  *   GEMM (pointwise convolution over pixels, fully connected): weights packed at compile
  *     time as int16 pairs in blocks of 4 channels; two input rows widened once per row
  *     pair, then 2 rows x 4 channels blocks: per 2 K steps one LDRD of the rows, two of the
- *     weights and 8 SMLAD (11 instructions, 16 MACs).
+ *     weights and 8 SMLAD (11 instructions, 16 MACs); in the common case (edgec_cm_rq_direct)
+ *     the block's 8 sums are requantised straight from the registers.
  *   General convolution: two output pixels' receptive fields are gathered into two rows
  *     (im2col, padding filled with the input zero point, which bias_eff cancels) in the
  *     caller's scratch, then the GEMM.
@@ -197,31 +198,54 @@ static inline void edgec_cm_widen_rows2(const int8_t *r0, const int8_t *r1, int3
                 : "memory");                                                               \
     } while (0)
 
+/* The common case of edgec_cm_gemm_s8, requantised straight from the block's registers:
+ * both rows, channels a multiple of 4, fast shifts, the full int8 range, EDGEC_CM_ACC30. */
+typedef struct edgec_cm_rq_direct {
+    const int32_t *mult, *shift; /* from the chunk's first channel */
+    int32_t step, zp2, row_stride;
+    int8_t *y0;
+} edgec_cm_rq_direct;
+
 /* The row pair's K loops: for each block of 4 output channels n..n+3, acc[2n..2n+7] =
  * {row0.ch0, row1.ch0, row0.ch1, row1.ch1, ...}: bias_eff plus the dot products over
  * `pairs` int16 pairs (a multiple of 4). Per pair one LDRD of the rows' words, two LDRDs
- * of the channels' words and 8 SMLAD: 11 instructions for 16 MACs, plus the loop's compare
- * and branch per 4 pairs. Inlined into the layer, where K and the channel count are
- * constants (no loop set-up per block); the accumulators go through `acc` so that the
- * requantisation's values do not compete with the loop for registers. */
-static inline __attribute__((always_inline)) void edgec_cm_rows2_s16(const int32_t *xs, const int32_t *w16,
-                                                         int32_t pairs, int32_t n_out,
-                                                         const int32_t *bias_eff, int32_t *acc)
+ * of the channels' words and 8 SMLAD: 11 instructions for 16 MACs; the K loop unrolls
+ * (up to 64 pairs) in the layer, where K and the channel count are constants; the
+ * accumulators go through `acc` so that the requantisation's values do not compete with
+ * the loop for registers. */
+static inline __attribute__((always_inline)) void edgec_cm_rows2_s16(
+    const int32_t *xs, const int32_t *w16, int32_t pairs, int32_t n_out,
+    const int32_t *bias_eff, int32_t *acc, const edgec_cm_rq_direct *direct)
 {
-    const int32_t *const x_end = xs + 2 * pairs;
-    int32_t n;
+    int32_t n, i;
     for (n = 0; n < n_out; n += 4) {
         const int32_t *xp = xs;
         int32_t a00 = bias_eff[n], a10 = a00;
         int32_t a01 = n + 1 < n_out ? bias_eff[n + 1] : 0, a11 = a01;
         int32_t a02 = n + 2 < n_out ? bias_eff[n + 2] : 0, a12 = a02;
         int32_t a03 = n + 3 < n_out ? bias_eff[n + 3] : 0, a13 = a03;
-        do {
+#pragma GCC unroll 16
+        for (i = 0; i < pairs; i += 4) { /* unrolled for the layer's constant K */
             EDGEC_CM_SMLAD_2X4(xp, w16, a);
             EDGEC_CM_SMLAD_2X4(xp, w16, a);
             EDGEC_CM_SMLAD_2X4(xp, w16, a);
             EDGEC_CM_SMLAD_2X4(xp, w16, a);
-        } while (xp < x_end);
+        }
+        if (direct != NULL) { /* requantised here, from the registers (module comment) */
+            const int32_t *m = direct->mult + n * direct->step;
+            const int32_t *e = direct->shift + n * direct->step;
+            const int32_t zp2 = direct->zp2, st = direct->step;
+            int8_t *y0 = direct->y0 + n, *y1 = direct->y0 + direct->row_stride + n;
+            y0[0] = (int8_t)__ssat(edgec_cm_dsp_scale(a00, m[0], e[0], zp2, 1), 8);
+            y1[0] = (int8_t)__ssat(edgec_cm_dsp_scale(a10, m[0], e[0], zp2, 1), 8);
+            y0[1] = (int8_t)__ssat(edgec_cm_dsp_scale(a01, m[st], e[st], zp2, 1), 8);
+            y1[1] = (int8_t)__ssat(edgec_cm_dsp_scale(a11, m[st], e[st], zp2, 1), 8);
+            y0[2] = (int8_t)__ssat(edgec_cm_dsp_scale(a02, m[2 * st], e[2 * st], zp2, 1), 8);
+            y1[2] = (int8_t)__ssat(edgec_cm_dsp_scale(a12, m[2 * st], e[2 * st], zp2, 1), 8);
+            y0[3] = (int8_t)__ssat(edgec_cm_dsp_scale(a03, m[3 * st], e[3 * st], zp2, 1), 8);
+            y1[3] = (int8_t)__ssat(edgec_cm_dsp_scale(a13, m[3 * st], e[3 * st], zp2, 1), 8);
+            continue;
+        }
         acc[0] = a00;
         acc[1] = a10;
         acc[2] = a01;
@@ -299,8 +323,16 @@ static inline __attribute__((always_inline)) void edgec_cm_gemm_s8(
                                                                     : EDGEC_CM_GEMM_CHUNK;
             const int32_t c0 = (per_channel & EDGEC_CM_PER_CHANNEL) ? n0 : 0;
             int8_t *y0 = y + (size_t)r * (size_t)n_out + (size_t)n0;
+            if (fast && full_range && two && acc30 && count % 4 == 0) {
+                const edgec_cm_rq_direct direct = {
+                    mult + c0, shift + c0, (per_channel & EDGEC_CM_PER_CHANNEL) ? 1 : 0,
+                    2 * y_zp + 1, n_out, y0};
+                edgec_cm_rows2_s16(xs, w16 + (size_t)n0 / 4u * 2u * (size_t)k8, k8 / 2,
+                                   count, bias_eff + n0, acc, &direct);
+                continue;
+            }
             edgec_cm_rows2_s16(xs, w16 + (size_t)n0 / 4u * 2u * (size_t)k8, k8 / 2, count,
-                               bias_eff + n0, acc);
+                               bias_eff + n0, acc, NULL);
             if (fast && full_range && two && acc30) { /* the common cases, specialised */
                 edgec_cm_requant_rows2(acc, count, mult + c0, shift + c0, per_channel, y_zp,
                                        act_min, act_max, 1, 1, 1, n_out, y0);
