@@ -49,9 +49,17 @@ ARM64 = needs("aarch64-linux-gnu-gcc", "qemu-aarch64")
 CORTEXM = needs("arm-none-eabi-gcc", "qemu-system-arm")
 
 
+VNNI = pytest.mark.skipif("avx512_vnni" not in Path("/proc/cpuinfo").read_text()
+                          if Path("/proc/cpuinfo").exists() else True,
+                          reason="the host has no avx512_vnni")
+
+
 @pytest.mark.parametrize("target", [
-    "generic-int8", "x86_64-int8",
-    pytest.param("arm64-int8", marks=ARM64), pytest.param("cortex-m4-int8", marks=CORTEXM)])
+    "generic-int8", "x86_64-int8", pytest.param("x86_64-int8-vnni", marks=VNNI),
+    pytest.param("arm64-int8", marks=ARM64), pytest.param("arm64-int8-base", marks=ARM64),
+    pytest.param("arm64-int8-i8mm", marks=ARM64), pytest.param("cortex-m0-int8", marks=CORTEXM),
+    pytest.param("cortex-m4-int8", marks=CORTEXM),
+    pytest.param("cortex-m55-int8", marks=CORTEXM)])
 def test_int8_fused_is_bit_exact_with_unfused_and_interpreter(target):
     model, feed = mbv2_blocks()
     plain = compile_model_proto(model, target)
@@ -73,7 +81,8 @@ def test_int8_fused_under_sanitizers():
 
 
 @pytest.mark.parametrize("target", [
-    "generic-fp32", "x86_64-fp32", pytest.param("arm64-fp32", marks=ARM64)])
+    "generic-fp32", "x86_64-fp32", pytest.param("arm64-fp32", marks=ARM64),
+    pytest.param("cortex-m4-fp32", marks=CORTEXM)])
 def test_fp32_fused_matches_onnxruntime(target):
     model, feed = mbv2_blocks()
     fused = compile_model_proto(model, target, memory_budget=1)
@@ -166,9 +175,11 @@ def _zoo_int8(zoo_dir, model, budget, target="generic-int8"):
         compile_model(zoo_dir / f"{model}.onnx", opts)
 
 
-@pytest.mark.parametrize("model", ["dscnn", "resnet8"])
-def test_small_zoo_int8_below_current_arena_and_bit_exact(zoo_dir, model):
-    plain, fused = _zoo_int8(zoo_dir, model, budget=1)
+@pytest.mark.parametrize("model,target", [
+    ("dscnn", "generic-int8"), ("resnet8", "generic-int8"),
+    pytest.param("dscnn", "cortex-m4-int8", marks=CORTEXM)])
+def test_small_zoo_int8_below_current_arena_and_bit_exact(zoo_dir, model, target):
+    plain, fused = _zoo_int8(zoo_dir, model, budget=1, target=target)
     assert fused.report["arena_bytes"] < plain.report["arena_bytes"]
     check_no_overlap(fused.plan)
     feeds = random_calibration_inputs(plain.source_graph, 1, seed=3)[0]
