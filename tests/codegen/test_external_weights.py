@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 
 import numpy as np
@@ -95,8 +96,11 @@ def test_a_streamed_constant_is_cut_between_work_items_and_the_largest_part_is_m
     assert cut_partitions([10, 100, 5], [0, 0, 0], 4) == ([0, 1, 2], {})  # never split: 100
 
 
-@pytest.mark.parametrize("target", ["x86_64-int8"])
+@pytest.mark.parametrize("target", ["x86_64-int8", "generic-fp32", "arm64-int8"])
 def test_external_weights_are_bit_identical_to_rodata(zoo_dir, tmp_path, target):
+    if target.startswith("arm64") and not (shutil.which("aarch64-linux-gnu-gcc")
+                                           and shutil.which("qemu-aarch64")):
+        pytest.skip("no arm64 cross compiler or qemu-aarch64")
     rodata = compile_for(zoo_dir, "resnet8", target)
     external = compile_for(zoo_dir, "resnet8", target, "external", 3)
     assert external.report["weights_file"]["partitions"] == 3

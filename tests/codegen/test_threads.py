@@ -243,3 +243,26 @@ def test_split_gemm_and_matmul_are_clean_under_thread_sanitizer(tmp_path, model)
     plain = toolchain.build(tmp_path / "out", result.target, exe=tmp_path / "plain")
     assert all(np.array_equal(a, b) for a, b in zip(
         outs, run_with_threads(plain, result, feeds, 1)))
+
+
+@pytest.mark.slow
+def test_mobilenetv2_int8_splits_every_heavy_layer_and_keeps_the_bits(zoo_dir, tmp_path):
+    """MobileNetV2 x86_64-int8 --threads 2: the convolutions, the classifier, the residual
+    adds, the input quantisation and the global average pool are split (only the input
+    transpose and the output dequantisation are not); 1 and 2 threads give the bits of the
+    single-threaded .rodata build."""
+    path = zoo_dir / "mobilenetv2.onnx"
+    calib = [random_inputs(load_onnx(path), seed) for seed in range(1, 3)]
+    plain = compile_model(path, CompileOptions(target="x86_64-int8", calib_samples=calib))
+    result = compile_model(path, CompileOptions(target="x86_64-int8", calib_samples=calib,
+                                                threads=2))
+    kinds = {k: result.report["ops"].get(k, 0) for k in ("Conv", "QConv", "Add", "QAdd")}
+    assert result.report["threads"]["split_layers"] >= 52 + 10 + 3, kinds
+    feeds = random_inputs(plain.source_graph, 6)
+    write_output(plain.files, tmp_path / "plain")
+    want = run_with_threads(toolchain.build(tmp_path / "plain", plain.target), plain, feeds, 1)
+    write_output(result.files, tmp_path / "out")
+    exe = toolchain.build(tmp_path / "out", result.target)
+    for threads in (1, 2):
+        got = run_with_threads(exe, result, feeds, threads)
+        assert all(np.array_equal(a, b) for a, b in zip(want, got)), threads
