@@ -34,10 +34,20 @@ from edgec.ops.float32_math import sigmoid32, tanh32
 from edgec.ops.int8_facet import Int8Facet, scale_of, zero_point_of
 from edgec.ops.int8_scheme import quantize_weights
 from edgec.ops.quant_common import internal_op_import, require_int8
-from edgec.ops.registry import register_op
+from edgec.ops.registry import get_op, register_op
 
 F = np.float32
 DEFAULT_ACTIVATIONS = ["Sigmoid", "Tanh", "Tanh"]
+
+
+def quantize_state(v: np.ndarray) -> tuple[np.float32, np.ndarray]:
+    """A float32 state vector as int8 codes (int64) with the dynamic symmetric scale
+    max|v| / 127 (all codes 0 when v is 0), as the C computes them."""
+    m = np.max(np.abs(v)) if v.size else F(0.0)
+    scale = F(m / F(127.0))
+    if m > 0:
+        return scale, np.clip(np.rint(v / scale), -127, 127).astype(np.int64)
+    return scale, np.zeros(v.size, np.int64)
 
 
 @register_op("QLSTM")
@@ -54,20 +64,24 @@ class QLSTM(OpDef):
     }
     dtypes = {DType.INT8, DType.FLOAT32, DType.INT32, DType.INT64}
     quant = Int8Facet("qlstm", "requantize")  # already int8: its own calibrated Y scale
+    infer_outputs = ("Y", "Y_h", "Y_c")
 
     def import_onnx(self, node: Node, opset: int) -> None:
         internal_op_import(node)
 
+    gates, n_states = 4, 2
+
     def dims(self, node: Node) -> dict:
-        """S, B, I, H, D of the node (checked like LSTM's)."""
+        """S, B, I, H, D of the node (checked like the float op's)."""
         x, w = in_type(node, 0), in_type(node, 1)
         if x.rank != 3 or w.rank != 3:
-            raise ShapeError(f"QLSTM node '{node.name}': X and W must be 3-D")
+            raise ShapeError(f"{node.op} node '{node.name}': X and W must be 3-D")
         seq, batch = (x.shape[0], x.shape[1]) if node.attrs["layout"] == 0 else x.shape[:2][::-1]
         d = 2 if node.attrs["direction"] == "bidirectional" else 1
         h = node.attrs["hidden_size"]
-        if tuple(w.shape) != (d, 4 * h, x.shape[2]) or len(node.attrs["xw_scale"]) != d * 4 * h:
-            raise ShapeError(f"QLSTM node '{node.name}': W must be [{d}, {4 * h}, "
+        rows = self.gates * h
+        if tuple(w.shape) != (d, rows, x.shape[2]) or len(node.attrs["xw_scale"]) != d * rows:
+            raise ShapeError(f"{node.op} node '{node.name}': W must be [{d}, {rows}, "
                              f"{x.shape[2]}] with one scale per row")
         return {"S": seq, "B": batch, "I": x.shape[2], "H": h, "D": d}
 
@@ -77,12 +91,11 @@ class QLSTM(OpDef):
         s, b, d, h = k["S"], k["B"], k["D"], k["H"]
         y, st = ((s, d, b, h), (d, b, h)) if node.attrs["layout"] == 0 else \
             ((b, s, d, h), (b, d, h))
-        return [TensorType(y, DType.INT8), TensorType(st, DType.FLOAT32),
-                TensorType(st, DType.FLOAT32)]
+        return [TensorType(y, DType.INT8)] + [TensorType(st, DType.FLOAT32)] * self.n_states
 
     def macs(self, node: Node) -> int:
         k = self.dims(node)
-        return k["D"] * k["S"] * k["B"] * 4 * k["H"] * (k["I"] + k["H"])
+        return k["D"] * k["S"] * k["B"] * self.gates * k["H"] * (k["I"] + k["H"])
 
     def reference(self, node: Node, x, w, r, bias=None, lens=None, h0=None, c0=None, p=None):
         a = node.attrs
@@ -90,48 +103,43 @@ class QLSTM(OpDef):
         s, b, h, d = k["S"], k["B"], k["H"], k["D"]
         layout1 = a["layout"] == 1
         xs = np.asarray(x).transpose(1, 0, 2) if layout1 else np.asarray(x)
-        h0 = None if h0 is None else (np.asarray(h0).transpose(1, 0, 2) if layout1 else h0)
-        c0 = None if c0 is None else (np.asarray(c0).transpose(1, 0, 2) if layout1 else c0)
-        xw_scale = np.asarray(a["xw_scale"], F).reshape(d, 4 * h)
-        r_scale = np.asarray(a["r_scale"], F).reshape(d, 4 * h)
+        inits = [None if v is None else (np.asarray(v).transpose(1, 0, 2) if layout1 else v)
+                 for v in (h0, c0)[:self.n_states]]
+        xw_scale = np.asarray(a["xw_scale"], F).reshape(d, -1)
+        r_scale = np.asarray(a["r_scale"], F).reshape(d, -1)
         y_scale, y_zp = F(a["y_scale"]), int(a["y_zero_point"])
-        clip = None if a.get("clip") is None else F(a["clip"])
         y = np.full((s, d, b, h), y_zp, np.int8)
-        states = [np.zeros((d, b, h), F), np.zeros((d, b, h), F)]
+        states = [np.zeros((d, b, h), F) for _ in range(self.n_states)]
         steps = np.full(b, s) if lens is None else np.clip(np.asarray(lens, np.int64), 0, s)
         for di in range(d):
             reverse = a["direction"] == "reverse" or di == 1
             wq = np.asarray(w[di], np.int64)
-            rq = np.asarray(r[di], np.int64)
-            bd = np.zeros(4 * h, F) if bias is None else np.asarray(bias[di], F)
-            pd = None if p is None else np.asarray(p[di], F)
+            consts = {"rq": np.asarray(r[di], np.int64), "bias": np.asarray(bias[di], F),
+                      "peep": None if p is None else np.asarray(p[di], F),
+                      "xw_scale": xw_scale[di], "r_scale": r_scale[di], "h": h,
+                      "clip": None if a.get("clip") is None else F(a["clip"])}
             for bi in range(b):
-                hv = np.zeros(h, F) if h0 is None else np.asarray(h0[di, bi], F).copy()
-                cv = np.zeros(h, F) if c0 is None else np.asarray(c0[di, bi], F).copy()
+                state = [np.zeros(h, F) if v is None else np.asarray(v[di, bi], F).copy()
+                         for v in inits]
                 n = int(steps[bi])
                 for step in range(n):
                     t = n - 1 - step if reverse else step
                     xq = np.asarray(xs[t, bi], np.int64) - int(a["x_zero_point"])
-                    hv, cv = self._step(hv, cv, wq @ xq, rq, bd, pd, xw_scale[di],
-                                        r_scale[di], clip, a["input_forget"], h)
-                    q = np.rint(hv / y_scale).astype(np.int64) + y_zp
+                    state = self.step(a, state, wq @ xq, **consts)
+                    q = np.rint(state[0] / y_scale).astype(np.int64) + y_zp
                     y[t, di, bi] = np.clip(q, -128, 127)
-                states[0][di, bi] = hv if n else F(0.0)
-                states[1][di, bi] = cv if n else F(0.0)
+                for i in range(self.n_states):
+                    states[i][di, bi] = state[i] if n else F(0.0)
         if layout1:
             y = y.transpose(2, 0, 1, 3)
             states = [v.transpose(1, 0, 2) for v in states]
         return (np.ascontiguousarray(y), *[np.ascontiguousarray(v) for v in states])
 
     @staticmethod
-    def _step(hv, cv, acc_x, rq, bias, peep, xw_scale, r_scale, clip, input_forget, h):
+    def step(attrs, state, acc_x, rq, bias, peep, xw_scale, r_scale, clip, h):
         """One step for one batch entry, in float32 exactly as the C orders it."""
-        m = np.max(np.abs(hv)) if h else F(0.0)
-        hs = F(m / F(127.0))
-        if m > 0:
-            hq = np.clip(np.rint(hv / hs), -127, 127).astype(np.int64)
-        else:
-            hq = np.zeros(h, np.int64)
+        hv, cv = state
+        hs, hq = quantize_state(hv)
         acc_h = rq @ hq
         pre = (acc_x.astype(F) * xw_scale + acc_h.astype(F) * (hs * r_scale)) + bias
         pi, po, pf, pc = (pre[g * h:(g + 1) * h] for g in range(4))
@@ -141,79 +149,93 @@ class QLSTM(OpDef):
         if clip is not None:
             pi, pf, pc = (np.clip(v, -clip, clip) for v in (pi, pf, pc))
         ig = sigmoid32(pi)
-        fg = F(1.0) - ig if input_forget else sigmoid32(pf)
+        fg = F(1.0) - ig if attrs["input_forget"] else sigmoid32(pf)
         cv = (fg * cv + ig * tanh32(pc)).astype(F)
         if peep is not None:
             po = po + peep[h:2 * h] * cv
         if clip is not None:
             po = np.clip(po, -clip, clip)
         hv = (sigmoid32(po) * tanh32(cv)).astype(F)
-        return hv, cv
+        return [hv, cv]
 
 
-class LstmInt8(Int8Facet):
-    """LSTM -> QLSTM (hybrid: int8 weights and activations in, float32 state)."""
+class RecurrentInt8(Int8Facet):
+    """LSTM -> QLSTM (hybrid: int8 weights and activations in, float32 state); subclasses
+    set the op (GRU -> QGRU, quantized_gru.py) through the class attributes and hooks."""
 
     role = "compute"
     category = "requantize"
+    source_op, q_op, gates = "LSTM", "QLSTM", 4
+    activations = DEFAULT_ACTIVATIONS
+    const_inputs = ((1, "W"), (2, "R"), (3, "B"), (7, "P"))
 
     def __init__(self):
-        super().__init__("lstm-hybrid", "requantize")
+        super().__init__(f"{self.source_op.lower()}-hybrid", "requantize")
 
     def why_float(self, node: Node) -> str | None:
-        """Why the node cannot be a QLSTM, or None when it can."""
-        for i, what in ((1, "W"), (2, "R"), (3, "B"), (7, "P")):
+        """Why the node cannot take its int8 form, or None when it can."""
+        for i, what in self.const_inputs:
             v = node.input(i)
             if (v is None and i in (1, 2)) or (v is not None and not v.is_const):
-                return f"LSTM's int8 form needs a constant {what}"
+                return f"{self.source_op}'s int8 form needs a constant {what}"
         acts = node.attrs.get("activations")
         dirs = 2 if node.attrs["direction"] == "bidirectional" else 1
-        if acts and list(acts) != DEFAULT_ACTIVATIONS * dirs:
-            return "LSTM's int8 form takes the default activations (Sigmoid, Tanh, Tanh) only"
+        if acts and list(acts) != self.activations * dirs:
+            return (f"{self.source_op}'s int8 form takes the default activations "
+                    f"({', '.join(self.activations)}) only")
         return None
 
     def plan(self, op, node: Node, quantizer) -> str | None:
-        """QLSTM when `why_float` finds nothing against it."""
-        return "qlstm" if self.why_float(node) is None else None
+        """The hybrid int8 op when `why_float` finds nothing against it."""
+        return self.q_op.lower() if self.why_float(node) is None else None
 
     def float_reason(self, op, node: Node, quantizer) -> str:
         """The reason `why_float` gives."""
         return self.why_float(node) or super().float_reason(op, node, quantizer)
 
+    def bias(self, node: Node, bias: np.ndarray | None, d: int, h: int) -> np.ndarray:
+        """The float32 bias input of the int8 op: LSTM's Wb + Rb, [D, 4H]."""
+        rows = self.gates * h
+        return np.zeros((d, rows), F) if bias is None else bias[:, :rows] + bias[:, rows:]
+
+    def extra_attrs(self, node: Node) -> dict:
+        """Attributes of the int8 op besides the common ones."""
+        return {"input_forget": int(node.attrs.get("input_forget", 0))}
+
     def quantize(self, op, node: Node, quantizer) -> list[Value]:
-        """QLSTM reading the int8 input; Y_h / Y_c stay float32 and are rewired here."""
+        """The int8 op reading the int8 input; the float state outputs are rewired here."""
         g = quantizer.g
         xq = quantizer.int8_of(node.input(0), node)
         xp, yp = xq.quant, quantizer.params_of(node.outputs[0])
         w, r = (np.asarray(node.input(i).data, F) for i in (1, 2))
         d, rows = w.shape[0], w.shape[1]
-        h = rows // 4
+        h = rows // self.gates
         wq, w_scale = quantize_weights(w.reshape(d * rows, -1))
         rq, r_scale = quantize_weights(r.reshape(d * rows, -1))
         bias = node.input(3)
-        b = np.zeros((d, rows), F) if bias is None else \
-            (np.asarray(bias.data, F)[:, :rows] + np.asarray(bias.data, F)[:, rows:])
+        b = self.bias(node, None if bias is None else np.asarray(bias.data, F), d, h)
         name = quantizer.free_name(node)
         inputs = [xq, g.const(wq.reshape(w.shape), name + "_w_int8"),
-                  g.const(rq.reshape(r.shape), name + "_r_int8"), g.const(b, name + "_bias")]
+                  g.const(rq.reshape(r.shape), name + "_r_int8"),
+                  g.const(np.ascontiguousarray(b, F), name + "_bias")]
         inputs += [node.input(i) for i in range(4, len(node.inputs))]
         attrs = {"direction": node.attrs["direction"], "hidden_size": h,
                  "layout": node.attrs["layout"], "clip": node.attrs.get("clip"),
-                 "input_forget": int(node.attrs.get("input_forget", 0)),
-                 "x_zero_point": zero_point_of(xp),
+                 **self.extra_attrs(node), "x_zero_point": zero_point_of(xp),
                  "xw_scale": [float(v) for v in F(scale_of(xp)) * w_scale],
                  "r_scale": [float(v) for v in r_scale],
                  "y_scale": scale_of(yp), "y_zero_point": zero_point_of(yp)}
-        outs = [v.name for v in node.outputs] + [""] * (3 - len(node.outputs))
-        new = g.add_node("QLSTM", inputs, attrs=attrs, name=name, before=node,
+        count = len(get_op(self.q_op).infer_outputs)
+        outs = [v.name for v in node.outputs] + [""] * (count - len(node.outputs))
+        new = g.add_node(self.q_op, inputs, attrs=attrs, name=name, before=node,
                          output_names=[(o or name + f"_out{i}") + ("_int8" if i == 0 else "_f")
                                        for i, o in enumerate(outs)])
         new.outputs[0].quant = yp
         for old, fresh in zip(node.outputs[1:], new.outputs[1:]):
             g.replace_output_keep_name(old, fresh)  # the float state keeps its name (and stats)
-        quantizer.record(node, "QLSTM", xp, yp, w_scale_min=float(w_scale.min()),
+        quantizer.record(node, self.q_op, xp, yp, w_scale_min=float(w_scale.min()),
                          w_scale_max=float(w_scale.max()))
         return [new.outputs[0]]
 
 
-LSTM_INT8 = LstmInt8()
+LSTM_INT8 = RecurrentInt8()

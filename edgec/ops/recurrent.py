@@ -31,6 +31,7 @@ from edgec.errors import ShapeError, UnsupportedError
 from edgec.ir import Node, TensorType
 from edgec.ops.base import Attr, OpDef, QuantRule, in_type
 from edgec.ops.common import FLOATS, require_dtypes
+from edgec.ops.quantized_gru import GRU_INT8
 from edgec.ops.quantized_lstm import LSTM_INT8
 from edgec.ops.registry import register_op
 
@@ -228,6 +229,7 @@ class GRU(RecurrentOp):
 
     gates = 3
     default_activations = ("Sigmoid", "Tanh")
+    quant = GRU_INT8  # int8: QGRU, int8 weights with float32 state (quantized_gru.py)
     attrs = {**RecurrentOp.attrs, "linear_before_reset": Attr("int", 0, (0, 1))}
 
     def cell(self, node, x, state, w, r, bias, peep, acts):

@@ -1,8 +1,8 @@
-"""QLSTM, the hybrid int8 LSTM (int8 X and weights, float32 state): the generated C equals
-the int8 reference bit for bit on every int8 target, the float32 exp/sigmoid/tanh of
-edgec/ops/float32_math.py equal their C transcription bit for bit and are accurate, the
-int8 outputs stay close to onnxruntime's float LSTM (SNR), and the streaming pattern works
-(state fed back between calls)."""
+"""QLSTM and QGRU, the hybrid int8 LSTM and GRU (int8 X and weights, float32 state): the
+generated C equals the int8 reference bit for bit on every int8 target, the float32
+exp/sigmoid/tanh of edgec/ops/float32_math.py equal their C transcription bit for bit and
+are accurate, the int8 outputs stay close to onnxruntime's float LSTM / GRU (SNR), and the
+streaming pattern works (state fed back between calls)."""
 
 from __future__ import annotations
 
@@ -83,24 +83,28 @@ def test_float32_math_c_equals_numpy_bit_for_bit(arch, tmp_path):
 
 
 CASES = [
-    {"direction": "bidirectional", "clip": 0.9},
-    {"direction": "reverse", "input_forget": 1, "peep": False},
-    {"init": False, "lens": False},
-    {"layout": 1, "lens": False, "direction": "bidirectional"},
+    ("LSTM", {"direction": "bidirectional", "clip": 0.9}),
+    ("LSTM", {"direction": "reverse", "input_forget": 1, "peep": False}),
+    ("LSTM", {"init": False, "lens": False}),
+    ("LSTM", {"layout": 1, "lens": False, "direction": "bidirectional"}),
+    ("GRU", {"direction": "bidirectional", "clip": 0.9}),
+    ("GRU", {"direction": "reverse", "linear_before_reset": 1}),
+    ("GRU", {"init": False, "lens": False, "linear_before_reset": 1, "layout": 1}),
 ]
+CASE_IDS = ["lstm-bidir-peep-clip", "lstm-reverse-coupled", "lstm-no-init", "lstm-layout1",
+            "gru-bidir-clip", "gru-reverse-lbr", "gru-no-init-lbr-layout1"]
+Q_OPS = {"LSTM": "QLSTM", "GRU": "QGRU"}
 
 
-@pytest.mark.parametrize("kw", CASES, ids=["bidir-peep-clip", "reverse-coupled", "no-init",
-                                           "layout1"])
-def test_c_equals_int8_reference_on_every_int8_target(kw):
-    model, feeds = recurrent_model("LSTM", seq=12, batch=3, inp=8, hidden=12, r_scale=0.3,
-                                   **kw)
+@pytest.mark.parametrize("op, kw", CASES, ids=CASE_IDS)
+def test_c_equals_int8_reference_on_every_int8_target(op, kw):
+    model, feeds = recurrent_model(op, seq=12, batch=3, inp=8, hidden=12, r_scale=0.3, **kw)
     ref = None
     for target in INT8_TARGETS:
         if target.startswith("arm64") and not HAVE_ARM64:
             continue
         result = compile_model_proto(model, target, calib_samples=calib_for(feeds))
-        assert "QLSTM" in [n.op for n in result.graph.nodes]
+        assert Q_OPS[op] in [n.op for n in result.graph.nodes]
         assert not result.report["quantization"]["float_node_reasons"]
         if ref is None:
             ref = run_graph(result.graph, feeds)
@@ -108,6 +112,19 @@ def test_c_equals_int8_reference_on_every_int8_target(kw):
             got = run_compiled(result, [feeds], Path(tmp))[0]
         for name, value in ref.items():
             assert np.array_equal(got[name], value), (target, name)
+
+
+@pytest.mark.parametrize("lbr", [0, 1])
+def test_gru_int8_close_to_onnxruntime_float(lbr):
+    """SNR of QGRU's outputs against onnxruntime's float GRU (docs/int8.md quotes them)."""
+    model, feeds = recurrent_model("GRU", seq=50, batch=2, inp=16, hidden=32, lens=False,
+                                   r_scale=0.2, direction="bidirectional", seed=7,
+                                   linear_before_reset=lbr)
+    result = compile_model_proto(model, "generic-int8", calib_samples=calib_for(feeds, 8))
+    got = run_graph(result.graph, feeds)
+    ref = ort_run(model, feeds)
+    snrs = {k: snr_db(ref[k], got[k]) for k in ("Y", "Y_h")}
+    assert min(snrs.values()) > 28, snrs
 
 
 def test_int8_close_to_onnxruntime_float():

@@ -194,14 +194,15 @@ register_candidates(OPS, "arm64", [_simd_candidate(
 register_candidates(OPS, PORTABLE, [op_lowering('ops/recurrent.c.j2', recurrent_op_params)])
 
 
-def qlstm_params(node: Node, target, scratch) -> Kernel:
-    """ops/qlstm: the hybrid int8 LSTM (edgec/ops/quantized_lstm.py), portable C for every
-    int8 target (its float32 part uses edgec_f32_math.h, so every target gives the same
-    bits)."""
-    op = get_op("QLSTM")
+def hybrid_recurrent_params(node: Node, target, scratch) -> Kernel:
+    """ops/qlstm or ops/qgru: the hybrid int8 LSTM / GRU (edgec/ops/quantized_lstm.py,
+    quantized_gru.py), portable C for every int8 target (its float32 part uses
+    edgec_f32_math.h, so every target gives the same bits)."""
+    op = get_op(node.op)
     k = op.dims(node)
     a = node.attrs
-    p = {**k, "layout": a["layout"], "input_forget": int(a["input_forget"]),
+    p = {**k, "layout": a["layout"], "input_forget": int(a.get("input_forget", 0)),
+         "lbr": int(a.get("linear_before_reset", 0)),
          "directions": ["reverse" if a["direction"] == "reverse" or di == 1 else "forward"
                         for di in range(k["D"])],
          "clip": None if a.get("clip") is None else _lit(a["clip"]),
@@ -209,7 +210,9 @@ def qlstm_params(node: Node, target, scratch) -> Kernel:
          "y_scale": _lit(a["y_scale"]),
          "xw_scale": ConstArray(np.asarray(a["xw_scale"], np.float32), "xw_scale"),
          "r_scale": ConstArray(np.asarray(a["r_scale"], np.float32), "r_scale")}
-    return Kernel("ops/qlstm.c.j2", p, ("edgec_f32_math.h",))
+    template = {"QLSTM": "ops/qlstm.c.j2", "QGRU": "ops/qgru.c.j2"}[node.op]
+    return Kernel(template, p, ("edgec_f32_math.h",))
 
 
-register_candidates("QLSTM", PORTABLE, [Candidate("qlstm", qlstm_params)])
+register_candidates(("QLSTM", "QGRU"), PORTABLE,
+                    [Candidate("hybrid-recurrent", hybrid_recurrent_params)])
