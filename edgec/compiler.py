@@ -130,6 +130,8 @@ def compile_fallback(g: Graph, options: CompileOptions, target: Target, model_na
     variants = {}
     for tag, name in (("f32", target.name), ("i8", twin)):
         sub = replace(options, target=name, prefix=f"{prefix}_{tag}", fallback=None)
+        if tag == "f32":  # --weight-bits 4 shapes the int8 variant only
+            sub = replace(sub, weight_bits=8, weights_budget=None)
         variants[tag] = compile_graph(g.clone(), sub, model_name, extra_report)
     f32, i8 = variants["f32"], variants["i8"]
     files = fallback_files(prefix, f32, i8, model_name)

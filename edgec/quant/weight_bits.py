@@ -37,9 +37,9 @@ def check_weight_bits(options, target) -> None:
     budget = getattr(options, "weights_budget", None)
     if bits not in WEIGHT_BITS:
         raise EdgecError(f"--weight-bits takes 4 or 8, not {bits}")
-    if bits == 4 and not target.is_int8:
+    if bits == 4 and not target.is_int8 and getattr(options, "fallback", None) != "int8":
         raise EdgecError(f"--weight-bits 4 needs an int8 target (W4A8), not {target.name}: "
-                         "use e.g. generic-int8")
+                         "use e.g. generic-int8 (or --fallback int8 for its int8 variant)")
     if bits == 4 and options.quant != "static":
         raise EdgecError("--weight-bits 4 needs static quantisation: drop --quant dynamic")
     if budget is not None:

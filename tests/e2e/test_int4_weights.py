@@ -153,3 +153,14 @@ def test_int4_layers_split_over_threads(zoo_dir):
     assert res.ok and res.exact, [o.as_dict() for o in res.outputs]
     assert compile_model(zoo_dir / "resnet8.onnx", options).report["threads"][
         "split_layers"] == 9
+
+
+def test_fallback_int8_variant_takes_int4_weights(zoo_dir):
+    """--fallback int8 --weight-bits 4 on an fp32 target: the fp32 build is unchanged, its
+    int8 twin stores int4 weights."""
+    path = zoo_dir / "digits_cnn.onnx"
+    reports = [compile_model(path, CompileOptions(target="generic-fp32", fallback="int8",
+                                                  weight_bits=bits)).report["fallback"]
+               for bits in (8, 4)]
+    assert reports[0]["fp32"] == reports[1]["fp32"]
+    assert reports[1]["int8"]["weights_bytes"] < 0.6 * reports[0]["int8"]["weights_bytes"]
