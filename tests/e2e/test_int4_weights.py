@@ -164,3 +164,13 @@ def test_fallback_int8_variant_takes_int4_weights(zoo_dir):
                for bits in (8, 4)]
     assert reports[0]["fp32"] == reports[1]["fp32"]
     assert reports[1]["int8"]["weights_bytes"] < 0.6 * reports[0]["int8"]["weights_bytes"]
+
+
+@pytest.mark.skipif("avx512_vnni" not in open("/proc/cpuinfo").read(),
+                    reason="the host has no AVX-512 VNNI")
+def test_int4_on_the_vnni_target_is_bit_exact(zoo_dir):
+    """x86_64-int8-vnni runs int4 layers with the AVX2 int4 tiles (its vpdpbusd kernels are
+    int8-only): still bit-exact."""
+    res = verify_model(zoo_dir / "resnet8.onnx",
+                       CompileOptions(target="x86_64-int8-vnni", weight_bits=4), seed=5)
+    assert res.ok and res.exact, [o.as_dict() for o in res.outputs]
