@@ -34,6 +34,7 @@ from edgec.ops import get_op
 from edgec.codegen.c.carray import c_initializer, c_scalar
 from edgec.codegen.c.external_weights import WEIGHTS_RUNTIME, external_weights
 from edgec.codegen.c.kernel import ConstArray, Kernel
+from edgec.codegen.c.kernels.recurrent import streaming_state
 from edgec.codegen.c.kernels.int4 import int4_summary, weights_bytes_by_bits
 from edgec.codegen.c.kernels.sparse import sparse_layer_rows, sparse_summary
 from edgec.codegen.c.naming import c_identifier, c_string, c_text, comment_text, model_prefix
@@ -344,6 +345,7 @@ class CBackend:
             "arena_align": plan.alignment,
             "inputs": self._io_table(g, g.inputs, in_names, plan),
             "outputs": self._io_table(g, g.outputs, out_names, plan),
+            "streaming": streaming_state(g, in_names, out_names),  # recurrent state I/O
             "meta": extra_meta or {},
             "threads": threads,
             "split_layers": sum(1 for L in layers if L.split is not None),

@@ -183,6 +183,21 @@ def test_hundred_steps_streamed_in_chunks(op, target):
     np.testing.assert_allclose(state["h0"], ref["Y_h"], rtol=1e-4, atol=2e-5)
 
 
+@pytest.mark.parametrize("target", ["generic-fp32", "generic-int8"])
+def test_header_documents_the_streaming_state(target):
+    """The generated header names each state output and the input it feeds next call."""
+    model, feeds = recurrent_model("LSTM", lens=False)
+    calib = [feeds] if "int8" in target else None
+    header = compile_model_proto(model, target, calib_samples=calib).files["test.h"]
+    op = "QLSTM" if "int8" in target else "LSTM"  # int8: the hybrid LSTM, state float32
+    assert f'output 1 ("Y_h") -> input 1 ("h0")   ({op} node "lstm")' in header
+    assert 'output 2 ("Y_c") -> input 2 ("c0")' in header
+    plain, feeds = recurrent_model("LSTM", lens=False, init=False)
+    calib = [feeds] if "int8" in target else None
+    assert "Streaming" not in compile_model_proto(plain, target, calib_samples=calib
+                                                  ).files["test.h"]
+
+
 def test_torch_lstm_export():
     torch = pytest.importorskip("torch")
     import io

@@ -30,6 +30,7 @@ from edgec.errors import UnsupportedError
 from edgec.ir import DType, Node
 from edgec.ops import get_op
 from edgec.codegen.c.isa import arm64_f32, x86_f32
+from edgec.codegen.c.naming import comment_text
 from edgec.codegen.c.kernel import (PORTABLE, Candidate, ConstArray, Kernel, op_lowering,
                                     register_candidates)
 
@@ -216,3 +217,29 @@ def hybrid_recurrent_params(node: Node, target, scratch) -> Kernel:
 
 register_candidates(("QLSTM", "QGRU"), PORTABLE,
                     [Candidate("hybrid-recurrent", hybrid_recurrent_params)])
+
+
+# (state input index, state output index) of the recurrent ops: initial_h -> Y_h, and
+# LSTM's initial_c -> Y_c.
+STATE_PAIRS = {"RNN": ((5, 1),), "GRU": ((5, 1),), "QGRU": ((5, 1),),
+               "LSTM": ((5, 1), (6, 2)), "QLSTM": ((5, 1), (6, 2))}
+
+
+def streaming_state(g, in_names: list[str], out_names: list[str]) -> list[dict]:
+    """The state the caller carries between calls to stream a sequence in chunks: one entry
+    per recurrent node whose state output is a graph output and whose initial state is a
+    graph input ({node, op, output: index, output_name, input: index, input_name}); the
+    generated header documents the pattern with them."""
+    rows = []
+    for node in g.nodes:
+        for i_in, i_out in STATE_PAIRS.get(node.op, ()):
+            src = node.input(i_in)
+            dst = node.outputs[i_out] if i_out < len(node.outputs) else None
+            if src is None or dst is None or src not in g.inputs or dst not in g.outputs:
+                continue
+            k_in, k_out = g.inputs.index(src), g.outputs.index(dst)
+            rows.append({"node": comment_text(node.meta.get("source_name", node.name)),
+                         "op": node.op,
+                         "input": k_in, "input_name": comment_text(in_names[k_in]),
+                         "output": k_out, "output_name": comment_text(out_names[k_out])})
+    return rows
