@@ -274,7 +274,7 @@ def compile_graph(g: Graph, options: CompileOptions, model_name: str = "model",
     g.verify()
     row_bands = None
     if options.memory_budget is not None:  # line-buffered chains (passes/fuse_row_bands.py)
-        row_bands = fuse_row_bands(g, target.alignment, options.memory_budget)
+        g, row_bands = fuse_row_bands(g, target.alignment, options.memory_budget)
         g.verify()
     plan = plan_memory(g, target.alignment)
     check_arena(plan.arena_bytes, options.limits)

@@ -12,8 +12,9 @@ The decision is greedy and driven by the plan: plan the graph; while the arena i
 budget, look at the step of the peak (the lower bound): if its node belongs to a chain, fuse
 the whole maximal chain (the fewest regions: one per peak removed); if it is a
 QuantizeLinear whose float input dies there (a model's float input), let it write its int8
-output over that input. Re-plan and repeat; stop when the budget is met or the peak cannot
-be lowered. Without a budget nothing changes, so the default build is untouched.
+output over that input. Each step is tried on a copy of the graph and re-planned, and kept
+unless the arena grows; stop when the budget is met, the peak cannot be lowered or a step
+would raise the arena. Without a budget nothing changes, so the default build is untouched.
 """
 
 from __future__ import annotations
@@ -57,10 +58,6 @@ def is_row_conv(node: Node) -> bool:
     return (node.op in CONV_OPS and node.attrs.get("layout") == "NHWC"
             and not node.attrs.get("input_layout") and _nhwc_batch1(node.input(0))
             and node.input(1) is not None and node.input(1).is_const)
-
-
-def _single_reader(g: Graph, v: Value, reader: Node) -> bool:
-    return v not in g.outputs and len(v.uses) == 1 and v.uses[0][0] is reader
 
 
 def _next_link(g: Graph, node: Node, inside: set[int]) -> Node | None:
@@ -161,27 +158,38 @@ def _quantize_in_place(node: Node, step: int, plan) -> bool:
     return True
 
 
-def fuse_row_bands(g: Graph, alignment: int, budget: int, band_rows: int = 1) -> BandReport:
-    """Fuse the chains the peak of the plan needs until the arena fits `budget` bytes."""
+def _lower_peak(g: Graph, step: int, plan, band_rows: int) -> tuple[str, Node] | None:
+    """Apply the action that may lower the peak at `step` of `plan` to `g` (a fusion or an
+    in-place quantize); None when there is none."""
+    peak = g.nodes[step]
+    for chain in maximal_chains(g):
+        if any(n is peak for n in chain):
+            return "fused", fuse_chain(g, chain, band_rows)
+    if _quantize_in_place(peak, step, plan):
+        return "in-place", peak
+    return None
+
+
+def fuse_row_bands(g: Graph, alignment: int, budget: int,
+                   band_rows: int = 1) -> tuple[Graph, BandReport]:
+    """Fuse the chains the peak of the plan needs until the arena fits `budget` bytes; each
+    step is tried on a copy and kept unless it makes the arena larger. Returns the graph
+    (`g` itself when nothing was kept) and the report."""
     plan = plan_memory(g, alignment)
     report = BandReport(budget, plan.arena_bytes)
-    fused_nodes = []
+    fused: list[str] = []
     while plan.arena_bytes > budget:
         step = max(range(len(plan.live_bytes)), key=lambda s: plan.live_bytes[s])
-        peak = g.nodes[step]
-        changed = False
-        for chain in maximal_chains(g):
-            if any(n is peak for n in chain):
-                fused_nodes.append(fuse_chain(g, chain, band_rows))
-                changed = True
-                break
-        if not changed and _quantize_in_place(peak, step, plan):
-            report.in_place.append(peak.name)
-            changed = True
-        if not changed:
+        trial = g.clone()
+        action = _lower_peak(trial, step, plan, band_rows)
+        if action is None:
             break
-        plan = plan_memory(g, alignment)
+        trial_plan = plan_memory(trial, alignment)
+        if trial_plan.arena_bytes > plan.arena_bytes:
+            break
+        g, plan = trial, trial_plan
+        kind, node = action
+        (fused if kind == "fused" else report.in_place).append(node.name)
     report.arena_after = plan.arena_bytes
-    alive = {id(n) for n in g.nodes}
-    report.regions = [region_summary(n, plan) for n in fused_nodes if id(n) in alive]
-    return report
+    report.regions = [region_summary(n, plan) for n in g.nodes if n.name in fused]
+    return g, report
