@@ -19,8 +19,9 @@
  * a_mult, a_shift) + mbqm((b - b_zp) 2^L, b_mult, b_shift)). Helium: 4 elements per vector
  * step, the rounding doubling high multiply VQRDMULH and the rounding shift as
  * edgec_cm_mve_requant4; every shift <= 0 (the caller checks at compile time). DSP: one
- * element at a time through edgec_cm_dsp_scale's 32-bit form when every shift is in
- * [-31, -2] and L <= 22 (|values| < 2^30: one SMMULR each), else edgec_requant.
+ * element at a time, each product one SMMULR (edgec_cm_dsp_mbqm30, edgec_cm_dsp_scale)
+ * when the input shifts are in [-31, 0], the output's in [-31, -2] and L <= 21 (every value
+ * below 2^30), else edgec_mbqm / edgec_requant.
  */
 #ifndef EDGEC_CM_POOL_H
 #define EDGEC_CM_POOL_H
@@ -225,6 +226,24 @@ static inline __attribute__((always_inline)) void edgec_cm_maxpool_s8(
     }
 }
 
+#if !defined(__ARM_FEATURE_MVE)
+/* edgec_mbqm(x, mult, shift) for |x| < 2^30 and shift in [-31, 0]: SMMULR of 2 x is the
+ * rounding doubling high multiply v (|v| < 2^30); the rounding division by 2^e as in
+ * edgec_cm_dsp_scale, whose identity holds for e = 1 too ((u + 1) >> 1, u = v - [v < 0]).
+ * The input with the larger scale has shift 0 in TFLite's ADD (its multiplier is 1/2). */
+static inline __attribute__((always_inline)) int32_t edgec_cm_dsp_mbqm30(int32_t x,
+                                                                         int32_t mult,
+                                                                         int32_t shift)
+{
+    int32_t v;
+    __asm__("smmulr %0, %1, %2" : "=r"(v) : "r"(x * 2), "r"(mult));
+    if (shift == 0) {
+        return v;
+    }
+    return (((v - (int32_t)((uint32_t)v >> 31)) >> (-shift - 1)) + 1) >> 1;
+}
+#endif
+
 /* QAdd of `count` elements without broadcasting (module comment); `left` = 2^L. */
 static inline __attribute__((always_inline)) void edgec_cm_add_s8(
     const int8_t *a, const int8_t *b, int32_t count, int32_t a_zp, int32_t b_zp, int32_t left,
@@ -247,13 +266,13 @@ static inline __attribute__((always_inline)) void edgec_cm_add_s8(
         vstrbq_p_s32(y + i, edgec_cm_mve_requant4(sum, ym, ys, y_zp, lo, hi), p);
     }
 #else
-    const int fast = a_shift <= -2 && b_shift <= -2 && y_shift <= -2 && a_shift >= -31 &&
-                     b_shift >= -31 && y_shift >= -31 && left <= (1 << 22);
+    const int fast = a_shift <= 0 && b_shift <= 0 && y_shift <= -2 && a_shift >= -31 &&
+                     b_shift >= -31 && y_shift >= -31 && left <= (1 << 21);
     for (i = 0; i < count; ++i) {
         const int32_t av = ((int32_t)a[i] - a_zp) * left, bv = ((int32_t)b[i] - b_zp) * left;
-        if (fast) { /* |av|, |bv| < 2^30 and so are the scaled terms and their sum */
-            const int32_t sum = edgec_cm_dsp_scale(av, a_mult, a_shift, 1, 1) +
-                                edgec_cm_dsp_scale(bv, b_mult, b_shift, 1, 1);
+        if (fast) { /* |av|, |bv| < 2^29, the scaled terms too: their sum < 2^30 */
+            const int32_t sum = edgec_cm_dsp_mbqm30(av, a_mult, a_shift) +
+                                edgec_cm_dsp_mbqm30(bv, b_mult, b_shift);
             int32_t v = edgec_cm_dsp_scale(sum, y_mult, y_shift, 2 * y_zp + 1, 1);
             v = v < lo ? lo : (v > hi ? hi : v);
             y[i] = (int8_t)v;
