@@ -7,8 +7,8 @@ in order:
   x86 (AVX2, also on x86_64-int8-vnni): `ops/x86/q4conv_gemm` - the AVX2 GEMM of
          x86/qconv_gemm (pointwise, im2col, and fully connected layers as 1x1 convolutions)
          with nibble panels (edgec_x86_q4.h); VNNI's vpdpbusd path stays int8-only;
-  arm64 (SDOT or ARMv8.0 NEON): `ops/arm64/q4gemm` - arm64/qgemm with nibble blocks
-         (edgec_neon_q4.h);
+  arm64 (SDOT or ARMv8.0 NEON; arm64-int8-i8mm takes the SDOT form):
+         `ops/arm64/q4gemm` - arm64/qgemm with nibble blocks (edgec_neon_q4.h);
   portable (generic-int8, Cortex-M, layers no SIMD kernel takes): `ops/q4gemm`
          (pointwise / fully connected), `ops/q4conv` (general convolution).
 A depthwise QConv never gets int4 weights from the quantize pass; one that has them anyway
@@ -16,6 +16,8 @@ runs the int8 depthwise kernel (weights one per byte).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 from edgec.codegen.c.int4_pack import pack_int4, pack_rows
@@ -112,7 +114,16 @@ class _Const:
 
 
 # --------------------------------------------------------------------------- arm64
+def neon_target(target):
+    """The target whose NEON int4 tile a layer runs: arm64-int8-i8mm (ARMv8.2 + dotprod +
+    i8mm) takes the SDOT one (there is no SMMLA int4 tile yet), the others their own."""
+    if arm64_q8.flavour(target) == "mmla":
+        return replace(target, isa="arm64-dotprod")
+    return target
+
+
 def _neon_template(node: Node, target, p: dict) -> bool:
+    target = neon_target(target)
     if arm64_q8.flavour(target) not in ("dot", "mull"):
         return False
     if node.op == "QConv":
@@ -121,6 +132,7 @@ def _neon_template(node: Node, target, p: dict) -> bool:
 
 
 def _neon_build(node: Node, target, p: dict) -> Kernel:
+    target = neon_target(target)
     make = arm64_q8.qconv_params if node.op == "QConv" else arm64_q8.qgemm_params
     params = dict(make(node, target, p))
     packed = pack_int4(params["weights"].data, NEON_HALF)
