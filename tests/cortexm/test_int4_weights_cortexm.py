@@ -10,7 +10,7 @@ from edgec.compiler import CompileOptions, compile_model
 from edgec.workbench.verify import verify_model
 
 
-@pytest.mark.parametrize("target", ["cortex-m4-int8", "cortex-m55-int8"])
+@pytest.mark.parametrize("target", ["cortex-m0-int8", "cortex-m4-int8", "cortex-m55-int8"])
 def test_int4_cortexm_is_bit_exact_with_the_reference(zoo_dir, target):
     options = CompileOptions(target=target, weight_bits=4)
     res = verify_model(zoo_dir / "digits_cnn.onnx", options, seed=3)
