@@ -87,6 +87,7 @@ def _x86_build(node: Node, p: dict) -> Kernel:
     packed = x86_nibble_panels(params["q_weights"].data, params["G"], params["KG"],
                                params["layout"])
     params["q_weights"] = ConstArray(packed, "w4_panels")
+    del params["q_m_odd"]  # edgec_q4_gemm_tile derives it from q_m_even (vpsrlq)
     params["int4_report"] = _report(node, packed, "x86-q4gemm")
     return Kernel("ops/x86/q4conv_gemm.c.j2", params, X86_Q4_RUNTIME)
 

@@ -32,11 +32,13 @@ EDGEC_Q8_INLINE __m256i edgec_q4_unpack8(const uint8_t *p)
     return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
 }
 
-/* edgec_q8_gemm_tile with the panel's weights as nibbles (8 * nv bytes per k-pair). */
+/* edgec_q8_gemm_tile with the panel's weights as nibbles (8 * nv bytes per k-pair), and
+   without the m_odd table: the odd lanes' multipliers are m_even's 64-bit lanes shifted
+   right by 32 (vpsrlq), once per tile. */
 EDGEC_Q8_INLINE void edgec_q4_gemm_tile(int rows, int nv, int ncols, const int16_t *a,
                                         size_t a_stride, const uint8_t *w, size_t kp,
                                         const int32_t *bias, const int32_t *m_even,
-                                        const int32_t *m_odd, const int32_t *right,
+                                        const int32_t *right,
                                         int zp_pack, int lo, int hi, int8_t *y,
                                         size_t y_stride)
 {
@@ -71,11 +73,10 @@ EDGEC_Q8_INLINE void edgec_q4_gemm_tile(int rows, int nv, int ncols, const int16
     }
     {
         const __m256i me0 = _mm256_loadu_si256((const __m256i *)(const void *)m_even);
-        const __m256i mo0 = _mm256_loadu_si256((const __m256i *)(const void *)m_odd);
+        const __m256i mo0 = _mm256_srli_epi64(me0, 32);
         const __m256i me1 = nv > 1 ? _mm256_loadu_si256((const __m256i *)(const void *)(m_even + 8))
                                    : me0;
-        const __m256i mo1 = nv > 1 ? _mm256_loadu_si256((const __m256i *)(const void *)(m_odd + 8))
-                                   : mo0;
+        const __m256i mo1 = _mm256_srli_epi64(me1, 32);
         const __m256i s0 = edgec_q8_right8(right);
         const __m256i s1 = nv > 1 ? edgec_q8_right8(right + 8) : s0;
         for (r = 0; r < rows; ++r) {
