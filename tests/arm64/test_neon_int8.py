@@ -59,6 +59,11 @@ def layer_zoo():
     conv("stem", "x", 3, 16, (3, 3), strides=[2, 2], pads=[1, 1, 1, 1])  # im2col, K = 27
     conv("pw_k20", "pre", c, 24, (1, 1))  # K tail of 4, two channel blocks
     conv("pw_k20_clip", "pre", c, 40, (1, 1), act="Clip")
+    # K = 24 and K = 8: with SDOT the last 8 k are a half step reading the rows in place
+    conv("pre24", "pre", c, 24, (1, 1))
+    conv("pw_k24", "pre24", 24, 40, (1, 1), act="Clip")
+    conv("pre8", "pre", c, 8, (1, 1))
+    conv("pw_k8", "pre8", 8, 19, (1, 1), act=None)
     # channels whose weight scales are far apart: per-channel shifts (no shared shift)
     conv("pw_mixed", "pre", c, 7, (1, 1), act=None,
          scale=np.array([1, 1e-4, 3, 1, 2e-4, 1, 1]))
@@ -115,6 +120,7 @@ def test_int8_layers_bit_exact(zoo, target):
     assert f"edgec_q8_{FLAVOURS[target]}_tile(" in text and "edgec_q8_dw_tap2(" in text
     assert ("edgec_q8_dw3_out(" in text) == (target != "arm64-int8-base")
     assert "vaddq_s32(edgec_q8_mbqm(" in text  # the NEON QAdd
+    assert ("edgec_q8_dot_tile8(" in text) == (target == "arm64-int8")
     assert "_rq_shift" in text  # the per-channel shift layer
     assert '#include "edgec_neon_q8.h"' in text
 

@@ -38,7 +38,8 @@
  *     into a 2x2 int32 block, so weights are packed [block][K/16][k half][channel pair][2][8]
  *     and the requantisation parameters in the accumulators' order (c0 c1 c0 c1 c2 c3 ...);
  *     per 16 k: 4 row loads, 4 ZIPs, 4 four-register weight loads, 32 SMMLA of 32 MACs.
- * K is a multiple of 16 for the tiles (the layer pads rows and weights with zeros).
+ * K is a multiple of 16 for the tiles (the layer pads rows and weights with zeros); a K of
+ * 16 * steps + 8 ends, with SDOT, with a half step on 8-byte row loads (edgec_q8_dot_tile8).
  * Depthwise convolution runs 16 channels per step: SMULL/SMLAL2 on a pair of taps into int16
  * (same bound), SADDW into four int32x4 accumulators. With the dot product, a 3x3 depthwise
  * convolution (stride 1 or 2, channels a multiple of 16) transposes each input column of
@@ -208,6 +209,27 @@ EDGEC_Q8_INLINE void edgec_q8_dot_tile(int32x4_t acc[EDGEC_Q8_TILE_ROWS][4], siz
     }
 }
 #undef EDGEC_Q8_DOT_GROUP
+
+/* The last 8 k of a layer whose K is 16 * steps + 8: acc[r][.] += a[r][off .. off + 8) . w
+ * (the first half of a 16-k weight step), 8-byte row loads and SDOT by 64-bit lane. */
+EDGEC_Q8_INLINE void edgec_q8_dot_tile8(int32x4_t acc[EDGEC_Q8_TILE_ROWS][4], size_t rows,
+                                        const int8_t *const *a, size_t off, const int8_t *w)
+{
+    int8x8_t av[EDGEC_Q8_TILE_ROWS];
+    size_t r;
+    size_t j;
+    for (r = 0; r < rows; ++r) {
+        av[r] = vld1_s8(a[r] + off);
+    }
+    for (j = 0; j < 4u; ++j) {
+        const int8x16_t w0 = vld1q_s8(w + 16u * j);
+        const int8x16_t w1 = vld1q_s8(w + 64u + 16u * j);
+        for (r = 0; r < rows; ++r) {
+            acc[r][j] = vdotq_lane_s32(acc[r][j], w0, av[r], 0);
+            acc[r][j] = vdotq_lane_s32(acc[r][j], w1, av[r], 1);
+        }
+    }
+}
 
 /* Requantise a dot tile and store `ncols` <= 16 channels of each row at dst[r]. */
 EDGEC_Q8_INLINE void edgec_q8_dot_store(int32x4_t acc[EDGEC_Q8_TILE_ROWS][4], size_t rows,
