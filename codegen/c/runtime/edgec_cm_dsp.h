@@ -180,6 +180,7 @@ static inline void edgec_cm_widen_rows2(const int8_t *r0, const int8_t *r1, int3
  * channels (two LDRDs): 8 SMLAD, 16 MACs in 11 instructions. Inline assembly because GCC 12
  * splits 64-bit loads into single LDRs and adds pointer arithmetic; Thumb-2 LDRD takes any
  * two registers. The 14 operands take every allocatable core register. */
+#if defined(__OPTIMIZE__)
 #define EDGEC_CM_SMLAD_2X4(xp, wp, a)                                                      \
     do {                                                                                   \
         int32_t x0_, x1_, w0_, w1_;                                                        \
@@ -201,6 +202,22 @@ static inline void edgec_cm_widen_rows2(const int8_t *r0, const int8_t *r1, int3
                 :                                                                          \
                 : "memory");                                                               \
     } while (0)
+#else /* -O0: the operands would not fit the registers; the same arithmetic in C */
+#define EDGEC_CM_SMLAD_2X4(xp, wp, a)                                                      \
+    do {                                                                                   \
+        const int32_t x0_ = (xp)[0], x1_ = (xp)[1];                                        \
+        a##00 = __smlad(x0_, (wp)[0], a##00);                                              \
+        a##10 = __smlad(x1_, (wp)[0], a##10);                                              \
+        a##01 = __smlad(x0_, (wp)[1], a##01);                                              \
+        a##11 = __smlad(x1_, (wp)[1], a##11);                                              \
+        a##02 = __smlad(x0_, (wp)[2], a##02);                                              \
+        a##12 = __smlad(x1_, (wp)[2], a##12);                                              \
+        a##03 = __smlad(x0_, (wp)[3], a##03);                                              \
+        a##13 = __smlad(x1_, (wp)[3], a##13);                                              \
+        (xp) += 2;                                                                         \
+        (wp) += 4;                                                                         \
+    } while (0)
+#endif
 
 /* The common case of edgec_cm_gemm_s8, requantised straight from the block's registers:
  * both rows, channels a multiple of 4, fast shifts, the full int8 range, EDGEC_CM_ACC30. */

@@ -90,6 +90,7 @@ static inline __attribute__((always_inline)) void edgec_cm_dw_widen_line(
  * input (cells 8 bytes apart), one LDRD of the weights (byte offsets o0, o1, o2 from wq), 4
  * SMLABB/SMLATT: 18 instructions for 12 MACs. Inline assembly because GCC 12 splits the
  * 64-bit loads and moves the group's weights through the stack. */
+#if defined(__OPTIMIZE__)
 #define EDGEC_CM_DW_LINE3(xq, wq, o0, o1, o2, a0, a1, a2, a3)                               \
     do {                                                                                   \
         int32_t xe_, xo_, we_, wo_;                                                        \
@@ -116,6 +117,14 @@ static inline __attribute__((always_inline)) void edgec_cm_dw_widen_line(
                 : [xp] "r"(xq), [wp] "r"(wq), [k0] "I"(o0), [k1] "I"(o1), [k2] "I"(o2)     \
                 : "memory");                                                               \
     } while (0)
+#else /* -O0: the offsets are no constants there; the same arithmetic in C */
+#define EDGEC_CM_DW_LINE3(xq, wq, o0, o1, o2, a0, a1, a2, a3)                               \
+    do {                                                                                   \
+        EDGEC_CM_DW_MAC((xq), (wq) + (o0) / 4, a0, a1, a2, a3);                            \
+        EDGEC_CM_DW_MAC((xq) + 2, (wq) + (o1) / 4, a0, a1, a2, a3);                        \
+        EDGEC_CM_DW_MAC((xq) + 4, (wq) + (o2) / 4, a0, a1, a2, a3);                        \
+    } while (0)
+#endif
 
 /* Depthwise convolution, channel multiplier 1, out_c == in_c == C. `w16` is the weight
  * packed at compile time (codegen/c/isa/cortexm.py, pack_dsp_depthwise_weights): per group

@@ -306,6 +306,7 @@ static inline __attribute__((always_inline)) void edgec_cm_mve_dw_fill_line(
  * VADD, VMULLT + VADD: 18 instructions for 24 MACs. Inline assembly because GCC 12 keeps
  * each tap's weight address in its own register (spilled) instead of an offset; the widening
  * loads take a low register (r0-r7) as base, hence "l". */
+#if defined(__OPTIMIZE__)
 #define EDGEC_CM_MVE_DW_LINE3(xq, wq, o0, o1, o2, even, odd)                                \
     do {                                                                                   \
         int16x8_t xv_, wv_;                                                                \
@@ -333,6 +334,14 @@ static inline __attribute__((always_inline)) void edgec_cm_mve_dw_fill_line(
                 : [xp] "l"(xq), [wp] "l"(wq), [k0] "I"(o0), [k1] "I"(o1), [k2] "I"(o2)     \
                 : "memory");                                                               \
     } while (0)
+#else /* -O0: the offsets are no constants there; the same arithmetic in C */
+#define EDGEC_CM_MVE_DW_LINE3(xq, wq, o0, o1, o2, even, odd)                                \
+    do {                                                                                   \
+        EDGEC_CM_MVE_DW_TAP((xq), (wq) + (o0), even, odd);                                 \
+        EDGEC_CM_MVE_DW_TAP((xq) + 8, (wq) + (o1), even, odd);                             \
+        EDGEC_CM_MVE_DW_TAP((xq) + 16, (wq) + (o2), even, odd);                            \
+    } while (0)
+#endif
 
 /* Depthwise convolution, channel multiplier 1, out_c == in_c == C. `w8` is the weight
  * packed at compile time (codegen/c/isa/cortexm.py, pack_mve_depthwise_weights): per group
