@@ -50,6 +50,8 @@ def build_weights_file(arrays: Sequence[np.ndarray], partitions: Sequence[int],
     offsets, part_ranges = [], [[0, 0] for _ in range(n_parts)]
     pos, current = tables_end, -1
     for index, (arr, part) in enumerate(zip(arrays, partitions)):
+        if part < current:
+            raise ValueError("partitions must be non-decreasing (inner cuts included)")
         if part != current:
             pos = _align(pos, PARTITION_ALIGN)
             for skipped in range(current + 1, part + 1):
@@ -58,6 +60,8 @@ def build_weights_file(arrays: Sequence[np.ndarray], partitions: Sequence[int],
         pos = _align(pos, alignment)
         offsets.append(pos)
         for offset, k in inner.get(index, []):
+            if k <= current or not 0 < offset < np.asarray(arr).nbytes:
+                raise ValueError("an inner cut must start a later partition inside its array")
             part_ranges[current][1] = pos + offset
             for skipped in range(current + 1, k + 1):
                 part_ranges[skipped] = [pos + offset, pos + offset]

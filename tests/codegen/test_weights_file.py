@@ -184,3 +184,30 @@ def test_partitions_bound_resident_memory(driver, tmp_path):
     path.write_bytes(build_weights_file(data, [0] * 32, HASH))  # one partition: no release
     whole = int(run(driver, path, "walk", str(tensor_bytes))[1].split()[1])
     assert whole >= 0.9 * total_kib, (whole, total_kib)  # the measure sees the difference
+
+
+def test_a_partition_may_start_inside_a_tensor(driver, tmp_path):
+    """A layer that streams its weights enters the next partition between two work items: the
+    partition table then cuts a tensor at that byte (not on a 64 KiB boundary); the runtime
+    accepts it, reads every tensor back and enters both partitions (pages rounded inwards when
+    released), clean under ASan/UBSan."""
+    data = arrays()
+    with pytest.raises(ValueError, match="non-decreasing"):  # tensor 1 is already in 1
+        build_weights_file(data, [0, 0, 1], HASH, inner={0: [(256, 1)]})
+    blob = build_weights_file(data, [0, 1, 1], HASH, inner={0: [(256, 1)]})
+    table = HEADER_BYTES + 3 * 16
+    offsets = [int.from_bytes(blob[HEADER_BYTES + 16 * i:][:8], "little") for i in range(3)]
+    parts = [(int.from_bytes(blob[table + 16 * k:][:8], "little"),
+              int.from_bytes(blob[table + 16 * k + 8:][:8], "little")) for k in range(2)]
+    assert parts == [(offsets[0], offsets[0] + 256), (offsets[0] + 256, offsets[2] + 64)]
+    assert int.from_bytes(blob[16:20], "little") == 2  # partitions in the header
+    path = tmp_path / "inner.weights"
+    path.write_bytes(blob)
+    lines = run(driver, path, "dump", *[str(a.nbytes) for a in data])
+    assert lines[0] == "open 0"
+    for i, a in enumerate(data):
+        assert lines[1 + i] == f"tensor {i} ok {c_sum(a.tobytes())}"
+    assert lines[4:] == ["wrong-size null", "wrong-index null", "check 0",
+                         "enter-out-of-range -16"]
+    walk = run(driver, path, "walk", str(data[0].nbytes))
+    assert walk[0] == "open 0" and walk[1].startswith("peak_kib ")
