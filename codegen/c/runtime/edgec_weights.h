@@ -23,10 +23,10 @@
  * re-read from the file if needed again), so only about one partition is resident at once
  * (the read-ahead fills the page cache, not the process's mapping). The file is mapped one
  * page past a 2 MiB boundary: Linux 6.18 keeps an ext4 file's page cache in folios of up to
- * 2 MiB and maps a whole 2 MiB folio with one PMD on the first touch of any of its pages,
- * MADV_NOHUGEPAGE notwithstanding, which pulled up to 2 MiB of a released neighbour (or of
- * the header) back in; with the addresses out of step with the file offsets it maps page by
- * page (64 KiB of fault-around).
+ * 2 MiB and, where a folio lies inside one 2 MiB block of addresses, maps all of it on the
+ * first touch of any of its pages (with one PMD, or with MADV_NOHUGEPAGE by PTEs), which
+ * pulled up to 2 MiB of a released neighbour (or of the header) back in; with the addresses
+ * out of step with the file offsets no folio lies inside one block and a fault maps 64 KiB.
  * Without mmap (or when mapping fails) the file is read() into a caller-supplied buffer.
  * Every check that fails returns a code; nothing here aborts or reads outside the file.
  */
