@@ -114,6 +114,17 @@ def test_c_equals_int8_reference_on_every_int8_target(op, kw):
             assert np.array_equal(got[name], value), (target, name)
 
 
+@pytest.mark.parametrize("op, kw", [CASES[0], CASES[4]], ids=["lstm", "gru"])
+def test_hybrid_kernels_under_sanitizers(op, kw):
+    """ASan/UBSan on the portable QLSTM / QGRU kernels, still equal to the reference."""
+    model, feeds = recurrent_model(op, seq=12, batch=3, inp=8, hidden=12, r_scale=0.3, **kw)
+    result = compile_model_proto(model, "generic-int8", calib_samples=calib_for(feeds))
+    with tempfile.TemporaryDirectory(prefix="edgec-qlstm-") as tmp:
+        got = run_compiled(result, [feeds], Path(tmp), sanitize=True)[0]
+    for name, value in run_graph(result.graph, feeds).items():
+        assert np.array_equal(got[name], value), name
+
+
 @pytest.mark.parametrize("lbr", [0, 1])
 def test_gru_int8_close_to_onnxruntime_float(lbr):
     """SNR of QGRU's outputs against onnxruntime's float GRU (docs/int8.md quotes them)."""

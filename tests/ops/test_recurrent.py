@@ -117,6 +117,13 @@ def test_c_on_simd_targets(op, kw, target):
     check_against_ort(model, feeds, target)
 
 
+@pytest.mark.parametrize("op, kw", [CASES[5], CASES[7]], ids=["GRU", "LSTM"])
+def test_x86_kernel_under_sanitizers(op, kw):
+    """ASan/UBSan on the x86_64 kernel (stack blocks of projections, whole tiles)."""
+    model, feeds = recurrent_model(op, **kw)
+    check_against_ort(model, feeds, "x86_64-fp32", sanitize=True)
+
+
 @pytest.mark.parametrize("target", SIMD)
 @pytest.mark.parametrize("op", ["RNN", "GRU", "LSTM"])
 def test_simd_targets_run_the_gemm_kernels(op, target):
