@@ -158,15 +158,17 @@ def test_simd_hundred_steps_bidirectional(op, kw, target):
     check_against_ort(model, feeds, target)
 
 
+@pytest.mark.parametrize("target", ["generic-fp32", *SIMD])
 @pytest.mark.parametrize("op", ["LSTM", "GRU"])
-def test_batch_major_layout_matches_onnx_reference(op):
+def test_batch_major_layout_matches_onnx_reference(op, target):
     """layout = 1 (onnxruntime refuses it): onnx.reference is the oracle."""
     from onnx.reference import ReferenceEvaluator
 
+    _skip_without(target)
     model, feeds = recurrent_model(op, layout=1, lens=False, direction="bidirectional")
     names = [o.name for o in model.graph.output]
     ref = dict(zip(names, ReferenceEvaluator(model).run(None, feeds)))
-    got = run_c(model, feeds, "generic-fp32")
+    got = run_c(model, feeds, target)
     for name in names:
         np.testing.assert_allclose(got[name], ref[name], rtol=1e-4, atol=1e-5, err_msg=name)
 
