@@ -1,5 +1,5 @@
-"""QGRU: edgec's int8 GRU with float32 state (hybrid), the GRU counterpart of QLSTM
-(edgec/ops/quantized_lstm.py, whose module docstring describes the scheme).
+"""QGRU and QRNN: edgec's int8 GRU and RNN with float32 state (hybrid), the counterparts of
+QLSTM (edgec/ops/quantized_lstm.py, whose module docstring describes the scheme).
 
 Inputs: X int8, W / R int8 per gate row, bias float32 [D, 4H] = [b_z, b_r, b_h, rb_h] with
 b_z = Wb_z + Rb_z, b_r = Wb_r + Rb_r, and for linear_before_reset 0 b_h = Wb_h + Rb_h,
@@ -92,3 +92,36 @@ class GruInt8(RecurrentInt8):
 
 
 GRU_INT8 = GruInt8()
+
+
+@register_op("QRNN")
+class QRNN(QLSTM):
+    """int8 RNN with float32 state (hybrid, tanh): h = tanh((float(W_q (x_q - x_zp)) *
+    xw_scale + float(R_q h_q) * (hs * r_scale)) + b), b = Wb + Rb, h_q as in QLSTM."""
+
+    attrs = {k: v for k, v in QLSTM.attrs.items() if k != "input_forget"}
+    quant = Int8Facet("qrnn", "requantize")  # already int8: its own calibrated Y scale
+    infer_outputs = ("Y", "Y_h")
+    gates, n_states = 1, 1
+
+    @staticmethod
+    def step(attrs, state, acc_x, rq, bias, peep, xw_scale, r_scale, clip, h):
+        """One step for one batch entry, in float32 exactly as the C orders it."""
+        hs, hq = quantize_state(state[0])
+        pre = (acc_x.astype(F) * xw_scale + (rq @ hq).astype(F) * (hs * r_scale)) + bias
+        return [tanh32(pre if clip is None else np.clip(pre, -clip, clip))]
+
+
+class RnnInt8(RecurrentInt8):
+    """RNN (tanh) -> QRNN (hybrid: int8 weights and activations in, float32 state)."""
+
+    source_op, q_op, gates = "RNN", "QRNN", 1
+    activations = ["Tanh"]
+    const_inputs = ((1, "W"), (2, "R"), (3, "B"))
+
+    def extra_attrs(self, node: Node) -> dict:
+        """None besides the common ones."""
+        return {}
+
+
+RNN_INT8 = RnnInt8()

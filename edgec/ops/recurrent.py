@@ -31,7 +31,7 @@ from edgec.errors import ShapeError, UnsupportedError
 from edgec.ir import Node, TensorType
 from edgec.ops.base import Attr, OpDef, QuantRule, in_type
 from edgec.ops.common import FLOATS, require_dtypes
-from edgec.ops.quantized_gru import GRU_INT8
+from edgec.ops.quantized_gru import GRU_INT8, RNN_INT8
 from edgec.ops.quantized_lstm import LSTM_INT8
 from edgec.ops.registry import register_op
 
@@ -215,6 +215,8 @@ class RecurrentOp(OpDef):
 @register_op("RNN")
 class RNN(RecurrentOp):
     """ONNX RNN: h_t = f(W x_t + R h_{t-1} + Wb + Rb)."""
+
+    quant = RNN_INT8  # int8 (tanh): QRNN, int8 weights with float32 state (quantized_gru.py)
 
     def cell(self, node, x, state, w, r, bias, peep, acts):
         h = self.dims(node)["H"]

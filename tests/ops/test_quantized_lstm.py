@@ -1,5 +1,5 @@
-"""QLSTM and QGRU, the hybrid int8 LSTM and GRU (int8 X and weights, float32 state): the
-generated C equals the int8 reference bit for bit on every int8 target, the float32
+"""QLSTM, QGRU and QRNN, the hybrid int8 LSTM, GRU and RNN (int8 X and weights, float32
+state): the generated C equals the int8 reference bit for bit on every int8 target, the float32
 exp/sigmoid/tanh of edgec/ops/float32_math.py equal their C transcription bit for bit and
 are accurate, the int8 outputs stay close to onnxruntime's float LSTM / GRU (SNR), and the
 streaming pattern works (state fed back between calls)."""
@@ -90,10 +90,13 @@ CASES = [
     ("GRU", {"direction": "bidirectional", "clip": 0.9}),
     ("GRU", {"direction": "reverse", "linear_before_reset": 1}),
     ("GRU", {"init": False, "lens": False, "linear_before_reset": 1, "layout": 1}),
+    ("RNN", {"direction": "bidirectional", "clip": 0.9}),
+    ("RNN", {"init": False, "layout": 1, "lens": False}),
 ]
 CASE_IDS = ["lstm-bidir-peep-clip", "lstm-reverse-coupled", "lstm-no-init", "lstm-layout1",
-            "gru-bidir-clip", "gru-reverse-lbr", "gru-no-init-lbr-layout1"]
-Q_OPS = {"LSTM": "QLSTM", "GRU": "QGRU"}
+            "gru-bidir-clip", "gru-reverse-lbr", "gru-no-init-lbr-layout1", "rnn-bidir-clip",
+            "rnn-no-init-layout1"]
+Q_OPS = {"LSTM": "QLSTM", "GRU": "QGRU", "RNN": "QRNN"}
 
 
 @pytest.mark.parametrize("op, kw", CASES, ids=CASE_IDS)
@@ -131,6 +134,17 @@ def test_gru_int8_close_to_onnxruntime_float(lbr):
     model, feeds = recurrent_model("GRU", seq=50, batch=2, inp=16, hidden=32, lens=False,
                                    r_scale=0.2, direction="bidirectional", seed=7,
                                    linear_before_reset=lbr)
+    result = compile_model_proto(model, "generic-int8", calib_samples=calib_for(feeds, 8))
+    got = run_graph(result.graph, feeds)
+    ref = ort_run(model, feeds)
+    snrs = {k: snr_db(ref[k], got[k]) for k in ("Y", "Y_h")}
+    assert min(snrs.values()) > 28, snrs
+
+
+def test_rnn_int8_close_to_onnxruntime_float():
+    """SNR of QRNN's outputs against onnxruntime's float RNN (docs/int8.md quotes them)."""
+    model, feeds = recurrent_model("RNN", seq=50, batch=2, inp=16, hidden=32, lens=False,
+                                   r_scale=0.1, direction="bidirectional", seed=7)
     result = compile_model_proto(model, "generic-int8", calib_samples=calib_for(feeds, 8))
     got = run_graph(result.graph, feeds)
     ref = ort_run(model, feeds)

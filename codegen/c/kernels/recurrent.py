@@ -196,8 +196,8 @@ register_candidates(OPS, PORTABLE, [op_lowering('ops/recurrent.c.j2', recurrent_
 
 
 def hybrid_recurrent_params(node: Node, target, scratch) -> Kernel:
-    """ops/qlstm or ops/qgru: the hybrid int8 LSTM / GRU (edgec/ops/quantized_lstm.py,
-    quantized_gru.py), portable C for every int8 target (its float32 part uses
+    """ops/qlstm, ops/qgru or ops/qrnn: the hybrid int8 LSTM / GRU / RNN
+    (edgec/ops/quantized_lstm.py, quantized_gru.py), portable C for every int8 target (its float32 part uses
     edgec_f32_math.h, so every target gives the same bits)."""
     op = get_op(node.op)
     k = op.dims(node)
@@ -211,17 +211,18 @@ def hybrid_recurrent_params(node: Node, target, scratch) -> Kernel:
          "y_scale": _lit(a["y_scale"]),
          "xw_scale": ConstArray(np.asarray(a["xw_scale"], np.float32), "xw_scale"),
          "r_scale": ConstArray(np.asarray(a["r_scale"], np.float32), "r_scale")}
-    template = {"QLSTM": "ops/qlstm.c.j2", "QGRU": "ops/qgru.c.j2"}[node.op]
+    template = {"QLSTM": "ops/qlstm.c.j2", "QGRU": "ops/qgru.c.j2",
+                "QRNN": "ops/qrnn.c.j2"}[node.op]
     return Kernel(template, p, ("edgec_f32_math.h",))
 
 
-register_candidates(("QLSTM", "QGRU"), PORTABLE,
+register_candidates(("QLSTM", "QGRU", "QRNN"), PORTABLE,
                     [Candidate("hybrid-recurrent", hybrid_recurrent_params)])
 
 
 # (state input index, state output index) of the recurrent ops: initial_h -> Y_h, and
 # LSTM's initial_c -> Y_c.
-STATE_PAIRS = {"RNN": ((5, 1),), "GRU": ((5, 1),), "QGRU": ((5, 1),),
+STATE_PAIRS = {"RNN": ((5, 1),), "QRNN": ((5, 1),), "GRU": ((5, 1),), "QGRU": ((5, 1),),
                "LSTM": ((5, 1), (6, 2)), "QLSTM": ((5, 1), (6, 2))}
 
 
