@@ -38,6 +38,7 @@ from edgec.codegen.c.kernels.recurrent import streaming_state
 from edgec.codegen.c.kernels.int4 import int4_summary, weights_bytes_by_bits
 from edgec.codegen.c.kernels.sparse import sparse_layer_rows, sparse_summary
 from edgec.codegen.c.naming import c_identifier, c_string, c_text, comment_text, model_prefix
+from edgec.codegen.c.row_bands import ROW_BANDS, render_row_bands
 from edgec.codegen.c.select import select
 from edgec.codegen.c.threads import THREAD_HEADERS, THREAD_SOURCES, WorkSplit, split_layer
 
@@ -162,7 +163,9 @@ class CBackend:
 
     # ------------------------------------------------------------------ layers
     def _render_layer(self, index: int, node: Node, consts, plan, extra_arrays) -> Layer:
-        kernel = select(node, self.target, {"sparse_weights": self.sparse_weights})
+        fused = node.op == ROW_BANDS  # a fused chain: variants of its layers' kernels
+        kernel = None if fused else select(node, self.target,
+                                           {"sparse_weights": self.sparse_weights})
         fn = f"layer_{index:03d}_{c_identifier(node.op, 'op')}"
         params: list[str] = []
         args: list[str] = []
@@ -215,11 +218,15 @@ class CBackend:
         all_ins = [tensor(v) for v in node.inputs]
         outs = [tensor(v) for v in node.outputs]
         split = WorkSplit(False)
+        before = ""
         if any(v is not None for v in node.outputs) and all(
                 v is None or v.type.numel == 0 for v in node.outputs):
             # Nothing to write: loops of 0 iterations would only trip -Wtype-limits.
             body = "\n".join(["/* every output is empty (a dimension of 0): no work */"]
                               + [f"(void){a};" for a in (act_ident[id(v)] for v in act_values)])
+        elif fused:
+            before, body, kernel = render_row_bands(self, fn, node, act_ident, consts,
+                                                    extra_arrays, CTensor)
         else:
             split = WorkSplit(self.threads > 1 or (self.external and self.partitions > 1))
             body = self._render_body(node, kernel, fn, ins, all_ins, outs, extra_arrays, split)
@@ -227,7 +234,7 @@ class CBackend:
         out_type = node.output.type if len(node.outputs) == 1 else ""
         comment = (f"{c_text(node.op)} '{comment_text(node.name)}': {c_text(out_type)}"
                    f" <- {c_text(shapes_in)}")
-        layer = Layer(fn, node, params, args, body, comment, kernel)
+        layer = Layer(fn, node, params, args, body, comment, kernel, before=before)
         if split.items >= 2:
             layer.split = split  # rendered once the weights partitions are known (generate)
         return layer
@@ -345,6 +352,7 @@ class CBackend:
             "arena_align": plan.alignment,
             "inputs": self._io_table(g, g.inputs, in_names, plan),
             "outputs": self._io_table(g, g.outputs, out_names, plan),
+            "int8_io": g.meta.get("int8_io") or {},  # --io int8 (passes/int8_io.py)
             "streaming": streaming_state(g, in_names, out_names),  # recurrent state I/O
             "meta": extra_meta or {},
             "threads": threads,
