@@ -123,7 +123,7 @@ def test_threaded_model_is_clean_under_thread_sanitizer(zoo_dir, tmp_path):
 
 @pytest.mark.skipif(not (shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64")),
                     reason="no arm64 cross compiler or qemu-aarch64")
-@pytest.mark.parametrize("target", ["arm64-int8"])
+@pytest.mark.parametrize("target", ["arm64-int8", "arm64-int8-i8mm"])
 def test_arm64_threads_under_qemu_are_bit_identical(zoo_dir, tmp_path, target):
     _, result = compile_resnet8(zoo_dir, target, 2)
     assert result.report["threads"]["split_layers"] >= 7
