@@ -58,8 +58,8 @@ def test_counts_are_identical_across_runs_and_attributed_to_layers(plugin, tmp_p
 def test_i8mm_counts_are_identical_run_to_run(plugin, tmp_path, model):
     """arm64-int8-i8mm: the same inference counted on two fresh builds gives the same numbers,
     and the SMMLA build executes fewer instructions than the SDOT one."""
-    from edgec.workbench.bench import bench_inputs, calibration_inputs, compile_for_bench
     from edgec.frontend.onnx import load_onnx
+    from edgec.workbench.bench import bench_inputs, calibration_inputs, compile_for_bench
 
     path = ZOO_DIR / f"{model}.onnx"
     g = load_onnx(path, {})
