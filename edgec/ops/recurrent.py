@@ -21,12 +21,18 @@ initial_h / initial_c.
 them (onnxruntime's reading of the spec); activations that take none use no entry.
 Where the spec is silent, edgec follows onnxruntime: `clip` bounds every gate's input to
 its activation function (not the cell state's input to h()).
+
+The reference's matrix-vector products are edgec.detmath.exact_matmul (exact on an integer
+grid, whatever BLAS kernel runs) and its activations numpy's exp/tanh, which calibration
+swaps for detmath's: the statistics an int8 build calibrates from are the same on every
+host (docs/int8.md, "Same bits on every machine").
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from edgec.detmath import exact_matmul as mv
 from edgec.errors import ShapeError, UnsupportedError
 from edgec.ir import Node, TensorType
 from edgec.ops.base import Attr, OpDef, QuantRule, in_type
@@ -221,7 +227,7 @@ class RNN(RecurrentOp):
     def cell(self, node, x, state, w, r, bias, peep, acts):
         h = self.dims(node)["H"]
         (f, fa, fb), = acts
-        pre = w @ x + r @ state[0] + bias[:h] + bias[h:]
+        pre = mv(w, x) + mv(r, state[0]) + bias[:h] + bias[h:]
         return [activation_np(f, fa, fb, self._clip(node, pre))]
 
 
@@ -238,15 +244,15 @@ class GRU(RecurrentOp):
         h = self.dims(node)["H"]
         (f, fa, fb), (g, ga, gb) = acts
         hp = state[0]
-        wx = w @ x + bias[: 3 * h]
+        wx = mv(w, x) + bias[: 3 * h]
         rb = bias[3 * h:]
-        z = activation_np(f, fa, fb, self._clip(node, wx[:h] + r[:h] @ hp + rb[:h]))
-        rr = activation_np(f, fa, fb, self._clip(node, wx[h:2 * h] + r[h:2 * h] @ hp
+        z = activation_np(f, fa, fb, self._clip(node, wx[:h] + mv(r[:h], hp) + rb[:h]))
+        rr = activation_np(f, fa, fb, self._clip(node, wx[h:2 * h] + mv(r[h:2 * h], hp)
                                                  + rb[h:2 * h]))
         if node.attrs["linear_before_reset"]:
-            pre = wx[2 * h:] + rr * (r[2 * h:] @ hp + rb[2 * h:])
+            pre = wx[2 * h:] + rr * (mv(r[2 * h:], hp) + rb[2 * h:])
         else:
-            pre = wx[2 * h:] + r[2 * h:] @ (rr * hp) + rb[2 * h:]
+            pre = wx[2 * h:] + mv(r[2 * h:], rr * hp) + rb[2 * h:]
         n = activation_np(g, ga, gb, self._clip(node, pre))
         return [(1.0 - z) * n + z * hp]
 
@@ -265,7 +271,7 @@ class LSTM(RecurrentOp):
         h = self.dims(node)["H"]
         (f, fa, fb), (g, ga, gb), (hh, ha, hb) = acts
         hp, cp = state
-        pre = w @ x + r @ hp + bias[: 4 * h] + bias[4 * h:]
+        pre = mv(w, x) + mv(r, hp) + bias[: 4 * h] + bias[4 * h:]
         pi, po, pf, pc = (pre[k * h:(k + 1) * h] for k in range(4))
         if peep is not None:
             pi, pf = pi + peep[:h] * cp, pf + peep[2 * h:] * cp
