@@ -128,9 +128,10 @@ def add_quant_args(p: argparse.ArgumentParser):
     q.add_argument("--tflite-io", choices=("float", "int8"), default="float",
                    help="tflite-int8: the model's inputs/outputs as float (a QUANTIZE and "
                         "DEQUANTIZE inside; default) or int8 (docs/tflite.md)")
-    q.add_argument("--int8-softmax", action="store_true",
+    q.add_argument("--int8-softmax", action=argparse.BooleanOptionalAction, default=True,
                    help="int8 targets: a last-axis Softmax in int8, bit-exact with TFLite's "
-                        "int8 SOFTMAX (output scale 1/256); default: it stays float")
+                        "int8 SOFTMAX (output scale 1/256; the default); --no-int8-softmax "
+                        "or --keep-float Softmax keeps it float")
     q.add_argument("--tflite-activations", action="store_true",
                    help="int8 targets: Sigmoid and Tanh with TFLite's fixed output scales and "
                         "tables, so .tflite files carry LOGISTIC / TANH (docs/int8.md)")

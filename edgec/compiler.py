@@ -69,7 +69,7 @@ class CompileOptions:
     seed: int = 0
     limits: Limits = field(default_factory=Limits)  # resource limits (edgec/limits.py)
     tflite_io: str = "float"  # TFLite int8 targets: "int8" model I/O (docs/tflite.md)
-    int8_softmax: bool = False  # int8 targets: Softmax as TFLite's int8 SOFTMAX (docs/int8.md)
+    int8_softmax: bool = True  # int8 targets: Softmax as TFLite's int8 SOFTMAX (docs/int8.md)
     tflite_activations: bool = False  # int8: Sigmoid/Tanh as TFLite's LOGISTIC/TANH tables
     coreml_target: str | None = None  # CoreML targets: --coreml-target (docs/coreml.md)
     coreml: CoreMLOptions = field(default_factory=CoreMLOptions)  # --coreml-format ...

@@ -2,15 +2,16 @@
 
 Why: in int8 builds a Softmax stays a float island (DequantizeLinear, float Softmax), and in
 a .tflite that island is an asymmetric int8 DEQUANTIZE plus a float SOFTMAX, which NNAPI 1.2
-refuses. With `--int8-softmax` (QuantOptions.int8_softmax) a Softmax over the last axis
-becomes QSoftmax instead: int8 in, int8 out with TFLite's fixed output parameters (scale
+refuses. With `--int8-softmax` (QuantOptions.int8_softmax, the default) a Softmax over the
+last axis becomes QSoftmax instead: int8 in, int8 out with TFLite's fixed output parameters (scale
 1/256, zero point -128), computed in integers exactly as TFLite does
 (edgec/ops/softmax_fixed_point.py has the algorithm). The TFLite back-end writes it as an
 int8 SOFTMAX, the C back-end as ops/qsoftmax.c.j2 (codegen/c/runtime/edgec_qsoftmax.h).
 
 Attributes: `multiplier`, `left_shift`, `diff_min` (TFLite's SOFTMAX Prepare, from `beta`
 and `x_scale`), `beta`, `x_scale`, `x_zero_point` (the zero point cancels in x - max; kept
-for export). The option is off by default: float Softmax outputs keep their float bits.
+for export). `--no-int8-softmax` or `--keep-float Softmax` keeps a float Softmax (float
+probabilities instead of multiples of 1/256).
 Rows longer than MAX_ROW (511) stay float: TFLite's kernel aborts when a row's sum of exps
 reaches 512.
 """
@@ -90,7 +91,7 @@ class QSoftmax(OpDef):
 
 
 class SoftmaxInt8(Int8Facet):
-    """Softmax -> QSoftmax when QuantOptions.int8_softmax is set (the last axis, rows of at
+    """Softmax -> QSoftmax when QuantOptions.int8_softmax is set (the default) (the last axis, rows of at
     most MAX_ROW); otherwise the Softmax stays float. The output's parameters are TFLite's
     fixed ones, registered with the quantizer (`forced`) when planned."""
 
@@ -108,9 +109,9 @@ class SoftmaxInt8(Int8Facet):
         return "softmax"
 
     def float_reason(self, op, node: Node, quantizer) -> str:
-        """Without --int8-softmax, or off the last axis / with longer rows."""
+        """With --no-int8-softmax, or off the last axis / with longer rows."""
         if not getattr(quantizer.opts, "int8_softmax", False):
-            return "Softmax stays float without --int8-softmax"
+            return "Softmax stays float (--no-int8-softmax)"
         return f"int8 Softmax needs the last axis and rows of 1 to {MAX_ROW} elements"
 
     def quantize(self, op, node: Node, quantizer) -> Value:

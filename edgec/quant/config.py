@@ -31,7 +31,7 @@ class QuantOptions:
     calibration: Calibration | None = None
     keep_float: tuple[str, ...] = ()
     mode: str = "static"
-    int8_softmax: bool = False
+    int8_softmax: bool = True
     tflite_activations: bool = False
     weight_bits: int = 8
     int8_weight_layers: tuple[str, ...] = ()

@@ -1,5 +1,5 @@
 """`edgec report` and report.json name every node left float32 in an int8 build, and why:
-asked by --keep-float, no int8 form, Softmax without --int8-softmax, a float island of
+asked by --keep-float, no int8 form, Softmax with --no-int8-softmax, a float island of
 same-scale ops after such a node, dynamic quantisation."""
 
 from __future__ import annotations
@@ -46,11 +46,11 @@ def _reasons(result) -> dict[str, str]:
 def test_every_float_node_of_an_int8_build_has_its_reason():
     calib = [{"x": RNG.standard_normal((1, 3, 6, 6)).astype(np.float32)} for _ in range(4)]
     result = compile_model_proto(_model(), "generic-int8", calib_samples=calib,
-                                 keep_float=("conv2",))
+                                 keep_float=("conv2",), int8_softmax=False)
     why = _reasons(result)
     assert why["conv2"] == "--keep-float names it"
     assert why["flat"] == "float island: reads the output of float node 'conv2' (Conv)"
-    assert why["softmax"] == "Softmax stays float without --int8-softmax"
+    assert why["softmax"] == "Softmax stays float (--no-int8-softmax)"
     ops = {r["node"]: r["op"] for r in result.report["quantization"]["float_node_reasons"]}
     log = next(n for n, op in ops.items() if op == "LogSoftmax")
     assert why[log] == "LogSoftmax has no int8 form"
@@ -61,13 +61,13 @@ def test_every_float_node_of_an_int8_build_has_its_reason():
     assert len(why) == 6  # the above and conv2's layout Transpose, in its island
     text = report_text(result)
     assert "float nodes in this int8 build (6):" in text
-    assert "Softmax stays float without --int8-softmax" in text
+    assert "Softmax stays float (--no-int8-softmax)" in text
     as_json = json.loads(json.dumps(report_dict(result)))
     assert as_json["quantization"]["float_node_reasons"][0]["reason"]
 
-    # with --int8-softmax the Softmax and the Transpose after it become int8
-    result = compile_model_proto(_model(), "generic-int8", calib_samples=calib,
-                                 int8_softmax=True)
+    # by default (--int8-softmax) the Softmax and the Transpose after it are int8: only the
+    # op without an int8 form and its island stay float
+    result = compile_model_proto(_model(), "generic-int8", calib_samples=calib)
     rows = result.report["quantization"]["float_node_reasons"]
     assert sorted(r["op"] for r in rows) == ["LogSoftmax", "Transpose"], rows
 
