@@ -29,7 +29,7 @@ from edgec.targets import all_targets
 REPO = Path(__file__).resolve().parents[1]
 ZOO = REPO / "golden" / "models"
 DEFAULT_OUT = REPO / "golden" / "c_hashes.json"
-ZOO_MODELS = ("digits_cnn", "dscnn", "resnet8", "mobilenetv2", "mobilenetv2_trained")
+ZOO_MODELS = ("digits_cnn", "dscnn", "resnet8", "mobilenetv2", "mobilenetv2_trained", "kws_lstm")
 CONFORMANCE_TARGETS = ("generic-fp32", "x86_64-fp32", "arm64-fp32")
 CALIB_SAMPLES = 2  # enough to fix every scale; the hashes check code, not accuracy
 
