@@ -374,10 +374,10 @@ graph t(
   const %y_dq_zp: int8[scalar] #ebd5819382
   %x_int8: int8[1x2x4x4] qint8(s=0.0168051, zp=10) = QuantizeLinear(%x, %x_scale, %x_zp) {axis=1, block_size=0, output_dtype=3, precision=0, saturate=1}  # x_quantize
   %conv_1_to_nhwc_int8: int8[1x4x4x2] qint8(s=0.0168051, zp=10) = Transpose(%x_int8) {perm=[0,2,3,1]}  # conv_1_to_nhwc
-  %conv_1_int8: int8[1x4x4x3] qint8(s=0.0113034, zp=-128) = QConv(%conv_1_to_nhwc_int8, %conv_1_w_int8, %conv_1_bias_int32) {act_max=127, act_min=-128, dilations=[1,1], group=1, kernel_shape=[3,3], layout='NHWC', multiplier=[1258013521,1308621603,1590982927], pads=[1,1,1,1], shift=[-7,-6,-7], strides=[1,1], w_scale=[0.00307832402,0.00640432118,0.00389309088], x_scale=0.0168050565, x_zero_point=10, y_scale=0.0113033932, y_zero_point=-128}  # conv_1
+  %conv_1_int8: int8[1x4x4x3] qint8(s=0.0113034, zp=-128) = QConv(%conv_1_to_nhwc_int8, %conv_1_w_int8, %conv_1_bias_int32) {act_max=127, act_min=-128, dilations=[1,1], group=1, kernel_shape=[3,3], layout='NHWC', multiplier=[1258013521,1308621603,1590982927], pads=[1,1,1,1], shift=[-7,-6,-7], strides=[1,1], w_scale=[0.00307832402,0.00640432118,0.00389309088], weight_bits=8, x_scale=0.0168050565, x_zero_point=10, y_scale=0.0113033932, y_zero_point=-128}  # conv_1
   %p_int8: int8[1x1x1x3] qint8(s=0.00201591, zp=-128) = QGlobalAveragePool(%conv_1_int8) {act_max=127, act_min=-128, layout='NHWC', mode='requantize', multiplier=[1505143824], shift=[-1], x_scale=0.0113033932, x_zero_point=-128, y_scale=0.00201590802, y_zero_point=-128}  # globalaveragepool
   %flatten_1_int8: int8[1x3] qint8(s=0.00201591, zp=-128) = Reshape(%p_int8) {allowzero=0, shape=[1,3]}  # flatten_1
-  %y_int8: int8[1x2] qint8(s=0.00215101, zp=127) = QGemm(%flatten_1_int8, %gemm_w_int8, %gemm_bias_int32) {act_max=127, act_min=-128, multiplier=[2015885268,1391660352], shift=[-8,-8], w_scale=[0.00391262677,0.00270107016], x_scale=0.00201590802, x_zero_point=-128, y_scale=0.00215101358, y_zero_point=127}  # gemm
+  %y_int8: int8[1x2] qint8(s=0.00215101, zp=127) = QGemm(%flatten_1_int8, %gemm_w_int8, %gemm_bias_int32) {act_max=127, act_min=-128, multiplier=[2015885268,1391660352], shift=[-8,-8], w_scale=[0.00391262677,0.00270107016], weight_bits=8, x_scale=0.00201590802, x_zero_point=-128, y_scale=0.00215101358, y_zero_point=127}  # gemm
   %y: float32[1x2] = DequantizeLinear(%y_int8, %y_dq_scale, %y_dq_zp) {axis=1, block_size=0, output_dtype=0, precision=0, saturate=1}  # y_dequantize
 """
 
@@ -500,7 +500,7 @@ graph t(
   const %ys: float32[scalar] #14da021c0e
   const %yz: int8[scalar] #22ca85b2ea
   %xq: int8[1x2x4x4] = QuantizeLinear(%x, %xs, %xz) {axis=1, block_size=0, output_dtype=3, precision=0, saturate=1}  # quantizelinear
-  %conv_1: int8[1x3x4x4] qint8(s=0.05, zp=-10) = QConv(%xq, %conv_w, %conv_b) {act_max=127, act_min=-10, dilations=[1,1], group=1, kernel_shape=[3,3], layout='NCHW', multiplier=[1099511562,1099511562,1099511562], pads=[1,1,1,1], shift=[-7,-7,-7], strides=[1,1], w_scale=[0.00999999978,0.00999999978,0.00999999978], x_scale=0.0199999996, x_zero_point=3, y_scale=0.0500000007, y_zero_point=-10}  # conv_1
+  %conv_1: int8[1x3x4x4] qint8(s=0.05, zp=-10) = QConv(%xq, %conv_w, %conv_b) {act_max=127, act_min=-10, dilations=[1,1], group=1, kernel_shape=[3,3], layout='NCHW', multiplier=[1099511562,1099511562,1099511562], pads=[1,1,1,1], shift=[-7,-7,-7], strides=[1,1], w_scale=[0.00999999978,0.00999999978,0.00999999978], weight_bits=8, x_scale=0.0199999996, x_zero_point=3, y_scale=0.0500000007, y_zero_point=-10}  # conv_1
   %y: float32[1x3x4x4] = DequantizeLinear(%conv_1, %ys, %yz) {axis=1, block_size=0, output_dtype=0, precision=0, saturate=1}  # dequantizelinear_3
 """
 
