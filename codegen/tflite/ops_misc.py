@@ -13,6 +13,7 @@ import numpy as np
 
 from edgec.codegen.tflite.ops_conv import int8_activation, reshape, same_pads
 from edgec.errors import UnsupportedError
+from edgec.ops.int8_scheme import qmul_attrs
 
 _FLOAT_UNARY = {"Relu": "RELU", "Sigmoid": "LOGISTIC", "Tanh": "TANH", "HardSwish": "HARD_SWISH",
                 "Sqrt": "SQRT", "Exp": "EXP", "Log": "LOG", "Abs": "ABS", "Neg": "NEG",
@@ -178,8 +179,13 @@ def lower_qadd(lw, node) -> None:
 
 
 def lower_qmul(lw, node) -> None:
-    """QMul -> MUL (int8)."""
+    """QMul -> MUL (int8); refused when the multiplier is not TFLite's from the three scales
+    (a Div by a constant folds its reciprocal exactly, which TFLite's MUL cannot express)."""
     a = node.attrs
+    tfl = qmul_attrs(a["a_scale"], a["b_scale"], a["y_scale"])
+    if (a["multiplier"], a["shift"]) != (tfl["multiplier"], tfl["shift"]):
+        raise _refuse(node, "its multiplier (a Div by a constant, 1/k folded exactly) is not "
+                            "TFLite MUL's; compile with --tflite-activations or --keep-float Div")
     opt = lw.b.tfl.MulOptionsT()
     opt.fusedActivationFunction = getattr(lw.b.tfl.ActivationFunctionType,
                                           int8_activation(node, a))

@@ -15,7 +15,7 @@ from edgec.errors import UnsupportedError
 from edgec.ir import DType, Node, TensorType
 from edgec.ops.base import Attr, OpDef, PruneRule, QuantRule, broadcast_shapes, in_type
 from edgec.ops.common import FLOATS, NUMERIC, require_dtypes
-from edgec.ops.int8_elementwise import ADD_INT8, MUL_INT8, PRELU_INT8, RELU_INT8
+from edgec.ops.int8_elementwise import ADD_INT8, DIV_INT8, MUL_INT8, PRELU_INT8, RELU_INT8
 from edgec.ops.intmath import cast_np, int_div, int_pow
 from edgec.ops.registry import register_op
 from edgec.ops.tflite_activations import TFLITE_ACTIVATION_LOOKUP
@@ -209,7 +209,7 @@ def _div(a, b):
 _binary("Add", lambda a, b: a + b, quant=ADD_INT8)
 _binary("Sub", lambda a, b: a - b)
 _binary("Mul", lambda a, b: a * b, quant=MUL_INT8)
-_binary("Div", _div)
+_binary("Div", _div, quant=DIV_INT8)
 
 
 @register_op("Pow")

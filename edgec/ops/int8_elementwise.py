@@ -7,6 +7,11 @@ layer's only use), they fold into it; otherwise they become an integer Clip whos
 the quantised float bounds (Relu's lower bound is the zero point, not 0).
 PRelu: a constant slope that is one value or one per channel of the last axis (channels-last
 data); anything else stays float.
+Div by a constant divisor k (one value, or broadcast along the data): QMul by the codes
+round(127 * min|k| / k) (+-127 for one divisor) whose scale 1 / (127 * min|k|) is folded into
+the requantisation: the multiplier is x_scale / (127 * min|k| * y_scale), computed in float64
+from the float32 scales and k, never from a rounded 1/k. With --tflite-activations it is
+TFLite MUL's x_scale * b_scale / y_scale instead (the .tflite then carries a MUL).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgec.ir import DType, Node, QuantParams, Value
-from edgec.ops.int8_facet import Int8Facet, QdqOutput, scale_of, zero_point_of
+from edgec.ops.int8_facet import Int8Facet, QdqOutput, SameScale, scale_of, zero_point_of
 from edgec.ops.int8_scheme import (
     QMAX,
     QMIN,
@@ -73,6 +78,78 @@ class BinaryInt8(Int8Facet):
         attrs.update({"a_zero_point": pa[2], "b_zero_point": pb[2], **out.requant_attrs()})
         return out.graph.add_node(self.int8_op, [pa[0], pb[0]], attrs=attrs, name=node.name,
                                   before=out.before).output
+
+
+def divisor_of(node: Node) -> np.ndarray | None:
+    """The constant divisor of Div(x, k) as float64 when it is finite, non-zero and
+    broadcasts into x's shape (the output keeps x's shape), else None."""
+    if len(node.inputs) != 2 or node.input(0).is_const or not node.input(1).is_const or \
+            node.input(0).dtype != DType.FLOAT32 or node.input(1).dtype != DType.FLOAT32:
+        return None
+    k = np.asarray(node.input(1).data, np.float64)
+    if k.size == 0 or not np.all(np.isfinite(k)) or np.any(k == 0) or \
+            node.output.shape != node.input(0).shape:
+        return None
+    return k
+
+
+class DivByConstantInt8(Int8Facet):
+    """Div(x, constant k) -> QMul(x, codes of 1/k), the reciprocal in the multiplier."""
+
+    role = "compute"
+    category = "requantize"
+    clamp_epilogue = True
+
+    def plan(self, op, node: Node, quantizer) -> str | None:
+        """QMul when the divisor is a finite, non-zero constant broadcasting into x."""
+        return "div-const" if divisor_of(node) is not None else None
+
+    def float_reason(self, op, node: Node, quantizer) -> str:
+        """Only a constant divisor has an int8 form."""
+        return (f"{node.op}'s int8 form needs a finite, non-zero constant divisor that "
+                "broadcasts into the dividend")
+
+    def quantize(self, op, node: Node, quantizer) -> Value:
+        """QMul between x's and the output's parameters with the folded reciprocal."""
+        k = divisor_of(node)
+        kmin = float(np.min(np.abs(k)))
+        codes = np.rint(QMAX * kmin / k).astype(np.int8)
+        xq = quantizer.int8_of(node.input(0), node)
+        xp, yp = xq.quant, quantizer.params_of(node.output)
+        xs, ys = np.float64(scale_of(xp)), np.float64(scale_of(yp))
+        b_scale = float(np.float32(1.0 / (QMAX * kmin)))
+        if getattr(quantizer.opts, "tflite_activations", False):  # TFLite MUL's multiplier
+            attrs = qmul_attrs(float(xs), b_scale, float(ys))
+            attrs = {"multiplier": [attrs["multiplier"]], "shift": [attrs["shift"]]}
+        else:
+            attrs = requant_attrs([xs / (QMAX * np.float64(kmin) * ys)])
+        attrs = {"multiplier": attrs["multiplier"][0], "shift": attrs["shift"][0],
+                 "a_scale": float(xs), "b_scale": b_scale, "y_scale": float(ys),
+                 "a_zero_point": zero_point_of(xp), "b_zero_point": 0,
+                 "y_zero_point": zero_point_of(yp), "act_min": QMIN, "act_max": QMAX}
+        bq = quantizer.g.const(codes, node.input(1).name + "_reciprocal_int8")
+        bq.quant = QuantParams(np.float32(b_scale), 0, None, DType.INT8)
+        quantizer.record(node, "QMul", xp, yp, b_scale=b_scale, b_zero_point=0)
+        return quantizer.emit(node, "QMul", [xq, bq], attrs, yp)
+
+
+class ResizeInt8(SameScale):
+    """Resize: nearest runs on the int8 codes with the input's scale (pure data movement, so
+    exact; a tf_crop_and_resize extrapolation value is quantised with the data's parameters).
+    linear / cubic stay float32 (edgec has no integer interpolation scheme yet)."""
+
+    category = "same-as-input (nearest)"
+
+    def plan(self, op, node: Node, quantizer) -> str | None:
+        """Same-scale for mode nearest."""
+        return super().plan(op, node, quantizer) if node.attrs["mode"] == "nearest" else None
+
+    def float_reason(self, op, node: Node, quantizer) -> str:
+        """Why a linear / cubic Resize stays float32."""
+        if node.attrs["mode"] != "nearest":
+            return (f"{node.op} mode '{node.attrs['mode']}' has no int8 form (only nearest "
+                    "runs on int8)")
+        return super().float_reason(op, node, quantizer)
 
 
 class AveragePoolInt8(Int8Facet):
@@ -262,6 +339,8 @@ class ClampInt8(Int8Facet):
 
 ADD_INT8 = BinaryInt8("add", "QAdd", qadd_attrs)
 MUL_INT8 = BinaryInt8("mul", "QMul", qmul_attrs)
+DIV_INT8 = DivByConstantInt8("div-by-constant")
+RESIZE_INT8 = ResizeInt8("resize", fill_attr="extrapolation_value")
 AVERAGE_POOL_INT8 = AveragePoolInt8("average-pool")
 GLOBAL_AVERAGE_POOL_INT8 = GlobalAveragePoolInt8("global-average-pool")
 PRELU_INT8 = PReluInt8("prelu")

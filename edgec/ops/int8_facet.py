@@ -231,7 +231,8 @@ class QuantRule:
 
 
 PAD_INT8 = SameScale("pad", fill_attr="value")  # the constant fill in int8 codes
-# Gelu and Sign are listed as lookups (docs/ops.md) but the quantize pass has never made
-# them one (it took only the lookups registered in elementwise.py): they stay float, and
-# the refactor that put the int8 rule on the op changed neither the listing nor the output.
+# Sign is listed as a lookup (docs/ops.md) but the quantize pass has never made it one (it
+# took only the lookups registered in elementwise.py): it stays float, and the refactor that
+# put the int8 rule on the op changed neither the listing nor the output. (Gelu, listed the
+# same way, is now a real QuantRule.LOOKUP.)
 UNPLANNED_LOOKUP = Int8Facet("unplanned-lookup", "lookup")

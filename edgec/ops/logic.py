@@ -65,7 +65,7 @@ def _gelu(x, attrs):
 class Gelu(UnaryOp):
     """ONNX Gelu (opset 20): exact (erf) or tanh approximation."""
 
-    quant = UNPLANNED_LOOKUP
+    quant = QuantRule.LOOKUP
 
     attrs = {"approximate": Attr("str", "none", ("none", "tanh"))}
     dtypes = FLOATS

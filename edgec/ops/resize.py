@@ -26,9 +26,10 @@ import numpy as np
 
 from edgec.errors import ShapeError, UnsupportedError
 from edgec.ir import Node, TensorType
-from edgec.ops.base import Attr, OpDef, PruneRule, QuantRule, in_type
+from edgec.ops.base import Attr, OpDef, PruneRule, in_type
 from edgec.ops.common import FLOATS, NUMERIC, require_dtypes
 from edgec.ops.conv import LAYOUTS
+from edgec.ops.int8_elementwise import RESIZE_INT8
 from edgec.ops.reduce import canonical_axes
 from edgec.ops.registry import register_op
 
@@ -238,7 +239,7 @@ class Resize(OpDef):
         "layout": Attr("str", "NCHW", LAYOUTS),
     }
     dtypes = NUMERIC
-    quant = QuantRule.REQUANTIZE
+    quant = RESIZE_INT8
     prune = PruneRule.PASSTHROUGH
     spatial = True
 

@@ -1,0 +1,185 @@
+"""int8 forms of Gelu (a lookup table), Div by a constant (QMul with the reciprocal folded into
+the requantisation) and Resize (nearest on the int8 codes): in a Conv -> op int8 build no
+float node is left, the C equals the int8 reference interpreter on every int8 target, and the
+int8 model computes the float model (SNR against onnxruntime fp32, an independent reference).
+Resize linear has no int8 form yet: it stays float with its reason in float_node_reasons."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgec.compiler import CompileOptions, compile_model
+from edgec.errors import UnsupportedError
+from edgec.interp import run_graph
+from edgec.ops.int8_scheme import requant_attrs
+from edgec.workbench.compare import compare_outputs, onnxruntime_outputs, random_inputs
+from edgec.workbench.machine import machine_info
+from edgec.workbench.verify import run_compiled
+
+ARM64 = shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64")
+TARGETS = [
+    "generic-int8",
+    pytest.param("x86_64-int8", marks=pytest.mark.skipif(
+        "avx2" not in machine_info()["flags"], reason="this host has no AVX2")),
+    pytest.param("arm64-int8", marks=pytest.mark.skipif(
+        not ARM64, reason="needs gcc-aarch64-linux-gnu and qemu-user")),
+]
+SHAPE = (1, 3, 12, 12)
+C = 8
+
+
+def _model(tail) -> onnx.ModelProto:
+    """x -> Conv(3 -> 8, 3x3) -> the nodes `tail(const, nodes)` adds, ending in 'y'."""
+    rng = np.random.default_rng(0)
+    inits, nodes = [], []
+
+    def const(name, arr, dtype=np.float32):
+        inits.append(numpy_helper.from_array(np.asarray(arr, dtype), name))
+        return name
+
+    w = rng.standard_normal((C, SHAPE[1], 3, 3)) / np.sqrt(27)
+    nodes.append(helper.make_node("Conv", ["x", const("w", w), const("b", rng.uniform(-.3, .3, C))],
+                                  ["c"], pads=[1, 1, 1, 1]))
+    out_shape = tail(const, nodes)
+    graph = helper.make_graph(
+        nodes, "cov", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(SHAPE))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    onnx.checker.check_model(model)
+    return model
+
+
+def chain(const, nodes) -> list[int]:
+    """Gelu (erf) -> Conv -> Gelu (tanh) -> Div by a scalar -> Div per channel (negative
+    divisors too) -> Resize nearest (asymmetric, floor) -> Resize nearest (half_pixel,
+    round_prefer_ceil, x1.5)."""
+    rng = np.random.default_rng(1)
+    nodes.append(helper.make_node("Gelu", ["c"], ["g0"]))
+    w = rng.standard_normal((C, C, 3, 3)) / np.sqrt(9 * C)
+    nodes.append(helper.make_node("Conv", ["g0", const("w1", w), const("b1", np.zeros(C))],
+                                  ["c1"], pads=[1, 1, 1, 1]))
+    nodes.append(helper.make_node("Gelu", ["c1"], ["g1"], approximate="tanh"))
+    nodes.append(helper.make_node("Div", ["g1", const("k0", 3.7)], ["d0"]))
+    k1 = np.array([0.3, -1.5, 2.0, 7.0, -0.45, 1.0, 0.9, 5.5]).reshape(1, C, 1, 1)
+    nodes.append(helper.make_node("Div", ["d0", const("k1", k1)], ["d1"]))
+    nodes.append(helper.make_node("Resize", ["d1", "", const("s0", [1, 1, 2, 2])], ["r0"],
+                                  mode="nearest", coordinate_transformation_mode="asymmetric",
+                                  nearest_mode="floor"))
+    nodes.append(helper.make_node("Resize", ["r0", "", const("s1", [1, 1, 1.5, 1.5])], ["y"],
+                                  mode="nearest", coordinate_transformation_mode="half_pixel",
+                                  nearest_mode="round_prefer_ceil"))
+    return [1, C, 36, 36]
+
+
+def linear(const, nodes) -> list[int]:
+    """Conv -> Resize linear (half_pixel, x2)."""
+    nodes.append(helper.make_node("Resize", ["c", "", const("s0", [1, 1, 2, 2])], ["y"],
+                                  mode="linear", coordinate_transformation_mode="half_pixel"))
+    return [1, C, 24, 24]
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("cov")
+    out = {}
+    for name, tail in (("chain", chain), ("linear", linear)):
+        out[name] = root / f"{name}.onnx"
+        onnx.save(_model(tail), out[name])
+    return out
+
+
+def _compile(path: Path, target: str):
+    calib = [{"x": np.random.default_rng(s).standard_normal(SHAPE).astype(np.float32)}
+             for s in range(1, 9)]
+    return compile_model(path, CompileOptions(target=target, calib_samples=calib))
+
+
+def test_no_float_node_left(paths):
+    result = _compile(paths["chain"], "generic-int8")
+    q = result.report["quantization"]
+    assert q["float_nodes"] == [], q.get("float_node_reasons")
+    ops = [n.op for n in result.graph.nodes]
+    assert ops.count("QLookup") == 2 and ops.count("QMul") == 2 and ops.count("Resize") == 2, ops
+    assert "Gelu" not in ops and "Div" not in ops, ops
+    assert ops.count("DequantizeLinear") == 1, ops  # the graph output only
+
+
+def test_div_multiplier_folds_the_reciprocal_in_float64(paths):
+    """The scalar Div's QMul multiplies by +-127 and requantises by x_scale / (127 k y_scale),
+    derived in float64 (not from a rounded 1/k)."""
+    result = _compile(paths["chain"], "generic-int8")
+    qmul = next(n for n in result.graph.nodes if n.op == "QMul")
+    a = qmul.attrs
+    assert np.all(qmul.inputs[1].data == 127)
+    want = requant_attrs([np.float64(a["a_scale"]) / (127 * np.float64(np.float32(3.7))
+                                                      * np.float64(a["y_scale"]))])
+    assert (a["multiplier"], a["shift"]) == (want["multiplier"][0], want["shift"][0])
+
+
+def test_resize_linear_stays_float_with_reason(paths):
+    result = _compile(paths["linear"], "generic-int8")
+    q = result.report["quantization"]
+    reasons = {r["op"]: r["reason"] for r in q["float_node_reasons"]}
+    assert "Resize" in reasons and "mode 'linear' has no int8 form" in reasons["Resize"], q
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_bit_exact_on_every_int8_target_and_snr(paths, target):
+    """C == the int8 reference on the target; the int8 output against onnxruntime fp32."""
+    result = _compile(paths["chain"], target)
+    samples = [random_inputs(result.source_graph, seed) for seed in (11, 12)]
+    with tempfile.TemporaryDirectory(prefix="edgec-cov-") as tmp:
+        compiled = run_compiled(result, samples, Path(tmp))
+    res = compare_outputs(result, paths["chain"], samples, compiled)
+    assert res.ok, [(o.name, o.mismatched) for o in res.outputs]
+    ref = onnxruntime_outputs(paths["chain"], samples[0])["y"].astype(np.float64)
+    snr = 10 * np.log10(np.sum(ref ** 2) / np.sum((compiled[0]["y"] - ref) ** 2))
+    print(f"{target}: SNR vs onnxruntime fp32 {snr:.1f} dB")
+    assert snr > 25.0
+
+
+def tflite_tail(const, nodes) -> list[int]:
+    """Gelu -> Div by a scalar -> Div per channel -> Resize nearest (asymmetric, floor: TFLite's
+    RESIZE_NEAREST_NEIGHBOR)."""
+    nodes.append(helper.make_node("Gelu", ["c"], ["g0"]))
+    nodes.append(helper.make_node("Div", ["g0", const("k0", -2.5)], ["d0"]))
+    k1 = np.array([0.3, -1.5, 2.0, 7.0, -0.45, 1.0, 0.9, 5.5]).reshape(1, C, 1, 1)
+    nodes.append(helper.make_node("Div", ["d0", const("k1", k1)], ["d1"]))
+    nodes.append(helper.make_node("Resize", ["d1", "", const("s0", [1, 1, 2, 2])], ["y"],
+                                  mode="nearest", coordinate_transformation_mode="asymmetric",
+                                  nearest_mode="floor"))
+    return [1, C, 24, 24]
+
+
+def test_tflite_maps_them_bit_exact_with_tflite_activations(tmp_path):
+    """tflite-int8 with --tflite-activations: Gelu as edgec's table (CAST + ADD + GATHER),
+    Div as MUL with TFLite's multiplier, Resize as RESIZE_NEAREST_NEIGHBOR; LiteRT equals
+    the int8 reference bit for bit. Without the option the exact Div fold is refused."""
+    pytest.importorskip("ai_edge_litert.interpreter")
+    from edgec.codegen.tflite.compat import compat_sections, tflite_bytes
+    from edgec.codegen.tflite.runner import run_compiled as run_tflite
+
+    path = tmp_path / "tfl.onnx"
+    onnx.save(_model(tflite_tail), path)
+    calib = [{"x": np.random.default_rng(s).standard_normal(SHAPE).astype(np.float32)}
+             for s in range(1, 9)]
+    result = compile_model(path, CompileOptions(target="tflite-int8", calib_samples=calib,
+                                                tflite_activations=True))
+    assert result.report["quantization"]["float_nodes"] == []
+    ops = [row["op"] for row in compat_sections(tflite_bytes(result.files),
+                                                analyzer=False)["nnapi"]["ops"]]
+    assert ops.count("MUL") == 2 and "RESIZE_NEAREST_NEIGHBOR" in ops and "GATHER" in ops
+    assert "DIV" not in ops, ops
+    for seed in (0, 1):
+        feeds = random_inputs(result.source_graph, seed=seed)
+        got = run_tflite(result, [feeds])[0]["y"]
+        assert np.array_equal(got, run_graph(result.graph, feeds)["y"].reshape(got.shape))
+    with pytest.raises(UnsupportedError, match="--tflite-activations"):
+        compile_model(path, CompileOptions(target="tflite-int8", calib_samples=calib))
