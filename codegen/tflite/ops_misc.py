@@ -194,6 +194,12 @@ def lower_qmul(lw, node) -> None:
                       [lw.output_tensor(node.outputs[0])], opt, rescale_ge_1=rescale)
 
 
+def lower_qresize(lw, node) -> None:
+    """QResize (edgec's integer linear resize) has no bit-exact TFLite form: refused."""
+    raise _refuse(node, "edgec's int8 linear resize is not TFLite RESIZE_BILINEAR's arithmetic; "
+                        "compile it for a C int8 target or keep it float (--keep-float Resize)")
+
+
 def lower_binary(lw, node) -> None:
     """Float Add / Sub / Mul / Div / Pow / Max / Min and comparisons -> their builtin."""
     if len(node.inputs) != 2 or any(v is None or v.dtype.value != "float32"
@@ -379,6 +385,7 @@ LOWERINGS = {
     "QAdd": lower_qadd, "QMul": lower_qmul, "Softmax": lower_softmax, "Concat": lower_concat,
     "Pad": lower_pad, "Clip": lower_unary, "LeakyRelu": lower_unary,
     "Resize": lower_resize, "Upsample": lower_resize, "PRelu": lower_prelu,
+    "QResize": lower_qresize,
     "QLookup": lower_lookup, "Identity": lower_reshape, "Where": lower_where,
     **{op: lower_reduce for op in _REDUCE},
     **{op: lower_binary for op in _BINARY}, **{op: lower_unary for op in _FLOAT_UNARY},

@@ -133,22 +133,64 @@ class DivByConstantInt8(Int8Facet):
         return quantizer.emit(node, "QMul", [xq, bq], attrs, yp)
 
 
+WEIGHT_BITS = 10  # Q10 weights per axis
+MAX_WEIGHTED_AXES = 2  # keeps the accumulator within int32
+
+
+def q10_weights(weight: np.ndarray) -> np.ndarray:
+    """Rows of float64 weights -> int32 Q10 rows that sum to exactly 2^WEIGHT_BITS."""
+    one = 1 << WEIGHT_BITS
+    scaled = weight * one
+    q = (np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)).astype(np.int64)
+    rows = np.arange(q.shape[0])
+    q[rows, np.argmax(weight, axis=1)] += one - q.sum(axis=1)
+    return q.astype(np.int32)
+
+
+def int8_linear_tables(op, node: Node):
+    """The per-axis tables of a linear Resize with Q10 weights, or None when the integer
+    scheme does not apply (cubic, crop-and-resize, more than 2 weighted axes)."""
+    a = node.attrs
+    if a["mode"] != "linear" or a["coordinate_transformation_mode"] == "tf_crop_and_resize":
+        return None
+    tables = op.tables(node)
+    weighted = [t for t in tables if t is not None and t.weight is not None]
+    if len(weighted) > MAX_WEIGHTED_AXES or any(t.valid is not None for t in tables
+                                                if t is not None):
+        return None
+    return [None if t is None else (t.index, q10_weights(t.weight)) for t in tables]
+
+
 class ResizeInt8(SameScale):
     """Resize: nearest runs on the int8 codes with the input's scale (pure data movement, so
     exact; a tf_crop_and_resize extrapolation value is quantised with the data's parameters).
-    linear / cubic stay float32 (edgec has no integer interpolation scheme yet)."""
+    linear becomes QResize (Q10 weights, edgec/ops/quantized_resize.py) where that applies;
+    cubic, crop-and-resize linear and linear over more than 2 axes stay float32."""
 
-    category = "same-as-input (nearest)"
+    category = "same-as-input (nearest), QResize (linear)"
 
     def plan(self, op, node: Node, quantizer) -> str | None:
-        """Same-scale for mode nearest."""
-        return super().plan(op, node, quantizer) if node.attrs["mode"] == "nearest" else None
+        """Same-scale for mode nearest, QResize for linear where its scheme applies."""
+        if node.attrs["mode"] == "nearest":
+            return super().plan(op, node, quantizer)
+        if int8_linear_tables(op, node) is not None and super().plan(op, node, quantizer):
+            return "qresize"
+        return None
+
+    def quantize(self, op, node: Node, quantizer) -> list[Value]:
+        """The op on int8 codes (nearest) or QResize (linear), the input's parameters kept."""
+        if node.attrs["mode"] == "nearest":
+            return super().quantize(op, node, quantizer)
+        xq = quantizer.int8_of(node.input(0), node)
+        quantizer.record(node, "QResize", xq.quant, xq.quant)
+        return [quantizer.emit(node, "QResize", [xq] + list(node.inputs[1:]),
+                               dict(node.attrs), xq.quant)]
 
     def float_reason(self, op, node: Node, quantizer) -> str:
         """Why a linear / cubic Resize stays float32."""
         if node.attrs["mode"] != "nearest":
-            return (f"{node.op} mode '{node.attrs['mode']}' has no int8 form (only nearest "
-                    "runs on int8)")
+            return (f"{node.op} mode '{node.attrs['mode']}' has no int8 form here (int8: "
+                    "nearest, and linear over at most 2 axes without tf_crop_and_resize)")
         return super().float_reason(op, node, quantizer)
 
 

@@ -2,7 +2,7 @@
 the requantisation) and Resize (nearest on the int8 codes): in a Conv -> op int8 build no
 float node is left, the C equals the int8 reference interpreter on every int8 target, and the
 int8 model computes the float model (SNR against onnxruntime fp32, an independent reference).
-Resize linear has no int8 form yet: it stays float with its reason in float_node_reasons."""
+Resize linear becomes QResize (Q10 weights); cubic stays float with its reason."""
 
 from __future__ import annotations
 
@@ -85,11 +85,26 @@ def linear(const, nodes) -> list[int]:
     return [1, C, 24, 24]
 
 
+def linear3(const, nodes) -> list[int]:
+    """Conv -> Resize linear align_corners to 17x30 (sizes) -> Resize linear asymmetric
+    down to 9x11 -> Resize linear pytorch_half_pixel x1.5 (antialias off)."""
+    nodes.append(helper.make_node("Resize", ["c", "", "", const("z0", [1, C, 17, 30], np.int64)],
+                                  ["r0"], mode="linear",
+                                  coordinate_transformation_mode="align_corners"))
+    nodes.append(helper.make_node("Resize", ["r0", "", "", const("z1", [1, C, 9, 11], np.int64)],
+                                  ["r1"], mode="linear",
+                                  coordinate_transformation_mode="asymmetric"))
+    nodes.append(helper.make_node("Resize", ["r1", "", const("s2", [1, 1, 1.5, 1.5])], ["y"],
+                                  mode="linear",
+                                  coordinate_transformation_mode="pytorch_half_pixel"))
+    return [1, C, 13, 16]
+
+
 @pytest.fixture(scope="module")
 def paths(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("cov")
     out = {}
-    for name, tail in (("chain", chain), ("linear", linear)):
+    for name, tail in (("chain", chain), ("linear", linear), ("linear3", linear3)):
         out[name] = root / f"{name}.onnx"
         onnx.save(_model(tail), out[name])
     return out
@@ -123,25 +138,41 @@ def test_div_multiplier_folds_the_reciprocal_in_float64(paths):
     assert (a["multiplier"], a["shift"]) == (want["multiplier"][0], want["shift"][0])
 
 
-def test_resize_linear_stays_float_with_reason(paths):
-    result = _compile(paths["linear"], "generic-int8")
-    q = result.report["quantization"]
+def cubic(const, nodes) -> list[int]:
+    """Conv -> Resize cubic (x2)."""
+    nodes.append(helper.make_node("Resize", ["c", "", const("s0", [1, 1, 2, 2])], ["y"],
+                                  mode="cubic"))
+    return [1, C, 24, 24]
+
+
+def test_resize_cubic_stays_float_with_reason(tmp_path):
+    path = tmp_path / "cubic.onnx"
+    onnx.save(_model(cubic), path)
+    q = _compile(path, "generic-int8").report["quantization"]
     reasons = {r["op"]: r["reason"] for r in q["float_node_reasons"]}
-    assert "Resize" in reasons and "mode 'linear' has no int8 form" in reasons["Resize"], q
+    assert "Resize" in reasons and "mode 'cubic' has no int8 form" in reasons["Resize"], q
 
 
+def test_resize_linear_is_qresize(paths):
+    result = _compile(paths["linear"], "generic-int8")
+    assert result.report["quantization"]["float_nodes"] == []
+    assert "QResize" in [n.op for n in result.graph.nodes]
+
+
+@pytest.mark.parametrize("model", ["chain", "linear", "linear3"])
 @pytest.mark.parametrize("target", TARGETS)
-def test_bit_exact_on_every_int8_target_and_snr(paths, target):
+def test_bit_exact_on_every_int8_target_and_snr(paths, target, model):
     """C == the int8 reference on the target; the int8 output against onnxruntime fp32."""
-    result = _compile(paths["chain"], target)
+    result = _compile(paths[model], target)
+    assert result.report["quantization"]["float_nodes"] == []
     samples = [random_inputs(result.source_graph, seed) for seed in (11, 12)]
     with tempfile.TemporaryDirectory(prefix="edgec-cov-") as tmp:
         compiled = run_compiled(result, samples, Path(tmp))
-    res = compare_outputs(result, paths["chain"], samples, compiled)
+    res = compare_outputs(result, paths[model], samples, compiled)
     assert res.ok, [(o.name, o.mismatched) for o in res.outputs]
-    ref = onnxruntime_outputs(paths["chain"], samples[0])["y"].astype(np.float64)
+    ref = onnxruntime_outputs(paths[model], samples[0])["y"].astype(np.float64)
     snr = 10 * np.log10(np.sum(ref ** 2) / np.sum((compiled[0]["y"] - ref) ** 2))
-    print(f"{target}: SNR vs onnxruntime fp32 {snr:.1f} dB")
+    print(f"{model} on {target}: SNR vs onnxruntime fp32 {snr:.1f} dB")
     assert snr > 25.0
 
 
@@ -183,3 +214,50 @@ def test_tflite_maps_them_bit_exact_with_tflite_activations(tmp_path):
         assert np.array_equal(got, run_graph(result.graph, feeds)["y"].reshape(got.shape))
     with pytest.raises(UnsupportedError, match="--tflite-activations"):
         compile_model(path, CompileOptions(target="tflite-int8", calib_samples=calib))
+
+
+@pytest.mark.parametrize(("ctm", "out_hw"), [("half_pixel", (13, 7)), ("align_corners", (16, 9)),
+                                              ("asymmetric", (5, 4)),
+                                              ("pytorch_half_pixel", (1, 10))])
+def test_qresize_within_one_code_of_onnxruntime_linear(ctm, out_hw):
+    """QResize's integers (Q10 weights, one rounding) against onnxruntime's float linear
+    Resize of the same int8 codes, rounded: within one code everywhere."""
+    import onnxruntime as ort
+
+    from edgec.ir import DType, Graph, TensorType
+
+    shape = (1, 6, 5, 3)  # NHWC codes
+    x = np.random.default_rng(5).integers(-128, 128, shape).astype(np.int8)
+    sizes = np.array([1, out_hw[0], out_hw[1], 3], np.int64)
+    node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="linear",
+                            coordinate_transformation_mode=ctm)
+    graph = helper.make_graph(
+        [node], "r", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(sizes, "sizes")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    want = sess.run(None, {"x": x.astype(np.float32)})[0]
+    g = Graph("q")
+    xv = g.add_input("x", TensorType(shape, DType.INT8))
+    scales = [float(np.float32(s) / np.float32(n)) for s, n in zip(sizes, shape)]
+    attrs = {"mode": "linear", "coordinate_transformation_mode": ctm,
+             "sizes": [int(s) for s in sizes], "scales": scales}
+    qnode = g.add_node("QResize", [xv], attrs=attrs, name="qr")
+    g.outputs.append(qnode.output)
+    got = run_graph(g, {"x": x})[qnode.output.name].astype(np.int32)
+    assert got.shape == want.shape
+    assert np.max(np.abs(got - np.rint(want))) <= 1
+
+
+def test_tflite_refuses_qresize_in_one_line_and_keep_float_compiles(paths):
+    """QResize's arithmetic is not TFLite's: the tflite back-end says so; --keep-float
+    Resize leaves a float RESIZE_BILINEAR between DEQUANTIZE and QUANTIZE."""
+    pytest.importorskip("ai_edge_litert.interpreter")
+    calib = [{"x": np.random.default_rng(s).standard_normal(SHAPE).astype(np.float32)}
+             for s in range(1, 9)]
+    with pytest.raises(UnsupportedError, match="--keep-float Resize"):
+        compile_model(paths["linear"], CompileOptions(target="tflite-int8", calib_samples=calib))
+    result = compile_model(paths["linear"], CompileOptions(
+        target="tflite-int8", calib_samples=calib, keep_float=("Resize",)))
+    assert "Resize" in [n.op for n in result.graph.nodes]
