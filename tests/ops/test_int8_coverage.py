@@ -261,3 +261,43 @@ def test_tflite_refuses_qresize_in_one_line_and_keep_float_compiles(paths):
     result = compile_model(paths["linear"], CompileOptions(
         target="tflite-int8", calib_samples=calib, keep_float=("Resize",)))
     assert "Resize" in [n.op for n in result.graph.nodes]
+
+
+NEAREST_CASES = [(ctm, nm) for ctm in ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel",
+                                       "align_corners", "asymmetric", "tf_half_pixel_for_nn")
+                 for nm in ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")]
+
+
+@pytest.mark.parametrize(("ctm", "nm"), NEAREST_CASES)
+def test_nearest_on_int8_codes_equals_onnxruntime_exactly(ctm, nm):
+    """Resize nearest on int8 codes (what an int8 build runs) equals onnxruntime's Resize of
+    the same codes as floats, every coordinate transform and nearest mode, up and down.
+    Sizes avoid source coordinates that are exact halves in float32 (there onnxruntime's
+    rounding depends on how its compiler evaluated the coordinate: tests/ops/test_resize)."""
+    import onnxruntime as ort
+
+    from edgec.ir import DType, Graph, TensorType
+
+    shape = (1, 2, 7, 5)
+    x = np.random.default_rng(6).integers(-128, 128, shape).astype(np.int8)
+    for out_hw in ((17, 8), (3, 3)):
+        sizes = np.array([1, 2, *out_hw], np.int64)
+        node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="nearest",
+                                coordinate_transformation_mode=ctm, nearest_mode=nm)
+        graph = helper.make_graph(
+            [node], "r", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+            [numpy_helper.from_array(sizes, "sizes")])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+        sess = ort.InferenceSession(model.SerializeToString(),
+                                    providers=["CPUExecutionProvider"])
+        want = sess.run(None, {"x": x.astype(np.float32)})[0]
+        g = Graph("q")
+        xv = g.add_input("x", TensorType(shape, DType.INT8))
+        scales = [float(np.float32(s) / np.float32(n)) for s, n in zip(sizes, shape)]
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": ctm, "nearest_mode": nm,
+                 "sizes": [int(s) for s in sizes], "scales": scales}
+        rnode = g.add_node("Resize", [xv], attrs=attrs, name="r")
+        g.outputs.append(rnode.output)
+        got = run_graph(g, {"x": x})[rnode.output.name]
+        assert got.dtype == np.int8 and np.array_equal(got.astype(np.float32), want), out_hw
