@@ -129,7 +129,9 @@ class DivByConstantInt8(Int8Facet):
                  "y_zero_point": zero_point_of(yp), "act_min": QMIN, "act_max": QMAX}
         bq = quantizer.g.const(codes, node.input(1).name + "_reciprocal_int8")
         bq.quant = QuantParams(np.float32(b_scale), 0, None, DType.INT8)
-        quantizer.record(node, "QMul", xp, yp, b_scale=b_scale, b_zero_point=0)
+        exact = QMAX * kmin / k  # the reciprocals the int8 codes stand for
+        quantizer.record(node, "QMul", xp, yp, b_scale=b_scale, b_zero_point=0,
+                         divisor_code_error=float(np.max(np.abs(codes - exact) / np.abs(exact))))
         return quantizer.emit(node, "QMul", [xq, bq], attrs, yp)
 
 
