@@ -11,7 +11,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 INTERNAL = {"QConv", "QGemm", "QMatMul", "QAdd", "QMul", "QAveragePool", "QGlobalAveragePool",
             "QLookup", "QRequantize", "QPRelu", "QSoftmax", "DynamicQuantGemm", "RuntimeClip",
-            "QLSTM", "QGRU", "QRNN", "RowBands", "QResize"}
+            "QLSTM", "QGRU", "QRNN", "RowBands", "QResize", "QReduceMean", "QLayerNorm"}
 
 
 def rows():

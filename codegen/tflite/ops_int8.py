@@ -10,6 +10,11 @@ QLookup of a Sigmoid / Tanh -> LOGISTIC / TANH (version 2) when its output param
 TFLite's fixed ones and its table equals the table LiteRT builds for its input parameters
 (edgec/ops/tflite_activations.py; `--tflite-activations` makes them so); any other table
 stays CAST + ADD + GATHER (ops_misc.lower_lookup), which computes edgec's table exactly.
+
+QReduceMean (edgec/ops/quantized_reduce.py) -> MEAN over the same axes and keepDims: TFLite's
+int8 MEAN derives the same multiplier from the two scales and the count (reference_ops::
+QuantizedMeanOrSum, int8_scheme.mean_requant_attrs); refused when the node's multiplier is not
+that one or its clamp is narrower than int8 (MEAN has no fused activation).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import numpy as np
 
 from edgec.codegen.tflite.ops_misc import lower_lookup
 from edgec.errors import UnsupportedError
+from edgec.ops.int8_scheme import mean_requant_attrs
+from edgec.ops.quantized_reduce import reduce_count
 from edgec.ops.softmax_fixed_point import OUTPUT_SCALE, OUTPUT_ZERO_POINT
 from edgec.ops.tflite_activations import FIXED_OUTPUT, tflite_builtin, tflite_table
 
@@ -59,4 +66,22 @@ def lower_qlookup(lw, node) -> None:
     lw.b.add_operator(kind, [lw.tensor(node.inputs[0])], [lw.output_tensor(node.outputs[0])])
 
 
-LOWERINGS = {"QSoftmax": lower_qsoftmax, "QLookup": lower_qlookup}
+def lower_qreduce_mean(lw, node) -> None:
+    """QReduceMean -> MEAN (int8) with constant int32 axes."""
+    a = node.attrs
+    tfl = mean_requant_attrs(a["x_scale"], a["y_scale"], reduce_count(node))
+    if (list(a["multiplier"]), list(a["shift"])) != (tfl["multiplier"], tfl["shift"]):
+        raise UnsupportedError(f"QReduceMean node '{node.name}': its multiplier is not TFLite "
+                               "MEAN's for its scales; compile with --keep-float ReduceMean")
+    if (a["act_min"], a["act_max"]) != (-128, 127):
+        raise UnsupportedError(f"QReduceMean node '{node.name}': MEAN has no fused "
+                               "activation; compile with --keep-float ReduceMean")
+    opt = lw.b.tfl.ReducerOptionsT()
+    opt.keepDims = bool(a["keepdims"])
+    axes = lw.b.const(f"{node.name}/axes", np.asarray(a["axes"], np.int32))
+    lw.b.add_operator("MEAN", [lw.tensor(node.inputs[0]), axes],
+                      [lw.output_tensor(node.outputs[0])], opt)
+
+
+LOWERINGS = {"QSoftmax": lower_qsoftmax, "QLookup": lower_qlookup,
+             "QReduceMean": lower_qreduce_mean}

@@ -21,6 +21,7 @@ from edgec.ops import prune_facet
 from edgec.ops.base import Attr, OpDef, PruneRule, QuantRule, in_type, normalize_axis
 from edgec.ops.common import FLOATS, require_dtypes
 from edgec.ops.conv import LAYOUTS, channels
+from edgec.ops.int8_reduce_norm import LAYER_NORM_INT8
 from edgec.ops.registry import register_op
 
 
@@ -172,7 +173,7 @@ class LayerNormalization(OpDef):
         "stash_type": Attr("int", 1, (1,)),
         "num_outputs": Attr("int", 1, (1, 2, 3)),
     }
-    quant = QuantRule.FLOAT_ONLY
+    quant = LAYER_NORM_INT8
     prune = PruneRule.BLOCK
     dtypes = FLOATS
 

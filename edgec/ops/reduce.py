@@ -18,6 +18,7 @@ from edgec.ir import DType, Node, TensorType
 from edgec.ops import prune_facet
 from edgec.ops.base import Attr, OpDef, QuantRule, in_type, normalize_axis
 from edgec.ops.common import FLOATS, NUMERIC, require_dtypes
+from edgec.ops.int8_reduce_norm import REDUCE_MEAN_INT8
 from edgec.ops.registry import register_op
 
 # ------------------------------------------------------------------------------ loop plans
@@ -156,7 +157,7 @@ INT_SUM_DTYPES = {DType.FLOAT32, DType.INT32, DType.INT64}
 _reduce_op("ReduceMax", _reduce_max, MINMAX_DTYPES, QuantRule.SAME_AS_INPUT)
 _reduce_op("ReduceMin", _reduce_min, MINMAX_DTYPES, QuantRule.SAME_AS_INPUT)
 _reduce_op("ReduceSum", _int_wrap_sum, INT_SUM_DTYPES, axes_input_since=13)
-_reduce_op("ReduceMean", lambda x, a: np.mean(x, axis=a), quant=QuantRule.REQUANTIZE)
+_reduce_op("ReduceMean", lambda x, a: np.mean(x, axis=a), quant=REDUCE_MEAN_INT8)
 _reduce_op("ReduceProd", _int_wrap_prod, INT_SUM_DTYPES)
 _reduce_op("ReduceSumSquare", lambda x, a: np.sum(x * x, axis=a))
 _reduce_op("ReduceL1", lambda x, a: np.sum(np.abs(x), axis=a))
