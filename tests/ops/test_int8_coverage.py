@@ -304,3 +304,27 @@ def test_nearest_on_int8_codes_equals_onnxruntime_exactly(ctm, nm):
         g.outputs.append(rnode.output)
         got = run_graph(g, {"x": x})[rnode.output.name]
         assert got.dtype == np.int8 and np.array_equal(got.astype(np.float32), want), out_hw
+
+
+def test_upsample_linear_is_qresize_and_bit_exact(tmp_path):
+    """Upsample (opset 9, linear) takes the same int8 form: QResize, C == the reference."""
+    rng = np.random.default_rng(4)
+    inits = [numpy_helper.from_array((rng.standard_normal((4, 3, 3, 3)) / 5).astype(np.float32),
+                                     "w"),
+             numpy_helper.from_array(np.array([1, 1, 2, 3], np.float32), "s")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Upsample", ["c", "s"], ["y"], mode="linear")]
+    graph = helper.make_graph(
+        nodes, "u", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 12, 15])], inits)
+    path = tmp_path / "up.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)]), path)
+    calib = [{"x": np.random.default_rng(s).standard_normal((1, 3, 6, 5)).astype(np.float32)}
+             for s in range(4)]
+    result = compile_model(path, CompileOptions(target="generic-int8", calib_samples=calib))
+    assert result.report["quantization"]["float_nodes"] == []
+    assert "QResize" in [n.op for n in result.graph.nodes]
+    samples = [random_inputs(result.source_graph, 1)]
+    compiled = run_compiled(result, samples, tmp_path / "o")
+    res = compare_outputs(result, path, samples, compiled)
+    assert res.ok, [(o.name, o.mismatched) for o in res.outputs]
