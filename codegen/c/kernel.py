@@ -113,9 +113,18 @@ def guard_for(op: str) -> Callable[[Node], None] | None:
     return _GUARDS.get(op)
 
 
+_COMPOSITES: set[str] = set()
+
+
+def register_composite(op: str) -> None:
+    """Declare `op` a composite the back-end renders from its parts' own kernels rather than
+    through candidates (RowBands: codegen/c/row_bands.py)."""
+    _COMPOSITES.add(op)
+
+
 def has_kernels(op: str) -> bool:
-    """True when some C kernel is registered for `op`."""
-    return (op, PORTABLE) in _CANDIDATES
+    """True when some C kernel is registered for `op` (or it is a registered composite)."""
+    return (op, PORTABLE) in _CANDIDATES or op in _COMPOSITES
 
 
 def op_lowering(template, params=None) -> Candidate:

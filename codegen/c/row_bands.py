@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 
-from edgec.codegen.c.kernel import Kernel
+from edgec.codegen.c.kernel import Kernel, register_composite
 from edgec.codegen.c.naming import c_text, comment_text
 from edgec.codegen.c.select import select
 from edgec.codegen.c.threads import WorkSplit
@@ -26,6 +26,7 @@ from edgec.ir import Node, Value
 from edgec.ops.row_bands import PREVIOUS, Run, schedule_of, stage_call
 
 ROW_BANDS = "RowBands"
+register_composite(ROW_BANDS)  # each stage runs its own layer's kernel
 
 
 def _row_elems(v: Value) -> int:
