@@ -11,6 +11,9 @@ which hands its writer to `to_qdq`; vocabulary in int8_facet.py):
   QLookup      exact: Gather(table, int32(x) + 128)
   QPRelu       DQ -> PRelu(slopes along the last axis) -> Clip -> Q
   QSoftmax     DQ -> Softmax(last axis) -> Q(1/256, -128)
+  QReduceMean  DQ -> ReduceMean(axes, keepdims) -> Clip -> Q
+  QLayerNorm   DQ -> LayerNormalization(axis, Scale = gain * y_scale, B = (offset - y_zp) *
+               y_scale, epsilon = eps_codes * x_scale^2 / D^2) -> Clip -> Q
 """
 
 from __future__ import annotations
@@ -192,6 +195,43 @@ class QSoftmaxExport(Int8Facet):
         return True
 
 
+class QReduceMeanExport(Int8Facet):
+    """QReduceMean: a float ReduceMean over the same axes between DQ and Q."""
+
+    category = "requantize"
+
+    def to_qdq(self, op, node: Node, writer) -> bool:
+        """DQ(x) -> ReduceMean(axes, keepdims) -> Clip -> Q."""
+        y = writer.add("ReduceMean", [_dq_input(writer, node, 0, "x")],
+                       axes=list(node.attrs["axes"]), keepdims=node.attrs["keepdims"])
+        _clamp_and_quantize(writer, node, y)
+        return True
+
+
+class QLayerNormExport(Int8Facet):
+    """QLayerNorm: a float LayerNormalization (Scale, B and epsilon recovered from the int8
+    form) between DQ and Q."""
+
+    category = "requantize"
+
+    def to_qdq(self, op, node: Node, writer) -> bool:
+        """DQ(x) -> LayerNormalization -> Clip -> Q."""
+        a = node.attrs
+        shape = node.input(0).shape
+        norm_shape = shape[a["axis"]:]
+        rows = int(np.prod(norm_shape))
+        ys = np.float64(a["y_scale"])
+        scale = (np.asarray(a["gain"], np.float64) * ys).astype(np.float32)
+        bias = ((np.asarray(a["offset"], np.float64) - a["y_zero_point"]) * ys).astype(
+            np.float32)
+        eps = float(a["eps_codes"]) * float(a["x_scale"]) ** 2 / float(rows) ** 2
+        y = writer.add("LayerNormalization", [
+            _dq_input(writer, node, 0, "x"), writer.init(scale.reshape(norm_shape), "scale"),
+            writer.init(bias.reshape(norm_shape), "bias")], axis=a["axis"], epsilon=eps)
+        _clamp_and_quantize(writer, node, y)
+        return True
+
+
 QCONV_EXPORT = QConvExport("qconv")
 QGEMM_EXPORT = QGemmExport("qgemm")
 QADD_EXPORT = QBinaryExport("qadd", "Add")
@@ -203,3 +243,5 @@ QREQUANTIZE_EXPORT = QRequantizeExport("qrequantize")
 QPRELU_EXPORT = QPReluExport("qprelu")
 QLOOKUP_EXPORT = QLookupExport("qlookup")
 QSOFTMAX_EXPORT = QSoftmaxExport("qsoftmax")
+QREDUCE_MEAN_EXPORT = QReduceMeanExport("qreducemean")
+QLAYER_NORM_EXPORT = QLayerNormExport("qlayernorm")

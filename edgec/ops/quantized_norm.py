@@ -22,6 +22,7 @@ import numpy as np
 from edgec.errors import ShapeError
 from edgec.ir import DType, Node, TensorType
 from edgec.ops.base import Attr, PruneRule, in_type
+from edgec.ops.int8_export import QLAYER_NORM_EXPORT
 from edgec.ops.quant_common import require_int8
 from edgec.ops.quantized import QMAX, QMIN, SCALE_ATTRS, QuantizedOp
 from edgec.ops.registry import register_op
@@ -50,6 +51,7 @@ class QLayerNorm(QuantizedOp):
              "y_zero_point": Attr("int", 0), "eps_codes": Attr("int", 1),
              "gain": Attr("floats"), "offset": Attr("floats"),
              "act_min": Attr("int", QMIN), "act_max": Attr("int", QMAX), **SCALE_ATTRS}
+    quant = QLAYER_NORM_EXPORT
     prune = PruneRule.BLOCK
 
     def row_size(self, node: Node) -> int:

@@ -17,6 +17,7 @@ from edgec import qmath
 from edgec.errors import ShapeError
 from edgec.ir import DType, Node, TensorType
 from edgec.ops.base import Attr, PruneRule, in_type
+from edgec.ops.int8_export import QREDUCE_MEAN_EXPORT
 from edgec.ops.int8_reduce_norm import MAX_MEAN_COUNT
 from edgec.ops.quant_common import require_int8
 from edgec.ops.quantized import REQUANT_ATTRS, SCALE_ATTRS, QuantizedOp
@@ -36,6 +37,7 @@ class QReduceMean(QuantizedOp):
 
     attrs = {"axes": Attr("ints"), "keepdims": Attr("int", 1, (0, 1)),
              "x_zero_point": Attr("int", 0), **REQUANT_ATTRS, **SCALE_ATTRS}
+    quant = QREDUCE_MEAN_EXPORT
     prune = PruneRule.PASSTHROUGH
     prune_flow = ReduceOp.prune_flow
 

@@ -209,3 +209,21 @@ def test_layer_norm_int8_edge_rows_bit_exact_across_targets():
     want = ort_run(model, feeds)["y"]
     assert np.allclose(ref["y"][0], want[0], atol=0.05)  # constant row: y = B
     assert snr_db(want, ref["y"]) > SNR_FLOOR_DB, snr_db(want, ref["y"])
+
+
+def test_qdq_export_of_reduce_mean_and_layer_norm_runs_in_onnxruntime():
+    """export-qdq writes QReduceMean / QLayerNorm as DQ -> ReduceMean / LayerNormalization ->
+    Q; onnxruntime's float op on the same int8 input lands within one output step of the
+    int8 result."""
+    from edgec.quant.qdq_export import qdq_model
+
+    for model, feeds, op in ((*conv_reduce_mean((1, 3), 0, 18), "ReduceMean"),
+                             (*gemm_layer_norm((4, 10, 32), -1), "LayerNormalization")):
+        result = compile_model_proto(model, "generic-int8", calib_samples=[feeds])
+        exported = qdq_model(result.graph)
+        assert op in [n.op_type for n in exported.graph.node]
+        ort = ort_run(exported, feeds)["y"]
+        ref = run_graph(result.graph, feeds)["y"]
+        q = next(n for n in result.graph.nodes if n.op in ("QReduceMean", "QLayerNorm"))
+        step = q.attrs["y_scale"]
+        assert np.max(np.abs(ort - ref)) <= 1.01 * step, (op, np.max(np.abs(ort - ref)), step)
