@@ -227,3 +227,27 @@ def test_qdq_export_of_reduce_mean_and_layer_norm_runs_in_onnxruntime():
         q = next(n for n in result.graph.nodes if n.op in ("QReduceMean", "QLayerNorm"))
         step = q.attrs["y_scale"]
         assert np.max(np.abs(ort - ref)) <= 1.01 * step, (op, np.max(np.abs(ort - ref)), step)
+
+
+def test_prequantized_qdq_reduce_mean_imports_as_qreduce_mean(tmp_path):
+    """DQ -> ReduceMean -> Q of a pre-quantised model becomes QReduceMean between the model's
+    scales; onnxruntime (one float rounding) is within one LSB of it (TFLite's two
+    roundings), and the C equals the reference."""
+    ys = 0.01
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+             helper.make_node("ReduceMean", ["xd"], ["m"], axes=[1, 3], keepdims=0),
+             helper.make_node("QuantizeLinear", ["m", "ys", "yz"], ["mq"]),
+             helper.make_node("DequantizeLinear", ["mq", "ys", "yz"], ["y"])]
+    inits = {"xs": np.float32(0.03), "xz": np.int8(5), "ys": np.float32(ys),
+             "yz": np.int8(-3)}
+    model = make_model(nodes, {"x": (np.float32, [2, 4, 5, 6])}, {"y": (np.float32, [2, 5])},
+                       inits, opset=13)
+    result = compile_model_proto(model, "generic-int8")
+    assert [n.op for n in result.graph.nodes] == ["QuantizeLinear", "QReduceMean",
+                                                  "DequantizeLinear"]
+    feeds = {"x": np.random.default_rng(0).standard_normal((2, 4, 5, 6)).astype(np.float32)}
+    ref = run_graph(result.graph, feeds)["y"]
+    assert np.max(np.abs(ref - ort_run(model, feeds)["y"])) <= ys * 1.0001
+    got = run_compiled(result, [feeds], tmp_path)[0]["y"]
+    assert np.array_equal(got, ref)
