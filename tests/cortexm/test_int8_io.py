@@ -27,10 +27,11 @@ from edgec.workbench.compare import random_inputs
 from edgec.workbench.verify import run_compiled, verify_result
 
 
-def compiled(zoo_dir, model: str, target: str, io: str):
+def compiled(zoo_dir, model: str, target: str, io: str, **options):
     path = zoo_dir / f"{model}.onnx"
     calib = random_calibration_inputs(load_onnx(path), 4, seed=1)
-    return path, compile_model(path, CompileOptions(target=target, calib_samples=calib, io=io))
+    return path, compile_model(path, CompileOptions(target=target, calib_samples=calib, io=io,
+                                                    **options))
 
 
 @pytest.mark.parametrize("target", ["cortex-m4-int8", "cortex-m55-int8", "generic-int8"])
@@ -71,8 +72,15 @@ def test_int8_io_outputs_dequantise_to_the_float_io_build(zoo_dir, tmp_path):
 
 
 def test_int8_io_keeps_a_final_float_softmax(zoo_dir):
-    """DS-CNN ends in a float Softmax: its input turns int8, its output stays float."""
+    """DS-CNN ends in a Softmax: int8 by default (TFLite's int8 SOFTMAX), so both its input
+    and output turn int8; with --no-int8-softmax the Softmax is float and the output stays
+    float."""
     _, res = compiled(zoo_dir, "dscnn", "cortex-m4-int8", "int8")
+    assert set(res.report["int8_io"]["inputs"]) == {"input"}
+    assert set(res.report["int8_io"]["outputs"]) == {res.report["outputs"][0]["name"]}
+    assert res.report["outputs"][0]["dtype"] == "int8"
+    assert "QuantizeLinear" not in res.report["ops"] and "DequantizeLinear" not in res.report["ops"]
+    _, res = compiled(zoo_dir, "dscnn", "cortex-m4-int8", "int8", int8_softmax=False)
     assert set(res.report["int8_io"]["inputs"]) == {"input"} and not res.report["int8_io"]["outputs"]
     assert res.report["outputs"][0]["dtype"] == "float32"
     assert "QuantizeLinear" not in res.report["ops"] and "DequantizeLinear" in res.report["ops"]
