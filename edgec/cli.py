@@ -302,7 +302,8 @@ def cmd_targets(args) -> int:
 
 def cmd_ops(args) -> int:
     """edgec ops: list supported operators."""
-    from edgec.ops import all_ops  # on use: keeps `edgec --help` light
+    from edgec.codegen.coverage import coverage_cells, op_coverage  # on use: light --help
+    from edgec.ops import all_ops
 
     rows = []
     for name, op in all_ops().items():
@@ -310,13 +311,17 @@ def cmd_ops(args) -> int:
             (type(op).__doc__ or "").strip().splitlines()[0]
         rows.append({"name": name, "summary": kind, "fold_only": op.fold_only,
                      "int8": op.quant.value,
-                     "dtypes": sorted(d.value for d in (getattr(op, "dtypes", None) or ()))})
+                     "dtypes": sorted(d.value for d in (getattr(op, "dtypes", None) or ())),
+                     **op_coverage(name)})
     if getattr(args, "json", False):
         print(json.dumps(rows))
         return 0
-    print(f"{'op'.ljust(24)} {'int8'.ljust(14)} semantics")
-    for row in rows:  # int8: how int8 builds run the op (float-only: stays float)
-        print(f"{row['name'].ljust(24)} {row['int8'].ljust(14)} {row['summary']}")
+    # int8: how int8 builds run the op (float-only: stays float); c: kernels on every C
+    # target ("all") | ISA families with their own; int8 op: what int8 builds run instead
+    table = [["op", "int8", "c", "int8 op: c", "tflite", "coreml", "semantics"]]
+    table += [[r["name"], r["int8"], *coverage_cells(r), r["summary"]] for r in rows]
+    for line in align_rows(table):
+        print(line)
     return 0
 
 

@@ -42,6 +42,8 @@ def render() -> str:
         "its input's scale; requantize: own calibrated scale; lookup: 256-entry table;",
         "float-only: stays float between Dequantize/Quantize). Attribute limits are listed in",
         "docs/conformance.md (declined cases) and reported by `edgec compile` as one-line errors.",
+        "`edgec ops` (`--json`) adds, per op, the ISA families with C kernels, the int8 op it",
+        "becomes and that op's C kernels, the TFLite builtins and whether CoreML maps it.",
         "",
         "| op | kind | element types | int8 | semantics |",
         "|---|---|---|---|---|",
