@@ -11,11 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgec.compiler import CompileOptions, compile_graph
 from edgec.frontend.onnx import import_model
 from edgec.workbench.compare import compare
+from edgec.workbench.machine import machine_info
 from edgec.workbench.verify import run_compiled
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,6 +86,18 @@ def check_against_ort(model: onnx.ModelProto, feeds: dict, target: str = "generi
 def have(tool: str) -> bool:
     """True when an executable is on PATH."""
     return shutil.which(tool) is not None
+
+
+def int8_c_target_params(*arm64_targets: str) -> list:
+    """generic-int8, x86_64-int8 (skipped without AVX2) and the given arm64 int8 targets
+    (skipped without the cross compiler and qemu-aarch64), as pytest parameters."""
+    arm64 = have("aarch64-linux-gnu-gcc") and have("qemu-aarch64")
+    return ["generic-int8",
+            pytest.param("x86_64-int8", marks=pytest.mark.skipif(
+                "avx2" not in machine_info()["flags"], reason="this host has no AVX2")),
+            *(pytest.param(t, marks=pytest.mark.skipif(
+                not arm64, reason="needs gcc-aarch64-linux-gnu and qemu-user"))
+              for t in arm64_targets)]
 
 
 def ensure_zoo() -> Path:

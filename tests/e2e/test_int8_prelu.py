@@ -5,18 +5,16 @@ input (an independent computation) within one LSB."""
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-from helpers import tflite_mbqm
+from helpers import int8_c_target_params, tflite_mbqm
 from onnx import TensorProto, helper, numpy_helper
 
 from edgec import qmath
-from edgec.workbench.machine import machine_info
 from edgec.compiler import CompileOptions, compile_model
 from edgec.ir import DType, Graph, TensorType
 from edgec.ops import get_op
@@ -24,16 +22,7 @@ from edgec.ops.int8_scheme import qprelu_attrs
 from edgec.workbench.compare import compare_outputs, onnxruntime_outputs, random_inputs
 from edgec.workbench.verify import run_compiled
 
-ARM64 = shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64")
-TARGETS = [
-    "generic-int8",
-    pytest.param("x86_64-int8", marks=pytest.mark.skipif(
-        "avx2" not in machine_info()["flags"], reason="this host has no AVX2")),
-    pytest.param("arm64-int8", marks=pytest.mark.skipif(
-        not ARM64, reason="needs gcc-aarch64-linux-gnu and qemu-user")),
-    pytest.param("arm64-int8-base", marks=pytest.mark.skipif(
-        not ARM64, reason="needs gcc-aarch64-linux-gnu and qemu-user")),
-]
+TARGETS = int8_c_target_params("arm64-int8", "arm64-int8-base")
 
 
 def landmark_model() -> onnx.ModelProto:

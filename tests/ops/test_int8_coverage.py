@@ -6,13 +6,13 @@ Resize linear becomes QResize (Q10 weights); cubic stays float with its reason."
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+from helpers import int8_c_target_params
 from onnx import TensorProto, helper, numpy_helper
 
 from edgec.compiler import CompileOptions, compile_model
@@ -20,17 +20,9 @@ from edgec.errors import UnsupportedError
 from edgec.interp import run_graph
 from edgec.ops.int8_scheme import requant_attrs
 from edgec.workbench.compare import compare_outputs, onnxruntime_outputs, random_inputs
-from edgec.workbench.machine import machine_info
 from edgec.workbench.verify import run_compiled
 
-ARM64 = shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64")
-TARGETS = [
-    "generic-int8",
-    pytest.param("x86_64-int8", marks=pytest.mark.skipif(
-        "avx2" not in machine_info()["flags"], reason="this host has no AVX2")),
-    pytest.param("arm64-int8", marks=pytest.mark.skipif(
-        not ARM64, reason="needs gcc-aarch64-linux-gnu and qemu-user")),
-]
+TARGETS = int8_c_target_params("arm64-int8")
 SHAPE = (1, 3, 12, 12)
 C = 8
 
